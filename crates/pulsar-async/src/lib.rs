@@ -1,0 +1,2 @@
+//! pulsar-async: part of a sans-IO Apache Pulsar client.
+#![deny(missing_docs)]

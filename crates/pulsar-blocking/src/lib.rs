@@ -1,0 +1,2 @@
+//! pulsar-blocking: part of a sans-IO Apache Pulsar client.
+#![deny(missing_docs)]

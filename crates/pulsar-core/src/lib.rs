@@ -1,0 +1,2 @@
+//! pulsar-core: part of a sans-IO Apache Pulsar client.
+#![deny(missing_docs)]

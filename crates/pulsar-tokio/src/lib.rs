@@ -1,0 +1,2 @@
+//! pulsar-tokio: part of a sans-IO Apache Pulsar client.
+#![deny(missing_docs)]

@@ -1,0 +1,1 @@
+//! Test support: a real broker, unique topic names.
