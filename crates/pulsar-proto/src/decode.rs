@@ -1,0 +1,256 @@
+//! Incremental frame decoder.
+
+use std::ops::Range;
+
+use bytes::{Buf, Bytes, BytesMut};
+use prost::Message;
+
+use crate::error::{DecodeError, FrameSection};
+use crate::pb;
+use crate::{
+    DEFAULT_MAX_MESSAGE_SIZE, FRAME_HEADER_ROOM, MAGIC_BROKER_ENTRY_METADATA, MAGIC_CRC32C,
+};
+
+/// One decoded frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    /// The command. Its body field (the one `type` designates) is always present.
+    pub command: pb::BaseCommand,
+    /// Metadata and payload, for payload commands (`SEND`, `MESSAGE`).
+    pub payload: Option<Payload>,
+}
+
+/// The part of a payload frame after the command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Payload {
+    /// Metadata the broker prepended to the entry (only when the client advertised support).
+    pub broker_entry_metadata: Option<pb::BrokerEntryMetadata>,
+    /// The message metadata.
+    pub metadata: pb::MessageMetadata,
+    /// The (possibly compressed, possibly batched) payload: a slice of the read buffer, not a
+    /// copy.
+    pub data: Bytes,
+}
+
+/// Decodes frames from a read buffer, enforcing a frame size limit.
+#[derive(Debug, Clone)]
+pub struct FrameDecoder {
+    max_frame_size: usize,
+}
+
+impl Default for FrameDecoder {
+    fn default() -> Self {
+        FrameDecoder::new(DEFAULT_MAX_MESSAGE_SIZE)
+    }
+}
+
+/// Where the sections of a payload frame lie, as offsets into the frame (length prefix included).
+struct PayloadLayout {
+    broker_entry_metadata: Option<pb::BrokerEntryMetadata>,
+    /// Checksum carried by the frame and the range it covers.
+    checksum: Option<(u32, Range<usize>)>,
+    metadata: Range<usize>,
+    data: Range<usize>,
+}
+
+impl FrameDecoder {
+    /// A decoder accepting frames for messages of up to `max_message_size` bytes
+    /// (the frame limit is `max_message_size + FRAME_HEADER_ROOM`).
+    pub fn new(max_message_size: usize) -> Self {
+        FrameDecoder {
+            max_frame_size: max_message_size.saturating_add(FRAME_HEADER_ROOM),
+        }
+    }
+
+    /// Adjusts the limit, typically to the broker's `CommandConnected::max_message_size`.
+    pub fn set_max_message_size(&mut self, max_message_size: usize) {
+        self.max_frame_size = max_message_size.saturating_add(FRAME_HEADER_ROOM);
+    }
+
+    /// The largest `totalSize` accepted (the frame without its own 4-byte length prefix).
+    pub fn max_frame_size(&self) -> usize {
+        self.max_frame_size
+    }
+
+    /// Decodes the next frame from `buf`.
+    ///
+    /// Returns `Ok(None)` when `buf` holds only part of a frame; nothing is consumed then. On
+    /// `Ok(Some(_))` the frame's bytes are consumed from `buf`. On
+    /// [`DecodeError::ChecksumMismatch`] the frame is consumed too; on every other error `buf` is
+    /// left untouched and the connection should be closed.
+    ///
+    /// The frame size is checked against the limit as soon as its 4-byte length is readable,
+    /// before anything is reserved or allocated for it. This function never grows `buf`.
+    pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
+        let Some(total) = read_u32(buf, 0) else {
+            return Ok(None);
+        };
+        let total = total as usize;
+        if total > self.max_frame_size {
+            return Err(DecodeError::FrameTooLarge {
+                size: total,
+                limit: self.max_frame_size,
+            });
+        }
+        if total < 4 {
+            return Err(DecodeError::Truncated {
+                section: FrameSection::CommandSize,
+                needed: 4,
+                available: total,
+            });
+        }
+        let frame_len = 4 + total;
+        let Some(frame) = buf.get(..frame_len) else {
+            return Ok(None);
+        };
+
+        let (command, command_end) = decode_command(frame)?;
+        if command_end == frame_len {
+            buf.advance(frame_len);
+            return Ok(Some(Frame {
+                command,
+                payload: None,
+            }));
+        }
+
+        let layout = payload_layout(frame, command_end)?;
+        if let Some((expected, covered)) = &layout.checksum {
+            let actual = crc32c::crc32c(frame.get(covered.clone()).unwrap_or_default());
+            if actual != *expected {
+                buf.advance(frame_len);
+                return Err(DecodeError::ChecksumMismatch {
+                    command: Box::new(command),
+                    expected: *expected,
+                    actual,
+                });
+            }
+        }
+        let metadata = pb::MessageMetadata::decode(frame.get(layout.metadata).unwrap_or_default())
+            .map_err(|source| DecodeError::Protobuf {
+                section: FrameSection::Metadata,
+                source,
+            })?;
+
+        let frame = buf.split_to(frame_len).freeze();
+        Ok(Some(Frame {
+            command,
+            payload: Some(Payload {
+                broker_entry_metadata: layout.broker_entry_metadata,
+                metadata,
+                data: frame.slice(layout.data),
+            }),
+        }))
+    }
+}
+
+/// Decodes and validates the command of a complete frame; returns it and the offset after it.
+fn decode_command(frame: &[u8]) -> Result<(pb::BaseCommand, usize), DecodeError> {
+    let available = frame.len() - 8;
+    let command_size = read_u32(frame, 4).unwrap_or_default() as usize;
+    let command_end = 8usize.saturating_add(command_size);
+    let Some(bytes) = frame.get(8..command_end) else {
+        return Err(DecodeError::Truncated {
+            section: FrameSection::Command,
+            needed: command_size,
+            available,
+        });
+    };
+    let mut command = pb::BaseCommand::decode(bytes).map_err(|source| DecodeError::Protobuf {
+        section: FrameSection::Command,
+        source,
+    })?;
+    let Some(kind) = command.kind() else {
+        return Err(DecodeError::UnknownCommand(command.r#type));
+    };
+    if !command.has_body(kind) {
+        // Empty commands carry nothing: be lenient with peers that omit their body.
+        match kind {
+            pb::base_command::Type::Ping => command.ping = Some(Box::default()),
+            pb::base_command::Type::Pong => command.pong = Some(Box::default()),
+            _ => return Err(DecodeError::MissingCommandBody { kind }),
+        }
+    }
+    Ok((command, command_end))
+}
+
+/// Locates the sections after the command of a payload frame.
+///
+/// Layout: `[0x0e02][u32 size][BrokerEntryMetadata]` (optional), `[0x0e01][u32 crc32c]`
+/// (optional), `[u32 metadataSize][MessageMetadata][payload]`; the checksum covers everything after
+/// itself.
+fn payload_layout(frame: &[u8], mut pos: usize) -> Result<PayloadLayout, DecodeError> {
+    let end = frame.len();
+
+    let mut broker_entry_metadata = None;
+    if read_u16(frame, pos) == Some(MAGIC_BROKER_ENTRY_METADATA) {
+        let size = read_u32(frame, pos + 2).ok_or(DecodeError::Truncated {
+            section: FrameSection::BrokerEntryMetadata,
+            needed: 6,
+            available: end - pos,
+        })? as usize;
+        let start = pos + 6;
+        let Some(bytes) = frame.get(start..start.saturating_add(size)) else {
+            return Err(DecodeError::Truncated {
+                section: FrameSection::BrokerEntryMetadata,
+                needed: size,
+                available: end - start,
+            });
+        };
+        broker_entry_metadata = Some(pb::BrokerEntryMetadata::decode(bytes).map_err(|source| {
+            DecodeError::Protobuf {
+                section: FrameSection::BrokerEntryMetadata,
+                source,
+            }
+        })?);
+        pos = start + size;
+    }
+
+    let mut checksum = None;
+    let magic = read_u16(frame, pos);
+    if magic == Some(MAGIC_CRC32C) {
+        let expected = read_u32(frame, pos + 2).ok_or(DecodeError::Truncated {
+            section: FrameSection::Checksum,
+            needed: 6,
+            available: end - pos,
+        })?;
+        pos += 6;
+        checksum = Some((expected, pos..end));
+    }
+
+    let metadata_size = read_u32(frame, pos).ok_or(DecodeError::Truncated {
+        section: FrameSection::MetadataSize,
+        needed: 4,
+        available: end - pos,
+    })? as usize;
+    let metadata_start = pos + 4;
+    let metadata_end = metadata_start.saturating_add(metadata_size);
+    if metadata_end > end {
+        return Err(match (checksum.is_some(), magic) {
+            // Neither magic and no plausible metadata section: garbage after the command.
+            (false, Some(found)) => DecodeError::BadMagic { found },
+            _ => DecodeError::Truncated {
+                section: FrameSection::Metadata,
+                needed: metadata_size,
+                available: end - metadata_start,
+            },
+        });
+    }
+    Ok(PayloadLayout {
+        broker_entry_metadata,
+        checksum,
+        metadata: metadata_start..metadata_end,
+        data: metadata_end..end,
+    })
+}
+
+#[inline]
+fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
+    let chunk = bytes.get(at..at.checked_add(4)?)?;
+    Some(u32::from_be_bytes(chunk.try_into().ok()?))
+}
+
+#[inline]
+fn read_u16(bytes: &[u8], at: usize) -> Option<u16> {
+    let chunk = bytes.get(at..at.checked_add(2)?)?;
+    Some(u16::from_be_bytes(chunk.try_into().ok()?))
+}
