@@ -44,13 +44,15 @@ impl Default for FrameDecoder {
     }
 }
 
-/// Where the sections of a payload frame lie, as offsets into the frame (length prefix included).
-struct PayloadLayout {
+/// The optional sections of a payload frame, before the metadata.
+struct PayloadHead {
     broker_entry_metadata: Option<pb::BrokerEntryMetadata>,
-    /// Checksum carried by the frame and the range it covers.
-    checksum: Option<(u32, Range<usize>)>,
-    metadata: Range<usize>,
-    data: Range<usize>,
+    /// The checksum carried by the frame, if any.
+    checksum: Option<u32>,
+    /// The first two bytes where the checksum magic may have been.
+    magic: Option<u16>,
+    /// Offset of `[metadataSize]`, where the checksummed part starts.
+    body_start: usize,
 }
 
 impl FrameDecoder {
@@ -113,31 +115,33 @@ impl FrameDecoder {
             }));
         }
 
-        let layout = payload_layout(frame, command_end)?;
-        if let Some((expected, covered)) = &layout.checksum {
-            let actual = crc32c::crc32c(frame.get(covered.clone()).unwrap_or_default());
-            if actual != *expected {
+        let head = payload_head(frame, command_end)?;
+        if let Some(expected) = head.checksum {
+            // Verified before the metadata size is trusted: the checksum covers it.
+            let actual = crc32c::crc32c(frame.get(head.body_start..).unwrap_or_default());
+            if actual != expected {
                 buf.advance(frame_len);
                 return Err(DecodeError::ChecksumMismatch {
                     command: Box::new(command),
-                    expected: *expected,
+                    expected,
                     actual,
                 });
             }
         }
-        let metadata = pb::MessageMetadata::decode(frame.get(layout.metadata).unwrap_or_default())
+        let (metadata_range, data_range) = metadata_ranges(frame, &head)?;
+        let metadata = pb::MessageMetadata::decode(frame.get(metadata_range).unwrap_or_default())
             .map_err(|source| DecodeError::Protobuf {
-                section: FrameSection::Metadata,
-                source,
-            })?;
+            section: FrameSection::Metadata,
+            source,
+        })?;
 
         let frame = buf.split_to(frame_len).freeze();
         Ok(Some(Frame {
             command,
             payload: Some(Payload {
-                broker_entry_metadata: layout.broker_entry_metadata,
+                broker_entry_metadata: head.broker_entry_metadata,
                 metadata,
-                data: frame.slice(layout.data),
+                data: frame.slice(data_range),
             }),
         }))
     }
@@ -173,12 +177,12 @@ fn decode_command(frame: &[u8]) -> Result<(pb::BaseCommand, usize), DecodeError>
     Ok((command, command_end))
 }
 
-/// Locates the sections after the command of a payload frame.
+/// Reads the optional sections after the command of a payload frame.
 ///
 /// Layout: `[0x0e02][u32 size][BrokerEntryMetadata]` (optional), `[0x0e01][u32 crc32c]`
 /// (optional), `[u32 metadataSize][MessageMetadata][payload]`; the checksum covers everything after
 /// itself.
-fn payload_layout(frame: &[u8], mut pos: usize) -> Result<PayloadLayout, DecodeError> {
+fn payload_head(frame: &[u8], mut pos: usize) -> Result<PayloadHead, DecodeError> {
     let end = frame.len();
 
     let mut broker_entry_metadata = None;
@@ -205,18 +209,31 @@ fn payload_layout(frame: &[u8], mut pos: usize) -> Result<PayloadLayout, DecodeE
         pos = start + size;
     }
 
-    let mut checksum = None;
     let magic = read_u16(frame, pos);
+    let mut checksum = None;
     if magic == Some(MAGIC_CRC32C) {
-        let expected = read_u32(frame, pos + 2).ok_or(DecodeError::Truncated {
+        checksum = Some(read_u32(frame, pos + 2).ok_or(DecodeError::Truncated {
             section: FrameSection::Checksum,
             needed: 6,
             available: end - pos,
-        })?;
+        })?);
         pos += 6;
-        checksum = Some((expected, pos..end));
     }
+    Ok(PayloadHead {
+        broker_entry_metadata,
+        checksum,
+        magic,
+        body_start: pos,
+    })
+}
 
+/// Locates the metadata and the payload data after the optional sections.
+fn metadata_ranges(
+    frame: &[u8],
+    head: &PayloadHead,
+) -> Result<(Range<usize>, Range<usize>), DecodeError> {
+    let end = frame.len();
+    let pos = head.body_start;
     let metadata_size = read_u32(frame, pos).ok_or(DecodeError::Truncated {
         section: FrameSection::MetadataSize,
         needed: 4,
@@ -225,9 +242,9 @@ fn payload_layout(frame: &[u8], mut pos: usize) -> Result<PayloadLayout, DecodeE
     let metadata_start = pos + 4;
     let metadata_end = metadata_start.saturating_add(metadata_size);
     if metadata_end > end {
-        return Err(match (checksum.is_some(), magic) {
+        return Err(match (head.checksum, head.magic) {
             // Neither magic and no plausible metadata section: garbage after the command.
-            (false, Some(found)) => DecodeError::BadMagic { found },
+            (None, Some(found)) => DecodeError::BadMagic { found },
             _ => DecodeError::Truncated {
                 section: FrameSection::Metadata,
                 needed: metadata_size,
@@ -235,12 +252,7 @@ fn payload_layout(frame: &[u8], mut pos: usize) -> Result<PayloadLayout, DecodeE
             },
         });
     }
-    Ok(PayloadLayout {
-        broker_entry_metadata,
-        checksum,
-        metadata: metadata_start..metadata_end,
-        data: metadata_end..end,
-    })
+    Ok((metadata_start..metadata_end, metadata_end..end))
 }
 
 #[inline]
