@@ -1,0 +1,419 @@
+//! The client: the run-loop API (inputs, outputs, timers) and the application commands. Everything
+//! is delegated: connections and lookups to `Shared`, producers and consumers to their modules.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::config::ClientConfig;
+use crate::consumer::{ConsumerOptions, Consumers, Message};
+use crate::error::{ConfigError, Error, SendError, UsageError};
+use crate::event::{Event, TopicsMode};
+use crate::handle::{ConnectionId, ConsumerId, ProducerId, RequestId, SendId};
+use crate::io::{IoRequest, Transmit};
+use crate::lookup::{OpKind, Owner};
+use crate::message::MessageId;
+use crate::producer::{OutgoingMessage, ProducerOptions, Producers};
+use crate::shared::{Dispatch, Shared};
+use crate::stats::ClientStats;
+use crate::topic::{parse_namespace, TopicName};
+
+/// Where the client is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Life {
+    Open,
+    /// `close` was called: producers and consumers are closing until the deadline.
+    Closing {
+        deadline: Instant,
+    },
+    Closed,
+}
+
+/// A Pulsar client as a pure state machine: connections, lookups, producers and consumers.
+///
+/// See the [crate documentation](crate) for the run-loop contract.
+#[derive(Debug)]
+pub struct Client {
+    shared: Shared,
+    producers: Producers,
+    consumers: Consumers,
+    life: Life,
+}
+
+impl Client {
+    /// A client for `config`. Opens nothing until the first command that needs the broker.
+    pub fn new(config: ClientConfig, now: Instant) -> Result<Client, ConfigError> {
+        let service = config.validate()?;
+        Ok(Client {
+            shared: Shared::new(config, service, now),
+            producers: Producers::default(),
+            consumers: Consumers::default(),
+            life: Life::Open,
+        })
+    }
+
+    // ---- runtime -> core ------------------------------------------------------------------------
+
+    /// The connection asked for with [`IoRequest::Connect`] is established.
+    pub fn handle_connected(&mut self, now: Instant, conn: ConnectionId) -> Result<(), UsageError> {
+        self.shared.handle_connected(now, conn)?;
+        self.pump(now);
+        Ok(())
+    }
+
+    /// The connection asked for with [`IoRequest::Connect`] could not be established.
+    pub fn handle_connect_failed(
+        &mut self,
+        now: Instant,
+        conn: ConnectionId,
+        reason: String,
+    ) -> Result<(), UsageError> {
+        self.shared.handle_connect_failed(now, conn, reason)?;
+        self.pump(now);
+        Ok(())
+    }
+
+    /// Bytes were read from a connection (any amount: partial frames are buffered).
+    pub fn handle_bytes(
+        &mut self,
+        now: Instant,
+        conn: ConnectionId,
+        data: &[u8],
+    ) -> Result<(), UsageError> {
+        self.shared.handle_bytes(now, conn, data)?;
+        self.pump(now);
+        Ok(())
+    }
+
+    /// A connection was closed by the peer or failed (read/write error, EOF).
+    pub fn handle_closed(&mut self, now: Instant, conn: ConnectionId) -> Result<(), UsageError> {
+        self.shared.handle_closed(now, conn)?;
+        self.pump(now);
+        Ok(())
+    }
+
+    /// Time passed. Call when [`poll_timeout`](Self::poll_timeout)'s deadline is reached; calling it
+    /// early or more often is harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.shared.handle_timeout(now);
+        self.pump(now);
+        self.producers.handle_timeout(&mut self.shared, now);
+        self.pump(now);
+        self.consumers.handle_timeout(&mut self.shared, now);
+        self.pump(now);
+        self.check_closing(now);
+    }
+
+    /// Resynchronizes the wall clock used for publish times (Unix milliseconds at `now`).
+    pub fn sync_wall_clock(&mut self, now: Instant, unix_ms: u64) {
+        self.shared.set_unix_millis(now, unix_ms);
+    }
+
+    // ---- core -> runtime ------------------------------------------------------------------------
+
+    /// The next connection request (connect / close). Drain after every call that takes `now`.
+    #[must_use]
+    pub fn poll_io(&mut self) -> Option<IoRequest> {
+        self.shared.poll_io()
+    }
+
+    /// The next bytes to write: everything queued for one connection. Drain after every call.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.shared.poll_transmit()
+    }
+
+    /// The next event for the application. Drain after every call.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.shared.events.pop_front()
+    }
+
+    /// When to call [`handle_timeout`](Self::handle_timeout) next, if ever.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let closing = match self.life {
+            Life::Closing { deadline } => Some(deadline),
+            _ => None,
+        };
+        [
+            self.shared.next_timeout(),
+            self.producers.next_timeout(),
+            self.consumers.next_timeout(),
+            closing,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    // ---- application commands ---------------------------------------------------------------------
+
+    /// Looks up the broker serving `topic`; the answer is [`Event::LookupCompleted`].
+    pub fn lookup_topic(&mut self, now: Instant, topic: &str) -> Result<RequestId, Error> {
+        let topic = TopicName::parse(topic)?;
+        self.app_op(now, |_| OpKind::Lookup {
+            topic: topic.to_string(),
+            authoritative: false,
+            redirects: 0,
+        })
+    }
+
+    /// Asks for the partition count of `topic`; the answer is [`Event::PartitionedMetadata`].
+    pub fn partitioned_metadata(&mut self, now: Instant, topic: &str) -> Result<RequestId, Error> {
+        let topic = TopicName::parse(topic)?;
+        self.app_op(now, |_| OpKind::PartitionedMetadata {
+            topic: topic.to_string(),
+        })
+    }
+
+    /// Lists the topics of `namespace` (`tenant/ns`); the answer is [`Event::TopicsOfNamespace`].
+    pub fn topics_of_namespace(
+        &mut self,
+        now: Instant,
+        namespace: &str,
+        mode: TopicsMode,
+    ) -> Result<RequestId, Error> {
+        let namespace = parse_namespace(namespace)?;
+        self.app_op(now, |_| OpKind::TopicsOfNamespace { namespace, mode })
+    }
+
+    fn app_op(
+        &mut self,
+        now: Instant,
+        kind: impl FnOnce(()) -> OpKind,
+    ) -> Result<RequestId, Error> {
+        self.ensure_open()?;
+        let request = self.shared.ids.request();
+        self.shared
+            .start_op(now, Owner::App(request), kind(()), None);
+        self.pump(now);
+        Ok(request)
+    }
+
+    /// Creates a producer on `topic`: lookup, connection, PRODUCER. [`Event::ProducerReady`] (or
+    /// [`Event::ProducerFailed`]) follows. Sends are accepted at once and queued until it is ready.
+    pub fn create_producer(
+        &mut self,
+        now: Instant,
+        topic: &str,
+        options: ProducerOptions,
+    ) -> Result<ProducerId, Error> {
+        self.ensure_open()?;
+        let id = self
+            .producers
+            .create(&mut self.shared, now, topic, options)?;
+        self.pump(now);
+        Ok(id)
+    }
+
+    /// Queues a message; [`Event::SendCompleted`] names the returned [`SendId`].
+    pub fn send(
+        &mut self,
+        now: Instant,
+        producer: ProducerId,
+        message: OutgoingMessage,
+    ) -> Result<SendId, SendError> {
+        if self.life != Life::Open {
+            return Err(SendError::ClientClosed);
+        }
+        let id = self
+            .producers
+            .send(&mut self.shared, now, producer, message)?;
+        self.pump(now);
+        Ok(id)
+    }
+
+    /// Shorthand for [`send`](Self::send) with only a payload.
+    pub fn send_payload(
+        &mut self,
+        now: Instant,
+        producer: ProducerId,
+        payload: impl Into<Bytes>,
+    ) -> Result<SendId, SendError> {
+        self.send(now, producer, OutgoingMessage::new(payload))
+    }
+
+    /// Closes a producer; [`Event::ProducerClosed`] follows. Messages without a receipt by then fail
+    /// with [`SendError::ProducerClosed`].
+    pub fn close_producer(&mut self, now: Instant, producer: ProducerId) -> Result<(), Error> {
+        self.producers.close(&mut self.shared, now, producer)?;
+        self.pump(now);
+        Ok(())
+    }
+
+    /// Subscribes to `topic`: lookup, connection, SUBSCRIBE, FLOW. [`Event::ConsumerReady`] (or
+    /// [`Event::ConsumerFailed`]) follows; then [`Event::MessagesAvailable`] whenever the receiver
+    /// queue becomes non-empty.
+    pub fn subscribe(
+        &mut self,
+        now: Instant,
+        topic: &str,
+        options: ConsumerOptions,
+    ) -> Result<ConsumerId, Error> {
+        self.ensure_open()?;
+        let id = self
+            .consumers
+            .subscribe(&mut self.shared, now, topic, options)?;
+        self.pump(now);
+        Ok(id)
+    }
+
+    /// Takes the next message from a consumer's receiver queue (refilling broker permits at half).
+    pub fn receive(&mut self, now: Instant, consumer: ConsumerId) -> Option<Message> {
+        let m = self.consumers.receive(&mut self.shared, consumer);
+        self.pump(now);
+        m
+    }
+
+    /// Acknowledges one message.
+    pub fn ack(
+        &mut self,
+        now: Instant,
+        consumer: ConsumerId,
+        message: &MessageId,
+    ) -> Result<(), Error> {
+        self.consumers.ack(&mut self.shared, consumer, message)?;
+        self.pump(now);
+        Ok(())
+    }
+
+    /// Closes a consumer; [`Event::ConsumerClosed`] follows.
+    pub fn close_consumer(&mut self, now: Instant, consumer: ConsumerId) -> Result<(), Error> {
+        self.consumers.close(&mut self.shared, now, consumer)?;
+        self.pump(now);
+        Ok(())
+    }
+
+    /// Closes the client gracefully: producers and consumers first (waiting for the broker, at most the
+    /// operation timeout), then the connections. [`Event::ClientClosed`] comes last.
+    pub fn close(&mut self, now: Instant) {
+        if self.life != Life::Open {
+            return;
+        }
+        self.life = Life::Closing {
+            deadline: now + self.shared.config.operation_timeout,
+        };
+        self.producers.close_all(&mut self.shared, now);
+        self.consumers.close_all(&mut self.shared, now);
+        self.pump(now);
+        self.check_closing(now);
+    }
+
+    /// A snapshot of connections, producers, consumers and counters.
+    pub fn stats(&self) -> ClientStats {
+        ClientStats {
+            connections: self.shared.conns.values().map(|c| c.stats()).collect(),
+            producers: self.producers.stats(),
+            consumers: self.consumers.stats(),
+            counters: self.shared.counters,
+        }
+    }
+
+    /// Whether [`close`](Self::close) has finished.
+    pub fn is_closed(&self) -> bool {
+        self.life == Life::Closed
+    }
+
+    // ---- internals ----------------------------------------------------------------------------------
+
+    fn ensure_open(&self) -> Result<(), Error> {
+        match self.life {
+            Life::Open => Ok(()),
+            _ => Err(Error::ClientClosed),
+        }
+    }
+
+    fn check_closing(&mut self, now: Instant) {
+        let Life::Closing { deadline } = self.life else {
+            return;
+        };
+        let done = self.producers.is_empty() && self.consumers.is_empty();
+        if !done && now < deadline {
+            return;
+        }
+        self.producers
+            .force_close_all(&mut self.shared, Error::Timeout);
+        self.consumers
+            .force_close_all(&mut self.shared, Error::Timeout);
+        self.shared.shutdown(now);
+        self.pump(now);
+        self.life = Life::Closed;
+        self.shared.events.push_back(Event::ClientClosed);
+    }
+
+    /// Routes everything the connections queued for producers and consumers.
+    fn pump(&mut self, now: Instant) {
+        while let Some(d) = self.shared.dispatch.pop_front() {
+            let sh = &mut self.shared;
+            match d {
+                Dispatch::ConnectionReady {
+                    conn,
+                    producers,
+                    consumers,
+                } => {
+                    self.producers.connection_ready(sh, now, conn, &producers);
+                    self.consumers.connection_ready(sh, now, conn, &consumers);
+                }
+                Dispatch::ConnectionLost {
+                    conn,
+                    reason,
+                    producers,
+                    consumers,
+                } => {
+                    self.producers
+                        .connection_lost(sh, now, conn, &reason, &producers);
+                    self.consumers
+                        .connection_lost(sh, now, conn, &reason, &consumers);
+                }
+                Dispatch::ProducerResponse {
+                    conn,
+                    producer,
+                    request_id,
+                    request,
+                    result,
+                } => self
+                    .producers
+                    .response(sh, now, conn, producer, request_id, request, result),
+                Dispatch::ConsumerResponse {
+                    conn,
+                    consumer,
+                    request_id,
+                    request,
+                    result,
+                } => self
+                    .consumers
+                    .response(sh, now, conn, consumer, request_id, request, result),
+                Dispatch::ProducerCommand {
+                    conn,
+                    producer,
+                    command,
+                } => self.producers.command(sh, now, conn, producer, command),
+                Dispatch::ConsumerCommand {
+                    conn,
+                    consumer,
+                    command,
+                    payload,
+                    checksum_ok,
+                } => self
+                    .consumers
+                    .command(sh, now, conn, consumer, command, payload, checksum_ok),
+                Dispatch::OpDone { owner, op, result } => match owner {
+                    Owner::Producer(p) => self.producers.op_done(sh, now, p, op, result),
+                    Owner::Consumer(c) => self.consumers.op_done(sh, now, c, op, result),
+                    Owner::App(_) => {}
+                },
+            }
+        }
+        if matches!(self.life, Life::Closing { .. }) {
+            self.check_closing_soft(now);
+        }
+    }
+
+    /// Finishes closing as soon as every producer and consumer is gone (without waiting for a timer).
+    fn check_closing_soft(&mut self, now: Instant) {
+        if self.producers.is_empty() && self.consumers.is_empty() {
+            self.check_closing(now);
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Client configuration.
+
+use std::time::Duration;
+
+use crate::auth::AuthProvider;
+use crate::error::ConfigError;
+use crate::service_url::ServiceUrl;
+
+/// Default operation timeout (lookups, producer/consumer registration, close).
+pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default bound on TCP connect plus handshake.
+pub const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default keep-alive interval.
+pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(30);
+/// Default first reconnection delay.
+pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_millis(100);
+/// Default longest reconnection delay.
+pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// Default maximum number of lookup redirects.
+pub const DEFAULT_MAX_LOOKUP_REDIRECTS: u32 = 20;
+
+/// Everything a [`Client`](crate::Client) needs. Build with [`ClientConfig::new`] and set fields.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// `pulsar://host[:port][,host...]` or `pulsar+ssl://...`.
+    pub service_url: String,
+    /// Seed of every random choice (backoff jitter). Same seed + same inputs ⇒ same outputs.
+    pub seed: u64,
+    /// Deadline of each request (lookup, PRODUCER, SUBSCRIBE, CLOSE_*, ...); also bounds graceful close.
+    pub operation_timeout: Duration,
+    /// Bound on TCP connect plus the CONNECT/CONNECTED handshake.
+    pub connection_timeout: Duration,
+    /// Keep-alive interval: PING after this long without input, close after twice as long.
+    /// `Duration::ZERO` disables keep-alive.
+    pub keep_alive_interval: Duration,
+    /// First reconnection delay.
+    pub backoff_initial: Duration,
+    /// Longest reconnection delay.
+    pub backoff_max: Duration,
+    /// Connections kept per logical broker address (at least 1).
+    pub connections_per_broker: usize,
+    /// Lookup redirects followed before failing.
+    pub max_lookup_redirects: u32,
+    /// Authentication provider (none: no auth data in CONNECT).
+    pub auth: Option<Box<dyn AuthProvider>>,
+    /// Client version string sent in CONNECT.
+    pub client_version: String,
+    /// Advertised listener name sent in lookups.
+    pub listener_name: Option<String>,
+    /// Wall-clock time (Unix milliseconds) at the `now` given to [`Client::new`](crate::Client::new).
+    /// The core has no clock: publish times are this plus the time elapsed since. Runtimes set it from
+    /// the system clock (and may resync with [`Client::sync_wall_clock`](crate::Client::sync_wall_clock)).
+    pub unix_time_ms: u64,
+}
+
+impl ClientConfig {
+    /// A configuration with default settings for `service_url` and seed 0.
+    pub fn new(service_url: impl Into<String>) -> ClientConfig {
+        ClientConfig {
+            service_url: service_url.into(),
+            seed: 0,
+            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
+            connection_timeout: DEFAULT_CONNECTION_TIMEOUT,
+            keep_alive_interval: DEFAULT_KEEP_ALIVE,
+            backoff_initial: DEFAULT_BACKOFF_INITIAL,
+            backoff_max: DEFAULT_BACKOFF_MAX,
+            connections_per_broker: 1,
+            max_lookup_redirects: DEFAULT_MAX_LOOKUP_REDIRECTS,
+            auth: None,
+            client_version: concat!("pulsar-sansio-rust-", env!("CARGO_PKG_VERSION")).to_string(),
+            listener_name: None,
+            unix_time_ms: 0,
+        }
+    }
+
+    /// Sets the seed (builder style).
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Sets the authentication provider (builder style).
+    pub fn with_auth(mut self, auth: impl AuthProvider + 'static) -> Self {
+        self.auth = Some(Box::new(auth));
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<ServiceUrl, ConfigError> {
+        let url = ServiceUrl::parse(&self.service_url)?;
+        if self.operation_timeout.is_zero() {
+            return Err(ConfigError::Invalid {
+                field: "operation_timeout",
+                reason: "must be positive",
+            });
+        }
+        if self.connection_timeout.is_zero() {
+            return Err(ConfigError::Invalid {
+                field: "connection_timeout",
+                reason: "must be positive",
+            });
+        }
+        if self.connections_per_broker == 0 {
+            return Err(ConfigError::Invalid {
+                field: "connections_per_broker",
+                reason: "must be at least 1",
+            });
+        }
+        if self.backoff_initial.is_zero() || self.backoff_max < self.backoff_initial {
+            return Err(ConfigError::Invalid {
+                field: "backoff_initial",
+                reason: "must be positive and at most backoff_max",
+            });
+        }
+        Ok(url)
+    }
+}

@@ -1,0 +1,176 @@
+//! One broker connection: buffers, frame decoding, handshake state, keep-alive and in-flight requests.
+//!
+//! A `Connection` only keeps state; [`Shared`](crate::shared::Shared) drives it.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use pulsar_proto::{
+    encode_command, pb, DecodeError, Frame, FrameDecoder, DEFAULT_MAX_MESSAGE_SIZE,
+};
+
+use crate::handle::{ConnectionId, ConsumerId, ProducerId};
+use crate::pool::PoolKey;
+use crate::shared::RequestKind;
+use crate::stats::{ConnectionState, ConnectionStats};
+
+/// How many timed-out request ids a connection remembers, so a late answer is ignored instead of being
+/// taken for a protocol violation.
+const TIMED_OUT_MEMORY: usize = 1024;
+
+/// A request in flight on a connection.
+#[derive(Debug)]
+pub(crate) struct PendingRequest {
+    pub(crate) kind: RequestKind,
+    pub(crate) deadline: Option<Instant>,
+}
+
+/// One connection's state.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    pub(crate) id: ConnectionId,
+    pub(crate) key: PoolKey,
+    /// Index of the pool slot it occupies.
+    pub(crate) slot: usize,
+    pub(crate) state: ConnectionState,
+    read_buf: BytesMut,
+    decoder: FrameDecoder,
+    pub(crate) write_buf: BytesMut,
+    /// Requests in flight, by wire request id.
+    pub(crate) pending: BTreeMap<u64, PendingRequest>,
+    timed_out: BTreeSet<u64>,
+    timed_out_order: VecDeque<u64>,
+    /// Producers registered (or registering, or waiting for this connection to be ready).
+    pub(crate) producers: BTreeSet<ProducerId>,
+    /// Consumers registered (or registering, or waiting for this connection to be ready).
+    pub(crate) consumers: BTreeSet<ConsumerId>,
+    /// Operations (lookups, metadata) waiting for the handshake.
+    pub(crate) waiting_ops: Vec<u64>,
+    /// Connect or handshake deadline, until ready.
+    pub(crate) setup_deadline: Option<Instant>,
+    pub(crate) last_received: Instant,
+    pub(crate) ping_sent: bool,
+    pub(crate) server_version: Option<String>,
+    pub(crate) max_message_size: usize,
+    pub(crate) frames_in: u64,
+    pub(crate) frames_out: u64,
+    pub(crate) bytes_in: u64,
+    pub(crate) bytes_out: u64,
+}
+
+impl Connection {
+    pub(crate) fn new(
+        id: ConnectionId,
+        key: PoolKey,
+        slot: usize,
+        now: Instant,
+        setup: Duration,
+    ) -> Self {
+        Connection {
+            id,
+            key,
+            slot,
+            state: ConnectionState::Connecting,
+            read_buf: BytesMut::new(),
+            decoder: FrameDecoder::new(DEFAULT_MAX_MESSAGE_SIZE),
+            write_buf: BytesMut::new(),
+            pending: BTreeMap::new(),
+            timed_out: BTreeSet::new(),
+            timed_out_order: VecDeque::new(),
+            producers: BTreeSet::new(),
+            consumers: BTreeSet::new(),
+            waiting_ops: Vec::new(),
+            setup_deadline: Some(now + setup),
+            last_received: now,
+            ping_sent: false,
+            server_version: None,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            frames_in: 0,
+            frames_out: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+        }
+    }
+
+    pub(crate) fn is_ready(&self) -> bool {
+        self.state == ConnectionState::Ready
+    }
+
+    /// Appends received bytes.
+    pub(crate) fn ingest(&mut self, now: Instant, data: &[u8]) {
+        self.read_buf.extend_from_slice(data);
+        self.bytes_in += data.len() as u64;
+        self.last_received = now;
+        self.ping_sent = false;
+    }
+
+    /// The next complete frame, if any.
+    pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>, DecodeError> {
+        let frame = self.decoder.decode(&mut self.read_buf)?;
+        if frame.is_some() {
+            self.frames_in += 1;
+        }
+        Ok(frame)
+    }
+
+    /// Applies the broker's maximum message size (from CONNECTED).
+    pub(crate) fn set_max_message_size(&mut self, size: usize) {
+        self.max_message_size = size;
+        self.decoder.set_max_message_size(size);
+    }
+
+    /// Appends a simple command to the write buffer.
+    pub(crate) fn write_command(&mut self, command: &pb::BaseCommand) {
+        encode_command(command, &mut self.write_buf);
+        self.frames_out += 1;
+    }
+
+    /// Forgets a timed-out request but remembers its id for a while.
+    pub(crate) fn remember_timed_out(&mut self, request_id: u64) {
+        if self.timed_out.insert(request_id) {
+            self.timed_out_order.push_back(request_id);
+            if self.timed_out_order.len() > TIMED_OUT_MEMORY {
+                if let Some(old) = self.timed_out_order.pop_front() {
+                    self.timed_out.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Whether `request_id` timed out recently (a late answer to it is ignored).
+    pub(crate) fn take_timed_out(&mut self, request_id: u64) -> bool {
+        self.timed_out.remove(&request_id)
+    }
+
+    /// The keep-alive deadline: when to ping (if not yet pinged) or give up (if pinged).
+    pub(crate) fn keep_alive_deadline(&self, interval: Duration) -> Option<Instant> {
+        if interval.is_zero() || !self.is_ready() {
+            return None;
+        }
+        Some(if self.ping_sent {
+            self.last_received + interval * 2
+        } else {
+            self.last_received + interval
+        })
+    }
+
+    pub(crate) fn stats(&self) -> ConnectionStats {
+        ConnectionStats {
+            id: self.id,
+            address: self.key.physical.clone(),
+            logical_address: self.key.logical.clone(),
+            state: self.state,
+            server_version: self.server_version.clone(),
+            max_message_size: self.max_message_size,
+            frames_in: self.frames_in,
+            frames_out: self.frames_out,
+            bytes_in: self.bytes_in,
+            bytes_out: self.bytes_out,
+            pending_requests: self.pending.len(),
+            producers: self.producers.len(),
+            consumers: self.consumers.len(),
+            last_received: self.last_received,
+        }
+    }
+}

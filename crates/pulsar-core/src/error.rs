@@ -1,0 +1,333 @@
+//! Typed errors: the broker's `ServerError` codes, their retriable/fatal classification, and the errors
+//! of every public operation.
+
+use crate::auth::AuthError;
+use crate::handle::{ConnectionId, ConsumerId, ProducerId};
+use crate::service_url::{BrokerAddress, UrlError};
+use crate::topic::TopicError;
+
+/// The broker's `ServerError` code (protocol enum `ServerError`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+#[allow(missing_docs)] // the variants are the protocol's names
+pub enum ServerErrorCode {
+    UnknownError,
+    MetadataError,
+    PersistenceError,
+    AuthenticationError,
+    AuthorizationError,
+    ConsumerBusy,
+    ServiceNotReady,
+    ProducerBlockedQuotaExceededError,
+    ProducerBlockedQuotaExceededException,
+    ChecksumError,
+    UnsupportedVersionError,
+    TopicNotFound,
+    SubscriptionNotFound,
+    ConsumerNotFound,
+    TooManyRequests,
+    TopicTerminatedError,
+    ProducerBusy,
+    InvalidTopicName,
+    IncompatibleSchema,
+    ConsumerAssignError,
+    TransactionCoordinatorNotFound,
+    InvalidTxnStatus,
+    NotAllowedError,
+    TransactionConflict,
+    TransactionNotFound,
+    ProducerFenced,
+    /// A code this client does not know.
+    Other(i32),
+}
+
+impl ServerErrorCode {
+    /// Maps the protocol's numeric code.
+    pub fn from_i32(v: i32) -> ServerErrorCode {
+        use ServerErrorCode::*;
+        match v {
+            0 => UnknownError,
+            1 => MetadataError,
+            2 => PersistenceError,
+            3 => AuthenticationError,
+            4 => AuthorizationError,
+            5 => ConsumerBusy,
+            6 => ServiceNotReady,
+            7 => ProducerBlockedQuotaExceededError,
+            8 => ProducerBlockedQuotaExceededException,
+            9 => ChecksumError,
+            10 => UnsupportedVersionError,
+            11 => TopicNotFound,
+            12 => SubscriptionNotFound,
+            13 => ConsumerNotFound,
+            14 => TooManyRequests,
+            15 => TopicTerminatedError,
+            16 => ProducerBusy,
+            17 => InvalidTopicName,
+            18 => IncompatibleSchema,
+            19 => ConsumerAssignError,
+            20 => TransactionCoordinatorNotFound,
+            21 => InvalidTxnStatus,
+            22 => NotAllowedError,
+            23 => TransactionConflict,
+            24 => TransactionNotFound,
+            25 => ProducerFenced,
+            other => Other(other),
+        }
+    }
+
+    /// Whether the operation may succeed if retried later (with backoff and, for lookups and
+    /// registrations, a fresh lookup). Everything else is fatal for the operation.
+    pub fn is_retriable(self) -> bool {
+        use ServerErrorCode::*;
+        matches!(
+            self,
+            UnknownError | MetadataError | PersistenceError | ServiceNotReady | TooManyRequests
+        )
+    }
+}
+
+/// Errors of client operations, also carried by [`Event`](crate::Event)s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The topic or namespace name is invalid.
+    #[error(transparent)]
+    InvalidTopic(#[from] TopicError),
+    /// A URL (service URL or one sent by the broker) is invalid.
+    #[error(transparent)]
+    InvalidUrl(#[from] UrlError),
+    /// The broker answered with an error.
+    #[error("broker error {code:?}: {message}")]
+    Server {
+        /// The broker's code.
+        code: ServerErrorCode,
+        /// The broker's message.
+        message: String,
+    },
+    /// No answer within the operation timeout.
+    #[error("operation timed out")]
+    Timeout,
+    /// The TCP/TLS connection could not be established.
+    #[error("cannot connect to {address}: {reason}")]
+    ConnectFailed {
+        /// Where the connection was going.
+        address: BrokerAddress,
+        /// The runtime's reason.
+        reason: String,
+    },
+    /// The broker did not answer CONNECT in time.
+    #[error("handshake with {0} timed out")]
+    HandshakeTimeout(BrokerAddress),
+    /// Nothing was received for two keep-alive intervals.
+    #[error("connection to {0} is silent (keep-alive timeout)")]
+    KeepAliveTimeout(BrokerAddress),
+    /// The connection closed while the operation was in flight.
+    #[error("connection closed")]
+    ConnectionClosed,
+    /// The broker closed the producer or consumer (CLOSE_PRODUCER / CLOSE_CONSUMER / TOPIC_MIGRATED);
+    /// it is re-registered.
+    #[error("closed by the broker")]
+    ClosedByBroker,
+    /// The broker sent something this client cannot accept; the connection was closed.
+    #[error("protocol error: {0}")]
+    Protocol(#[from] ProtocolError),
+    /// A lookup was redirected more times than allowed.
+    #[error("lookup redirected more than {0} times")]
+    TooManyRedirects(u32),
+    /// The authentication provider failed.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The client is closing or closed.
+    #[error("client closed")]
+    ClientClosed,
+    /// The producer or consumer is closed.
+    #[error("closed")]
+    Closed,
+    /// No such producer.
+    #[error("unknown producer {0}")]
+    UnknownProducer(ProducerId),
+    /// No such consumer.
+    #[error("unknown consumer {0}")]
+    UnknownConsumer(ConsumerId),
+    /// The operation is not valid in the current state.
+    #[error("invalid state: {0}")]
+    InvalidState(&'static str),
+}
+
+impl Error {
+    /// Whether retrying later (reconnecting, looking up again) may succeed.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Error::Server { code, .. } => code.is_retriable(),
+            Error::Timeout
+            | Error::ConnectFailed { .. }
+            | Error::HandshakeTimeout(_)
+            | Error::KeepAliveTimeout(_)
+            | Error::ConnectionClosed
+            | Error::ClosedByBroker
+            | Error::Protocol(_) => true,
+            Error::InvalidTopic(_)
+            | Error::InvalidUrl(_)
+            | Error::TooManyRedirects(_)
+            | Error::Auth(_)
+            | Error::ClientClosed
+            | Error::Closed
+            | Error::UnknownProducer(_)
+            | Error::UnknownConsumer(_)
+            | Error::InvalidState(_) => false,
+        }
+    }
+
+    /// The server error code, if the broker sent one.
+    pub fn server_code(&self) -> Option<ServerErrorCode> {
+        match self {
+            Error::Server { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn server(code: i32, message: impl Into<String>) -> Error {
+        Error::Server {
+            code: ServerErrorCode::from_i32(code),
+            message: message.into(),
+        }
+    }
+}
+
+/// Bad input from the broker. The connection it arrived on is closed and the client reconnects.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// The bytes do not form a valid frame (garbage, bad checksum, bad protobuf, oversized frame).
+    #[error("undecodable frame: {0}")]
+    Decode(String),
+    /// A command type this client does not know or does not accept from a broker.
+    #[error("unexpected command {0}")]
+    UnexpectedCommand(String),
+    /// A response whose request id matches no request in flight on that connection.
+    #[error("response to unknown request id {0}")]
+    UnknownRequestId(u64),
+    /// A command before the handshake finished, or a second CONNECTED.
+    #[error("command {0} out of order")]
+    OutOfOrder(String),
+    /// A required field is missing.
+    #[error("missing field {0}")]
+    MissingField(&'static str),
+}
+
+/// Why a send failed. Delivered in [`Event::SendCompleted`](crate::Event::SendCompleted) or returned
+/// by [`Client::send`](crate::Client::send).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The broker rejected the message.
+    #[error("broker error {code:?}: {message}")]
+    Server {
+        /// The broker's code.
+        code: ServerErrorCode,
+        /// The broker's message.
+        message: String,
+    },
+    /// No receipt within the send timeout.
+    #[error("send timed out")]
+    Timeout,
+    /// The producer is closed (or failed permanently).
+    #[error("producer closed")]
+    ProducerClosed,
+    /// No such producer.
+    #[error("unknown producer {0}")]
+    UnknownProducer(ProducerId),
+    /// The pending queue is full.
+    #[error("producer queue is full")]
+    QueueFull,
+    /// The message exceeds the broker's maximum message size.
+    #[error("message of {size} bytes exceeds the maximum of {max}")]
+    MessageTooBig {
+        /// Encoded size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The client is closed.
+    #[error("client closed")]
+    ClientClosed,
+    /// The producer failed with a non-retriable error.
+    #[error("producer failed: {0}")]
+    Failed(Error),
+}
+
+/// Misuse of the run-loop API by the runtime (or the application): nothing happened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UsageError {
+    /// The connection id was never handed out by [`IoRequest::Connect`](crate::IoRequest::Connect), or
+    /// the connection is already gone (the core asked to close it, or the runtime reported it closed or
+    /// failed). Runtimes may ignore this for connections they were told to close.
+    #[error("unknown or closed connection {0}")]
+    UnknownConnection(ConnectionId),
+    /// Bytes or a close were reported for a connection that is not connected yet.
+    #[error("connection {0} is not connected yet")]
+    NotConnected(ConnectionId),
+    /// `handle_connected`/`handle_connect_failed` for a connection that is already connected.
+    #[error("connection {0} is already connected")]
+    AlreadyConnected(ConnectionId),
+}
+
+/// An invalid [`ClientConfig`](crate::ClientConfig).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The service URL does not parse.
+    #[error("invalid service URL: {0}")]
+    ServiceUrl(#[from] UrlError),
+    /// A setting is out of range.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// The setting.
+        field: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
+}
+
+/// A connection-level failure reported with [`Event::ConnectionClosed`](crate::Event::ConnectionClosed).
+pub type ConnectionError = Error;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification() {
+        use ServerErrorCode::*;
+        for c in [
+            ServiceNotReady,
+            TooManyRequests,
+            PersistenceError,
+            MetadataError,
+        ] {
+            assert!(c.is_retriable(), "{c:?}");
+        }
+        for c in [
+            AuthenticationError,
+            AuthorizationError,
+            TopicNotFound,
+            ProducerFenced,
+            TopicTerminatedError,
+            IncompatibleSchema,
+            ProducerBusy,
+            ConsumerBusy,
+            NotAllowedError,
+        ] {
+            assert!(!c.is_retriable(), "{c:?}");
+        }
+        assert_eq!(ServerErrorCode::from_i32(6), ServiceNotReady);
+        assert_eq!(ServerErrorCode::from_i32(25), ProducerFenced);
+        assert_eq!(ServerErrorCode::from_i32(99), Other(99));
+        assert!(Error::server(14, "slow down").is_retriable());
+        assert!(!Error::server(3, "bad token").is_retriable());
+        assert!(Error::Timeout.is_retriable());
+        assert!(!Error::TooManyRedirects(3).is_retriable());
+    }
+}

@@ -1,0 +1,189 @@
+//! Events for the application, from [`Client::poll_event`](crate::Client::poll_event).
+
+use crate::error::{Error, SendError};
+use crate::handle::{ConnectionId, ConsumerId, ProducerId, RequestId, SendId};
+use crate::message::MessageId;
+use crate::service_url::BrokerAddress;
+
+/// A producer or a consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Resource {
+    /// A producer.
+    Producer(ProducerId),
+    /// A consumer.
+    Consumer(ConsumerId),
+}
+
+/// The answer to a topic lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LookupResult {
+    /// The broker that owns the topic.
+    pub broker: BrokerAddress,
+    /// Where to connect to reach it: the broker itself, or the service URL host (a proxy) when the
+    /// lookup said `proxy_through_service_url`.
+    pub connect_to: BrokerAddress,
+    /// Number of redirects followed.
+    pub redirects: u32,
+}
+
+impl LookupResult {
+    /// Whether the broker is reached through a proxy.
+    pub fn is_proxied(&self) -> bool {
+        self.broker != self.connect_to
+    }
+}
+
+/// Which topics [`Client::topics_of_namespace`](crate::Client::topics_of_namespace) lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum TopicsMode {
+    /// Persistent topics only.
+    #[default]
+    Persistent,
+    /// Non-persistent topics only.
+    NonPersistent,
+    /// Both.
+    All,
+}
+
+/// Something the application may want to know. Drain with
+/// [`Client::poll_event`](crate::Client::poll_event) after every input.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A connection finished its handshake.
+    ConnectionOpened {
+        /// The connection.
+        conn: ConnectionId,
+        /// Where it goes (the physical address).
+        address: BrokerAddress,
+    },
+    /// A connection went away (failed to connect, closed by the peer, timed out, closed because of bad
+    /// input, or closed by the client).
+    ConnectionClosed {
+        /// The connection.
+        conn: ConnectionId,
+        /// Where it went.
+        address: BrokerAddress,
+        /// Why.
+        reason: Error,
+    },
+    /// Answer to [`Client::lookup_topic`](crate::Client::lookup_topic).
+    LookupCompleted {
+        /// The request.
+        request: RequestId,
+        /// The owning broker, or why not.
+        result: Result<LookupResult, Error>,
+    },
+    /// Answer to [`Client::partitioned_metadata`](crate::Client::partitioned_metadata): the number of
+    /// partitions, `0` for a non-partitioned topic.
+    PartitionedMetadata {
+        /// The request.
+        request: RequestId,
+        /// The partition count, or why not.
+        result: Result<u32, Error>,
+    },
+    /// Answer to [`Client::topics_of_namespace`](crate::Client::topics_of_namespace).
+    TopicsOfNamespace {
+        /// The request.
+        request: RequestId,
+        /// The fully qualified topic names, or why not.
+        result: Result<Vec<String>, Error>,
+    },
+    /// The producer is registered on the broker for the first time and accepts sends.
+    ProducerReady {
+        /// The producer.
+        producer: ProducerId,
+        /// Its name (the broker's choice when none was given).
+        name: String,
+        /// The last sequence id the broker stored for this producer name (`-1`: none).
+        last_sequence_id: i64,
+    },
+    /// The producer lost its registration (connection loss, broker close, migration) and is being
+    /// re-created; pending messages will be resent in order.
+    ProducerReconnecting {
+        /// The producer.
+        producer: ProducerId,
+        /// Why.
+        reason: Error,
+    },
+    /// The producer is registered again after a reconnection.
+    ProducerReconnected {
+        /// The producer.
+        producer: ProducerId,
+    },
+    /// Creating the producer failed; the handle is dead.
+    ProducerFailed {
+        /// The producer.
+        producer: ProducerId,
+        /// Why.
+        error: Error,
+    },
+    /// The producer is closed (by the application, or permanently failed after being ready); the
+    /// handle is dead.
+    ProducerClosed {
+        /// The producer.
+        producer: ProducerId,
+        /// `None` for a requested close.
+        error: Option<Error>,
+    },
+    /// A send finished.
+    SendCompleted {
+        /// The producer.
+        producer: ProducerId,
+        /// The send.
+        send: SendId,
+        /// The message id the broker assigned, or why the send failed.
+        result: Result<MessageId, SendError>,
+    },
+    /// The consumer is subscribed for the first time.
+    ConsumerReady {
+        /// The consumer.
+        consumer: ConsumerId,
+    },
+    /// The consumer lost its subscription registration and is resubscribing; locally queued messages
+    /// were dropped (the broker redelivers them).
+    ConsumerReconnecting {
+        /// The consumer.
+        consumer: ConsumerId,
+        /// Why.
+        reason: Error,
+    },
+    /// The consumer is subscribed again after a reconnection.
+    ConsumerReconnected {
+        /// The consumer.
+        consumer: ConsumerId,
+    },
+    /// Subscribing failed; the handle is dead.
+    ConsumerFailed {
+        /// The consumer.
+        consumer: ConsumerId,
+        /// Why.
+        error: Error,
+    },
+    /// The consumer is closed; the handle is dead.
+    ConsumerClosed {
+        /// The consumer.
+        consumer: ConsumerId,
+        /// `None` for a requested close.
+        error: Option<Error>,
+    },
+    /// The consumer's receiver queue went from empty to non-empty: call
+    /// [`Client::receive`](crate::Client::receive).
+    MessagesAvailable {
+        /// The consumer.
+        consumer: ConsumerId,
+    },
+    /// The broker moved a producer's or consumer's topic (TOPIC_MIGRATED, or CLOSE_* with an assigned
+    /// broker); it is being re-registered there.
+    TopicMoved {
+        /// Who moves.
+        resource: Resource,
+        /// Where to.
+        to: BrokerAddress,
+    },
+    /// [`Client::close`](crate::Client::close) finished: every connection is closed.
+    ClientClosed,
+}

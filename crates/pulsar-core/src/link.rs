@@ -1,0 +1,373 @@
+//! The part of a producer or consumer that finds its broker and keeps a registration there:
+//! lookup → connection → register, and after any loss, backoff → (lookup | assigned broker) → register.
+//!
+//! The producer and consumer modules own a `Link` each and act on the [`Step`]s it returns
+//! (`Register`: send PRODUCER / SUBSCRIBE on that connection; `Failed`: give up).
+
+use std::time::Instant;
+
+use crate::backoff::Backoff;
+use crate::error::Error;
+use crate::event::{Event, LookupResult, Resource};
+use crate::handle::ConnectionId;
+use crate::lookup::{OpKind, OpResult, Owner};
+use crate::pool::PoolKey;
+use crate::service_url::BrokerAddress;
+use crate::shared::Shared;
+use crate::stats::ResourceState;
+
+/// Where a link stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Waiting until `until`, then connecting to `direct` (an assigned broker) or looking up.
+    Waiting {
+        until: Instant,
+        direct: Option<PoolKey>,
+    },
+    /// Lookup operation `op` in flight.
+    LookingUp { op: u64 },
+    /// Waiting for `conn`'s handshake.
+    Connecting { conn: ConnectionId },
+    /// Registration request `request` in flight on `conn`.
+    Registering { conn: ConnectionId, request: u64 },
+    /// Registered on `conn`.
+    Ready { conn: ConnectionId },
+    /// Close request `request` in flight on `conn`.
+    Closing { conn: ConnectionId, request: u64 },
+}
+
+/// What the owner must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub(crate) enum Step {
+    /// Nothing now.
+    Idle,
+    /// Send the registration command on `conn` (then call [`Link::registering`]).
+    Register(ConnectionId),
+    /// Give up: creation failed or a fatal error occurred.
+    Failed(Error),
+}
+
+/// Lookup, connection and re-registration state of one producer or consumer.
+#[derive(Debug)]
+pub(crate) struct Link {
+    pub(crate) resource: Resource,
+    pub(crate) topic: String,
+    pub(crate) phase: Phase,
+    backoff: Backoff,
+    /// Set once the first registration succeeded.
+    pub(crate) ever_ready: bool,
+    /// Initial creation gives up after this (retriable errors are retried until then).
+    create_deadline: Instant,
+    /// Lookups go here instead of the service URL (after a topic migration).
+    lookup_via: Option<PoolKey>,
+    /// Re-registrations after a loss.
+    pub(crate) reconnects: u64,
+}
+
+impl Link {
+    pub(crate) fn new(resource: Resource, topic: String, sh: &Shared, now: Instant) -> Link {
+        Link {
+            resource,
+            topic,
+            phase: Phase::Waiting {
+                until: now,
+                direct: None,
+            },
+            backoff: Backoff::new(sh.config.backoff_initial, sh.config.backoff_max),
+            ever_ready: false,
+            create_deadline: now + sh.config.operation_timeout,
+            lookup_via: None,
+            reconnects: 0,
+        }
+    }
+
+    fn owner(&self) -> Owner {
+        match self.resource {
+            Resource::Producer(p) => Owner::Producer(p),
+            Resource::Consumer(c) => Owner::Consumer(c),
+        }
+    }
+
+    /// The connection the link is on (or waiting for).
+    pub(crate) fn conn(&self) -> Option<ConnectionId> {
+        match self.phase {
+            Phase::Connecting { conn }
+            | Phase::Registering { conn, .. }
+            | Phase::Ready { conn }
+            | Phase::Closing { conn, .. } => Some(conn),
+            _ => None,
+        }
+    }
+
+    /// The connection, when registered.
+    pub(crate) fn ready_conn(&self) -> Option<ConnectionId> {
+        match self.phase {
+            Phase::Ready { conn } => Some(conn),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn state(&self) -> ResourceState {
+        match self.phase {
+            Phase::Waiting { .. } => ResourceState::Waiting,
+            Phase::LookingUp { .. } => ResourceState::LookingUp,
+            Phase::Connecting { .. } => ResourceState::Connecting,
+            Phase::Registering { .. } => ResourceState::Registering,
+            Phase::Ready { .. } => ResourceState::Ready,
+            Phase::Closing { .. } => ResourceState::Closing,
+        }
+    }
+
+    /// When the link wants [`handle_timeout`](Self::handle_timeout).
+    pub(crate) fn next_timeout(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Waiting { until, .. } => Some(until),
+            _ => None,
+        }
+    }
+
+    /// Starts the next attempt once the wait is over.
+    pub(crate) fn handle_timeout(&mut self, sh: &mut Shared, now: Instant) -> Step {
+        match &self.phase {
+            Phase::Waiting { until, direct } if *until <= now => {
+                let direct = direct.clone();
+                self.start(sh, now, direct)
+            }
+            _ => Step::Idle,
+        }
+    }
+
+    fn start(&mut self, sh: &mut Shared, now: Instant, direct: Option<PoolKey>) -> Step {
+        if let Some(key) = direct {
+            return self.connect(sh, now, key);
+        }
+        let op = sh.start_op(
+            now,
+            self.owner(),
+            OpKind::Lookup {
+                topic: self.topic.clone(),
+                authoritative: false,
+                redirects: 0,
+            },
+            self.lookup_via.clone(),
+        );
+        // The op may have finished synchronously (client shut): its result is already queued.
+        self.phase = Phase::LookingUp { op };
+        Step::Idle
+    }
+
+    fn connect(&mut self, sh: &mut Shared, now: Instant, key: PoolKey) -> Step {
+        let hint = match self.resource {
+            Resource::Producer(p) => p.get(),
+            Resource::Consumer(c) => c.get(),
+        };
+        let conn = sh.connection_for(now, &key, Some(hint));
+        self.attach(sh, conn);
+        if sh.is_ready(conn) {
+            Step::Register(conn)
+        } else {
+            self.phase = Phase::Connecting { conn };
+            Step::Idle
+        }
+    }
+
+    fn attach(&self, sh: &mut Shared, conn: ConnectionId) {
+        match self.resource {
+            Resource::Producer(p) => sh.attach_producer(conn, p),
+            Resource::Consumer(c) => sh.attach_consumer(conn, c),
+        }
+    }
+
+    /// Leaves the current connection (it no longer routes broker commands to us).
+    pub(crate) fn detach(&self, sh: &mut Shared) {
+        if let Some(conn) = self.conn() {
+            match self.resource {
+                Resource::Producer(p) => sh.detach_producer(conn, p),
+                Resource::Consumer(c) => sh.detach_consumer(conn, c),
+            }
+        }
+    }
+
+    /// A lookup finished.
+    pub(crate) fn op_done(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        op: u64,
+        result: OpResult,
+    ) -> Step {
+        if self.phase != (Phase::LookingUp { op }) {
+            return Step::Idle;
+        }
+        match result {
+            OpResult::Lookup(Ok(LookupResult {
+                broker, connect_to, ..
+            })) => self.connect(
+                sh,
+                now,
+                PoolKey {
+                    logical: broker,
+                    physical: connect_to,
+                },
+            ),
+            OpResult::Lookup(Err(e)) => self.failure(sh, now, e),
+            _ => Step::Idle,
+        }
+    }
+
+    /// A connection finished its handshake.
+    pub(crate) fn connection_ready(&mut self, conn: ConnectionId) -> Step {
+        if self.phase == (Phase::Connecting { conn }) {
+            Step::Register(conn)
+        } else {
+            Step::Idle
+        }
+    }
+
+    /// The registration request was sent.
+    pub(crate) fn registering(&mut self, conn: ConnectionId, request: u64) {
+        self.phase = Phase::Registering { conn, request };
+    }
+
+    /// The registration succeeded. Returns true the first time.
+    pub(crate) fn registered(&mut self, conn: ConnectionId) -> bool {
+        self.phase = Phase::Ready { conn };
+        self.backoff.reset();
+        let first = !self.ever_ready;
+        self.ever_ready = true;
+        first
+    }
+
+    /// The close request was sent.
+    pub(crate) fn closing(&mut self, conn: ConnectionId, request: u64) {
+        self.phase = Phase::Closing { conn, request };
+    }
+
+    /// A failure (lookup error, registration error or timeout): retry after a backoff, or give up
+    /// when the error is fatal or initial creation ran out of time.
+    pub(crate) fn failure(&mut self, sh: &mut Shared, now: Instant, error: Error) -> Step {
+        self.detach(sh);
+        let give_up = !error.is_retriable() || (!self.ever_ready && now >= self.create_deadline);
+        if give_up {
+            return Step::Failed(error);
+        }
+        self.wait(sh, now, None);
+        Step::Idle
+    }
+
+    fn wait(&mut self, sh: &mut Shared, now: Instant, direct: Option<PoolKey>) {
+        let until = if direct.is_some() {
+            now
+        } else {
+            now + self.backoff.next_delay(&mut sh.rng)
+        };
+        self.phase = Phase::Waiting { until, direct };
+    }
+
+    /// The connection dropped. Returns whether the link was on it (and is now waiting to reconnect).
+    pub(crate) fn connection_lost(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        conn: ConnectionId,
+        reason: &Error,
+    ) -> Step {
+        if self.conn() != Some(conn) {
+            return Step::Idle;
+        }
+        self.lost(sh, now, reason.clone(), None)
+    }
+
+    /// The broker closed the registration (CLOSE_PRODUCER / CLOSE_CONSUMER), possibly naming the broker
+    /// that now owns the topic.
+    pub(crate) fn closed_by_broker(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        assigned: Option<BrokerAddress>,
+    ) -> Step {
+        self.detach(sh);
+        let direct = assigned.map(|broker| self.key_for(sh, broker));
+        if let Some(key) = &direct {
+            sh.events.push_back(Event::TopicMoved {
+                resource: self.resource,
+                to: key.logical.clone(),
+            });
+        }
+        self.lost(sh, now, Error::ClosedByBroker, direct)
+    }
+
+    /// The topic moved to another cluster (TOPIC_MIGRATED): look it up there from now on.
+    pub(crate) fn migrated(&mut self, sh: &mut Shared, now: Instant, to: BrokerAddress) -> Step {
+        self.detach(sh);
+        sh.events.push_back(Event::TopicMoved {
+            resource: self.resource,
+            to: to.clone(),
+        });
+        self.lookup_via = Some(PoolKey::direct(to));
+        self.lost(sh, now, Error::ClosedByBroker, None)
+    }
+
+    fn lost(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        reason: Error,
+        direct: Option<PoolKey>,
+    ) -> Step {
+        if !self.ever_ready && now >= self.create_deadline {
+            return Step::Failed(reason);
+        }
+        if self.ever_ready {
+            self.reconnects += 1;
+            sh.counters.reconnects += 1;
+            sh.events.push_back(match self.resource {
+                Resource::Producer(producer) => Event::ProducerReconnecting {
+                    producer,
+                    reason: reason.clone(),
+                },
+                Resource::Consumer(consumer) => Event::ConsumerReconnecting {
+                    consumer,
+                    reason: reason.clone(),
+                },
+            });
+        }
+        match direct {
+            Some(key) => {
+                self.phase = Phase::Waiting {
+                    until: now,
+                    direct: Some(key),
+                };
+            }
+            None => self.wait(sh, now, None),
+        }
+        // An immediate attempt happens at the next handle_timeout (deadline = now).
+        let _ = reason;
+        Step::Idle
+    }
+
+    /// The address to reach `broker`: through the proxy if the current connection is proxied.
+    fn key_for(&self, sh: &Shared, broker: BrokerAddress) -> PoolKey {
+        let proxied = self
+            .conn()
+            .and_then(|c| sh.connection(c))
+            .is_some_and(|c| c.key.is_proxied());
+        if proxied {
+            PoolKey {
+                logical: broker,
+                physical: sh.pool.service_host(),
+            }
+        } else {
+            PoolKey::direct(broker)
+        }
+    }
+
+    /// Cancels whatever is in flight (the owner is going away).
+    pub(crate) fn abandon(&mut self, sh: &mut Shared) {
+        if let Phase::LookingUp { op } = self.phase {
+            sh.cancel_op(op);
+        }
+        self.detach(sh);
+    }
+}

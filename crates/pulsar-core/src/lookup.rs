@@ -1,0 +1,354 @@
+//! Service discovery operations: LOOKUP (redirects, authoritative flag, proxying), PARTITIONED_METADATA
+//! and GET_TOPICS_OF_NAMESPACE, each tracked as an `Op` owned by the application or by a producer or
+//! consumer.
+
+use std::time::Instant;
+
+use pulsar_proto::pb;
+
+use crate::error::{Error, ProtocolError};
+use crate::event::{Event, LookupResult, TopicsMode};
+use crate::handle::{ConnectionId, ConsumerId, ProducerId, RequestId};
+use crate::pool::PoolKey;
+use crate::shared::{pick_broker_url, Dispatch, RequestKind, Shared};
+
+/// Who waits for an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Owner {
+    /// The application: the answer becomes an [`Event`].
+    App(RequestId),
+    /// A producer: the answer is dispatched to it.
+    Producer(ProducerId),
+    /// A consumer: the answer is dispatched to it.
+    Consumer(ConsumerId),
+}
+
+/// What an operation asks.
+#[derive(Debug, Clone)]
+pub(crate) enum OpKind {
+    Lookup {
+        topic: String,
+        authoritative: bool,
+        redirects: u32,
+    },
+    PartitionedMetadata {
+        topic: String,
+    },
+    TopicsOfNamespace {
+        namespace: String,
+        mode: TopicsMode,
+    },
+}
+
+/// The outcome of an operation.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum OpResult {
+    Lookup(Result<LookupResult, Error>),
+    PartitionedMetadata(Result<u32, Error>),
+    TopicsOfNamespace(Result<Vec<String>, Error>),
+}
+
+/// An operation in progress.
+#[derive(Debug)]
+pub(crate) struct Op {
+    owner: Owner,
+    kind: OpKind,
+    /// Where the request goes.
+    target: PoolKey,
+    /// Whether `target` is the service URL (another host may be tried after a connection failure).
+    on_service: bool,
+    /// Service hosts tried so far.
+    hosts_tried: usize,
+}
+
+impl Shared {
+    /// Starts an operation. `via` overrides the service URL as the first target (a migrated
+    /// cluster's URL).
+    pub(crate) fn start_op(
+        &mut self,
+        now: Instant,
+        owner: Owner,
+        kind: OpKind,
+        via: Option<PoolKey>,
+    ) -> u64 {
+        let id = match owner {
+            Owner::App(r) => r.get(),
+            _ => self.ids.next(),
+        };
+        let (target, on_service) = match via {
+            Some(k) => (k, false),
+            None => (self.service_key(), true),
+        };
+        self.ops.insert(
+            id,
+            Op {
+                owner,
+                kind,
+                target,
+                on_service,
+                hosts_tried: 1,
+            },
+        );
+        self.issue_op(now, id);
+        id
+    }
+
+    /// Sends the operation's request, or queues it until its connection is ready.
+    pub(crate) fn issue_op(&mut self, now: Instant, id: u64) {
+        if self.shut {
+            self.finish_op(id, Err(Error::ClientClosed));
+            return;
+        }
+        let Some(op) = self.ops.get(&id) else { return };
+        let target = op.target.clone();
+        let conn = self.connection_for(now, &target, None);
+        if !self.is_ready(conn) {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.waiting_ops.push(id);
+            }
+            return;
+        }
+        self.send_op_request(now, conn, id);
+    }
+
+    fn send_op_request(&mut self, now: Instant, conn: ConnectionId, id: u64) {
+        let Some(op) = self.ops.get(&id) else { return };
+        let request_id = self.ids.next();
+        let command = match &op.kind {
+            OpKind::Lookup {
+                topic,
+                authoritative,
+                ..
+            } => {
+                self.counters.lookups += 1;
+                pb::BaseCommand::from(pb::CommandLookupTopic {
+                    topic: topic.clone(),
+                    request_id,
+                    authoritative: Some(*authoritative),
+                    advertised_listener_name: self.config.listener_name.clone(),
+                    ..Default::default()
+                })
+            }
+            OpKind::PartitionedMetadata { topic } => {
+                pb::BaseCommand::from(pb::CommandPartitionedTopicMetadata {
+                    topic: topic.clone(),
+                    request_id,
+                    ..Default::default()
+                })
+            }
+            OpKind::TopicsOfNamespace { namespace, mode } => {
+                let mode = match mode {
+                    TopicsMode::Persistent => pb::command_get_topics_of_namespace::Mode::Persistent,
+                    TopicsMode::NonPersistent => {
+                        pb::command_get_topics_of_namespace::Mode::NonPersistent
+                    }
+                    TopicsMode::All => pb::command_get_topics_of_namespace::Mode::All,
+                };
+                pb::BaseCommand::from(pb::CommandGetTopicsOfNamespace {
+                    request_id,
+                    namespace: namespace.clone(),
+                    mode: Some(mode as i32),
+                    ..Default::default()
+                })
+            }
+        };
+        self.send_request(now, conn, request_id, &command, RequestKind::Op(id));
+    }
+
+    /// The connection carrying (or about to carry) the operation failed.
+    pub(crate) fn op_failed(&mut self, now: Instant, id: u64, error: Error) {
+        let Some(op) = self.ops.get_mut(&id) else {
+            return;
+        };
+        let retry = op.on_service
+            && error.is_retriable()
+            && !matches!(error, Error::Timeout)
+            && op.hosts_tried < self.pool.service_hosts();
+        if retry {
+            op.hosts_tried += 1;
+            op.target = PoolKey::direct(self.pool.service_host());
+            self.issue_op(now, id);
+        } else {
+            self.finish_op(id, Err(error));
+        }
+    }
+
+    /// The answer (or timeout) of the operation's request.
+    pub(crate) fn op_response(
+        &mut self,
+        now: Instant,
+        id: u64,
+        result: Result<pb::BaseCommand, Error>,
+    ) {
+        let command = match result {
+            Ok(c) => c,
+            Err(Error::Timeout) => {
+                self.finish_op(id, Err(Error::Timeout));
+                return;
+            }
+            Err(e) => {
+                self.finish_op(id, Err(e));
+                return;
+            }
+        };
+        let Some(op) = self.ops.get(&id) else { return };
+        match &op.kind {
+            OpKind::Lookup { .. } => self.lookup_answer(now, id, command),
+            OpKind::PartitionedMetadata { .. } => {
+                let result = match command.partition_metadata_response.as_deref() {
+                    None => Err(Error::Protocol(ProtocolError::UnexpectedCommand(format!(
+                        "{:?} for PARTITIONED_METADATA",
+                        command.kind()
+                    )))),
+                    Some(r) if r.response == Some(1) || r.error.is_some() => Err(Error::server(
+                        r.error.unwrap_or(0),
+                        r.message.clone().unwrap_or_default(),
+                    )),
+                    Some(r) => Ok(r.partitions.unwrap_or(0)),
+                };
+                self.finish_op(id, result.map(OpResultValue::Partitions));
+            }
+            OpKind::TopicsOfNamespace { .. } => {
+                let result = match command.get_topics_of_namespace_response {
+                    None => Err(Error::Protocol(ProtocolError::UnexpectedCommand(format!(
+                        "{:?} for GET_TOPICS_OF_NAMESPACE",
+                        command.kind()
+                    )))),
+                    Some(r) => Ok(r.topics),
+                };
+                self.finish_op(id, result.map(OpResultValue::Topics));
+            }
+        }
+    }
+
+    fn lookup_answer(&mut self, now: Instant, id: u64, command: pb::BaseCommand) {
+        use pb::command_lookup_topic_response::LookupType;
+        let Some(r) = command.lookup_topic_response.as_deref() else {
+            self.finish_op(
+                id,
+                Err(Error::Protocol(ProtocolError::UnexpectedCommand(format!(
+                    "{:?} for LOOKUP",
+                    command.kind()
+                )))),
+            );
+            return;
+        };
+        let response = r.response.and_then(|v| LookupType::try_from(v).ok());
+        if response == Some(LookupType::Failed) || response.is_none() {
+            let error = Error::server(r.error.unwrap_or(0), r.message.clone().unwrap_or_default());
+            self.finish_op(id, Err(error));
+            return;
+        }
+        let broker = match pick_broker_url(
+            self.pool.service_tls(),
+            r.broker_service_url.as_deref(),
+            r.broker_service_url_tls.as_deref(),
+        ) {
+            Some(Ok(b)) => b,
+            Some(Err(e)) => {
+                self.finish_op(id, Err(e));
+                return;
+            }
+            None => {
+                self.finish_op(
+                    id,
+                    Err(Error::Protocol(ProtocolError::MissingField(
+                        "brokerServiceUrl",
+                    ))),
+                );
+                return;
+            }
+        };
+        let physical = if r.proxy_through_service_url.unwrap_or(false) {
+            self.pool.service_host()
+        } else {
+            broker.clone()
+        };
+        let authoritative = r.authoritative.unwrap_or(false);
+        let max = self.config.max_lookup_redirects;
+        let Some(op) = self.ops.get_mut(&id) else {
+            return;
+        };
+        let OpKind::Lookup {
+            redirects,
+            authoritative: auth,
+            ..
+        } = &mut op.kind
+        else {
+            return;
+        };
+        if response == Some(LookupType::Redirect) {
+            *redirects += 1;
+            if *redirects > max {
+                self.finish_op(id, Err(Error::TooManyRedirects(max)));
+                return;
+            }
+            *auth = authoritative;
+            op.target = PoolKey {
+                logical: broker,
+                physical,
+            };
+            op.on_service = false;
+            self.issue_op(now, id);
+        } else {
+            let result = LookupResult {
+                broker,
+                connect_to: physical,
+                redirects: *redirects,
+            };
+            self.finish_op(id, Ok(OpResultValue::Lookup(result)));
+        }
+    }
+
+    /// Ends an operation and delivers its result.
+    pub(crate) fn finish_op(&mut self, id: u64, result: Result<OpResultValue, Error>) {
+        let Some(op) = self.ops.remove(&id) else {
+            return;
+        };
+        let result = match op.kind {
+            OpKind::Lookup { .. } => OpResult::Lookup(result.and_then(|v| match v {
+                OpResultValue::Lookup(l) => Ok(l),
+                _ => Err(Error::InvalidState("lookup result")),
+            })),
+            OpKind::PartitionedMetadata { .. } => {
+                OpResult::PartitionedMetadata(result.and_then(|v| match v {
+                    OpResultValue::Partitions(n) => Ok(n),
+                    _ => Err(Error::InvalidState("metadata result")),
+                }))
+            }
+            OpKind::TopicsOfNamespace { .. } => {
+                OpResult::TopicsOfNamespace(result.and_then(|v| match v {
+                    OpResultValue::Topics(t) => Ok(t),
+                    _ => Err(Error::InvalidState("topics result")),
+                }))
+            }
+        };
+        match op.owner {
+            Owner::App(request) => self.events.push_back(match result {
+                OpResult::Lookup(result) => Event::LookupCompleted { request, result },
+                OpResult::PartitionedMetadata(result) => {
+                    Event::PartitionedMetadata { request, result }
+                }
+                OpResult::TopicsOfNamespace(result) => Event::TopicsOfNamespace { request, result },
+            }),
+            owner => self.dispatch.push_back(Dispatch::OpDone {
+                owner,
+                op: id,
+                result,
+            }),
+        }
+    }
+
+    /// Abandons an operation whose owner went away (its answer, if any, is ignored).
+    pub(crate) fn cancel_op(&mut self, id: u64) {
+        self.ops.remove(&id);
+    }
+}
+
+/// A successful operation's value, before it is typed by the operation kind.
+#[derive(Debug)]
+pub(crate) enum OpResultValue {
+    Lookup(LookupResult),
+    Partitions(u32),
+    Topics(Vec<String>),
+}

@@ -1,0 +1,161 @@
+//! The connection pool: logical broker address → connection(s), and the service URL hosts tried in turn.
+
+use std::collections::BTreeMap;
+
+use crate::handle::ConnectionId;
+use crate::service_url::{BrokerAddress, ServiceUrl};
+
+/// What a connection is for: the broker it serves (`logical`) and where the socket goes (`physical`,
+/// which differs when going through a proxy).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct PoolKey {
+    pub(crate) logical: BrokerAddress,
+    pub(crate) physical: BrokerAddress,
+}
+
+impl PoolKey {
+    /// A direct connection.
+    pub(crate) fn direct(address: BrokerAddress) -> PoolKey {
+        PoolKey {
+            logical: address.clone(),
+            physical: address,
+        }
+    }
+
+    /// Whether this goes through a proxy (CONNECT carries `proxy_to_broker_url`).
+    pub(crate) fn is_proxied(&self) -> bool {
+        self.logical != self.physical
+    }
+}
+
+/// Connections by key, `per_broker` slots each.
+#[derive(Debug)]
+pub(crate) struct Pool {
+    per_broker: usize,
+    slots: BTreeMap<PoolKey, Vec<Option<ConnectionId>>>,
+    service: ServiceUrl,
+    service_index: usize,
+    round_robin: usize,
+}
+
+impl Pool {
+    pub(crate) fn new(service: ServiceUrl, per_broker: usize) -> Pool {
+        Pool {
+            per_broker: per_broker.max(1),
+            slots: BTreeMap::new(),
+            service,
+            service_index: 0,
+            round_robin: 0,
+        }
+    }
+
+    /// The service URL host currently in use.
+    pub(crate) fn service_host(&self) -> BrokerAddress {
+        let i = self.service_index % self.service.hosts.len().max(1);
+        self.service
+            .hosts
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| BrokerAddress {
+                host: String::new(),
+                port: 0,
+                tls: self.service.tls,
+            })
+    }
+
+    /// Number of service hosts.
+    pub(crate) fn service_hosts(&self) -> usize {
+        self.service.hosts.len().max(1)
+    }
+
+    /// Whether the service URL uses TLS.
+    pub(crate) fn service_tls(&self) -> bool {
+        self.service.tls
+    }
+
+    /// Moves on to the next service host after `failed` failed.
+    pub(crate) fn service_host_failed(&mut self, failed: &BrokerAddress) {
+        if self.service_host() == *failed {
+            self.service_index = (self.service_index + 1) % self.service_hosts();
+        }
+    }
+
+    /// The slot index for an owner hint (producers and consumers use their id; `None` picks round
+    /// robin).
+    pub(crate) fn slot_for(&mut self, hint: Option<u64>) -> usize {
+        match hint {
+            Some(h) => (h % self.per_broker as u64) as usize,
+            None => {
+                self.round_robin = self.round_robin.wrapping_add(1);
+                self.round_robin % self.per_broker
+            }
+        }
+    }
+
+    /// The connection in a slot, if any.
+    pub(crate) fn get(&self, key: &PoolKey, slot: usize) -> Option<ConnectionId> {
+        self.slots
+            .get(key)
+            .and_then(|v| v.get(slot).copied().flatten())
+    }
+
+    /// Records a new connection in a slot.
+    pub(crate) fn insert(&mut self, key: PoolKey, slot: usize, conn: ConnectionId) {
+        let per = self.per_broker;
+        let v = self.slots.entry(key).or_insert_with(|| vec![None; per]);
+        if let Some(s) = v.get_mut(slot) {
+            *s = Some(conn);
+        }
+    }
+
+    /// Forgets a connection.
+    pub(crate) fn remove(&mut self, key: &PoolKey, slot: usize, conn: ConnectionId) {
+        if let Some(v) = self.slots.get_mut(key) {
+            if let Some(s) = v.get_mut(slot) {
+                if *s == Some(conn) {
+                    *s = None;
+                }
+            }
+            if v.iter().all(Option::is_none) {
+                self.slots.remove(key);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_hosts_rotate_on_failure() {
+        let mut p = Pool::new(ServiceUrl::parse("pulsar://a,b,c").unwrap(), 2);
+        assert_eq!(p.service_host().host, "a");
+        let a = p.service_host();
+        p.service_host_failed(&a);
+        assert_eq!(p.service_host().host, "b");
+        // a stale failure report for a host no longer in use does not skip one
+        p.service_host_failed(&a);
+        assert_eq!(p.service_host().host, "b");
+        let b = p.service_host();
+        p.service_host_failed(&b);
+        let c = p.service_host();
+        p.service_host_failed(&c);
+        assert_eq!(p.service_host().host, "a");
+    }
+
+    #[test]
+    fn slots() {
+        let mut p = Pool::new(ServiceUrl::parse("pulsar://a").unwrap(), 2);
+        let key = PoolKey::direct(p.service_host());
+        assert_eq!(p.slot_for(Some(5)), 1);
+        assert_eq!(p.slot_for(Some(4)), 0);
+        assert_eq!(p.get(&key, 0), None);
+        p.insert(key.clone(), 1, ConnectionId(9));
+        assert_eq!(p.get(&key, 1), Some(ConnectionId(9)));
+        p.remove(&key, 1, ConnectionId(8));
+        assert_eq!(p.get(&key, 1), Some(ConnectionId(9)));
+        p.remove(&key, 1, ConnectionId(9));
+        assert_eq!(p.get(&key, 1), None);
+    }
+}
