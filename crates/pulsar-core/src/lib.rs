@@ -110,7 +110,6 @@
 pub mod auth;
 mod backoff;
 mod client;
-pub mod compression;
 pub mod config;
 mod connection;
 pub mod consumer;
@@ -124,7 +123,6 @@ pub mod message;
 mod pool;
 pub mod producer;
 mod rng;
-pub mod routing;
 pub mod service_url;
 mod shared;
 pub mod stats;
