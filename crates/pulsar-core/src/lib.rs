@@ -110,6 +110,7 @@
 pub mod auth;
 mod backoff;
 mod client;
+pub mod compression;
 pub mod config;
 mod connection;
 pub mod consumer;
@@ -123,6 +124,7 @@ pub mod message;
 mod pool;
 pub mod producer;
 mod rng;
+pub mod routing;
 pub mod service_url;
 mod shared;
 pub mod stats;
