@@ -332,13 +332,14 @@ impl Client {
         if !done && now < deadline {
             return;
         }
+        // Closed first: the pump below must not come back here.
+        self.life = Life::Closed;
         self.producers
             .force_close_all(&mut self.shared, Error::Timeout);
         self.consumers
             .force_close_all(&mut self.shared, Error::Timeout);
         self.shared.shutdown(now);
         self.pump(now);
-        self.life = Life::Closed;
         self.shared.events.push_back(Event::ClientClosed);
     }
 
