@@ -44,6 +44,38 @@ impl TokenAuth {
         }
     }
 
+    /// A token read from the file at `path` on every CONNECT and every challenge, surrounding
+    /// whitespace trimmed, so a rotated file is picked up without restarting the client. The read is
+    /// done by the provider when the runtime feeds the core an input (the core stays free of I/O of
+    /// its own); a missing, unreadable or empty file fails that connection attempt with [`AuthError`].
+    pub fn from_file(path: impl Into<std::path::PathBuf>) -> TokenAuth {
+        let path = path.into();
+        TokenAuth::from_supplier(move || {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| AuthError(format!("reading token file {}: {e}", path.display())))?;
+            non_empty(text.trim(), || {
+                format!("token file {} is empty", path.display())
+            })
+        })
+    }
+
+    /// A token read from the environment variable `name` on every CONNECT and every challenge
+    /// (surrounding whitespace trimmed). An unset or empty variable fails that connection attempt
+    /// with [`AuthError`].
+    pub fn from_env(name: impl Into<String>) -> TokenAuth {
+        let name = name.into();
+        TokenAuth::from_supplier(move || {
+            let value = std::env::var(&name).map_err(|e| {
+                AuthError(format!(
+                    "reading token from environment variable {name}: {e}"
+                ))
+            })?;
+            non_empty(value.trim(), || {
+                format!("environment variable {name} is empty")
+            })
+        })
+    }
+
     /// A token read from `supplier` on every CONNECT and every challenge (so a refreshed token is
     /// picked up).
     pub fn from_supplier(
@@ -52,6 +84,14 @@ impl TokenAuth {
         TokenAuth {
             source: TokenSource::Supplier(Box::new(supplier)),
         }
+    }
+}
+
+fn non_empty(token: &str, why: impl FnOnce() -> String) -> Result<String, AuthError> {
+    if token.is_empty() {
+        Err(AuthError(why()))
+    } else {
+        Ok(token.to_string())
     }
 }
 
@@ -129,6 +169,31 @@ mod tests {
         let ch = pb::AuthData::default();
         assert_eq!(t.challenge(&ch).unwrap(), Bytes::from_static(b"tok2"));
         assert!(!format!("{t:?}").contains("tok"));
+    }
+
+    #[test]
+    fn token_file_is_read_again_on_every_call() {
+        let path = std::env::temp_dir().join(format!("pulsar-core-token-{}", std::process::id()));
+        std::fs::write(&path, "first\n").unwrap();
+        let mut t = TokenAuth::from_file(&path);
+        assert_eq!(t.auth_data().unwrap(), Bytes::from_static(b"first"));
+        std::fs::write(&path, "  second  ").unwrap();
+        let ch = pb::AuthData::default();
+        assert_eq!(t.challenge(&ch).unwrap(), Bytes::from_static(b"second"));
+        std::fs::write(&path, " \n").unwrap();
+        assert!(t.auth_data().unwrap_err().0.contains("is empty"));
+        std::fs::remove_file(&path).unwrap();
+        assert!(t.auth_data().unwrap_err().0.contains("reading token file"));
+    }
+
+    #[test]
+    fn token_env() {
+        let name = format!("PULSAR_CORE_TEST_TOKEN_{}", std::process::id());
+        let mut t = TokenAuth::from_env(&name);
+        assert!(t.auth_data().unwrap_err().0.contains(&name));
+        std::env::set_var(&name, "from-env\n");
+        assert_eq!(t.auth_data().unwrap(), Bytes::from_static(b"from-env"));
+        std::env::remove_var(&name);
     }
 
     #[test]
