@@ -1,0 +1,218 @@
+//! Per-connection state: handshake (with optional auth challenge), keep-alive and auth refresh.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use pulsar_proto::{pb, FrameDecoder, PROTOCOL_VERSION};
+
+use super::{ConnId, ModelCluster};
+
+/// Where a connection is in its handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConnState {
+    AwaitConnect,
+    AwaitAuth,
+    Ready,
+}
+
+/// A producer registered on a connection.
+#[derive(Debug, Clone)]
+pub(crate) struct ProducerReg {
+    pub(crate) topic: String,
+    pub(crate) name: String,
+    pub(crate) registration: u64,
+    /// After a persistence failure: the sequence id the client must resend from.
+    pub(crate) failed_from: Option<u64>,
+}
+
+/// A consumer registered on a connection.
+#[derive(Debug, Clone)]
+pub(crate) struct ConsumerReg {
+    pub(crate) topic: String,
+    pub(crate) subscription: String,
+    pub(crate) permits: i64,
+    pub(crate) epoch: Option<u64>,
+    pub(crate) priority: i32,
+    pub(crate) name: String,
+}
+
+/// One client connection to one broker.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) broker: usize,
+    pub(crate) state: ConnState,
+    pub(crate) rbuf: BytesMut,
+    pub(crate) decoder: FrameDecoder,
+    pub(crate) producers: BTreeMap<u64, ProducerReg>,
+    /// Producers the broker closed: late SENDs for them are ignored, not fatal.
+    pub(crate) closed_producers: BTreeSet<u64>,
+    pub(crate) consumers: BTreeMap<u64, ConsumerReg>,
+    pub(crate) last_input: Duration,
+    pub(crate) ping_outstanding: bool,
+    pub(crate) next_check: Duration,
+    pub(crate) supports_auth_refresh: bool,
+    pub(crate) auth_refresh_pending: bool,
+}
+
+impl Conn {
+    pub(crate) fn new(broker: usize, now: Duration, keep_alive: Duration) -> Conn {
+        Conn {
+            broker,
+            state: ConnState::AwaitConnect,
+            rbuf: BytesMut::new(),
+            decoder: FrameDecoder::default(),
+            producers: BTreeMap::new(),
+            closed_producers: BTreeSet::new(),
+            consumers: BTreeMap::new(),
+            last_input: now,
+            ping_outstanding: false,
+            next_check: now + keep_alive,
+            supports_auth_refresh: false,
+            auth_refresh_pending: false,
+        }
+    }
+}
+
+impl ModelCluster {
+    pub(crate) fn handle_connect(&mut self, conn: ConnId, c: &pb::CommandConnect) {
+        if let Some(token) = self.config.auth_token.clone() {
+            let ok = c.auth_method_name.as_deref() == Some("token")
+                && c.auth_data.as_deref() == Some(token.as_bytes());
+            if !ok {
+                self.write(
+                    conn,
+                    pb::CommandError {
+                        request_id: u64::MAX,
+                        error: pb::ServerError::AuthenticationError as i32,
+                        message: "bad credentials".into(),
+                    }
+                    .into(),
+                );
+                self.close_conn(conn, "authentication failed");
+                return;
+            }
+        }
+        let refresh = c
+            .feature_flags
+            .as_ref()
+            .and_then(|f| f.supports_auth_refresh)
+            .unwrap_or(false);
+        if let Some(cn) = self.conns.get_mut(&conn) {
+            cn.supports_auth_refresh = refresh;
+        }
+        if self.config.auth_token.is_some() && self.fault(|f| f.auth_challenge) {
+            if let Some(cn) = self.conns.get_mut(&conn) {
+                cn.state = super::ConnState::AwaitAuth;
+            }
+            self.send_challenge(conn, "challenge");
+            return;
+        }
+        self.finish_handshake(conn);
+    }
+
+    fn send_challenge(&mut self, conn: ConnId, what: &'static str) {
+        self.write(
+            conn,
+            pb::CommandAuthChallenge {
+                server_version: Some("sim-broker".into()),
+                challenge: Some(pb::AuthData {
+                    auth_method_name: Some("token".into()),
+                    auth_data: Some(Bytes::from_static(what.as_bytes())),
+                }),
+                protocol_version: Some(PROTOCOL_VERSION),
+            }
+            .into(),
+        );
+    }
+
+    fn finish_handshake(&mut self, conn: ConnId) {
+        let Some(cn) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        cn.state = ConnState::Ready;
+        let max = self.config.max_message_size;
+        self.write(
+            conn,
+            pb::CommandConnected {
+                server_version: "sim-broker".into(),
+                protocol_version: Some(PROTOCOL_VERSION),
+                max_message_size: Some(max),
+                feature_flags: Some(pb::FeatureFlags {
+                    supports_auth_refresh: Some(true),
+                    supports_broker_entry_metadata: Some(false),
+                    supports_partial_producer: Some(true),
+                    supports_topic_watchers: Some(false),
+                    supports_get_partitioned_metadata_without_auto_creation: Some(true),
+                    supports_repl_dedup_by_lid_and_eid: Some(false),
+                }),
+            }
+            .into(),
+        );
+    }
+
+    pub(crate) fn handle_auth_response(&mut self, conn: ConnId, r: &pb::CommandAuthResponse) {
+        let Some(token) = self.config.auth_token.clone() else {
+            return;
+        };
+        let ok = r
+            .response
+            .as_ref()
+            .and_then(|d| d.auth_data.as_deref())
+            .is_some_and(|d| d == token.as_bytes());
+        if !ok {
+            self.close_conn(conn, "bad auth response");
+            return;
+        }
+        let Some(cn) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        match cn.state {
+            ConnState::AwaitAuth => self.finish_handshake(conn),
+            _ => cn.auth_refresh_pending = false,
+        }
+    }
+
+    /// Every keep-alive interval: close if the last ping (or auth refresh) went unanswered, otherwise
+    /// ping (and sometimes ask for fresh credentials).
+    pub(crate) fn keep_alive_checks(&mut self) {
+        let interval = self.config.keep_alive;
+        if interval.is_zero() {
+            return;
+        }
+        let now = self.now;
+        let due: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.next_check <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for conn in due {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                continue;
+            };
+            c.next_check = now + interval;
+            if c.state != ConnState::Ready {
+                self.close_conn(conn, "handshake not completed in time");
+                continue;
+            }
+            if c.ping_outstanding {
+                self.close_conn(conn, "keep-alive timeout");
+                continue;
+            }
+            if c.auth_refresh_pending {
+                self.close_conn(conn, "auth refresh not answered");
+                continue;
+            }
+            c.ping_outstanding = true;
+            let refresh = c.supports_auth_refresh && self.config.auth_token.is_some();
+            self.write(conn, pb::CommandPing {}.into());
+            if refresh && self.fault(|f| f.auth_refresh) {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.auth_refresh_pending = true;
+                }
+                self.send_challenge(conn, "refresh");
+            }
+        }
+    }
+}
