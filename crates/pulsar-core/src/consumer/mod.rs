@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
+use pulsar_proto::pb::command_ack::ValidationError;
 use pulsar_proto::pb::{self, base_command::Type};
 use pulsar_proto::{batch, Payload};
 
@@ -19,6 +20,7 @@ pub use message::Message;
 pub(crate) use options::ConsumerRequest;
 pub use options::{ConsumerOptions, InitialPosition, SubscriptionType};
 
+use crate::compression::{self, CompressionType};
 use crate::error::{Error, ProtocolError};
 use crate::event::{Event, Resource};
 use crate::handle::{ConnectionId, ConsumerId};
@@ -295,7 +297,7 @@ impl Consumers {
         };
         match request {
             ConsumerRequest::Cleanup => {}
-            ConsumerRequest::Close => self.finish(sh, id, None),
+            ConsumerRequest::Close => self.finish(sh, id, result.err()),
             ConsumerRequest::Subscribe => {
                 if c.link.phase
                     != (Phase::Registering {
@@ -365,14 +367,21 @@ impl Consumers {
         };
         match command.kind() {
             Some(Type::Message) => {
-                if c.link.ready_conn() != Some(conn) || !checksum_ok {
+                if c.link.ready_conn() != Some(conn) {
                     return;
                 }
-                let (Some(m), Some(payload)) = (command.message, payload) else {
-                    return;
+                let Some(m) = command.message else { return };
+                let payload = match payload {
+                    Some(p) if checksum_ok => p,
+                    _ => {
+                        // Corrupt in transit: tell the broker, give the permit back.
+                        c.discard(sh, conn, &m, ValidationError::ChecksumMismatch, 1);
+                        return;
+                    }
                 };
                 let was_empty = c.queue.is_empty();
-                c.enqueue(&m, payload);
+                let limit = sh.max_message_size(conn).saturating_mul(2);
+                c.enqueue(sh, conn, &m, payload, limit);
                 if was_empty && !c.queue.is_empty() {
                     sh.events
                         .push_back(Event::MessagesAvailable { consumer: id });
@@ -490,8 +499,54 @@ impl Consumers {
 }
 
 impl Consumer {
+    /// Tells the broker a message could not be used (it will not be redelivered) and returns its
+    /// permits.
+    fn discard(
+        &mut self,
+        sh: &mut Shared,
+        conn: ConnectionId,
+        m: &pb::CommandMessage,
+        error: ValidationError,
+        permits: u32,
+    ) {
+        let cmd = pb::BaseCommand::from(pb::CommandAck {
+            consumer_id: self.id.get(),
+            ack_type: pb::command_ack::AckType::Individual as i32,
+            message_id: vec![m.message_id.clone()],
+            validation_error: Some(error as i32),
+            ..Default::default()
+        });
+        sh.send_command(conn, &cmd);
+        self.consumed_since_flow += permits;
+        if self.consumed_since_flow >= (self.options.queue_size() / 2).max(1) {
+            send_flow(sh, conn, self.id, self.consumed_since_flow);
+            self.consumed_since_flow = 0;
+        }
+    }
+
     /// Adds the message(s) of one MESSAGE frame to the receiver queue.
-    fn enqueue(&mut self, m: &pb::CommandMessage, payload: Payload) {
+    fn enqueue(
+        &mut self,
+        sh: &mut Shared,
+        conn: ConnectionId,
+        m: &pb::CommandMessage,
+        mut payload: Payload,
+        limit: usize,
+    ) {
+        let count = payload.metadata.num_messages_in_batch.unwrap_or(1).max(1) as u32;
+        let kind = payload.metadata.compression.unwrap_or(0);
+        if kind != 0 {
+            let size = payload.metadata.uncompressed_size.unwrap_or(0) as usize;
+            let decoded = CompressionType::try_from(kind)
+                .and_then(|k| compression::decompress(k, &payload.data, size, limit));
+            match decoded {
+                Ok(data) => payload.data = data,
+                Err(_) => {
+                    self.discard(sh, conn, m, ValidationError::DecompressionError, count);
+                    return;
+                }
+            }
+        }
         let base = MessageId::from_pb(&m.message_id);
         let meta = &payload.metadata;
         let redelivery_count = m.redelivery_count.unwrap_or(0);

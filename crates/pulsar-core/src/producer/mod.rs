@@ -326,7 +326,7 @@ impl Producers {
         };
         match request {
             ProducerRequest::Cleanup => {}
-            ProducerRequest::Close => self.finish(sh, id, None),
+            ProducerRequest::Close => self.finish(sh, id, result.err()),
             ProducerRequest::Create => {
                 if p.link.phase
                     != (crate::link::Phase::Registering {

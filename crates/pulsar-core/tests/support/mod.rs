@@ -554,3 +554,42 @@ pub fn fnv(data: &[u8]) -> u64 {
     }
     h
 }
+
+/// A MESSAGE frame for `consumer_id`.
+pub fn message(consumer_id: u64, entry: u64, payload: &[u8], meta: pb::MessageMetadata) -> Reply {
+    Reply::Payload(
+        pb::CommandMessage {
+            consumer_id,
+            message_id: pb::MessageIdData {
+                ledger_id: 9,
+                entry_id: entry,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .into(),
+        Box::new(meta),
+        Bytes::copy_from_slice(payload),
+    )
+}
+
+/// Plain metadata for a message.
+pub fn meta(seq: u64) -> pb::MessageMetadata {
+    pb::MessageMetadata {
+        producer_name: "p".into(),
+        sequence_id: seq,
+        publish_time: 1_000 + seq,
+        ..Default::default()
+    }
+}
+
+impl Sim {
+    /// Runs until an event matching `pred` has happened at any point (already or later).
+    pub fn run_until_seen(&mut self, max: Duration, pred: impl Fn(&Event) -> bool) {
+        self.run_until_idle();
+        if self.events.iter().any(|(_, e)| pred(e)) {
+            return;
+        }
+        self.run_until(max, pred);
+    }
+}
