@@ -276,6 +276,10 @@ impl Link {
         if self.conn() != Some(conn) {
             return Step::Idle;
         }
+        if !reason.is_retriable() {
+            // e.g. the broker rejected the credentials during the handshake
+            return Step::Failed(reason.clone());
+        }
         self.lost(sh, now, reason.clone(), None)
     }
 

@@ -595,3 +595,56 @@ fn handshake_rejected_by_the_broker_gives_a_typed_fatal_error() {
         "a fatal error is not retried"
     );
 }
+
+#[test]
+fn handshake_rejected_by_the_owning_broker_fails_the_producer_without_retrying() {
+    let mut sim =
+        Sim::with_config(ClientConfig::new("pulsar://svc:6650").with_auth(TokenAuth::new("t")));
+    sim.add_broker("b2:6650");
+    sim.hook(SERVICE, |_, cmd| {
+        let l = cmd.lookup_topic.as_deref()?;
+        Some(vec![Reply::Cmd(
+            pb::CommandLookupTopicResponse {
+                broker_service_url: Some("pulsar://b2:6650".into()),
+                response: Some(1),
+                request_id: l.request_id,
+                ..Default::default()
+            }
+            .into(),
+        )])
+    });
+    sim.hook("b2:6650", |_, cmd| {
+        cmd.connect.as_ref()?;
+        Some(vec![Reply::Cmd(
+            pb::CommandError {
+                request_id: u64::MAX,
+                error: 4,
+                message: "not authorized".into(),
+            }
+            .into(),
+        )])
+    });
+    let p = sim
+        .client
+        .create_producer(sim.now, "t", Default::default())
+        .unwrap();
+    let e = sim.run_until(Duration::from_secs(1), |e| {
+        matches!(e, Event::ProducerFailed { .. })
+    });
+    let Event::ProducerFailed { producer, error } = e else {
+        unreachable!()
+    };
+    assert_eq!(producer, p);
+    assert_eq!(
+        error.server_code(),
+        Some(pulsar_core::ServerErrorCode::AuthorizationError)
+    );
+    assert_eq!(sim.elapsed(), Duration::ZERO);
+    assert_eq!(
+        sim.received_of(Type::Connect)
+            .iter()
+            .filter(|c| c.broker == "b2:6650")
+            .count(),
+        1
+    );
+}

@@ -477,6 +477,12 @@ impl Sim {
                 }
                 self.log(format_args!("timeout"));
                 self.client.handle_timeout(self.now);
+                if let Some(next) = self.client.poll_timeout() {
+                    assert!(
+                        next > self.now,
+                        "after handle_timeout(t) the next deadline must be later than t"
+                    );
+                }
                 self.run_until_idle();
                 true
             }
