@@ -1,7 +1,7 @@
 //! The broker shared by all tests of a process.
 
 use std::net::{SocketAddr, TcpStream};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use super::error::SupportError;
@@ -41,6 +41,32 @@ pub fn try_broker() -> Result<&'static BrokerInfo, SupportError> {
         .as_ref()
         .map(|shared| &shared.info)
         .map_err(|e| SupportError::NoBroker(e.clone()))
+}
+
+/// Variant brokers shared by the tests of this process, by options; failures are kept too, so
+/// that a broker that cannot start is not tried again by every test.
+static VARIANTS: Mutex<Vec<(BrokerOptions, Result<BrokerProcess, String>)>> =
+    Mutex::new(Vec::new());
+
+/// A broker with `options` (TLS, authentication, deduplication) shared by all tests of this
+/// process that ask for the same options: started on first use, stopped by the script's watchdog
+/// when the process exits. Tests that restart or stop a broker should own one instead
+/// ([`BrokerProcess::start`]).
+pub fn shared_broker(options: BrokerOptions) -> Result<BrokerInfo, SupportError> {
+    let mut variants = VARIANTS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((_, started)) = variants.iter().find(|(o, _)| *o == options) {
+        return started
+            .as_ref()
+            .map(|process| process.info().clone())
+            .map_err(|e| SupportError::NoBroker(e.clone()));
+    }
+    let started = BrokerProcess::start(options.clone()).map_err(|e| e.to_string());
+    let result = started
+        .as_ref()
+        .map(|process| process.info().clone())
+        .map_err(|e| SupportError::NoBroker(e.clone()));
+    variants.push((options, started));
+    result
 }
 
 /// Where to look for a broker.

@@ -16,7 +16,7 @@ mod process;
 mod topic;
 
 pub use admin::{topic_admin_path, Admin, HttpResponse};
-pub use broker::{broker, try_broker};
+pub use broker::{broker, shared_broker, try_broker};
 pub use error::SupportError;
 pub use info::{AuthInfo, BrokerInfo, TlsFiles};
 pub use process::{script_path, BrokerOptions, BrokerProcess};
