@@ -37,7 +37,12 @@ pub fn broker() -> &'static BrokerInfo {
 /// 3. otherwise one started with the broker script (once per process).
 pub fn try_broker() -> Result<&'static BrokerInfo, SupportError> {
     SHARED
-        .get_or_init(|| find_or_start(&Discovery::from_env()).map_err(|e| e.to_string()))
+        .get_or_init(|| {
+            find_or_start(&Discovery::from_env()).map_err(|e| match e {
+                SupportError::NoBroker(message) => message,
+                other => other.to_string(),
+            })
+        })
         .as_ref()
         .map(|shared| &shared.info)
         .map_err(|e| SupportError::NoBroker(e.clone()))
