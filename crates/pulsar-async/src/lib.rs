@@ -1,2 +1,69 @@
-//! pulsar-async: part of a sans-IO Apache Pulsar client.
+//! pulsar-async: the machinery shared by the runtime adapters of the sans-IO Pulsar client.
+//!
+//! Applications use `pulsar-tokio`, `pulsar-smol` or `pulsar-blocking`; this crate holds what they
+//! share, so that an async runtime adapter is only its [`Runtime`] implementation (connect,
+//! timer, spawn):
+//!
+//! - the shared state: the [`pulsar_core::Client`] behind one mutex with the tables of
+//!   application-side waiters (per-send receipts, per-request answers, per-consumer wakers, room
+//!   for senders, the client-wide [event stream](ClientHandle::events));
+//! - the async I/O driver: one task per client that connects (with TLS when the address asks for
+//!   it), reads into the core, writes what it produces (keeping the partly written buffer), and
+//!   sleeps until the core's deadline;
+//! - the application API: [`ClientBuilder`], [`ClientHandle`], [`ProducerBuilder`] /
+//!   [`Producer`] / [`Receipt`], [`ConsumerBuilder`] / [`Consumer`] (a `futures::Stream`);
+//! - the [`tls`] configuration (rustls; no runtime dependency, also used by the blocking
+//!   adapter), and the [`engine`] for drivers that are threads.
+//!
+//! # Backpressure
+//!
+//! A send waits while the producer's pending queue is full (the core says `QueueFull`) or while
+//! more than [`ClientOptions::max_write_buffer`] bytes wait for the sockets, and resumes when a
+//! receipt or a write frees room; with
+//! [`block_if_queue_full(false)`](ProducerBuilder::block_if_queue_full) it fails at once instead.
+//! A consumer's receiver queue is bounded by the core's permits: the broker stops pushing when
+//! the application stops receiving.
+//!
+//! # Example (with `pulsar-tokio`)
+//!
+//! ```ignore
+//! let client = pulsar_tokio::Client::builder("pulsar://127.0.0.1:6650").build()?;
+//! let producer = client.producer("my-topic").create().await?;
+//! let id = producer.send("hello").await?;
+//! let consumer = client.consumer("my-topic").subscription("sub").subscribe().await?;
+//! let message = consumer.receive().await?;
+//! consumer.ack(&message)?;
+//! client.close().await?;
+//! ```
 #![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod client;
+mod consumer;
+mod driver;
+pub mod engine;
+mod error;
+mod options;
+mod producer;
+mod runtime;
+mod state;
+pub mod tls;
+
+pub use client::{start, Client, ClientHandle, EventStream};
+pub use consumer::{Consumer, ConsumerBuilder};
+pub use error::{Error, Result};
+pub use options::{
+    ClientBuilder, ClientOptions, Launch, DEFAULT_EVENT_BUFFER, DEFAULT_MAX_WRITE_BUFFER,
+    DEFAULT_WRITE_TIMEOUT,
+};
+pub use producer::{IntoMessage, Producer, ProducerBuilder, Receipt};
+pub use runtime::{AsyncIo, AsyncTimer, BoxFuture, BoxIo, Runtime};
+pub use state::ClientEvent;
+pub use tls::{ClientCertificate, TlsError, TlsOptions, TrustRoots};
+
+/// The core crate, re-exported: options, messages, events, errors and stats types.
+pub use pulsar_core as core;
+pub use pulsar_core::{
+    ClientStats, ConsumerOptions, Event, InitialPosition, Message, MessageId, OutgoingMessage,
+    ProducerOptions, SendError, SubscriptionType,
+};

@@ -1,2 +1,194 @@
-//! pulsar-blocking: part of a sans-IO Apache Pulsar client.
+//! pulsar-blocking: the Apache Pulsar client on std sockets and threads.
+//!
+//! Truly blocking, with no async runtime anywhere: one driver thread per client owns the I/O side
+//! of the sans-IO core and waits with `recv_timeout(deadline - now)`; each connection has a
+//! reader thread feeding it through a bounded channel; writes are blocking writes with a write
+//! timeout. Application calls block the calling thread until the driver signals the outcome, so
+//! the client works from any thread — including from inside an async runtime, where wrapping an
+//! async client in `block_on` would panic.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use pulsar_blocking::{Client, InitialPosition};
+//!
+//! fn main() -> Result<(), pulsar_blocking::Error> {
+//!     let client = Client::builder("pulsar://127.0.0.1:6650").build()?;
+//!
+//!     let producer = client.producer("my-topic").create()?;
+//!     let id = producer.send("hello")?; // blocks until the broker's receipt
+//!     println!("stored as {id}");
+//!     // Without waiting for each receipt:
+//!     producer.send_with_callback("world", |result| {
+//!         if let Err(e) = result {
+//!             eprintln!("send failed: {e}");
+//!         }
+//!     })?;
+//!     producer.flush()?;
+//!
+//!     let consumer = client
+//!         .consumer("my-topic")
+//!         .subscription("my-subscription")
+//!         .initial_position(InitialPosition::Earliest)
+//!         .subscribe()?;
+//!     while let Some(message) = consumer.receive_timeout(Duration::from_secs(1))? {
+//!         println!("{:?}", message.payload);
+//!         consumer.ack(&message)?;
+//!     }
+//!     client.close()
+//! }
+//! ```
 #![deny(missing_docs)]
+
+mod consumer;
+mod driver;
+mod producer;
+mod wait;
+
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use pulsar_async::core::{ClientStats, LookupResult, TopicsMode};
+use pulsar_async::engine::Engine;
+use pulsar_async::{ClientHandle, ClientOptions, EventStream, Launch};
+
+pub use consumer::{Consumer, ConsumerBuilder};
+pub use producer::{Producer, ProducerBuilder, Receipt};
+pub use pulsar_async::{
+    core, tls, ClientBuilder, ClientEvent, ConsumerOptions, Error, Event, InitialPosition,
+    IntoMessage, Message, MessageId, OutgoingMessage, ProducerOptions, Result, SendError,
+    SubscriptionType, TlsOptions,
+};
+
+use crate::driver::Input;
+use crate::wait::{wait, wait_until};
+
+/// The blocking adapter, for [`ClientBuilder`]: `Client::builder(url)` returns a
+/// `ClientBuilder<Blocking>` whose `build()` starts the driver thread.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Blocking;
+
+impl Launch for Blocking {
+    type Client = Client;
+
+    fn launch(options: ClientOptions) -> Result<Client, Error> {
+        let (tx, rx) = mpsc::sync_channel::<Input>(driver::CHANNEL_BOUND);
+        let wake_tx = tx.clone();
+        let (engine, handle) = Engine::new(options, move || {
+            // Never blocks: a full channel means the driver has work queued already.
+            let _ = wake_tx.try_send(Input::Wake);
+        })?;
+        std::thread::Builder::new()
+            .name("pulsar-driver".into())
+            .spawn(move || driver::run(engine, rx, tx))
+            .map_err(|e| Error::Runtime(format!("cannot spawn the driver thread: {e}")))?;
+        Ok(Client { handle })
+    }
+}
+
+/// A Pulsar client whose calls block the calling thread.
+///
+/// Cheap to clone. Producers, consumers and event iterators keep it alive; when the last handle
+/// is dropped it closes gracefully in the background.
+#[derive(Debug, Clone)]
+pub struct Client {
+    handle: ClientHandle,
+}
+
+impl Client {
+    /// A builder for a client of `service_url` (`pulsar://host:6650`, `pulsar+ssl://host:6651`,
+    /// several hosts separated by commas).
+    pub fn builder(service_url: impl Into<String>) -> ClientBuilder<Blocking> {
+        ClientBuilder::new(service_url)
+    }
+
+    /// A producer on `topic`.
+    pub fn producer(&self, topic: impl Into<String>) -> ProducerBuilder {
+        ProducerBuilder::new(self.handle.producer(topic))
+    }
+
+    /// A consumer of `topic`; set at least the subscription name.
+    pub fn consumer(&self, topic: impl Into<String>) -> ConsumerBuilder {
+        ConsumerBuilder::new(self.handle.consumer(topic))
+    }
+
+    /// The client-wide events (connections, reconnections, topic moves, close) from now on.
+    pub fn events(&self) -> Events {
+        Events {
+            inner: self.handle.events(),
+        }
+    }
+
+    /// A snapshot of connections, producers, consumers and counters.
+    pub fn stats(&self) -> ClientStats {
+        self.handle.stats()
+    }
+
+    /// Looks up the broker serving `topic`.
+    pub fn lookup_topic(&self, topic: &str) -> Result<LookupResult, Error> {
+        wait(self.handle.lookup_topic(topic))
+    }
+
+    /// The number of partitions of `topic` (`0`: not partitioned).
+    pub fn partitions(&self, topic: &str) -> Result<u32, Error> {
+        wait(self.handle.partitions(topic))
+    }
+
+    /// The topics of `namespace` (`tenant/ns`).
+    pub fn topics_of_namespace(&self, namespace: &str, mode: TopicsMode) -> Result<Vec<String>> {
+        wait(self.handle.topics_of_namespace(namespace, mode))
+    }
+
+    /// Closes gracefully (producers and consumers on the broker, then the connections) and waits
+    /// for the driver thread to finish.
+    pub fn close(&self) -> Result<(), Error> {
+        wait(self.handle.close())
+    }
+
+    /// Whether the client finished closing.
+    pub fn is_closed(&self) -> bool {
+        self.handle.is_closed()
+    }
+
+    /// The runtime-independent handle (shared with the async adapters' API).
+    pub fn handle(&self) -> &ClientHandle {
+        &self.handle
+    }
+}
+
+/// The client-wide event stream as an iterator (ends after `Event::ClientClosed`).
+#[derive(Debug)]
+pub struct Events {
+    inner: EventStream,
+}
+
+impl Events {
+    /// The next event, waiting for it; `None` once the client is closed.
+    pub fn recv(&mut self) -> Option<ClientEvent> {
+        wait(self.inner.next())
+    }
+
+    /// The next event, waiting at most `timeout`.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<ClientEvent, RecvTimeoutError> {
+        match wait_until(self.inner.next(), Instant::now() + timeout) {
+            Some(Some(e)) => Ok(e),
+            Some(None) => Err(RecvTimeoutError::Disconnected),
+            None => Err(RecvTimeoutError::Timeout),
+        }
+    }
+
+    /// The next event if one is queued.
+    pub fn try_recv(&mut self) -> Option<ClientEvent> {
+        self.inner.try_next()
+    }
+}
+
+impl Iterator for Events {
+    type Item = ClientEvent;
+
+    fn next(&mut self) -> Option<ClientEvent> {
+        self.recv()
+    }
+}

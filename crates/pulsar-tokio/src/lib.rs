@@ -1,2 +1,128 @@
-//! pulsar-tokio: part of a sans-IO Apache Pulsar client.
+//! pulsar-tokio: the Apache Pulsar client on the tokio runtime.
+//!
+//! The client is the shared async client of `pulsar-async`; this crate supplies tokio's TCP
+//! connections, timers and task spawning. One driver task per client owns the sockets; the
+//! application talks to it through cheap handles.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use futures::StreamExt;
+//! use pulsar_tokio::{Client, SubscriptionType};
+//!
+//! # async fn run() -> Result<(), pulsar_tokio::Error> {
+//! // Must be called inside a tokio runtime (the driver task is spawned on it).
+//! let client = Client::builder("pulsar://127.0.0.1:6650").build()?;
+//!
+//! let producer = client.producer("my-topic").name("my-producer").create().await?;
+//! // Wait for the broker's receipt...
+//! let id = producer.send("hello").await?;
+//! println!("stored as {id}");
+//! // ...or keep many messages in flight and collect the receipts later.
+//! let mut receipts = Vec::new();
+//! for i in 0..100 {
+//!     receipts.push(producer.send_async(format!("message {i}")).await?);
+//! }
+//! for receipt in receipts {
+//!     receipt.await?;
+//! }
+//!
+//! let mut consumer = client
+//!     .consumer("my-topic")
+//!     .subscription("my-subscription")
+//!     .subscription_type(SubscriptionType::Shared)
+//!     .subscribe()
+//!     .await?;
+//! while let Some(message) = consumer.next().await {
+//!     let message = message?;
+//!     consumer.ack(&message)?;
+//! }
+//! client.close().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! TLS: `Client::builder("pulsar+ssl://broker:6651").tls_trust_certs_file("ca.pem")`, optionally
+//! `.tls_client_certificate("client.pem", "client.key")` for mutual TLS and `.require_tls()`.
 #![deny(missing_docs)]
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use pulsar_async::{AsyncTimer, BoxFuture, BoxIo, ClientOptions, Launch, Runtime};
+use tokio_util::compat::TokioAsyncReadCompatExt;
+
+pub use pulsar_async::{
+    core, tls, ClientBuilder, ClientEvent, ClientHandle, ClientStats, Consumer, ConsumerBuilder,
+    ConsumerOptions, Error, Event, EventStream, InitialPosition, IntoMessage, Message, MessageId,
+    OutgoingMessage, Producer, ProducerBuilder, ProducerOptions, Receipt, Result, SendError,
+    SubscriptionType, TlsOptions,
+};
+
+/// A Pulsar client driven by tokio. Build with [`Client::builder`](pulsar_async::Client::builder)
+/// inside a tokio runtime.
+pub type Client = pulsar_async::Client<Tokio>;
+
+/// The tokio runtime for [`pulsar_async`]: TCP, timers and spawning on the current runtime.
+#[derive(Debug, Clone)]
+pub struct Tokio {
+    handle: tokio::runtime::Handle,
+}
+
+impl Tokio {
+    /// The runtime of the current context.
+    pub fn current() -> Result<Tokio, Error> {
+        tokio::runtime::Handle::try_current()
+            .map(|handle| Tokio { handle })
+            .map_err(|e| Error::Runtime(format!("pulsar-tokio needs a tokio runtime: {e}")))
+    }
+
+    /// A specific runtime.
+    pub fn with_handle(handle: tokio::runtime::Handle) -> Tokio {
+        Tokio { handle }
+    }
+}
+
+impl Launch for Tokio {
+    type Client = Client;
+
+    fn launch(options: ClientOptions) -> Result<Client, Error> {
+        let runtime = Tokio::current()?;
+        pulsar_async::start(runtime, options).map(Client::from_handle)
+    }
+}
+
+impl Runtime for Tokio {
+    fn connect(&self, host: String, port: u16) -> BoxFuture<io::Result<BoxIo>> {
+        Box::pin(async move {
+            let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+            stream.set_nodelay(true)?;
+            Ok(Box::new(stream.compat()) as BoxIo)
+        })
+    }
+
+    fn timer(&self, deadline: Instant) -> Pin<Box<dyn AsyncTimer>> {
+        Box::pin(Timer(Box::pin(tokio::time::sleep_until(deadline.into()))))
+    }
+
+    fn spawn(&self, future: BoxFuture<()>) -> Result<(), String> {
+        drop(self.handle.spawn(future));
+        Ok(())
+    }
+}
+
+/// tokio's `Sleep` as an [`AsyncTimer`].
+#[derive(Debug)]
+struct Timer(Pin<Box<tokio::time::Sleep>>);
+
+impl AsyncTimer for Timer {
+    fn reset(mut self: Pin<&mut Self>, deadline: Instant) {
+        self.0.as_mut().reset(deadline.into());
+    }
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        std::future::Future::poll(self.0.as_mut(), cx)
+    }
+}

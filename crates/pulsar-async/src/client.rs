@@ -1,0 +1,295 @@
+//! The client handle: producers, consumers, events, introspection, close.
+
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures::future::poll_fn;
+use futures::Stream;
+use pulsar_core::{ClientStats, LookupResult, RequestId, TopicsMode};
+
+use crate::consumer::ConsumerBuilder;
+use crate::driver::Driver;
+use crate::error::Error;
+use crate::options::{unix_millis, ClientBuilder, ClientOptions, Launch};
+use crate::producer::ProducerBuilder;
+use crate::runtime::Runtime;
+use crate::state::{ClientEvent, DriverWake, RequestResult, Shared, State};
+use crate::tls::TlsContext;
+
+/// Owns the client's state for the application side; closing the client when the last handle
+/// (client, producer, consumer, receipt or event stream) goes away.
+#[derive(Debug)]
+struct ClientRef {
+    shared: Shared,
+}
+
+impl Drop for ClientRef {
+    fn drop(&mut self) {
+        self.shared.with(|st| {
+            if !st.is_closed() {
+                tracing::debug!("last client handle dropped: closing");
+                st.begin_close();
+            }
+        });
+    }
+}
+
+/// A running client, independent of the runtime that drives it.
+///
+/// Cheap to clone. Producers, consumers and event streams keep the client alive; when the last
+/// handle is dropped the client closes gracefully in the background (producers and consumers
+/// closed on the broker, connections shut) and its driver exits.
+#[derive(Debug, Clone)]
+pub struct ClientHandle {
+    inner: Arc<ClientRef>,
+}
+
+impl ClientHandle {
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
+    /// A producer on `topic` (`persistent://tenant/ns/name`, or a short name in
+    /// `public/default`).
+    pub fn producer(&self, topic: impl Into<String>) -> ProducerBuilder {
+        ProducerBuilder::new(self.clone(), topic.into())
+    }
+
+    /// A consumer of `topic`; set at least the subscription name.
+    pub fn consumer(&self, topic: impl Into<String>) -> ConsumerBuilder {
+        ConsumerBuilder::new(self.clone(), topic.into())
+    }
+
+    /// The client-wide event stream: connections opened and closed (with the reason), producers
+    /// and consumers reconnecting and reconnected, topics moved, the client closed. Each call
+    /// returns an independent subscriber that sees events from now on.
+    pub fn events(&self) -> EventStream {
+        let id = self.shared().with(|st| st.subscribe_events());
+        EventStream {
+            client: self.clone(),
+            id,
+        }
+    }
+
+    /// A snapshot of connections, producers, consumers and counters.
+    pub fn stats(&self) -> ClientStats {
+        self.shared().with(|st| st.core.stats())
+    }
+
+    /// Looks up the broker serving `topic`.
+    pub async fn lookup_topic(&self, topic: &str) -> Result<LookupResult, Error> {
+        match self
+            .request(|core, now| core.lookup_topic(now, topic))
+            .await?
+        {
+            RequestResult::Lookup(r) => r.map_err(Error::from),
+            _ => Err(Error::DriverStopped),
+        }
+    }
+
+    /// The number of partitions of `topic` (`0`: not partitioned).
+    pub async fn partitions(&self, topic: &str) -> Result<u32, Error> {
+        match self
+            .request(|core, now| core.partitioned_metadata(now, topic))
+            .await?
+        {
+            RequestResult::Partitions(r) => r.map_err(Error::from),
+            _ => Err(Error::DriverStopped),
+        }
+    }
+
+    /// The topics of `namespace` (`tenant/ns`).
+    pub async fn topics_of_namespace(
+        &self,
+        namespace: &str,
+        mode: TopicsMode,
+    ) -> Result<Vec<String>, Error> {
+        match self
+            .request(|core, now| core.topics_of_namespace(now, namespace, mode))
+            .await?
+        {
+            RequestResult::Topics(r) => r.map_err(Error::from),
+            _ => Err(Error::DriverStopped),
+        }
+    }
+
+    async fn request(
+        &self,
+        start: impl FnOnce(&mut pulsar_core::Client, Instant) -> Result<RequestId, pulsar_core::Error>,
+    ) -> Result<RequestResult, Error> {
+        let id = self.shared().with(|st| st.start_request(start))?;
+        // Forgets the request if this future is dropped before the answer.
+        let _guard = RequestGuard { client: self, id };
+        poll_fn(|cx| self.shared().with(|st| st.poll_request(id, cx))).await
+    }
+
+    /// Closes the client gracefully: producers and consumers are closed on the broker (waiting at
+    /// most the operation timeout), then the connections; returns once the driver has finished.
+    /// Producers and consumers still held fail with a "closed" error afterwards.
+    pub async fn close(&self) -> Result<(), Error> {
+        self.shared().with(|st| st.begin_close());
+        poll_fn(|cx| self.shared().with(|st| st.poll_closed(cx))).await;
+        Ok(())
+    }
+
+    /// Whether the client finished closing.
+    pub fn is_closed(&self) -> bool {
+        self.shared().with(|st| st.is_closed())
+    }
+}
+
+/// Forgets a request whose future was dropped.
+struct RequestGuard<'a> {
+    client: &'a ClientHandle,
+    id: RequestId,
+}
+
+impl Drop for RequestGuard<'_> {
+    fn drop(&mut self) {
+        self.client.shared().with(|st| st.drop_request(self.id));
+    }
+}
+
+/// The client-wide event stream from [`ClientHandle::events`]. Ends after
+/// `Event::ClientClosed`.
+#[derive(Debug)]
+pub struct EventStream {
+    client: ClientHandle,
+    id: u64,
+}
+
+impl EventStream {
+    /// The next event, without waiting: `None` when none is queued.
+    pub fn try_next(&mut self) -> Option<ClientEvent> {
+        match self.client.shared().with(|st| st.poll_event(self.id, None)) {
+            Poll::Ready(e) => e,
+            Poll::Pending => None,
+        }
+    }
+}
+
+impl Stream for EventStream {
+    type Item = ClientEvent;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ClientEvent>> {
+        let id = self.id;
+        self.client.shared().with(|st| st.poll_event(id, Some(cx)))
+    }
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        self.client
+            .shared()
+            .with(|st| st.unsubscribe_events(self.id));
+    }
+}
+
+/// Starts a client driven by an async `runtime`: builds the TLS configuration, the core and the
+/// driver task. Adapters call this from their [`Launch`] implementation.
+pub fn start<R: Runtime>(runtime: R, options: ClientOptions) -> Result<ClientHandle, Error> {
+    let NewState {
+        shared,
+        tls,
+        write_timeout,
+        ..
+    } = new_state(options, DriverWake::Task(None))?;
+    let runtime: Arc<dyn Runtime> = Arc::new(runtime);
+    let driver = Driver::new(shared.clone(), runtime.clone(), tls, write_timeout);
+    runtime.spawn(Box::pin(driver)).map_err(Error::Runtime)?;
+    Ok(ClientHandle::from_shared(shared))
+}
+
+impl ClientHandle {
+    pub(crate) fn from_shared(shared: Shared) -> ClientHandle {
+        ClientHandle {
+            inner: Arc::new(ClientRef { shared }),
+        }
+    }
+}
+
+/// A validated client: its shared state and what its driver needs.
+pub(crate) struct NewState {
+    pub(crate) shared: Shared,
+    pub(crate) tls: TlsContext,
+    pub(crate) write_timeout: Duration,
+    pub(crate) connection_timeout: Duration,
+}
+
+/// Validates `options` and builds the core and the shared state.
+pub(crate) fn new_state(options: ClientOptions, wake: DriverWake) -> Result<NewState, Error> {
+    let url = options.validate()?;
+    let tls = TlsContext::new(options.tls.clone(), options.wants_tls(&url))?;
+    let mut config = options.core;
+    config.unix_time_ms = unix_millis();
+    let connection_timeout = config.connection_timeout;
+    let core = pulsar_core::Client::new(config, Instant::now())?;
+    let state = State::new(core, options.max_write_buffer, options.event_buffer, wake);
+    Ok(NewState {
+        shared: Shared::new(state),
+        tls,
+        write_timeout: options.write_timeout,
+        connection_timeout,
+    })
+}
+
+/// A client on the async runtime `R` (`pulsar_tokio::Tokio`, `pulsar_smol::Smol`).
+///
+/// Everything is on [`ClientHandle`], which this dereferences to; `R` only selects the runtime
+/// in [`Client::builder`].
+pub struct Client<R> {
+    handle: ClientHandle,
+    _runtime: PhantomData<fn() -> R>,
+}
+
+impl<R> Clone for Client<R> {
+    fn clone(&self) -> Self {
+        Client {
+            handle: self.handle.clone(),
+            _runtime: PhantomData,
+        }
+    }
+}
+
+impl<R> std::fmt::Debug for Client<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("runtime", &std::any::type_name::<R>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Launch<Client = Client<R>>> Client<R> {
+    /// A builder for a client of `service_url` (`pulsar://host:6650`, `pulsar+ssl://host:6651`,
+    /// several hosts separated by commas).
+    pub fn builder(service_url: impl Into<String>) -> ClientBuilder<R> {
+        ClientBuilder::new(service_url)
+    }
+}
+
+impl<R> Client<R> {
+    /// Wraps a started client (adapters call this from [`Launch::launch`]).
+    pub fn from_handle(handle: ClientHandle) -> Self {
+        Client {
+            handle,
+            _runtime: PhantomData,
+        }
+    }
+
+    /// The runtime-independent handle.
+    pub fn handle(&self) -> &ClientHandle {
+        &self.handle
+    }
+}
+
+impl<R> Deref for Client<R> {
+    type Target = ClientHandle;
+
+    fn deref(&self) -> &ClientHandle {
+        &self.handle
+    }
+}

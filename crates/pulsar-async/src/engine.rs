@@ -1,0 +1,156 @@
+//! The client state for drivers that are not async tasks (the blocking adapter's driver thread).
+//!
+//! An [`Engine`] wraps the same shared state as the async driver. Each input method locks, feeds
+//! the core, and drains its outputs; [`Engine::take_outputs`] hands the driver what it must do
+//! and the deadline to wake up at.
+
+use std::time::{Duration, Instant};
+
+use pulsar_core::{ConnectionId, IoRequest, Transmit};
+
+use crate::client::{new_state, ClientHandle, NewState};
+use crate::error::Error;
+use crate::options::ClientOptions;
+use crate::state::{DriverWake, Shared};
+use crate::tls::TlsContext;
+
+/// The I/O side of a client driven by threads. See the [module documentation](self).
+#[derive(Debug)]
+pub struct Engine {
+    shared: Shared,
+    tls: TlsContext,
+    write_timeout: Duration,
+    connection_timeout: Duration,
+}
+
+/// What the driver must do next, from [`Engine::take_outputs`].
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Outputs {
+    /// Connections to open or close, in order.
+    pub io: Vec<IoRequest>,
+    /// Bytes to write, in order.
+    pub transmits: Vec<Transmit>,
+    /// When to call [`Engine::handle_timeout`] next.
+    pub deadline: Option<Instant>,
+    /// The client finished closing: the driver may stop once it has done the above.
+    pub closed: bool,
+}
+
+impl Engine {
+    /// Validates `options`, builds the core, and returns the engine (for the driver) and the
+    /// application handle. `wake` is called (never blocking) whenever the application gave the
+    /// driver new work.
+    pub fn new(
+        options: ClientOptions,
+        wake: impl Fn() + Send + Sync + 'static,
+    ) -> Result<(Engine, ClientHandle), Error> {
+        let NewState {
+            shared,
+            tls,
+            write_timeout,
+            connection_timeout,
+        } = new_state(options, DriverWake::Callback(Box::new(wake)))?;
+        let handle = ClientHandle::from_shared(shared.clone());
+        Ok((
+            Engine {
+                shared,
+                tls,
+                write_timeout,
+                connection_timeout,
+            },
+            handle,
+        ))
+    }
+
+    /// The TLS settings.
+    pub fn tls(&self) -> &TlsContext {
+        &self.tls
+    }
+
+    /// How long a write may make no progress.
+    pub fn write_timeout(&self) -> Duration {
+        self.write_timeout
+    }
+
+    /// The bound on connect plus handshake (also used for each TCP connect attempt and the TLS
+    /// handshake).
+    pub fn connect_timeout(&self) -> Duration {
+        self.connection_timeout
+    }
+
+    /// The connection is established. Returns false when the core no longer wants it (close the
+    /// socket).
+    pub fn handle_connected(&self, conn: ConnectionId) -> bool {
+        self.shared.with(|st| {
+            let ok = st.core.handle_connected(Instant::now(), conn).is_ok();
+            st.drain();
+            ok
+        })
+    }
+
+    /// The connection could not be established.
+    pub fn handle_connect_failed(&self, conn: ConnectionId, reason: String) {
+        self.shared.with(|st| {
+            if let Err(e) = st.core.handle_connect_failed(Instant::now(), conn, reason) {
+                tracing::debug!(conn = conn.get(), error = %e, "late connect failure");
+            }
+            st.drain();
+        });
+    }
+
+    /// Bytes were read. Returns false when the core no longer knows the connection.
+    pub fn handle_bytes(&self, conn: ConnectionId, data: &[u8]) -> bool {
+        self.shared.with(|st| {
+            let ok = st.core.handle_bytes(Instant::now(), conn, data).is_ok();
+            st.drain();
+            ok
+        })
+    }
+
+    /// The connection failed or the peer closed it.
+    pub fn handle_closed(&self, conn: ConnectionId) {
+        self.shared.with(|st| {
+            if st.core.handle_closed(Instant::now(), conn).is_ok() {
+                tracing::info!(conn = conn.get(), "connection lost");
+            }
+            st.drain();
+        });
+    }
+
+    /// Time passed: fires the core's timeout if its deadline was reached.
+    pub fn handle_timeout(&self) {
+        self.shared.with(|st| {
+            let now = Instant::now();
+            if st.core.poll_timeout().is_some_and(|d| now >= d) {
+                st.core.handle_timeout(now);
+                st.drain();
+            }
+        });
+    }
+
+    /// `n` bytes taken from [`Outputs::transmits`] were written (or dropped with their
+    /// connection).
+    pub fn wrote(&self, n: usize) {
+        self.shared.with(|st| st.wrote(n));
+    }
+
+    /// Moves everything the driver must do into `out` (cleared first).
+    pub fn take_outputs(&self, out: &mut Outputs) {
+        out.io.clear();
+        out.transmits.clear();
+        self.shared.with(|st| {
+            st.drain();
+            out.io.extend(st.io.drain(..));
+            out.transmits.extend(st.transmits.drain(..));
+            out.deadline = st.core.poll_timeout();
+            st.armed = out.deadline;
+            out.closed = st.is_closed();
+        });
+    }
+
+    /// The driver stopped: application calls waiting on it fail from now on.
+    pub fn finished(&self) {
+        self.shared.with(|st| st.driver_stopped());
+    }
+}

@@ -1,0 +1,346 @@
+//! Producers: builder, sends with receipts, backpressure, flush, close.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures::future::poll_fn;
+use pulsar_core::{MessageId, OutgoingMessage, ProducerId, ProducerOptions, ProducerStats, SendId};
+
+use crate::client::ClientHandle;
+use crate::error::Error;
+
+/// Anything that can be sent: an [`OutgoingMessage`] (key, properties, event time, ...) or a bare
+/// payload (`Vec<u8>`, `Bytes`, `String`, `&'static str`, `&'static [u8]`).
+pub trait IntoMessage {
+    /// The message.
+    fn into_message(self) -> OutgoingMessage;
+}
+
+impl IntoMessage for OutgoingMessage {
+    fn into_message(self) -> OutgoingMessage {
+        self
+    }
+}
+
+impl IntoMessage for Bytes {
+    fn into_message(self) -> OutgoingMessage {
+        OutgoingMessage::new(self)
+    }
+}
+
+impl IntoMessage for Vec<u8> {
+    fn into_message(self) -> OutgoingMessage {
+        OutgoingMessage::new(self)
+    }
+}
+
+impl IntoMessage for String {
+    fn into_message(self) -> OutgoingMessage {
+        OutgoingMessage::new(self)
+    }
+}
+
+impl IntoMessage for &'static str {
+    fn into_message(self) -> OutgoingMessage {
+        OutgoingMessage::new(Bytes::from_static(self.as_bytes()))
+    }
+}
+
+impl IntoMessage for &'static [u8] {
+    fn into_message(self) -> OutgoingMessage {
+        OutgoingMessage::new(Bytes::from_static(self))
+    }
+}
+
+/// Builds a [`Producer`]. Every option of the core's [`ProducerOptions`] is reachable through
+/// [`options`](Self::options) or [`configure`](Self::configure); the common ones have setters.
+#[derive(Debug)]
+#[must_use]
+pub struct ProducerBuilder {
+    client: ClientHandle,
+    topic: String,
+    options: ProducerOptions,
+    block_if_queue_full: bool,
+}
+
+impl ProducerBuilder {
+    pub(crate) fn new(client: ClientHandle, topic: String) -> Self {
+        ProducerBuilder {
+            client,
+            topic,
+            options: ProducerOptions::default(),
+            block_if_queue_full: true,
+        }
+    }
+
+    /// Producer name (the broker picks one when unset).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.options.name = Some(name.into());
+        self
+    }
+
+    /// Maximum messages waiting for a receipt (the core's default when 0).
+    pub fn max_pending_messages(mut self, n: usize) -> Self {
+        self.options.max_pending_messages = n;
+        self
+    }
+
+    /// The first message gets sequence id `id + 1`.
+    pub fn initial_sequence_id(mut self, id: u64) -> Self {
+        self.options.initial_sequence_id = Some(id);
+        self
+    }
+
+    /// Adds a producer property.
+    pub fn property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.options.properties.push((key.into(), value.into()));
+        self
+    }
+
+    /// Replaces all core options.
+    pub fn options(mut self, options: ProducerOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Changes any core option: `.configure(|o| o.max_pending_messages = 10)`.
+    pub fn configure(mut self, f: impl FnOnce(&mut ProducerOptions)) -> Self {
+        f(&mut self.options);
+        self
+    }
+
+    /// When the pending queue (or the client's write buffer) is full: wait for room (`true`, the
+    /// default) or fail at once with `SendError::QueueFull` (`false`).
+    pub fn block_if_queue_full(mut self, block: bool) -> Self {
+        self.block_if_queue_full = block;
+        self
+    }
+
+    /// Creates the producer and waits until the broker registered it.
+    pub async fn create(self) -> Result<Producer, Error> {
+        let ProducerBuilder {
+            client,
+            topic,
+            options,
+            block_if_queue_full,
+        } = self;
+        let id = client
+            .shared()
+            .with(|st| st.create_producer(&topic, options))?;
+        // From here on, dropping (cancelling) closes it.
+        let mut producer = Producer {
+            client,
+            id,
+            topic,
+            name: String::new(),
+            last_sequence_id: -1,
+            block_if_queue_full,
+            closed: false,
+        };
+        let (name, last) = poll_fn(|cx| {
+            producer
+                .client
+                .shared()
+                .with(|st| st.poll_producer_ready(id, cx))
+        })
+        .await?;
+        tracing::debug!(producer = id.get(), topic = %producer.topic, %name, "producer ready");
+        producer.name = name;
+        producer.last_sequence_id = last;
+        Ok(producer)
+    }
+}
+
+/// A producer. Dropping it closes it on the broker once its pending sends have completed.
+#[derive(Debug)]
+pub struct Producer {
+    client: ClientHandle,
+    id: ProducerId,
+    topic: String,
+    name: String,
+    last_sequence_id: i64,
+    block_if_queue_full: bool,
+    closed: bool,
+}
+
+impl Producer {
+    /// The core's handle.
+    pub fn id(&self) -> ProducerId {
+        self.id
+    }
+
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The producer name (the broker's choice when none was given).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The last sequence id the broker had stored for this producer name (`-1`: none).
+    pub fn last_sequence_id(&self) -> i64 {
+        self.last_sequence_id
+    }
+
+    /// Sends a message and waits for the broker's receipt.
+    pub async fn send(&self, message: impl IntoMessage) -> Result<MessageId, Error> {
+        self.send_async(message).await?.await
+    }
+
+    /// Queues a message (waiting for room when the queue is full and the producer blocks) and
+    /// returns its [`Receipt`] without waiting for the broker: many messages can be in flight.
+    pub async fn send_async(&self, message: impl IntoMessage) -> Result<Receipt, Error> {
+        let send = self.enqueue(message.into_message(), None, true).await?;
+        Ok(Receipt {
+            client: self.client.clone(),
+            send,
+            done: false,
+        })
+    }
+
+    /// Queues a message without ever waiting: a full queue fails with `SendError::QueueFull`.
+    pub fn try_send(&self, message: impl IntoMessage) -> Result<Receipt, Error> {
+        let mut message = Some(message.into_message());
+        let mut callback = None;
+        match self
+            .client
+            .shared()
+            .with(|st| st.poll_enqueue(self.id, &mut message, &mut callback, true, None))
+        {
+            Poll::Ready(Ok(send)) => Ok(Receipt {
+                client: self.client.clone(),
+                send,
+                done: false,
+            }),
+            Poll::Ready(Err(e)) => Err(e),
+            Poll::Pending => Err(pulsar_core::SendError::QueueFull.into()),
+        }
+    }
+
+    /// Queues a message (waiting for room like [`send_async`](Self::send_async)); `callback` runs
+    /// with the outcome once the broker answered. Callbacks run on the client's driver (task or
+    /// thread): keep them short and do not block in them.
+    pub async fn send_with_callback(
+        &self,
+        message: impl IntoMessage,
+        callback: impl FnOnce(Result<MessageId, Error>) + Send + 'static,
+    ) -> Result<(), Error> {
+        self.enqueue(message.into_message(), Some(Box::new(callback)), false)
+            .await
+            .map(|_| ())
+    }
+
+    async fn enqueue(
+        &self,
+        message: OutgoingMessage,
+        callback: Option<crate::state::SendCallback>,
+        want_receipt: bool,
+    ) -> Result<SendId, Error> {
+        let mut message = Some(message);
+        let mut callback = callback;
+        let block = self.block_if_queue_full;
+        poll_fn(|cx| {
+            self.client.shared().with(|st| {
+                st.poll_enqueue(
+                    self.id,
+                    &mut message,
+                    &mut callback,
+                    want_receipt,
+                    block.then_some(&*cx),
+                )
+            })
+        })
+        .await
+    }
+
+    /// Waits until every message sent so far has its receipt (or failed).
+    pub async fn flush(&self) -> Result<(), Error> {
+        let mut upto = None;
+        poll_fn(|cx| {
+            self.client
+                .shared()
+                .with(|st| st.poll_flush(self.id, &mut upto, cx))
+        })
+        .await
+    }
+
+    /// Flushes, then closes the producer on the broker and waits for the answer.
+    pub async fn close(mut self) -> Result<(), Error> {
+        self.flush().await?;
+        self.closed = true;
+        let id = self.id;
+        self.client.shared().with(|st| st.close_producer(id));
+        poll_fn(|cx| {
+            self.client
+                .shared()
+                .with(|st| st.poll_producer_closed(id, cx))
+        })
+        .await
+    }
+
+    /// This producer's state and counters.
+    pub fn stats(&self) -> Option<ProducerStats> {
+        self.client
+            .stats()
+            .producers
+            .into_iter()
+            .find(|p| p.id == self.id)
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        let id = self.id;
+        let closed = self.closed;
+        self.client.shared().with(|st| {
+            if !closed {
+                tracing::debug!(producer = id.get(), "producer dropped: closing");
+            }
+            st.producer_dropped(id);
+        });
+    }
+}
+
+/// The broker's answer to one send: resolves to the message id, or the send's error.
+///
+/// Dropping it does not cancel the send.
+#[derive(Debug)]
+#[must_use = "a receipt does nothing unless awaited; drop it to ignore the outcome"]
+pub struct Receipt {
+    client: ClientHandle,
+    send: SendId,
+    done: bool,
+}
+
+impl Receipt {
+    /// The core's handle of this send.
+    pub fn send_id(&self) -> SendId {
+        self.send
+    }
+}
+
+impl Future for Receipt {
+    type Output = Result<MessageId, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let send = self.send;
+        let r = self.client.shared().with(|st| st.poll_receipt(send, cx));
+        if r.is_ready() {
+            self.done = true;
+        }
+        r
+    }
+}
+
+impl Drop for Receipt {
+    fn drop(&mut self) {
+        if !self.done {
+            let send = self.send;
+            self.client.shared().with(|st| st.drop_receipt(send));
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! What an async runtime supplies: TCP connections, timers and task spawning.
+//!
+//! Everything else (TLS, the driver loop, waiters, futures) is shared. An implementation is a few
+//! dozen lines; see `pulsar-tokio` and `pulsar-smol`.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures::io::{AsyncRead, AsyncWrite};
+
+/// A boxed, sendable future.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A byte stream (TCP, possibly wrapped in TLS) the driver reads and writes.
+pub trait AsyncIo: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> AsyncIo for T {}
+
+/// A boxed [`AsyncIo`].
+pub type BoxIo = Box<dyn AsyncIo>;
+
+/// A timer the driver re-arms at the core's next deadline.
+pub trait AsyncTimer: Send + fmt::Debug + 'static {
+    /// Moves the deadline.
+    fn reset(self: Pin<&mut Self>, deadline: Instant);
+    /// Ready once the deadline has passed.
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()>;
+}
+
+/// The services of an async runtime.
+pub trait Runtime: Send + Sync + fmt::Debug + 'static {
+    /// Opens a TCP connection to `host:port` (resolving the name), with `TCP_NODELAY` set.
+    fn connect(&self, host: String, port: u16) -> BoxFuture<io::Result<BoxIo>>;
+    /// A timer that fires at `deadline`.
+    fn timer(&self, deadline: Instant) -> Pin<Box<dyn AsyncTimer>>;
+    /// Runs `future` in the background until it finishes.
+    ///
+    /// Errors (no runtime in the current context, for example) are reported as text.
+    fn spawn(&self, future: BoxFuture<()>) -> Result<(), String>;
+}

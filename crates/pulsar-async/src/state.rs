@@ -1,0 +1,1007 @@
+//! The state shared by the application handles and the I/O driver: the core behind one mutex,
+//! the outputs waiting for the driver, and the tables of application-side waiters fed by the
+//! core's events (quinn's arrangement).
+//!
+//! Every application command locks, calls the core, drains its outputs ([`State::after_app`]),
+//! and wakes the driver only when it has something new to do (bytes to write, a connection to
+//! open or close, an earlier deadline). The driver locks, feeds socket input and timeouts to the
+//! core, and drains the same way. Events are dispatched to waiters under the lock; completion
+//! callbacks run after it is released.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use pulsar_core::{
+    ConsumerId, ConsumerOptions, Event, IoRequest, LookupResult, Message, MessageId,
+    OutgoingMessage, ProducerId, ProducerOptions, RequestId, SendError, SendId, Transmit,
+};
+
+use crate::error::Error;
+
+/// A completion callback of a send.
+pub(crate) type SendCallback = Box<dyn FnOnce(Result<MessageId, Error>) + Send + 'static>;
+
+/// How the application side wakes the I/O driver.
+pub(crate) enum DriverWake {
+    /// An async driver task: its waker, refreshed at each poll.
+    Task(Option<Waker>),
+    /// A driver thread: a function that signals it (never blocks).
+    Callback(Box<dyn Fn() + Send + Sync>),
+}
+
+/// The life of a producer or consumer, as the application sees it.
+#[derive(Debug, Clone)]
+enum Status {
+    Creating,
+    Ready,
+    Failed(pulsar_core::Error),
+    Closed(Option<pulsar_core::Error>),
+}
+
+impl Status {
+    fn is_over(&self) -> bool {
+        matches!(self, Status::Failed(_) | Status::Closed(_))
+    }
+}
+
+#[derive(Debug)]
+struct ProducerSlot {
+    status: Status,
+    name: Option<String>,
+    last_sequence_id: i64,
+    /// Creation, flush and close waiters.
+    waiters: Vec<Waker>,
+    /// Sends without a completion yet, in order.
+    outstanding: BTreeSet<SendId>,
+    close_requested: bool,
+    /// Close on the broker once `outstanding` is empty (the handle was dropped).
+    close_when_idle: bool,
+    handle_alive: bool,
+}
+
+#[derive(Debug)]
+struct ConsumerSlot {
+    status: Status,
+    /// Creation, receive and close waiters.
+    waiters: Vec<Waker>,
+    close_requested: bool,
+    handle_alive: bool,
+}
+
+enum SendSlot {
+    /// A receipt future waits.
+    Waiting(Option<Waker>),
+    /// The result, for a receipt future not polled since.
+    Done(Result<MessageId, SendError>),
+    /// A callback to run.
+    Callback(SendCallback),
+}
+
+/// Answers to client-level requests.
+#[derive(Debug)]
+pub(crate) enum RequestResult {
+    Lookup(Result<LookupResult, pulsar_core::Error>),
+    Partitions(Result<u32, pulsar_core::Error>),
+    Topics(Result<Vec<String>, pulsar_core::Error>),
+}
+
+#[derive(Debug, Default)]
+struct RequestSlot {
+    result: Option<RequestResult>,
+    waker: Option<Waker>,
+}
+
+/// What an [`events`](crate::ClientHandle::events) subscriber receives.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ClientEvent {
+    /// An event of the core: connections opened and closed, producers and consumers
+    /// reconnecting, reconnected, failed or closed, topics moved, the client closed, ...
+    /// (everything except the per-message `SendCompleted` and `MessagesAvailable`).
+    Core(Event),
+    /// The subscriber was too slow: this many events were dropped before the next one.
+    Lagged {
+        /// How many.
+        missed: u64,
+    },
+}
+
+#[derive(Debug)]
+struct Subscriber {
+    queue: VecDeque<ClientEvent>,
+    missed: u64,
+    waker: Option<Waker>,
+}
+
+/// The shared state. See the [module documentation](self).
+pub(crate) struct State {
+    pub(crate) core: pulsar_core::Client,
+    /// Connection requests taken from the core, for the driver.
+    pub(crate) io: VecDeque<IoRequest>,
+    /// Bytes taken from the core, for the driver (in order).
+    pub(crate) transmits: VecDeque<Transmit>,
+    /// The deadline the driver's timer is armed for.
+    pub(crate) armed: Option<Instant>,
+    /// Bytes taken from the core and not yet written by the driver.
+    pub(crate) unwritten: usize,
+    max_unwritten: usize,
+    wake: DriverWake,
+    /// The driver is gone (finished after close, or its runtime stopped).
+    pub(crate) driver_done: bool,
+    /// The core reported `ClientClosed`.
+    closed: bool,
+    sends: HashMap<SendId, SendSlot>,
+    producers: HashMap<ProducerId, ProducerSlot>,
+    consumers: HashMap<ConsumerId, ConsumerSlot>,
+    requests: HashMap<RequestId, RequestSlot>,
+    /// Senders waiting for room (queue full or write buffer full).
+    room: Vec<Waker>,
+    /// Waiters of `close()`.
+    close_waiters: Vec<Waker>,
+    subscribers: BTreeMap<u64, Subscriber>,
+    next_subscriber: u64,
+    event_buffer: usize,
+    /// Callbacks to run once the lock is released.
+    deferred: Vec<Box<dyn FnOnce() + Send>>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("unwritten", &self.unwritten)
+            .field("producers", &self.producers.len())
+            .field("consumers", &self.consumers.len())
+            .field("closed", &self.closed)
+            .field("driver_done", &self.driver_done)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The state behind its mutex.
+#[derive(Clone, Debug)]
+pub(crate) struct Shared(Arc<Mutex<State>>);
+
+impl Shared {
+    pub(crate) fn new(state: State) -> Shared {
+        Shared(Arc::new(Mutex::new(state)))
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `f` under the lock, then the callbacks it queued, outside the lock.
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        let (out, deferred) = {
+            let mut st = self.lock();
+            let out = f(&mut st);
+            (out, std::mem::take(&mut st.deferred))
+        };
+        for callback in deferred {
+            callback();
+        }
+        out
+    }
+}
+
+fn add_waker(list: &mut Vec<Waker>, cx: &Context<'_>) {
+    if !list.iter().any(|w| w.will_wake(cx.waker())) {
+        list.push(cx.waker().clone());
+    }
+}
+
+fn wake_all(list: &mut Vec<Waker>) {
+    for w in list.drain(..) {
+        w.wake();
+    }
+}
+
+fn closed_error(status: &Status) -> pulsar_core::Error {
+    match status {
+        Status::Failed(e) | Status::Closed(Some(e)) => e.clone(),
+        _ => pulsar_core::Error::Closed,
+    }
+}
+
+impl State {
+    pub(crate) fn new(
+        core: pulsar_core::Client,
+        max_unwritten: usize,
+        event_buffer: usize,
+        wake: DriverWake,
+    ) -> State {
+        State {
+            core,
+            io: VecDeque::new(),
+            transmits: VecDeque::new(),
+            armed: None,
+            unwritten: 0,
+            max_unwritten,
+            wake,
+            driver_done: false,
+            closed: false,
+            sends: HashMap::new(),
+            producers: HashMap::new(),
+            consumers: HashMap::new(),
+            requests: HashMap::new(),
+            room: Vec::new(),
+            close_waiters: Vec::new(),
+            subscribers: BTreeMap::new(),
+            next_subscriber: 0,
+            event_buffer,
+            deferred: Vec::new(),
+        }
+    }
+
+    // ---- driver side ------------------------------------------------------------------------------
+
+    /// Moves every output of the core: connection requests and bytes to the driver's queues,
+    /// events to the waiters. Loops because dispatching may call the core again.
+    pub(crate) fn drain(&mut self) {
+        loop {
+            let mut any = false;
+            while let Some(io) = self.core.poll_io() {
+                self.io.push_back(io);
+                any = true;
+            }
+            while let Some(t) = self.core.poll_transmit() {
+                self.unwritten += t.data.len();
+                self.transmits.push_back(t);
+                any = true;
+            }
+            while let Some(event) = self.core.poll_event() {
+                self.dispatch(event);
+                any = true;
+            }
+            if !any {
+                break;
+            }
+        }
+    }
+
+    /// After an application command: drain, and wake the driver if it has new work.
+    pub(crate) fn after_app(&mut self) {
+        self.drain();
+        let deadline = self.core.poll_timeout();
+        let earlier = match (deadline, self.armed) {
+            (Some(d), Some(a)) => d < a,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if !self.io.is_empty() || !self.transmits.is_empty() || earlier || self.core.is_closed() {
+            self.wake_driver();
+        }
+    }
+
+    pub(crate) fn wake_driver(&mut self) {
+        match &mut self.wake {
+            DriverWake::Task(waker) => {
+                if let Some(w) = waker.take() {
+                    w.wake();
+                }
+            }
+            DriverWake::Callback(f) => f(),
+        }
+    }
+
+    /// The async driver's waker for [`wake_driver`](Self::wake_driver).
+    pub(crate) fn set_driver_waker(&mut self, waker: &Waker) {
+        if let DriverWake::Task(slot) = &mut self.wake {
+            match slot {
+                Some(w) if w.will_wake(waker) => {}
+                _ => *slot = Some(waker.clone()),
+            }
+        }
+    }
+
+    /// The driver wrote `n` bytes (or dropped them with their connection).
+    pub(crate) fn wrote(&mut self, n: usize) {
+        let was_full = self.unwritten > self.max_unwritten;
+        self.unwritten = self.unwritten.saturating_sub(n);
+        if was_full && self.unwritten <= self.max_unwritten {
+            wake_all(&mut self.room);
+        }
+    }
+
+    /// Callbacks queued by dispatch, to run once the lock is released.
+    pub(crate) fn take_deferred(&mut self) -> Vec<Box<dyn FnOnce() + Send>> {
+        std::mem::take(&mut self.deferred)
+    }
+
+    /// The driver is gone: everything waiting fails with [`Error::DriverStopped`].
+    pub(crate) fn driver_stopped(&mut self) {
+        self.driver_done = true;
+        wake_all(&mut self.close_waiters);
+        wake_all(&mut self.room);
+        for p in self.producers.values_mut() {
+            wake_all(&mut p.waiters);
+        }
+        for c in self.consumers.values_mut() {
+            wake_all(&mut c.waiters);
+        }
+        for slot in self.sends.values_mut() {
+            if let SendSlot::Waiting(Some(w)) = slot {
+                w.wake_by_ref();
+            }
+        }
+        for r in self.requests.values_mut() {
+            if let Some(w) = r.waker.take() {
+                w.wake();
+            }
+        }
+        for s in self.subscribers.values_mut() {
+            if let Some(w) = s.waker.take() {
+                w.wake();
+            }
+        }
+        let callbacks: Vec<SendCallback> = self.sends.extract_if_callbacks().into_iter().collect();
+        for cb in callbacks {
+            self.deferred
+                .push(Box::new(move || cb(Err(Error::DriverStopped))));
+        }
+    }
+
+    /// Whether the core finished closing.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.core.is_closed()
+    }
+
+    // ---- event dispatch ---------------------------------------------------------------------------
+
+    fn dispatch(&mut self, event: Event) {
+        match event {
+            Event::SendCompleted {
+                producer,
+                send,
+                result,
+            } => {
+                self.send_completed(producer, send, result);
+                return;
+            }
+            Event::MessagesAvailable { consumer } => {
+                if let Some(c) = self.consumers.get_mut(&consumer) {
+                    wake_all(&mut c.waiters);
+                }
+                return;
+            }
+            _ => {}
+        }
+        match &event {
+            Event::ProducerReady {
+                producer,
+                name,
+                last_sequence_id,
+            } => {
+                if let Some(p) = self.producers.get_mut(producer) {
+                    p.status = Status::Ready;
+                    p.name = Some(name.clone());
+                    p.last_sequence_id = *last_sequence_id;
+                    wake_all(&mut p.waiters);
+                }
+            }
+            Event::ProducerFailed { producer, error } => {
+                self.producer_over(*producer, Status::Failed(error.clone()));
+            }
+            Event::ProducerClosed { producer, error } => {
+                self.producer_over(*producer, Status::Closed(error.clone()));
+            }
+            Event::ConsumerReady { consumer } => {
+                if let Some(c) = self.consumers.get_mut(consumer) {
+                    c.status = Status::Ready;
+                    wake_all(&mut c.waiters);
+                }
+            }
+            Event::ConsumerFailed { consumer, error } => {
+                self.consumer_over(*consumer, Status::Failed(error.clone()));
+            }
+            Event::ConsumerClosed { consumer, error } => {
+                self.consumer_over(*consumer, Status::Closed(error.clone()));
+            }
+            Event::LookupCompleted { request, result } => {
+                self.request_done(*request, RequestResult::Lookup(result.clone()));
+            }
+            Event::PartitionedMetadata { request, result } => {
+                self.request_done(*request, RequestResult::Partitions(result.clone()));
+            }
+            Event::TopicsOfNamespace { request, result } => {
+                self.request_done(*request, RequestResult::Topics(result.clone()));
+            }
+            Event::ClientClosed => {
+                self.closed = true;
+                wake_all(&mut self.close_waiters);
+                wake_all(&mut self.room);
+            }
+            Event::ConnectionClosed {
+                address, reason, ..
+            } => {
+                tracing::debug!(%address, %reason, "connection closed");
+            }
+            Event::ProducerReconnecting { producer, reason } => {
+                tracing::info!(producer = producer.get(), %reason, "producer reconnecting");
+            }
+            Event::ConsumerReconnecting { consumer, reason } => {
+                tracing::info!(consumer = consumer.get(), %reason, "consumer reconnecting");
+            }
+            _ => {}
+        }
+        self.broadcast(event);
+    }
+
+    fn broadcast(&mut self, event: Event) {
+        let cap = self.event_buffer;
+        for s in self.subscribers.values_mut() {
+            if s.queue.len() >= cap {
+                s.queue.pop_front();
+                s.missed += 1;
+            }
+            s.queue.push_back(ClientEvent::Core(event.clone()));
+            if let Some(w) = s.waker.take() {
+                w.wake();
+            }
+        }
+    }
+
+    fn send_completed(
+        &mut self,
+        producer: ProducerId,
+        send: SendId,
+        result: Result<MessageId, SendError>,
+    ) {
+        match self.sends.remove(&send) {
+            Some(SendSlot::Waiting(waker)) => {
+                self.sends.insert(send, SendSlot::Done(result));
+                if let Some(w) = waker {
+                    w.wake();
+                }
+            }
+            Some(SendSlot::Callback(cb)) => {
+                self.deferred
+                    .push(Box::new(move || cb(result.map_err(Error::Send))));
+            }
+            Some(SendSlot::Done(_)) | None => {}
+        }
+        wake_all(&mut self.room);
+        let mut close_now = false;
+        if let Some(p) = self.producers.get_mut(&producer) {
+            p.outstanding.remove(&send);
+            wake_all(&mut p.waiters);
+            close_now = p.close_when_idle
+                && p.outstanding.is_empty()
+                && !p.close_requested
+                && !p.status.is_over();
+        }
+        if close_now {
+            self.request_producer_close(producer);
+        }
+    }
+
+    fn producer_over(&mut self, id: ProducerId, status: Status) {
+        let Some(p) = self.producers.get_mut(&id) else {
+            return;
+        };
+        p.status = status;
+        wake_all(&mut p.waiters);
+        // The core completes pending sends when a producer goes away; fail any it did not.
+        let left: Vec<SendId> = std::mem::take(&mut p.outstanding).into_iter().collect();
+        let alive = p.handle_alive;
+        for send in left {
+            self.send_completed(id, send, Err(SendError::ProducerClosed));
+        }
+        wake_all(&mut self.room);
+        if !alive {
+            self.producers.remove(&id);
+        }
+    }
+
+    fn consumer_over(&mut self, id: ConsumerId, status: Status) {
+        let Some(c) = self.consumers.get_mut(&id) else {
+            return;
+        };
+        c.status = status;
+        wake_all(&mut c.waiters);
+        if !c.handle_alive {
+            self.consumers.remove(&id);
+        }
+    }
+
+    fn request_done(&mut self, id: RequestId, result: RequestResult) {
+        if let Some(slot) = self.requests.get_mut(&id) {
+            slot.result = Some(result);
+            if let Some(w) = slot.waker.take() {
+                w.wake();
+            }
+        }
+    }
+
+    // ---- producers --------------------------------------------------------------------------------
+
+    pub(crate) fn create_producer(
+        &mut self,
+        topic: &str,
+        options: ProducerOptions,
+    ) -> Result<ProducerId, Error> {
+        let id = self.core.create_producer(Instant::now(), topic, options)?;
+        self.producers.insert(
+            id,
+            ProducerSlot {
+                status: Status::Creating,
+                name: None,
+                last_sequence_id: -1,
+                waiters: Vec::new(),
+                outstanding: BTreeSet::new(),
+                close_requested: false,
+                close_when_idle: false,
+                handle_alive: true,
+            },
+        );
+        self.after_app();
+        Ok(id)
+    }
+
+    /// Ready with the producer's name and the broker's last sequence id once registered.
+    pub(crate) fn poll_producer_ready(
+        &mut self,
+        id: ProducerId,
+        cx: &Context<'_>,
+    ) -> Poll<Result<(String, i64), Error>> {
+        let Some(p) = self.producers.get_mut(&id) else {
+            return Poll::Ready(Err(pulsar_core::Error::UnknownProducer(id).into()));
+        };
+        match &p.status {
+            Status::Ready => {
+                Poll::Ready(Ok((p.name.clone().unwrap_or_default(), p.last_sequence_id)))
+            }
+            s @ (Status::Failed(_) | Status::Closed(_)) => Poll::Ready(Err(closed_error(s).into())),
+            Status::Creating if self.driver_done => Poll::Ready(Err(Error::DriverStopped)),
+            Status::Creating => {
+                add_waker(&mut p.waiters, cx);
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Queues a message. `cx: None` never waits: a full queue fails with `QueueFull`.
+    pub(crate) fn poll_enqueue(
+        &mut self,
+        id: ProducerId,
+        message: &mut Option<OutgoingMessage>,
+        callback: &mut Option<SendCallback>,
+        want_receipt: bool,
+        cx: Option<&Context<'_>>,
+    ) -> Poll<Result<SendId, Error>> {
+        let Some(p) = self.producers.get(&id) else {
+            return Poll::Ready(Err(SendError::UnknownProducer(id).into()));
+        };
+        if p.close_requested {
+            return Poll::Ready(Err(SendError::ProducerClosed.into()));
+        }
+        if p.status.is_over() {
+            return Poll::Ready(Err(match &p.status {
+                Status::Failed(e) => SendError::Failed(e.clone()).into(),
+                _ => SendError::ProducerClosed.into(),
+            }));
+        }
+        if self.driver_done {
+            return Poll::Ready(Err(Error::DriverStopped));
+        }
+        if self.unwritten > self.max_unwritten {
+            return self.wait_for_room(cx);
+        }
+        let Some(msg) = message.as_ref() else {
+            return Poll::Ready(Err(Error::Missing("message")));
+        };
+        // The core consumes the message even when it refuses it: keep ours for a retry.
+        match self.core.send(Instant::now(), id, msg.clone()) {
+            Ok(send) => {
+                *message = None;
+                if let Some(p) = self.producers.get_mut(&id) {
+                    p.outstanding.insert(send);
+                }
+                if let Some(cb) = callback.take() {
+                    self.sends.insert(send, SendSlot::Callback(cb));
+                } else if want_receipt {
+                    self.sends.insert(send, SendSlot::Waiting(None));
+                }
+                self.after_app();
+                Poll::Ready(Ok(send))
+            }
+            Err(e) if is_backpressure(&e) => {
+                self.after_app();
+                self.wait_for_room(cx)
+            }
+            Err(e) => {
+                self.after_app();
+                Poll::Ready(Err(e.into()))
+            }
+        }
+    }
+
+    fn wait_for_room(&mut self, cx: Option<&Context<'_>>) -> Poll<Result<SendId, Error>> {
+        match cx {
+            Some(cx) => {
+                add_waker(&mut self.room, cx);
+                Poll::Pending
+            }
+            None => Poll::Ready(Err(SendError::QueueFull.into())),
+        }
+    }
+
+    pub(crate) fn poll_receipt(
+        &mut self,
+        send: SendId,
+        cx: &Context<'_>,
+    ) -> Poll<Result<MessageId, Error>> {
+        match self.sends.get_mut(&send) {
+            Some(SendSlot::Done(_)) => match self.sends.remove(&send) {
+                Some(SendSlot::Done(result)) => Poll::Ready(result.map_err(Error::Send)),
+                _ => Poll::Ready(Err(Error::DriverStopped)),
+            },
+            Some(SendSlot::Waiting(waker)) => {
+                if self.driver_done {
+                    self.sends.remove(&send);
+                    return Poll::Ready(Err(Error::DriverStopped));
+                }
+                match waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => *waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+            // Polled after completion, or never registered.
+            Some(SendSlot::Callback(_)) | None => {
+                Poll::Ready(Err(SendError::ProducerClosed.into()))
+            }
+        }
+    }
+
+    pub(crate) fn drop_receipt(&mut self, send: SendId) {
+        self.sends.remove(&send);
+    }
+
+    /// Ready once every send issued before `upto` (inclusive) has completed.
+    pub(crate) fn poll_flush(
+        &mut self,
+        id: ProducerId,
+        upto: &mut Option<Option<SendId>>,
+        cx: &Context<'_>,
+    ) -> Poll<Result<(), Error>> {
+        let driver_done = self.driver_done;
+        let Some(p) = self.producers.get_mut(&id) else {
+            return Poll::Ready(Ok(()));
+        };
+        let target = *upto.get_or_insert_with(|| p.outstanding.last().copied());
+        let Some(target) = target else {
+            return Poll::Ready(Ok(()));
+        };
+        match p.outstanding.first() {
+            Some(first) if *first <= target => {
+                if driver_done {
+                    return Poll::Ready(Err(Error::DriverStopped));
+                }
+                add_waker(&mut p.waiters, cx);
+                Poll::Pending
+            }
+            _ => Poll::Ready(Ok(())),
+        }
+    }
+
+    pub(crate) fn close_producer(&mut self, id: ProducerId) {
+        let Some(p) = self.producers.get_mut(&id) else {
+            return;
+        };
+        if p.close_requested || p.status.is_over() {
+            return;
+        }
+        self.request_producer_close(id);
+    }
+
+    fn request_producer_close(&mut self, id: ProducerId) {
+        if let Some(p) = self.producers.get_mut(&id) {
+            p.close_requested = true;
+        }
+        if let Err(e) = self.core.close_producer(Instant::now(), id) {
+            tracing::debug!(producer = id.get(), error = %e, "close_producer");
+        }
+        self.after_app();
+    }
+
+    pub(crate) fn poll_producer_closed(
+        &mut self,
+        id: ProducerId,
+        cx: &Context<'_>,
+    ) -> Poll<Result<(), Error>> {
+        let driver_done = self.driver_done;
+        let Some(p) = self.producers.get_mut(&id) else {
+            return Poll::Ready(Ok(()));
+        };
+        match &p.status {
+            Status::Closed(None) => Poll::Ready(Ok(())),
+            Status::Closed(Some(e)) | Status::Failed(e) => Poll::Ready(Err(e.clone().into())),
+            _ if driver_done => Poll::Ready(Err(Error::DriverStopped)),
+            _ => {
+                add_waker(&mut p.waiters, cx);
+                Poll::Pending
+            }
+        }
+    }
+
+    /// The application dropped its producer: close it on the broker once its sends completed.
+    pub(crate) fn producer_dropped(&mut self, id: ProducerId) {
+        let Some(p) = self.producers.get_mut(&id) else {
+            return;
+        };
+        p.handle_alive = false;
+        if p.status.is_over() {
+            self.producers.remove(&id);
+            return;
+        }
+        if p.close_requested {
+            return;
+        }
+        if p.outstanding.is_empty() {
+            self.request_producer_close(id);
+        } else {
+            p.close_when_idle = true;
+        }
+    }
+
+    // ---- consumers --------------------------------------------------------------------------------
+
+    pub(crate) fn subscribe(
+        &mut self,
+        topic: &str,
+        options: ConsumerOptions,
+    ) -> Result<ConsumerId, Error> {
+        let id = self.core.subscribe(Instant::now(), topic, options)?;
+        self.consumers.insert(
+            id,
+            ConsumerSlot {
+                status: Status::Creating,
+                waiters: Vec::new(),
+                close_requested: false,
+                handle_alive: true,
+            },
+        );
+        self.after_app();
+        Ok(id)
+    }
+
+    pub(crate) fn poll_consumer_ready(
+        &mut self,
+        id: ConsumerId,
+        cx: &Context<'_>,
+    ) -> Poll<Result<(), Error>> {
+        let driver_done = self.driver_done;
+        let Some(c) = self.consumers.get_mut(&id) else {
+            return Poll::Ready(Err(pulsar_core::Error::UnknownConsumer(id).into()));
+        };
+        match &c.status {
+            Status::Ready => Poll::Ready(Ok(())),
+            s @ (Status::Failed(_) | Status::Closed(_)) => Poll::Ready(Err(closed_error(s).into())),
+            Status::Creating if driver_done => Poll::Ready(Err(Error::DriverStopped)),
+            Status::Creating => {
+                add_waker(&mut c.waiters, cx);
+                Poll::Pending
+            }
+        }
+    }
+
+    /// The next message; `Ready(Ok(None))` when the consumer is closed (normally). `cx: None`
+    /// never waits (`Ready(Err(..))` never comes from an empty queue then: `Pending` does).
+    pub(crate) fn poll_receive(
+        &mut self,
+        id: ConsumerId,
+        cx: Option<&Context<'_>>,
+    ) -> Poll<Result<Option<Message>, Error>> {
+        if let Some(m) = self.core.receive(Instant::now(), id) {
+            self.after_app();
+            return Poll::Ready(Ok(Some(m)));
+        }
+        let driver_done = self.driver_done;
+        let Some(c) = self.consumers.get_mut(&id) else {
+            return Poll::Ready(Ok(None));
+        };
+        match &c.status {
+            Status::Closed(None) => Poll::Ready(Ok(None)),
+            Status::Closed(Some(e)) | Status::Failed(e) => Poll::Ready(Err(e.clone().into())),
+            _ if c.close_requested => Poll::Ready(Ok(None)),
+            _ if driver_done => Poll::Ready(Err(Error::DriverStopped)),
+            _ => {
+                if let Some(cx) = cx {
+                    add_waker(&mut c.waiters, cx);
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    pub(crate) fn ack(&mut self, id: ConsumerId, message: &MessageId) -> Result<(), Error> {
+        let r = self.core.ack(Instant::now(), id, message);
+        self.after_app();
+        r.map_err(Error::from)
+    }
+
+    pub(crate) fn close_consumer(&mut self, id: ConsumerId) {
+        let Some(c) = self.consumers.get_mut(&id) else {
+            return;
+        };
+        if c.close_requested || c.status.is_over() {
+            return;
+        }
+        c.close_requested = true;
+        wake_all(&mut c.waiters);
+        if let Err(e) = self.core.close_consumer(Instant::now(), id) {
+            tracing::debug!(consumer = id.get(), error = %e, "close_consumer");
+        }
+        self.after_app();
+    }
+
+    pub(crate) fn poll_consumer_closed(
+        &mut self,
+        id: ConsumerId,
+        cx: &Context<'_>,
+    ) -> Poll<Result<(), Error>> {
+        let driver_done = self.driver_done;
+        let Some(c) = self.consumers.get_mut(&id) else {
+            return Poll::Ready(Ok(()));
+        };
+        match &c.status {
+            Status::Closed(None) => Poll::Ready(Ok(())),
+            Status::Closed(Some(e)) | Status::Failed(e) => Poll::Ready(Err(e.clone().into())),
+            _ if driver_done => Poll::Ready(Err(Error::DriverStopped)),
+            _ => {
+                add_waker(&mut c.waiters, cx);
+                Poll::Pending
+            }
+        }
+    }
+
+    pub(crate) fn consumer_dropped(&mut self, id: ConsumerId) {
+        let Some(c) = self.consumers.get_mut(&id) else {
+            return;
+        };
+        c.handle_alive = false;
+        if c.status.is_over() {
+            self.consumers.remove(&id);
+        } else {
+            self.close_consumer(id);
+        }
+    }
+
+    // ---- client-level requests --------------------------------------------------------------------
+
+    pub(crate) fn start_request(
+        &mut self,
+        f: impl FnOnce(&mut pulsar_core::Client, Instant) -> Result<RequestId, pulsar_core::Error>,
+    ) -> Result<RequestId, Error> {
+        let id = f(&mut self.core, Instant::now())?;
+        self.requests.insert(id, RequestSlot::default());
+        self.after_app();
+        Ok(id)
+    }
+
+    pub(crate) fn poll_request(
+        &mut self,
+        id: RequestId,
+        cx: &Context<'_>,
+    ) -> Poll<Result<RequestResult, Error>> {
+        let driver_done = self.driver_done;
+        let Some(slot) = self.requests.get_mut(&id) else {
+            return Poll::Ready(Err(Error::DriverStopped));
+        };
+        if slot.result.is_some() {
+            return match self.requests.remove(&id).and_then(|s| s.result) {
+                Some(r) => Poll::Ready(Ok(r)),
+                None => Poll::Ready(Err(Error::DriverStopped)),
+            };
+        }
+        if driver_done {
+            self.requests.remove(&id);
+            return Poll::Ready(Err(Error::DriverStopped));
+        }
+        slot.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    pub(crate) fn drop_request(&mut self, id: RequestId) {
+        self.requests.remove(&id);
+    }
+
+    // ---- events -----------------------------------------------------------------------------------
+
+    pub(crate) fn subscribe_events(&mut self) -> u64 {
+        let id = self.next_subscriber;
+        self.next_subscriber += 1;
+        let mut queue = VecDeque::new();
+        if self.closed {
+            queue.push_back(ClientEvent::Core(Event::ClientClosed));
+        }
+        self.subscribers.insert(
+            id,
+            Subscriber {
+                queue,
+                missed: 0,
+                waker: None,
+            },
+        );
+        id
+    }
+
+    /// The next event; `Ready(None)` after `ClientClosed` was delivered (or the driver stopped).
+    pub(crate) fn poll_event(
+        &mut self,
+        id: u64,
+        cx: Option<&Context<'_>>,
+    ) -> Poll<Option<ClientEvent>> {
+        let closed = self.closed || self.driver_done;
+        let Some(s) = self.subscribers.get_mut(&id) else {
+            return Poll::Ready(None);
+        };
+        if s.missed > 0 {
+            let missed = std::mem::take(&mut s.missed);
+            return Poll::Ready(Some(ClientEvent::Lagged { missed }));
+        }
+        if let Some(e) = s.queue.pop_front() {
+            return Poll::Ready(Some(e));
+        }
+        if closed {
+            return Poll::Ready(None);
+        }
+        if let Some(cx) = cx {
+            s.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    pub(crate) fn unsubscribe_events(&mut self, id: u64) {
+        self.subscribers.remove(&id);
+    }
+
+    // ---- client -----------------------------------------------------------------------------------
+
+    pub(crate) fn begin_close(&mut self) {
+        self.core.close(Instant::now());
+        self.after_app();
+        self.wake_driver();
+    }
+
+    /// Ready once the driver finished (the close completed and the sockets are shut).
+    pub(crate) fn poll_closed(&mut self, cx: &Context<'_>) -> Poll<()> {
+        if self.driver_done {
+            return Poll::Ready(());
+        }
+        add_waker(&mut self.close_waiters, cx);
+        Poll::Pending
+    }
+}
+
+/// Whether a send refusal means "no room now, retry after a completion".
+fn is_backpressure(e: &SendError) -> bool {
+    matches!(e, SendError::QueueFull)
+}
+
+/// Taking the callbacks out of the send table (the driver stopped).
+trait ExtractCallbacks {
+    fn extract_if_callbacks(&mut self) -> Vec<SendCallback>;
+}
+
+impl ExtractCallbacks for HashMap<SendId, SendSlot> {
+    fn extract_if_callbacks(&mut self) -> Vec<SendCallback> {
+        let ids: Vec<SendId> = self
+            .iter()
+            .filter(|(_, s)| matches!(s, SendSlot::Callback(_)))
+            .map(|(id, _)| *id)
+            .collect();
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(SendSlot::Callback(cb)) = self.remove(&id) {
+                out.push(cb);
+            }
+        }
+        out
+    }
+}
