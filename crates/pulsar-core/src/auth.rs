@@ -151,6 +151,21 @@ impl AuthProvider for BasicAuth {
     }
 }
 
+/// TLS client-certificate authentication: method `tls`, no data. The certificate itself is
+/// presented by the transport (set it in the runtime's TLS options); this provider only asks the
+/// broker to take the role from it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TlsAuth;
+
+impl AuthProvider for TlsAuth {
+    fn method_name(&self) -> &str {
+        "tls"
+    }
+    fn auth_data(&mut self) -> Result<Bytes, AuthError> {
+        Ok(Bytes::new())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,6 +209,13 @@ mod tests {
         std::env::set_var(&name, "from-env\n");
         assert_eq!(t.auth_data().unwrap(), Bytes::from_static(b"from-env"));
         std::env::remove_var(&name);
+    }
+
+    #[test]
+    fn tls() {
+        let mut t = TlsAuth;
+        assert_eq!(t.method_name(), "tls");
+        assert!(t.auth_data().unwrap().is_empty());
     }
 
     #[test]
