@@ -654,14 +654,17 @@ impl Shared {
             .and_then(|c| c.challenge.clone())
             .unwrap_or_default();
         let Some(auth) = self.config.auth.as_mut() else {
-            self.close_connection(
-                now,
-                conn,
-                Error::Auth(crate::auth::AuthError(
-                    "broker sent AUTH_CHALLENGE but no authentication provider is configured"
-                        .into(),
-                )),
-            );
+            // No provider: answer like an authentication-disabled client (method "none", no data)
+            // and let the broker decide.
+            let response = pb::CommandAuthResponse {
+                client_version: Some(self.config.client_version.clone()),
+                response: Some(pb::AuthData {
+                    auth_method_name: Some("none".into()),
+                    auth_data: Some(Bytes::new()),
+                }),
+                protocol_version: Some(PROTOCOL_VERSION),
+            };
+            self.send_command(conn, &pb::BaseCommand::from(response));
             return;
         };
         match auth.challenge(&challenge) {

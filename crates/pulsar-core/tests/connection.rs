@@ -648,3 +648,19 @@ fn handshake_rejected_by_the_owning_broker_fails_the_producer_without_retrying()
         1
     );
 }
+
+#[test]
+fn auth_challenge_without_a_provider_is_answered_with_method_none() {
+    let mut sim = Sim::new();
+    sim.client.partitioned_metadata(sim.now, "t").unwrap();
+    metadata_result(&mut sim, Duration::from_secs(1)).unwrap();
+    let conn = sim.conn_ids()[0];
+    sim.inject(conn, Reply::Cmd(pb::CommandAuthChallenge::default().into()));
+    let responses = sim.received_of(Type::AuthResponse);
+    assert_eq!(responses.len(), 1);
+    let r = responses[0].command.auth_response.as_deref().unwrap();
+    let data = r.response.as_ref().unwrap();
+    assert_eq!(data.auth_method_name.as_deref(), Some("none"));
+    assert_eq!(data.auth_data.as_deref(), Some(&b""[..]));
+    assert_eq!(sim.conn_ids(), vec![conn]);
+}
