@@ -234,8 +234,18 @@ impl Client {
         self.send(now, producer, OutgoingMessage::new(payload))
     }
 
-    /// Closes a producer; [`Event::ProducerClosed`] follows. Messages without a receipt by then fail
-    /// with [`SendError::ProducerClosed`].
+    /// Sends whatever the producer has batched now; [`Event::FlushCompleted`] with the returned
+    /// request follows once every message sent before this call is completed.
+    pub fn flush(&mut self, now: Instant, producer: ProducerId) -> Result<RequestId, Error> {
+        let request = self.producers.flush(&mut self.shared, now, producer)?;
+        self.pump(now);
+        Ok(request)
+    }
+
+    /// Closes a producer after flushing it: whatever is batched is sent, then the receipts of every
+    /// pending message are awaited (at most the operation timeout; send timeouts still apply), then
+    /// CLOSE_PRODUCER. [`Event::ProducerClosed`] follows. Messages still without a receipt at the
+    /// deadline fail with [`SendError::ProducerClosed`].
     pub fn close_producer(&mut self, now: Instant, producer: ProducerId) -> Result<(), Error> {
         self.producers.close(&mut self.shared, now, producer)?;
         self.pump(now);
@@ -335,7 +345,7 @@ impl Client {
         // Closed first: the pump below must not come back here.
         self.life = Life::Closed;
         self.producers
-            .force_close_all(&mut self.shared, Error::Timeout);
+            .force_close_all(&mut self.shared, now, Error::Timeout);
         self.consumers
             .force_close_all(&mut self.shared, Error::Timeout);
         self.shared.shutdown(now);

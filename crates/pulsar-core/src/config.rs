@@ -16,6 +16,8 @@ pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(30);
 pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_millis(100);
 /// Default longest reconnection delay.
 pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// Default client-wide memory limit for messages held by producers (64 MiB, as the Java client).
+pub const DEFAULT_MEMORY_LIMIT: usize = 64 * 1024 * 1024;
 /// Default maximum number of lookup redirects.
 pub const DEFAULT_MAX_LOOKUP_REDIRECTS: u32 = 20;
 
@@ -52,6 +54,10 @@ pub struct ClientConfig {
     /// The core has no clock: publish times are this plus the time elapsed since. Runtimes set it from
     /// the system clock (and may resync with [`Client::sync_wall_clock`](crate::Client::sync_wall_clock)).
     pub unix_time_ms: u64,
+    /// Payload bytes all producers together may hold (accepted, not yet acknowledged); beyond it
+    /// sends fail with [`SendError::MemoryLimit`](crate::SendError::MemoryLimit). A single message
+    /// larger than the limit is accepted when nothing else is held. 0: no limit.
+    pub memory_limit: usize,
 }
 
 impl ClientConfig {
@@ -71,6 +77,7 @@ impl ClientConfig {
             client_version: concat!("pulsar-sansio-rust-", env!("CARGO_PKG_VERSION")).to_string(),
             listener_name: None,
             unix_time_ms: 0,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
         }
     }
 

@@ -238,9 +238,21 @@ pub enum SendError {
     /// No such producer.
     #[error("unknown producer {0}")]
     UnknownProducer(ProducerId),
-    /// The pending queue is full.
+    /// The producer's pending queue is full (`max_pending_messages`); wait for
+    /// [`Event::ProducerHasRoom`](crate::Event::ProducerHasRoom) or a completion.
     #[error("producer queue is full")]
     QueueFull,
+    /// The client-wide memory limit for messages held by producers is reached
+    /// ([`ClientConfig::memory_limit`](crate::ClientConfig::memory_limit)); wait for
+    /// [`Event::ProducerHasRoom`](crate::Event::ProducerHasRoom) or a completion.
+    #[error("client memory limit of {limit} bytes reached")]
+    MemoryLimit {
+        /// The limit.
+        limit: usize,
+    },
+    /// The payload could not be compressed.
+    #[error(transparent)]
+    Compression(#[from] crate::compression::CompressionError),
     /// The message exceeds the broker's maximum message size.
     #[error("message of {size} bytes exceeds the maximum of {max}")]
     MessageTooBig {
@@ -255,6 +267,17 @@ pub enum SendError {
     /// The producer failed with a non-retriable error.
     #[error("producer failed: {0}")]
     Failed(Error),
+}
+
+impl SendError {
+    /// The broker's error code, if the broker refused the message or the producer.
+    pub fn server_code(&self) -> Option<ServerErrorCode> {
+        match self {
+            SendError::Server { code, .. } => Some(*code),
+            SendError::Failed(e) => e.server_code(),
+            _ => None,
+        }
+    }
 }
 
 /// Misuse of the run-loop API by the runtime (or the application): nothing happened.

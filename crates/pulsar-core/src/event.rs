@@ -98,8 +98,11 @@ pub enum Event {
         producer: ProducerId,
         /// Its name (the broker's choice when none was given).
         name: String,
-        /// The last sequence id the broker stored for this producer name (`-1`: none).
+        /// The last sequence id the broker stored for this producer name (`-1`: none; the
+        /// highest over the partitions of a partitioned topic).
         last_sequence_id: i64,
+        /// The schema version the broker assigned to the producer's schema, if any.
+        schema_version: Option<bytes::Bytes>,
     },
     /// The producer lost its registration (connection loss, broker close, migration) and is being
     /// re-created; pending messages will be resent in order.
@@ -137,6 +140,21 @@ pub enum Event {
         send: SendId,
         /// The message id the broker assigned, or why the send failed.
         result: Result<MessageId, SendError>,
+    },
+    /// Answer to [`Client::flush`](crate::Client::flush): every message sent before it is
+    /// completed (acknowledged or failed).
+    FlushCompleted {
+        /// The producer.
+        producer: ProducerId,
+        /// The flush request.
+        request: RequestId,
+    },
+    /// A send of this producer was refused with [`SendError::QueueFull`] or
+    /// [`SendError::MemoryLimit`] and there is room again (reported once per refusal streak;
+    /// any [`Event::SendCompleted`] may free room too).
+    ProducerHasRoom {
+        /// The producer.
+        producer: ProducerId,
     },
     /// The consumer is subscribed for the first time.
     ConsumerReady {

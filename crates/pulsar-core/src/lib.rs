@@ -139,7 +139,10 @@ pub use event::{Event, LookupResult, Resource, TopicsMode};
 pub use handle::{ConnectionId, ConsumerId, ProducerId, RequestId, SendId};
 pub use io::{IoRequest, Transmit};
 pub use message::MessageId;
-pub use producer::{OutgoingMessage, ProducerOptions};
+pub use producer::{
+    AccessMode, BatchingOptions, OutgoingMessage, ProducerOptions, RoutingMode, SchemaInfo,
+    SchemaType,
+};
 pub use service_url::{BrokerAddress, ServiceUrl, UrlError};
 pub use stats::{
     ClientCounters, ClientStats, ConnectionState, ConnectionStats, ConsumerStats, ProducerStats,

@@ -201,7 +201,8 @@ fn proxy_through_service_url_connects_to_the_service_with_proxy_to_broker_url() 
         Event::ProducerReady {
             producer: p,
             name: "via-proxy".into(),
-            last_sequence_id: -1
+            last_sequence_id: -1,
+            schema_version: None
         }
     );
     let connects = sim.received_of(Type::Connect);

@@ -1,93 +1,177 @@
-//! Producers: registration (PRODUCER → PRODUCER_SUCCESS), sends with an ordered pending queue matched
-//! against SEND_RECEIPTs by sequence id, and transparent re-creation with in-order resend after any
-//! loss (connection drop, CLOSE_PRODUCER, TOPIC_MIGRATED).
+//! Producers.
 //!
-//! This is the minimal unbatched producer; batching, compression, chunking, send timeouts and
-//! partitioned producers extend it.
+//! The application sees one [`ProducerId`] per [`Client::create_producer`](crate::Client::create_producer)
+//! call. Behind it:
+//!
+//! 1. PARTITIONED_METADATA (retried with backoff until the operation timeout) tells whether the
+//!    topic is partitioned;
+//! 2. one wire producer ([`part::Part`]) for a non-partitioned topic (its wire id is the
+//!    application's handle), or one per partition, created eagerly or on their first message, with
+//!    messages routed by key hash, round robin, a single partition or a custom router;
+//! 3. each wire producer registers, assigns sequence ids, batches, compresses, chunks, keeps an
+//!    ordered pending queue matched against receipts, and resends it in order after any loss.
+//!
+//! Limits (pending messages per producer, the client-wide memory limit) are enforced here when a
+//! message is accepted: [`SendError::QueueFull`] / [`SendError::MemoryLimit`] are returned at once
+//! (never a silent drop) and [`Event::ProducerHasRoom`] tells when to try again. A partitioned
+//! topic's partition count is checked periodically and new partitions are used.
+//!
+//! Completion events ([`Event::SendCompleted`]) of one partition come in send order.
 
+mod batch;
+mod message;
 mod options;
+mod part;
+mod pending;
+pub mod schema;
 
-use std::collections::{BTreeMap, VecDeque};
-use std::time::Instant;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use pulsar_proto::encode_send;
-use pulsar_proto::pb::{self, base_command::Type};
+use pulsar_proto::pb;
 
+pub use message::OutgoingMessage;
 pub(crate) use options::ProducerRequest;
-pub use options::{OutgoingMessage, ProducerOptions};
+pub use options::{
+    AccessMode, BatchingOptions, ProducerOptions, RoutingMode, DEFAULT_MAX_PENDING_MESSAGES,
+    DEFAULT_PARTITIONS_CHECK_INTERVAL, DEFAULT_SEND_TIMEOUT,
+};
+pub use schema::{SchemaInfo, SchemaType};
 
-use crate::error::{Error, ProtocolError, SendError, ServerErrorCode};
-use crate::event::{Event, Resource};
-use crate::handle::{ConnectionId, ProducerId, SendId};
-use crate::link::{Link, Step};
-use crate::lookup::OpResult;
-use crate::message::MessageId;
-use crate::shared::{pick_broker_url, RequestKind, Shared};
+use crate::backoff::Backoff;
+use crate::compression::CompressionType;
+use crate::error::{Error, SendError};
+use crate::event::Event;
+use crate::handle::{ConnectionId, ProducerId, RequestId, SendId};
+use crate::lookup::{OpKind, OpResult, Owner};
+use crate::routing::{HashingScheme, MessageRouter, RoundRobinRouter, SinglePartitionRouter};
+use crate::shared::Shared;
 use crate::stats::ProducerStats;
 use crate::topic::TopicName;
+use options::PartSettings;
+use part::{Outcome, Part, Queued};
 
-/// A message waiting for its receipt.
-#[derive(Debug)]
-struct Pending {
-    send: SendId,
-    sequence_id: u64,
-    metadata: pb::MessageMetadata,
-    payload: Bytes,
+/// How the partition of a message is chosen.
+enum Router {
+    RoundRobin(RoundRobinRouter),
+    Single(SinglePartitionRouter),
+    Custom(Box<dyn MessageRouter + Send>),
 }
 
-/// One producer.
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Router::RoundRobin(r) => r.fmt(f),
+            Router::Single(r) => r.fmt(f),
+            Router::Custom(_) => f.write_str("Custom(..)"),
+        }
+    }
+}
+
+impl Router {
+    fn choose(&mut self, key: Option<&str>, n: u32, now_ms: u64) -> u32 {
+        let p = match self {
+            Router::RoundRobin(r) => r.choose(key, n, now_ms),
+            Router::Single(r) => r.choose(key, n),
+            Router::Custom(r) => r.choose_partition(key, n, now_ms),
+        };
+        p % n.max(1)
+    }
+}
+
+/// Partition metadata of an application producer.
 #[derive(Debug)]
-struct Producer {
+enum Topology {
+    /// PARTITIONED_METADATA in flight (`op`) or waiting to be retried (`retry_at`).
+    Unknown {
+        op: Option<u64>,
+        retry_at: Option<Instant>,
+        backoff: Backoff,
+        deadline: Instant,
+    },
+    /// A non-partitioned topic: one wire producer whose id is the application's handle.
+    Single,
+    /// A partitioned topic.
+    Partitioned(Partitions),
+}
+
+#[derive(Debug)]
+struct Partitions {
+    /// Wire producer of each partition (`None`: not created yet, lazy mode).
+    slots: Vec<Option<ProducerId>>,
+    router: Router,
+    lazy: bool,
+    /// The partition whose registration makes the producer ready (lazy mode).
+    first: Option<ProducerId>,
+    check_interval: Option<Duration>,
+    next_check: Option<Instant>,
+    check_op: Option<u64>,
+}
+
+/// What the application holds: one producer, maybe over several partitions.
+#[derive(Debug)]
+struct App {
     id: ProducerId,
     topic: TopicName,
-    options: ProducerOptions,
-    link: Link,
-    /// The name in use (the broker's choice once registered, if none was given).
-    name: Option<String>,
-    pending: VecDeque<Pending>,
-    next_sequence_id: u64,
-    /// Producer epoch, incremented on each re-registration.
-    epoch: u64,
-    /// The application asked to close.
-    close_requested: bool,
-    messages_sent: u64,
-    messages_acked: u64,
+    settings: PartSettings,
+    max_pending: usize,
+    hashing: HashingScheme,
+    /// Taken once the partition count is known.
+    routing: Option<RoutingMode>,
+    lazy: bool,
+    check_interval: Duration,
+    topology: Topology,
+    /// Messages accepted before the partition count is known.
+    unrouted: VecDeque<Queued>,
+    /// Messages accepted and not completed.
+    pending: usize,
+    ready: bool,
+    /// Flush requests: done when every message with a smaller send id is completed.
+    flushes: Vec<(RequestId, SendId)>,
+    closing: bool,
+    /// The first error a partition ended with while closing.
+    close_error: Option<Error>,
+}
+
+impl App {
+    fn parts(&self) -> Vec<ProducerId> {
+        match &self.topology {
+            Topology::Single => vec![self.id],
+            Topology::Partitioned(p) => p.slots.iter().flatten().copied().collect(),
+            Topology::Unknown { .. } => Vec::new(),
+        }
+    }
+}
+
+/// Client-wide memory accounting of messages held by producers.
+#[derive(Debug, Default)]
+struct Memory {
+    used: usize,
+    /// Producers that were refused for lack of room and want [`Event::ProducerHasRoom`].
+    waiters: BTreeSet<ProducerId>,
 }
 
 /// All producers of a client.
 #[derive(Debug, Default)]
 pub(crate) struct Producers {
-    map: BTreeMap<ProducerId, Producer>,
+    apps: BTreeMap<ProducerId, App>,
+    parts: BTreeMap<ProducerId, Part>,
+    memory: Memory,
 }
 
 impl Producers {
     pub(crate) fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.apps.is_empty() && self.parts.is_empty()
     }
 
     pub(crate) fn stats(&self) -> Vec<ProducerStats> {
-        self.map
-            .values()
-            .map(|p| ProducerStats {
-                id: p.id,
-                topic: p.topic.to_string(),
-                name: p.name.clone(),
-                state: p.link.state(),
-                connection: p.link.conn(),
-                pending_messages: p.pending.len(),
-                messages_sent: p.messages_sent,
-                messages_acked: p.messages_acked,
-                reconnects: p.link.reconnects,
-            })
-            .collect()
+        self.parts.values().map(Part::stats).collect()
     }
 
     pub(crate) fn next_timeout(&self) -> Option<Instant> {
-        self.map
-            .values()
-            .filter_map(|p| p.link.next_timeout())
-            .min()
+        let parts = self.parts.values().filter_map(Part::next_timeout);
+        let apps = self.apps.values().filter_map(app_timeout);
+        parts.chain(apps).min()
     }
 
     // ---- application commands -------------------------------------------------------------------
@@ -97,29 +181,57 @@ impl Producers {
         sh: &mut Shared,
         now: Instant,
         topic: &str,
-        options: ProducerOptions,
+        mut options: ProducerOptions,
     ) -> Result<ProducerId, Error> {
         let topic = TopicName::parse(topic)?;
+        if !options.compression.is_available() {
+            return Err(Error::InvalidState(
+                "the compression codec is not compiled into this build",
+            ));
+        }
         let id = sh.ids.producer();
-        let link = Link::new(Resource::Producer(id), topic.to_string(), sh, now);
-        let next_sequence_id = options.initial_sequence_id.map_or(0, |s| s.wrapping_add(1));
-        self.map.insert(
+        let routing = std::mem::take(&mut options.routing);
+        let mut app = App {
             id,
-            Producer {
-                id,
-                topic,
-                name: options.name.clone(),
-                options,
-                link,
-                pending: VecDeque::new(),
-                next_sequence_id,
-                epoch: 0,
-                close_requested: false,
-                messages_sent: 0,
-                messages_acked: 0,
-            },
-        );
-        self.step_timeout(sh, now, id);
+            settings: PartSettings::from_options(&options),
+            max_pending: options.max_pending(),
+            hashing: options.hashing_scheme,
+            routing: Some(routing),
+            lazy: options.lazy_partitions && !options.access_mode.is_exclusive(),
+            check_interval: options.partitions_check_interval,
+            topology: Topology::Single,
+            unrouted: VecDeque::new(),
+            pending: 0,
+            ready: false,
+            flushes: Vec::new(),
+            closing: false,
+            close_error: None,
+            topic,
+        };
+        if app.topic.is_partition() {
+            // A partition named explicitly is a non-partitioned topic for the producer.
+            let (settings, topic) = (app.settings.clone(), app.topic.to_string());
+            let partition = app.topic.partition().map_or(-1, |n| n as i32);
+            self.apps.insert(id, app);
+            self.add_part(sh, now, id, settings, id, partition, topic);
+            return Ok(id);
+        } else {
+            let op = sh.start_op(
+                now,
+                Owner::Producer(id),
+                OpKind::PartitionedMetadata {
+                    topic: app.topic.to_string(),
+                },
+                None,
+            );
+            app.topology = Topology::Unknown {
+                op: Some(op),
+                retry_at: None,
+                backoff: Backoff::new(sh.config.backoff_initial, sh.config.backoff_max),
+                deadline: now + sh.config.operation_timeout,
+            };
+        }
+        self.apps.insert(id, app);
         Ok(id)
     }
 
@@ -130,57 +242,81 @@ impl Producers {
         id: ProducerId,
         message: OutgoingMessage,
     ) -> Result<SendId, SendError> {
-        let p = self
-            .map
+        let app = self
+            .apps
             .get_mut(&id)
             .ok_or(SendError::UnknownProducer(id))?;
-        if p.close_requested {
+        if app.closing {
             return Err(SendError::ProducerClosed);
         }
-        if p.pending.len() >= p.options.max_pending() {
+        let size = message.payload.len();
+        match (&app.topology, self.parts.get(&id)) {
+            (Topology::Single, Some(part)) => part.precheck(sh, &message)?,
+            _ => precheck(
+                &app.settings,
+                &message,
+                pulsar_proto::DEFAULT_MAX_MESSAGE_SIZE,
+            )?,
+        }
+        if app.pending >= app.max_pending {
+            self.memory.waiters.insert(id);
             return Err(SendError::QueueFull);
         }
-        let max = p
-            .link
-            .conn()
-            .map_or(pulsar_proto::DEFAULT_MAX_MESSAGE_SIZE, |c| {
-                sh.max_message_size(c)
-            });
-        if message.payload.len() > max {
-            return Err(SendError::MessageTooBig {
-                size: message.payload.len(),
-                max,
-            });
+        let limit = sh.config.memory_limit;
+        if limit > 0 && self.memory.used > 0 && self.memory.used + size > limit {
+            self.memory.waiters.insert(id);
+            return Err(SendError::MemoryLimit { limit });
         }
         let send = sh.ids.send();
-        let sequence_id = p.next_sequence_id;
-        p.next_sequence_id += 1;
-        let metadata = pb::MessageMetadata {
-            producer_name: String::new(),
-            sequence_id,
-            publish_time: sh.unix_millis(now),
-            properties: message
-                .properties
-                .into_iter()
-                .map(|(key, value)| pb::KeyValue { key, value })
-                .collect(),
-            partition_key: message.key,
-            event_time: message.event_time,
-            ..Default::default()
-        };
-        p.pending.push_back(Pending {
+        let q = Queued {
             send,
-            sequence_id,
-            metadata,
-            payload: message.payload,
-        });
-        if let Some(conn) = p.link.ready_conn() {
-            if let Some(last) = p.pending.back_mut() {
-                write_send(sh, conn, p.id, p.name.as_deref(), last);
-                p.messages_sent += 1;
+            msg: message,
+            at: now,
+            size,
+        };
+        match &mut app.topology {
+            Topology::Unknown { .. } => app.unrouted.push_back(q),
+            Topology::Single => {
+                let part = self
+                    .parts
+                    .get_mut(&id)
+                    .ok_or(SendError::UnknownProducer(id))?;
+                part.add(sh, now, q)?;
+            }
+            Topology::Partitioned(_) => {
+                let part = self.route(sh, now, id, &q.msg);
+                let part = part
+                    .and_then(|p| self.parts.get_mut(&p))
+                    .ok_or(SendError::ProducerClosed)?;
+                part.add(sh, now, q)?;
             }
         }
+        if let Some(app) = self.apps.get_mut(&id) {
+            app.pending += 1;
+        }
+        self.memory.used += size;
         Ok(send)
+    }
+
+    /// Sends everything batched now; [`Event::FlushCompleted`] follows once every message sent
+    /// before is completed.
+    pub(crate) fn flush(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        id: ProducerId,
+    ) -> Result<RequestId, Error> {
+        let app = self.apps.get_mut(&id).ok_or(Error::UnknownProducer(id))?;
+        let request = sh.ids.request();
+        // Every send id handed out so far is below the request's value.
+        app.flushes.push((request, SendId(request.get())));
+        for p in app.parts() {
+            if let Some(part) = self.parts.get_mut(&p) {
+                part.close_batches(sh, now);
+            }
+        }
+        self.settle(sh, now, id);
+        Ok(request)
     }
 
     pub(crate) fn close(
@@ -189,47 +325,63 @@ impl Producers {
         now: Instant,
         id: ProducerId,
     ) -> Result<(), Error> {
-        let p = self.map.get_mut(&id).ok_or(Error::UnknownProducer(id))?;
-        if p.close_requested {
+        let app = self.apps.get_mut(&id).ok_or(Error::UnknownProducer(id))?;
+        if app.closing {
             return Ok(());
         }
-        p.close_requested = true;
-        match p.link.ready_conn() {
-            Some(conn) => {
-                let request_id = sh.next_request_id();
-                let cmd = pb::BaseCommand::from(pb::CommandCloseProducer {
-                    producer_id: id.get(),
-                    request_id,
-                    ..Default::default()
-                });
-                sh.send_request(
-                    now,
-                    conn,
-                    request_id,
-                    &cmd,
-                    RequestKind::Producer(id, ProducerRequest::Close),
-                );
-                p.link.closing(conn, request_id);
-            }
-            None => self.finish(sh, id, None),
+        app.closing = true;
+        if let Topology::Unknown { op: Some(op), .. } = app.topology {
+            sh.cancel_op(op);
         }
-        let _ = now;
+        if let Topology::Partitioned(p) = &app.topology {
+            if let Some(op) = p.check_op {
+                sh.cancel_op(op);
+            }
+        }
+        let unrouted = std::mem::take(&mut app.unrouted);
+        let mut freed = 0;
+        for q in unrouted {
+            freed += q.size;
+            app.pending = app.pending.saturating_sub(1);
+            sh.events.push_back(Event::SendCompleted {
+                producer: id,
+                send: q.send,
+                result: Err(SendError::ProducerClosed),
+            });
+        }
+        self.memory.used = self.memory.used.saturating_sub(freed);
+        let deadline = now + sh.config.operation_timeout;
+        for p in app.parts() {
+            if let Some(part) = self.parts.get_mut(&p) {
+                let outcome = part.close(sh, now, deadline);
+                self.after_part(sh, now, p, outcome);
+            }
+        }
+        self.settle(sh, now, id);
         Ok(())
     }
 
     /// Closes every producer (client shutdown).
     pub(crate) fn close_all(&mut self, sh: &mut Shared, now: Instant) {
-        let ids: Vec<ProducerId> = self.map.keys().copied().collect();
+        let ids: Vec<ProducerId> = self.apps.keys().copied().collect();
         for id in ids {
             let _ = self.close(sh, now, id);
         }
     }
 
     /// Drops every producer still there (close timed out).
-    pub(crate) fn force_close_all(&mut self, sh: &mut Shared, error: Error) {
-        let ids: Vec<ProducerId> = self.map.keys().copied().collect();
-        for id in ids {
-            self.finish(sh, id, Some(error.clone()));
+    pub(crate) fn force_close_all(&mut self, sh: &mut Shared, now: Instant, error: Error) {
+        let parts: Vec<ProducerId> = self.parts.keys().copied().collect();
+        for p in parts {
+            if let Some(part) = self.parts.get_mut(&p) {
+                let e = SendError::Failed(error.clone());
+                let outcome = part.finish(sh, e, Some(error.clone()));
+                self.after_part(sh, now, p, outcome);
+            }
+        }
+        let apps: Vec<ProducerId> = self.apps.keys().copied().collect();
+        for id in apps {
+            self.end_app(sh, id, Some(error.clone()));
         }
     }
 
@@ -237,22 +389,26 @@ impl Producers {
 
     pub(crate) fn handle_timeout(&mut self, sh: &mut Shared, now: Instant) {
         let due: Vec<ProducerId> = self
-            .map
+            .parts
             .values()
-            .filter(|p| p.link.next_timeout().is_some_and(|t| t <= now))
+            .filter(|p| p.next_timeout().is_some_and(|t| t <= now))
             .map(|p| p.id)
             .collect();
         for id in due {
-            self.step_timeout(sh, now, id);
+            if let Some(part) = self.parts.get_mut(&id) {
+                let outcome = part.handle_timeout(sh, now);
+                self.after_part(sh, now, id, outcome);
+            }
         }
-    }
-
-    fn step_timeout(&mut self, sh: &mut Shared, now: Instant, id: ProducerId) {
-        let Some(p) = self.map.get_mut(&id) else {
-            return;
-        };
-        let step = p.link.handle_timeout(sh, now);
-        self.apply(sh, now, id, step);
+        let due: Vec<ProducerId> = self
+            .apps
+            .values()
+            .filter(|a| app_timeout(a).is_some_and(|t| t <= now))
+            .map(|a| a.id)
+            .collect();
+        for id in due {
+            self.app_timeout(sh, now, id);
+        }
     }
 
     pub(crate) fn connection_ready(
@@ -263,11 +419,10 @@ impl Producers {
         ids: &[ProducerId],
     ) {
         for &id in ids {
-            let Some(p) = self.map.get_mut(&id) else {
-                continue;
-            };
-            let step = p.link.connection_ready(conn);
-            self.apply(sh, now, id, step);
+            if let Some(part) = self.parts.get_mut(&id) {
+                let outcome = part.connection_ready(sh, now, conn);
+                self.after_part(sh, now, id, outcome);
+            }
         }
     }
 
@@ -280,18 +435,10 @@ impl Producers {
         ids: &[ProducerId],
     ) {
         for &id in ids {
-            let Some(p) = self.map.get_mut(&id) else {
-                continue;
-            };
-            if p.link.conn() != Some(conn) {
-                continue;
+            if let Some(part) = self.parts.get_mut(&id) {
+                let outcome = part.connection_lost(sh, now, conn, reason);
+                self.after_part(sh, now, id, outcome);
             }
-            if p.close_requested {
-                self.finish(sh, id, None);
-                continue;
-            }
-            let step = p.link.connection_lost(sh, now, conn, reason);
-            self.apply(sh, now, id, step);
         }
     }
 
@@ -303,11 +450,23 @@ impl Producers {
         op: u64,
         result: OpResult,
     ) {
-        let Some(p) = self.map.get_mut(&id) else {
-            return;
-        };
-        let step = p.link.op_done(sh, now, op, result);
-        self.apply(sh, now, id, step);
+        if let Some(app) = self.apps.get(&id) {
+            let mine = match &app.topology {
+                Topology::Unknown { op: o, .. } => *o == Some(op),
+                Topology::Partitioned(p) => p.check_op == Some(op),
+                Topology::Single => false,
+            };
+            if mine {
+                if let OpResult::PartitionedMetadata(result) = result {
+                    self.metadata(sh, now, id, result);
+                }
+                return;
+            }
+        }
+        if let Some(part) = self.parts.get_mut(&id) {
+            let outcome = part.op_done(sh, now, op, result);
+            self.after_part(sh, now, id, outcome);
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -321,66 +480,9 @@ impl Producers {
         request: ProducerRequest,
         result: Result<pb::BaseCommand, Error>,
     ) {
-        let Some(p) = self.map.get_mut(&id) else {
-            return;
-        };
-        match request {
-            ProducerRequest::Cleanup => {}
-            ProducerRequest::Close => self.finish(sh, id, result.err()),
-            ProducerRequest::Create => {
-                if p.link.phase
-                    != (crate::link::Phase::Registering {
-                        conn,
-                        request: request_id,
-                    })
-                {
-                    return;
-                }
-                match result {
-                    Ok(cmd) => {
-                        let Some(success) = cmd.producer_success else {
-                            let e = Error::Protocol(ProtocolError::UnexpectedCommand(format!(
-                                "{:?} for PRODUCER",
-                                cmd.kind()
-                            )));
-                            let step = p.link.failure(sh, now, e);
-                            self.apply(sh, now, id, step);
-                            return;
-                        };
-                        if success.producer_ready == Some(false) {
-                            // WaitForExclusive: a second PRODUCER_SUCCESS follows, no deadline.
-                            sh.expect_response(
-                                conn,
-                                request_id,
-                                RequestKind::Producer(id, ProducerRequest::Create),
-                                None,
-                            );
-                            return;
-                        }
-                        self.registered(sh, conn, id, *success);
-                    }
-                    Err(e) => {
-                        if e == Error::Timeout {
-                            // The broker may still create it: clean up before trying again.
-                            let request_id = sh.next_request_id();
-                            let cmd = pb::BaseCommand::from(pb::CommandCloseProducer {
-                                producer_id: id.get(),
-                                request_id,
-                                ..Default::default()
-                            });
-                            sh.send_request(
-                                now,
-                                conn,
-                                request_id,
-                                &cmd,
-                                RequestKind::Producer(id, ProducerRequest::Cleanup),
-                            );
-                        }
-                        let step = p.link.failure(sh, now, e);
-                        self.apply(sh, now, id, step);
-                    }
-                }
-            }
+        if let Some(part) = self.parts.get_mut(&id) {
+            let outcome = part.response(sh, now, conn, request_id, request, result);
+            self.after_part(sh, now, id, outcome);
         }
     }
 
@@ -392,282 +494,542 @@ impl Producers {
         id: ProducerId,
         command: pb::BaseCommand,
     ) {
-        let Some(p) = self.map.get_mut(&id) else {
-            return;
-        };
-        match command.kind() {
-            Some(Type::SendReceipt) => {
-                let Some(r) = command.send_receipt else {
-                    return;
-                };
-                self.receipt(sh, now, conn, id, &r);
-            }
-            Some(Type::SendError) => {
-                let Some(e) = command.send_error else { return };
-                if ServerErrorCode::from_i32(e.error) == ServerErrorCode::NotAllowedError {
-                    if p.pending
-                        .front()
-                        .is_some_and(|m| m.sequence_id == e.sequence_id)
-                    {
-                        if let Some(m) = p.pending.pop_front() {
-                            sh.events.push_back(Event::SendCompleted {
-                                producer: id,
-                                send: m.send,
-                                result: Err(SendError::Server {
-                                    code: ServerErrorCode::NotAllowedError,
-                                    message: e.message,
-                                }),
-                            });
-                        }
-                    }
-                } else {
-                    // Java client rule: the state is unknown, reconnect and resend everything pending.
-                    sh.close_connection(now, conn, Error::server(e.error, e.message));
-                }
-            }
-            Some(Type::CloseProducer) => {
-                let Some(c) = command.close_producer else {
-                    return;
-                };
-                let assigned = match pick_broker_url(
-                    sh.pool.service_tls(),
-                    c.assigned_broker_service_url.as_deref(),
-                    c.assigned_broker_service_url_tls.as_deref(),
-                ) {
-                    Some(Ok(a)) => Some(a),
-                    _ => None,
-                };
-                if p.close_requested {
-                    self.finish(sh, id, None);
-                    return;
-                }
-                let step = p.link.closed_by_broker(sh, now, assigned);
-                self.apply(sh, now, id, step);
-            }
-            Some(Type::TopicMigrated) => {
-                let Some(m) = command.topic_migrated else {
-                    return;
-                };
-                let to = match pick_broker_url(
-                    sh.pool.service_tls(),
-                    m.broker_service_url.as_deref(),
-                    m.broker_service_url_tls.as_deref(),
-                ) {
-                    Some(Ok(a)) => a,
-                    _ => return,
-                };
-                if p.close_requested {
-                    return;
-                }
-                let step = p.link.migrated(sh, now, to);
-                self.apply(sh, now, id, step);
-            }
-            _ => {}
+        if let Some(part) = self.parts.get_mut(&id) {
+            let outcome = part.command(sh, now, conn, command);
+            self.after_part(sh, now, id, outcome);
         }
     }
 
-    // ---- internals ---------------------------------------------------------------------------
+    // ---- internals ------------------------------------------------------------------------------
 
-    fn apply(&mut self, sh: &mut Shared, now: Instant, id: ProducerId, step: Step) {
-        match step {
-            Step::Idle => {}
-            Step::Register(conn) => self.register(sh, now, conn, id),
-            Step::Failed(error) => {
-                let ever_ready = self.map.get(&id).is_some_and(|p| p.link.ever_ready);
-                if ever_ready {
-                    self.finish(sh, id, Some(error));
-                } else {
-                    self.fail_pending(sh, id, SendError::Failed(error.clone()));
-                    if let Some(p) = self.map.remove(&id) {
-                        p.link.detach(sh);
-                    }
-                    sh.events.push_back(Event::ProducerFailed {
-                        producer: id,
-                        error,
-                    });
-                }
-            }
-        }
-    }
-
-    fn register(&mut self, sh: &mut Shared, now: Instant, conn: ConnectionId, id: ProducerId) {
-        let Some(p) = self.map.get_mut(&id) else {
-            return;
-        };
-        let request_id = sh.next_request_id();
-        let cmd = pb::BaseCommand::from(pb::CommandProducer {
-            topic: p.topic.to_string(),
-            producer_id: id.get(),
-            request_id,
-            producer_name: p.name.clone(),
-            epoch: Some(p.epoch),
-            user_provided_producer_name: Some(p.options.name.is_some()),
-            metadata: p
-                .options
-                .properties
-                .iter()
-                .map(|(k, v)| pb::KeyValue {
-                    key: k.clone(),
-                    value: v.clone(),
-                })
-                .collect(),
-            ..Default::default()
-        });
-        p.epoch += 1;
-        if sh.send_request(
-            now,
-            conn,
-            request_id,
-            &cmd,
-            RequestKind::Producer(id, ProducerRequest::Create),
-        ) {
-            p.link.registering(conn, request_id);
-        } else {
-            let step = p.link.failure(sh, now, Error::ConnectionClosed);
-            self.apply(sh, now, id, step);
-        }
-    }
-
-    fn registered(
-        &mut self,
-        sh: &mut Shared,
-        conn: ConnectionId,
-        id: ProducerId,
-        success: pb::CommandProducerSuccess,
-    ) {
-        let Some(p) = self.map.get_mut(&id) else {
-            return;
-        };
-        let first = p.link.registered(conn);
-        p.name = Some(success.producer_name.clone());
-        let last = success.last_sequence_id.unwrap_or(-1);
-        if first && p.options.initial_sequence_id.is_none() && last >= 0 {
-            // Continue after what the broker already stored for this name; renumber anything queued
-            // before registration (none of it was sent yet).
-            let start = (last as u64).wrapping_add(1);
-            if start > p.next_sequence_id.saturating_sub(p.pending.len() as u64) {
-                let mut seq = start;
-                for m in &mut p.pending {
-                    m.sequence_id = seq;
-                    m.metadata.sequence_id = seq;
-                    seq += 1;
-                }
-                p.next_sequence_id = seq;
-            }
-        }
-        // Resend everything pending, in order, with the original sequence ids.
-        for m in &mut p.pending {
-            write_send(sh, conn, id, p.name.as_deref(), m);
-            p.messages_sent += 1;
-        }
-        sh.events.push_back(if first {
-            Event::ProducerReady {
-                producer: id,
-                name: success.producer_name,
-                last_sequence_id: last,
-            }
-        } else {
-            Event::ProducerReconnected { producer: id }
-        });
-    }
-
-    fn receipt(
+    #[allow(clippy::too_many_arguments)]
+    fn add_part(
         &mut self,
         sh: &mut Shared,
         now: Instant,
-        conn: ConnectionId,
+        app: ProducerId,
+        settings: PartSettings,
         id: ProducerId,
-        r: &pb::CommandSendReceipt,
+        partition: i32,
+        topic: String,
     ) {
-        let Some(p) = self.map.get_mut(&id) else {
+        let part = Part::new(sh, now, id, app, partition, topic, settings);
+        self.parts.insert(id, part);
+        // The link starts at once (its first deadline is `now`).
+        if let Some(part) = self.parts.get_mut(&id) {
+            let outcome = part.handle_timeout(sh, now);
+            self.after_part(sh, now, id, outcome);
+        }
+    }
+
+    /// The partition producer for a message, created if needed.
+    fn route(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        id: ProducerId,
+        msg: &OutgoingMessage,
+    ) -> Option<ProducerId> {
+        let now_ms = sh.unix_millis(now);
+        let app = self.apps.get_mut(&id)?;
+        let Topology::Partitioned(p) = &mut app.topology else {
+            return None;
+        };
+        let n = u32::try_from(p.slots.len()).unwrap_or(u32::MAX);
+        let index = p.router.choose(msg.key.as_deref(), n, now_ms);
+        if let Some(Some(part)) = p.slots.get(index as usize) {
+            return Some(*part);
+        }
+        self.create_partition(sh, now, id, index)
+    }
+
+    fn create_partition(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        id: ProducerId,
+        index: u32,
+    ) -> Option<ProducerId> {
+        let part_id = sh.ids.producer();
+        let app = self.apps.get_mut(&id)?;
+        let Topology::Partitioned(p) = &mut app.topology else {
+            return None;
+        };
+        *p.slots.get_mut(index as usize)? = Some(part_id);
+        let topic = app.topic.partition_name(index).to_string();
+        let partition = i32::try_from(index).unwrap_or(i32::MAX);
+        let settings = app.settings.clone();
+        self.add_part(sh, now, id, settings, part_id, partition, topic);
+        Some(part_id)
+    }
+
+    /// The answer to PARTITIONED_METADATA (at creation or a periodic check).
+    fn metadata(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        id: ProducerId,
+        result: Result<u32, Error>,
+    ) {
+        let Some(app) = self.apps.get_mut(&id) else {
             return;
         };
-        let Some(head) = p.pending.front() else {
-            return; // late duplicate after everything completed
-        };
-        if r.sequence_id < head.sequence_id {
-            return; // late duplicate
-        }
-        if r.sequence_id > head.sequence_id {
-            // Client and broker disagree: reconnect and resend everything pending.
-            sh.close_connection(
-                now,
-                conn,
-                Error::Protocol(ProtocolError::OutOfOrder(format!(
-                    "receipt for sequence id {} while {} is pending",
-                    r.sequence_id, head.sequence_id
-                ))),
-            );
+        if let Topology::Partitioned(p) = &mut app.topology {
+            // A periodic check: use new partitions.
+            p.check_op = None;
+            p.next_check = p.check_interval.map(|d| now + d);
+            let Ok(n) = result else { return };
+            let old = p.slots.len();
+            if (n as usize) <= old {
+                return;
+            }
+            p.slots.resize(n as usize, None);
+            let lazy = p.lazy;
+            if !lazy {
+                for index in old..n as usize {
+                    self.create_partition(sh, now, id, index as u32);
+                }
+            }
             return;
         }
-        let Some(m) = p.pending.pop_front() else {
+        let Topology::Unknown {
+            backoff, deadline, ..
+        } = &mut app.topology
+        else {
             return;
         };
-        p.messages_acked += 1;
-        let mut message_id = r
-            .message_id
-            .as_ref()
-            .map(MessageId::from_pb)
-            .unwrap_or(MessageId::new(0, 0, -1));
-        if message_id.partition < 0 {
-            message_id.partition = p.topic.partition().map_or(-1, |n| n as i32);
+        match result {
+            Ok(0) => {
+                app.topology = Topology::Single;
+                let (settings, topic) = (app.settings.clone(), app.topic.to_string());
+                self.add_part(sh, now, id, settings, id, -1, topic);
+            }
+            Ok(n) => {
+                let batching = app.settings.batching.as_ref();
+                let switch_ms = batching
+                    .map_or(RoundRobinRouter::DEFAULT_PARTITION_SWITCH_MS, |b| {
+                        (b.max_delay.as_millis() as u64).saturating_mul(10).max(1)
+                    });
+                let seed = sh.rng.next_u64();
+                let router = match app.routing.take().unwrap_or_default() {
+                    RoutingMode::RoundRobin => Router::RoundRobin(RoundRobinRouter::from_seed(
+                        app.hashing,
+                        seed,
+                        n,
+                        batching.is_some(),
+                        switch_ms,
+                    )),
+                    RoutingMode::SinglePartition => {
+                        Router::Single(SinglePartitionRouter::from_seed(app.hashing, seed, n))
+                    }
+                    RoutingMode::Custom(r) => Router::Custom(r),
+                };
+                let interval = (!app.check_interval.is_zero()).then_some(app.check_interval);
+                app.topology = Topology::Partitioned(Partitions {
+                    slots: vec![None; n as usize],
+                    router,
+                    lazy: app.lazy,
+                    first: None,
+                    check_interval: interval,
+                    next_check: interval.map(|d| now + d),
+                    check_op: None,
+                });
+                if app.lazy {
+                    // One partition up front, to detect errors early (the Java client does so).
+                    let keyless = OutgoingMessage::default();
+                    if let Some(first) = self.route(sh, now, id, &keyless) {
+                        if let Some(Topology::Partitioned(p)) =
+                            self.apps.get_mut(&id).map(|a| &mut a.topology)
+                        {
+                            p.first = Some(first);
+                        }
+                    }
+                } else {
+                    for index in 0..n {
+                        self.create_partition(sh, now, id, index);
+                    }
+                }
+            }
+            Err(e) => {
+                if e.is_retriable() && now < *deadline {
+                    let delay = backoff.next_delay(&mut sh.rng);
+                    app.topology = match std::mem::replace(&mut app.topology, Topology::Single) {
+                        Topology::Unknown {
+                            backoff, deadline, ..
+                        } => Topology::Unknown {
+                            op: None,
+                            retry_at: Some(now + delay),
+                            backoff,
+                            deadline,
+                        },
+                        other => other,
+                    };
+                } else {
+                    self.fail_app(sh, id, e);
+                }
+                return;
+            }
         }
+        // Route what was sent meanwhile, in order.
+        let unrouted = match self.apps.get_mut(&id) {
+            Some(app) => std::mem::take(&mut app.unrouted),
+            None => return,
+        };
+        for q in unrouted {
+            let part = match self.apps.get(&id).map(|a| &a.topology) {
+                Some(Topology::Single) => Some(id),
+                Some(Topology::Partitioned(_)) => self.route(sh, now, id, &q.msg),
+                _ => None,
+            };
+            let (send, size) = (q.send, q.size);
+            let result = match part.and_then(|p| self.parts.get_mut(&p)) {
+                Some(part) => part.add(sh, now, q),
+                None => Err(SendError::ProducerClosed),
+            };
+            if let Err(e) = result {
+                self.complete_unrouted(sh, id, send, size, e);
+            }
+        }
+        self.settle(sh, now, id);
+    }
+
+    fn complete_unrouted(
+        &mut self,
+        sh: &mut Shared,
+        id: ProducerId,
+        send: SendId,
+        size: usize,
+        error: SendError,
+    ) {
+        if let Some(app) = self.apps.get_mut(&id) {
+            app.pending = app.pending.saturating_sub(1);
+        }
+        self.memory.used = self.memory.used.saturating_sub(size);
         sh.events.push_back(Event::SendCompleted {
             producer: id,
-            send: m.send,
-            result: Ok(message_id),
+            send,
+            result: Err(error),
         });
     }
 
-    fn fail_pending(&mut self, sh: &mut Shared, id: ProducerId, error: SendError) {
-        let Some(p) = self.map.get_mut(&id) else {
+    fn app_timeout(&mut self, sh: &mut Shared, now: Instant, id: ProducerId) {
+        let Some(app) = self.apps.get_mut(&id) else {
             return;
         };
-        for m in p.pending.drain(..) {
-            sh.events.push_back(Event::SendCompleted {
-                producer: id,
-                send: m.send,
-                result: Err(error.clone()),
-            });
+        // Messages waiting for the partition count time out like the others.
+        if let Some(t) = app.settings.send_timeout {
+            if app.unrouted.front().is_some_and(|q| q.at + t <= now) {
+                let unrouted = std::mem::take(&mut app.unrouted);
+                for q in unrouted {
+                    self.complete_unrouted(sh, id, q.send, q.size, SendError::Timeout);
+                }
+            }
         }
+        let Some(app) = self.apps.get_mut(&id) else {
+            return;
+        };
+        match &mut app.topology {
+            Topology::Unknown {
+                op: op @ None,
+                retry_at: retry @ Some(_),
+                ..
+            } if retry.is_some_and(|t| t <= now) => {
+                *retry = None;
+                *op = Some(sh.start_op(
+                    now,
+                    Owner::Producer(id),
+                    OpKind::PartitionedMetadata {
+                        topic: app.topic.to_string(),
+                    },
+                    None,
+                ));
+            }
+            Topology::Partitioned(p)
+                if p.check_op.is_none()
+                    && !app.closing
+                    && p.next_check.is_some_and(|t| t <= now) =>
+            {
+                p.next_check = None;
+                p.check_op = Some(sh.start_op(
+                    now,
+                    Owner::Producer(id),
+                    OpKind::PartitionedMetadata {
+                        topic: app.topic.to_string(),
+                    },
+                    None,
+                ));
+            }
+            _ => {}
+        }
+        self.settle(sh, now, id);
     }
 
-    /// Removes a producer that was ready (or asked to close) and tells the application.
-    fn finish(&mut self, sh: &mut Shared, id: ProducerId, error: Option<Error>) {
-        let send_error = match &error {
-            None => SendError::ProducerClosed,
-            Some(e) => SendError::Failed(e.clone()),
+    /// Creation failed before any partition producer existed.
+    fn fail_app(&mut self, sh: &mut Shared, id: ProducerId, error: Error) {
+        let Some(app) = self.apps.get_mut(&id) else {
+            return;
         };
-        self.fail_pending(sh, id, send_error);
-        if let Some(mut p) = self.map.remove(&id) {
-            p.link.abandon(sh);
-            sh.events.push_back(Event::ProducerClosed {
+        let unrouted = std::mem::take(&mut app.unrouted);
+        for q in unrouted {
+            self.complete_unrouted(sh, id, q.send, q.size, SendError::Failed(error.clone()));
+        }
+        let parts = self.apps.get(&id).map(App::parts).unwrap_or_default();
+        for p in parts {
+            if let Some(mut part) = self.parts.remove(&p) {
+                let outcome = part.finish(sh, SendError::Failed(error.clone()), None);
+                let _ = outcome;
+                let (m, b) = part.take_freed();
+                self.free(id, m, b);
+            }
+        }
+        if self.apps.remove(&id).is_some() {
+            sh.events.push_back(Event::ProducerFailed {
                 producer: id,
                 error,
             });
         }
+        self.notify_room(sh);
+    }
+
+    /// Removes an application producer and reports it closed.
+    fn end_app(&mut self, sh: &mut Shared, id: ProducerId, error: Option<Error>) {
+        let Some(mut app) = self.apps.remove(&id) else {
+            return;
+        };
+        for q in std::mem::take(&mut app.unrouted) {
+            self.memory.used = self.memory.used.saturating_sub(q.size);
+            let e = match &error {
+                None => SendError::ProducerClosed,
+                Some(e) => SendError::Failed(e.clone()),
+            };
+            sh.events.push_back(Event::SendCompleted {
+                producer: id,
+                send: q.send,
+                result: Err(e),
+            });
+        }
+        for (request, _) in app.flushes.drain(..) {
+            sh.events.push_back(Event::FlushCompleted {
+                producer: id,
+                request,
+            });
+        }
+        self.memory.waiters.remove(&id);
+        sh.events.push_back(Event::ProducerClosed {
+            producer: id,
+            error,
+        });
+    }
+
+    fn free(&mut self, id: ProducerId, messages: usize, bytes: usize) {
+        if let Some(app) = self.apps.get_mut(&id) {
+            app.pending = app.pending.saturating_sub(messages);
+        }
+        self.memory.used = self.memory.used.saturating_sub(bytes);
+    }
+
+    /// Applies what a wire producer reported.
+    fn after_part(&mut self, sh: &mut Shared, now: Instant, part_id: ProducerId, outcome: Outcome) {
+        let Some(part) = self.parts.get_mut(&part_id) else {
+            return;
+        };
+        let app_id = part.app;
+        let (m, b) = part.take_freed();
+        self.free(app_id, m, b);
+        match outcome {
+            Outcome::None => {}
+            Outcome::Ready => self.part_ready(sh, app_id),
+            Outcome::Gone { error, ever_ready } => {
+                self.parts.remove(&part_id);
+                self.part_gone(sh, app_id, part_id, error, ever_ready);
+            }
+        }
+        self.settle(sh, now, app_id);
+    }
+
+    fn part_ready(&mut self, sh: &mut Shared, id: ProducerId) {
+        let Some(app) = self.apps.get_mut(&id) else {
+            return;
+        };
+        if app.ready {
+            return;
+        }
+        let ready_parts: Vec<&Part> = match &app.topology {
+            Topology::Single => self.parts.get(&id).into_iter().collect(),
+            Topology::Partitioned(p) => {
+                let required: Vec<ProducerId> = if p.lazy {
+                    p.first.into_iter().collect()
+                } else {
+                    p.slots.iter().flatten().copied().collect()
+                };
+                let parts: Vec<&Part> = required
+                    .iter()
+                    .filter_map(|r| self.parts.get(r))
+                    .filter(|p| p.is_registered_once())
+                    .collect();
+                if parts.len() < required.len() || (!p.lazy && required.len() < p.slots.len()) {
+                    return;
+                }
+                parts
+            }
+            Topology::Unknown { .. } => return,
+        };
+        let Some(first) = ready_parts.first() else {
+            return;
+        };
+        let name = app
+            .settings
+            .name
+            .clone()
+            .or_else(|| first.name.clone())
+            .unwrap_or_default();
+        let last_sequence_id = ready_parts
+            .iter()
+            .map(|p| p.last_sequence_id)
+            .max()
+            .unwrap_or(-1);
+        let schema_version = first.schema_version.clone();
+        app.ready = true;
+        sh.events.push_back(Event::ProducerReady {
+            producer: id,
+            name,
+            last_sequence_id,
+            schema_version,
+        });
+    }
+
+    fn part_gone(
+        &mut self,
+        sh: &mut Shared,
+        id: ProducerId,
+        part_id: ProducerId,
+        error: Option<Error>,
+        ever_ready: bool,
+    ) {
+        let Some(app) = self.apps.get_mut(&id) else {
+            return;
+        };
+        if app.closing {
+            if app.close_error.is_none() {
+                app.close_error = error;
+            }
+            if let Topology::Partitioned(p) = &mut app.topology {
+                for s in p.slots.iter_mut() {
+                    if *s == Some(part_id) {
+                        *s = None;
+                    }
+                }
+            }
+            if !app.parts().iter().any(|p| self.parts.contains_key(p)) {
+                let e = app.close_error.take();
+                self.end_app(sh, id, e);
+            }
+            return;
+        }
+        match &mut app.topology {
+            Topology::Partitioned(p) if app.ready => {
+                // Recreated on its next message.
+                for s in p.slots.iter_mut() {
+                    if *s == Some(part_id) {
+                        *s = None;
+                    }
+                }
+            }
+            _ => {
+                let error = error.unwrap_or(Error::Closed);
+                if app.ready || ever_ready {
+                    // Fail the other partitions too.
+                    let others = app.parts();
+                    for p in others {
+                        if let Some(mut part) = self.parts.remove(&p) {
+                            let e = SendError::Failed(error.clone());
+                            let _ = part.finish(sh, e, None);
+                            let (m, b) = part.take_freed();
+                            self.free(id, m, b);
+                        }
+                    }
+                    self.end_app(sh, id, Some(error));
+                } else {
+                    self.fail_app(sh, id, error);
+                }
+            }
+        }
+    }
+
+    /// Completes flushes, reports room, and finishes closing when possible.
+    fn settle(&mut self, sh: &mut Shared, _now: Instant, id: ProducerId) {
+        if let Some(app) = self.apps.get_mut(&id) {
+            if !app.flushes.is_empty() {
+                let parts = app.parts();
+                let oldest = parts
+                    .iter()
+                    .filter_map(|p| self.parts.get(p).and_then(Part::oldest_send))
+                    .chain(app.unrouted.front().map(|q| q.send))
+                    .min();
+                app.flushes.retain(|(request, mark)| {
+                    let done = oldest.is_none_or(|o| o > *mark);
+                    if done {
+                        sh.events.push_back(Event::FlushCompleted {
+                            producer: id,
+                            request: *request,
+                        });
+                    }
+                    !done
+                });
+            }
+            if app.closing && app.unrouted.is_empty() {
+                let live = app.parts().iter().any(|p| self.parts.contains_key(p));
+                if !live {
+                    let e = app.close_error.take();
+                    self.end_app(sh, id, e);
+                }
+            }
+        }
+        self.notify_room(sh);
+    }
+
+    /// Tells producers that were refused that there is room again.
+    fn notify_room(&mut self, sh: &mut Shared) {
+        if self.memory.waiters.is_empty() {
+            return;
+        }
+        let limit = sh.config.memory_limit;
+        let memory_ok = limit == 0 || self.memory.used < limit;
+        if !memory_ok {
+            return;
+        }
+        let apps = &self.apps;
+        self.memory.waiters.retain(|id| match apps.get(id) {
+            Some(app) if app.pending < app.max_pending => {
+                sh.events
+                    .push_back(Event::ProducerHasRoom { producer: *id });
+                false
+            }
+            Some(_) => true,
+            None => false,
+        });
     }
 }
 
-/// Writes one SEND frame.
-fn write_send(
-    sh: &mut Shared,
-    conn: ConnectionId,
-    id: ProducerId,
-    name: Option<&str>,
-    m: &mut Pending,
-) {
-    if let Some(name) = name {
-        if m.metadata.producer_name != name {
-            m.metadata.producer_name = name.to_string();
-        }
+/// Quick size check before acceptance (the exact one, after compression, happens on admission).
+fn precheck(cfg: &PartSettings, msg: &OutgoingMessage, max: usize) -> Result<(), SendError> {
+    let size = msg.payload.len();
+    if !cfg.chunking && cfg.compression == CompressionType::None && size > max {
+        return Err(SendError::MessageTooBig { size, max });
     }
-    let send = pb::CommandSend {
-        producer_id: id.get(),
-        sequence_id: m.sequence_id,
-        ..Default::default()
+    Ok(())
+}
+
+/// When an application producer wants `handle_timeout`.
+fn app_timeout(app: &App) -> Option<Instant> {
+    let unrouted = app
+        .settings
+        .send_timeout
+        .and_then(|t| app.unrouted.front().map(|q| q.at + t));
+    let own = match &app.topology {
+        Topology::Unknown { retry_at, .. } => *retry_at,
+        Topology::Partitioned(p) if p.check_op.is_none() && !app.closing => p.next_check,
+        _ => None,
     };
-    if let Some(buf) = sh.write_buffer(conn, 1) {
-        encode_send(&send, &m.metadata, &m.payload, buf);
-    }
+    unrouted.into_iter().chain(own).min()
 }

@@ -1,0 +1,174 @@
+//! Outgoing messages.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+/// A message to publish. Build with [`OutgoingMessage::new`] and set fields or use the `with_*`
+/// builders.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OutgoingMessage {
+    /// The payload.
+    pub payload: Bytes,
+    /// Partition key (routing on partitioned topics, compaction, `Key_Shared` dispatch).
+    pub key: Option<String>,
+    /// `key` is the base64 text of a binary key (set by [`OutgoingMessage::with_key_bytes`]).
+    pub key_is_base64: bool,
+    /// Ordering key: used instead of the key for `Key_Shared` dispatch (and key-based batching).
+    pub ordering_key: Option<Bytes>,
+    /// Properties.
+    pub properties: Vec<(String, String)>,
+    /// Application event time (Unix milliseconds).
+    pub event_time: Option<u64>,
+    /// Sequence id chosen by the application (it should increase); `None`: the producer's next
+    /// one. Automatic ids continue after the highest one used.
+    pub sequence_id: Option<u64>,
+    /// Delayed delivery: deliver at this Unix time (milliseconds). Delayed messages are never
+    /// batched.
+    pub deliver_at: Option<u64>,
+    /// Delayed delivery: deliver this long after the send (converted with the client's wall clock;
+    /// ignored when `deliver_at` is set).
+    pub deliver_after: Option<Duration>,
+    /// Replicate only to these clusters (empty: the namespace's clusters). Such messages are never
+    /// batched.
+    pub replication_clusters: Vec<String>,
+    /// Do not replicate this message to other clusters.
+    pub disable_replication: bool,
+}
+
+impl OutgoingMessage {
+    /// A message with this payload.
+    pub fn new(payload: impl Into<Bytes>) -> OutgoingMessage {
+        OutgoingMessage {
+            payload: payload.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Sets the key (builder style).
+    pub fn with_key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self.key_is_base64 = false;
+        self
+    }
+
+    /// Sets a binary key, carried base64-encoded with `partition_key_b64_encoded` (builder style).
+    /// Routing hashes the base64 text, as the Java client does.
+    pub fn with_key_bytes(mut self, key: &[u8]) -> Self {
+        self.key = Some(base64_encode(key));
+        self.key_is_base64 = true;
+        self
+    }
+
+    /// Sets the ordering key (builder style).
+    pub fn with_ordering_key(mut self, key: impl Into<Bytes>) -> Self {
+        self.ordering_key = Some(key.into());
+        self
+    }
+
+    /// Adds a property (builder style).
+    pub fn with_property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.properties.push((key.into(), value.into()));
+        self
+    }
+
+    /// Sets the event time, Unix milliseconds (builder style).
+    pub fn with_event_time(mut self, unix_ms: u64) -> Self {
+        self.event_time = Some(unix_ms);
+        self
+    }
+
+    /// Sets the sequence id (builder style).
+    pub fn with_sequence_id(mut self, sequence_id: u64) -> Self {
+        self.sequence_id = Some(sequence_id);
+        self
+    }
+
+    /// Delivers at this Unix time in milliseconds (builder style).
+    pub fn with_deliver_at(mut self, unix_ms: u64) -> Self {
+        self.deliver_at = Some(unix_ms);
+        self
+    }
+
+    /// Delivers this long after the send (builder style).
+    pub fn with_deliver_after(mut self, delay: Duration) -> Self {
+        self.deliver_after = Some(delay);
+        self
+    }
+
+    /// Restricts replication to these clusters (builder style).
+    pub fn with_replication_clusters(mut self, clusters: Vec<String>) -> Self {
+        self.replication_clusters = clusters;
+        self
+    }
+
+    /// Disables replication (builder style).
+    pub fn with_replication_disabled(mut self) -> Self {
+        self.disable_replication = true;
+        self
+    }
+
+    /// The value of `replicate_to`: the clusters, or `["__local__"]` when replication is disabled.
+    pub(crate) fn replicate_to(&mut self) -> Vec<String> {
+        if self.disable_replication {
+            vec!["__local__".to_string()]
+        } else {
+            std::mem::take(&mut self.replication_clusters)
+        }
+    }
+
+    /// Whether this message may go into a batch.
+    pub(crate) fn batchable(&self) -> bool {
+        self.deliver_at.is_none()
+            && self.deliver_after.is_none()
+            && self.replication_clusters.is_empty()
+            && !self.disable_replication
+    }
+}
+
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding (RFC 4648), as `java.util.Base64.getEncoder()` writes it.
+pub(crate) fn base64_encode(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    let sym = |v: u32| char::from(BASE64[(v & 63) as usize]);
+    let mut chunks = data.chunks_exact(3);
+    for c in &mut chunks {
+        let v = u32::from(c[0]) << 16 | u32::from(c[1]) << 8 | u32::from(c[2]);
+        out.extend([sym(v >> 18), sym(v >> 12), sym(v >> 6), sym(v)]);
+    }
+    match *chunks.remainder() {
+        [a] => {
+            let v = u32::from(a) << 16;
+            out.extend([sym(v >> 18), sym(v >> 12), '=', '=']);
+        }
+        [a, b] => {
+            let v = u32::from(a) << 16 | u32::from(b) << 8;
+            out.extend([sym(v >> 18), sym(v >> 12), sym(v >> 6), '=']);
+        }
+        _ => {}
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (raw, enc) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64_encode(raw.as_bytes()), enc);
+        }
+        assert_eq!(base64_encode(&[0xff, 0xfe, 0x00]), "//4A");
+    }
+}

@@ -1,0 +1,1108 @@
+//! One producer on the wire (a non-partitioned topic, or one partition of a partitioned topic):
+//! registration (PRODUCER → PRODUCER_SUCCESS), sequence ids, batching, compression, chunking, the
+//! ordered pending queue matched against SEND_RECEIPTs, send timeouts, in-order resend after any
+//! loss, and close after flushing.
+//!
+//! Messages accepted before the first registration wait unencoded (`waiting`): their sequence ids
+//! are only assigned once the broker told the last one it stored for this producer name.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use prost::Message as _;
+use pulsar_proto::pb::{self, base_command::Type};
+
+use super::batch::{Batcher, Closed};
+use super::message::OutgoingMessage;
+use super::options::{PartSettings, ProducerRequest};
+use super::pending::{Op, Sends};
+use crate::compression::{CodecContext, CompressionType};
+use crate::error::{Error, ProtocolError, SendError, ServerErrorCode};
+use crate::event::{Event, Resource};
+use crate::handle::{ConnectionId, ProducerId, SendId};
+use crate::link::{Link, Phase, Step};
+use crate::lookup::OpResult;
+use crate::message::MessageId;
+use crate::shared::{pick_broker_url, RequestKind, Shared};
+use crate::stats::ProducerStats;
+
+/// A message accepted by the application but not yet admitted (no sequence id yet).
+#[derive(Debug)]
+pub(super) struct Queued {
+    pub(super) send: SendId,
+    pub(super) msg: OutgoingMessage,
+    /// When the application sent it.
+    pub(super) at: Instant,
+    /// Payload bytes (memory accounting).
+    pub(super) size: usize,
+}
+
+/// What the owner must learn after a call.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub(super) enum Outcome {
+    /// Nothing to report.
+    None,
+    /// Registered for the first time.
+    Ready,
+    /// The producer is gone (everything it held was completed); forget it.
+    Gone {
+        /// `None`: closed as asked.
+        error: Option<Error>,
+        /// Whether it had ever been registered.
+        ever_ready: bool,
+    },
+}
+
+/// Where closing stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closing {
+    Open,
+    /// Waiting for every pending message to complete, until the deadline.
+    Flushing {
+        deadline: Instant,
+    },
+    /// CLOSE_PRODUCER sent.
+    Requested,
+}
+
+/// Server errors that end a producer that was registered before (the others are retried).
+fn fatal_after_ready(code: Option<ServerErrorCode>) -> bool {
+    use ServerErrorCode::*;
+    matches!(
+        code,
+        Some(
+            TopicTerminatedError
+                | ProducerFenced
+                | TopicNotFound
+                | AuthenticationError
+                | AuthorizationError
+                | IncompatibleSchema
+                | InvalidTopicName
+        )
+    )
+}
+
+/// One wire producer.
+#[derive(Debug)]
+pub(super) struct Part {
+    pub(super) id: ProducerId,
+    /// The application's handle (events are reported under it).
+    pub(super) app: ProducerId,
+    /// Partition index, `-1` for a non-partitioned topic.
+    pub(super) partition: i32,
+    pub(super) topic: String,
+    cfg: PartSettings,
+    pub(super) link: Link,
+    /// The name in use (the broker's choice once registered, if none was given).
+    pub(super) name: Option<String>,
+    /// The name swapped into each entry's metadata when writing.
+    name_buf: String,
+    /// Producer epoch, incremented on each registration attempt.
+    epoch: u64,
+    /// Topic epoch from the broker (exclusive access modes), sent back on re-registration.
+    topic_epoch: Option<u64>,
+    pub(super) schema_version: Option<Bytes>,
+    /// The broker's `last_sequence_id` at the first registration.
+    pub(super) last_sequence_id: i64,
+    /// First registration done: messages get sequence ids and go to the pending queue.
+    admitted: bool,
+    waiting: VecDeque<Queued>,
+    pending: VecDeque<Op>,
+    batcher: Option<Batcher>,
+    closed_scratch: Vec<Closed>,
+    next_seq: u64,
+    codec: CodecContext,
+    closing: Closing,
+    /// Messages and payload bytes completed since the owner last asked.
+    freed_messages: usize,
+    freed_bytes: usize,
+    messages_sent: u64,
+    messages_acked: u64,
+}
+
+impl Part {
+    pub(super) fn new(
+        sh: &mut Shared,
+        now: Instant,
+        id: ProducerId,
+        app: ProducerId,
+        partition: i32,
+        topic: String,
+        cfg: PartSettings,
+    ) -> Part {
+        let link = Link::new(Resource::Producer(id), topic.clone(), sh, now);
+        let batcher = cfg.batching.clone().map(Batcher::new);
+        Part {
+            id,
+            app,
+            partition,
+            topic,
+            name: cfg.name.clone(),
+            name_buf: String::new(),
+            link,
+            epoch: 0,
+            topic_epoch: None,
+            schema_version: None,
+            last_sequence_id: -1,
+            admitted: false,
+            waiting: VecDeque::new(),
+            pending: VecDeque::new(),
+            batcher,
+            closed_scratch: Vec::new(),
+            next_seq: 0,
+            codec: CodecContext::new(),
+            closing: Closing::Open,
+            freed_messages: 0,
+            freed_bytes: 0,
+            messages_sent: 0,
+            messages_acked: 0,
+            cfg,
+        }
+    }
+
+    pub(super) fn stats(&self) -> ProducerStats {
+        ProducerStats {
+            id: self.app,
+            topic: self.topic.clone(),
+            name: self.name.clone(),
+            state: self.link.state(),
+            connection: self.link.conn(),
+            pending_messages: self.queued_messages(),
+            messages_sent: self.messages_sent,
+            messages_acked: self.messages_acked,
+            reconnects: self.link.reconnects,
+        }
+    }
+
+    /// Messages held (waiting, batched or pending).
+    fn queued_messages(&self) -> usize {
+        self.waiting.len()
+            + self.batcher.as_ref().map_or(0, Batcher::len)
+            + self.pending.iter().map(|o| o.sends.len()).sum::<usize>()
+    }
+
+    /// Messages and bytes completed since the last call.
+    pub(super) fn take_freed(&mut self) -> (usize, usize) {
+        let freed = (self.freed_messages, self.freed_bytes);
+        self.freed_messages = 0;
+        self.freed_bytes = 0;
+        freed
+    }
+
+    pub(super) fn is_registered_once(&self) -> bool {
+        self.link.ever_ready
+    }
+
+    /// The oldest message not completed yet.
+    pub(super) fn oldest_send(&self) -> Option<SendId> {
+        let pending = self.pending.iter().find_map(|o| o.sends.first());
+        let batched = self.batcher.as_ref().and_then(|b| b.oldest()).map(|x| x.1);
+        let waiting = self.waiting.front().map(|q| q.send);
+        [pending, batched, waiting].into_iter().flatten().min()
+    }
+
+    fn oldest_at(&self) -> Option<Instant> {
+        if let Some(o) = self.pending.front() {
+            return Some(o.created);
+        }
+        if let Some((at, _)) = self.batcher.as_ref().and_then(|b| b.oldest()) {
+            return Some(at);
+        }
+        self.waiting.front().map(|q| q.at)
+    }
+
+    pub(super) fn next_timeout(&self) -> Option<Instant> {
+        let send = self
+            .cfg
+            .send_timeout
+            .and_then(|t| self.oldest_at().map(|at| at + t));
+        let batch = self.batcher.as_ref().and_then(|b| b.deadline);
+        let close = match self.closing {
+            Closing::Flushing { deadline } => Some(deadline),
+            _ => None,
+        };
+        [self.link.next_timeout(), send, batch, close]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The largest frame the broker accepts (the default before CONNECTED).
+    fn max_message_size(&self, sh: &Shared) -> usize {
+        self.link
+            .conn()
+            .map_or(pulsar_proto::DEFAULT_MAX_MESSAGE_SIZE, |c| {
+                sh.max_message_size(c)
+            })
+    }
+
+    /// Quick size check before acceptance (the exact one happens on admission).
+    pub(super) fn precheck(&self, sh: &Shared, msg: &OutgoingMessage) -> Result<(), SendError> {
+        super::precheck(&self.cfg, msg, self.max_message_size(sh))
+    }
+
+    // ---- sends ----------------------------------------------------------------------------------
+
+    /// Takes a message: queued until the first registration, then admitted.
+    pub(super) fn add(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        q: Queued,
+    ) -> Result<(), SendError> {
+        if self.closing != Closing::Open {
+            return Err(SendError::ProducerClosed);
+        }
+        if !self.admitted {
+            self.waiting.push_back(q);
+            return Ok(());
+        }
+        self.admit(sh, now, q)
+    }
+
+    /// Assigns the sequence id and batches or queues the message.
+    fn admit(&mut self, sh: &mut Shared, now: Instant, q: Queued) -> Result<(), SendError> {
+        let Queued {
+            send,
+            mut msg,
+            at,
+            size,
+        } = q;
+        let seq = msg.sequence_id.unwrap_or(self.next_seq);
+        let publish_time = sh.unix_millis(at);
+        let batch_max = self.batcher.as_ref().map(Batcher::max_bytes);
+        match batch_max {
+            Some(max) if msg.batchable() && size <= max => {
+                self.next_seq = self.next_seq.max(seq.wrapping_add(1));
+                let overflow = self
+                    .batcher
+                    .as_ref()
+                    .is_some_and(|b| b.would_overflow(size));
+                if overflow {
+                    self.close_batches(sh, now);
+                }
+                let full = match self.batcher.as_mut() {
+                    Some(b) => b.add(at, send, seq, publish_time, msg),
+                    None => false,
+                };
+                if full {
+                    self.close_batches(sh, now);
+                }
+                Ok(())
+            }
+            _ => {
+                // Whatever is batched goes first.
+                self.close_batches(sh, now);
+                let deliver_at = match (msg.deliver_at, msg.deliver_after) {
+                    (Some(t), _) => Some(t),
+                    (None, Some(d)) => Some(
+                        sh.unix_millis(at)
+                            .saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                    ),
+                    (None, None) => None,
+                };
+                let metadata = pb::MessageMetadata {
+                    producer_name: String::new(),
+                    sequence_id: seq,
+                    publish_time,
+                    replicate_to: msg.replicate_to(),
+                    properties: std::mem::take(&mut msg.properties)
+                        .into_iter()
+                        .map(|(key, value)| pb::KeyValue { key, value })
+                        .collect(),
+                    partition_key: msg.key.take(),
+                    partition_key_b64_encoded: msg.key_is_base64.then_some(true),
+                    ordering_key: msg.ordering_key.take(),
+                    event_time: msg.event_time,
+                    deliver_at_time: deliver_at.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
+                    schema_version: self.schema_version.clone(),
+                    ..Default::default()
+                };
+                self.single_ops(sh, send, seq, metadata, msg.payload, size, at)?;
+                self.next_seq = self.next_seq.max(seq.wrapping_add(1));
+                Ok(())
+            }
+        }
+    }
+
+    /// Queues one unbatched message: one entry, or its chunks.
+    #[allow(clippy::too_many_arguments)]
+    fn single_ops(
+        &mut self,
+        sh: &mut Shared,
+        send: SendId,
+        seq: u64,
+        mut metadata: pb::MessageMetadata,
+        payload: Bytes,
+        size: usize,
+        at: Instant,
+    ) -> Result<(), SendError> {
+        let payload = self.compress(&mut metadata, payload)?;
+        let max = self.max_message_size(sh);
+        // producer_name is swapped in when writing: count it now (tag + length + bytes).
+        let name_len = self.name_buf.len()
+            + 1
+            + prost::encoding::encoded_len_varint(self.name_buf.len() as u64);
+        let frame = metadata.encoded_len() + name_len + payload.len();
+        let limit = self.cfg.chunk_max_size.map_or(max, |c| c.min(max));
+        if self.cfg.chunking && frame > limit {
+            return self.chunk_ops(sh, send, seq, metadata, payload, size, at, limit, name_len);
+        }
+        if frame > max {
+            return Err(SendError::MessageTooBig { size: frame, max });
+        }
+        self.push_op(
+            sh,
+            Op {
+                seq,
+                highest: seq,
+                batch_size: None,
+                is_chunk: false,
+                metadata,
+                payload,
+                sends: Sends::One(send),
+                bytes: size,
+                created: at,
+            },
+        );
+        Ok(())
+    }
+
+    /// Splits a message into chunks of at most `limit` bytes of frame (metadata + payload).
+    #[allow(clippy::too_many_arguments)]
+    fn chunk_ops(
+        &mut self,
+        sh: &mut Shared,
+        send: SendId,
+        seq: u64,
+        mut metadata: pb::MessageMetadata,
+        payload: Bytes,
+        size: usize,
+        at: Instant,
+        limit: usize,
+        name_len: usize,
+    ) -> Result<(), SendError> {
+        let total = payload.len();
+        metadata.uuid = Some(format!("{}-{}", self.name_buf, seq));
+        metadata.total_chunk_msg_size = Some(i32::try_from(total).unwrap_or(i32::MAX));
+        // Upper bound of the chunk fields' size.
+        metadata.num_chunks_from_msg = Some(i32::MAX);
+        metadata.chunk_id = Some(i32::MAX);
+        let overhead = metadata.encoded_len() + name_len;
+        let chunk = limit.saturating_sub(overhead);
+        if chunk == 0 || i32::try_from(total).is_err() {
+            return Err(SendError::MessageTooBig {
+                size: total + overhead,
+                max: limit,
+            });
+        }
+        let count = total.div_ceil(chunk).max(1);
+        let count_i32 = i32::try_from(count).unwrap_or(i32::MAX);
+        metadata.num_chunks_from_msg = Some(count_i32);
+        for i in 0..count {
+            let start = i * chunk;
+            let end = (start + chunk).min(total);
+            let last = i + 1 == count;
+            let mut m = metadata.clone();
+            m.chunk_id = Some(i32::try_from(i).unwrap_or(i32::MAX));
+            self.push_op(
+                sh,
+                Op {
+                    seq,
+                    highest: seq,
+                    batch_size: None,
+                    is_chunk: true,
+                    metadata: m,
+                    payload: payload.slice(start..end),
+                    sends: if last { Sends::One(send) } else { Sends::None },
+                    bytes: if last { size } else { 0 },
+                    created: at,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Compresses a payload, recording the codec and original size in the metadata.
+    fn compress(
+        &mut self,
+        metadata: &mut pb::MessageMetadata,
+        payload: Bytes,
+    ) -> Result<Bytes, SendError> {
+        let kind = self.cfg.compression;
+        if kind == CompressionType::None {
+            return Ok(payload);
+        }
+        let mut out = BytesMut::with_capacity(payload.len() / 2 + 64);
+        self.codec
+            .compress(kind, &payload, &mut out)
+            .map_err(SendError::Compression)?;
+        metadata.compression = Some(kind.to_protocol());
+        metadata.uncompressed_size = Some(u32::try_from(payload.len()).unwrap_or(u32::MAX));
+        Ok(out.freeze())
+    }
+
+    /// Sends whatever is batched now (batch full, delay over, flush, or an unbatched message).
+    pub(super) fn close_batches(&mut self, sh: &mut Shared, now: Instant) {
+        let Some(b) = self.batcher.as_mut() else {
+            return;
+        };
+        if b.is_empty() {
+            return;
+        }
+        let mut closed = std::mem::take(&mut self.closed_scratch);
+        b.close_into(&mut closed);
+        for c in closed.drain(..) {
+            self.batch_op(sh, now, c);
+        }
+        self.closed_scratch = closed;
+    }
+
+    fn batch_op(&mut self, sh: &mut Shared, now: Instant, c: Closed) {
+        let count = c.sends.len();
+        let (key, key_b64, ordering_key) = match c.key {
+            Some(k) => (k.key, k.key_is_base64, k.ordering_key),
+            None => (None, false, None),
+        };
+        let mut metadata = pb::MessageMetadata {
+            producer_name: String::new(),
+            sequence_id: c.first_seq,
+            publish_time: c.publish_time,
+            num_messages_in_batch: Some(i32::try_from(count).unwrap_or(i32::MAX)),
+            highest_sequence_id: (c.highest_seq > c.first_seq).then_some(c.highest_seq),
+            schema_version: self.schema_version.clone(),
+            partition_key: key,
+            partition_key_b64_encoded: key_b64.then_some(true),
+            ordering_key,
+            ..Default::default()
+        };
+        let payload = match self.compress(&mut metadata, c.payload) {
+            Ok(p) => p,
+            Err(e) => {
+                for send in c.sends {
+                    self.complete(sh, send, Err(e.clone()));
+                }
+                self.freed_bytes += c.bytes;
+                let _ = now;
+                return;
+            }
+        };
+        self.push_op(
+            sh,
+            Op {
+                seq: c.first_seq,
+                highest: c.highest_seq,
+                batch_size: Some(i32::try_from(count).unwrap_or(i32::MAX)),
+                is_chunk: false,
+                metadata,
+                payload,
+                sends: Sends::Many(c.sends),
+                bytes: c.bytes,
+                created: c.created,
+            },
+        );
+    }
+
+    /// Appends an entry to the pending queue and writes it if registered.
+    fn push_op(&mut self, sh: &mut Shared, op: Op) {
+        self.pending.push_back(op);
+        if let Some(conn) = self.link.ready_conn() {
+            if let (Some(op), Some(buf)) = (self.pending.back_mut(), sh.write_buffer(conn, 1)) {
+                op.encode(self.id.get(), &mut self.name_buf, buf);
+                self.messages_sent += 1;
+            }
+        }
+    }
+
+    /// Writes every pending entry, in order (after a (re-)registration).
+    fn write_all(&mut self, sh: &mut Shared, conn: ConnectionId) {
+        let n = self.pending.len() as u64;
+        if n == 0 {
+            return;
+        }
+        if let Some(buf) = sh.write_buffer(conn, n) {
+            for op in &mut self.pending {
+                op.encode(self.id.get(), &mut self.name_buf, buf);
+            }
+            self.messages_sent += n;
+        }
+    }
+
+    fn complete(&mut self, sh: &mut Shared, send: SendId, result: Result<MessageId, SendError>) {
+        self.freed_messages += 1;
+        sh.events.push_back(Event::SendCompleted {
+            producer: self.app,
+            send,
+            result,
+        });
+    }
+
+    /// Fails every message held, oldest first.
+    fn fail_all(&mut self, sh: &mut Shared, error: &SendError) {
+        while let Some(op) = self.pending.pop_front() {
+            self.fail_op(sh, op, error);
+        }
+        if let Some(b) = self.batcher.as_mut() {
+            let mut closed = std::mem::take(&mut self.closed_scratch);
+            b.close_into(&mut closed);
+            for c in closed.drain(..) {
+                self.freed_bytes += c.bytes;
+                for send in c.sends {
+                    self.complete(sh, send, Err(error.clone()));
+                }
+            }
+            self.closed_scratch = closed;
+        }
+        while let Some(q) = self.waiting.pop_front() {
+            self.freed_bytes += q.size;
+            self.complete(sh, q.send, Err(error.clone()));
+        }
+    }
+
+    fn fail_op(&mut self, sh: &mut Shared, op: Op, error: &SendError) {
+        self.freed_bytes += op.bytes;
+        match op.sends {
+            Sends::None => {}
+            Sends::One(s) => self.complete(sh, s, Err(error.clone())),
+            Sends::Many(v) => {
+                for s in v {
+                    self.complete(sh, s, Err(error.clone()));
+                }
+            }
+        }
+    }
+
+    // ---- timers ---------------------------------------------------------------------------------
+
+    pub(super) fn handle_timeout(&mut self, sh: &mut Shared, now: Instant) -> Outcome {
+        let mark = sh.events.len();
+        let step = self.link.handle_timeout(sh, now);
+        self.relabel(sh, mark);
+        let outcome = self.apply(sh, now, step);
+        if outcome != Outcome::None {
+            return outcome;
+        }
+        if self
+            .batcher
+            .as_ref()
+            .and_then(|b| b.deadline)
+            .is_some_and(|d| d <= now)
+        {
+            self.close_batches(sh, now);
+        }
+        if let Some(t) = self.cfg.send_timeout {
+            if self.oldest_at().is_some_and(|at| at + t <= now) {
+                // The oldest message timed out: it and everything behind it fail, in order.
+                self.fail_all(sh, &SendError::Timeout);
+            }
+        }
+        if let Closing::Flushing { deadline } = self.closing {
+            if deadline <= now {
+                self.fail_all(sh, &SendError::ProducerClosed);
+            }
+        }
+        self.try_finish_close(sh, now)
+    }
+
+    // ---- close ----------------------------------------------------------------------------------
+
+    /// The application asked to close: flush, wait for the receipts (at most `deadline`), then
+    /// CLOSE_PRODUCER.
+    pub(super) fn close(&mut self, sh: &mut Shared, now: Instant, deadline: Instant) -> Outcome {
+        if self.closing != Closing::Open {
+            return Outcome::None;
+        }
+        if !self.link.ever_ready {
+            return self.finish(sh, SendError::ProducerClosed, None);
+        }
+        self.close_batches(sh, now);
+        self.closing = Closing::Flushing { deadline };
+        self.try_finish_close(sh, now)
+    }
+
+    fn try_finish_close(&mut self, sh: &mut Shared, now: Instant) -> Outcome {
+        if !matches!(self.closing, Closing::Flushing { .. }) || !self.pending.is_empty() {
+            return Outcome::None;
+        }
+        if self.batcher.as_ref().is_some_and(|b| !b.is_empty()) {
+            self.close_batches(sh, now);
+            return Outcome::None;
+        }
+        let Some(conn) = self.link.ready_conn() else {
+            // Not registered anywhere right now: nothing to close on a broker.
+            return self.finish(sh, SendError::ProducerClosed, None);
+        };
+        let request_id = sh.next_request_id();
+        let cmd = pb::BaseCommand::from(pb::CommandCloseProducer {
+            producer_id: self.id.get(),
+            request_id,
+            ..Default::default()
+        });
+        sh.send_request(
+            now,
+            conn,
+            request_id,
+            &cmd,
+            RequestKind::Producer(self.id, ProducerRequest::Close),
+        );
+        self.link.closing(conn, request_id);
+        self.closing = Closing::Requested;
+        Outcome::None
+    }
+
+    /// Completes everything held with `error` and forgets the registration.
+    pub(super) fn finish(
+        &mut self,
+        sh: &mut Shared,
+        send_error: SendError,
+        error: Option<Error>,
+    ) -> Outcome {
+        self.fail_all(sh, &send_error);
+        self.link.abandon(sh);
+        Outcome::Gone {
+            error,
+            ever_ready: self.link.ever_ready,
+        }
+    }
+
+    /// Ends with a fatal error.
+    fn fail(&mut self, sh: &mut Shared, error: Error) -> Outcome {
+        let send_error = match &error {
+            Error::Server { code, message } => SendError::Server {
+                code: *code,
+                message: message.clone(),
+            },
+            e => SendError::Failed(e.clone()),
+        };
+        self.finish(sh, send_error, Some(error))
+    }
+
+    // ---- link -----------------------------------------------------------------------------------
+
+    /// Reports the link's events under the application's handle.
+    fn relabel(&self, sh: &mut Shared, mark: usize) {
+        if self.id == self.app {
+            return;
+        }
+        for e in sh.events.range_mut(mark.min(sh.events.len())..) {
+            match e {
+                Event::ProducerReconnecting { producer, .. } if *producer == self.id => {
+                    *producer = self.app;
+                }
+                Event::TopicMoved {
+                    resource: Resource::Producer(p),
+                    ..
+                } if *p == self.id => *p = self.app,
+                _ => {}
+            }
+        }
+    }
+
+    fn apply(&mut self, sh: &mut Shared, now: Instant, step: Step) -> Outcome {
+        match step {
+            Step::Idle => Outcome::None,
+            Step::Register(conn) => self.register(sh, now, conn),
+            Step::Failed(error) => {
+                if self.link.ever_ready {
+                    self.fail(sh, error)
+                } else {
+                    let e = SendError::Failed(error.clone());
+                    self.finish(sh, e, Some(error))
+                }
+            }
+        }
+    }
+
+    fn register(&mut self, sh: &mut Shared, now: Instant, conn: ConnectionId) -> Outcome {
+        let request_id = sh.next_request_id();
+        let cmd = pb::BaseCommand::from(pb::CommandProducer {
+            topic: self.topic.clone(),
+            producer_id: self.id.get(),
+            request_id,
+            producer_name: self.name.clone(),
+            epoch: Some(self.epoch),
+            user_provided_producer_name: Some(self.cfg.name.is_some()),
+            metadata: self
+                .cfg
+                .properties
+                .iter()
+                .map(|(k, v)| pb::KeyValue {
+                    key: k.clone(),
+                    value: v.clone(),
+                })
+                .collect(),
+            schema: self.cfg.schema.as_ref().and_then(|s| s.to_pb()),
+            producer_access_mode: self
+                .cfg
+                .access_mode
+                .is_exclusive()
+                .then(|| self.cfg.access_mode.to_protocol()),
+            topic_epoch: self.topic_epoch,
+            ..Default::default()
+        });
+        self.epoch += 1;
+        if sh.send_request(
+            now,
+            conn,
+            request_id,
+            &cmd,
+            RequestKind::Producer(self.id, ProducerRequest::Create),
+        ) {
+            self.link.registering(conn, request_id);
+            Outcome::None
+        } else {
+            let step = self.link.failure(sh, now, Error::ConnectionClosed);
+            self.apply(sh, now, step)
+        }
+    }
+
+    fn registered(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        conn: ConnectionId,
+        success: pb::CommandProducerSuccess,
+    ) -> Outcome {
+        let first = self.link.registered(conn);
+        self.name_buf.clone_from(&success.producer_name);
+        self.name = Some(success.producer_name);
+        if success.topic_epoch.is_some() {
+            self.topic_epoch = success.topic_epoch;
+        }
+        self.schema_version = success.schema_version;
+        if first {
+            let last = success.last_sequence_id.unwrap_or(-1);
+            self.last_sequence_id = last;
+            self.next_seq = match self.cfg.initial_sequence_id {
+                Some(i) => i.wrapping_add(1),
+                None if last >= 0 => (last as u64).wrapping_add(1),
+                None => 0,
+            };
+            self.admitted = true;
+            // Everything accepted so far, in order (written as it is queued: we are registered).
+            while let Some(q) = self.waiting.pop_front() {
+                let (send, size) = (q.send, q.size);
+                if let Err(e) = self.admit(sh, now, q) {
+                    self.freed_bytes += size;
+                    self.complete(sh, send, Err(e));
+                }
+            }
+            Outcome::Ready
+        } else {
+            // Everything pending, in order, with the original sequence ids, before anything new.
+            self.write_all(sh, conn);
+            sh.events
+                .push_back(Event::ProducerReconnected { producer: self.app });
+            self.try_finish_close(sh, now)
+        }
+    }
+
+    pub(super) fn connection_ready(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        conn: ConnectionId,
+    ) -> Outcome {
+        let step = self.link.connection_ready(conn);
+        self.apply(sh, now, step)
+    }
+
+    pub(super) fn connection_lost(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        conn: ConnectionId,
+        reason: &Error,
+    ) -> Outcome {
+        if self.link.conn() != Some(conn) {
+            return Outcome::None;
+        }
+        if self.closing == Closing::Requested {
+            // The broker forgets the producer with the connection.
+            return self.finish(sh, SendError::ProducerClosed, None);
+        }
+        let mark = sh.events.len();
+        let step = self.link.connection_lost(sh, now, conn, reason);
+        self.relabel(sh, mark);
+        self.apply(sh, now, step)
+    }
+
+    pub(super) fn op_done(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        op: u64,
+        result: OpResult,
+    ) -> Outcome {
+        let step = self.link.op_done(sh, now, op, result);
+        self.apply(sh, now, step)
+    }
+
+    pub(super) fn response(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        conn: ConnectionId,
+        request_id: u64,
+        request: ProducerRequest,
+        result: Result<pb::BaseCommand, Error>,
+    ) -> Outcome {
+        match request {
+            ProducerRequest::Cleanup => Outcome::None,
+            ProducerRequest::Close => {
+                let error = result.err();
+                self.finish(sh, SendError::ProducerClosed, error)
+            }
+            ProducerRequest::Create => {
+                if self.link.phase
+                    != (Phase::Registering {
+                        conn,
+                        request: request_id,
+                    })
+                {
+                    return Outcome::None;
+                }
+                match result {
+                    Ok(cmd) => {
+                        let Some(success) = cmd.producer_success else {
+                            let e = Error::Protocol(ProtocolError::UnexpectedCommand(format!(
+                                "{:?} for PRODUCER",
+                                cmd.kind()
+                            )));
+                            let step = self.link.failure(sh, now, e);
+                            return self.apply(sh, now, step);
+                        };
+                        if success.producer_ready == Some(false) {
+                            // WaitForExclusive: a second PRODUCER_SUCCESS follows, no deadline.
+                            sh.expect_response(
+                                conn,
+                                request_id,
+                                RequestKind::Producer(self.id, ProducerRequest::Create),
+                                None,
+                            );
+                            return Outcome::None;
+                        }
+                        self.registered(sh, now, conn, *success)
+                    }
+                    Err(e) => self.registration_failed(sh, now, conn, e),
+                }
+            }
+        }
+    }
+
+    fn registration_failed(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        conn: ConnectionId,
+        e: Error,
+    ) -> Outcome {
+        if e == Error::Timeout {
+            // The broker may still create it: clean up before trying again.
+            let request_id = sh.next_request_id();
+            let cmd = pb::BaseCommand::from(pb::CommandCloseProducer {
+                producer_id: self.id.get(),
+                request_id,
+                ..Default::default()
+            });
+            sh.send_request(
+                now,
+                conn,
+                request_id,
+                &cmd,
+                RequestKind::Producer(self.id, ProducerRequest::Cleanup),
+            );
+        }
+        if !self.link.ever_ready {
+            let step = self.link.failure(sh, now, e);
+            return self.apply(sh, now, step);
+        }
+        let code = e.server_code();
+        if fatal_after_ready(code) {
+            self.link.detach(sh);
+            return self.fail(sh, e);
+        }
+        if matches!(
+            code,
+            Some(
+                ServerErrorCode::ProducerBlockedQuotaExceededError
+                    | ServerErrorCode::ProducerBlockedQuotaExceededException
+            )
+        ) {
+            // The backlog quota refuses new messages: fail those held, keep trying.
+            let send_error = SendError::Server {
+                code: code.unwrap_or(ServerErrorCode::UnknownError),
+                message: e.to_string(),
+            };
+            self.fail_all(sh, &send_error);
+        }
+        // A producer that was registered before keeps trying (e.g. ProducerBusy while the broker
+        // has not noticed that the previous connection is gone).
+        let step = self.link.failure(sh, now, Error::ConnectionClosed);
+        self.apply(sh, now, step)
+    }
+
+    pub(super) fn command(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        conn: ConnectionId,
+        command: pb::BaseCommand,
+    ) -> Outcome {
+        match command.kind() {
+            Some(Type::SendReceipt) => {
+                if let Some(r) = command.send_receipt {
+                    self.receipt(sh, now, conn, &r);
+                }
+                self.try_finish_close(sh, now)
+            }
+            Some(Type::SendError) => {
+                let Some(e) = command.send_error else {
+                    return Outcome::None;
+                };
+                self.send_error(sh, now, conn, *e)
+            }
+            Some(Type::CloseProducer) => {
+                let Some(c) = command.close_producer else {
+                    return Outcome::None;
+                };
+                if self.closing == Closing::Requested {
+                    return self.finish(sh, SendError::ProducerClosed, None);
+                }
+                let assigned = match pick_broker_url(
+                    sh.pool.service_tls(),
+                    c.assigned_broker_service_url.as_deref(),
+                    c.assigned_broker_service_url_tls.as_deref(),
+                ) {
+                    Some(Ok(a)) => Some(a),
+                    _ => None,
+                };
+                let mark = sh.events.len();
+                let step = self.link.closed_by_broker(sh, now, assigned);
+                self.relabel(sh, mark);
+                self.apply(sh, now, step)
+            }
+            Some(Type::TopicMigrated) => {
+                let Some(m) = command.topic_migrated else {
+                    return Outcome::None;
+                };
+                let to = match pick_broker_url(
+                    sh.pool.service_tls(),
+                    m.broker_service_url.as_deref(),
+                    m.broker_service_url_tls.as_deref(),
+                ) {
+                    Some(Ok(a)) => a,
+                    _ => return Outcome::None,
+                };
+                if self.closing == Closing::Requested {
+                    return Outcome::None;
+                }
+                let mark = sh.events.len();
+                let step = self.link.migrated(sh, now, to);
+                self.relabel(sh, mark);
+                self.apply(sh, now, step)
+            }
+            _ => Outcome::None,
+        }
+    }
+
+    fn send_error(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        conn: ConnectionId,
+        e: pb::CommandSendError,
+    ) -> Outcome {
+        let code = ServerErrorCode::from_i32(e.error);
+        match code {
+            ServerErrorCode::NotAllowedError => {
+                // This message only (every entry of it, for a chunked one).
+                let send_error = SendError::Server {
+                    code,
+                    message: e.message,
+                };
+                while self.pending.front().is_some_and(|o| o.seq == e.sequence_id) {
+                    if let Some(op) = self.pending.pop_front() {
+                        self.fail_op(sh, op, &send_error);
+                    }
+                }
+                self.try_finish_close(sh, now)
+            }
+            ServerErrorCode::TopicTerminatedError => {
+                self.fail(sh, Error::server(e.error, e.message))
+            }
+            _ => {
+                // Checksum error or a transient failure: the state is unknown; reconnect and resend
+                // everything pending (the Java client's rule).
+                sh.close_connection(now, conn, Error::server(e.error, e.message));
+                Outcome::None
+            }
+        }
+    }
+
+    fn receipt(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        conn: ConnectionId,
+        r: &pb::CommandSendReceipt,
+    ) {
+        let Some(head) = self.pending.front() else {
+            return; // late duplicate after everything completed
+        };
+        if r.sequence_id < head.seq {
+            return; // late duplicate
+        }
+        // The broker sends -1 (as an unsigned 64-bit value) when no highest sequence id applies:
+        // compare as the Java client does, in signed arithmetic.
+        let highest = r.highest_sequence_id.unwrap_or(0) as i64;
+        let batch_mismatch = (r.sequence_id as i64) < highest && highest != head.highest as i64;
+        if r.sequence_id > head.seq || batch_mismatch {
+            // Client and broker disagree: reconnect and resend everything pending.
+            let detail = format!(
+                "receipt for sequence id {} (highest {highest}) while {}..={} is pending",
+                r.sequence_id, head.seq, head.highest
+            );
+            sh.close_connection(
+                now,
+                conn,
+                Error::Protocol(ProtocolError::OutOfOrder(detail)),
+            );
+            return;
+        }
+        let Some(op) = self.pending.pop_front() else {
+            return;
+        };
+        self.messages_acked += 1;
+        self.freed_bytes += op.bytes;
+        let mut id = r
+            .message_id
+            .as_ref()
+            .map(MessageId::from_pb)
+            .unwrap_or(MessageId::new(0, 0, -1));
+        if id.partition < 0 {
+            id.partition = self.partition;
+        }
+        match op.sends {
+            Sends::None => {}
+            Sends::One(send) => self.complete(sh, send, Ok(id)),
+            Sends::Many(sends) => {
+                let size = i32::try_from(sends.len()).unwrap_or(i32::MAX);
+                sh.events.reserve(sends.len());
+                self.freed_messages += sends.len();
+                for (i, send) in sends.into_iter().enumerate() {
+                    let mut m = id;
+                    m.batch_index = i32::try_from(i).unwrap_or(i32::MAX);
+                    m.batch_size = size;
+                    sh.events.push_back(Event::SendCompleted {
+                        producer: self.app,
+                        send,
+                        result: Ok(m),
+                    });
+                }
+            }
+        }
+    }
+}
