@@ -310,7 +310,12 @@ impl Link {
             to: to.clone(),
         });
         self.lookup_via = Some(PoolKey::direct(to));
-        self.lost(sh, now, Error::ClosedByBroker, None)
+        let step = self.lost(sh, now, Error::ClosedByBroker, None);
+        if matches!(step, Step::Failed(_)) {
+            return step;
+        }
+        // No backoff before the first lookup in the new cluster.
+        self.start(sh, now, None)
     }
 
     fn lost(
@@ -338,17 +343,13 @@ impl Link {
             });
         }
         match direct {
-            Some(key) => {
-                self.phase = Phase::Waiting {
-                    until: now,
-                    direct: Some(key),
-                };
+            // The broker named the new owner: go there at once.
+            Some(key) => self.start(sh, now, Some(key)),
+            None => {
+                self.wait(sh, now, None);
+                Step::Idle
             }
-            None => self.wait(sh, now, None),
         }
-        // An immediate attempt happens at the next handle_timeout (deadline = now).
-        let _ = reason;
-        Step::Idle
     }
 
     /// The address to reach `broker`: through the proxy if the current connection is proxied.

@@ -795,8 +795,7 @@ impl Shared {
             let Some(c) = self.conns.get(&id) else {
                 continue;
             };
-            if let Some(d) = c.setup_deadline.filter(|d| *d <= now) {
-                let _ = d;
+            if c.setup_deadline.is_some_and(|d| d <= now) {
                 let address = c.key.physical.clone();
                 let reason = if c.state == ConnectionState::Connecting {
                     Error::ConnectFailed {
@@ -811,8 +810,7 @@ impl Shared {
                 self.close_connection(now, id, reason);
                 continue;
             }
-            if let Some(d) = c.keep_alive_deadline(interval).filter(|d| *d <= now) {
-                let _ = d;
+            if c.keep_alive_deadline(interval).is_some_and(|d| d <= now) {
                 if c.ping_sent {
                     let address = c.key.physical.clone();
                     self.close_connection(now, id, Error::KeepAliveTimeout(address));

@@ -254,6 +254,12 @@ fn broker_close_producer_with_assigned_broker_moves_without_lookup() {
         matches!(e, Event::ProducerReconnected { .. })
     });
     assert_eq!(e, Event::ProducerReconnected { producer: p });
+    let at = sim.events.iter().find(|(_, ev)| *ev == e).map(|(t, _)| *t);
+    assert_eq!(
+        at,
+        Some(Duration::ZERO),
+        "no backoff before moving to the assigned broker"
+    );
     assert!(sim.events.iter().any(|(_, e)| *e
         == Event::TopicMoved {
             resource: Resource::Producer(p),
@@ -364,8 +370,12 @@ fn topic_migration_moves_producer_and_consumer_to_the_new_cluster() {
     sim.run_until_seen(Duration::from_secs(2), |e| {
         matches!(e, Event::ConsumerReconnected { .. })
     });
-    // the lookups went to the new cluster
+    // the lookups went to the new cluster, at once
     let lookups = sim.received_of(Type::Lookup);
+    assert!(lookups
+        .iter()
+        .filter(|l| l.broker == "c2:6650")
+        .all(|l| l.at == Duration::ZERO));
     assert_eq!(lookups.iter().filter(|l| l.broker == "c2:6650").count(), 2);
     assert_eq!(
         sim.received_of(Type::Producer).last().unwrap().broker,
