@@ -84,6 +84,7 @@ pub struct Receipts {
 impl Receipts {
     /// Receipts for every held SEND, in order (ledger 7, entries from `first_entry`).
     pub fn release(&self, sim: &mut Sim, first_entry: u64) {
+        sim.run_until_idle();
         let held: Vec<pb::CommandSend> = self.held.borrow_mut().drain(..).collect();
         let conn = sim.conn_ids()[0];
         for (i, s) in held.iter().enumerate() {
