@@ -1,12 +1,12 @@
 //! The client: the run-loop API (inputs, outputs, timers) and the application commands. Everything
 //! is delegated: connections and lookups to `Shared`, producers and consumers to their modules.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use crate::config::ClientConfig;
-use crate::consumer::{ConsumerOptions, Consumers, Message};
+use crate::consumer::{ConsumerOptions, Consumers, Message, ReaderOptions, SeekTo};
 use crate::error::{ConfigError, Error, SendError, UsageError};
 use crate::event::{Event, TopicsMode};
 use crate::handle::{ConnectionId, ConsumerId, ProducerId, RequestId, SendId};
@@ -269,26 +269,251 @@ impl Client {
         Ok(id)
     }
 
-    /// Takes the next message from a consumer's receiver queue (refilling broker permits at half).
+    /// Subscribes to several topics at once (each may be partitioned) with one receiver queue.
+    pub fn subscribe_topics(
+        &mut self,
+        now: Instant,
+        topics: &[&str],
+        options: ConsumerOptions,
+    ) -> Result<ConsumerId, Error> {
+        self.ensure_open()?;
+        let id = self
+            .consumers
+            .subscribe_topics(&mut self.shared, now, topics, options)?;
+        self.pump(now);
+        Ok(id)
+    }
+
+    /// Subscribes to every topic of a namespace matching `pattern`
+    /// (`persistent://tenant/ns/<regex>`): topics created later are joined and deleted ones left,
+    /// following the broker's topic-list watcher when it has one and listing the namespace every
+    /// `pattern_discovery_interval` in any case ([`Event::TopicsChanged`]).
+    pub fn subscribe_pattern(
+        &mut self,
+        now: Instant,
+        pattern: &str,
+        options: ConsumerOptions,
+    ) -> Result<ConsumerId, Error> {
+        self.ensure_open()?;
+        let id = self
+            .consumers
+            .subscribe_pattern(&mut self.shared, now, pattern, options)?;
+        self.pump(now);
+        Ok(id)
+    }
+
+    /// Creates a reader: a non-durable exclusive subscription starting at a message id (on every
+    /// partition of a partitioned topic). Receive, seek and query it with the consumer calls.
+    pub fn create_reader(
+        &mut self,
+        now: Instant,
+        topic: &str,
+        options: ReaderOptions,
+    ) -> Result<ConsumerId, Error> {
+        self.ensure_open()?;
+        let id = self
+            .consumers
+            .create_reader(&mut self.shared, now, topic, options)?;
+        self.pump(now);
+        Ok(id)
+    }
+
+    /// Takes the next message from a consumer's receiver queue (refilling broker permits at half;
+    /// with a zero-size queue, asking the broker for one message when the queue is empty).
     pub fn receive(&mut self, now: Instant, consumer: ConsumerId) -> Option<Message> {
-        let m = self.consumers.receive(&mut self.shared, consumer);
+        let m = self.consumers.receive(&mut self.shared, now, consumer);
         self.pump(now);
         m
     }
 
-    /// Acknowledges one message.
+    /// Takes up to `max_messages` messages, stopping before `max_bytes` of payload would be
+    /// exceeded (at least one message is returned when one is queued). Waiting for a batch to fill
+    /// (the batch timeout) is the runtime's job.
+    pub fn receive_batch(
+        &mut self,
+        now: Instant,
+        consumer: ConsumerId,
+        max_messages: usize,
+        max_bytes: usize,
+    ) -> Vec<Message> {
+        let m =
+            self.consumers
+                .receive_batch(&mut self.shared, now, consumer, max_messages, max_bytes);
+        self.pump(now);
+        m
+    }
+
+    /// Acknowledges one message by id. On a consumer of several topics, acknowledge the
+    /// [`Message`] itself ([`ack_message`](Self::ack_message)). With `ack_receipts`,
+    /// [`Event::AckCompleted`] names the returned request.
     pub fn ack(
         &mut self,
         now: Instant,
         consumer: ConsumerId,
         message: &MessageId,
-    ) -> Result<(), Error> {
-        self.consumers.ack(&mut self.shared, consumer, message)?;
+    ) -> Result<RequestId, Error> {
+        let r = self
+            .consumers
+            .ack(&mut self.shared, now, consumer, message, false, None);
         self.pump(now);
-        Ok(())
+        r
     }
 
-    /// Closes a consumer; [`Event::ConsumerClosed`] follows.
+    /// Acknowledges a received message.
+    pub fn ack_message(&mut self, now: Instant, message: &Message) -> Result<RequestId, Error> {
+        let r = self.consumers.ack(
+            &mut self.shared,
+            now,
+            message.consumer,
+            &message.id,
+            false,
+            Some(message.sub),
+        );
+        self.pump(now);
+        r
+    }
+
+    /// Acknowledges every message up to and including this one (Exclusive and Failover only).
+    pub fn ack_cumulative(
+        &mut self,
+        now: Instant,
+        consumer: ConsumerId,
+        message: &MessageId,
+    ) -> Result<RequestId, Error> {
+        let r = self
+            .consumers
+            .ack(&mut self.shared, now, consumer, message, true, None);
+        self.pump(now);
+        r
+    }
+
+    /// Cumulative acknowledgement of a received message.
+    pub fn ack_cumulative_message(
+        &mut self,
+        now: Instant,
+        message: &Message,
+    ) -> Result<RequestId, Error> {
+        let r = self.consumers.ack(
+            &mut self.shared,
+            now,
+            message.consumer,
+            &message.id,
+            true,
+            Some(message.sub),
+        );
+        self.pump(now);
+        r
+    }
+
+    /// Negatively acknowledges a message by id: it is redelivered after `negative_ack_delay`.
+    pub fn negative_ack(
+        &mut self,
+        now: Instant,
+        consumer: ConsumerId,
+        message: &MessageId,
+    ) -> Result<(), Error> {
+        let r = self.consumers.negative_ack(now, consumer, message, None, 0);
+        self.pump(now);
+        r
+    }
+
+    /// Negatively acknowledges a received message (its redelivery count drives
+    /// `negative_ack_backoff`).
+    pub fn negative_ack_message(&mut self, now: Instant, message: &Message) -> Result<(), Error> {
+        let r = self.consumers.negative_ack(
+            now,
+            message.consumer,
+            &message.id,
+            Some(message.sub),
+            message.redelivery_count,
+        );
+        self.pump(now);
+        r
+    }
+
+    /// Asks the broker to redeliver every message received and not acknowledged.
+    pub fn redeliver_unacknowledged(
+        &mut self,
+        now: Instant,
+        consumer: ConsumerId,
+    ) -> Result<(), Error> {
+        let r = self
+            .consumers
+            .redeliver_unacknowledged(&mut self.shared, consumer);
+        self.pump(now);
+        r
+    }
+
+    /// Publishes a copy of `message` to the retry-letter topic (delivered after `delay`, with
+    /// `properties` added) and acknowledges the original; past `max_redeliver_count` the copy goes
+    /// to the dead-letter topic. Needs `retry_enabled` and a dead-letter policy.
+    /// [`Event::ReconsumeCompleted`] follows.
+    pub fn reconsume_later(
+        &mut self,
+        now: Instant,
+        message: &Message,
+        delay: Duration,
+        properties: Vec<(String, String)>,
+    ) -> Result<RequestId, Error> {
+        let r = self
+            .consumers
+            .reconsume_later(&mut self.shared, message, delay, properties, false);
+        self.pump(now);
+        r
+    }
+
+    /// Moves the subscription to a message id or a publish time; [`Event::SeekCompleted`] follows.
+    /// Messages queued locally are dropped; the broker restarts delivery (it closes and the client
+    /// resubscribes the consumer).
+    pub fn seek(
+        &mut self,
+        now: Instant,
+        consumer: ConsumerId,
+        to: SeekTo,
+    ) -> Result<RequestId, Error> {
+        let r = self.consumers.seek(&mut self.shared, now, consumer, to);
+        self.pump(now);
+        r
+    }
+
+    /// Asks for the last message id of every topic of the consumer; [`Event::LastMessageIds`]
+    /// follows.
+    pub fn get_last_message_ids(
+        &mut self,
+        now: Instant,
+        consumer: ConsumerId,
+    ) -> Result<RequestId, Error> {
+        let r = self
+            .consumers
+            .last_message_ids(&mut self.shared, now, consumer, false);
+        self.pump(now);
+        r
+    }
+
+    /// Whether a message can be received (queued, or after the last one received per the broker);
+    /// [`Event::HasMessageAvailable`] follows.
+    pub fn has_message_available(
+        &mut self,
+        now: Instant,
+        consumer: ConsumerId,
+    ) -> Result<RequestId, Error> {
+        let r = self
+            .consumers
+            .last_message_ids(&mut self.shared, now, consumer, true);
+        self.pump(now);
+        r
+    }
+
+    /// Deletes the subscription (pending acks are flushed first); [`Event::Unsubscribed`] and then
+    /// [`Event::ConsumerClosed`] follow.
+    pub fn unsubscribe(&mut self, now: Instant, consumer: ConsumerId) -> Result<RequestId, Error> {
+        let r = self.consumers.unsubscribe(&mut self.shared, now, consumer);
+        self.pump(now);
+        r
+    }
+
+    /// Closes a consumer (pending acknowledgements are flushed first); [`Event::ConsumerClosed`]
+    /// follows.
     pub fn close_consumer(&mut self, now: Instant, consumer: ConsumerId) -> Result<(), Error> {
         self.consumers.close(&mut self.shared, now, consumer)?;
         self.pump(now);
@@ -355,6 +580,22 @@ impl Client {
 
     /// Routes everything the connections queued for producers and consumers.
     fn pump(&mut self, now: Instant) {
+        loop {
+            self.route(now);
+            // dead-letter work and the events of the consumers' internal producers
+            if !self
+                .consumers
+                .service(&mut self.shared, &mut self.producers, now)
+            {
+                break;
+            }
+        }
+        if matches!(self.life, Life::Closing { .. }) {
+            self.check_closing_soft(now);
+        }
+    }
+
+    fn route(&mut self, now: Instant) {
         while let Some(d) = self.shared.dispatch.pop_front() {
             let sh = &mut self.shared;
             match d {
@@ -415,9 +656,6 @@ impl Client {
                     Owner::App(_) => {}
                 },
             }
-        }
-        if matches!(self.life, Life::Closing { .. }) {
-            self.check_closing_soft(now);
         }
     }
 

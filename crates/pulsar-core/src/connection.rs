@@ -52,6 +52,8 @@ pub(crate) struct Connection {
     pub(crate) last_received: Instant,
     pub(crate) ping_sent: bool,
     pub(crate) server_version: Option<String>,
+    /// CONNECTED said `supports_topic_watchers` (pattern consumers use WATCH_TOPIC_LIST).
+    pub(crate) topic_watchers: bool,
     pub(crate) max_message_size: usize,
     pub(crate) frames_in: u64,
     pub(crate) frames_out: u64,
@@ -85,6 +87,7 @@ impl Connection {
             last_received: now,
             ping_sent: false,
             server_version: None,
+            topic_watchers: false,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             frames_in: 0,
             frames_out: 0,

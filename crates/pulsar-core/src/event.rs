@@ -1,5 +1,8 @@
 //! Events for the application, from [`Client::poll_event`](crate::Client::poll_event).
 
+use std::sync::Arc;
+
+use crate::consumer::{ReceiveError, TopicMessageId};
 use crate::error::{Error, SendError};
 use crate::handle::{ConnectionId, ConsumerId, ProducerId, RequestId, SendId};
 use crate::message::MessageId;
@@ -193,6 +196,97 @@ pub enum Event {
     MessagesAvailable {
         /// The consumer.
         consumer: ConsumerId,
+    },
+    /// A message (or chunk) from the broker was unusable: it was reported to the broker and never
+    /// reaches the application.
+    ReceiveFailed {
+        /// The consumer.
+        consumer: ConsumerId,
+        /// The topic (partition).
+        topic: Arc<str>,
+        /// Why.
+        error: ReceiveError,
+    },
+    /// With `ack_receipts`: the broker confirmed (or refused) an acknowledgement.
+    AckCompleted {
+        /// The consumer.
+        consumer: ConsumerId,
+        /// The request returned by the ack call.
+        request: RequestId,
+        /// The broker's answer.
+        result: Result<(), Error>,
+    },
+    /// Answer to [`Client::reconsume_later`](crate::Client::reconsume_later).
+    ReconsumeCompleted {
+        /// The consumer.
+        consumer: ConsumerId,
+        /// The request.
+        request: RequestId,
+        /// Whether the copy was published and the original acknowledged.
+        result: Result<(), Error>,
+    },
+    /// Answer to [`Client::seek`](crate::Client::seek).
+    SeekCompleted {
+        /// The consumer.
+        consumer: ConsumerId,
+        /// The request.
+        request: RequestId,
+        /// The broker's answer.
+        result: Result<(), Error>,
+    },
+    /// Answer to [`Client::get_last_message_ids`](crate::Client::get_last_message_ids): the last
+    /// message id of every topic (partition) of the consumer.
+    LastMessageIds {
+        /// The consumer.
+        consumer: ConsumerId,
+        /// The request.
+        request: RequestId,
+        /// The ids, or why not.
+        result: Result<Vec<TopicMessageId>, Error>,
+    },
+    /// Answer to [`Client::has_message_available`](crate::Client::has_message_available).
+    HasMessageAvailable {
+        /// The consumer.
+        consumer: ConsumerId,
+        /// The request.
+        request: RequestId,
+        /// Whether a message can be received, or why not known.
+        result: Result<bool, Error>,
+    },
+    /// Answer to [`Client::unsubscribe`](crate::Client::unsubscribe); on success
+    /// [`Event::ConsumerClosed`] follows.
+    Unsubscribed {
+        /// The consumer.
+        consumer: ConsumerId,
+        /// The request.
+        request: RequestId,
+        /// The broker's answer.
+        result: Result<(), Error>,
+    },
+    /// Failover subscriptions: this consumer became the active one for a topic, or stopped being.
+    ActiveConsumerChanged {
+        /// The consumer.
+        consumer: ConsumerId,
+        /// The topic (partition).
+        topic: Arc<str>,
+        /// Whether it is now active.
+        active: bool,
+    },
+    /// The topic was terminated and every message of it was delivered.
+    ReachedEndOfTopic {
+        /// The consumer.
+        consumer: ConsumerId,
+        /// The topic (partition).
+        topic: Arc<str>,
+    },
+    /// A pattern consumer joined topics that now match and left topics that are gone.
+    TopicsChanged {
+        /// The consumer.
+        consumer: ConsumerId,
+        /// Topics joined.
+        added: Vec<String>,
+        /// Topics left.
+        removed: Vec<String>,
     },
     /// The broker moved a producer's or consumer's topic (TOPIC_MIGRATED, or CLOSE_* with an assigned
     /// broker); it is being re-registered there.

@@ -133,7 +133,11 @@ pub mod topic;
 pub use auth::{AuthError, AuthProvider, BasicAuth, TokenAuth};
 pub use client::Client;
 pub use config::ClientConfig;
-pub use consumer::{ConsumerOptions, InitialPosition, Message, SubscriptionType};
+pub use consumer::{
+    BrokerEntryMetadata, ConsumerOptions, DeadLetterPolicy, InitialPosition, KeySharedMode,
+    KeySharedPolicy, Message, ReaderOptions, ReceiveError, RedeliveryBackoff, SeekTo,
+    SubscriptionType, TopicMessageId,
+};
 pub use error::{ConfigError, Error, ProtocolError, SendError, ServerErrorCode, UsageError};
 pub use event::{Event, LookupResult, Resource, TopicsMode};
 pub use handle::{ConnectionId, ConsumerId, ProducerId, RequestId, SendId};

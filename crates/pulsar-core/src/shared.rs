@@ -186,6 +186,11 @@ impl Shared {
         PoolKey::direct(self.pool.service_host())
     }
 
+    /// Whether the broker on `conn` supports topic-list watchers.
+    pub(crate) fn supports_topic_watchers(&self, conn: ConnectionId) -> bool {
+        self.conns.get(&conn).is_some_and(|c| c.topic_watchers)
+    }
+
     pub(crate) fn is_ready(&self, conn: ConnectionId) -> bool {
         self.conns.get(&conn).is_some_and(Connection::is_ready)
     }
@@ -584,7 +589,12 @@ impl Shared {
                 }
             }
             Type::WatchTopicUpdate => {
-                // Topic-list watchers are not used yet; updates for them are harmless.
+                // The watcher id is the pattern consumer's handle.
+                let id = command
+                    .watch_topic_update
+                    .as_ref()
+                    .map_or(0, |w| w.watcher_id);
+                self.route_to_consumer(conn, ConsumerId(id), command, None);
             }
             _ => match response_request_id(&command) {
                 Some(request_id) => self.process_response(now, conn, request_id, command)?,
@@ -610,6 +620,11 @@ impl Shared {
                 c.state = ConnectionState::Ready;
                 c.setup_deadline = None;
                 c.server_version = Some(connected.server_version.clone());
+                c.topic_watchers = connected
+                    .feature_flags
+                    .as_ref()
+                    .and_then(|f| f.supports_topic_watchers)
+                    .unwrap_or(false);
                 if let Some(max) = connected.max_message_size.filter(|m| *m > 0) {
                     c.set_max_message_size(max as usize);
                 }

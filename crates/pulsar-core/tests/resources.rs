@@ -369,6 +369,7 @@ fn consumer_subscribes_flows_receives_and_refills_permits_at_half() {
     let mut sim = Sim::new();
     let mut opts = ConsumerOptions::new("sub");
     opts.receiver_queue_size = 4;
+    opts.ack_group_time = Duration::ZERO; // acknowledge at once (no grouping)
     let c = sim.client.subscribe(sim.now, "t", opts).unwrap();
     let e = sim.run_until(Duration::from_secs(1), |e| {
         matches!(e, Event::ConsumerReady { .. })
@@ -437,7 +438,13 @@ fn batched_and_compressed_messages_are_split_and_decompressed() {
     let mut sim = Sim::new();
     let c = sim
         .client
-        .subscribe(sim.now, "t", ConsumerOptions::new("sub"))
+        .subscribe(sim.now, "t", {
+            // ack sets on the wire, sent at once
+            let mut o = ConsumerOptions::new("sub");
+            o.batch_index_ack = true;
+            o.ack_group_time = Duration::ZERO;
+            o
+        })
         .unwrap();
     sim.run_until(Duration::from_secs(1), |e| {
         matches!(e, Event::ConsumerReady { .. })

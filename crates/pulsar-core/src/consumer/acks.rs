@@ -1,0 +1,382 @@
+//! Acknowledgements of one wire consumer: which messages of each batch are still unacknowledged,
+//! which acknowledgements wait for the next flush (grouping), and which incoming messages were
+//! already acknowledged (duplicates after a redelivery).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use pulsar_proto::pb;
+
+use crate::handle::RequestId;
+use crate::message::MessageId;
+
+/// A ledger entry: `(ledger_id, entry_id)`, ordered like positions in the topic.
+pub(crate) type Entry = (u64, u64);
+
+/// The entry of a message id.
+pub(crate) fn entry_of(id: &MessageId) -> Entry {
+    (id.ledger_id, id.entry_id)
+}
+
+/// Unacknowledged indexes of one batch (set bit = not acknowledged yet).
+#[derive(Debug, Clone)]
+struct BatchState {
+    remaining: Vec<u64>,
+    left: u32,
+}
+
+impl BatchState {
+    fn new(size: u32) -> BatchState {
+        let mut remaining = vec![0u64; (size as usize).div_ceil(64)];
+        for bit in 0..size as usize {
+            if let Some(w) = remaining.get_mut(bit / 64) {
+                *w |= 1 << (bit % 64);
+            }
+        }
+        BatchState {
+            remaining,
+            left: size,
+        }
+    }
+
+    /// Clears one index; returns whether it was set.
+    fn clear(&mut self, index: u32) -> bool {
+        let (w, b) = (index as usize / 64, index % 64);
+        match self.remaining.get_mut(w) {
+            Some(word) if *word & (1 << b) != 0 => {
+                *word &= !(1 << b);
+                self.left -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn is_set(&self, index: u32) -> bool {
+        self.remaining
+            .get(index as usize / 64)
+            .is_some_and(|w| w & (1 << (index % 64)) != 0)
+    }
+
+    fn words(&self) -> Vec<i64> {
+        self.remaining.iter().map(|w| *w as i64).collect()
+    }
+}
+
+/// What an acknowledgement did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Acked {
+    /// The whole entry is now acknowledged (every message of its batch).
+    pub(crate) entry_done: bool,
+}
+
+/// Acknowledgements ready to be written.
+#[derive(Debug, Default)]
+pub(crate) struct Flush {
+    pub(crate) individual: Vec<pb::MessageIdData>,
+    pub(crate) individual_receipts: Vec<RequestId>,
+    pub(crate) cumulative: Option<pb::MessageIdData>,
+    pub(crate) cumulative_receipts: Vec<RequestId>,
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub(crate) struct AckTracker {
+    batch_index_ack: bool,
+    group_time: Duration,
+    group_max: usize,
+    batches: BTreeMap<Entry, BatchState>,
+    /// Individual acks waiting for a flush: entry → ack set (`None`: the whole entry).
+    pending: BTreeMap<Entry, Option<Vec<i64>>>,
+    pending_receipts: Vec<RequestId>,
+    /// Cumulative ack waiting for a flush: position and ack set.
+    pending_cumulative: Option<(Entry, Option<Vec<i64>>)>,
+    pending_cumulative_receipts: Vec<RequestId>,
+    /// Every entry up to here is acknowledged (sent or pending).
+    cumulative_floor: Option<Entry>,
+    flush_at: Option<Instant>,
+}
+
+impl AckTracker {
+    pub(crate) fn new(batch_index_ack: bool, group_time: Duration, group_max: usize) -> Self {
+        AckTracker {
+            batch_index_ack,
+            group_time,
+            group_max: group_max.max(1),
+            batches: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            pending_receipts: Vec::new(),
+            pending_cumulative: None,
+            pending_cumulative_receipts: Vec::new(),
+            cumulative_floor: None,
+            flush_at: None,
+        }
+    }
+
+    /// Acknowledges one message. Returns what happened; [`should_flush`](Self::should_flush) tells
+    /// whether to flush now.
+    pub(crate) fn individual(
+        &mut self,
+        now: Instant,
+        id: &MessageId,
+        receipt: Option<RequestId>,
+    ) -> Acked {
+        let entry = entry_of(id);
+        if let Some(r) = receipt {
+            self.pending_receipts.push(r);
+        }
+        if self.cumulative_floor.is_some_and(|f| entry <= f) {
+            self.arm(now);
+            return Acked { entry_done: true };
+        }
+        let batched = id.batch_index >= 0 && id.batch_size > 1;
+        if !batched {
+            self.batches.remove(&entry);
+            self.pending.insert(entry, None);
+            self.arm(now);
+            return Acked { entry_done: true };
+        }
+        let state = self
+            .batches
+            .entry(entry)
+            .or_insert_with(|| BatchState::new(id.batch_size as u32));
+        state.clear(id.batch_index as u32);
+        if state.left == 0 {
+            self.batches.remove(&entry);
+            self.pending.insert(entry, None);
+            self.arm(now);
+            Acked { entry_done: true }
+        } else {
+            if self.batch_index_ack {
+                let words = state.words();
+                match self.pending.get_mut(&entry) {
+                    Some(None) => {}
+                    Some(slot) => *slot = Some(words),
+                    None => {
+                        self.pending.insert(entry, Some(words));
+                    }
+                }
+                self.arm(now);
+            } else if !self.pending_receipts.is_empty() {
+                // Nothing goes to the broker yet; the receipt is complete locally at the next flush.
+                self.arm(now);
+            }
+            Acked { entry_done: false }
+        }
+    }
+
+    /// Acknowledges everything up to and including `id`. Returns the last entry now fully
+    /// acknowledged (`None` if the position did not move).
+    pub(crate) fn cumulative(
+        &mut self,
+        now: Instant,
+        id: &MessageId,
+        receipt: Option<RequestId>,
+    ) -> Option<Entry> {
+        let entry = entry_of(id);
+        if let Some(r) = receipt {
+            self.pending_cumulative_receipts.push(r);
+        }
+        let batched = id.batch_index >= 0 && id.batch_size > 1;
+        // The position to send and the ack set (remaining indexes of a partially acked batch).
+        let (position, ack_set, floor) = if batched {
+            let state = self
+                .batches
+                .entry(entry)
+                .or_insert_with(|| BatchState::new(id.batch_size as u32));
+            for i in 0..=id.batch_index.max(0) as u32 {
+                state.clear(i);
+            }
+            if state.left == 0 {
+                self.batches.remove(&entry);
+                (entry, None, Some(entry))
+            } else if self.batch_index_ack {
+                (entry, Some(state.words()), prev_entry(entry))
+            } else {
+                let prev = prev_entry(entry);
+                match prev {
+                    Some(p) => (p, None, Some(p)),
+                    None => {
+                        self.arm(now);
+                        return None;
+                    }
+                }
+            }
+        } else {
+            (entry, None, Some(entry))
+        };
+        if let Some(f) = floor {
+            if self.cumulative_floor.is_none_or(|old| f > old) {
+                self.cumulative_floor = Some(f);
+            }
+            self.pending.retain(|e, _| *e > f);
+            self.batches.retain(|e, _| *e > f);
+        }
+        let newer = match &self.pending_cumulative {
+            None => true,
+            Some((p, s)) => position > *p || (position == *p && s.is_some()),
+        };
+        if newer {
+            self.pending_cumulative = Some((position, ack_set));
+        }
+        self.arm(now);
+        floor
+    }
+
+    fn arm(&mut self, now: Instant) {
+        if self.flush_at.is_none() {
+            self.flush_at = Some(now + self.group_time);
+        }
+    }
+
+    /// Whether the pending acks must go out now (grouping disabled, or the count limit reached).
+    pub(crate) fn should_flush(&self) -> bool {
+        self.flush_at.is_some()
+            && (self.group_time.is_zero()
+                || self.pending.len() + usize::from(self.pending_cumulative.is_some())
+                    >= self.group_max)
+    }
+
+    /// When the grouped acks are due.
+    pub(crate) fn next_timeout(&self) -> Option<Instant> {
+        self.flush_at
+    }
+
+    /// Whether anything waits for a flush.
+    pub(crate) fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+            || self.pending_cumulative.is_some()
+            || !self.pending_receipts.is_empty()
+            || !self.pending_cumulative_receipts.is_empty()
+    }
+
+    /// Stops the flush timer (not connected: everything stays pending until the next flush).
+    pub(crate) fn disarm(&mut self) {
+        self.flush_at = None;
+    }
+
+    /// Takes everything pending.
+    pub(crate) fn take(&mut self) -> Flush {
+        self.flush_at = None;
+        let individual = std::mem::take(&mut self.pending)
+            .into_iter()
+            .map(|((ledger_id, entry_id), set)| pb::MessageIdData {
+                ledger_id,
+                entry_id,
+                ack_set: set.unwrap_or_default(),
+                ..Default::default()
+            })
+            .collect();
+        let cumulative = self
+            .pending_cumulative
+            .take()
+            .map(|((ledger_id, entry_id), set)| pb::MessageIdData {
+                ledger_id,
+                entry_id,
+                ack_set: set.unwrap_or_default(),
+                ..Default::default()
+            });
+        Flush {
+            individual,
+            individual_receipts: std::mem::take(&mut self.pending_receipts),
+            cumulative,
+            cumulative_receipts: std::mem::take(&mut self.pending_cumulative_receipts),
+        }
+    }
+
+    /// Whether a (non-batched) message of `entry` was already acknowledged.
+    pub(crate) fn is_duplicate(&self, entry: Entry) -> bool {
+        self.cumulative_floor.is_some_and(|f| entry <= f)
+            || matches!(self.pending.get(&entry), Some(None))
+    }
+
+    /// Whether message `index` of the batch at `entry` was already acknowledged locally.
+    pub(crate) fn is_index_acked(&self, entry: Entry, index: u32) -> bool {
+        if self.cumulative_floor.is_some_and(|f| entry <= f) {
+            return true;
+        }
+        self.batches.get(&entry).is_some_and(|s| !s.is_set(index))
+    }
+
+    /// Forgets the local acknowledgement state (after a seek), keeping nothing pending.
+    pub(crate) fn reset(&mut self) {
+        self.batches.clear();
+        self.cumulative_floor = None;
+    }
+}
+
+/// The entry before `entry` in the same ledger (`None` for the first entry).
+fn prev_entry(entry: Entry) -> Option<Entry> {
+    entry.1.checked_sub(1).map(|e| (entry.0, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(entry: u64, index: i32, size: i32) -> MessageId {
+        MessageId {
+            batch_index: index,
+            batch_size: size,
+            ..MessageId::new(1, entry, -1)
+        }
+    }
+
+    #[test]
+    fn batch_acked_locally_until_complete() {
+        let now = Instant::now();
+        let mut t = AckTracker::new(false, Duration::from_millis(100), 1000);
+        assert!(!t.individual(now, &batch(5, 1, 3), None).entry_done);
+        assert!(!t.has_pending(), "nothing to send yet");
+        assert!(t.is_index_acked((1, 5), 1));
+        assert!(!t.is_index_acked((1, 5), 0));
+        assert!(!t.individual(now, &batch(5, 0, 3), None).entry_done);
+        assert!(t.individual(now, &batch(5, 2, 3), None).entry_done);
+        let f = t.take();
+        assert_eq!(f.individual.len(), 1);
+        assert!(f.individual[0].ack_set.is_empty());
+    }
+
+    #[test]
+    fn batch_index_ack_sends_remaining_set() {
+        let now = Instant::now();
+        let mut t = AckTracker::new(true, Duration::ZERO, 1000);
+        t.individual(now, &batch(5, 1, 3), None);
+        assert!(t.should_flush());
+        let f = t.take();
+        assert_eq!(f.individual[0].ack_set, vec![0b101]);
+        t.individual(now, &batch(5, 0, 3), None);
+        assert_eq!(t.take().individual[0].ack_set, vec![0b100]);
+        t.individual(now, &batch(5, 2, 3), None);
+        assert!(t.take().individual[0].ack_set.is_empty());
+    }
+
+    #[test]
+    fn cumulative_in_batch_without_index_ack_acks_previous_entry() {
+        let now = Instant::now();
+        let mut t = AckTracker::new(false, Duration::ZERO, 1000);
+        t.cumulative(now, &batch(5, 1, 3), None);
+        let f = t.take();
+        let c = f.cumulative.unwrap();
+        assert_eq!((c.ledger_id, c.entry_id), (1, 4));
+        assert!(t.is_index_acked((1, 5), 0) && t.is_index_acked((1, 5), 1));
+        assert!(!t.is_index_acked((1, 5), 2));
+        t.cumulative(now, &batch(5, 2, 3), None);
+        let c = t.take().cumulative.unwrap();
+        assert_eq!((c.ledger_id, c.entry_id), (1, 5));
+        assert!(t.is_duplicate((1, 3)));
+    }
+
+    #[test]
+    fn grouping_limits() {
+        let now = Instant::now();
+        let mut t = AckTracker::new(false, Duration::from_millis(100), 2);
+        t.individual(now, &MessageId::new(1, 1, -1), None);
+        assert!(!t.should_flush());
+        assert_eq!(t.next_timeout(), Some(now + Duration::from_millis(100)));
+        t.individual(now, &MessageId::new(1, 2, -1), None);
+        assert!(t.should_flush());
+        assert_eq!(t.take().individual.len(), 2);
+        assert_eq!(t.next_timeout(), None);
+    }
+}

@@ -1,0 +1,362 @@
+//! Reassembly of chunked messages (a message too large for one entry, split by the producer into
+//! `num_chunks_from_msg` chunks sharing one `uuid`). Chunks of one message arrive in order but may
+//! interleave with other messages; the number of messages being reassembled, their size and their
+//! age are bounded.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use pulsar_proto::pb;
+
+use super::acks::Entry;
+use super::message::ReceiveError;
+
+/// How many rejected (too large) uuids are remembered so their later chunks are dropped quietly.
+const REJECTED_MEMORY: usize = 64;
+
+#[derive(Debug)]
+struct Partial {
+    total_chunks: i32,
+    declared: usize,
+    buf: BytesMut,
+    last_chunk: i32,
+    ids: Vec<Entry>,
+    started: Instant,
+}
+
+/// A chunked message given up on: the error for the application and what to do with its chunks.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Dropped {
+    pub(crate) error: Option<ReceiveError>,
+    /// Chunks to acknowledge (they will never make a message).
+    pub(crate) ack: Vec<Entry>,
+    /// Chunks to have redelivered.
+    pub(crate) redeliver: Vec<Entry>,
+}
+
+/// The outcome of one chunk.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ChunkStep {
+    /// Stored; more chunks to come.
+    Stored,
+    /// The message is whole: its (possibly compressed) payload and the entries of its chunks.
+    Complete { data: Bytes, ids: Vec<Entry> },
+    /// A chunk seen before; `ack` when it is a second copy in the topic (not a redelivery).
+    Duplicate { ack: bool },
+    /// The chunk (and maybe its message) is dropped.
+    Dropped(Dropped),
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub(crate) struct ChunkAssembler {
+    max_pending: usize,
+    max_size: usize,
+    expire: Duration,
+    auto_ack_oldest: bool,
+    pending: BTreeMap<String, Partial>,
+    /// First-chunk arrival order (stale items skipped lazily).
+    order: VecDeque<(Instant, String)>,
+    rejected: VecDeque<String>,
+}
+
+impl ChunkAssembler {
+    pub(crate) fn new(
+        max_pending: usize,
+        max_size: usize,
+        expire: Duration,
+        auto_ack_oldest: bool,
+    ) -> Self {
+        ChunkAssembler {
+            max_pending,
+            max_size,
+            expire,
+            auto_ack_oldest,
+            pending: BTreeMap::new(),
+            order: VecDeque::new(),
+            rejected: VecDeque::new(),
+        }
+    }
+
+    /// Takes one chunk (an entry whose metadata has `num_chunks_from_msg > 1`). `expired` says
+    /// whether the message was published longer ago than the expiry time. Messages evicted to make
+    /// room are appended to `dropped`.
+    pub(crate) fn accept(
+        &mut self,
+        now: Instant,
+        entry: Entry,
+        meta: &pb::MessageMetadata,
+        data: &Bytes,
+        expired: bool,
+        dropped: &mut Vec<Dropped>,
+    ) -> ChunkStep {
+        let uuid = meta
+            .uuid
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}", meta.producer_name, meta.sequence_id));
+        let chunk_id = meta.chunk_id.unwrap_or(0);
+        let total_chunks = meta.num_chunks_from_msg.unwrap_or(1);
+        if self.rejected.contains(&uuid) {
+            return ChunkStep::Duplicate { ack: true };
+        }
+        if chunk_id == 0 {
+            if let Some(old) = self.pending.remove(&uuid) {
+                if !old.ids.contains(&entry) {
+                    // The earlier copy was a broken message whose other chunks never came: its
+                    // chunks will never be delivered, acknowledge them.
+                    dropped.push(Dropped {
+                        error: None,
+                        ack: old.ids,
+                        redeliver: Vec::new(),
+                    });
+                }
+            }
+            let declared = meta.total_chunk_msg_size.unwrap_or(0).max(0) as usize;
+            if declared > self.max_size {
+                self.rejected.push_back(uuid.clone());
+                if self.rejected.len() > REJECTED_MEMORY {
+                    self.rejected.pop_front();
+                }
+                return ChunkStep::Dropped(Dropped {
+                    error: Some(ReceiveError::ChunkTooLarge {
+                        uuid,
+                        size: declared,
+                        limit: self.max_size,
+                    }),
+                    ack: vec![entry],
+                    redeliver: Vec::new(),
+                });
+            }
+            if self.max_pending > 0 && self.pending.len() >= self.max_pending {
+                if let Some(d) = self.evict_oldest() {
+                    dropped.push(d);
+                }
+            }
+            self.pending.insert(
+                uuid.clone(),
+                Partial {
+                    total_chunks,
+                    declared,
+                    buf: BytesMut::with_capacity(declared),
+                    last_chunk: -1,
+                    ids: Vec::with_capacity(total_chunks.clamp(0, 1024) as usize),
+                    started: now,
+                },
+            );
+            self.order.push_back((now, uuid.clone()));
+        }
+        let Some(p) = self.pending.get_mut(&uuid) else {
+            // A chunk without its first chunk: the message cannot be rebuilt from here.
+            return ChunkStep::Dropped(lost(uuid, chunk_id, vec![entry], expired));
+        };
+        if chunk_id != p.last_chunk + 1 {
+            if chunk_id <= p.last_chunk {
+                return ChunkStep::Duplicate {
+                    ack: !p.ids.contains(&entry),
+                };
+            }
+            let mut ids = self
+                .pending
+                .remove(&uuid)
+                .map(|p| p.ids)
+                .unwrap_or_default();
+            ids.push(entry);
+            return ChunkStep::Dropped(lost(uuid, chunk_id, ids, expired));
+        }
+        if p.buf.len() + data.len() > p.declared || total_chunks != p.total_chunks {
+            let mut ids = self
+                .pending
+                .remove(&uuid)
+                .map(|p| p.ids)
+                .unwrap_or_default();
+            ids.push(entry);
+            return ChunkStep::Dropped(Dropped {
+                error: Some(ReceiveError::ChunkCorrupt {
+                    uuid,
+                    reason: "chunks exceed the declared size or disagree on the chunk count",
+                }),
+                ack: ids,
+                redeliver: Vec::new(),
+            });
+        }
+        p.buf.extend_from_slice(data);
+        p.ids.push(entry);
+        p.last_chunk = chunk_id;
+        if chunk_id < p.total_chunks - 1 {
+            return ChunkStep::Stored;
+        }
+        let Some(p) = self.pending.remove(&uuid) else {
+            return ChunkStep::Stored;
+        };
+        if p.buf.len() != p.declared {
+            return ChunkStep::Dropped(Dropped {
+                error: Some(ReceiveError::ChunkCorrupt {
+                    uuid,
+                    reason: "chunks do not add up to the declared size",
+                }),
+                ack: p.ids,
+                redeliver: Vec::new(),
+            });
+        }
+        ChunkStep::Complete {
+            data: p.buf.freeze(),
+            ids: p.ids,
+        }
+    }
+
+    fn evict_oldest(&mut self) -> Option<Dropped> {
+        while let Some((_, uuid)) = self.order.pop_front() {
+            if let Some(p) = self.pending.remove(&uuid) {
+                let acked = self.auto_ack_oldest;
+                let (ack, redeliver) = if acked {
+                    (p.ids, Vec::new())
+                } else {
+                    (Vec::new(), p.ids)
+                };
+                return Some(Dropped {
+                    error: Some(ReceiveError::ChunkQueueFull { uuid, acked }),
+                    ack,
+                    redeliver,
+                });
+            }
+        }
+        None
+    }
+
+    /// Drops incomplete messages older than the expiry time (their chunks are acknowledged).
+    pub(crate) fn expire(&mut self, now: Instant) -> Vec<Dropped> {
+        let mut out = Vec::new();
+        while let Some((at, uuid)) = self.order.front() {
+            let live = self.pending.get(uuid).is_some_and(|p| p.started == *at);
+            if live && *at + self.expire > now {
+                break;
+            }
+            let uuid = uuid.clone();
+            self.order.pop_front();
+            if live {
+                if let Some(p) = self.pending.remove(&uuid) {
+                    out.push(Dropped {
+                        error: Some(ReceiveError::ChunkExpired { uuid }),
+                        ack: p.ids,
+                        redeliver: Vec::new(),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    pub(crate) fn next_timeout(&self) -> Option<Instant> {
+        self.order
+            .iter()
+            .find(|(at, uuid)| self.pending.get(uuid).is_some_and(|p| p.started == *at))
+            .map(|(at, _)| *at + self.expire)
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.pending.clear();
+        self.order.clear();
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+/// A chunk whose predecessors are missing.
+fn lost(uuid: String, chunk_id: i32, ids: Vec<Entry>, expired: bool) -> Dropped {
+    let (ack, redeliver) = if expired {
+        (ids, Vec::new())
+    } else {
+        (Vec::new(), ids)
+    };
+    Dropped {
+        error: Some(ReceiveError::ChunkOutOfOrder { uuid, chunk_id }),
+        ack,
+        redeliver,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(uuid: &str, chunk: i32, chunks: i32, total: i32) -> pb::MessageMetadata {
+        pb::MessageMetadata {
+            uuid: Some(uuid.into()),
+            chunk_id: Some(chunk),
+            num_chunks_from_msg: Some(chunks),
+            total_chunk_msg_size: Some(total),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn interleaved_messages_reassemble() {
+        let now = Instant::now();
+        let mut a = ChunkAssembler::new(10, 1 << 20, Duration::from_secs(60), false);
+        let mut d = Vec::new();
+        let ab = Bytes::from_static(b"ab");
+        let cd = Bytes::from_static(b"cd");
+        assert_eq!(
+            a.accept(now, (1, 1), &meta("x", 0, 2, 4), &ab, false, &mut d),
+            ChunkStep::Stored
+        );
+        assert_eq!(
+            a.accept(now, (1, 2), &meta("y", 0, 2, 4), &cd, false, &mut d),
+            ChunkStep::Stored
+        );
+        assert_eq!(
+            a.accept(now, (1, 3), &meta("x", 1, 2, 4), &cd, false, &mut d),
+            ChunkStep::Complete {
+                data: Bytes::from_static(b"abcd"),
+                ids: vec![(1, 1), (1, 3)]
+            }
+        );
+        assert_eq!(
+            a.accept(now, (1, 2), &meta("y", 0, 2, 4), &cd, false, &mut d),
+            ChunkStep::Stored,
+            "a redelivered first chunk restarts the message"
+        );
+        assert!(d.is_empty());
+        assert_eq!(a.len(), 1);
+    }
+
+    #[test]
+    fn limits_expiry_and_order() {
+        let now = Instant::now();
+        let mut a = ChunkAssembler::new(1, 10, Duration::from_secs(60), true);
+        let mut d = Vec::new();
+        let b = Bytes::from_static(b"12345");
+        a.accept(now, (1, 1), &meta("x", 0, 2, 10), &b, false, &mut d);
+        a.accept(now, (1, 2), &meta("y", 0, 2, 10), &b, false, &mut d);
+        assert_eq!(d.len(), 1, "x evicted");
+        assert_eq!(d[0].ack, vec![(1, 1)]);
+        assert!(matches!(
+            d[0].error,
+            Some(ReceiveError::ChunkQueueFull { acked: true, .. })
+        ));
+        let step = a.accept(now, (1, 3), &meta("z", 0, 2, 11), &b, false, &mut d);
+        assert!(matches!(
+            step,
+            ChunkStep::Dropped(Dropped {
+                error: Some(ReceiveError::ChunkTooLarge { .. }),
+                ..
+            })
+        ));
+        let step = a.accept(now, (1, 4), &meta("z", 1, 2, 11), &b, false, &mut d);
+        assert_eq!(step, ChunkStep::Duplicate { ack: true });
+        let step = a.accept(now, (1, 5), &meta("w", 1, 2, 10), &b, false, &mut d);
+        assert!(
+            matches!(step, ChunkStep::Dropped(Dropped { error: Some(ReceiveError::ChunkOutOfOrder { .. }), ref redeliver, .. }) if redeliver == &vec![(1, 5)])
+        );
+        assert_eq!(a.next_timeout(), Some(now + Duration::from_secs(60)));
+        assert!(a.expire(now + Duration::from_secs(59)).is_empty());
+        let e = a.expire(now + Duration::from_secs(60));
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].ack, vec![(1, 2)]);
+        assert_eq!(a.next_timeout(), None);
+    }
+}

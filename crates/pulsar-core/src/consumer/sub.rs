@@ -1,0 +1,721 @@
+//! One wire consumer: the subscription of one topic or partition. It owns its link (lookup and
+//! registration), its flow-control permits, acknowledgements, redelivery timers and chunk
+//! reassembly; the messages it receives go to its group's queue (see `intake.rs`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use pulsar_proto::pb;
+
+use super::acks::{entry_of, AckTracker, Entry};
+use super::chunks::ChunkAssembler;
+use super::message::Message;
+use super::options::{ConsumerOptions, ConsumerRequest, InitialPosition, KeySharedMode};
+use super::redelivery::{NackTracker, UnackedTracker};
+use crate::error::Error;
+use crate::event::Resource;
+use crate::handle::{ConnectionId, ConsumerId, RequestId};
+use crate::link::Link;
+use crate::message::MessageId;
+use crate::shared::{RequestKind, Shared};
+use crate::topic::TopicName;
+
+/// Redeliveries requested in one REDELIVER_UNACKNOWLEDGED_MESSAGES command at most (as Java).
+const MAX_REDELIVER_IDS: usize = 1000;
+
+/// What a request of this consumer (other than SUBSCRIBE / CLOSE) is for.
+#[derive(Debug, Clone)]
+pub(super) enum SubRequest {
+    /// An ACK with a request id: the application requests it covers.
+    Acks(Vec<RequestId>),
+    /// GET_LAST_MESSAGE_ID for an application request.
+    LastId(RequestId),
+    /// SEEK for an application request.
+    Seek(RequestId),
+    /// UNSUBSCRIBE for an application request.
+    Unsubscribe(RequestId),
+}
+
+/// The end of one of those requests, for the group to aggregate.
+#[derive(Debug, Clone)]
+pub(super) enum SubOutcome {
+    Acks(Vec<RequestId>, Result<(), Error>),
+    LastId(RequestId, Result<LastId, Error>),
+    Seek(RequestId, Result<(), Error>),
+    Unsubscribe(RequestId, Result<(), Error>),
+}
+
+/// A GET_LAST_MESSAGE_ID answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct LastId {
+    pub(super) last: MessageId,
+    pub(super) mark_delete: Option<MessageId>,
+}
+
+/// A seek in flight.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct SeekState {
+    pub(super) request_id: u64,
+    /// The registration the seek was sent on: its messages are stale.
+    pub(super) gen: u64,
+    pub(super) start: MessageId,
+    pub(super) by_time: bool,
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub(super) struct Sub {
+    pub(super) id: ConsumerId,
+    pub(super) group: ConsumerId,
+    pub(super) topic: TopicName,
+    pub(super) topic_name: Arc<str>,
+    pub(super) partition: i32,
+    pub(super) opts: Arc<ConsumerOptions>,
+    pub(super) queue_size: u32,
+    pub(super) link: Link,
+    /// Permits consumed since the last FLOW.
+    pub(super) permits: u32,
+    /// What the broker believes we may still receive (for the zero-size queue).
+    pub(super) broker_permits: i64,
+    /// Zero-size queue: the application is waiting for a message.
+    pub(super) zq_waiting: bool,
+    /// Messages of this consumer in the group's queue.
+    pub(super) queued: usize,
+    /// Registration counter (incremented on each successful SUBSCRIBE).
+    pub(super) gen: u64,
+    pub(super) epoch: u64,
+    /// Non-durable start position (readers) and the filter of the first entry.
+    pub(super) start: Option<MessageId>,
+    pub(super) start_inclusive: bool,
+    pub(super) last_dequeued: Option<MessageId>,
+    pub(super) acks: AckTracker,
+    pub(super) nacks: NackTracker,
+    pub(super) unacked: UnackedTracker,
+    pub(super) chunks: ChunkAssembler,
+    /// Chunked messages delivered: last chunk entry → every chunk entry.
+    pub(super) chunk_ids: BTreeMap<Entry, Vec<Entry>>,
+    /// Messages redelivered `max_redeliver_count` times or more, by entry.
+    pub(super) dlq_candidates: BTreeMap<Entry, Vec<Message>>,
+    pub(super) seek: Option<SeekState>,
+    pub(super) sought_by_time: bool,
+    /// Requests in flight, with the connection they went on.
+    pub(super) requests: BTreeMap<u64, (ConnectionId, SubRequest)>,
+    pub(super) last_in_broker: Option<MessageId>,
+    pub(super) reached_end: bool,
+    pub(super) close_requested: bool,
+    pub(super) create_topic: bool,
+    pub(super) messages_received: u64,
+    pub(super) acks_sent: u64,
+}
+
+impl Sub {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        id: ConsumerId,
+        group: ConsumerId,
+        topic: TopicName,
+        opts: Arc<ConsumerOptions>,
+        queue_size: u32,
+        start: Option<MessageId>,
+        create_topic: bool,
+        sh: &Shared,
+        now: Instant,
+    ) -> Sub {
+        let link = Link::new(Resource::Consumer(id), topic.to_string(), sh, now);
+        let partition = topic.partition().map_or(-1, |p| p as i32);
+        Sub {
+            id,
+            group,
+            topic_name: Arc::from(topic.as_str()),
+            topic,
+            partition,
+            queue_size,
+            link,
+            permits: 0,
+            broker_permits: 0,
+            zq_waiting: false,
+            queued: 0,
+            gen: 0,
+            epoch: 0,
+            start,
+            start_inclusive: opts.start_message_id_inclusive,
+            last_dequeued: None,
+            acks: AckTracker::new(
+                opts.batch_index_ack,
+                opts.ack_group_time,
+                opts.ack_group_max,
+            ),
+            nacks: NackTracker::new(opts.negative_ack_delay, opts.negative_ack_backoff),
+            unacked: UnackedTracker::new(opts.ack_timeout),
+            chunks: ChunkAssembler::new(
+                opts.max_pending_chunked_messages,
+                opts.max_chunked_message_size,
+                opts.expire_incomplete_chunked_message,
+                opts.auto_ack_oldest_chunked_message_on_queue_full,
+            ),
+            chunk_ids: BTreeMap::new(),
+            dlq_candidates: BTreeMap::new(),
+            seek: None,
+            sought_by_time: false,
+            requests: BTreeMap::new(),
+            last_in_broker: None,
+            reached_end: false,
+            close_requested: false,
+            create_topic,
+            messages_received: 0,
+            acks_sent: 0,
+            opts,
+        }
+    }
+
+    /// The SUBSCRIBE command.
+    pub(super) fn subscribe_command(&self, request_id: u64) -> pb::BaseCommand {
+        let o = &*self.opts;
+        let kv = |v: &[(String, String)]| -> Vec<pb::KeyValue> {
+            v.iter()
+                .map(|(key, value)| pb::KeyValue {
+                    key: key.clone(),
+                    value: value.clone(),
+                })
+                .collect()
+        };
+        let start_message_id = match (o.durable, self.start) {
+            (false, Some(s)) => Some(pb::MessageIdData {
+                ledger_id: s.ledger_id,
+                entry_id: s.entry_id,
+                batch_index: (s.batch_index >= 0).then_some(s.batch_index),
+                ..Default::default()
+            }),
+            _ => None,
+        };
+        let key_shared_meta =
+            (o.subscription_type == super::SubscriptionType::KeyShared).then(|| {
+                let (mode, ranges) = match &o.key_shared.mode {
+                    KeySharedMode::AutoSplit => (0, Vec::new()),
+                    KeySharedMode::Sticky(r) => (
+                        1,
+                        r.iter()
+                            .map(|(start, end)| pb::IntRange {
+                                start: *start,
+                                end: *end,
+                            })
+                            .collect(),
+                    ),
+                };
+                pb::KeySharedMeta {
+                    key_shared_mode: mode,
+                    hash_ranges: ranges,
+                    allow_out_of_order_delivery: Some(o.key_shared.allow_out_of_order_delivery),
+                }
+            });
+        pb::BaseCommand::from(pb::CommandSubscribe {
+            topic: self.topic.to_string(),
+            subscription: o.subscription.clone(),
+            sub_type: o.subscription_type.to_pb(),
+            consumer_id: self.id.get(),
+            request_id,
+            consumer_name: o.consumer_name.clone(),
+            priority_level: o.priority_level,
+            durable: Some(o.durable),
+            start_message_id,
+            metadata: kv(&o.properties),
+            read_compacted: Some(o.read_compacted),
+            initial_position: Some(match o.initial_position {
+                InitialPosition::Latest => 0,
+                InitialPosition::Earliest => 1,
+            }),
+            replicate_subscription_state: Some(o.replicate_subscription_state),
+            force_topic_creation: Some(self.create_topic),
+            key_shared_meta,
+            subscription_properties: kv(&o.subscription_properties),
+            consumer_epoch: Some(self.epoch),
+            ..Default::default()
+        })
+    }
+
+    /// SUBSCRIBE succeeded on `conn`. Returns true the first time, and the receipts of acks
+    /// flushed now.
+    pub(super) fn registered(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        conn: ConnectionId,
+    ) -> (bool, Vec<SubOutcome>) {
+        let first = self.link.registered(conn);
+        self.gen += 1;
+        self.permits = 0;
+        self.broker_permits = 0;
+        if self.queue_size > 0 {
+            send_flow(sh, conn, self.id, self.queue_size);
+            self.broker_permits = i64::from(self.queue_size);
+        } else if self.zq_waiting {
+            self.zq_waiting = false;
+            self.request_one(sh);
+        }
+        // acks queued while disconnected go out now
+        let outcomes = if self.acks.has_pending() {
+            self.flush_acks(sh, now)
+        } else {
+            Vec::new()
+        };
+        (first, outcomes)
+    }
+
+    /// The registration is gone (connection lost, closed by the broker, migration). The caller has
+    /// removed this consumer's messages from the group queue; `first_queued` is the first of them.
+    /// Requests in flight stay (their connection may still answer them).
+    pub(super) fn reset_for_reconnect(&mut self, first_queued: Option<MessageId>) {
+        if !self.opts.durable {
+            // A non-durable subscription restarts after what the application has seen.
+            if let Some(next) = first_queued {
+                self.start = Some(previous_id(&next));
+                self.start_inclusive = false;
+            } else if let Some(last) = self.last_dequeued {
+                self.start = Some(last);
+                self.start_inclusive = false;
+            }
+        }
+        self.queued = 0;
+        self.permits = 0;
+        self.broker_permits = 0;
+        self.chunks.clear();
+        self.dlq_candidates.clear();
+        self.unacked.clear();
+        self.nacks.clear();
+    }
+
+    /// Fails every request in flight.
+    pub(super) fn fail_requests(&mut self, error: Error) -> Vec<SubOutcome> {
+        self.fail_requests_where(error, |_| true)
+    }
+
+    /// Fails the requests sent on `conn` (it is gone).
+    pub(super) fn fail_requests_on(&mut self, conn: ConnectionId) -> Vec<SubOutcome> {
+        self.fail_requests_where(Error::ConnectionClosed, |c| c == conn)
+    }
+
+    fn fail_requests_where(
+        &mut self,
+        error: Error,
+        which: impl Fn(ConnectionId) -> bool,
+    ) -> Vec<SubOutcome> {
+        let ids: Vec<u64> = self
+            .requests
+            .iter()
+            .filter(|(_, (c, _))| which(*c))
+            .map(|(id, _)| *id)
+            .collect();
+        ids.into_iter()
+            .filter_map(|id| self.requests.remove(&id))
+            .map(|(_, r)| match r {
+                SubRequest::Acks(rs) => SubOutcome::Acks(rs, Err(error.clone())),
+                SubRequest::LastId(r) => SubOutcome::LastId(r, Err(error.clone())),
+                SubRequest::Seek(r) => SubOutcome::Seek(r, Err(error.clone())),
+                SubRequest::Unsubscribe(r) => SubOutcome::Unsubscribe(r, Err(error.clone())),
+            })
+            .collect()
+    }
+
+    /// The application took `m` from the queue.
+    pub(super) fn delivered(&mut self, sh: &mut Shared, now: Instant, m: &Message) {
+        self.queued = self.queued.saturating_sub(1);
+        self.last_dequeued = Some(m.id);
+        self.start_inclusive = false;
+        if self.unacked.enabled() {
+            self.unacked.add(now, entry_of(&m.id));
+        }
+        self.return_permits(sh, 1);
+    }
+
+    /// `n` messages are consumed or discarded: their permits go back to the broker once half the
+    /// queue is free.
+    pub(super) fn return_permits(&mut self, sh: &mut Shared, n: u32) {
+        if self.queue_size == 0 || n == 0 {
+            return;
+        }
+        self.permits += n;
+        if self.permits >= (self.queue_size / 2).max(1) {
+            if let Some(conn) = self.link.ready_conn() {
+                send_flow(sh, conn, self.id, self.permits);
+                self.broker_permits += i64::from(self.permits);
+                self.permits = 0;
+            }
+        }
+    }
+
+    /// Zero-size queue: ask the broker for one more message (covering any deficit left by a batch).
+    pub(super) fn request_one(&mut self, sh: &mut Shared) {
+        if self.queue_size > 0 || self.zq_waiting {
+            return;
+        }
+        self.zq_waiting = true;
+        let Some(conn) = self.link.ready_conn() else {
+            return;
+        };
+        if self.broker_permits < 1 {
+            let n = (1 - self.broker_permits).min(i64::from(u32::MAX)) as u32;
+            send_flow(sh, conn, self.id, n);
+            self.broker_permits = 1;
+        }
+    }
+
+    // ---- acknowledgements ------------------------------------------------------------------------
+
+    /// Acknowledges `id` (individually or cumulatively).
+    pub(super) fn ack(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        id: &MessageId,
+        cumulative: bool,
+        receipt: Option<RequestId>,
+    ) -> Vec<SubOutcome> {
+        let entry = entry_of(id);
+        if cumulative {
+            if let Some(floor) = self.acks.cumulative(now, id, receipt) {
+                self.forget_through(floor);
+            }
+        } else if let Some(chunks) = self.chunk_ids.remove(&entry) {
+            let last = chunks.len().saturating_sub(1);
+            for (i, (ledger_id, entry_id)) in chunks.into_iter().enumerate() {
+                let r = if i == last { receipt } else { None };
+                self.acks
+                    .individual(now, &MessageId::new(ledger_id, entry_id, self.partition), r);
+                self.forget((ledger_id, entry_id));
+            }
+        } else if self.acks.individual(now, id, receipt).entry_done {
+            self.forget(entry);
+        }
+        if self.acks.should_flush() {
+            return self.flush_acks(sh, now);
+        }
+        Vec::new()
+    }
+
+    /// An entry is fully acknowledged: stop its timers.
+    pub(super) fn forget(&mut self, entry: Entry) {
+        self.unacked.remove(entry);
+        self.nacks.remove(entry);
+        self.dlq_candidates.remove(&entry);
+    }
+
+    fn forget_through(&mut self, floor: Entry) {
+        self.dlq_candidates = self
+            .dlq_candidates
+            .split_off(&(floor.0, floor.1.saturating_add(1)));
+        self.nacks.remove_through(floor);
+        self.unacked.remove_through(floor);
+        self.chunk_ids = self
+            .chunk_ids
+            .split_off(&(floor.0, floor.1.saturating_add(1)));
+    }
+
+    /// Writes pending acknowledgements (if connected). Returns receipts completed locally.
+    pub(super) fn flush_acks(&mut self, sh: &mut Shared, now: Instant) -> Vec<SubOutcome> {
+        let Some(conn) = self.link.ready_conn() else {
+            self.acks.disarm();
+            return Vec::new();
+        };
+        let f = self.acks.take();
+        let mut out = Vec::new();
+        let receipts = self.opts.ack_receipts;
+        for (ids, kind, rs) in [
+            (
+                f.individual,
+                pb::command_ack::AckType::Individual,
+                f.individual_receipts,
+            ),
+            (
+                f.cumulative.into_iter().collect(),
+                pb::command_ack::AckType::Cumulative,
+                f.cumulative_receipts,
+            ),
+        ] {
+            if ids.is_empty() {
+                if !rs.is_empty() {
+                    out.push(SubOutcome::Acks(rs, Ok(())));
+                }
+                continue;
+            }
+            self.acks_sent += ids.len() as u64;
+            let request_id = receipts.then(|| sh.next_request_id());
+            let cmd = pb::BaseCommand::from(pb::CommandAck {
+                consumer_id: self.id.get(),
+                ack_type: kind as i32,
+                message_id: ids,
+                request_id,
+                ..Default::default()
+            });
+            match request_id {
+                Some(rid) => {
+                    sh.send_request(
+                        now,
+                        conn,
+                        rid,
+                        &cmd,
+                        RequestKind::Consumer(self.id, ConsumerRequest::Ack),
+                    );
+                    self.requests.insert(rid, (conn, SubRequest::Acks(rs)));
+                }
+                None => {
+                    sh.send_command(conn, &cmd);
+                    if !rs.is_empty() {
+                        out.push(SubOutcome::Acks(rs, Ok(())));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Negatively acknowledges `id`: its entry is redelivered after the delay.
+    pub(super) fn nack(&mut self, now: Instant, id: &MessageId, redelivery_count: u32) {
+        let entry = entry_of(id);
+        self.unacked.remove(entry);
+        self.nacks.add(now, entry, redelivery_count);
+    }
+
+    /// The entries to name in a redelivery request for `entries` (chunked messages: every chunk).
+    pub(super) fn expand_chunks(&self, entries: &[Entry]) -> Vec<Entry> {
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            match self.chunk_ids.get(e) {
+                Some(ids) => out.extend_from_slice(ids),
+                None => out.push(*e),
+            }
+        }
+        out
+    }
+
+    /// Asks the broker to redeliver these entries (Shared / Key_Shared).
+    pub(super) fn send_redeliver(&mut self, sh: &mut Shared, entries: &[Entry]) {
+        let Some(conn) = self.link.ready_conn() else {
+            return; // the broker redelivers everything after the reconnection anyway
+        };
+        let entries = self.expand_chunks(entries);
+        for part in entries.chunks(MAX_REDELIVER_IDS) {
+            let cmd = pb::BaseCommand::from(pb::CommandRedeliverUnacknowledgedMessages {
+                consumer_id: self.id.get(),
+                message_ids: part
+                    .iter()
+                    .map(|(ledger_id, entry_id)| pb::MessageIdData {
+                        ledger_id: *ledger_id,
+                        entry_id: *entry_id,
+                        partition: (self.partition >= 0).then_some(self.partition),
+                        ..Default::default()
+                    })
+                    .collect(),
+                consumer_epoch: None,
+            });
+            sh.send_command(conn, &cmd);
+        }
+    }
+
+    /// Asks the broker to redeliver everything unacknowledged (a new consumer epoch for Exclusive
+    /// and Failover, so messages already in flight are recognised as stale).
+    pub(super) fn send_redeliver_all(&mut self, sh: &mut Shared) {
+        if !self.opts.subscription_type.is_shared() {
+            self.epoch += 1;
+        }
+        self.unacked.clear();
+        self.nacks.clear();
+        let Some(conn) = self.link.ready_conn() else {
+            return;
+        };
+        let cmd = pb::BaseCommand::from(pb::CommandRedeliverUnacknowledgedMessages {
+            consumer_id: self.id.get(),
+            message_ids: Vec::new(),
+            consumer_epoch: Some(self.epoch),
+        });
+        sh.send_command(conn, &cmd);
+    }
+
+    // ---- timers ------------------------------------------------------------------------------------
+
+    pub(super) fn next_timeout(&self) -> Option<Instant> {
+        [
+            self.link.next_timeout(),
+            self.acks.next_timeout(),
+            self.nacks.next_timeout(),
+            self.unacked.next_timeout(),
+            self.chunks.next_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    // ---- requests ------------------------------------------------------------------------------------
+
+    /// Sends a request tied to an application request; false if not connected.
+    pub(super) fn send_tracked(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        command_for: impl FnOnce(u64) -> pb::BaseCommand,
+        kind: ConsumerRequest,
+        what: SubRequest,
+    ) -> bool {
+        let Some(conn) = self.link.ready_conn() else {
+            return false;
+        };
+        let request_id = sh.next_request_id();
+        let cmd = command_for(request_id);
+        if sh.send_request(
+            now,
+            conn,
+            request_id,
+            &cmd,
+            RequestKind::Consumer(self.id, kind),
+        ) {
+            if let SubRequest::Seek(_) = what {
+                if let Some(s) = self.seek.as_mut() {
+                    s.request_id = request_id;
+                }
+            }
+            self.requests.insert(request_id, (conn, what));
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The answer to a tracked request.
+    pub(super) fn tracked_response(
+        &mut self,
+        request_id: u64,
+        result: Result<pb::BaseCommand, Error>,
+    ) -> Option<SubOutcome> {
+        let (_, what) = self.requests.remove(&request_id)?;
+        Some(match what {
+            SubRequest::Acks(rs) => {
+                let r = result.and_then(|cmd| match cmd.ack_response {
+                    Some(a) if a.error.is_some() => Err(Error::server(
+                        a.error.unwrap_or(0),
+                        a.message.unwrap_or_default(),
+                    )),
+                    _ => Ok(()),
+                });
+                SubOutcome::Acks(rs, r)
+            }
+            SubRequest::LastId(r) => {
+                let res = result.and_then(|cmd| match cmd.get_last_message_id_response {
+                    Some(resp) => {
+                        let mut last = MessageId::from_pb(&resp.last_message_id);
+                        last.partition = self.partition;
+                        let mark_delete = resp
+                            .consumer_mark_delete_position
+                            .as_ref()
+                            .map(MessageId::from_pb);
+                        self.last_in_broker = Some(last);
+                        Ok(LastId { last, mark_delete })
+                    }
+                    None => Err(Error::Protocol(
+                        crate::error::ProtocolError::UnexpectedCommand(format!(
+                            "{:?} for GET_LAST_MESSAGE_ID",
+                            cmd.kind()
+                        )),
+                    )),
+                });
+                SubOutcome::LastId(r, res)
+            }
+            SubRequest::Seek(r) => SubOutcome::Seek(r, result.map(|_| ())),
+            SubRequest::Unsubscribe(r) => SubOutcome::Unsubscribe(r, result.map(|_| ())),
+        })
+    }
+
+    /// Whether a message may be available without asking the broker (`None`: ask).
+    pub(super) fn has_message_available_locally(&self) -> Option<bool> {
+        if self.queued > 0 {
+            return Some(true);
+        }
+        let last = self.last_in_broker?;
+        let (reference, inclusive) = match (self.last_dequeued, self.start) {
+            (Some(d), _) => (d, false),
+            (None, Some(s)) if s != MessageId::LATEST && !self.sought_by_time => {
+                (s, self.start_inclusive)
+            }
+            _ => return None,
+        };
+        if has_more(&last, &reference, inclusive) {
+            Some(true)
+        } else {
+            None // maybe stale: ask again
+        }
+    }
+
+    /// Whether a message is available given the broker's answer (Java's rules).
+    pub(super) fn has_message_available_with(&self, answer: &LastId) -> bool {
+        if self.queued > 0 {
+            return true;
+        }
+        let last = answer.last;
+        if last.entry_id as i64 == -1 || (last.entry_id as i64) < 0 {
+            return false;
+        }
+        match (self.last_dequeued, self.start) {
+            (Some(d), _) => has_more(&last, &d, false),
+            (None, Some(s)) if s != MessageId::LATEST && !self.sought_by_time => {
+                has_more(&last, &s, self.start_inclusive)
+            }
+            _ => match answer.mark_delete {
+                Some(md) => {
+                    let c = (md.ledger_id as i64, md.entry_id as i64)
+                        .cmp(&(last.ledger_id as i64, last.entry_id as i64));
+                    if self.start_inclusive && !self.sought_by_time {
+                        c.is_le()
+                    } else {
+                        c.is_lt()
+                    }
+                }
+                None => self.start_inclusive,
+            },
+        }
+    }
+}
+
+/// Java's `hasMoreMessages`: whether `last` (the broker's last message) is after `reference`.
+fn has_more(last: &MessageId, reference: &MessageId, inclusive: bool) -> bool {
+    if (last.entry_id as i64) < 0 {
+        return false;
+    }
+    let c = compare_ids(last, reference);
+    if inclusive {
+        c.is_ge()
+    } else {
+        c.is_gt()
+    }
+}
+
+/// Orders message ids by position (ledger and entry as signed values, then batch index).
+pub(super) fn compare_ids(a: &MessageId, b: &MessageId) -> std::cmp::Ordering {
+    (a.ledger_id as i64, a.entry_id as i64, a.batch_index).cmp(&(
+        b.ledger_id as i64,
+        b.entry_id as i64,
+        b.batch_index,
+    ))
+}
+
+/// The message just before `id` (Java's rule when restarting a reader before a queued message).
+pub(super) fn previous_id(id: &MessageId) -> MessageId {
+    if id.batch_index >= 0 {
+        MessageId {
+            batch_index: id.batch_index - 1,
+            ..*id
+        }
+    } else {
+        MessageId {
+            entry_id: id.entry_id.wrapping_sub(1),
+            ..*id
+        }
+    }
+}
+
+pub(super) fn send_flow(sh: &mut Shared, conn: ConnectionId, id: ConsumerId, permits: u32) {
+    let cmd = pb::BaseCommand::from(pb::CommandFlow {
+        consumer_id: id.get(),
+        message_permits: permits,
+    });
+    sh.send_command(conn, &cmd);
+}
