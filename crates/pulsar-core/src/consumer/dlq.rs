@@ -317,9 +317,10 @@ impl Consumers {
         let result = self
             .letter_producer(sh, producers, now, sub, letter)
             .and_then(|p| {
-                let out = letter_message(&message, props);
-                // The delivery delay needs the producer's delayed delivery (coming with it).
-                let _ = (letter, delay);
+                let mut out = letter_message(&message, props);
+                if letter == Letter::Retry && !delay.is_zero() {
+                    out.deliver_after = Some(delay);
+                }
                 producers.send(sh, now, p, out).map_err(|e| match e {
                     SendError::Failed(e) => e,
                     _ => Error::Closed,
