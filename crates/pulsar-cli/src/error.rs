@@ -1,0 +1,79 @@
+//! The CLI's errors, each printed as one line on stderr.
+
+use pulsar_auth_oauth2::OAuth2Error;
+use pulsar_blocking::core::{Error as CoreError, ServerErrorCode};
+use pulsar_blocking::Error as ClientError;
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad arguments that clap could not catch.
+    #[error("{0}")]
+    Usage(String),
+    /// The client failed.
+    #[error("{}", describe(.0))]
+    Client(#[from] ClientError),
+    /// OAuth2 configuration or token endpoint failure.
+    #[error("OAuth2: {0}")]
+    OAuth2(#[from] OAuth2Error),
+    /// A local file could not be read or stdout written.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Fewer messages than asked for arrived in time.
+    #[error("{0}")]
+    Incomplete(String),
+}
+
+impl CliError {
+    /// The process exit code: 2 for usage errors (like clap's), 1 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+
+    /// An I/O error with context.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> CliError {
+        CliError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// A client error as a sentence that says what to check.
+fn describe(error: &ClientError) -> String {
+    match error {
+        ClientError::Client(core) => describe_core(core),
+        ClientError::Config(e) => format!("{e}"),
+        other => other.to_string(),
+    }
+}
+
+fn describe_core(error: &CoreError) -> String {
+    match error {
+        CoreError::Server {
+            code: ServerErrorCode::AuthenticationError,
+            message,
+        } => format!("authentication failed: the broker rejected the credentials ({message})"),
+        CoreError::Server {
+            code: ServerErrorCode::AuthorizationError,
+            message,
+        } => format!("not authorized: {message}"),
+        CoreError::Auth(e) => format!("authentication failed: {}", e.0),
+        CoreError::Timeout => {
+            "operation timed out (see --operation-timeout and --connection-timeout)".to_string()
+        }
+        CoreError::HandshakeTimeout(address) => format!(
+            "no answer from {}:{} within the connection timeout (is it a Pulsar broker? TLS mismatch?)",
+            address.host, address.port
+        ),
+        other => other.to_string(),
+    }
+}

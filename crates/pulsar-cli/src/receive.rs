@@ -1,0 +1,192 @@
+//! `consume` (a subscription) and `read` (a non-durable position, like the Java tool's reader).
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use pulsar_blocking::core::Message;
+use pulsar_blocking::{Client, Consumer, InitialPosition, SubscriptionType};
+
+use crate::args::{Consume, Format, ModeArg, PositionArg, Read, ReceiveArgs, SubscriptionTypeArg};
+use crate::connect::seconds;
+use crate::error::CliError;
+use crate::output::Printer;
+use crate::progress::{Pacer, Progress};
+
+/// The core's subscription type for the flag.
+pub fn subscription_type(t: SubscriptionTypeArg) -> SubscriptionType {
+    match t {
+        SubscriptionTypeArg::Exclusive => SubscriptionType::Exclusive,
+        SubscriptionTypeArg::Shared => SubscriptionType::Shared,
+        SubscriptionTypeArg::Failover => SubscriptionType::Failover,
+        SubscriptionTypeArg::KeyShared => SubscriptionType::KeyShared,
+    }
+}
+
+/// The core's initial position for the flag.
+pub fn position(p: PositionArg) -> InitialPosition {
+    match p {
+        PositionArg::Latest => InitialPosition::Latest,
+        PositionArg::Earliest => InitialPosition::Earliest,
+    }
+}
+
+/// Runs `consume`.
+pub fn consume(client: &Client, args: &Consume, format: Format) -> Result<(), CliError> {
+    let mut builder = client
+        .consumer(args.topic.clone())
+        .subscription(args.subscription_name.clone())
+        .subscription_type(subscription_type(args.subscription_type))
+        .initial_position(position(args.subscription_position))
+        .durable(args.subscription_mode == ModeArg::Durable);
+    if let Some(q) = args.receive.queue_size.filter(|q| *q > 0) {
+        builder = builder.receiver_queue_size(q);
+    }
+    let consumer = builder.subscribe()?;
+    let count = receive_loop(&consumer, &args.receive, format, |_| true)?;
+    consumer.close()?;
+    eprintln!("{count} messages successfully consumed");
+    Ok(())
+}
+
+/// Where `read` starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    Earliest,
+    Latest,
+    /// After (or at, when inclusive) this message: ledger, entry, batch index.
+    At(u64, u64, i32),
+}
+
+fn parse_start(s: &str) -> Result<Start, CliError> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "earliest" => return Ok(Start::Earliest),
+        "latest" => return Ok(Start::Latest),
+        _ => {}
+    }
+    let bad = || {
+        CliError::Usage(format!(
+            "start message id {s:?}: expected latest, earliest or ledger:entry[:partition[:batch]]"
+        ))
+    };
+    let parts: Vec<&str> = s.trim().split(':').collect();
+    if !(2..=4).contains(&parts.len()) {
+        return Err(bad());
+    }
+    let number = |i: usize| -> Result<i64, CliError> {
+        parts
+            .get(i)
+            .map_or(Ok(-1), |p| p.parse::<i64>().map_err(|_| bad()))
+    };
+    let (ledger, entry) = (number(0)?, number(1)?);
+    let batch = number(3)?;
+    if ledger < 0 || entry < 0 {
+        return Err(bad());
+    }
+    Ok(Start::At(ledger as u64, entry as u64, batch.max(-1) as i32))
+}
+
+/// Runs `read`: a non-durable exclusive subscription of its own from the start position.
+/// A specific message id is read from the earliest message on, skipping those before it.
+pub fn read(client: &Client, args: &Read, format: Format) -> Result<(), CliError> {
+    let start = parse_start(&args.start_message_id)?;
+    let initial = match start {
+        Start::Latest => InitialPosition::Latest,
+        Start::Earliest | Start::At(..) => InitialPosition::Earliest,
+    };
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    let mut builder = client
+        .consumer(args.topic.clone())
+        .subscription(format!(
+            "pulsar-cli-reader-{}-{nanos:08x}",
+            std::process::id()
+        ))
+        .subscription_type(SubscriptionType::Exclusive)
+        .initial_position(initial)
+        .durable(false);
+    if let Some(q) = args.receive.queue_size.filter(|q| *q > 0) {
+        builder = builder.receiver_queue_size(q);
+    }
+    let consumer = builder.subscribe()?;
+    let inclusive = args.inclusive;
+    let count = receive_loop(&consumer, &args.receive, format, |m| match start {
+        Start::At(l, e, b) => {
+            let at = (m.id.ledger_id, m.id.entry_id, m.id.batch_index);
+            if inclusive {
+                at >= (l, e, b)
+            } else {
+                at > (l, e, b)
+            }
+        }
+        _ => true,
+    })?;
+    consumer.close()?;
+    eprintln!("{count} messages successfully read");
+    Ok(())
+}
+
+/// Receives until `-n` messages passed `keep` (0: forever), printing and acknowledging them.
+fn receive_loop(
+    consumer: &Consumer,
+    args: &ReceiveArgs,
+    format: Format,
+    keep: impl Fn(&Message) -> bool,
+) -> Result<u64, CliError> {
+    let printer = Printer::new(format, args.hex);
+    let n = args.num_messages;
+    let timeout = args.timeout.map(|t| seconds(t, "--timeout")).transpose()?;
+    let long = (n == 0 || n >= 1000) && (args.hide_content || !std::io::stdout().is_terminal());
+    let progress = Progress::new((n > 0).then_some(n), "msgs", long);
+    let mut pacer = Pacer::new(args.rate);
+    let mut count = 0u64;
+    let mut last = Instant::now();
+    while n == 0 || count < n {
+        pacer.wait();
+        let slice = match timeout {
+            Some(t) => t.saturating_sub(last.elapsed()).min(Duration::from_secs(1)),
+            None => Duration::from_secs(1),
+        };
+        match consumer.receive_timeout(slice)? {
+            Some(message) => {
+                last = Instant::now();
+                if keep(&message) {
+                    count += 1;
+                    if !args.hide_content {
+                        printer.message(&message)?;
+                    } else if count % 1000 == 0 && !progress.is_shown() {
+                        eprintln!("Received {count} messages");
+                    }
+                    progress.inc(1);
+                }
+                consumer.ack(&message)?;
+            }
+            None => {
+                if let Some(t) = timeout.filter(|t| last.elapsed() >= *t) {
+                    return Err(CliError::Incomplete(format!(
+                        "received {count} of {n} messages: none for {:.1} s (--timeout)",
+                        t.as_secs_f64()
+                    )));
+                }
+            }
+        }
+    }
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_positions() {
+        assert_eq!(parse_start("earliest").unwrap(), Start::Earliest);
+        assert_eq!(parse_start("Latest").unwrap(), Start::Latest);
+        assert_eq!(parse_start("12:34").unwrap(), Start::At(12, 34, -1));
+        assert_eq!(parse_start("12:34:-1:5").unwrap(), Start::At(12, 34, 5));
+        for bad in ["", "12", "a:b", "-1:2", "1:2:3:4:5"] {
+            assert!(parse_start(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,480 @@
+//! Runs the built `pulsar-cli` binary against the real broker (the shared one on 6650, found or
+//! started by the test-support library) and, for authentication, a token-enabled broker of this
+//! test's own (separate home and ports, stopped by PID at the end).
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pulsar_tests::support::{broker, unique_topic, BrokerOptions, BrokerProcess};
+use serde_json::Value;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+const BIN: &str = env!("CARGO_BIN_EXE_pulsar-cli");
+
+/// The outcome of one run.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    elapsed: Duration,
+}
+
+impl Run {
+    fn ok(&self) -> Result<&Self, String> {
+        if self.code == Some(0) {
+            Ok(self)
+        } else {
+            Err(format!("pulsar-cli failed: {self:?}"))
+        }
+    }
+
+    fn json_lines(&self) -> Result<Vec<Value>, String> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).map_err(|e| format!("{e}: {l:?}")))
+            .collect()
+    }
+
+    /// A failure printed as exactly one line on stderr.
+    fn one_error_line(&self) -> Result<&str, String> {
+        if self.code == Some(0) || self.code.is_none() {
+            return Err(format!("expected a non-zero exit: {self:?}"));
+        }
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        match lines.as_slice() {
+            [line] if line.starts_with("pulsar-cli: error: ") => Ok(line),
+            _ => Err(format!("expected one error line on stderr: {self:?}")),
+        }
+    }
+}
+
+/// Runs the binary, killing it after `limit`.
+fn cli(args: &[&str], limit: Duration) -> Result<Run, Box<dyn std::error::Error>> {
+    let started = Instant::now();
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_remove("PULSAR_SERVICE_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut stderr = child.stderr.take().ok_or("no stderr")?;
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let run = Run {
+        code: status.and_then(|s| s.code()),
+        stdout: out.join().map_err(|_| "stdout reader panicked")?,
+        stderr: err.join().map_err(|_| "stderr reader panicked")?,
+        elapsed: started.elapsed(),
+    };
+    if status.is_none() {
+        return Err(format!("pulsar-cli {args:?} still running after {limit:?}: {run:?}").into());
+    }
+    Ok(run)
+}
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn produce_consume_and_read_round_trip_in_json() -> TestResult {
+    let url = broker().service_url.clone();
+    let topic = unique_topic("cli-roundtrip");
+    let produced = cli(
+        &[
+            "--url",
+            &url,
+            "--format",
+            "json",
+            "produce",
+            &topic,
+            "-m",
+            "first,second",
+            "-m",
+            "third",
+            "-n",
+            "2",
+            "-k",
+            "the-key",
+            "-p",
+            "a=1",
+            "-p",
+            "b=two",
+        ],
+        LIMIT,
+    )?;
+    let receipts = produced.ok()?.json_lines()?;
+    assert_eq!(receipts.len(), 6, "{produced:?}");
+    assert!(
+        produced.stderr.contains("6 messages successfully produced"),
+        "{produced:?}"
+    );
+    let ids: Vec<String> = receipts
+        .iter()
+        .map(|r| {
+            r["message_id"]
+                .as_str()
+                .map(str::to_string)
+                .ok_or("no message_id")
+        })
+        .collect::<Result<_, _>>()?;
+
+    // a binary payload comes back as base64
+    let file = std::env::temp_dir().join(format!("cli-binary-{}", std::process::id()));
+    std::fs::write(&file, [0xffu8, 0x00, 0xfe, b'x'])?;
+    let binary = cli(
+        &[
+            "--url",
+            &url,
+            "produce",
+            &topic,
+            "-f",
+            &file.to_string_lossy(),
+        ],
+        LIMIT,
+    );
+    let _ = std::fs::remove_file(&file);
+    binary?.ok()?;
+
+    let consumed = cli(
+        &[
+            "--url",
+            &url,
+            "--format",
+            "json",
+            "consume",
+            &topic,
+            "-s",
+            "cli-sub",
+            "-p",
+            "Earliest",
+            "-n",
+            "7",
+            "--timeout",
+            "30",
+        ],
+        LIMIT,
+    )?;
+    let messages = consumed.ok()?.json_lines()?;
+    assert_eq!(messages.len(), 7, "{consumed:?}");
+    let payloads: Vec<&str> = messages
+        .iter()
+        .filter_map(|m| m["payload"].as_str())
+        .collect();
+    assert_eq!(
+        payloads,
+        ["first", "second", "third", "first", "second", "third", "/wD+eA=="]
+    );
+    for (m, id) in messages.iter().zip(&ids) {
+        assert_eq!(m["message_id"].as_str(), Some(id.as_str()));
+        assert_eq!(m["key"].as_str(), Some("the-key"));
+        assert_eq!(m["properties"], serde_json::json!({"a": "1", "b": "two"}));
+        assert_eq!(m["payload_encoding"].as_str(), Some("utf8"));
+        assert_eq!(m["redelivery_count"].as_u64(), Some(0));
+        assert!(
+            m["topic"].as_str().is_some_and(|t| t.ends_with(&topic)),
+            "{m}"
+        );
+        assert!(
+            m["publish_time"]
+                .as_u64()
+                .is_some_and(|t| t > 1_600_000_000_000),
+            "{m}"
+        );
+        assert!(m["event_time"].is_null());
+    }
+    assert_eq!(messages[6]["payload_encoding"].as_str(), Some("base64"));
+    assert!(messages[6]["key"].is_null());
+
+    // the subscription acknowledged everything: nothing more within the timeout
+    let again = cli(
+        &[
+            "--url",
+            &url,
+            "consume",
+            &topic,
+            "-s",
+            "cli-sub",
+            "-n",
+            "1",
+            "--timeout",
+            "2",
+        ],
+        LIMIT,
+    )?;
+    let line = again.one_error_line()?;
+    assert!(line.contains("received 0 of 1"), "{line}");
+
+    // read from the earliest message, then after / at a given id
+    let read = |extra: &[&str], n: &str| -> Result<Vec<Value>, Box<dyn std::error::Error>> {
+        let mut args = vec![
+            "--url",
+            url.as_str(),
+            "--format",
+            "json",
+            "read",
+            topic.as_str(),
+        ];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["-n", n, "--timeout", "30"]);
+        Ok(cli(&args, LIMIT)?.ok()?.json_lines()?)
+    };
+    let all = read(&["-m", "earliest"], "7")?;
+    assert_eq!(all, messages, "read from earliest sees the same messages");
+    let after = read(&["-m", &ids[1]], "2")?;
+    assert_eq!(after[0]["message_id"].as_str(), Some(ids[2].as_str()));
+    let at = read(&["-m", &ids[1], "-i"], "1")?;
+    assert_eq!(at[0]["message_id"].as_str(), Some(ids[1].as_str()));
+    Ok(())
+}
+
+#[test]
+fn text_output_matches_the_java_tool() -> TestResult {
+    let url = broker().service_url.clone();
+    let topic = unique_topic("cli-text");
+    cli(
+        &[
+            "--url", &url, "produce", &topic, "-m", "hello", "-k", "k", "-p", "x=y",
+        ],
+        LIMIT,
+    )?
+    .ok()?;
+    let consumed = cli(
+        &[
+            "--url",
+            &url,
+            "consume",
+            &topic,
+            "-s",
+            "s",
+            "-p",
+            "Earliest",
+            "--timeout",
+            "30",
+        ],
+        LIMIT,
+    )?;
+    assert_eq!(
+        consumed.ok()?.stdout,
+        "----- got message -----\nkey:[k], properties:[x=y], content:hello\n"
+    );
+    Ok(())
+}
+
+#[test]
+fn bad_url_is_one_clear_error() -> TestResult {
+    for url in [
+        "http://127.0.0.1:6650",
+        "pulsar://",
+        "pulsar://host:notaport",
+    ] {
+        let run = cli(&["--url", url, "produce", "t", "-m", "x"], LIMIT)?;
+        let line = run.one_error_line()?;
+        assert!(line.contains("invalid service URL"), "{url}: {line}");
+        assert!(run.elapsed < Duration::from_secs(5), "{run:?}");
+        assert!(run.stdout.is_empty());
+    }
+    // usage errors exit with 2
+    let run = cli(&["consume", "t"], LIMIT)?;
+    assert_eq!(run.code, Some(2), "{run:?}");
+    Ok(())
+}
+
+#[test]
+fn unreachable_broker_fails_within_the_timeouts() -> TestResult {
+    let run = cli(
+        &[
+            "--url",
+            "pulsar://127.0.0.1:1",
+            "--connection-timeout",
+            "2",
+            "--operation-timeout",
+            "4",
+            "produce",
+            "t",
+            "-m",
+            "x",
+        ],
+        LIMIT,
+    )?;
+    let line = run.one_error_line()?;
+    assert!(
+        line.contains("cannot connect") && line.contains("127.0.0.1:1"),
+        "{line}"
+    );
+    assert!(
+        run.elapsed < Duration::from_secs(12),
+        "took {:?}",
+        run.elapsed
+    );
+    Ok(())
+}
+
+#[test]
+fn perf_produce_then_consume_reports_throughput_and_latency() -> TestResult {
+    let url = broker().service_url.clone();
+    let topic = unique_topic("cli-perf");
+    let produced = cli(
+        &[
+            "--url", &url, "--format", "json", "perf", "produce", &topic, "-r", "0", "-s", "100",
+            "-m", "2000",
+        ],
+        LIMIT,
+    )?;
+    let report = produced.ok()?.json_lines()?;
+    let [p] = report.as_slice() else {
+        return Err(format!("one report expected: {produced:?}").into());
+    };
+    assert_eq!(p["messages"].as_u64(), Some(2000), "{p}");
+    assert_eq!(p["bytes"].as_u64(), Some(200_000), "{p}");
+    assert_eq!(p["failed"].as_u64(), Some(0), "{p}");
+    assert!(p["msg_per_sec"].as_f64().is_some_and(|r| r > 0.0), "{p}");
+    let lat = &p["latency_ms"];
+    assert_eq!(lat["samples"].as_u64(), Some(2000), "{p}");
+    let (p50, p99, max) = (
+        lat["p50"].as_f64().unwrap_or(-1.0),
+        lat["p99"].as_f64().unwrap_or(-1.0),
+        lat["max"].as_f64().unwrap_or(-1.0),
+    );
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{p}");
+
+    let consumed = cli(
+        &[
+            "--url", &url, "perf", "consume", &topic, "-p", "Earliest", "-m", "2000",
+        ],
+        LIMIT,
+    )?;
+    let text = consumed.ok()?.stdout.clone();
+    assert!(
+        text.starts_with("consume: 2000 msgs in ")
+            && text.contains("msg/s")
+            && text.contains("MB/s")
+            && text.contains("p99.9"),
+        "{consumed:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn authentication_flags_against_a_token_broker() -> TestResult {
+    let broker = BrokerProcess::start(BrokerOptions::new().auth())?;
+    let info = broker.info().clone();
+    let url = info.service_url.clone();
+    let auth = info.auth.clone().ok_or("no credentials")?;
+    let topic = unique_topic("cli-auth");
+
+    // a valid token, three ways
+    cli(
+        &[
+            "--url",
+            &url,
+            "--token",
+            &auth.client_token,
+            "produce",
+            &topic,
+            "-m",
+            "a",
+        ],
+        LIMIT,
+    )?
+    .ok()?;
+    let token_file = broker.home().join("cli-test.token");
+    std::fs::write(&token_file, &auth.client_token)?;
+    cli(
+        &[
+            "--url",
+            &url,
+            "--token-file",
+            &token_file.to_string_lossy(),
+            "produce",
+            &topic,
+            "-m",
+            "b",
+        ],
+        LIMIT,
+    )?
+    .ok()?;
+    let params = format!("token:{}", auth.client_token);
+    cli(
+        &[
+            "--url",
+            &url,
+            "--auth-plugin",
+            "org.apache.pulsar.client.impl.auth.AuthenticationToken",
+            "--auth-params",
+            &params,
+            "produce",
+            &topic,
+            "-m",
+            "c",
+        ],
+        LIMIT,
+    )?
+    .ok()?;
+    let basic = format!(
+        r#"{{"userId":"{}","password":"{}"}}"#,
+        auth.basic_user, auth.basic_password
+    );
+    cli(
+        &[
+            "--url",
+            &url,
+            "--auth-plugin",
+            "basic",
+            "--auth-params",
+            &basic,
+            "produce",
+            &topic,
+            "-m",
+            "d",
+        ],
+        LIMIT,
+    )?
+    .ok()?;
+
+    // a wrong token: one clear authentication error, promptly
+    let forged = auth.client_token.replace('.', ".x");
+    let run = cli(
+        &[
+            "--url", &url, "--token", &forged, "produce", &topic, "-m", "x",
+        ],
+        LIMIT,
+    )?;
+    let line = run.one_error_line()?;
+    assert!(line.contains("authentication failed"), "{line}");
+    assert!(
+        run.elapsed < Duration::from_secs(15),
+        "took {:?}",
+        run.elapsed
+    );
+    // no credentials at all
+    let run = cli(&["--url", &url, "produce", &topic, "-m", "x"], LIMIT)?;
+    assert!(
+        run.one_error_line()?.contains("authentication failed"),
+        "{run:?}"
+    );
+    drop(broker);
+    Ok(())
+}
