@@ -358,11 +358,12 @@ impl State {
                 producer,
                 send,
                 result,
+                ..
             } => {
                 self.send_completed(producer, send, result);
                 return;
             }
-            Event::MessagesAvailable { consumer } => {
+            Event::MessagesAvailable { consumer, .. } => {
                 if let Some(c) = self.consumers.get_mut(&consumer) {
                     wake_all(&mut c.waiters);
                 }
@@ -375,6 +376,7 @@ impl State {
                 producer,
                 name,
                 last_sequence_id,
+                ..
             } => {
                 if let Some(p) = self.producers.get_mut(producer) {
                     p.status = Status::Ready;
@@ -383,31 +385,45 @@ impl State {
                     wake_all(&mut p.waiters);
                 }
             }
-            Event::ProducerFailed { producer, error } => {
+            Event::ProducerFailed {
+                producer, error, ..
+            } => {
                 self.producer_over(*producer, Status::Failed(error.clone()));
             }
-            Event::ProducerClosed { producer, error } => {
+            Event::ProducerClosed {
+                producer, error, ..
+            } => {
                 self.producer_over(*producer, Status::Closed(error.clone()));
             }
-            Event::ConsumerReady { consumer } => {
+            Event::ConsumerReady { consumer, .. } => {
                 if let Some(c) = self.consumers.get_mut(consumer) {
                     c.status = Status::Ready;
                     wake_all(&mut c.waiters);
                 }
             }
-            Event::ConsumerFailed { consumer, error } => {
+            Event::ConsumerFailed {
+                consumer, error, ..
+            } => {
                 self.consumer_over(*consumer, Status::Failed(error.clone()));
             }
-            Event::ConsumerClosed { consumer, error } => {
+            Event::ConsumerClosed {
+                consumer, error, ..
+            } => {
                 self.consumer_over(*consumer, Status::Closed(error.clone()));
             }
-            Event::LookupCompleted { request, result } => {
+            Event::LookupCompleted {
+                request, result, ..
+            } => {
                 self.request_done(*request, RequestResult::Lookup(result.clone()));
             }
-            Event::PartitionedMetadata { request, result } => {
+            Event::PartitionedMetadata {
+                request, result, ..
+            } => {
                 self.request_done(*request, RequestResult::Partitions(result.clone()));
             }
-            Event::TopicsOfNamespace { request, result } => {
+            Event::TopicsOfNamespace {
+                request, result, ..
+            } => {
                 self.request_done(*request, RequestResult::Topics(result.clone()));
             }
             Event::ClientClosed => {
@@ -420,10 +436,14 @@ impl State {
             } => {
                 tracing::debug!(%address, %reason, "connection closed");
             }
-            Event::ProducerReconnecting { producer, reason } => {
+            Event::ProducerReconnecting {
+                producer, reason, ..
+            } => {
                 tracing::info!(producer = producer.get(), %reason, "producer reconnecting");
             }
-            Event::ConsumerReconnecting { consumer, reason } => {
+            Event::ConsumerReconnecting {
+                consumer, reason, ..
+            } => {
                 tracing::info!(consumer = consumer.get(), %reason, "consumer reconnecting");
             }
             _ => {}
@@ -822,7 +842,7 @@ impl State {
     pub(crate) fn ack(&mut self, id: ConsumerId, message: &MessageId) -> Result<(), Error> {
         let r = self.core.ack(Instant::now(), id, message);
         self.after_app();
-        r.map_err(Error::from)
+        r.map(|_| ()).map_err(Error::from)
     }
 
     pub(crate) fn close_consumer(&mut self, id: ConsumerId) {

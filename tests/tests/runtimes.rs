@@ -1,0 +1,1058 @@
+//! The runtime adapters against the real broker: every test body runs once per runtime (tokio,
+//! smol, blocking) through a small facade (`TClient`, `TProducer`, ...) that calls the adapter's
+//! own API — the async adapters' futures and `Stream`s, the blocking adapter's blocking calls.
+//!
+//! Brokers: the shared broker on 127.0.0.1:6650 for most tests; a broker owned by the test for
+//! the restart test; a shared mTLS broker from the broker script for the TLS tests.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use pulsar_async::core::{ServerErrorCode, TopicsMode};
+use pulsar_async::{
+    ClientEvent, ClientOptions, ClientStats, ConsumerOptions, Error, Event, InitialPosition,
+    Launch, Message, MessageId, OutgoingMessage, ProducerOptions, SendError, SubscriptionType,
+};
+use pulsar_tests::support::{self, unique_topic, Admin, BrokerOptions, BrokerProcess};
+use serde_json::Value;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+const RECEIVE: Duration = Duration::from_secs(15);
+
+// ------------------------------------------------------------------------------------- facade
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rt {
+    Tokio,
+    Smol,
+    Blocking,
+}
+
+/// Where the async calls of a test run.
+#[derive(Clone, Debug)]
+struct Env {
+    rt: Rt,
+    tokio: Option<Arc<tokio::runtime::Runtime>>,
+}
+
+impl Env {
+    fn new(rt: Rt) -> Env {
+        let tokio = (rt == Rt::Tokio).then(|| {
+            Arc::new(
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("tokio runtime"),
+            )
+        });
+        Env { rt, tokio }
+    }
+
+    fn block_on<F: Future>(&self, f: F) -> F::Output {
+        match (&self.tokio, self.rt) {
+            (Some(rt), _) => rt.block_on(f),
+            (None, Rt::Smol) => smol::block_on(f),
+            (None, _) => panic!("block_on on the blocking runtime"),
+        }
+    }
+
+    /// `f`'s output, or `None` after `d`.
+    fn timeout<F: Future>(&self, d: Duration, f: F) -> Option<F::Output> {
+        match (&self.tokio, self.rt) {
+            (Some(rt), _) => rt.block_on(async { tokio::time::timeout(d, f).await }).ok(),
+            (None, Rt::Smol) => smol::block_on(smol::future::or(async { Some(f.await) }, async {
+                smol::Timer::after(d).await;
+                None
+            })),
+            (None, _) => panic!("timeout on the blocking runtime"),
+        }
+    }
+
+    fn client(&self, options: ClientOptions) -> Result<TClient, Error> {
+        Ok(match self.rt {
+            Rt::Tokio => {
+                let rt = self.tokio.as_ref().expect("tokio runtime");
+                let _inside = rt.enter();
+                TClient::Async(
+                    self.clone(),
+                    pulsar_tokio::Tokio::launch(options)?.handle().clone(),
+                )
+            }
+            Rt::Smol => TClient::Async(
+                self.clone(),
+                pulsar_smol::Smol::launch(options)?.handle().clone(),
+            ),
+            Rt::Blocking => TClient::Blocking(pulsar_blocking::Blocking::launch(options)?),
+        })
+    }
+}
+
+/// Client options for the shared broker.
+fn options() -> ClientOptions {
+    let broker = support::broker();
+    options_for(&broker.service_url)
+}
+
+fn options_for(url: &str) -> ClientOptions {
+    let mut o = ClientOptions::new(url);
+    o.core.operation_timeout = Duration::from_secs(30);
+    o
+}
+
+enum TClient {
+    Async(Env, pulsar_async::ClientHandle),
+    Blocking(pulsar_blocking::Client),
+}
+
+impl TClient {
+    fn producer_with(
+        &self,
+        topic: &str,
+        options: ProducerOptions,
+        block_if_queue_full: bool,
+    ) -> Result<TProducer, Error> {
+        match self {
+            TClient::Async(env, c) => {
+                let b = c
+                    .producer(topic)
+                    .options(options)
+                    .block_if_queue_full(block_if_queue_full);
+                env.block_on(b.create())
+                    .map(|p| TProducer::Async(env.clone(), p))
+            }
+            TClient::Blocking(c) => c
+                .producer(topic)
+                .options(options)
+                .block_if_queue_full(block_if_queue_full)
+                .create()
+                .map(TProducer::Blocking),
+        }
+    }
+
+    fn producer(&self, topic: &str) -> Result<TProducer, Error> {
+        self.producer_with(topic, ProducerOptions::default(), true)
+    }
+
+    fn consumer(&self, topic: &str, options: ConsumerOptions) -> Result<TConsumer, Error> {
+        match self {
+            TClient::Async(env, c) => env
+                .block_on(c.consumer(topic).options(options).subscribe())
+                .map(|c| TConsumer::Async(env.clone(), c)),
+            TClient::Blocking(c) => c
+                .consumer(topic)
+                .options(options)
+                .subscribe()
+                .map(TConsumer::Blocking),
+        }
+    }
+
+    fn events(&self) -> TEvents {
+        match self {
+            TClient::Async(env, c) => TEvents::Async(env.clone(), c.events()),
+            TClient::Blocking(c) => TEvents::Blocking(c.events()),
+        }
+    }
+
+    fn stats(&self) -> ClientStats {
+        match self {
+            TClient::Async(_, c) => c.stats(),
+            TClient::Blocking(c) => c.stats(),
+        }
+    }
+
+    fn partitions(&self, topic: &str) -> Result<u32, Error> {
+        match self {
+            TClient::Async(env, c) => env.block_on(c.partitions(topic)),
+            TClient::Blocking(c) => c.partitions(topic),
+        }
+    }
+
+    fn topics_of_namespace(&self, namespace: &str) -> Result<Vec<String>, Error> {
+        match self {
+            TClient::Async(env, c) => {
+                env.block_on(c.topics_of_namespace(namespace, TopicsMode::Persistent))
+            }
+            TClient::Blocking(c) => c.topics_of_namespace(namespace, TopicsMode::Persistent),
+        }
+    }
+
+    fn close(&self) -> Result<(), Error> {
+        match self {
+            TClient::Async(env, c) => env.block_on(c.close()),
+            TClient::Blocking(c) => c.close(),
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        match self {
+            TClient::Async(_, c) => c.is_closed(),
+            TClient::Blocking(c) => c.is_closed(),
+        }
+    }
+}
+
+enum TProducer {
+    Async(Env, pulsar_async::Producer),
+    Blocking(pulsar_blocking::Producer),
+}
+
+impl TProducer {
+    fn send(&self, m: OutgoingMessage) -> Result<MessageId, Error> {
+        match self {
+            TProducer::Async(env, p) => env.block_on(p.send(m)),
+            TProducer::Blocking(p) => p.send(m),
+        }
+    }
+
+    /// Queues without waiting for the receipt (waits for room when full and blocking).
+    fn send_async(&self, m: OutgoingMessage) -> Result<TReceipt, Error> {
+        match self {
+            TProducer::Async(env, p) => env
+                .block_on(p.send_async(m))
+                .map(|r| TReceipt::Async(env.clone(), r)),
+            TProducer::Blocking(p) => p.send_async(m).map(TReceipt::Blocking),
+        }
+    }
+
+    /// Queues without ever waiting.
+    fn try_send(&self, m: OutgoingMessage) -> Result<TReceipt, Error> {
+        match self {
+            TProducer::Async(env, p) => p.try_send(m).map(|r| TReceipt::Async(env.clone(), r)),
+            TProducer::Blocking(p) => p.try_send(m).map(TReceipt::Blocking),
+        }
+    }
+
+    fn flush(&self) -> Result<(), Error> {
+        match self {
+            TProducer::Async(env, p) => env.block_on(p.flush()),
+            TProducer::Blocking(p) => p.flush(),
+        }
+    }
+
+    fn close(self) -> Result<(), Error> {
+        match self {
+            TProducer::Async(env, p) => env.block_on(p.close()),
+            TProducer::Blocking(p) => p.close(),
+        }
+    }
+
+    fn pending(&self) -> usize {
+        let stats = match self {
+            TProducer::Async(_, p) => p.stats(),
+            TProducer::Blocking(p) => p.stats(),
+        };
+        stats.map_or(0, |s| s.pending_messages)
+    }
+
+    fn name(&self) -> String {
+        match self {
+            TProducer::Async(_, p) => p.name().to_string(),
+            TProducer::Blocking(p) => p.name().to_string(),
+        }
+    }
+}
+
+enum TReceipt {
+    Async(Env, pulsar_async::Receipt),
+    Blocking(pulsar_blocking::Receipt),
+}
+
+impl TReceipt {
+    fn wait(self) -> Result<MessageId, Error> {
+        match self {
+            TReceipt::Async(env, r) => env
+                .timeout(Duration::from_secs(60), r)
+                .unwrap_or(Err(Error::Client(pulsar_async::core::Error::Timeout))),
+            TReceipt::Blocking(mut r) => r
+                .wait_timeout(Duration::from_secs(60))
+                .unwrap_or(Err(Error::Client(pulsar_async::core::Error::Timeout))),
+        }
+    }
+}
+
+enum TConsumer {
+    Async(Env, pulsar_async::Consumer),
+    Blocking(pulsar_blocking::Consumer),
+}
+
+impl TConsumer {
+    /// The next message within `d` (async: through the `Stream` implementation).
+    fn receive_timeout(&mut self, d: Duration) -> Result<Option<Message>, Error> {
+        match self {
+            TConsumer::Async(env, c) => match env.timeout(d, c.next()) {
+                None => Ok(None),
+                Some(None) => Err(Error::Client(pulsar_async::core::Error::Closed)),
+                Some(Some(r)) => r.map(Some),
+            },
+            TConsumer::Blocking(c) => c.receive_timeout(d),
+        }
+    }
+
+    /// The next message, which must come within [`RECEIVE`].
+    fn receive(&mut self) -> Result<Message, Box<dyn std::error::Error>> {
+        match self {
+            // `receive()` (the future) rather than the stream, to cover both.
+            TConsumer::Async(env, c) => Ok(env
+                .timeout(RECEIVE, c.receive())
+                .ok_or("no message within the timeout")??),
+            TConsumer::Blocking(c) => Ok(c
+                .receive_timeout(RECEIVE)?
+                .ok_or("no message within the timeout")?),
+        }
+    }
+
+    fn ack(&self, m: &Message) -> Result<(), Error> {
+        match self {
+            TConsumer::Async(_, c) => c.ack(m),
+            TConsumer::Blocking(c) => c.ack(m),
+        }
+    }
+
+    fn close(self) -> Result<(), Error> {
+        match self {
+            TConsumer::Async(env, c) => env.block_on(c.close()),
+            TConsumer::Blocking(c) => c.close(),
+        }
+    }
+}
+
+enum TEvents {
+    Async(Env, pulsar_async::EventStream),
+    Blocking(pulsar_blocking::Events),
+}
+
+impl TEvents {
+    /// The next event within `d`; `None` on timeout or when the stream ended.
+    fn next_timeout(&mut self, d: Duration) -> Option<ClientEvent> {
+        match self {
+            TEvents::Async(env, s) => env.timeout(d, s.next()).flatten(),
+            TEvents::Blocking(s) => s.recv_timeout(d).ok(),
+        }
+    }
+
+    /// Every event that arrives within `d`.
+    fn collect_for(&mut self, d: Duration) -> Vec<ClientEvent> {
+        let deadline = Instant::now() + d;
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.next_timeout(left) {
+                Some(e) => seen.push(e),
+                None => break,
+            }
+        }
+        seen
+    }
+
+    /// Waits until an event matching `pred` arrives (within `d`); returns every event seen.
+    fn wait_for(&mut self, d: Duration, pred: impl Fn(&Event) -> bool) -> (bool, Vec<ClientEvent>) {
+        let deadline = Instant::now() + d;
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.next_timeout(left) {
+                Some(e) => {
+                    let hit = matches!(&e, ClientEvent::Core(ev) if pred(ev));
+                    seen.push(e);
+                    if hit {
+                        return (true, seen);
+                    }
+                }
+                None => break,
+            }
+        }
+        (false, seen)
+    }
+}
+
+/// Polls `check` every 20 ms until it holds or `d` passes.
+fn eventually(d: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + d;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn msg(payload: impl Into<String>) -> OutgoingMessage {
+    OutgoingMessage::new(payload.into().into_bytes())
+}
+
+fn text(m: &Message) -> String {
+    String::from_utf8_lossy(&m.payload).into_owned()
+}
+
+fn consumer_options(sub: &str, t: SubscriptionType) -> ConsumerOptions {
+    let mut o = ConsumerOptions::new(sub);
+    o.subscription_type = t;
+    o.initial_position = InitialPosition::Earliest;
+    o
+}
+
+fn admin() -> Admin {
+    support::admin().expect("admin client")
+}
+
+/// Publishers of a topic, from the admin REST stats.
+fn publishers(admin: &Admin, topic: &str) -> usize {
+    admin
+        .topic_stats(topic)
+        .ok()
+        .and_then(|s| s.get("publishers").and_then(Value::as_array).map(Vec::len))
+        .unwrap_or(usize::MAX)
+}
+
+/// Consumers of a subscription, from the admin REST stats.
+fn sub_consumers(admin: &Admin, topic: &str, sub: &str) -> usize {
+    admin
+        .topic_stats(topic)
+        .ok()
+        .and_then(|s| {
+            s.get("subscriptions")?
+                .get(sub)?
+                .get("consumers")?
+                .as_array()
+                .map(Vec::len)
+        })
+        .unwrap_or(usize::MAX)
+}
+
+macro_rules! per_runtime {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn tokio() -> super::TestResult {
+                    super::$name(super::Env::new(super::Rt::Tokio))
+                }
+                #[test]
+                fn smol() -> super::TestResult {
+                    super::$name(super::Env::new(super::Rt::Smol))
+                }
+                #[test]
+                fn blocking() -> super::TestResult {
+                    super::$name(super::Env::new(super::Rt::Blocking))
+                }
+            }
+        )*
+    };
+}
+
+per_runtime!(
+    round_trip,
+    exclusive_and_failover,
+    shared_and_key_shared,
+    backpressure_waits,
+    backpressure_fails_fast,
+    graceful_close,
+    drop_closes_on_the_broker,
+    client_requests,
+    tls_verified_and_mutual,
+    tls_wrong_ca_fails_clearly,
+    tls_required_refuses_plain_urls,
+);
+
+// -------------------------------------------------------------------------------------- tests
+
+/// Produce (awaiting each receipt, then many in flight), consume in order with keys, properties
+/// and event times, acknowledge (the backlog drains on the broker), and read everything again
+/// from the start with a non-durable subscription.
+fn round_trip(env: Env) -> TestResult {
+    let topic = unique_topic(&format!("rt-roundtrip-{:?}", env.rt));
+    let client = env.client(options())?;
+    let mut consumer =
+        client.consumer(&topic, consumer_options("sub", SubscriptionType::Exclusive))?;
+    let producer = client.producer(&topic)?;
+    assert!(!producer.name().is_empty(), "the broker names the producer");
+
+    let message = |i: usize| {
+        msg(format!("message {i}"))
+            .with_key(format!("key-{}", i % 3))
+            .with_property("index", i.to_string())
+    };
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        ids.push(producer.send(message(i))?);
+    }
+    let receipts = (10..30)
+        .map(|i| producer.send_async(message(i)))
+        .collect::<Result<Vec<_>, _>>()?;
+    for r in receipts {
+        ids.push(r.wait()?);
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
+
+    for (i, id) in ids.iter().enumerate() {
+        let m = consumer.receive()?;
+        assert_eq!(text(&m), format!("message {i}"));
+        assert_eq!(m.key.as_deref(), Some(format!("key-{}", i % 3).as_str()));
+        assert_eq!(m.properties, vec![("index".to_string(), i.to_string())]);
+        assert_eq!(m.id.ledger_id, id.ledger_id);
+        assert_eq!(m.id.entry_id, id.entry_id);
+        assert!(m.publish_time > 0);
+        consumer.ack(&m)?;
+    }
+    assert!(
+        consumer
+            .receive_timeout(Duration::from_millis(300))?
+            .is_none(),
+        "nothing more"
+    );
+    let admin = admin();
+    assert!(
+        admin.wait_until(Duration::from_secs(10), |a| Ok(a
+            .subscription_backlog(&topic, "sub")?
+            == 0)),
+        "acknowledgements reach the broker"
+    );
+
+    // Read it all again from the start.
+    let mut read = consumer_options("reader", SubscriptionType::Exclusive);
+    read.durable = false;
+    let mut reader = client.consumer(&topic, read)?;
+    for i in 0..30 {
+        assert_eq!(text(&reader.receive()?), format!("message {i}"));
+    }
+
+    let stats = client.stats();
+    assert!(!stats.connections.is_empty());
+    assert_eq!(stats.producers.len(), 1);
+    assert_eq!(stats.consumers.len(), 2);
+    assert!(stats.counters.bytes_in > 0 && stats.counters.bytes_out > 0);
+
+    producer.close()?;
+    consumer.close()?;
+    reader.close()?;
+    client.close()?;
+    assert!(client.is_closed());
+    Ok(())
+}
+
+/// Exclusive: a second consumer is refused with ConsumerBusy. Failover: every message goes to
+/// the one active consumer.
+fn exclusive_and_failover(env: Env) -> TestResult {
+    let topic = unique_topic(&format!("rt-excl-{:?}", env.rt));
+    let client = env.client(options())?;
+    let _first = client.consumer(&topic, consumer_options("ex", SubscriptionType::Exclusive))?;
+    match client.consumer(&topic, consumer_options("ex", SubscriptionType::Exclusive)) {
+        Err(Error::Client(e)) => assert_eq!(e.server_code(), Some(ServerErrorCode::ConsumerBusy)),
+        Err(other) => panic!("unexpected error {other}"),
+        Ok(_) => panic!("two exclusive consumers on one subscription"),
+    }
+
+    let mut a = client.consumer(&topic, consumer_options("fo", SubscriptionType::Failover))?;
+    let mut b = client.consumer(&topic, consumer_options("fo", SubscriptionType::Failover))?;
+    let producer = client.producer(&topic)?;
+    for i in 0..20 {
+        producer.send(msg(format!("f{i}")))?;
+    }
+    let (mut got_a, mut got_b) = (Vec::new(), Vec::new());
+    let deadline = Instant::now() + RECEIVE;
+    while got_a.len() + got_b.len() < 20 && Instant::now() < deadline {
+        if let Some(m) = a.receive_timeout(Duration::from_millis(100))? {
+            a.ack(&m)?;
+            got_a.push(text(&m));
+        }
+        if let Some(m) = b.receive_timeout(Duration::from_millis(100))? {
+            b.ack(&m)?;
+            got_b.push(text(&m));
+        }
+    }
+    let expected: Vec<String> = (0..20).map(|i| format!("f{i}")).collect();
+    assert!(
+        (got_a == expected && got_b.is_empty()) || (got_b == expected && got_a.is_empty()),
+        "failover: one consumer gets everything in order: {got_a:?} / {got_b:?}"
+    );
+    client.close()?;
+    Ok(())
+}
+
+/// Shared: messages spread over both consumers, none lost or duplicated. Key_Shared: each key
+/// goes to exactly one consumer.
+fn shared_and_key_shared(env: Env) -> TestResult {
+    let topic = unique_topic(&format!("rt-shared-{:?}", env.rt));
+    let client = env.client(options())?;
+    let small_queue = |sub: &str, t: SubscriptionType| {
+        let mut o = consumer_options(sub, t);
+        o.receiver_queue_size = 4;
+        o
+    };
+    let mut s1 = client.consumer(&topic, small_queue("sh", SubscriptionType::Shared))?;
+    let mut s2 = client.consumer(&topic, small_queue("sh", SubscriptionType::Shared))?;
+    let mut k1 = client.consumer(&topic, small_queue("ks", SubscriptionType::KeyShared))?;
+    let mut k2 = client.consumer(&topic, small_queue("ks", SubscriptionType::KeyShared))?;
+
+    let producer = client.producer(&topic)?;
+    let receipts = (0..60)
+        .map(|i| producer.send_async(msg(format!("m{i}")).with_key(format!("key{}", i % 6))))
+        .collect::<Result<Vec<_>, _>>()?;
+    for r in receipts {
+        r.wait()?;
+    }
+
+    let drain = |c1: &mut TConsumer, c2: &mut TConsumer| -> Result<[Vec<Message>; 2], Error> {
+        let mut got = [Vec::new(), Vec::new()];
+        let deadline = Instant::now() + RECEIVE;
+        while got[0].len() + got[1].len() < 60 && Instant::now() < deadline {
+            for (i, c) in [&mut *c1, &mut *c2].into_iter().enumerate() {
+                if let Some(m) = c.receive_timeout(Duration::from_millis(50))? {
+                    c.ack(&m)?;
+                    got[i].push(m);
+                }
+            }
+        }
+        Ok(got)
+    };
+
+    let [a, b] = drain(&mut s1, &mut s2)?;
+    assert!(
+        !a.is_empty() && !b.is_empty(),
+        "shared: both consumers get messages ({} / {})",
+        a.len(),
+        b.len()
+    );
+    let all: BTreeSet<String> = a.iter().chain(&b).map(text).collect();
+    assert_eq!(all.len(), 60, "shared: every message exactly once");
+    assert_eq!(a.len() + b.len(), 60);
+
+    let [a, b] = drain(&mut k1, &mut k2)?;
+    assert_eq!(a.len() + b.len(), 60, "key_shared: every message");
+    let mut owner: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, got) in [&a, &b].into_iter().enumerate() {
+        for m in got {
+            let key = m.key.clone().unwrap_or_default();
+            let previous = owner.insert(key.clone(), i);
+            assert!(
+                previous.is_none() || previous == Some(i),
+                "key {key} went to both consumers"
+            );
+        }
+    }
+    assert_eq!(owner.len(), 6);
+    // Per key, order is kept.
+    for got in [&a, &b] {
+        let mut last: BTreeMap<String, usize> = BTreeMap::new();
+        for m in got {
+            let n: usize = text(m)[1..].parse()?;
+            let key = m.key.clone().unwrap_or_default();
+            if let Some(prev) = last.insert(key, n) {
+                assert!(prev < n, "key_shared keeps per-key order");
+            }
+        }
+    }
+    client.close()?;
+    Ok(())
+}
+
+/// A producer allowed 3 pending messages sends 200 without waiting for receipts: each send waits
+/// for room, the pending queue never exceeds 3, and every message arrives once, in order.
+fn backpressure_waits(env: Env) -> TestResult {
+    let topic = unique_topic(&format!("rt-bp-{:?}", env.rt));
+    let client = env.client(options())?;
+    let mut consumer =
+        client.consumer(&topic, consumer_options("bp", SubscriptionType::Exclusive))?;
+    let mut po = ProducerOptions::default();
+    po.max_pending_messages = 3;
+    let producer = client.producer_with(&topic, po, true)?;
+    let mut receipts = Vec::new();
+    let mut max_pending = 0;
+    for i in 0..200 {
+        receipts.push(producer.send_async(msg(format!("bp{i}")))?);
+        max_pending = max_pending.max(producer.pending());
+    }
+    assert!(max_pending <= 3, "pending queue bounded: {max_pending}");
+    producer.flush()?;
+    assert_eq!(producer.pending(), 0, "flush waits for every receipt");
+    let ids = receipts
+        .into_iter()
+        .map(TReceipt::wait)
+        .collect::<Result<Vec<_>, _>>()?;
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    for i in 0..200 {
+        let m = consumer.receive()?;
+        assert_eq!(text(&m), format!("bp{i}"));
+        consumer.ack(&m)?;
+    }
+    assert!(consumer
+        .receive_timeout(Duration::from_millis(200))?
+        .is_none());
+    client.close()?;
+    Ok(())
+}
+
+/// The same producer configured to fail fast: a full queue is a typed `QueueFull` error at once,
+/// and every accepted message arrives (nothing silently dropped).
+fn backpressure_fails_fast(env: Env) -> TestResult {
+    let topic = unique_topic(&format!("rt-ff-{:?}", env.rt));
+    let client = env.client(options())?;
+    let mut consumer =
+        client.consumer(&topic, consumer_options("ff", SubscriptionType::Exclusive))?;
+    let mut po = ProducerOptions::default();
+    po.max_pending_messages = 2;
+    let producer = client.producer_with(&topic, po, false)?;
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for i in 0..50 {
+        let m = msg(format!("ff{i}"));
+        // Both entry points: the waiting one must not wait on a fail-fast producer.
+        let r = if i % 2 == 0 {
+            producer.try_send(m)
+        } else {
+            producer.send_async(m)
+        };
+        match r {
+            Ok(r) => accepted.push((i, r)),
+            Err(Error::Send(SendError::QueueFull)) => refused += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    assert!(
+        refused > 0,
+        "a queue of 2 refuses some of 50 immediate sends"
+    );
+    assert!(accepted.len() >= 2);
+    let expected: Vec<String> = accepted.iter().map(|(i, _)| format!("ff{i}")).collect();
+    for (_, r) in accepted {
+        r.wait()?;
+    }
+    for e in &expected {
+        assert_eq!(&text(&consumer.receive()?), e);
+    }
+    assert!(consumer
+        .receive_timeout(Duration::from_millis(300))?
+        .is_none());
+    client.close()?;
+    Ok(())
+}
+
+/// Closing the client with sends in flight completes them, closes everything on the broker,
+/// ends the event stream with `ClientClosed`, and makes later calls fail with "closed".
+fn graceful_close(env: Env) -> TestResult {
+    let topic = unique_topic(&format!("rt-close-{:?}", env.rt));
+    let client = env.client(options())?;
+    let mut events = client.events();
+    let mut consumer =
+        client.consumer(&topic, consumer_options("c", SubscriptionType::Exclusive))?;
+    let producer = client.producer(&topic)?;
+    let receipts = (0..50)
+        .map(|i| producer.send_async(msg(format!("c{i}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    client.close()?;
+    assert!(client.is_closed());
+    for r in receipts {
+        r.wait()?;
+    }
+    let (closed, seen) =
+        events.wait_for(Duration::from_secs(5), |e| matches!(e, Event::ClientClosed));
+    assert!(closed, "ClientClosed on the event stream: {seen:?}");
+    assert!(
+        events.next_timeout(Duration::from_secs(1)).is_none(),
+        "the stream ends"
+    );
+
+    match producer.send(msg("late")) {
+        Err(e) => assert!(e.is_closed(), "closed error, got {e}"),
+        Ok(id) => panic!("send after close succeeded: {id}"),
+    }
+    assert!(consumer
+        .receive_timeout(Duration::from_millis(200))
+        .is_err());
+
+    let admin = admin();
+    assert!(admin.wait_until(Duration::from_secs(10), |a| Ok(
+        publishers(a, &topic) == 0 && sub_consumers(a, &topic, "c") == 0
+    )));
+    // Every message of the close is stored.
+    let check = env.client(options())?;
+    let mut reader = check.consumer(
+        &topic,
+        consumer_options("check", SubscriptionType::Exclusive),
+    )?;
+    for i in 0..50 {
+        assert_eq!(text(&reader.receive()?), format!("c{i}"));
+    }
+    check.close()?;
+    Ok(())
+}
+
+/// Dropping a producer or consumer closes it on the broker; dropping the last handle of a
+/// client closes everything it had.
+fn drop_closes_on_the_broker(env: Env) -> TestResult {
+    let topic = unique_topic(&format!("rt-drop-{:?}", env.rt));
+    let admin = admin();
+    let client = env.client(options())?;
+    let producer = client.producer(&topic)?;
+    let consumer = client.consumer(&topic, consumer_options("d", SubscriptionType::Shared))?;
+    assert_eq!(publishers(&admin, &topic), 1);
+    assert_eq!(sub_consumers(&admin, &topic, "d"), 1);
+    producer.send(msg("before drop"))?;
+
+    drop(producer);
+    assert!(
+        admin.wait_until(Duration::from_secs(10), |a| Ok(publishers(a, &topic) == 0)),
+        "dropped producer closed on the broker"
+    );
+    drop(consumer);
+    assert!(
+        admin.wait_until(Duration::from_secs(10), |a| Ok(sub_consumers(
+            a, &topic, "d"
+        ) == 0)),
+        "dropped consumer closed on the broker"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let stats = client.stats();
+            stats.producers.is_empty() && stats.consumers.is_empty()
+        }),
+        "the client forgot them once the broker answered"
+    );
+
+    // Handles keep the client alive; the last one closes it.
+    let producer = client.producer(&topic)?;
+    let consumer = client.consumer(&topic, consumer_options("d", SubscriptionType::Shared))?;
+    assert_eq!(publishers(&admin, &topic), 1);
+    drop(client);
+    producer.send(msg("after the client handle is gone"))?;
+    drop(producer);
+    drop(consumer);
+    assert!(
+        admin.wait_until(Duration::from_secs(10), |a| Ok(
+            publishers(a, &topic) == 0 && sub_consumers(a, &topic, "d") == 0
+        )),
+        "the client closed with its last handle"
+    );
+    Ok(())
+}
+
+/// Lookup-level requests: partition count and namespace listing.
+fn client_requests(env: Env) -> TestResult {
+    let topic = unique_topic(&format!("rt-req-{:?}", env.rt));
+    support::create_partitioned(&topic, 3)?;
+    let client = env.client(options())?;
+    assert_eq!(client.partitions(&topic)?, 3);
+    let plain = unique_topic(&format!("rt-req-plain-{:?}", env.rt));
+    client.producer(&plain)?.send(msg("x"))?;
+    assert_eq!(client.partitions(&plain)?, 0);
+    let topics = client.topics_of_namespace("public/default")?;
+    assert!(topics.contains(&plain), "{plain} listed");
+    client.close()?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------- TLS
+
+fn mtls_broker() -> support::BrokerInfo {
+    support::shared_broker(BrokerOptions::new().mtls()).expect("mTLS broker")
+}
+
+/// TLS with the broker's CA and a client certificate: connects (hostname verified) and works;
+/// the same without a client certificate is refused by the broker.
+fn tls_verified_and_mutual(env: Env) -> TestResult {
+    let broker = mtls_broker();
+    let files = broker.tls.clone().ok_or("no TLS files")?;
+    let url = broker.service_url_tls.clone().ok_or("no TLS URL")?;
+    let topic = unique_topic(&format!("rt-tls-{:?}", env.rt));
+
+    let mut o = options_for(&url);
+    o.tls.trust = pulsar_async::TrustRoots::PemFile(files.ca.clone());
+    o.tls.client_certificate = Some(pulsar_async::ClientCertificate::new(
+        &files.client_cert,
+        &files.client_key,
+    ));
+    o.tls.require_tls = true;
+    let client = env.client(o)?;
+    let mut consumer =
+        client.consumer(&topic, consumer_options("tls", SubscriptionType::Exclusive))?;
+    let producer = client.producer(&topic)?;
+    for i in 0..5 {
+        producer.send(msg(format!("tls{i}")))?;
+    }
+    for i in 0..5 {
+        assert_eq!(text(&consumer.receive()?), format!("tls{i}"));
+    }
+    assert!(client.stats().connections.iter().all(|c| c.address.tls));
+    client.close()?;
+
+    let mut o = options_for(&url);
+    o.tls.trust = pulsar_async::TrustRoots::PemFile(files.ca.clone());
+    o.core.operation_timeout = Duration::from_secs(5);
+    let client = env.client(o)?;
+    assert!(
+        client.producer(&topic).is_err(),
+        "an mTLS broker refuses a client without certificate"
+    );
+    client.close()?;
+    Ok(())
+}
+
+/// A CA that did not sign the broker's certificate: creation fails, and the error (and the
+/// connection event) says why.
+fn tls_wrong_ca_fails_clearly(env: Env) -> TestResult {
+    let broker = mtls_broker();
+    let files = broker.tls.clone().ok_or("no TLS files")?;
+    let url = broker.service_url_tls.clone().ok_or("no TLS URL")?;
+    let mut o = options_for(&url);
+    o.tls.trust = pulsar_async::TrustRoots::PemFile(files.other_ca.clone());
+    o.tls.client_certificate = Some(pulsar_async::ClientCertificate::new(
+        &files.client_cert,
+        &files.client_key,
+    ));
+    o.core.operation_timeout = Duration::from_secs(4);
+    let client = env.client(o)?;
+    let mut events = client.events();
+    let error = match client.producer(&unique_topic("rt-tls-wrong-ca")) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("connected with the wrong CA"),
+    };
+    assert!(
+        error.contains("certificate") && error.contains("TLS handshake"),
+        "clear error: {error}"
+    );
+    let (found, seen) = events.wait_for(Duration::from_secs(2), |e| {
+        matches!(e, Event::ConnectionClosed { reason, .. } if reason.to_string().contains("UnknownIssuer"))
+    });
+    assert!(found, "the connection event names the cause: {seen:?}");
+    client.close()?;
+    Ok(())
+}
+
+/// `require_tls` refuses a plain URL when the client is built.
+fn tls_required_refuses_plain_urls(env: Env) -> TestResult {
+    let mut o = options_for("pulsar://127.0.0.1:6650");
+    o.tls.require_tls = true;
+    match env.client(o) {
+        Err(Error::TlsRequired(url)) => assert_eq!(url, "pulsar://127.0.0.1:6650"),
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("a plain URL accepted with require_tls"),
+    }
+    // The builders say the same.
+    let e = match env.rt {
+        Rt::Blocking => pulsar_blocking::Client::builder("pulsar://127.0.0.1:6650")
+            .require_tls()
+            .build()
+            .err(),
+        Rt::Smol => pulsar_smol::Client::builder("pulsar://127.0.0.1:6650")
+            .require_tls()
+            .build()
+            .err(),
+        Rt::Tokio => {
+            let _inside = env.tokio.as_ref().ok_or("no runtime")?.enter();
+            pulsar_tokio::Client::builder("pulsar://127.0.0.1:6650")
+                .require_tls()
+                .build()
+                .err()
+        }
+    };
+    assert!(matches!(e, Some(Error::TlsRequired(_))), "{e:?}");
+    Ok(())
+}
+
+// ------------------------------------------------------------------------- broker restart
+
+/// One broker of the test's own, restarted once with clients of all three runtimes connected:
+/// each producer and consumer reconnects by itself (events say so), messages sent before and
+/// after arrive, and nothing acknowledged is lost.
+#[test]
+fn reconnect_after_broker_restart_all_runtimes() -> TestResult {
+    let mut broker = BrokerProcess::start(BrokerOptions::new())?;
+    let url = broker.info().service_url.clone();
+    let rts = [Rt::Tokio, Rt::Smol, Rt::Blocking];
+    let mut sides = Vec::new();
+    for rt in rts {
+        let env = Env::new(rt);
+        let mut o = options_for(&url);
+        o.core.backoff_initial = Duration::from_millis(100);
+        o.core.backoff_max = Duration::from_secs(1);
+        o.core.operation_timeout = Duration::from_secs(60);
+        let client = env.client(o)?;
+        let events = client.events();
+        let topic = unique_topic(&format!("rt-restart-{rt:?}"));
+        let mut consumer =
+            client.consumer(&topic, consumer_options("r", SubscriptionType::Exclusive))?;
+        let producer = client.producer(&topic)?;
+        for i in 0..5 {
+            producer.send(msg(format!("before{i}")))?;
+        }
+        for i in 0..5 {
+            let m = consumer.receive()?;
+            assert_eq!(text(&m), format!("before{i}"));
+            consumer.ack(&m)?;
+        }
+        sides.push((rt, env, client, events, consumer, producer));
+    }
+
+    broker.restart()?;
+
+    for (rt, _env, client, events, consumer, producer) in &mut sides {
+        for i in 0..5 {
+            producer.send(msg(format!("after{i}")))?;
+        }
+        for i in 0..5 {
+            let m = consumer.receive()?;
+            assert_eq!(text(&m), format!("after{i}"), "{rt:?}");
+            consumer.ack(&m)?;
+        }
+        let seen = events.collect_for(Duration::from_secs(2));
+        let saw = |f: &dyn Fn(&Event) -> bool| {
+            seen.iter()
+                .any(|e| matches!(e, ClientEvent::Core(ev) if f(ev)))
+        };
+        assert!(
+            saw(&|e| matches!(e, Event::ConnectionClosed { .. })),
+            "{rt:?}: connection loss reported: {seen:?}"
+        );
+        assert!(
+            saw(&|e| matches!(e, Event::ProducerReconnected { .. })),
+            "{rt:?}: producer reconnected: {seen:?}"
+        );
+        assert!(
+            saw(&|e| matches!(e, Event::ConsumerReconnected { .. })),
+            "{rt:?}: consumer reconnected: {seen:?}"
+        );
+        assert!(client.stats().counters.reconnects >= 2, "{rt:?}");
+    }
+    for (_, _, client, ..) in &sides {
+        client.close()?;
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------- blocking inside an async runtime
+
+/// The blocking client called from inside a tokio runtime (current-thread, so any hidden
+/// `block_on` would panic and any hidden dependency on that runtime would deadlock).
+#[tokio::test(flavor = "current_thread")]
+async fn blocking_client_inside_a_tokio_runtime() -> TestResult {
+    let topic = unique_topic("rt-blocking-in-tokio");
+    let client = pulsar_blocking::Client::builder(&support::broker().service_url).build()?;
+    let consumer = client
+        .consumer(&topic)
+        .subscription("in-tokio")
+        .initial_position(InitialPosition::Earliest)
+        .subscribe()?;
+    let producer = client.producer(&topic).create()?;
+    let id = producer.send("from inside tokio")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    producer.send_with_callback("with a callback", move |r| {
+        let _ = tx.send(r);
+    })?;
+    let second = rx.recv_timeout(RECEIVE)??;
+    assert!(second > id);
+    let m = consumer.receive_timeout(RECEIVE)?.ok_or("no message")?;
+    assert_eq!(m.payload.as_ref(), b"from inside tokio");
+    consumer.ack(&m)?;
+    let m = consumer.receive_timeout(RECEIVE)?.ok_or("no message")?;
+    assert_eq!(m.payload.as_ref(), b"with a callback");
+    // Still usable by async code on the same thread afterwards.
+    tokio::task::yield_now().await;
+    client.close()?;
+    Ok(())
+}
