@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 /// A progress bar on stderr, present only when stderr is a terminal.
 #[derive(Debug)]
@@ -21,16 +21,19 @@ impl Progress {
         let (bar, template) = match total {
             Some(n) => (
                 ProgressBar::new(n),
-                format!("{{bar:30}} {{pos}}/{{len}} {unit} · {{per_sec}} · {{elapsed_precise}}"),
+                format!("{{bar:30}} {{pos}}/{{len}} {unit} · {{rate}} · {{elapsed_precise}}"),
             ),
             None => (
                 ProgressBar::no_length(),
-                format!("{{spinner}} {{pos}} {unit} · {{per_sec}} · {{elapsed_precise}}"),
+                format!("{{spinner}} {{pos}} {unit} · {{rate}} · {{elapsed_precise}}"),
             ),
         };
         bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(4));
         if let Ok(style) = ProgressStyle::with_template(&template) {
-            bar.set_style(style);
+            let rate = |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0}/s", state.per_sec());
+            };
+            bar.set_style(style.with_key("rate", rate));
         }
         bar.enable_steady_tick(Duration::from_millis(250));
         Progress { bar: Some(bar) }
