@@ -1035,8 +1035,17 @@ impl Part {
             }
             _ => {
                 // Checksum error or a transient failure: the state is unknown; reconnect and resend
-                // everything pending (the Java client's rule).
-                sh.close_connection(now, conn, Error::server(e.error, e.message));
+                // everything pending (the Java client's rule). The reason given for the close must
+                // be retriable, or the other users of the connection would give up.
+                let reason = if code.is_retriable() {
+                    Error::server(e.error, e.message)
+                } else {
+                    Error::Protocol(ProtocolError::UnexpectedCommand(format!(
+                        "SEND_ERROR {code:?} for sequence id {}: {}",
+                        e.sequence_id, e.message
+                    )))
+                };
+                sh.close_connection(now, conn, reason);
                 Outcome::None
             }
         }
