@@ -13,5 +13,6 @@
 
 pub mod golden;
 pub mod proxy;
+pub mod sim;
 pub mod support;
 pub mod wire;

@@ -53,6 +53,9 @@ pub(crate) struct Conn {
     pub(crate) next_check: Duration,
     pub(crate) supports_auth_refresh: bool,
     pub(crate) auth_refresh_pending: bool,
+    /// A liveness probe: close unless input arrives after `probe_started` by this time.
+    pub(crate) probe_deadline: Option<Duration>,
+    pub(crate) probe_started: Duration,
 }
 
 impl Conn {
@@ -70,6 +73,8 @@ impl Conn {
             next_check: now + keep_alive,
             supports_auth_refresh: false,
             auth_refresh_pending: false,
+            probe_deadline: None,
+            probe_started: now,
         }
     }
 }
@@ -103,7 +108,7 @@ impl ModelCluster {
         }
         if self.config.auth_token.is_some() && self.fault(|f| f.auth_challenge) {
             if let Some(cn) = self.conns.get_mut(&conn) {
-                cn.state = super::ConnState::AwaitAuth;
+                cn.state = ConnState::AwaitAuth;
             }
             self.send_challenge(conn, "challenge");
             return;
@@ -170,6 +175,26 @@ impl ModelCluster {
         match cn.state {
             ConnState::AwaitAuth => self.finish_handshake(conn),
             _ => cn.auth_refresh_pending = false,
+        }
+    }
+
+    /// Closes connections that failed a liveness probe (no input since the probe started).
+    pub(crate) fn probe_checks(&mut self) {
+        let now = self.now;
+        let due: Vec<(ConnId, bool)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.probe_deadline.is_some_and(|d| d <= now))
+            .map(|(id, c)| (*id, c.last_input > c.probe_started))
+            .collect();
+        for (conn, alive) in due {
+            if alive {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.probe_deadline = None;
+                }
+            } else {
+                self.close_conn(conn, "liveness probe failed");
+            }
         }
     }
 

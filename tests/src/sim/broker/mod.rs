@@ -28,7 +28,7 @@ use std::fmt;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use pulsar_proto::{encode_command, encode_payload_command, pb, FrameDecoder};
+use pulsar_proto::{encode_command, encode_payload_command, pb};
 
 use self::conn::{Conn, ConnState};
 use self::topic::LoadedTopic;
@@ -211,6 +211,8 @@ pub struct ModelCluster {
     next_registration: u64,
     sends: Vec<ReceivedSend>,
     faults_on: bool,
+    /// Latest first-time (redelivery count 0) dispatch of each entry, per subscription.
+    first_dispatch: BTreeMap<(String, String, u64, u64), Duration>,
 }
 
 impl ModelCluster {
@@ -233,6 +235,7 @@ impl ModelCluster {
             next_registration: 0,
             sends: Vec::new(),
             faults_on: true,
+            first_dispatch: BTreeMap::new(),
             config,
         }
     }
@@ -332,6 +335,25 @@ impl ModelCluster {
         )
     }
 
+    /// When `(ledger, entry)` of `topic` was last dispatched on `subscription` with redelivery
+    /// count 0 (the model counts every re-dispatch while the topic stays loaded).
+    pub fn first_dispatch(
+        &self,
+        topic: &str,
+        subscription: &str,
+        ledger_id: u64,
+        entry_id: u64,
+    ) -> Option<Duration> {
+        self.first_dispatch
+            .get(&(
+                topic.to_owned(),
+                subscription.to_owned(),
+                ledger_id,
+                entry_id,
+            ))
+            .copied()
+    }
+
     /// The next note (one line per notable broker event, frames too when `trace_frames`).
     pub fn poll_note(&mut self) -> Option<String> {
         self.notes.pop_front()
@@ -340,7 +362,12 @@ impl ModelCluster {
     // ---- the sans-IO interface ------------------------------------------------------------------
 
     /// A connection to broker `broker` was opened (the TCP handshake succeeded).
-    pub fn accept(&mut self, now: Duration, conn: ConnId, broker: usize) -> Result<(), AcceptError> {
+    pub fn accept(
+        &mut self,
+        now: Duration,
+        conn: ConnId,
+        broker: usize,
+    ) -> Result<(), AcceptError> {
         self.now = now;
         if broker >= self.up.len() {
             return Err(AcceptError::UnknownBroker(broker));
@@ -394,6 +421,7 @@ impl ModelCluster {
     pub fn tick(&mut self, now: Duration) {
         self.now = now;
         self.persist_ready();
+        self.probe_checks();
         self.keep_alive_checks();
     }
 
@@ -408,7 +436,8 @@ impl ModelCluster {
             .values()
             .filter(|_| !self.config.keep_alive.is_zero())
             .map(|c| c.next_check);
-        writes.chain(checks).min()
+        let probes = self.conns.values().filter_map(|c| c.probe_deadline);
+        writes.chain(checks).chain(probes).min()
     }
 
     /// The next output for the network.
@@ -734,7 +763,10 @@ pub fn describe(cmd: &pb::BaseCommand) -> String {
                 .as_ref()
                 .map(|m| format!("{}:{}", m.ledger_id as i64, m.entry_id as i64))
                 .unwrap_or_default();
-            format!("SEND_RECEIPT p{} seq {} id {id}", s.producer_id, s.sequence_id)
+            format!(
+                "SEND_RECEIPT p{} seq {} id {id}",
+                s.producer_id, s.sequence_id
+            )
         }),
         Some(Type::SendError) => cmd.send_error.as_deref().map_or_else(String::new, |s| {
             format!(
@@ -765,7 +797,12 @@ pub fn describe(cmd: &pb::BaseCommand) -> String {
                     )
                 })
                 .collect();
-            format!("ACK c{} type {} [{}]", a.consumer_id, a.ack_type, ids.join(" "))
+            format!(
+                "ACK c{} type {} [{}]",
+                a.consumer_id,
+                a.ack_type,
+                ids.join(" ")
+            )
         }),
         Some(Type::Flow) => cmd.flow.as_deref().map_or_else(String::new, |f| {
             format!("FLOW c{} permits {}", f.consumer_id, f.message_permits)
@@ -781,9 +818,20 @@ pub fn describe(cmd: &pb::BaseCommand) -> String {
             )
         }),
         Some(Type::Subscribe) => cmd.subscribe.as_deref().map_or_else(String::new, |s| {
+            let start = s
+                .start_message_id
+                .as_ref()
+                .map(|m| format!(" start {}:{}", m.ledger_id as i64, m.entry_id as i64))
+                .unwrap_or_default();
             format!(
-                "SUBSCRIBE c{} req {} {} sub {} type {}",
-                s.consumer_id, s.request_id, s.topic, s.subscription, s.sub_type
+                "SUBSCRIBE c{} req {} {} sub {} type {} durable {} initial {}{start}",
+                s.consumer_id,
+                s.request_id,
+                s.topic,
+                s.subscription,
+                s.sub_type,
+                s.durable.unwrap_or(true),
+                s.initial_position.unwrap_or(0)
             )
         }),
         Some(Type::Error) => cmd.error.as_deref().map_or_else(String::new, |e| {

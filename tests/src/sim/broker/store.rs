@@ -140,9 +140,12 @@ impl TopicLog {
     }
 
     /// The index of the first entry at or after `(ledger_id, entry_id)` (the log length if none).
+    /// Ids compare as the signed numbers they are on the wire: `(l, -1)` is before entry 0 of
+    /// ledger `l`.
     pub fn first_at_or_after(&self, ledger_id: u64, entry_id: u64) -> usize {
+        let key = (ledger_id as i64, entry_id as i64);
         self.entries
-            .partition_point(|e| (e.ledger_id, e.entry_id) < (ledger_id, entry_id))
+            .partition_point(|e| (e.ledger_id as i64, e.entry_id as i64) < key)
     }
 }
 
@@ -176,6 +179,33 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn positions_compare_signed() {
+        let mut log = TopicLog::default();
+        for (l, e) in [(1, 0), (1, 1), (2, 0)] {
+            log.entries.push(Entry {
+                ledger_id: l,
+                entry_id: e,
+                producer_name: String::new(),
+                sequence_id: 0,
+                highest_sequence_id: 0,
+                num_messages: 1,
+                metadata: pb::MessageMetadata::default(),
+                payload: Bytes::new(),
+                persisted_at: Duration::ZERO,
+                registration: 0,
+            });
+        }
+        assert_eq!(
+            log.first_at_or_after(1, u64::MAX),
+            0,
+            "(1,-1) is before (1,0)"
+        );
+        assert_eq!(log.first_at_or_after(2, u64::MAX), 2);
+        assert_eq!(log.first_at_or_after(1, 1), 1);
+        assert_eq!(log.index_of(2, 0), Some(2));
+    }
 
     #[test]
     fn cursor_compacts_and_tracks_partial_batches() {

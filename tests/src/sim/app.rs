@@ -1,0 +1,245 @@
+//! The application side of a run: what every producer sent and learnt, what every consumer received,
+//! and the checks that can be made as events arrive (completion order, delivery order).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+use pulsar_core::{ConsumerId, MessageId, ProducerId, SendId};
+
+use crate::sim::params::{ConsumerSpec, ProducerSpec, SubKind};
+
+/// Payload of message `index` of the producer labelled `label`.
+pub fn payload(label: &str, index: u32) -> String {
+    format!("{label}#{index}")
+}
+
+/// The label and index encoded in a payload.
+pub fn parse_payload(bytes: &[u8]) -> Option<(String, u32)> {
+    let s = std::str::from_utf8(bytes).ok()?;
+    let (label, index) = s.split_once('#')?;
+    Some((label.to_owned(), index.parse().ok()?))
+}
+
+/// One message handed to `Client::send`.
+#[derive(Debug, Clone)]
+pub struct SendRecord {
+    /// Application index.
+    pub index: u32,
+    /// The payload.
+    pub payload: String,
+    /// The producer handle used.
+    pub handle: ProducerId,
+    /// The core's send handle.
+    pub send: SendId,
+    /// When it was handed over.
+    pub sent_at: Duration,
+    /// The outcome, once the core reported it (`Err` holds the error text).
+    pub result: Option<Result<MessageId, String>>,
+}
+
+/// One application producer (possibly several core producers over time, same name).
+#[derive(Debug, Clone)]
+pub struct ProducerModel {
+    /// Its specification.
+    pub spec: ProducerSpec,
+    /// Full topic name.
+    pub topic: String,
+    /// The current core handle.
+    pub handle: Option<ProducerId>,
+    /// A create is in flight or a handle is alive.
+    pub creating: bool,
+    /// The application asked to close the current handle.
+    pub closing: bool,
+    /// The planned close/re-create happened.
+    pub recreated: bool,
+    /// Next application index.
+    pub next_index: u32,
+    /// Every send, in order.
+    pub sends: Vec<SendRecord>,
+    by_send: BTreeMap<SendId, usize>,
+    outstanding: BTreeMap<ProducerId, VecDeque<SendId>>,
+}
+
+impl ProducerModel {
+    /// A producer that has sent nothing.
+    pub fn new(spec: ProducerSpec, topic: String) -> ProducerModel {
+        ProducerModel {
+            spec,
+            topic,
+            handle: None,
+            creating: false,
+            closing: false,
+            recreated: false,
+            next_index: 0,
+            sends: Vec::new(),
+            by_send: BTreeMap::new(),
+            outstanding: BTreeMap::new(),
+        }
+    }
+
+    /// Records an accepted send.
+    pub fn record_send(&mut self, handle: ProducerId, send: SendId, now: Duration) {
+        let index = self.next_index;
+        self.next_index += 1;
+        self.by_send.insert(send, self.sends.len());
+        self.outstanding.entry(handle).or_default().push_back(send);
+        self.sends.push(SendRecord {
+            index,
+            payload: payload(&self.spec.label, index),
+            handle,
+            send,
+            sent_at: now,
+            result: None,
+        });
+    }
+
+    /// Whether `send` belongs to this producer.
+    pub fn owns(&self, send: SendId) -> bool {
+        self.by_send.contains_key(&send)
+    }
+
+    /// Records a completion; `Err` describes an order or bookkeeping violation.
+    pub fn complete(
+        &mut self,
+        handle: ProducerId,
+        send: SendId,
+        result: Result<MessageId, String>,
+    ) -> Result<(), String> {
+        let Some(&i) = self.by_send.get(&send) else {
+            return Err(format!("{send} completed but was never sent"));
+        };
+        let Some(rec) = self.sends.get_mut(i) else {
+            return Err(format!("{send} has no record"));
+        };
+        if rec.result.is_some() {
+            return Err(format!("{send} ({}) completed twice", rec.payload));
+        }
+        if rec.handle != handle {
+            return Err(format!(
+                "{send} ({}) sent on {} completed on {handle}",
+                rec.payload, rec.handle
+            ));
+        }
+        let payload = rec.payload.clone();
+        rec.result = Some(result);
+        let queue = self.outstanding.entry(handle).or_default();
+        let head = queue.front().copied();
+        queue.retain(|s| *s != send);
+        match head {
+            Some(h) if h == send => Ok(()),
+            Some(h) => Err(format!(
+                "{} completion out of send order: {send} ({payload}) completed before {h}",
+                self.spec.label
+            )),
+            None => Err(format!("{send} completed with nothing outstanding")),
+        }
+    }
+
+    /// Sends without an outcome yet.
+    pub fn unfinished(&self) -> Vec<&SendRecord> {
+        self.sends.iter().filter(|s| s.result.is_none()).collect()
+    }
+
+    /// Whether every planned message was handed over and has an outcome.
+    pub fn finished(&self) -> bool {
+        self.next_index >= self.spec.messages && self.sends.iter().all(|s| s.result.is_some())
+    }
+}
+
+/// One application consumer (possibly several core consumers over time, same subscription).
+#[derive(Debug, Clone)]
+pub struct ConsumerModel {
+    /// Its specification.
+    pub spec: ConsumerSpec,
+    /// Full topic name.
+    pub topic: String,
+    /// The current core handle.
+    pub handle: Option<ConsumerId>,
+    /// A subscribe is in flight or a handle is alive.
+    pub subscribing: bool,
+    /// The application asked to close the current handle.
+    pub closing: bool,
+    /// The planned close/re-subscribe happened.
+    pub recreated: bool,
+    /// A poll of the receiver queue is scheduled.
+    pub poll_scheduled: bool,
+    /// Messages received.
+    pub received: u64,
+    epoch: u64,
+    last: Option<((u64, u64, i32), String)>,
+    rewound_in: u64,
+    /// When the current handle last lost its registration (the core dropped its queue then).
+    pub last_loss: Option<Duration>,
+}
+
+impl ConsumerModel {
+    /// A consumer that has received nothing.
+    pub fn new(spec: ConsumerSpec, topic: String) -> ConsumerModel {
+        ConsumerModel {
+            spec,
+            topic,
+            handle: None,
+            subscribing: false,
+            closing: false,
+            recreated: false,
+            poll_scheduled: false,
+            received: 0,
+            epoch: 0,
+            last: None,
+            rewound_in: 0,
+            last_loss: None,
+        }
+    }
+
+    /// Whether delivery order is checked (one consumer on an ordered subscription).
+    pub fn checks_order(&self, members: usize) -> bool {
+        self.spec.kind == SubKind::Exclusive
+            || (self.spec.kind == SubKind::Failover && members == 1)
+    }
+
+    /// The consumer lost its registration: its next message may go back (once).
+    pub fn allow_rewind(&mut self) {
+        self.epoch += 1;
+    }
+
+    /// Records a message at log position `pos` (ledger, entry, batch index); with `ordered`, `Err`
+    /// describes an order violation: a position not after the previous one, other than the single
+    /// rewind a reconnection allows (the broker redelivers from the first unacknowledged message).
+    pub fn on_message(
+        &mut self,
+        text: &str,
+        pos: (u64, u64, i32),
+        ordered: bool,
+    ) -> Result<(), String> {
+        self.received += 1;
+        let last = self.last.replace((pos, text.to_owned()));
+        if !ordered {
+            return Ok(());
+        }
+        match last {
+            Some((prev, prev_text)) if pos <= prev => {
+                if self.epoch == 0 || self.rewound_in >= self.epoch {
+                    return Err(format!(
+                        "{} received {text} at {pos:?} after {prev_text} at {prev:?} without a \
+                         reconnection in between (stale or reordered delivery)",
+                        self.spec.label
+                    ));
+                }
+                self.rewound_in = self.epoch;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What a subscription (all its consumers together) received.
+#[derive(Debug, Clone, Default)]
+pub struct SubRecord {
+    /// Payloads received at least once.
+    pub received: BTreeSet<String>,
+    /// Durable (acks persisted).
+    pub durable: bool,
+    /// Consumers sharing it.
+    pub members: usize,
+}

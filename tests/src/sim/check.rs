@@ -1,0 +1,191 @@
+//! End-of-run invariants over the broker's log and the application's records.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use pulsar_proto::batch;
+
+use crate::sim::app::{parse_payload, ProducerModel};
+use crate::sim::broker::{Store, TopicLog};
+
+/// One message of a topic's log (a batch entry yields several).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogMessage {
+    /// Log index of its entry.
+    pub entry: usize,
+    /// `ledger:entry` of its entry.
+    pub position: (u64, u64),
+    /// Index inside the batch (`None` when not batched).
+    pub batch_index: Option<u32>,
+    /// The payload as text.
+    pub payload: String,
+    /// Producer name of the registration that wrote it.
+    pub producer_name: String,
+    /// Its sequence id.
+    pub sequence_id: u64,
+    /// The registration that wrote it.
+    pub registration: u64,
+}
+
+/// Every message of a log, in order; `Err` when an entry cannot be decoded.
+pub fn log_messages(log: &TopicLog) -> Result<Vec<LogMessage>, String> {
+    let mut out = Vec::new();
+    for (i, e) in log.entries.iter().enumerate() {
+        if e.metadata.compression.unwrap_or(0) != 0 {
+            return Err(format!(
+                "entry {i} is compressed: the checker cannot read it"
+            ));
+        }
+        let position = (e.ledger_id, e.entry_id);
+        match e.metadata.num_messages_in_batch {
+            Some(n) => {
+                for (k, m) in batch::split(e.payload.clone(), n.max(0) as u32).enumerate() {
+                    let m = m.map_err(|err| format!("entry {i}: bad batch: {err}"))?;
+                    out.push(LogMessage {
+                        entry: i,
+                        position,
+                        batch_index: Some(k as u32),
+                        payload: String::from_utf8_lossy(&m.payload).into_owned(),
+                        producer_name: e.producer_name.clone(),
+                        sequence_id: m.metadata.sequence_id.unwrap_or(e.sequence_id + k as u64),
+                        registration: e.registration,
+                    });
+                }
+            }
+            None => out.push(LogMessage {
+                entry: i,
+                position,
+                batch_index: None,
+                payload: String::from_utf8_lossy(&e.payload).into_owned(),
+                producer_name: e.producer_name.clone(),
+                sequence_id: e.sequence_id,
+                registration: e.registration,
+            }),
+        }
+    }
+    Ok(out)
+}
+
+/// The messages of every topic in the store.
+pub fn all_messages(store: &Store) -> Result<BTreeMap<String, Vec<LogMessage>>, String> {
+    store
+        .topics
+        .iter()
+        .map(|(t, log)| log_messages(log).map(|m| (t.clone(), m)))
+        .collect()
+}
+
+/// Checks the log against what the application was told. Returns the violations.
+pub fn check_log(store: &Store, dedup: bool, producers: &[ProducerModel]) -> Vec<String> {
+    let mut v = Vec::new();
+    let logs = match all_messages(store) {
+        Ok(l) => l,
+        Err(e) => return vec![e],
+    };
+    let empty = Vec::new();
+    for p in producers {
+        let msgs = logs.get(&p.topic).unwrap_or(&empty);
+        let mut by_payload: BTreeMap<&str, Vec<&LogMessage>> = BTreeMap::new();
+        for m in msgs {
+            by_payload.entry(m.payload.as_str()).or_default().push(m);
+        }
+        for s in &p.sends {
+            let Some(Ok(id)) = &s.result else {
+                continue;
+            };
+            let copies = by_payload.get(s.payload.as_str());
+            if copies.is_none() {
+                v.push(format!(
+                    "acknowledged message lost: {} (send {} acked with {id}) is not in the log of {}",
+                    s.payload, s.send, p.topic
+                ));
+                continue;
+            }
+            if id.ledger_id != u64::MAX {
+                let at_id = copies.is_some_and(|c| {
+                    c.iter().any(|m| {
+                        m.position == (id.ledger_id, id.entry_id)
+                            && (id.batch_index < 0 || m.batch_index == Some(id.batch_index as u32))
+                    })
+                });
+                if !at_id {
+                    v.push(format!(
+                        "receipt mismatch: {} acked with id {id}, but that position holds another message",
+                        s.payload
+                    ));
+                }
+            }
+        }
+    }
+    for (topic, msgs) in &logs {
+        // duplicates
+        let mut seen: BTreeMap<&str, Vec<&LogMessage>> = BTreeMap::new();
+        for m in msgs {
+            seen.entry(m.payload.as_str()).or_default().push(m);
+        }
+        for (payload, copies) in &seen {
+            if copies.len() < 2 {
+                continue;
+            }
+            if dedup {
+                v.push(format!(
+                    "duplicate with deduplication on: {payload} appears {} times in {topic} at {:?}",
+                    copies.len(),
+                    copies.iter().map(|m| m.position).collect::<Vec<_>>()
+                ));
+            } else {
+                let regs: BTreeSet<u64> = copies.iter().map(|m| m.registration).collect();
+                if regs.len() < copies.len() {
+                    v.push(format!(
+                        "duplicate {payload} in {topic} written twice by one registration (a resend \
+                         without re-registering)"
+                    ));
+                }
+            }
+        }
+        if dedup {
+            let mut ids: BTreeMap<(&str, u64), usize> = BTreeMap::new();
+            for m in msgs {
+                *ids.entry((m.producer_name.as_str(), m.sequence_id))
+                    .or_default() += 1;
+            }
+            for ((name, seq), n) in ids {
+                if n > 1 {
+                    v.push(format!(
+                        "duplicate (producer, sequence id) ({name}, {seq}) x{n} in {topic} with \
+                         deduplication on"
+                    ));
+                }
+            }
+        }
+        // per-producer order by first occurrence
+        let mut first: BTreeSet<&str> = BTreeSet::new();
+        let mut last_index: BTreeMap<String, (u32, &str)> = BTreeMap::new();
+        let mut last_seq: BTreeMap<u64, u64> = BTreeMap::new();
+        for m in msgs {
+            if !first.insert(m.payload.as_str()) {
+                continue;
+            }
+            if let Some((label, index)) = parse_payload(m.payload.as_bytes()) {
+                if let Some((prev, prev_payload)) = last_index.get(&label) {
+                    if index <= *prev {
+                        v.push(format!(
+                            "order: {} persisted after {prev_payload} in {topic}",
+                            m.payload
+                        ));
+                    }
+                }
+                last_index.insert(label, (index, m.payload.as_str()));
+            }
+            if let Some(prev) = last_seq.get(&m.registration) {
+                if m.sequence_id <= *prev {
+                    v.push(format!(
+                        "order: sequence id {} after {prev} on registration {} in {topic} ({})",
+                        m.sequence_id, m.registration, m.payload
+                    ));
+                }
+            }
+            last_seq.insert(m.registration, m.sequence_id);
+        }
+    }
+    v
+}

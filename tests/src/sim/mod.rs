@@ -1,0 +1,17 @@
+//! Deterministic simulation testing of the client core (issue 7; see `docs/simulation.md`).
+//!
+//! One seed decides everything: the cluster, the network, the faults, the client settings and the
+//! workload ([`params`]). The [`world`] runs the unmodified client core against a model cluster
+//! ([`broker`]) over a simulated network ([`net`]) in a discrete-event loop ([`sched`]), driving the
+//! core exactly as a runtime adapter does, and checks the invariants as it goes ([`app`]) and at the
+//! end ([`check`]). [`runner`] runs seeds, reports failures and checks determinism.
+pub mod app;
+pub mod broker;
+pub mod check;
+pub mod net;
+pub mod params;
+pub mod rng;
+pub mod runner;
+pub mod sched;
+pub mod trace;
+pub mod world;

@@ -1,0 +1,369 @@
+//! Everything a seed decides: the cluster, the network, the fault rates, the client settings and the
+//! workload. Printed in full at the start of a run and in failure reports.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::sim::broker::Faults;
+use crate::sim::net::NetParams;
+use crate::sim::rng::SimRng;
+
+/// How a consumer's subscription distributes messages (mirrors the core's type, printable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubKind {
+    /// One consumer.
+    Exclusive,
+    /// Round robin.
+    Shared,
+    /// One active consumer.
+    Failover,
+    /// By key.
+    KeyShared,
+}
+
+/// A topic of the workload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    /// Full name.
+    pub name: String,
+}
+
+/// A producer of the workload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProducerSpec {
+    /// Application label (payloads are `label#index`).
+    pub label: String,
+    /// Index into [`Params::topics`].
+    pub topic: usize,
+    /// Which client.
+    pub client: usize,
+    /// Producer name (`None`: the broker picks one).
+    pub name: Option<String>,
+    /// Messages to send during the chaos phase.
+    pub messages: u32,
+    /// Delay between two sends.
+    pub interval: (Duration, Duration),
+    /// When to close the producer and create it again (same name).
+    pub recreate_at: Option<Duration>,
+    /// Close the first incarnation this long after creating it (often while it registers).
+    pub early_close: Option<Duration>,
+    /// `max_pending_messages`.
+    pub max_pending: usize,
+}
+
+/// A consumer of the workload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsumerSpec {
+    /// Application label.
+    pub label: String,
+    /// Index into [`Params::topics`].
+    pub topic: usize,
+    /// Which client.
+    pub client: usize,
+    /// Subscription name.
+    pub subscription: String,
+    /// Subscription type.
+    pub kind: SubKind,
+    /// Receiver queue size.
+    pub queue_size: u32,
+    /// Messages taken per poll of the receiver queue (a slow consumer leaves some queued).
+    pub receive_batch: usize,
+    /// Delay between polls while messages remain.
+    pub poll_interval: (Duration, Duration),
+    /// Delay before acknowledging a received message.
+    pub ack_delay: (Duration, Duration),
+    /// When to close the consumer and subscribe again.
+    pub recreate_at: Option<Duration>,
+    /// Close the first incarnation this long after subscribing (often while it registers).
+    pub early_close: Option<Duration>,
+    /// Durable subscription (`false`: a non-durable one, like a reader).
+    pub durable: bool,
+}
+
+/// Rates of network and cluster faults (per minute of simulated chaos).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultRates {
+    /// Connection resets.
+    pub reset: f64,
+    /// Half-open connections.
+    pub half_open: f64,
+    /// Clogged directions.
+    pub clog: f64,
+    /// Client–broker partitions.
+    pub partition: f64,
+    /// Broker crash-restarts.
+    pub crash: f64,
+    /// Topic ownership moves.
+    pub move_topic: f64,
+}
+
+impl FaultRates {
+    fn total(&self) -> f64 {
+        self.reset + self.half_open + self.clog + self.partition + self.crash + self.move_topic
+    }
+}
+
+/// Client core settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientParams {
+    /// Operation timeout.
+    pub operation_timeout: Duration,
+    /// Connection timeout.
+    pub connection_timeout: Duration,
+    /// Keep-alive interval.
+    pub keep_alive: Duration,
+    /// First reconnection delay.
+    pub backoff_initial: Duration,
+    /// Longest reconnection delay.
+    pub backoff_max: Duration,
+}
+
+/// Everything derived from a seed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Params {
+    /// The root seed.
+    pub seed: u64,
+    /// Fault intensity level (0: none … 3: heavy).
+    pub intensity: u32,
+    /// Brokers in the cluster.
+    pub brokers: usize,
+    /// Client instances.
+    pub clients: usize,
+    /// Broker deduplication.
+    pub dedup: bool,
+    /// Token authentication.
+    pub auth: bool,
+    /// Topics.
+    pub topics: Vec<TopicSpec>,
+    /// Producers.
+    pub producers: Vec<ProducerSpec>,
+    /// Consumers.
+    pub consumers: Vec<ConsumerSpec>,
+    /// Length of the chaos phase (faults and sends); then everything heals.
+    pub chaos: Duration,
+    /// Network.
+    pub net: NetParams,
+    /// Network / cluster fault rates.
+    pub faults: FaultRates,
+    /// Broker misbehaviour probabilities.
+    pub broker_faults: Faults,
+    /// Broker keep-alive interval.
+    pub broker_keep_alive: Duration,
+    /// Broker write latency.
+    pub persist_latency: (Duration, Duration),
+    /// Client settings.
+    pub client: ClientParams,
+    /// How long after healing everything must have settled.
+    pub settle_bound: Duration,
+}
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+impl Params {
+    /// The parameters of `seed`.
+    pub fn from_seed(seed: u64) -> Params {
+        let mut r = SimRng::new(seed ^ 0x5EED_5EED_5EED_5EED);
+        let intensity = r.range(0, 3) as u32;
+        let brokers = r.range(2, 3) as usize;
+        let clients = r.range(1, 2) as usize;
+        let dedup = r.chance(0.5);
+        let auth = r.chance(0.25);
+        let topics: Vec<TopicSpec> = (0..r.range(1, 2))
+            .map(|i| TopicSpec {
+                name: format!("persistent://public/default/sim-{i}"),
+            })
+            .collect();
+        let chaos = r.duration(ms(10_000), ms(40_000));
+
+        let mut producers = Vec::new();
+        for i in 0..r.range(1, 3) {
+            let messages = r.range(5, 40) as u32;
+            let spread = chaos.as_millis() as u64 * 7 / 10 / u64::from(messages);
+            producers.push(ProducerSpec {
+                label: format!("P{i}"),
+                topic: r.index(topics.len()),
+                client: r.index(clients),
+                name: if dedup || r.chance(0.7) {
+                    Some(format!("prod-{i}"))
+                } else {
+                    None
+                },
+                messages,
+                interval: (ms(spread / 4), ms(spread.max(1) * 3 / 2)),
+                recreate_at: r.chance(0.3).then(|| r.duration(chaos / 5, chaos * 4 / 5)),
+                early_close: r.chance(0.15).then(|| r.duration(ms(0), ms(300))),
+                max_pending: if r.chance(0.3) {
+                    r.range(2, 10) as usize
+                } else {
+                    0
+                },
+            });
+        }
+
+        let mut consumers = Vec::new();
+        let mut subs = 0;
+        for t in 0..topics.len() {
+            for _ in 0..r.range(0, 2) {
+                let kind = match r.range(0, 3) {
+                    0 => SubKind::Exclusive,
+                    1 => SubKind::Shared,
+                    2 => SubKind::Failover,
+                    _ => SubKind::KeyShared,
+                };
+                let durable = kind != SubKind::Exclusive || r.chance(0.8);
+                let members = if kind == SubKind::Exclusive {
+                    1
+                } else {
+                    r.range(1, 3)
+                };
+                let subscription = format!("sub-{subs}");
+                subs += 1;
+                for _ in 0..members {
+                    let i = consumers.len();
+                    consumers.push(ConsumerSpec {
+                        label: format!("C{i}"),
+                        topic: t,
+                        client: r.index(clients),
+                        subscription: subscription.clone(),
+                        kind,
+                        queue_size: if r.chance(0.5) {
+                            r.range(1, 8) as u32
+                        } else {
+                            r.range(10, 100) as u32
+                        },
+                        receive_batch: r.range(1, 10) as usize,
+                        poll_interval: (ms(1), ms(r.range(2, 300))),
+                        ack_delay: (ms(0), ms(r.range(1, 500))),
+                        recreate_at: r.chance(0.25).then(|| r.duration(chaos / 5, chaos * 4 / 5)),
+                        early_close: r.chance(0.15).then(|| r.duration(ms(0), ms(300))),
+                        durable,
+                    });
+                }
+            }
+        }
+
+        // Later additions draw from their own stream (append-only), so that the parameters drawn
+        // above stay the same for a given seed when the workload grows.
+        let mut x = SimRng::new(seed ^ 0xE47E_0000_0000_0001);
+        for c in &mut consumers {
+            if x.chance(0.3) {
+                // a slow consumer: messages wait in its receiver queue
+                c.poll_interval = (ms(200), ms(x.range(500, 2_500)));
+                c.receive_batch = x.range(1, 2) as usize;
+            }
+        }
+
+        let scale = f64::from(intensity);
+        let faults = FaultRates {
+            reset: scale * r.next_f64() * 4.0,
+            half_open: scale * r.next_f64() * 2.0,
+            clog: scale * r.next_f64() * 4.0,
+            partition: scale * r.next_f64() * 2.0,
+            crash: scale * r.next_f64() * 1.5,
+            move_topic: scale * r.next_f64() * 3.0,
+        };
+        let p = |r: &mut SimRng, max: f64| {
+            if intensity == 0 {
+                0.0
+            } else {
+                r.next_f64() * max
+            }
+        };
+        let mut broker_faults = Faults::none();
+        broker_faults.lookup_error = p(&mut r, 0.15);
+        broker_faults.producer_error = p(&mut r, 0.15);
+        broker_faults.subscribe_error = p(&mut r, 0.15);
+        broker_faults.persist_error = p(&mut r, 0.03);
+        broker_faults.redirect = r.next_f64();
+        broker_faults.stale_redirect = r.next_f64() * 0.3;
+        broker_faults.auth_challenge = if auth { r.next_f64() } else { 0.0 };
+        broker_faults.auth_refresh = if auth { r.next_f64() * 0.5 } else { 0.0 };
+
+        let lat_lo = r.range(0, 20);
+        let net = NetParams {
+            latency: (ms(lat_lo), ms(lat_lo + r.range(0, 80))),
+            split: r.next_f64(),
+            max_splits: r.range(1, 6) as u32,
+            refuse: p(&mut r, 0.2),
+            rst_on_close: r.next_f64() * 0.5,
+        };
+        let client = ClientParams {
+            operation_timeout: ms(r.range(3_000, 30_000)),
+            connection_timeout: ms(r.range(1_000, 10_000)),
+            keep_alive: ms(r.range(2_000, 30_000)),
+            backoff_initial: ms(r.range(20, 500)),
+            backoff_max: ms(r.range(1_000, 10_000)),
+        };
+        let broker_keep_alive = ms(r.range(5_000, 30_000));
+        let persist_lo = r.range(0, 10);
+        let persist_latency = (ms(persist_lo), ms(persist_lo + r.range(0, 50)));
+        // time for everything to recover once healed: stale connections noticed by either keep-alive,
+        // hung requests timing out, the longest backoff, a reconnection and the resends
+        let settle_bound = 2 * (2 * client.keep_alive + 2 * broker_keep_alive)
+            + 2 * client.operation_timeout
+            + 2 * client.connection_timeout
+            + 3 * client.backoff_max
+            + ms(30_000);
+        Params {
+            seed,
+            intensity,
+            brokers,
+            clients,
+            dedup,
+            auth,
+            topics,
+            producers,
+            consumers,
+            chaos,
+            net,
+            faults,
+            broker_faults,
+            broker_keep_alive,
+            persist_latency,
+            client,
+            settle_bound,
+        }
+    }
+
+    /// Whether the run injects any fault at all.
+    pub fn has_faults(&self) -> bool {
+        self.faults.total() > 0.0
+    }
+}
+
+impl fmt::Display for Params {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "seed {} intensity {} brokers {} clients {} dedup {} auth {} chaos {:?} settle bound {:?}",
+            self.seed,
+            self.intensity,
+            self.brokers,
+            self.clients,
+            self.dedup,
+            self.auth,
+            self.chaos,
+            self.settle_bound
+        )?;
+        writeln!(f, "client {:?}", self.client)?;
+        writeln!(f, "net {:?}", self.net)?;
+        writeln!(f, "faults/min {:?}", self.faults)?;
+        writeln!(
+            f,
+            "broker {:?} keep-alive {:?} persist {:?}",
+            self.broker_faults, self.broker_keep_alive, self.persist_latency
+        )?;
+        for t in &self.topics {
+            writeln!(f, "topic {}", t.name)?;
+        }
+        for p in &self.producers {
+            writeln!(f, "{p:?}")?;
+        }
+        for c in &self.consumers {
+            writeln!(f, "{c:?}")?;
+        }
+        Ok(())
+    }
+}

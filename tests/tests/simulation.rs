@@ -1,0 +1,119 @@
+//! Deterministic simulation of the client core against a model cluster (issue 7).
+//!
+//! * `seeds`: `PULSAR_SIM_SEEDS` consecutive seeds (default 2000) from `PULSAR_SIM_START`, or the one
+//!   seed `PULSAR_SIM_SEED`;
+//! * `one_seed`: one seed (`PULSAR_SIM_SEED`, default 0) with its parameters printed, and every trace
+//!   line with `PULSAR_SIM_TRACE=1`;
+//! * `determinism`: the same seeds twice, same trace hash;
+//! * `regression_*`: seeds that once found bugs.
+//!
+//! See `docs/simulation.md`.
+
+use std::time::Instant;
+
+use pulsar_tests::sim::runner::{
+    check_determinism, run_seed, seeds_from_env, trace_from_env, Outcome,
+};
+
+/// Seeds run by default (CI).
+const DEFAULT_SEEDS: u64 = 2000;
+
+fn fail_on(outcomes: &[Outcome]) {
+    let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.passed()).collect();
+    if failed.is_empty() {
+        return;
+    }
+    for o in failed.iter().take(3) {
+        eprintln!("{}", o.report());
+    }
+    for o in failed.iter().take(200) {
+        eprintln!(
+            "seed {}: {}",
+            o.seed,
+            o.violations.first().map_or("", String::as_str)
+        );
+    }
+    let seeds: Vec<u64> = failed.iter().map(|o| o.seed).collect();
+    panic!(
+        "{} of {} seeds failed: {:?}",
+        failed.len(),
+        outcomes.len(),
+        &seeds[..seeds.len().min(50)]
+    );
+}
+
+#[test]
+fn seeds() {
+    let seeds = seeds_from_env(DEFAULT_SEEDS);
+    let started = Instant::now();
+    let outcomes: Vec<Outcome> = seeds.iter().map(|s| run_seed(*s, false)).collect();
+    let wall = started.elapsed();
+    let steps: u64 = outcomes.iter().map(|o| o.steps).sum();
+    let acked: u64 = outcomes.iter().map(|o| o.stats.acked).sum();
+    let faults: u64 = outcomes.iter().map(|o| o.stats.faults).sum();
+    let slowest = outcomes.iter().max_by_key(|o| o.wall);
+    println!(
+        "simulated {} seeds in {:.1?} ({:.1} seeds/s), {steps} events, {acked} sends acknowledged, \
+         {faults} faults injected; slowest seed {:?}",
+        outcomes.len(),
+        wall,
+        outcomes.len() as f64 / wall.as_secs_f64().max(1e-9),
+        slowest.map(|o| (o.seed, o.wall))
+    );
+    assert!(
+        acked > 0 || outcomes.is_empty(),
+        "the workload acknowledged nothing"
+    );
+    fail_on(&outcomes);
+}
+
+#[test]
+fn one_seed() {
+    let seed = seeds_from_env(1).first().copied().unwrap_or(0);
+    let o = run_seed(seed, trace_from_env());
+    println!(
+        "seed {seed}: {} events, {:?} simulated, {:?} wall, stats {:?}, trace hash {:#x}",
+        o.steps, o.sim_time, o.wall, o.stats, o.trace_hash
+    );
+    fail_on(&[o]);
+}
+
+#[test]
+fn determinism() {
+    for seed in [1, 2, 3, 17, 99] {
+        if let Err(e) = check_determinism(seed) {
+            panic!("{e}");
+        }
+    }
+}
+
+/// Runs one recorded seed and fails with its report.
+fn regression(seed: u64) {
+    let o = run_seed(seed, false);
+    fail_on(&[o]);
+}
+
+// Bug A (pulsar-core, found by the simulator): closing a consumer while its SUBSCRIBE is in flight
+// (first registration or resubscription after a reconnect) finishes it locally at once without ever
+// sending CLOSE_CONSUMER. The broker registers the consumer anyway and keeps it for as long as the
+// connection lives: an Exclusive subscription answers ConsumerBusy to every later subscribe, and a
+// Failover/Key_Shared zombie with no permits holds the active slot or its keys, so the subscription
+// never catches up. Producers have the same shape (CLOSE_PRODUCER is only sent when registered).
+
+#[test]
+#[ignore = "bug A: pulsar-core leaks the broker-side consumer when closed during SUBSCRIBE"]
+fn regression_seed_1053_close_during_subscribe() {
+    regression(1053);
+}
+
+#[test]
+#[ignore = "bug A: pulsar-core leaks the broker-side consumer when closed during SUBSCRIBE"]
+fn regression_seed_1199_close_during_subscribe() {
+    regression(1199);
+}
+
+#[test]
+#[ignore = "bug A: pulsar-core leaks the broker-side consumer when closed during SUBSCRIBE"]
+fn regression_seed_1811_close_during_subscribe() {
+    regression(1811);
+}
