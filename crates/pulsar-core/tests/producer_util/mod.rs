@@ -11,7 +11,7 @@ use pulsar_core::compression::{decompress, CompressionType};
 use pulsar_core::{ClientConfig, Event, MessageId, ProducerId, ProducerOptions, SendError, SendId};
 use pulsar_proto::pb::{self, base_command::Type};
 
-use crate::support::{Reply, Sim, SERVICE};
+use crate::support::{HookCtx, Reply, Sim, SERVICE};
 
 /// A SEND the broker received, decoded.
 #[derive(Debug, Clone)]
@@ -98,13 +98,23 @@ impl Receipts {
 
 /// The service broker keeps SEND receipts to itself (they can be released or injected).
 pub fn hold(sim: &mut Sim) -> Receipts {
+    hold_then(sim, |_, _| None)
+}
+
+/// Like [`hold`], with `other` answering everything but SEND.
+pub fn hold_then(
+    sim: &mut Sim,
+    mut other: impl FnMut(&HookCtx, &pb::BaseCommand) -> Option<Vec<Reply>> + 'static,
+) -> Receipts {
     let r = Receipts {
         auto: Rc::new(Cell::new(false)),
         held: Rc::new(RefCell::new(Vec::new())),
     };
     let (auto, held) = (r.auto.clone(), r.held.clone());
-    sim.hook(SERVICE, move |_, cmd| {
-        let s = cmd.send.as_deref()?;
+    sim.hook(SERVICE, move |ctx, cmd| {
+        let Some(s) = cmd.send.as_deref() else {
+            return other(ctx, cmd);
+        };
         if auto.get() {
             return None;
         }
