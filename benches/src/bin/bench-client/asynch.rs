@@ -1,0 +1,377 @@
+//! The workloads on the async API (tokio and smol share this code: `pulsar-async`'s handles are
+//! runtime independent).
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::channel::oneshot;
+use futures::future::join_all;
+use pulsar_benches::latency::{payload_time, stamped_payload, Schedule};
+use pulsar_benches::procfs;
+use pulsar_benches::spec::{AckMode, ClientResult, IdleResult, Mode, Spec, CUMULATIVE_EVERY};
+use pulsar_benches::window::{spawn_monitor, DrainWindow, Snapshot};
+use pulsar_benches::BenchError;
+use pulsar_tokio::{ClientHandle, Consumer, Producer, SubscriptionType};
+
+use crate::{consumer_options, e2e_latency, producer_options, publish_latency, secs, COUNTERS};
+
+/// Runs `spec` on a started client.
+pub async fn run(client: &ClientHandle, spec: &Spec) -> Result<ClientResult, BenchError> {
+    match spec.mode {
+        Mode::Produce if spec.rate > 0.0 => produce_paced(client, spec, false).await,
+        Mode::Produce => produce_max(client, spec).await,
+        Mode::Prefill => prefill(client, spec).await,
+        Mode::E2e => produce_paced(client, spec, true).await,
+        Mode::Consume => consume(client, spec).await,
+        Mode::IdleProducers => idle_producers(client, spec).await,
+        Mode::IdleConsumers => idle_consumers(client, spec).await,
+        _ => Err(BenchError::Usage(format!(
+            "mode {:?} not supported",
+            spec.mode
+        ))),
+    }
+}
+
+/// Sleeps on a helper thread (works under any executor).
+async fn sleep(d: Duration) {
+    let (tx, rx) = oneshot::channel();
+    std::thread::spawn(move || {
+        std::thread::sleep(d);
+        let _ = tx.send(());
+    });
+    let _ = rx.await;
+}
+
+async fn producer(
+    client: &ClientHandle,
+    spec: &Spec,
+    batching: bool,
+) -> Result<Producer, BenchError> {
+    let mut s = spec.clone();
+    s.batching = batching;
+    client
+        .producer(spec.topic.clone())
+        .configure(|o| producer_options(&s, o))
+        .create()
+        .await
+        .map_err(BenchError::client)
+}
+
+async fn producers(client: &ClientHandle, spec: &Spec) -> Result<Vec<Producer>, BenchError> {
+    let mut out = Vec::with_capacity(spec.producers);
+    // Registered concurrently, a hundred at a time.
+    while out.len() < spec.producers.max(1) {
+        let n = (spec.producers.max(1) - out.len()).min(100);
+        let created = join_all((0..n).map(|_| producer(client, spec, spec.batching))).await;
+        for p in created {
+            out.push(p?);
+        }
+    }
+    Ok(out)
+}
+
+fn on_receipt(r: Result<pulsar_tokio::MessageId, pulsar_tokio::Error>) {
+    match r {
+        Ok(_) => COUNTERS.done.fetch_add(1, Ordering::Relaxed),
+        Err(_) => COUNTERS.failed.fetch_add(1, Ordering::Relaxed),
+    };
+}
+
+async fn produce_max(client: &ClientHandle, spec: &Spec) -> Result<ClientResult, BenchError> {
+    let producers = producers(client, spec).await?;
+    let payload = Bytes::from(vec![0u8; spec.payload_size]);
+    let monitor = spawn_monitor(&COUNTERS, secs(spec.warmup_s), secs(spec.measure_s));
+    let mut sent = 0u64;
+    'send: loop {
+        for p in &producers {
+            if COUNTERS.stopped() {
+                break 'send;
+            }
+            p.send_with_callback(payload.clone(), on_receipt)
+                .await
+                .map_err(BenchError::client)?;
+            sent += 1;
+        }
+    }
+    let window = monitor
+        .join()
+        .map_err(|_| BenchError::Run("monitor thread panicked".into()))?;
+    for p in producers {
+        p.close().await.map_err(BenchError::client)?;
+    }
+    let mut r = ClientResult::default();
+    r.set_window(
+        window.messages,
+        window.seconds,
+        window.cpu_s,
+        spec.payload_size,
+    );
+    r.total_messages = sent;
+    r.failed = COUNTERS.failed.load(Ordering::Relaxed);
+    Ok(r)
+}
+
+async fn prefill(client: &ClientHandle, spec: &Spec) -> Result<ClientResult, BenchError> {
+    let p = producer(client, spec, true).await?;
+    let payload = Bytes::from(vec![0u8; spec.payload_size]);
+    let started = Snapshot::take(0);
+    for _ in 0..spec.messages {
+        p.send_with_callback(payload.clone(), on_receipt)
+            .await
+            .map_err(BenchError::client)?;
+    }
+    p.flush().await.map_err(BenchError::client)?;
+    let end = Snapshot::take(COUNTERS.done.load(Ordering::Relaxed));
+    p.close().await.map_err(BenchError::client)?;
+    let mut r = ClientResult::default();
+    let w = pulsar_benches::window::WindowFigures::between(started, end);
+    r.set_window(w.messages, w.seconds, w.cpu_s, spec.payload_size);
+    r.total_messages = spec.messages;
+    r.failed = COUNTERS.failed.load(Ordering::Relaxed);
+    Ok(r)
+}
+
+/// What the pacing thread hands back.
+struct Paced {
+    producers: Vec<Producer>,
+    in_window: u64,
+    last_send: Instant,
+    schedule: Schedule,
+}
+
+/// Sends at `spec.rate` from a thread of its own (precise sleeps), each message's latency
+/// counted from its scheduled time; with `e2e`, a consumer in this process measures the
+/// end-to-end latency from the time carried in the payload.
+async fn produce_paced(
+    client: &ClientHandle,
+    spec: &Spec,
+    e2e: bool,
+) -> Result<ClientResult, BenchError> {
+    let consumer = if e2e {
+        Some(
+            client
+                .consumer(spec.topic.clone())
+                .subscription(spec.subscription.clone())
+                .configure(consumer_options)
+                .subscribe()
+                .await
+                .map_err(BenchError::client)?,
+        )
+    } else {
+        None
+    };
+    let producers = producers(client, spec).await?;
+    let (tx, rx) = oneshot::channel();
+    let size = spec.payload_size;
+    let schedule = Schedule::new(spec.rate, secs(spec.warmup_s), secs(spec.measure_s));
+    let window_start = schedule.window_start();
+    std::thread::spawn(move || {
+        let window_start = schedule.window_start();
+        let fixed = Bytes::from(vec![0u8; size]);
+        let mut i = 0u64;
+        let mut in_window = 0u64;
+        let mut last_send = Instant::now();
+        let mut failed = None;
+        while let Some(at) = schedule.at(i) {
+            Schedule::wait_until(at);
+            let payload = if e2e {
+                Bytes::from(stamped_payload(size, at, i))
+            } else {
+                fixed.clone()
+            };
+            let p = &producers[(i as usize) % producers.len()];
+            let sent = futures::executor::block_on(p.send_with_callback(payload, move |r| {
+                let now = Instant::now();
+                match r {
+                    Ok(_) => {
+                        COUNTERS.done.fetch_add(1, Ordering::Relaxed);
+                        publish_latency().record_since(at, window_start, now);
+                    }
+                    Err(_) => {
+                        COUNTERS.failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }));
+            if let Err(e) = sent {
+                failed = Some(e.to_string());
+                break;
+            }
+            if at >= window_start {
+                in_window += 1;
+                last_send = Instant::now();
+            }
+            i += 1;
+        }
+        if e2e {
+            // The end marker: the consumer stops when it sees it.
+            let marker = Bytes::from(stamped_payload(size, Instant::now(), u64::MAX));
+            let _ = futures::executor::block_on(producers[0].send(marker));
+        }
+        COUNTERS.sent.store(i, Ordering::Relaxed);
+        let _ = tx.send(match failed {
+            None => Ok(Paced {
+                producers,
+                in_window,
+                last_send,
+                schedule,
+            }),
+            Some(e) => Err(e),
+        });
+    });
+    let receive = async {
+        let Some(consumer) = consumer else {
+            return Ok(0u64);
+        };
+        e2e_receive(consumer, window_start).await
+    };
+    let (paced, received) = futures::join!(rx, receive);
+    let paced = paced
+        .map_err(|_| BenchError::Run("pacing thread ended".into()))?
+        .map_err(BenchError::Client)?;
+    for p in &paced.producers {
+        p.flush().await.map_err(BenchError::client)?;
+    }
+    let mut r = ClientResult {
+        offered_rate: spec.rate,
+        ..ClientResult::default()
+    };
+    let span = paced.last_send.max(paced.schedule.window_end()) - paced.schedule.window_start();
+    r.achieved_rate = paced.in_window as f64 / span.as_secs_f64().max(1e-9);
+    r.total_messages = COUNTERS.sent.load(Ordering::Relaxed);
+    r.failed = COUNTERS.failed.load(Ordering::Relaxed);
+    r.latency = Some(publish_latency().summary());
+    if e2e {
+        r.e2e = Some(e2e_latency().summary());
+        r.notes.push(format!("{} messages received", received?));
+    }
+    for p in paced.producers {
+        p.close().await.map_err(BenchError::client)?;
+    }
+    Ok(r)
+}
+
+async fn e2e_receive(consumer: Consumer, window_start: Instant) -> Result<u64, BenchError> {
+    let mut n = 0u64;
+    loop {
+        let m = consumer.receive().await.map_err(BenchError::client)?;
+        let now = Instant::now();
+        consumer.ack(&m).map_err(BenchError::client)?;
+        if m.payload.get(8..16) == Some(&u64::MAX.to_le_bytes()[..]) {
+            break;
+        }
+        if let Some(at) = payload_time(&m.payload) {
+            e2e_latency().record_since(at, window_start, now);
+        }
+        n += 1;
+    }
+    let _ = consumer.close().await;
+    Ok(n)
+}
+
+async fn consume(client: &ClientHandle, spec: &Spec) -> Result<ClientResult, BenchError> {
+    let consumer = client
+        .consumer(spec.topic.clone())
+        .subscription(spec.subscription.clone())
+        .subscription_type(SubscriptionType::Exclusive)
+        .configure(consumer_options)
+        .subscribe()
+        .await
+        .map_err(BenchError::client)?;
+    if spec.ack == AckMode::Cumulative {
+        return Err(BenchError::Usage(
+            "cumulative acknowledgement is not exposed by the pulsar-async consumer API".into(),
+        ));
+    }
+    let deadline = Instant::now() + secs(spec.time_limit_s);
+    let mut window = DrainWindow::new(spec.messages);
+    let mut check = CUMULATIVE_EVERY;
+    let mut n = 0u64;
+    let mut bytes = 0u64;
+    while n < spec.messages {
+        let m = consumer.receive().await.map_err(BenchError::client)?;
+        bytes += m.payload.len() as u64;
+        consumer.ack(&m).map_err(BenchError::client)?;
+        n += 1;
+        window.observe(n);
+        check -= 1;
+        if check == 0 {
+            check = CUMULATIVE_EVERY;
+            if Instant::now() > deadline {
+                break;
+            }
+        }
+    }
+    let last = Snapshot::take(n);
+    let _ = consumer.close().await;
+    let mut r = ClientResult::default();
+    if let Some(w) = window.figures(last) {
+        r.set_window(w.messages, w.seconds, w.cpu_s, spec.payload_size);
+    }
+    r.total_messages = n;
+    if n < spec.messages {
+        r.notes.push(format!(
+            "time limit: drained {n} of {} messages",
+            spec.messages
+        ));
+    }
+    if bytes != n * spec.payload_size as u64 {
+        r.notes
+            .push(format!("received {bytes} payload bytes for {n} messages"));
+    }
+    Ok(r)
+}
+
+async fn idle_producers(client: &ClientHandle, spec: &Spec) -> Result<ClientResult, BenchError> {
+    let first = producer(client, spec, spec.batching).await?;
+    sleep(Duration::from_millis(500)).await;
+    let before = procfs::self_kib("VmRSS");
+    let mut all = Vec::with_capacity(spec.count);
+    for _ in 0..spec.count {
+        all.push(producer(client, spec, spec.batching).await?);
+    }
+    sleep(Duration::from_secs(1)).await;
+    let after = procfs::self_kib("VmRSS");
+    drop(all);
+    drop(first);
+    Ok(ClientResult {
+        idle: Some(idle_result(spec.count, before, after)),
+        ..ClientResult::default()
+    })
+}
+
+async fn idle_consumers(client: &ClientHandle, spec: &Spec) -> Result<ClientResult, BenchError> {
+    let subscribe = || {
+        client
+            .consumer(spec.topic.clone())
+            .subscription(spec.subscription.clone())
+            .subscription_type(SubscriptionType::Shared)
+            .configure(consumer_options)
+            .subscribe()
+    };
+    let first = subscribe().await.map_err(BenchError::client)?;
+    sleep(Duration::from_millis(500)).await;
+    let before = procfs::self_kib("VmRSS");
+    let mut all = Vec::with_capacity(spec.count);
+    for _ in 0..spec.count {
+        all.push(subscribe().await.map_err(BenchError::client)?);
+    }
+    sleep(Duration::from_secs(1)).await;
+    let after = procfs::self_kib("VmRSS");
+    drop(all);
+    drop(first);
+    Ok(ClientResult {
+        idle: Some(idle_result(spec.count, before, after)),
+        ..ClientResult::default()
+    })
+}
+
+/// Per-item figures of an idle run.
+pub fn idle_result(count: usize, before: u64, after: u64) -> IdleResult {
+    IdleResult {
+        count,
+        rss_before_kib: before,
+        rss_after_kib: after,
+        bytes_per_item: (after as f64 - before as f64) * 1024.0 / count.max(1) as f64,
+    }
+}
