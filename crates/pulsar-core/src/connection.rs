@@ -50,7 +50,8 @@ pub(crate) struct Connection {
     /// Connect or handshake deadline, until ready.
     pub(crate) setup_deadline: Option<Instant>,
     pub(crate) last_received: Instant,
-    pub(crate) ping_sent: bool,
+    /// When the keep-alive PING still unanswered was sent.
+    pub(crate) ping_sent: Option<Instant>,
     pub(crate) server_version: Option<String>,
     /// CONNECTED said `supports_topic_watchers` (pattern consumers use WATCH_TOPIC_LIST).
     pub(crate) topic_watchers: bool,
@@ -85,7 +86,7 @@ impl Connection {
             waiting_ops: Vec::new(),
             setup_deadline: Some(now + setup),
             last_received: now,
-            ping_sent: false,
+            ping_sent: None,
             server_version: None,
             topic_watchers: false,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
@@ -105,7 +106,7 @@ impl Connection {
         self.read_buf.extend_from_slice(data);
         self.bytes_in += data.len() as u64;
         self.last_received = now;
-        self.ping_sent = false;
+        self.ping_sent = None;
     }
 
     /// The next complete frame, if any.
@@ -146,15 +147,16 @@ impl Connection {
         self.timed_out.remove(&request_id)
     }
 
-    /// The keep-alive deadline: when to ping (if not yet pinged) or give up (if pinged).
+    /// The keep-alive deadline: when to ping (an interval after the last input) or give up (an
+    /// interval after the unanswered PING, so the broker always has a full interval to answer even
+    /// when the timer fired late).
     pub(crate) fn keep_alive_deadline(&self, interval: Duration) -> Option<Instant> {
         if interval.is_zero() || !self.is_ready() {
             return None;
         }
-        Some(if self.ping_sent {
-            self.last_received + interval * 2
-        } else {
-            self.last_received + interval
+        Some(match self.ping_sent {
+            Some(at) => at + interval,
+            None => self.last_received + interval,
         })
     }
 

@@ -826,13 +826,13 @@ impl Shared {
                 continue;
             }
             if c.keep_alive_deadline(interval).is_some_and(|d| d <= now) {
-                if c.ping_sent {
+                if c.ping_sent.is_some() {
                     let address = c.key.physical.clone();
                     self.close_connection(now, id, Error::KeepAliveTimeout(address));
                 } else {
                     self.send_command(id, &pb::BaseCommand::from(pb::CommandPing {}));
                     if let Some(c) = self.conns.get_mut(&id) {
-                        c.ping_sent = true;
+                        c.ping_sent = Some(now);
                     }
                 }
             }

@@ -664,3 +664,32 @@ fn auth_challenge_without_a_provider_is_answered_with_method_none() {
     assert_eq!(data.auth_data.as_deref(), Some(&b""[..]));
     assert_eq!(sim.conn_ids(), vec![conn]);
 }
+
+#[test]
+fn keep_alive_after_a_late_timer_pings_and_waits_a_full_interval_for_the_answer() {
+    // The runtime was stalled (suspended laptop, blocked thread) far past two keep-alive intervals.
+    // The first timer after that must ping and give the broker a whole interval to answer, with a
+    // deadline in the future, instead of closing a healthy connection at the next call.
+    let mut sim = Sim::new();
+    sim.client.partitioned_metadata(sim.now, "t").unwrap();
+    metadata_result(&mut sim, Duration::from_secs(1)).unwrap();
+    let conn = sim.conn_ids()[0];
+    sim.now += Duration::from_secs(500);
+    let late = sim.now;
+    sim.client.handle_timeout(late);
+    let next = sim.client.poll_timeout().expect("the ping has a deadline");
+    assert!(
+        next > late,
+        "deadline {:?} not after the late timer",
+        next - late
+    );
+    sim.run_until_idle();
+    assert_eq!(sim.received_of(Type::Ping).len(), 1);
+    // the broker's PONG arrived: the connection stays
+    sim.run_for(Duration::from_secs(10));
+    assert_eq!(sim.client.stats().connections.len(), 1);
+    assert!(sim
+        .events
+        .iter()
+        .all(|(_, e)| !matches!(e, Event::ConnectionClosed { conn: c, .. } if *c == conn)));
+}
