@@ -259,10 +259,11 @@ impl Shared {
                 return;
             }
         };
-        let physical = if r.proxy_through_service_url.unwrap_or(false) {
-            self.pool.service_host()
-        } else {
-            broker.clone()
+        // Through a proxy, the socket goes where this lookup went (the Java client's rule): after a
+        // redirect or a migration that is not the first service host.
+        let physical = match self.ops.get(&id) {
+            Some(op) if r.proxy_through_service_url.unwrap_or(false) => op.target.physical.clone(),
+            _ => broker.clone(),
         };
         let authoritative = r.authoritative.unwrap_or(false);
         let max = self.config.max_lookup_redirects;

@@ -382,3 +382,42 @@ fn connections_per_broker_spreads_producers() {
     // service connection for lookups shares the pool key with the broker (same address): 2 slots
     assert_eq!(sim.client.stats().connections.len(), 2);
 }
+
+#[test]
+fn proxy_through_service_url_connects_to_the_host_that_answered_the_lookup() {
+    // Java (BinaryProtoLookupService): with proxyThroughServiceUrl the physical address is the one the
+    // lookup was sent to. After a redirect to proxy p2, the topic is reached through p2, not through
+    // the first service host.
+    let mut sim = Sim::new();
+    sim.add_broker("p2:6650");
+    sim.hook(SERVICE, |_, cmd| {
+        let l = cmd.lookup_topic.as_deref()?;
+        Some(vec![lookup_reply(
+            l.request_id,
+            REDIRECT,
+            "p2:6650",
+            false,
+            false,
+        )])
+    });
+    sim.hook("p2:6650", |_, cmd| {
+        let l = cmd.lookup_topic.as_deref()?;
+        Some(vec![lookup_reply(
+            l.request_id,
+            CONNECT,
+            "b9:6650",
+            true,
+            true,
+        )])
+    });
+    sim.client.lookup_topic(sim.now, "t").unwrap();
+    let e = sim.run_until(Duration::from_secs(1), |e| {
+        matches!(e, Event::LookupCompleted { .. })
+    });
+    let Event::LookupCompleted { result, .. } = e else {
+        unreachable!()
+    };
+    let r = result.unwrap();
+    assert_eq!(r.broker, addr("b9:6650"));
+    assert_eq!(r.connect_to, addr("p2:6650"));
+}
