@@ -352,19 +352,20 @@ impl Link {
         }
     }
 
-    /// The address to reach `broker`: through the proxy if the current connection is proxied.
+    /// The address to reach `broker`: through the same proxy if the current connection is proxied
+    /// (which, after a migration, is not the service URL's).
     fn key_for(&self, sh: &Shared, broker: BrokerAddress) -> PoolKey {
-        let proxied = self
+        let proxy = self
             .conn()
             .and_then(|c| sh.connection(c))
-            .is_some_and(|c| c.key.is_proxied());
-        if proxied {
-            PoolKey {
+            .filter(|c| c.key.is_proxied())
+            .map(|c| c.key.physical.clone());
+        match proxy {
+            Some(physical) => PoolKey {
                 logical: broker,
-                physical: sh.pool.service_host(),
-            }
-        } else {
-            PoolKey::direct(broker)
+                physical,
+            },
+            None => PoolKey::direct(broker),
         }
     }
 

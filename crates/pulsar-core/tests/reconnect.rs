@@ -418,3 +418,75 @@ fn a_keep_alive_failure_reconnects_everything_on_the_connection() {
     });
     assert!(!sim.conn_ids().contains(&conn));
 }
+
+#[test]
+fn after_migration_behind_a_proxy_the_producer_stays_behind_the_new_clusters_proxy() {
+    // Cluster 2 is reached through its proxy c2. Its lookups answer proxy_through_service_url, so the
+    // producer connects to c2 with proxy_to_broker_url; an assigned broker named later by
+    // CLOSE_PRODUCER is reached through c2 as well, never through the first cluster's service URL.
+    let mut sim = Sim::new();
+    sim.add_broker("c2:6650");
+    sim.hook("c2:6650", |_, cmd| {
+        let l = cmd.lookup_topic.as_deref()?;
+        Some(vec![Reply::Cmd(
+            pb::CommandLookupTopicResponse {
+                broker_service_url: Some("pulsar://b7:6650".into()),
+                response: Some(1),
+                request_id: l.request_id,
+                authoritative: Some(true),
+                proxy_through_service_url: Some(true),
+                ..Default::default()
+            }
+            .into(),
+        )])
+    });
+    let p = sim
+        .client
+        .create_producer(sim.now, "t", Default::default())
+        .unwrap();
+    sim.run_until(Duration::from_secs(1), |e| {
+        matches!(e, Event::ProducerReady { .. })
+    });
+    let conn = sim.conn_ids()[0];
+    sim.inject(
+        conn,
+        Reply::Cmd(
+            pb::CommandTopicMigrated {
+                resource_id: p.get(),
+                resource_type: 0,
+                broker_service_url: Some("pulsar://c2:6650".into()),
+                ..Default::default()
+            }
+            .into(),
+        ),
+    );
+    sim.run_until(Duration::from_secs(2), |e| {
+        matches!(e, Event::ProducerReconnected { .. })
+    });
+    let proxy_to = |sim: &Sim, r: &support::Received| {
+        r.connect_of(sim)
+            .and_then(|c| c.proxy_to_broker_url.clone())
+    };
+    let reg = sim.received_of(Type::Producer).last().unwrap().clone();
+    assert_eq!(reg.broker, "c2:6650");
+    assert_eq!(proxy_to(&sim, &reg).as_deref(), Some("b7:6650"));
+    let on = reg.conn;
+    sim.inject(
+        on,
+        Reply::Cmd(
+            pb::CommandCloseProducer {
+                producer_id: p.get(),
+                request_id: 5,
+                assigned_broker_service_url: Some("pulsar://b8:6650".into()),
+                ..Default::default()
+            }
+            .into(),
+        ),
+    );
+    sim.run_until(Duration::from_secs(2), |e| {
+        matches!(e, Event::ProducerReconnected { .. })
+    });
+    let reg = sim.received_of(Type::Producer).last().unwrap().clone();
+    assert_eq!(reg.broker, "c2:6650", "through the new cluster's proxy");
+    assert_eq!(proxy_to(&sim, &reg).as_deref(), Some("b8:6650"));
+}

@@ -551,6 +551,16 @@ impl Sim {
     }
 }
 
+impl Received {
+    /// The CONNECT of the connection this command arrived on.
+    pub fn connect_of(&self, sim: &Sim) -> Option<pb::CommandConnect> {
+        sim.received
+            .iter()
+            .find(|r| r.conn == self.conn && r.command.kind() == Some(Type::Connect))
+            .and_then(|r| r.command.connect.as_deref().cloned())
+    }
+}
+
 /// FNV-1a, to fingerprint bytes in traces.
 pub fn fnv(data: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
