@@ -253,7 +253,11 @@ impl Shared {
                 self.finish_op(
                     id,
                     Err(Error::Protocol(ProtocolError::MissingField(
-                        "brokerServiceUrl",
+                        if self.pool.service_tls() {
+                            "brokerServiceUrlTls"
+                        } else {
+                            "brokerServiceUrl"
+                        },
                     ))),
                 );
                 return;

@@ -939,14 +939,22 @@ fn response_request_id(command: &pb::BaseCommand) -> Option<u64> {
 }
 
 /// The broker URL of a lookup answer or a close/migration command, in the service URL's TLS mode.
+///
+/// As in the Java client, TLS is client-wide: a TLS client takes only the TLS URL (never falling back
+/// to the plaintext one) and connects with TLS whatever scheme the broker wrote; a plaintext client
+/// takes the plaintext URL.
 pub(crate) fn pick_broker_url(
     tls: bool,
     plain: Option<&str>,
     secure: Option<&str>,
 ) -> Option<Result<BrokerAddress, Error>> {
-    let url = if tls { secure.or(plain) } else { plain }?;
+    let url = if tls { secure } else { plain }?;
     if url.is_empty() {
         return None;
     }
-    Some(BrokerAddress::parse(url).map_err(Error::from))
+    Some(
+        BrokerAddress::parse(url)
+            .map(|address| BrokerAddress { tls, ..address })
+            .map_err(Error::from),
+    )
 }

@@ -421,3 +421,44 @@ fn proxy_through_service_url_connects_to_the_host_that_answered_the_lookup() {
     assert_eq!(r.broker, addr("b9:6650"));
     assert_eq!(r.connect_to, addr("p2:6650"));
 }
+
+#[test]
+fn a_tls_client_never_falls_back_to_a_plaintext_broker_url() {
+    // The Java client takes brokerServiceUrlTls when the service URL is TLS, and TLS is client-wide:
+    // a lookup answer without a TLS URL must fail instead of silently downgrading to plaintext.
+    let mut sim = Sim::with_config(ClientConfig::new("pulsar+ssl://svc:6651").with_seed(1));
+    sim.add_broker("svc:6651");
+    sim.hook("svc:6651", |_, cmd| {
+        let l = cmd.lookup_topic.as_deref()?;
+        let tls = l.topic.ends_with("with-tls");
+        Some(vec![Reply::Cmd(
+            pb::CommandLookupTopicResponse {
+                broker_service_url: Some("pulsar://b1:6650".into()),
+                // a TLS URL written with the plain scheme still means TLS for a TLS client
+                broker_service_url_tls: tls.then(|| "pulsar://b1:6651".into()),
+                response: Some(CONNECT),
+                request_id: l.request_id,
+                authoritative: Some(true),
+                ..Default::default()
+            }
+            .into(),
+        )])
+    });
+    let plain_only = sim.client.lookup_topic(sim.now, "plain-only").unwrap();
+    let with_tls = sim.client.lookup_topic(sim.now, "with-tls").unwrap();
+    sim.run_until_idle();
+    let result_of = |req| {
+        sim.events.iter().find_map(|(_, e)| match e {
+            Event::LookupCompleted { request, result } if *request == req => Some(result.clone()),
+            _ => None,
+        })
+    };
+    let r = result_of(plain_only).expect("answered");
+    assert!(
+        r.is_err(),
+        "plaintext broker URL accepted by a TLS client: {r:?}"
+    );
+    let r = result_of(with_tls).expect("answered").unwrap();
+    assert_eq!(r.connect_to.host_port(), "b1:6651");
+    assert!(r.connect_to.tls, "the connection must use TLS");
+}
