@@ -111,7 +111,7 @@ impl Shared {
         self.send_op_request(now, conn, id);
     }
 
-    fn send_op_request(&mut self, now: Instant, conn: ConnectionId, id: u64) {
+    pub(crate) fn send_op_request(&mut self, now: Instant, conn: ConnectionId, id: u64) {
         let Some(op) = self.ops.get(&id) else { return };
         let request_id = self.ids.next();
         let command = match &op.kind {

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::handle::ConnectionId;
+use crate::rng::Rng;
 use crate::service_url::{BrokerAddress, ServiceUrl};
 
 /// What a connection is for: the broker it serves (`logical`) and where the socket goes (`physical`,
@@ -35,7 +36,6 @@ pub(crate) struct Pool {
     slots: BTreeMap<PoolKey, Vec<Option<ConnectionId>>>,
     service: ServiceUrl,
     service_index: usize,
-    round_robin: usize,
 }
 
 impl Pool {
@@ -45,7 +45,6 @@ impl Pool {
             slots: BTreeMap::new(),
             service,
             service_index: 0,
-            round_robin: 0,
         }
     }
 
@@ -80,16 +79,17 @@ impl Pool {
         }
     }
 
-    /// The slot index for an owner hint (producers and consumers use their id; `None` picks round
-    /// robin).
-    pub(crate) fn slot_for(&mut self, hint: Option<u64>) -> usize {
-        match hint {
-            Some(h) => (h % self.per_broker as u64) as usize,
-            None => {
-                self.round_robin = self.round_robin.wrapping_add(1);
-                self.round_robin % self.per_broker
-            }
+    /// The slot index for an owner hint (producers and consumers use their id, so they come back to
+    /// the same slot); `None` picks a slot at random from `rng`, as the Java client does per request.
+    /// With one connection per broker nothing is drawn.
+    pub(crate) fn slot_for(&self, hint: Option<u64>, rng: &mut Rng) -> usize {
+        let per = self.per_broker as u64;
+        if per == 1 {
+            return 0;
         }
+        let key = hint.unwrap_or_else(|| rng.next_u64());
+        // `key % per < per`, which came from a usize
+        usize::try_from(key % per).unwrap_or(0)
     }
 
     /// The connection in a slot, if any.
@@ -148,8 +148,10 @@ mod tests {
     fn slots() {
         let mut p = Pool::new(ServiceUrl::parse("pulsar://a").unwrap(), 2);
         let key = PoolKey::direct(p.service_host());
-        assert_eq!(p.slot_for(Some(5)), 1);
-        assert_eq!(p.slot_for(Some(4)), 0);
+        let mut rng = Rng::new(1);
+        assert_eq!(p.slot_for(Some(5), &mut rng), 1);
+        assert_eq!(p.slot_for(Some(4), &mut rng), 0);
+        assert!(p.slot_for(None, &mut rng) < 2);
         assert_eq!(p.get(&key, 0), None);
         p.insert(key.clone(), 1, ConnectionId(9));
         assert_eq!(p.get(&key, 1), Some(ConnectionId(9)));

@@ -165,7 +165,7 @@ impl Shared {
         key: &PoolKey,
         hint: Option<u64>,
     ) -> ConnectionId {
-        let slot = self.pool.slot_for(hint);
+        let slot = self.pool.slot_for(hint, &mut self.rng);
         if let Some(conn) = self.pool.get(key, slot) {
             return conn;
         }
@@ -634,8 +634,9 @@ impl Shared {
                 let consumers = c.consumers.iter().copied().collect();
                 self.events
                     .push_back(Event::ConnectionOpened { conn, address });
+                // Sent here, on the connection they waited for (not on a new pick of the pool).
                 for op in ops {
-                    self.issue_op(now, op);
+                    self.send_op_request(now, conn, op);
                 }
                 self.dispatch.push_back(Dispatch::ConnectionReady {
                     conn,
