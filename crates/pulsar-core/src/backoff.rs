@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::rng::Rng;
 
 /// Fraction of the nominal delay that jitter may remove (the delay is drawn from
-/// `[nominal * (1 - JITTER), nominal]`).
+/// `[nominal * (1 - JITTER), nominal]`, and is never below the initial delay).
 const JITTER: f64 = 0.2;
 
 /// Exponential backoff: the nominal delay starts at `initial`, doubles after every use up to `max`,
@@ -35,7 +35,8 @@ impl Backoff {
         self.nominal = nominal.saturating_mul(2).min(self.max);
         self.attempts = self.attempts.saturating_add(1);
         let factor = 1.0 - JITTER * rng.next_f64();
-        nominal.mul_f64(factor)
+        // Never below the initial delay (as the Java client), hence never zero.
+        nominal.mul_f64(factor).max(self.initial)
     }
 
     /// Back to the initial delay (after a success).
@@ -82,7 +83,23 @@ mod tests {
         b.reset();
         assert_eq!(b.attempts(), 0);
         let d = b.next_delay(&mut rng);
-        assert!(d <= Duration::from_millis(100) && d >= Duration::from_millis(80));
+        assert_eq!(d, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn jitter_never_goes_below_the_initial_delay() {
+        // The Java client's rule (Backoff.next: max(initial, jittered)). It also keeps a tiny
+        // initial delay from being jittered down to zero, which would put the retry deadline at
+        // the very instant of the failure instead of after it.
+        for seed in 0..200 {
+            let mut rng = Rng::new(seed);
+            let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(60));
+            assert!(b.next_delay(&mut rng) >= Duration::from_millis(100));
+            let mut b = Backoff::new(Duration::from_nanos(1), Duration::from_nanos(1));
+            for _ in 0..3 {
+                assert!(b.next_delay(&mut rng) >= Duration::from_nanos(1));
+            }
+        }
     }
 
     #[test]
