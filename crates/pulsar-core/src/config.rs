@@ -20,6 +20,10 @@ pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(60);
 pub const DEFAULT_MEMORY_LIMIT: usize = 64 * 1024 * 1024;
 /// Default maximum number of lookup redirects.
 pub const DEFAULT_MAX_LOOKUP_REDIRECTS: u32 = 20;
+/// The largest partition count accepted from a broker. Producers and consumers keep state per
+/// partition, so a larger (corrupt or hostile) count is refused as a protocol error instead of
+/// being allocated.
+pub const MAX_PARTITIONS: u32 = 100_000;
 
 /// Everything a [`Client`](crate::Client) needs. Build with [`ClientConfig::new`] and set fields.
 #[derive(Debug)]

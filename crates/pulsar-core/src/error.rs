@@ -214,6 +214,14 @@ pub enum ProtocolError {
     /// A required field is missing.
     #[error("missing field {0}")]
     MissingField(&'static str),
+    /// A field's value is beyond what this client accepts.
+    #[error("field {field} out of range: {value}")]
+    OutOfRange {
+        /// The field.
+        field: &'static str,
+        /// The value received.
+        value: u64,
+    },
 }
 
 /// Why a send failed. Delivered in [`Event::SendCompleted`](crate::Event::SendCompleted) or returned

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use pulsar_proto::pb;
 
+use crate::config::MAX_PARTITIONS;
 use crate::error::{Error, ProtocolError};
 use crate::event::{Event, LookupResult, TopicsMode};
 use crate::handle::{ConnectionId, ConsumerId, ProducerId, RequestId};
@@ -204,7 +205,15 @@ impl Shared {
                         r.error.unwrap_or(0),
                         r.message.clone().unwrap_or_default(),
                     )),
-                    Some(r) => Ok(r.partitions.unwrap_or(0)),
+                    Some(r) => match r.partitions.unwrap_or(0) {
+                        n if n > MAX_PARTITIONS => {
+                            Err(Error::Protocol(ProtocolError::OutOfRange {
+                                field: "partitions",
+                                value: u64::from(n),
+                            }))
+                        }
+                        n => Ok(n),
+                    },
                 };
                 self.finish_op(id, result.map(OpResultValue::Partitions));
             }

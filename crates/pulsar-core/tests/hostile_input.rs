@@ -81,3 +81,64 @@ proptest! {
         check_consistent(&mut sim, conn);
     }
 }
+
+/// A broker claiming `partitions` for every topic.
+fn claims_partitions(sim: &mut Sim, partitions: u32) {
+    sim.hook(support::SERVICE, move |_, cmd| {
+        let m = cmd.partition_metadata.as_deref()?;
+        Some(vec![Reply::Cmd(
+            pb::CommandPartitionedTopicMetadataResponse {
+                request_id: m.request_id,
+                partitions: Some(partitions),
+                response: Some(0),
+                ..Default::default()
+            }
+            .into(),
+        )])
+    });
+}
+
+#[test]
+fn an_absurd_partition_count_is_refused_instead_of_allocated() {
+    // Producers and consumers allocate per partition: a broker claiming 4 billion partitions must
+    // not make the client try.
+    let mut sim = Sim::new();
+    claims_partitions(&mut sim, u32::MAX);
+    let r = sim.client.partitioned_metadata(sim.now, "t").unwrap();
+    let e = sim.run_until(Duration::from_secs(1), |e| {
+        matches!(e, Event::PartitionedMetadata { .. })
+    });
+    let Event::PartitionedMetadata { request, result } = e else {
+        unreachable!()
+    };
+    assert_eq!(request, r);
+    assert!(
+        matches!(result, Err(Error::Protocol(_))),
+        "accepted {result:?}"
+    );
+    // the largest accepted count still works
+    let mut sim = Sim::new();
+    claims_partitions(&mut sim, pulsar_core::config::MAX_PARTITIONS);
+    sim.client.partitioned_metadata(sim.now, "t").unwrap();
+    let e = sim.run_until(Duration::from_secs(1), |e| {
+        matches!(e, Event::PartitionedMetadata { .. })
+    });
+    assert!(matches!(
+        e,
+        Event::PartitionedMetadata { result: Ok(n), .. } if n == pulsar_core::config::MAX_PARTITIONS
+    ));
+}
+
+#[test]
+fn a_producer_on_an_absurdly_partitioned_topic_does_not_allocate_it() {
+    let mut sim = Sim::new();
+    claims_partitions(&mut sim, u32::MAX);
+    let p = sim
+        .client
+        .create_producer(sim.now, "t", Default::default())
+        .unwrap();
+    sim.run_until(
+        Duration::from_secs(60),
+        |e| matches!(e, Event::ProducerFailed { producer, .. } if *producer == p),
+    );
+}
