@@ -2,7 +2,7 @@
 //!
 //! A `Connection` only keeps state; [`Shared`](crate::shared::Shared) drives it.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -14,10 +14,6 @@ use crate::handle::{ConnectionId, ConsumerId, ProducerId};
 use crate::pool::PoolKey;
 use crate::shared::RequestKind;
 use crate::stats::{ConnectionState, ConnectionStats};
-
-/// How many timed-out request ids a connection remembers, so a late answer is ignored instead of being
-/// taken for a protocol violation.
-const TIMED_OUT_MEMORY: usize = 1024;
 
 /// A request in flight on a connection.
 #[derive(Debug)]
@@ -39,8 +35,6 @@ pub(crate) struct Connection {
     pub(crate) write_buf: BytesMut,
     /// Requests in flight, by wire request id.
     pub(crate) pending: BTreeMap<u64, PendingRequest>,
-    timed_out: BTreeSet<u64>,
-    timed_out_order: VecDeque<u64>,
     /// Producers registered (or registering, or waiting for this connection to be ready).
     pub(crate) producers: BTreeSet<ProducerId>,
     /// Consumers registered (or registering, or waiting for this connection to be ready).
@@ -79,8 +73,6 @@ impl Connection {
             decoder: FrameDecoder::new(DEFAULT_MAX_MESSAGE_SIZE),
             write_buf: BytesMut::new(),
             pending: BTreeMap::new(),
-            timed_out: BTreeSet::new(),
-            timed_out_order: VecDeque::new(),
             producers: BTreeSet::new(),
             consumers: BTreeSet::new(),
             waiting_ops: Vec::new(),
@@ -128,23 +120,6 @@ impl Connection {
     pub(crate) fn write_command(&mut self, command: &pb::BaseCommand) {
         encode_command(command, &mut self.write_buf);
         self.frames_out += 1;
-    }
-
-    /// Forgets a timed-out request but remembers its id for a while.
-    pub(crate) fn remember_timed_out(&mut self, request_id: u64) {
-        if self.timed_out.insert(request_id) {
-            self.timed_out_order.push_back(request_id);
-            if self.timed_out_order.len() > TIMED_OUT_MEMORY {
-                if let Some(old) = self.timed_out_order.pop_front() {
-                    self.timed_out.remove(&old);
-                }
-            }
-        }
-    }
-
-    /// Whether `request_id` timed out recently (a late answer to it is ignored).
-    pub(crate) fn take_timed_out(&mut self, request_id: u64) -> bool {
-        self.timed_out.remove(&request_id)
     }
 
     /// The keep-alive deadline: when to ping (an interval after the last input) or give up (an

@@ -205,7 +205,8 @@ pub enum ProtocolError {
     /// A command type this client does not know or does not accept from a broker.
     #[error("unexpected command {0}")]
     UnexpectedCommand(String),
-    /// A response whose request id matches no request in flight on that connection.
+    /// A response naming a request id this client never issued (late answers to requests that
+    /// timed out are ignored, not errors).
     #[error("response to unknown request id {0}")]
     UnknownRequestId(u64),
     /// A command before the handshake finished, or a second CONNECTED.

@@ -71,6 +71,11 @@ impl IdGen {
         v
     }
 
+    /// Whether `value` was handed out already (a request id the client did send at some point).
+    pub(crate) fn issued(&self, value: u64) -> bool {
+        value != 0 && value < self.next
+    }
+
     pub(crate) fn connection(&mut self) -> ConnectionId {
         ConnectionId(self.next())
     }

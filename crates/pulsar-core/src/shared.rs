@@ -752,8 +752,10 @@ impl Shared {
             return Ok(());
         };
         let Some(pending) = c.pending.remove(&request_id) else {
-            if c.take_timed_out(request_id) {
-                return Ok(()); // a late answer to a request that already timed out
+            // Ids are never reused: an id the client issued is a late answer to a request that
+            // timed out or was given up (ignored, however many there are); any other id is bogus.
+            if self.ids.issued(request_id) {
+                return Ok(());
             }
             return Err(ProtocolError::UnknownRequestId(request_id));
         };
@@ -850,7 +852,6 @@ impl Shared {
             let Some(p) = c.pending.remove(&request_id) else {
                 continue;
             };
-            c.remember_timed_out(request_id);
             self.counters.requests_timed_out += 1;
             self.route_response(now, conn, request_id, p.kind, Err(Error::Timeout));
         }

@@ -693,3 +693,46 @@ fn keep_alive_after_a_late_timer_pings_and_waits_a_full_interval_for_the_answer(
         .iter()
         .all(|(_, e)| !matches!(e, Event::ConnectionClosed { conn: c, .. } if *c == conn)));
 }
+
+#[test]
+fn many_late_answers_after_timeouts_never_poison_the_connection() {
+    // A broker stalls (GC pause, overloaded) and more requests time out on one connection than any
+    // fixed-size memory of timed-out ids holds; when it recovers it answers all of them late. None
+    // of these answers may close the connection (and every producer and consumer on it).
+    let mut sim = Sim::new();
+    let held = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let h = held.clone();
+    sim.hook(SERVICE, move |_, cmd| {
+        let m = cmd.partition_metadata.as_deref()?;
+        if m.topic.ends_with("/slow") {
+            h.borrow_mut().push(m.request_id);
+            return Some(vec![]);
+        }
+        None
+    });
+    for _ in 0..1500 {
+        sim.client.partitioned_metadata(sim.now, "slow").unwrap();
+    }
+    sim.run_for(Duration::from_secs(31));
+    assert_eq!(sim.client.stats().counters.requests_timed_out, 1500);
+    let conn = sim.conn_ids()[0];
+    let late: Vec<u64> = held.borrow().clone();
+    assert_eq!(late.len(), 1500);
+    for rid in late {
+        sim.inject(
+            conn,
+            Reply::Cmd(
+                pb::CommandPartitionedTopicMetadataResponse {
+                    partitions: Some(1),
+                    request_id: rid,
+                    response: Some(0),
+                    ..Default::default()
+                }
+                .into(),
+            ),
+        );
+    }
+    assert_eq!(closed_reason(&sim, conn), None);
+    assert_eq!(sim.client.stats().connections.len(), 1);
+    assert_eq!(sim.received_of(Type::Connect).len(), 1, "no reconnection");
+}
