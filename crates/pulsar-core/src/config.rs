@@ -52,7 +52,8 @@ pub struct ClientConfig {
     pub auth: Option<Box<dyn AuthProvider>>,
     /// Client version string sent in CONNECT.
     pub client_version: String,
-    /// Advertised listener name sent in lookups.
+    /// Advertised listener name sent in lookups (the Java client's `listenerName`): the broker
+    /// answers with the addresses of that listener. Must not be blank.
     pub listener_name: Option<String>,
     /// Wall-clock time (Unix milliseconds) at the `now` given to [`Client::new`](crate::Client::new).
     /// The core has no clock: publish times are this plus the time elapsed since. Runtimes set it from
@@ -115,6 +116,16 @@ impl ClientConfig {
             return Err(ConfigError::Invalid {
                 field: "connections_per_broker",
                 reason: "must be at least 1",
+            });
+        }
+        if self
+            .listener_name
+            .as_deref()
+            .is_some_and(|l| l.trim().is_empty())
+        {
+            return Err(ConfigError::Invalid {
+                field: "listener_name",
+                reason: "must not be blank (use None for the default listener)",
             });
         }
         if self.backoff_initial.is_zero() || self.backoff_max < self.backoff_initial {

@@ -509,3 +509,36 @@ fn operations_pick_a_pool_slot_at_random_from_the_seed() {
     // not a plain rotation: some consecutive requests share a connection or skip around
     assert_ne!(a, slots(4), "the seed decides");
 }
+
+#[test]
+fn listener_name_goes_in_every_lookup_and_must_not_be_blank() {
+    let mut config = ClientConfig::new("pulsar://svc:6650").with_seed(1);
+    config.listener_name = Some("internal".into());
+    let mut sim = Sim::with_config(config);
+    sim.client.lookup_topic(sim.now, "t").unwrap();
+    sim.run_until_idle();
+    let lookups = sim.received_of(Type::Lookup);
+    assert_eq!(lookups.len(), 1);
+    assert_eq!(
+        lookups[0]
+            .command
+            .lookup_topic
+            .as_deref()
+            .unwrap()
+            .advertised_listener_name
+            .as_deref(),
+        Some("internal")
+    );
+    // Java's ClientBuilder.listenerName refuses a blank name
+    for blank in ["", "  "] {
+        let mut config = ClientConfig::new("pulsar://svc:6650");
+        config.listener_name = Some(blank.into());
+        assert!(matches!(
+            pulsar_core::Client::new(config, sim.now),
+            Err(pulsar_core::ConfigError::Invalid {
+                field: "listener_name",
+                ..
+            })
+        ));
+    }
+}
