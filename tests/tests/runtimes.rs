@@ -1056,3 +1056,132 @@ async fn blocking_client_inside_a_tokio_runtime() -> TestResult {
     client.close()?;
     Ok(())
 }
+
+// ------------------------------------------------------- slow sockets: partial writes, bounds
+
+/// smol's runtime with sockets that accept at most 700 bytes per millisecond, in pieces: every
+/// write is partial, and the client's write buffer fills up.
+#[derive(Debug)]
+struct Trickle;
+
+struct TrickleIo {
+    inner: pulsar_async::BoxIo,
+    timer: Option<smol::Timer>,
+}
+
+impl futures::io::AsyncRead for TrickleIo {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl futures::io::AsyncWrite for TrickleIo {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        let timer = this
+            .timer
+            .get_or_insert_with(|| smol::Timer::after(Duration::from_millis(1)));
+        if futures::FutureExt::poll_unpin(timer, cx).is_pending() {
+            return Poll::Pending;
+        }
+        this.timer = None;
+        let n = buf.len().min(700);
+        std::pin::Pin::new(&mut this.inner).poll_write(cx, &buf[..n])
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
+
+impl pulsar_async::Runtime for Trickle {
+    fn connect(
+        &self,
+        host: String,
+        port: u16,
+    ) -> pulsar_async::BoxFuture<std::io::Result<pulsar_async::BoxIo>> {
+        let connect = pulsar_smol::Smol.connect(host, port);
+        Box::pin(async move {
+            let inner = connect.await?;
+            Ok(Box::new(TrickleIo { inner, timer: None }) as pulsar_async::BoxIo)
+        })
+    }
+
+    fn timer(&self, deadline: Instant) -> std::pin::Pin<Box<dyn pulsar_async::AsyncTimer>> {
+        pulsar_smol::Smol.timer(deadline)
+    }
+
+    fn spawn(&self, future: pulsar_async::BoxFuture<()>) -> Result<(), String> {
+        pulsar_smol::Smol.spawn(future)
+    }
+}
+
+/// Over sockets that take every write in small pieces, 300 messages of 1 KiB arrive intact and
+/// in order, and the bytes waiting for the socket stay within the configured bound (sends wait).
+#[test]
+fn slow_sockets_partial_writes_and_bounded_write_buffer() -> TestResult {
+    let topic = unique_topic("rt-trickle");
+    let mut o = options();
+    o.max_write_buffer = 8 * 1024;
+    let client = pulsar_async::start(Trickle, o)?;
+    smol::block_on(async {
+        let mut consumer = client
+            .consumer(&topic)
+            .subscription("trickle")
+            .initial_position(InitialPosition::Earliest)
+            .subscribe()
+            .await?;
+        let producer = client
+            .producer(&topic)
+            .max_pending_messages(1000)
+            .create()
+            .await?;
+        let payload = |i: usize| format!("{i:05}").repeat(205).into_bytes();
+        let mut receipts = Vec::new();
+        let mut max_buffered = 0;
+        for i in 0..300 {
+            receipts.push(producer.send_async(payload(i)).await?);
+            max_buffered = max_buffered.max(client.buffered_bytes());
+        }
+        assert!(
+            max_buffered <= 8 * 1024 + 2 * 1024,
+            "write buffer bounded: {max_buffered}"
+        );
+        assert!(
+            max_buffered > 4 * 1024,
+            "the slow socket did fill the buffer: {max_buffered}"
+        );
+        for r in receipts {
+            r.await?;
+        }
+        for i in 0..300 {
+            let m = consumer.next().await.ok_or("stream ended")??;
+            assert!(
+                m.payload.as_ref() == payload(i).as_slice(),
+                "message {i} intact"
+            );
+            consumer.ack(&m)?;
+        }
+        client.close().await?;
+        Ok(())
+    })
+}

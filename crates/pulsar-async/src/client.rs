@@ -80,6 +80,12 @@ impl ClientHandle {
         self.shared().with(|st| st.core.stats())
     }
 
+    /// Bytes handed to the sockets and not yet written (bounded by
+    /// [`ClientOptions::max_write_buffer`] plus one message: sends wait above it).
+    pub fn buffered_bytes(&self) -> usize {
+        self.shared().with(|st| st.unwritten)
+    }
+
     /// Looks up the broker serving `topic`.
     pub async fn lookup_topic(&self, topic: &str) -> Result<LookupResult, Error> {
         match self
