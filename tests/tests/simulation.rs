@@ -117,3 +117,66 @@ fn regression_seed_1199_close_during_subscribe() {
 fn regression_seed_1811_close_during_subscribe() {
     regression(1811);
 }
+
+// Bug B (pulsar-core): a reader (non-durable subscription) that loses its connection while the first
+// message of a batch sits unread in its receiver queue resubscribes with `start_message_id` =
+// the entry of that batch without a batch index (`MessageId::to_pb` drops `batch_index: -1`). A
+// broker reads an id without batch index as "after this entry", so the whole entry is skipped and
+// its messages are never delivered.
+
+#[test]
+#[ignore = "bug B: reader resubscription skips the batch it had queued but not delivered"]
+fn regression_seed_40_reader_skips_queued_batch() {
+    regression(40);
+}
+
+#[test]
+#[ignore = "bug B: reader resubscription skips the batch it had queued but not delivered"]
+fn regression_seed_334_reader_skips_queued_batch() {
+    regression(334);
+}
+
+// Bug C (pulsar-core): with `batch_index_ack` off, the consumer tracks batches locally and sends the
+// entry ack once every index is acknowledged. A redelivered, partly acknowledged batch (MESSAGE with
+// `ack_set`) only yields its unacknowledged indexes, but the local tracker still waits for all of
+// them, so the entry is never acknowledged: the backlog never drains.
+
+#[test]
+#[ignore = "bug C: partly acknowledged batch never acknowledged without batch index ack"]
+fn regression_seed_1414_partial_batch_never_acked() {
+    regression(1414);
+}
+
+#[test]
+#[ignore = "bug C: partly acknowledged batch never acknowledged without batch index ack"]
+fn regression_seed_1675_partial_batch_never_acked() {
+    regression(1675);
+}
+
+// Bug D (pulsar-core): a cumulative acknowledgement written on a connection that then dies never
+// reaches the broker, but the consumer keeps it as its local "cumulative floor" and silently drops
+// every message the broker redelivers at or below it after resubscribing, without sending the ack
+// again. The subscription keeps that backlog forever.
+
+#[test]
+#[ignore = "bug D: lost cumulative ack never re-sent, redeliveries below it swallowed"]
+fn regression_seed_108_lost_cumulative_ack() {
+    regression(108);
+}
+
+#[test]
+#[ignore = "bug D: lost cumulative ack never re-sent, redeliveries below it swallowed"]
+fn regression_seed_1937_lost_cumulative_ack() {
+    regression(1937);
+}
+
+// Bug E (pulsar-core): with key-based batching the per-key batches go out in an order that does not
+// follow their sequence ids (e.g. key A = {3, 8} sent before key B = {5}). With broker
+// deduplication the later, lower sequence id is taken for a duplicate: the broker answers `-1:-1`,
+// the application sees the send acknowledged, and the message is not in the topic (data loss).
+
+#[test]
+#[ignore = "bug E: key-based batches out of sequence order lose acknowledged messages with dedup"]
+fn regression_seed_876_key_based_batching_dedup_loss() {
+    regression(876);
+}

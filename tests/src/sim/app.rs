@@ -58,6 +58,7 @@ pub struct ProducerModel {
     pub sends: Vec<SendRecord>,
     by_send: BTreeMap<SendId, usize>,
     outstanding: BTreeMap<ProducerId, VecDeque<SendId>>,
+    last_in_domain: BTreeMap<(ProducerId, String), u32>,
 }
 
 impl ProducerModel {
@@ -74,6 +75,7 @@ impl ProducerModel {
             sends: Vec::new(),
             by_send: BTreeMap::new(),
             outstanding: BTreeMap::new(),
+            last_in_domain: BTreeMap::new(),
         }
     }
 
@@ -93,17 +95,31 @@ impl ProducerModel {
         });
     }
 
+    /// The application index of `send`.
+    pub fn index_of(&self, send: SendId) -> Option<u32> {
+        self.by_send
+            .get(&send)
+            .and_then(|i| self.sends.get(*i))
+            .map(|r| r.index)
+    }
+
     /// Whether `send` belongs to this producer.
     pub fn owns(&self, send: SendId) -> bool {
         self.by_send.contains_key(&send)
     }
 
     /// Records a completion; `Err` describes an order or bookkeeping violation.
+    ///
+    /// `domain` is the ordering domain of the completion: `None` when every completion of the
+    /// producer must arrive in send order; `Some(d)` when only completions of the same domain are
+    /// ordered (one partition of a partitioned topic, one key with key-based batching); `Some("")`
+    /// when this completion is not ordered against anything.
     pub fn complete(
         &mut self,
         handle: ProducerId,
         send: SendId,
         result: Result<MessageId, String>,
+        domain: Option<&str>,
     ) -> Result<(), String> {
         let Some(&i) = self.by_send.get(&send) else {
             return Err(format!("{send} completed but was never sent"));
@@ -121,17 +137,33 @@ impl ProducerModel {
             ));
         }
         let payload = rec.payload.clone();
+        let index = rec.index;
         rec.result = Some(result);
         let queue = self.outstanding.entry(handle).or_default();
         let head = queue.front().copied();
         queue.retain(|s| *s != send);
-        match head {
-            Some(h) if h == send => Ok(()),
-            Some(h) => Err(format!(
-                "{} completion out of send order: {send} ({payload}) completed before {h}",
-                self.spec.label
-            )),
-            None => Err(format!("{send} completed with nothing outstanding")),
+        match domain {
+            None => match head {
+                Some(h) if h == send => Ok(()),
+                Some(h) => Err(format!(
+                    "{} completion out of send order: {send} ({payload}) completed before {h}",
+                    self.spec.label
+                )),
+                None => Err(format!("{send} completed with nothing outstanding")),
+            },
+            Some("") => Ok(()),
+            Some(d) => {
+                let key = (handle, d.to_owned());
+                let last = self.last_in_domain.insert(key, index);
+                match last {
+                    Some(prev) if prev >= index => Err(format!(
+                        "{} completion out of send order in {d}: {payload} completed after \
+                         index {prev}",
+                        self.spec.label
+                    )),
+                    _ => Ok(()),
+                }
+            }
         }
     }
 
@@ -242,4 +274,6 @@ pub struct SubRecord {
     pub durable: bool,
     /// Consumers sharing it.
     pub members: usize,
+    /// The topics holding its messages (the partitions of a partitioned topic).
+    pub physical: Vec<String>,
 }

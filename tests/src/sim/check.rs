@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use pulsar_core::compression::{decompress, CompressionType};
 use pulsar_proto::batch;
 
 use crate::sim::app::{parse_payload, ProducerModel};
@@ -30,15 +31,20 @@ pub struct LogMessage {
 pub fn log_messages(log: &TopicLog) -> Result<Vec<LogMessage>, String> {
     let mut out = Vec::new();
     for (i, e) in log.entries.iter().enumerate() {
-        if e.metadata.compression.unwrap_or(0) != 0 {
-            return Err(format!(
-                "entry {i} is compressed: the checker cannot read it"
-            ));
-        }
+        let codec = e.metadata.compression.unwrap_or(0);
+        let payload = if codec == 0 {
+            e.payload.clone()
+        } else {
+            let kind = CompressionType::from_protocol(codec)
+                .map_err(|err| format!("entry {i}: codec {codec}: {err}"))?;
+            let size = e.metadata.uncompressed_size.unwrap_or(0) as usize;
+            decompress(kind, &e.payload, size, 64 * 1024 * 1024)
+                .map_err(|err| format!("entry {i}: cannot decompress: {err}"))?
+        };
         let position = (e.ledger_id, e.entry_id);
         match e.metadata.num_messages_in_batch {
             Some(n) => {
-                for (k, m) in batch::split(e.payload.clone(), n.max(0) as u32).enumerate() {
+                for (k, m) in batch::split(payload, n.max(0) as u32).enumerate() {
                     let m = m.map_err(|err| format!("entry {i}: bad batch: {err}"))?;
                     out.push(LogMessage {
                         entry: i,
@@ -55,7 +61,7 @@ pub fn log_messages(log: &TopicLog) -> Result<Vec<LogMessage>, String> {
                 entry: i,
                 position,
                 batch_index: None,
-                payload: String::from_utf8_lossy(&e.payload).into_owned(),
+                payload: String::from_utf8_lossy(&payload).into_owned(),
                 producer_name: e.producer_name.clone(),
                 sequence_id: e.sequence_id,
                 registration: e.registration,
@@ -74,6 +80,14 @@ pub fn all_messages(store: &Store) -> Result<BTreeMap<String, Vec<LogMessage>>, 
         .collect()
 }
 
+/// The topic a physical topic belongs to (the partitioned topic of a partition).
+pub fn base_topic(physical: &str) -> &str {
+    match physical.rsplit_once("-partition-") {
+        Some((base, index)) if index.parse::<u32>().is_ok() => base,
+        _ => physical,
+    }
+}
+
 /// Checks the log against what the application was told. Returns the violations.
 pub fn check_log(store: &Store, dedup: bool, producers: &[ProducerModel]) -> Vec<String> {
     let mut v = Vec::new();
@@ -81,12 +95,15 @@ pub fn check_log(store: &Store, dedup: bool, producers: &[ProducerModel]) -> Vec
         Ok(l) => l,
         Err(e) => return vec![e],
     };
-    let empty = Vec::new();
     for p in producers {
-        let msgs = logs.get(&p.topic).unwrap_or(&empty);
         let mut by_payload: BTreeMap<&str, Vec<&LogMessage>> = BTreeMap::new();
-        for m in msgs {
-            by_payload.entry(m.payload.as_str()).or_default().push(m);
+        for (topic, msgs) in &logs {
+            if base_topic(topic) != p.topic {
+                continue;
+            }
+            for m in msgs {
+                by_payload.entry(m.payload.as_str()).or_default().push(m);
+            }
         }
         for s in &p.sends {
             let Some(Ok(id)) = &s.result else {
@@ -157,7 +174,8 @@ pub fn check_log(store: &Store, dedup: bool, producers: &[ProducerModel]) -> Vec
                 }
             }
         }
-        // per-producer order by first occurrence
+        // per-producer order by first occurrence (per key with key-based batching, where Pulsar
+        // only orders messages of the same key)
         let mut first: BTreeSet<&str> = BTreeSet::new();
         let mut last_index: BTreeMap<String, (u32, &str)> = BTreeMap::new();
         let mut last_seq: BTreeMap<u64, u64> = BTreeMap::new();
@@ -166,6 +184,16 @@ pub fn check_log(store: &Store, dedup: bool, producers: &[ProducerModel]) -> Vec
                 continue;
             }
             if let Some((label, index)) = parse_payload(m.payload.as_bytes()) {
+                let per_key = producers.iter().any(|p| {
+                    p.spec.label == label
+                        && p.spec.keyed
+                        && p.spec.batching.is_some_and(|b| b.key_based)
+                });
+                let label = if per_key {
+                    format!("{label} key k{}", index % 5)
+                } else {
+                    label
+                };
                 if let Some((prev, prev_payload)) = last_index.get(&label) {
                     if index <= *prev {
                         v.push(format!(
@@ -176,7 +204,8 @@ pub fn check_log(store: &Store, dedup: bool, producers: &[ProducerModel]) -> Vec
                 }
                 last_index.insert(label, (index, m.payload.as_str()));
             }
-            if let Some(prev) = last_seq.get(&m.registration) {
+            // sequence ids must grow along the log for deduplication to work
+            if let Some(prev) = last_seq.get(&m.registration).filter(|_| dedup) {
                 if m.sequence_id <= *prev {
                     v.push(format!(
                         "order: sequence id {} after {prev} on registration {} in {topic} ({})",

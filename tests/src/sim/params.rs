@@ -1,6 +1,7 @@
 //! Everything a seed decides: the cluster, the network, the fault rates, the client settings and the
 //! workload. Printed in full at the start of a run and in failure reports.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -26,6 +27,47 @@ pub enum SubKind {
 pub struct TopicSpec {
     /// Full name.
     pub name: String,
+    /// Partitions (0: not partitioned).
+    pub partitions: u32,
+}
+
+impl TopicSpec {
+    /// The topics holding messages: the partitions, or the topic itself.
+    pub fn physical(&self) -> Vec<String> {
+        if self.partitions == 0 {
+            vec![self.name.clone()]
+        } else {
+            (0..self.partitions)
+                .map(|i| format!("{}-partition-{i}", self.name))
+                .collect()
+        }
+    }
+}
+
+/// Producer batching settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSpec {
+    /// Most messages per batch.
+    pub max_messages: usize,
+    /// Longest wait before a batch goes out.
+    pub max_delay: Duration,
+    /// One batch per key.
+    pub key_based: bool,
+}
+
+/// How a consumer acknowledges.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AckSpec {
+    /// Cumulative acknowledgements (only on one-consumer Exclusive / Failover subscriptions).
+    pub cumulative: bool,
+    /// Share of first deliveries negatively acknowledged instead.
+    pub nack_rate: f64,
+    /// Ack timeout (unacknowledged messages redelivered).
+    pub ack_timeout: Option<Duration>,
+    /// Acknowledge batch messages one index at a time on the wire.
+    pub batch_index_ack: bool,
+    /// Ask for ACK_RESPONSE receipts.
+    pub receipts: bool,
 }
 
 /// A producer of the workload.
@@ -49,6 +91,14 @@ pub struct ProducerSpec {
     pub early_close: Option<Duration>,
     /// `max_pending_messages`.
     pub max_pending: usize,
+    /// Batching (`None`: every message is its own entry).
+    pub batching: Option<BatchSpec>,
+    /// Compression codec (protocol number; 0: none).
+    pub compression: i32,
+    /// Send timeout (`None`: the core's default).
+    pub send_timeout: Option<Duration>,
+    /// Messages carry keys (`k0`..`k4`).
+    pub keyed: bool,
 }
 
 /// A consumer of the workload.
@@ -78,6 +128,12 @@ pub struct ConsumerSpec {
     pub early_close: Option<Duration>,
     /// Durable subscription (`false`: a non-durable one, like a reader).
     pub durable: bool,
+    /// Created with `create_reader` (non-durable, Exclusive, from the earliest message).
+    pub reader: bool,
+    /// Acknowledgement behaviour.
+    pub acks: AckSpec,
+    /// When to seek the subscription back to the earliest message.
+    pub seek_at: Option<Duration>,
 }
 
 /// Rates of network and cluster faults (per minute of simulated chaos).
@@ -170,9 +226,10 @@ impl Params {
         let clients = r.range(1, 2) as usize;
         let dedup = r.chance(0.5);
         let auth = r.chance(0.25);
-        let topics: Vec<TopicSpec> = (0..r.range(1, 2))
+        let mut topics: Vec<TopicSpec> = (0..r.range(1, 2))
             .map(|i| TopicSpec {
                 name: format!("persistent://public/default/sim-{i}"),
+                partitions: 0,
             })
             .collect();
         let chaos = r.duration(ms(10_000), ms(40_000));
@@ -199,6 +256,10 @@ impl Params {
                 } else {
                     0
                 },
+                batching: None,
+                compression: 0,
+                send_timeout: None,
+                keyed: false,
             });
         }
 
@@ -239,6 +300,15 @@ impl Params {
                         recreate_at: r.chance(0.25).then(|| r.duration(chaos / 5, chaos * 4 / 5)),
                         early_close: r.chance(0.15).then(|| r.duration(ms(0), ms(300))),
                         durable,
+                        reader: false,
+                        acks: AckSpec {
+                            cumulative: false,
+                            nack_rate: 0.0,
+                            ack_timeout: None,
+                            batch_index_ack: false,
+                            receipts: false,
+                        },
+                        seek_at: None,
                     });
                 }
             }
@@ -253,6 +323,52 @@ impl Params {
                 c.poll_interval = (ms(200), ms(x.range(500, 2_500)));
                 c.receive_batch = x.range(1, 2) as usize;
             }
+        }
+
+        // producer features of the core: batching, compression, send timeouts, keys
+        for t in &mut topics {
+            if x.chance(0.3) {
+                t.partitions = x.range(2, 3) as u32;
+            }
+        }
+        for p in &mut producers {
+            if x.chance(0.4) {
+                p.batching = Some(BatchSpec {
+                    max_messages: x.range(2, 10) as usize,
+                    max_delay: ms(x.range(1, 200)),
+                    key_based: x.chance(0.3),
+                });
+            }
+            if x.chance(0.2) {
+                p.compression = x.range(1, 4) as i32;
+            }
+            if x.chance(0.3) {
+                p.send_timeout = Some(ms(x.range(1_000, 10_000)));
+            }
+            p.keyed = x.chance(0.5);
+        }
+        // consumer features: readers, cumulative acks, nacks, ack timeouts, seeks
+        let mut members: BTreeMap<String, usize> = BTreeMap::new();
+        for c in &consumers {
+            *members.entry(c.subscription.clone()).or_default() += 1;
+        }
+        for c in &mut consumers {
+            let alone = members.get(&c.subscription).copied() == Some(1);
+            let ordered = c.kind == SubKind::Exclusive || (c.kind == SubKind::Failover && alone);
+            c.reader = !c.durable && x.chance(0.5);
+            c.acks = AckSpec {
+                cumulative: ordered && c.durable && x.chance(0.4),
+                nack_rate: if c.durable && x.chance(0.2) {
+                    x.next_f64() * 0.3
+                } else {
+                    0.0
+                },
+                ack_timeout: (c.durable && x.chance(0.15)).then(|| ms(x.range(1_000, 5_000))),
+                batch_index_ack: x.chance(0.5),
+                receipts: x.chance(0.3),
+            };
+            c.seek_at = (c.durable && !c.reader && x.chance(0.15))
+                .then(|| x.duration(chaos / 5, chaos * 4 / 5));
         }
 
         let scale = f64::from(intensity);
@@ -356,7 +472,7 @@ impl fmt::Display for Params {
             self.broker_faults, self.broker_keep_alive, self.persist_latency
         )?;
         for t in &self.topics {
-            writeln!(f, "topic {}", t.name)?;
+            writeln!(f, "topic {} partitions {}", t.name, t.partitions)?;
         }
         for p in &self.producers {
             writeln!(f, "{p:?}")?;

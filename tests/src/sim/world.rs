@@ -4,14 +4,16 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use pulsar_core::compression::CompressionType;
 use pulsar_core::{
-    Client, ClientConfig, ConsumerOptions, Event, InitialPosition, IoRequest, MessageId,
-    OutgoingMessage, ProducerOptions, SubscriptionType, TokenAuth,
+    BatchingOptions, Client, ClientConfig, ConsumerOptions, Event, InitialPosition, IoRequest,
+    MessageId, OutgoingMessage, ProducerOptions, ReaderOptions, SeekTo, SubscriptionType,
+    TokenAuth,
 };
 
 use crate::sim::app::{parse_payload, payload, ConsumerModel, ProducerModel, SubRecord};
 use crate::sim::broker::{ClusterConfig, ConnId, ModelCluster, MoveKind, Output};
-use crate::sim::check::{all_messages, check_log};
+use crate::sim::check::{all_messages, base_topic, check_log};
 use crate::sim::net::{Dir, Network, Phase, Segment, Wake};
 use crate::sim::params::{Params, SubKind};
 use crate::sim::rng::SimRng;
@@ -84,7 +86,9 @@ enum Ev {
         consumer: usize,
         handle: pulsar_core::ConsumerId,
         id: MessageId,
+        nack: bool,
     },
+    Seek(usize),
     CloseConsumer(usize),
     EarlyCloseProducer(usize, pulsar_core::ProducerId),
     EarlyCloseConsumer(usize, pulsar_core::ConsumerId),
@@ -121,6 +125,8 @@ pub struct World {
     subs: BTreeMap<(String, String), SubRecord>,
     app_rng: SimRng,
     fault_rng: SimRng,
+    /// Choices of workload features added later (a separate stream keeps older seeds stable).
+    feature_rng: SimRng,
     trace: Trace,
     violations: Vec<String>,
     fatal: bool,
@@ -150,7 +156,12 @@ impl World {
         cc.persist_latency = p.persist_latency;
         cc.faults = p.broker_faults.clone();
         cc.trace_frames = true;
-        let cluster = ModelCluster::new(cc);
+        let mut cluster = ModelCluster::new(cc);
+        for t in &p.topics {
+            if t.partitions > 0 {
+                cluster.create_partitioned_topic(&t.name, t.partitions);
+            }
+        }
         let base = Instant::now();
         let mut clients = Vec::new();
         for i in 0..p.clients {
@@ -176,6 +187,7 @@ impl World {
                 closed: false,
             });
         }
+        let feature_rng = root.fork();
         let producers = p
             .producers
             .iter()
@@ -193,6 +205,7 @@ impl World {
                 .or_default();
             r.durable = c.spec.durable;
             r.members += 1;
+            r.physical = p.topics[c.spec.topic].physical();
         }
         let net = Network::new(p.net.clone(), net_rng);
         World {
@@ -206,6 +219,7 @@ impl World {
             subs,
             app_rng,
             fault_rng,
+            feature_rng,
             trace: Trace::new(400, echo),
             violations: Vec::new(),
             fatal: false,
@@ -304,6 +318,9 @@ impl World {
             if let Some(t) = self.consumers[i].spec.recreate_at {
                 self.sched.at(t, Ev::CloseConsumer(i));
             }
+            if let Some(t) = self.consumers[i].spec.seek_at {
+                self.sched.at(t, Ev::Seek(i));
+            }
         }
         if self.p.has_faults() {
             self.schedule_fault();
@@ -336,7 +353,9 @@ impl World {
                 consumer,
                 handle,
                 id,
-            } => self.ack(consumer, handle, id),
+                nack,
+            } => self.ack(consumer, handle, id, nack),
+            Ev::Seek(i) => self.seek(i),
             Ev::CloseConsumer(i) => self.close_consumer(i),
             Ev::EarlyCloseProducer(i, h) => {
                 if self.producers[i].handle == Some(h) {
@@ -763,13 +782,31 @@ impl World {
                     self.violation(format!("completion of unknown send {send}"));
                     return;
                 };
+                let spec = &self.producers[i].spec;
+                let partitioned = self.p.topics[spec.topic].partitions > 0;
+                let key_based = spec.keyed && spec.batching.is_some_and(|b| b.key_based);
+                let index = self.producers[i].index_of(send);
+                // order holds per partition, and per key with key-based batching
+                let key = if key_based {
+                    index
+                        .map(|k| format!(" key k{}", k % 5))
+                        .unwrap_or_default()
+                } else {
+                    String::new()
+                };
+                let domain = match (&result, partitioned, key_based) {
+                    (Err(_), true, _) | (Err(_), _, true) => Some(String::new()),
+                    (Ok(id), true, _) => Some(format!("partition {}{key}", id.partition)),
+                    (_, false, true) => Some(key.trim_start().to_owned()),
+                    _ => None,
+                };
                 let r = result.map_err(|e| e.to_string());
                 if r.is_ok() {
                     self.stats.acked += 1;
                 } else {
                     self.stats.failed += 1;
                 }
-                if let Err(v) = self.producers[i].complete(producer, send, r) {
+                if let Err(v) = self.producers[i].complete(producer, send, r, domain.as_deref()) {
                     self.violation(v);
                 }
             }
@@ -834,6 +871,20 @@ impl World {
             None => ProducerOptions::default(),
         };
         opts.max_pending_messages = m.spec.max_pending;
+        if let Some(b) = m.spec.batching {
+            let mut batching =
+                BatchingOptions::enabled().with_limits(b.max_messages, 128 * 1024, b.max_delay);
+            batching.key_based = b.key_based;
+            opts.batching = batching;
+        }
+        if m.spec.compression != 0 {
+            if let Ok(c) = CompressionType::from_protocol(m.spec.compression) {
+                opts.compression = c;
+            }
+        }
+        if let Some(t) = m.spec.send_timeout {
+            opts.send_timeout = t;
+        }
         let topic = m.topic.clone();
         let first = m.sends.is_empty() && !m.creating && m.next_index == 0;
         let early = (first && !m.recreated)
@@ -879,12 +930,13 @@ impl World {
         };
         let ci = m.spec.client;
         let body = payload(&m.spec.label, m.next_index);
+        let mut message = OutgoingMessage::new(body.clone());
+        if m.spec.keyed {
+            message = message.with_key(format!("k{}", m.next_index % 5));
+        }
         let now = self.now();
         let at = self.inst(now);
-        match self.clients[ci]
-            .core
-            .send(at, h, OutgoingMessage::new(body.clone()))
-        {
+        match self.clients[ci].core.send(at, h, message) {
             Ok(s) => {
                 self.log(format!("app send {body} on {h} as {s}"));
                 self.producers[i].record_send(h, s, now);
@@ -938,12 +990,27 @@ impl World {
         opts.receiver_queue_size = m.spec.queue_size;
         opts.consumer_name = Some(m.spec.label.clone());
         opts.durable = m.spec.durable;
+        opts.batch_index_ack = m.spec.acks.batch_index_ack;
+        opts.ack_receipts = m.spec.acks.receipts;
+        opts.ack_timeout = m.spec.acks.ack_timeout;
+        opts.negative_ack_delay = Duration::from_millis(300);
+        let reader = m.spec.reader.then(|| {
+            let mut r = ReaderOptions::new(MessageId::EARLIEST);
+            r.receiver_queue_size = m.spec.queue_size;
+            r.reader_name = Some(m.spec.label.clone());
+            r.subscription_name = Some(m.spec.subscription.clone());
+            r
+        });
         let early = (!m.recreated && !m.closing && m.received == 0 && !m.subscribing)
             .then_some(m.spec.early_close)
             .flatten();
         let topic = m.topic.clone();
         let at = self.inst(self.now());
-        match self.clients[ci].core.subscribe(at, &topic, opts) {
+        let created = match reader {
+            Some(r) => self.clients[ci].core.create_reader(at, &topic, r),
+            None => self.clients[ci].core.subscribe(at, &topic, opts),
+        };
+        match created {
             Ok(h) => {
                 self.log(format!(
                     "app {} subscribes as {h}",
@@ -980,7 +1047,12 @@ impl World {
                 self.consumers[i].spec.subscription.clone(),
             ))
             .map_or(1, |s| s.members);
-        let ordered = self.consumers[i].checks_order(members);
+        let partitioned = self.p.topics[self.consumers[i].spec.topic].partitions > 0;
+        let acks = self.consumers[i].spec.acks;
+        let ordered = self.consumers[i].checks_order(members)
+            && !partitioned
+            && acks.nack_rate == 0.0
+            && acks.ack_timeout.is_none();
         let mut got = 0;
         while got < batch {
             let at = self.inst(self.now());
@@ -1007,10 +1079,13 @@ impl World {
                 ));
             }
             let pos = (msg.id.ledger_id, msg.id.entry_id, msg.id.batch_index);
-            if msg.redelivery_count == 0 {
-                let dispatched =
-                    self.cluster
-                        .first_dispatch(&key.0, &key.1, msg.id.ledger_id, msg.id.entry_id);
+            if msg.redelivery_count == 0 && !partitioned {
+                let dispatched = self.cluster.first_dispatch(
+                    &msg.topic,
+                    &key.1,
+                    msg.id.ledger_id,
+                    msg.id.entry_id,
+                );
                 if let (Some(d), Some(lost)) = (dispatched, self.consumers[i].last_loss) {
                     if d < lost {
                         self.violation(format!(
@@ -1024,16 +1099,28 @@ impl World {
             if let Err(v) = self.consumers[i].on_message(&text, pos, ordered) {
                 self.violation(v);
             }
+            if base_topic(&msg.topic) != self.consumers[i].topic {
+                self.violation(format!(
+                    "{} received {text} from {} which it did not subscribe to",
+                    self.consumers[i].spec.label, msg.topic
+                ));
+            }
             let (lo, hi) = self.consumers[i].spec.ack_delay;
             let d = self.app_rng.duration(lo, hi);
-            self.sched.after(
-                d,
-                Ev::Ack {
-                    consumer: i,
-                    handle: h,
-                    id: msg.id,
-                },
-            );
+            if !self.consumers[i].spec.reader {
+                let nack = msg.redelivery_count == 0
+                    && acks.nack_rate > 0.0
+                    && self.feature_rng.chance(acks.nack_rate);
+                self.sched.after(
+                    d,
+                    Ev::Ack {
+                        consumer: i,
+                        handle: h,
+                        id: msg.id,
+                        nack,
+                    },
+                );
+            }
         }
         if got == batch {
             self.consumers[i].poll_scheduled = true;
@@ -1044,14 +1131,43 @@ impl World {
         self.drain_client(ci);
     }
 
-    fn ack(&mut self, i: usize, h: pulsar_core::ConsumerId, id: MessageId) {
+    fn ack(&mut self, i: usize, h: pulsar_core::ConsumerId, id: MessageId, nack: bool) {
         if self.consumers[i].handle != Some(h) {
             return;
         }
         let ci = self.consumers[i].spec.client;
         let at = self.inst(self.now());
-        if let Err(e) = self.clients[ci].core.ack(at, h, &id) {
-            self.log(format!("app ack {id} on {h} refused: {e}"));
+        let core = &mut self.clients[ci].core;
+        let r = if nack {
+            core.negative_ack(at, h, &id).map(|_| ())
+        } else if self.consumers[i].spec.acks.cumulative {
+            core.ack_cumulative(at, h, &id).map(|_| ())
+        } else {
+            core.ack(at, h, &id).map(|_| ())
+        };
+        if let Err(e) = r {
+            self.log(format!("app ack {id} on {h} (nack {nack}) refused: {e}"));
+        }
+        self.drain_client(ci);
+    }
+
+    fn seek(&mut self, i: usize) {
+        if self.healed || self.closing_clients {
+            return;
+        }
+        let Some(h) = self.consumers[i].handle else {
+            return;
+        };
+        let ci = self.consumers[i].spec.client;
+        let at = self.inst(self.now());
+        self.log(format!("app seeks {h} to the earliest message"));
+        self.consumers[i].allow_rewind();
+        match self.clients[ci]
+            .core
+            .seek(at, h, SeekTo::Id(MessageId::EARLIEST))
+        {
+            Ok(r) => self.log(format!("app seek request {r}")),
+            Err(e) => self.log(format!("app seek refused: {e}")),
         }
         self.drain_client(ci);
     }
@@ -1258,15 +1374,14 @@ impl World {
             Err(e) => return vec![e],
         };
         for ((topic, sub), r) in &self.subs {
-            let missing: Vec<&str> = logs
-                .get(topic)
-                .map(|m| {
-                    m.iter()
-                        .map(|x| x.payload.as_str())
-                        .filter(|p| !r.received.contains(*p))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let missing: Vec<&str> = r
+                .physical
+                .iter()
+                .filter_map(|t| logs.get(t))
+                .flatten()
+                .map(|x| x.payload.as_str())
+                .filter(|p| !r.received.contains(*p))
+                .collect();
             if !missing.is_empty() {
                 out.push(format!(
                     "subscription {sub} on {topic} never received {} persisted messages, e.g. {:?}",
@@ -1275,14 +1390,21 @@ impl World {
                 ));
             }
             if r.durable {
-                match self.cluster.backlog(topic, sub) {
-                    Some(0) => {}
-                    Some(n) => out.push(format!(
-                        "subscription {sub} on {topic} has {n} unacknowledged messages"
-                    )),
-                    None => {
-                        if logs.get(topic).is_some_and(|m| !m.is_empty()) {
-                            out.push(format!("subscription {sub} on {topic} was never created"));
+                for t in &r.physical {
+                    match self.cluster.backlog(t, sub) {
+                        Some(0) => {}
+                        Some(n) => {
+                            let left = self.cluster.unacked(t, sub);
+                            out.push(format!(
+                                "subscription {sub} on {t} has {n} unacknowledged messages in \
+                                 entries {:?}",
+                                &left[..left.len().min(5)]
+                            ));
+                        }
+                        None => {
+                            if logs.get(t).is_some_and(|m| !m.is_empty()) {
+                                out.push(format!("subscription {sub} on {t} was never created"));
+                            }
                         }
                     }
                 }

@@ -359,7 +359,13 @@ impl ModelCluster {
         else {
             return;
         };
-        reg.permits -= i64::from(entry.num_messages.max(1));
+        // as the real broker: a partly acknowledged batch costs only its unacknowledged messages
+        let cost = if ack_set.is_empty() {
+            i64::from(entry.num_messages.max(1))
+        } else {
+            ack_set.iter().map(|w| i64::from(w.count_ones())).sum()
+        };
+        reg.permits -= cost;
         let cmd = pb::CommandMessage {
             consumer_id: target.1,
             message_id: pb::MessageIdData {
@@ -699,8 +705,8 @@ impl ModelCluster {
     }
 }
 
-/// Where a reader (non-durable subscription) starts: after `start` (at it for a batch index), or
-/// at the initial position without one.
+/// Where a reader (non-durable subscription) starts: after `start` (at it when the id carries a
+/// batch index), or at the initial position without one.
 fn reader_start(
     log: Option<&TopicLog>,
     start: Option<&pb::MessageIdData>,
@@ -716,8 +722,11 @@ fn reader_start(
             let Some(log) = log else {
                 return 0;
             };
+            // As the real broker: a start id naming a batch position (the field present, even -1)
+            // steps back one entry, since the batch may be partly consumed; the client discards
+            // what it already saw. A plain entry id starts after the entry.
             match log.index_of(id.ledger_id, id.entry_id) {
-                Some(i) if id.batch_index.unwrap_or(-1) >= 0 => i,
+                Some(i) if id.batch_index.is_some() => i,
                 Some(i) => i + 1,
                 None => log.first_at_or_after(id.ledger_id, id.entry_id),
             }

@@ -354,6 +354,26 @@ impl ModelCluster {
             .copied()
     }
 
+    /// Positions `(ledger, entry)` persisted but not acknowledged on a durable subscription, with
+    /// the batch indexes still unacknowledged of partly acknowledged batches.
+    pub fn unacked(&self, topic: &str, subscription: &str) -> Vec<(u64, u64, Vec<i64>)> {
+        let Some(log) = self.store.topics.get(topic) else {
+            return Vec::new();
+        };
+        let Some(cursor) = log.cursors.get(subscription) else {
+            return Vec::new();
+        };
+        log.entries
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !cursor.is_acked(*i))
+            .map(|(i, e)| {
+                let partial = cursor.partial.get(&i).cloned().unwrap_or_default();
+                (e.ledger_id, e.entry_id, partial)
+            })
+            .collect()
+    }
+
     /// The next note (one line per notable broker event, frames too when `trace_frames`).
     pub fn poll_note(&mut self) -> Option<String> {
         self.notes.pop_front()
@@ -821,7 +841,12 @@ pub fn describe(cmd: &pb::BaseCommand) -> String {
             let start = s
                 .start_message_id
                 .as_ref()
-                .map(|m| format!(" start {}:{}", m.ledger_id as i64, m.entry_id as i64))
+                .map(|m| {
+                    format!(
+                        " start {}:{} batch {:?}",
+                        m.ledger_id as i64, m.entry_id as i64, m.batch_index
+                    )
+                })
                 .unwrap_or_default();
             format!(
                 "SUBSCRIBE c{} req {} {} sub {} type {} durable {} initial {}{start}",
