@@ -100,6 +100,7 @@ enum Ev {
     Restart(usize),
     Heal,
     Check,
+    Limits,
     CloseClients,
 }
 
@@ -326,6 +327,7 @@ impl World {
             self.schedule_fault();
         }
         self.sched.at(self.p.chaos, Ev::Heal);
+        self.sched.at(Duration::from_millis(500), Ev::Limits);
     }
 
     // ---- event dispatch -------------------------------------------------------------------------
@@ -383,6 +385,7 @@ impl World {
             }
             Ev::Heal => self.heal(),
             Ev::Check => self.check(),
+            Ev::Limits => self.check_limits(),
             Ev::CloseClients => self.check_closed(),
         }
     }
@@ -1350,6 +1353,62 @@ impl World {
         self.drain_cluster();
         self.retry_syns();
         self.sched.after(Duration::from_secs(1), Ev::Check);
+    }
+
+    /// Queues within their configured limits: a producer's pending messages within
+    /// `max_pending_messages`, a consumer's receiver queue within its size (plus one batch).
+    fn check_limits(&mut self) {
+        if self.closing_clients {
+            return;
+        }
+        let mut found = Vec::new();
+        for (ci, slot) in self.clients.iter().enumerate() {
+            let stats = slot.core.stats();
+            for ps in &stats.producers {
+                let Some(m) = self
+                    .producers
+                    .iter()
+                    .find(|m| m.spec.client == ci && m.handle == Some(ps.id))
+                else {
+                    continue;
+                };
+                let limit = if m.spec.max_pending == 0 {
+                    1000
+                } else {
+                    m.spec.max_pending
+                };
+                if ps.pending_messages > limit {
+                    found.push(format!(
+                        "{} holds {} pending messages, above max_pending_messages {limit}",
+                        m.spec.label, ps.pending_messages
+                    ));
+                }
+            }
+            for cs in &stats.consumers {
+                let Some(m) = self
+                    .consumers
+                    .iter()
+                    .find(|m| m.spec.client == ci && m.handle == Some(cs.id))
+                else {
+                    continue;
+                };
+                if self.p.topics[m.spec.topic].partitions > 0 {
+                    continue;
+                }
+                // a batch may overshoot the permits by its size minus one (10 messages at most)
+                let limit = m.spec.queue_size.max(1) as usize + 9;
+                if cs.queued_messages > limit {
+                    found.push(format!(
+                        "{} queues {} messages, above its receiver queue of {} (+ one batch)",
+                        m.spec.label, cs.queued_messages, m.spec.queue_size
+                    ));
+                }
+            }
+        }
+        for v in found {
+            self.violation(v);
+        }
+        self.sched.after(Duration::from_millis(500), Ev::Limits);
     }
 
     // ---- settling and the end ---------------------------------------------------------------------
