@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use pulsar_async::core::{ServerErrorCode, TopicsMode};
 use pulsar_async::{
-    ClientEvent, ClientOptions, ClientStats, ConsumerOptions, Error, Event, InitialPosition,
-    Launch, Message, MessageId, OutgoingMessage, ProducerOptions, SendError, SubscriptionType,
+    BatchingOptions, ClientEvent, ClientOptions, ClientStats, ConsumerOptions, Error, Event,
+    InitialPosition, Launch, Message, MessageId, OutgoingMessage, ProducerOptions, ReaderOptions,
+    SeekTo, SendError, SubscriptionType,
 };
 use pulsar_tests::support::{self, unique_topic, Admin, BrokerOptions, BrokerProcess};
 use serde_json::Value;
@@ -148,6 +149,36 @@ impl TClient {
                 .options(options)
                 .subscribe()
                 .map(TConsumer::Blocking),
+        }
+    }
+
+    fn consumer_topics(
+        &self,
+        topics: &[String],
+        options: ConsumerOptions,
+    ) -> Result<TConsumer, Error> {
+        match self {
+            TClient::Async(env, c) => env
+                .block_on(c.consumer_topics(topics).options(options).subscribe())
+                .map(|c| TConsumer::Async(env.clone(), c)),
+            TClient::Blocking(c) => c
+                .consumer_topics(topics)
+                .options(options)
+                .subscribe()
+                .map(TConsumer::Blocking),
+        }
+    }
+
+    fn reader(&self, topic: &str, options: ReaderOptions) -> Result<TReader, Error> {
+        match self {
+            TClient::Async(env, c) => env
+                .block_on(c.reader(topic).options(options).create())
+                .map(|r| TReader::Async(env.clone(), r)),
+            TClient::Blocking(c) => c
+                .reader(topic)
+                .options(options)
+                .create()
+                .map(TReader::Blocking),
         }
     }
 
@@ -313,10 +344,64 @@ impl TConsumer {
         }
     }
 
+    fn nack(&self, m: &Message) -> Result<(), Error> {
+        match self {
+            TConsumer::Async(_, c) => c.nack(m),
+            TConsumer::Blocking(c) => c.nack(m),
+        }
+    }
+
+    fn seek(&self, to: SeekTo) -> Result<(), Error> {
+        match self {
+            TConsumer::Async(env, c) => env.block_on(c.seek(to)),
+            TConsumer::Blocking(c) => c.seek(to),
+        }
+    }
+
     fn close(self) -> Result<(), Error> {
         match self {
             TConsumer::Async(env, c) => env.block_on(c.close()),
             TConsumer::Blocking(c) => c.close(),
+        }
+    }
+}
+
+fn consumer_topic(c: &TConsumer) -> String {
+    match c {
+        TConsumer::Async(_, c) => c.topic().to_string(),
+        TConsumer::Blocking(c) => c.topic().to_string(),
+    }
+}
+
+enum TReader {
+    Async(Env, pulsar_async::Reader),
+    Blocking(pulsar_blocking::Reader),
+}
+
+impl TReader {
+    fn receive(&mut self) -> Result<Message, Box<dyn std::error::Error>> {
+        match self {
+            TReader::Async(env, r) => Ok(env
+                .timeout(RECEIVE, r.next())
+                .ok_or("no message within the timeout")?
+                .ok_or("reader ended")??),
+            TReader::Blocking(r) => Ok(r
+                .receive_timeout(RECEIVE)?
+                .ok_or("no message within the timeout")?),
+        }
+    }
+
+    fn has_message_available(&self) -> Result<bool, Error> {
+        match self {
+            TReader::Async(env, r) => env.block_on(r.has_message_available()),
+            TReader::Blocking(r) => r.has_message_available(),
+        }
+    }
+
+    fn seek(&self, to: SeekTo) -> Result<(), Error> {
+        match self {
+            TReader::Async(env, r) => env.block_on(r.seek(to)),
+            TReader::Blocking(r) => r.seek(to),
         }
     }
 }
@@ -455,6 +540,9 @@ per_runtime!(
     graceful_close,
     drop_closes_on_the_broker,
     client_requests,
+    partitioned_batched_and_multi_topic,
+    readers_and_seek,
+    negative_ack_redelivers,
     tls_verified_and_mutual,
     tls_wrong_ca_fails_clearly,
     tls_required_refuses_plain_urls,
@@ -847,6 +935,148 @@ fn client_requests(env: Env) -> TestResult {
     Ok(())
 }
 
+/// A partitioned topic: a batched producer with keys spreads messages over the partitions, a
+/// consumer of the partitioned topic gets them all (per key in order), a multi-topic consumer
+/// gets the partitioned topic's and a plain topic's messages, and acknowledgements of batched
+/// messages from several partitions drain the backlog.
+fn partitioned_batched_and_multi_topic(env: Env) -> TestResult {
+    let topic = unique_topic(&format!("rt-part-{:?}", env.rt));
+    let plain = unique_topic(&format!("rt-part-plain-{:?}", env.rt));
+    support::create_partitioned(&topic, 3)?;
+    let client = env.client(options())?;
+    let mut consumer = client.consumer(&topic, consumer_options("p", SubscriptionType::Shared))?;
+    let mut multi = client.consumer_topics(
+        &[topic.clone(), plain.clone()],
+        consumer_options("multi", SubscriptionType::Shared),
+    )?;
+    let mut po = ProducerOptions::default();
+    po.batching = BatchingOptions::enabled();
+    let producer = client.producer_with(&topic, po, true)?;
+    let receipts = (0..90)
+        .map(|i| producer.send_async(msg(format!("p{i}")).with_key(format!("k{}", i % 9))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ids = receipts
+        .into_iter()
+        .map(TReceipt::wait)
+        .collect::<Result<Vec<_>, _>>()?;
+    let partitions: BTreeSet<i32> = ids.iter().map(|id| id.partition).collect();
+    assert!(
+        partitions.len() >= 2,
+        "keys spread over partitions: {partitions:?}"
+    );
+    assert!(partitions.iter().all(|p| (0..3).contains(p)));
+    assert!(
+        ids.iter().any(|id| id.batch_index >= 0),
+        "batching produced batched ids"
+    );
+    client.producer(&plain)?.send(msg("plain"))?;
+
+    let mut per_key: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for _ in 0..90 {
+        let m = consumer.receive()?;
+        consumer.ack(&m)?;
+        per_key
+            .entry(m.key.clone().unwrap_or_default())
+            .or_default()
+            .push(text(&m)[1..].parse()?);
+    }
+    assert_eq!(per_key.values().map(Vec::len).sum::<usize>(), 90);
+    for (key, seen) in &per_key {
+        assert!(
+            seen.windows(2).all(|w| w[0] < w[1]),
+            "key {key} in order: {seen:?}"
+        );
+    }
+    let mut got = BTreeSet::new();
+    for _ in 0..91 {
+        let m = multi.receive()?;
+        multi.ack(&m)?;
+        got.insert(text(&m));
+    }
+    assert_eq!(got.len(), 91);
+    assert!(got.contains("plain"));
+    let admin = admin();
+    assert!(
+        admin.wait_until(Duration::from_secs(10), |a| {
+            let mut backlog = 0;
+            for p in 0..3 {
+                backlog += a.subscription_backlog(&format!("{topic}-partition-{p}"), "p")?;
+            }
+            Ok(backlog == 0)
+        }),
+        "acks of batched messages on every partition reach the broker"
+    );
+    client.close()?;
+    Ok(())
+}
+
+/// Readers from the earliest message and from a message id (exclusive and inclusive),
+/// `has_message_available`, and seeking a reader and a consumer back to the start.
+fn readers_and_seek(env: Env) -> TestResult {
+    let topic = unique_topic(&format!("rt-reader-{:?}", env.rt));
+    let client = env.client(options())?;
+    let producer = client.producer(&topic)?;
+    let ids = (0..10)
+        .map(|i| producer.send(msg(format!("r{i}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let mut from_start = client.reader(&topic, ReaderOptions::new(MessageId::EARLIEST))?;
+    for i in 0..10 {
+        assert!(from_start.has_message_available()?);
+        assert_eq!(text(&from_start.receive()?), format!("r{i}"));
+    }
+    assert!(!from_start.has_message_available()?, "everything read");
+    from_start.seek(SeekTo::Id(MessageId::EARLIEST))?;
+    assert_eq!(text(&from_start.receive()?), "r0", "seek back to the start");
+
+    let mut after = client.reader(&topic, ReaderOptions::new(ids[4]))?;
+    assert_eq!(text(&after.receive()?), "r5", "exclusive start");
+    let mut at = client.reader(&topic, ReaderOptions::new(ids[4]).inclusive())?;
+    assert_eq!(text(&at.receive()?), "r4", "inclusive start");
+
+    let mut consumer = client.consumer(
+        &topic,
+        consumer_options("seek", SubscriptionType::Exclusive),
+    )?;
+    for i in 0..10 {
+        let m = consumer.receive()?;
+        assert_eq!(text(&m), format!("r{i}"));
+        consumer.ack(&m)?;
+    }
+    consumer.seek(SeekTo::Id(MessageId::EARLIEST))?;
+    assert_eq!(text(&consumer.receive()?), "r0", "consumer seek back");
+    client.close()?;
+    Ok(())
+}
+
+/// A negatively acknowledged message comes back after the delay with its redelivery count.
+fn negative_ack_redelivers(env: Env) -> TestResult {
+    let topic = unique_topic(&format!("rt-nack-{:?}", env.rt));
+    let client = env.client(options())?;
+    let mut o = consumer_options("nack", SubscriptionType::Shared);
+    o.negative_ack_delay = Duration::from_millis(300);
+    let mut consumer = client.consumer(&topic, o)?;
+    client.producer(&topic)?.send(msg("again"))?;
+    let first = consumer.receive()?;
+    assert_eq!(first.redelivery_count, 0);
+    let nacked_at = Instant::now();
+    consumer.nack(&first)?;
+    let second = consumer.receive()?;
+    assert!(
+        nacked_at.elapsed() >= Duration::from_millis(250),
+        "after the delay"
+    );
+    assert_eq!(text(&second), "again");
+    assert_eq!(second.redelivery_count, 1);
+    assert_eq!(second.id, first.id);
+    consumer.ack(&second)?;
+    assert!(consumer
+        .receive_timeout(Duration::from_millis(800))?
+        .is_none());
+    client.close()?;
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------- TLS
 
 fn mtls_broker() -> support::BrokerInfo {
@@ -977,7 +1207,10 @@ fn reconnect_after_broker_restart_all_runtimes() -> TestResult {
         let topic = unique_topic(&format!("rt-restart-{rt:?}"));
         let mut consumer =
             client.consumer(&topic, consumer_options("r", SubscriptionType::Exclusive))?;
-        let producer = client.producer(&topic)?;
+        let mut po = ProducerOptions::default();
+        // Messages queued while the broker is down wait for it, however long it takes.
+        po.send_timeout = Duration::ZERO;
+        let producer = client.producer_with(&topic, po, true)?;
         for i in 0..5 {
             producer.send(msg(format!("before{i}")))?;
         }
@@ -989,15 +1222,42 @@ fn reconnect_after_broker_restart_all_runtimes() -> TestResult {
         sides.push((rt, env, client, events, consumer, producer));
     }
 
-    broker.restart()?;
+    // The acknowledgements are on the broker before it stops (they are grouped and sent
+    // asynchronously; an unacknowledged message would rightly be redelivered).
+    let restart_admin = broker.info().admin()?;
+    for (rt, _, _, _, consumer, _) in &sides {
+        let topic = consumer_topic(consumer);
+        assert!(
+            restart_admin.wait_until(Duration::from_secs(10), |a| Ok(a
+                .subscription_backlog(&topic, "r")?
+                == 0)),
+            "{rt:?}: acknowledgements reached the broker"
+        );
+    }
+    broker.stop()?;
+    // Sent while the broker is down: queued, resent once the producers are back.
+    let mut queued = Vec::new();
+    for (_, _, _, _, _, producer) in &sides {
+        let receipts = (0..5)
+            .map(|i| producer.send_async(msg(format!("during{i}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        queued.push(receipts);
+    }
+    broker.start_again()?;
 
-    for (rt, _env, client, events, consumer, producer) in &mut sides {
+    for ((rt, _env, client, events, consumer, producer), receipts) in sides.iter_mut().zip(queued) {
+        for r in receipts {
+            r.wait()?;
+        }
         for i in 0..5 {
             producer.send(msg(format!("after{i}")))?;
         }
-        for i in 0..5 {
+        let expected = (0..5)
+            .map(|i| format!("during{i}"))
+            .chain((0..5).map(|i| format!("after{i}")));
+        for e in expected {
             let m = consumer.receive()?;
-            assert_eq!(text(&m), format!("after{i}"), "{rt:?}");
+            assert_eq!(text(&m), e, "{rt:?}");
             consumer.ack(&m)?;
         }
         let seen = events.collect_for(Duration::from_secs(2));

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use futures::future::poll_fn;
 use futures::Stream;
-use pulsar_core::{ClientStats, LookupResult, RequestId, TopicsMode};
+use pulsar_core::{ClientStats, LookupResult, RequestId, Resource, TopicsMode};
 
-use crate::consumer::ConsumerBuilder;
+use crate::consumer::{ConsumerBuilder, ReaderBuilder};
 use crate::driver::Driver;
 use crate::error::Error;
 use crate::options::{unix_millis, ClientBuilder, ClientOptions, Launch};
@@ -62,6 +62,26 @@ impl ClientHandle {
     /// A consumer of `topic`; set at least the subscription name.
     pub fn consumer(&self, topic: impl Into<String>) -> ConsumerBuilder {
         ConsumerBuilder::new(self.clone(), topic.into())
+    }
+
+    /// A consumer of several topics (each may be partitioned) with one receiver queue.
+    pub fn consumer_topics<I, T>(&self, topics: I) -> ConsumerBuilder
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        ConsumerBuilder::topics(self.clone(), topics.into_iter().map(Into::into).collect())
+    }
+
+    /// A consumer of every topic of a namespace matching `pattern`
+    /// (`persistent://tenant/ns/<regex>`), joining topics created later.
+    pub fn consumer_pattern(&self, pattern: impl Into<String>) -> ConsumerBuilder {
+        ConsumerBuilder::pattern(self.clone(), pattern.into())
+    }
+
+    /// A reader of `topic`, from the earliest message unless told otherwise.
+    pub fn reader(&self, topic: impl Into<String>) -> ReaderBuilder {
+        ReaderBuilder::new(self.clone(), topic.into())
     }
 
     /// The client-wide event stream: connections opened and closed (with the reason), producers
@@ -127,7 +147,16 @@ impl ClientHandle {
         &self,
         start: impl FnOnce(&mut pulsar_core::Client, Instant) -> Result<RequestId, pulsar_core::Error>,
     ) -> Result<RequestResult, Error> {
-        let id = self.shared().with(|st| st.start_request(start))?;
+        self.request_for(None, start).await
+    }
+
+    /// Starts a request of the core and waits for its answer (an event naming the request).
+    pub(crate) async fn request_for(
+        &self,
+        owner: Option<Resource>,
+        start: impl FnOnce(&mut pulsar_core::Client, Instant) -> Result<RequestId, pulsar_core::Error>,
+    ) -> Result<RequestResult, Error> {
+        let id = self.shared().with(|st| st.start_request(owner, start))?;
         // Forgets the request if this future is dropped before the answer.
         let _guard = RequestGuard { client: self, id };
         poll_fn(|cx| self.shared().with(|st| st.poll_request(id, cx))).await

@@ -1,17 +1,28 @@
-//! Consumers: builder, receive (future and `Stream`), acknowledgements, close.
+//! Consumers and readers: builders, receive (future and `Stream`), acknowledgements, negative
+//! acknowledgements, seek, close.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures::future::poll_fn;
 use futures::Stream;
 use pulsar_core::{
-    ConsumerId, ConsumerOptions, ConsumerStats, InitialPosition, Message, MessageId,
-    SubscriptionType,
+    ConsumerId, ConsumerOptions, ConsumerStats, InitialPosition, Message, MessageId, ReaderOptions,
+    Resource, SeekTo, SubscriptionType, TopicMessageId,
 };
 
 use crate::client::ClientHandle;
 use crate::error::Error;
+use crate::state::RequestResult;
+
+/// What a consumer subscribes to.
+#[derive(Debug, Clone)]
+enum Target {
+    Topic(String),
+    Topics(Vec<String>),
+    Pattern(String),
+}
 
 /// Builds a [`Consumer`]. Every option of the core's [`ConsumerOptions`] is reachable through
 /// [`options`](Self::options) or [`configure`](Self::configure); the common ones have setters.
@@ -19,15 +30,27 @@ use crate::error::Error;
 #[must_use]
 pub struct ConsumerBuilder {
     client: ClientHandle,
-    topic: String,
+    target: Target,
     options: ConsumerOptions,
 }
 
 impl ConsumerBuilder {
     pub(crate) fn new(client: ClientHandle, topic: String) -> Self {
+        Self::with_target(client, Target::Topic(topic))
+    }
+
+    pub(crate) fn topics(client: ClientHandle, topics: Vec<String>) -> Self {
+        Self::with_target(client, Target::Topics(topics))
+    }
+
+    pub(crate) fn pattern(client: ClientHandle, pattern: String) -> Self {
+        Self::with_target(client, Target::Pattern(pattern))
+    }
+
+    fn with_target(client: ClientHandle, target: Target) -> Self {
         ConsumerBuilder {
             client,
-            topic,
+            target,
             options: ConsumerOptions::new(""),
         }
     }
@@ -50,7 +73,8 @@ impl ConsumerBuilder {
         self
     }
 
-    /// Receiver queue size: how many messages the broker may push ahead of the application.
+    /// Receiver queue size: how many messages the broker may push ahead of the application
+    /// (`0`: one at a time, on demand).
     pub fn receiver_queue_size(mut self, n: u32) -> Self {
         self.options.receiver_queue_size = n;
         self
@@ -68,36 +92,91 @@ impl ConsumerBuilder {
         self
     }
 
+    /// Redeliver messages not acknowledged within `timeout`.
+    pub fn ack_timeout(mut self, timeout: Duration) -> Self {
+        self.options.ack_timeout = Some(timeout);
+        self
+    }
+
+    /// Delay before negatively acknowledged messages are redelivered.
+    pub fn negative_ack_delay(mut self, delay: Duration) -> Self {
+        self.options.negative_ack_delay = delay;
+        self
+    }
+
     /// Replaces all core options (including the subscription name).
     pub fn options(mut self, options: ConsumerOptions) -> Self {
         self.options = options;
         self
     }
 
-    /// Changes any core option: `.configure(|o| o.receiver_queue_size = 10)`.
+    /// Changes any core option: `.configure(|o| o.ack_receipts = true)`.
     pub fn configure(mut self, f: impl FnOnce(&mut ConsumerOptions)) -> Self {
         f(&mut self.options);
         self
     }
 
-    /// Subscribes and waits until the broker registered the consumer.
+    /// Subscribes and waits until the broker registered the consumer (on every topic or
+    /// partition).
     pub async fn subscribe(self) -> Result<Consumer, Error> {
         let ConsumerBuilder {
             client,
-            topic,
+            target,
             options,
         } = self;
         if options.subscription.is_empty() {
             return Err(Error::Missing("subscription"));
         }
         let subscription = options.subscription.clone();
-        let id = client.shared().with(|st| st.subscribe(&topic, options))?;
+        let ack_receipts = options.ack_receipts;
+        let name = match &target {
+            Target::Topic(t) | Target::Pattern(t) => t.clone(),
+            Target::Topics(ts) => ts.join(","),
+        };
+        let id = client.shared().with(|st| {
+            st.subscribe(|core, now| match &target {
+                Target::Topic(t) => core.subscribe(now, t, options),
+                Target::Topics(ts) => {
+                    let refs: Vec<&str> = ts.iter().map(String::as_str).collect();
+                    core.subscribe_topics(now, &refs, options)
+                }
+                Target::Pattern(p) => core.subscribe_pattern(now, p, options),
+            })
+        })?;
+        Consumer::start(client, id, name, subscription, ack_receipts).await
+    }
+}
+
+/// A consumer: a [`Stream`] of messages (ending when the consumer is closed), plus
+/// [`receive`](Self::receive), acknowledgements, negative acknowledgements, seek and close.
+/// Dropping it closes it on the broker (pending acknowledgements are flushed first).
+#[derive(Debug)]
+pub struct Consumer {
+    client: ClientHandle,
+    id: ConsumerId,
+    topic: String,
+    subscription: String,
+    ack_receipts: bool,
+    /// The stream ended (closed, failed, or the driver stopped).
+    finished: bool,
+}
+
+impl Consumer {
+    /// Waits until the core's consumer `id` is registered.
+    async fn start(
+        client: ClientHandle,
+        id: ConsumerId,
+        topic: String,
+        subscription: String,
+        ack_receipts: bool,
+    ) -> Result<Consumer, Error> {
         // From here on, dropping (cancelling) closes it.
         let consumer = Consumer {
             client,
             id,
             topic,
             subscription,
+            ack_receipts,
             finished: false,
         };
         poll_fn(|cx| {
@@ -110,27 +189,13 @@ impl ConsumerBuilder {
         tracing::debug!(consumer = id.get(), topic = %consumer.topic, "consumer ready");
         Ok(consumer)
     }
-}
 
-/// A consumer: a [`Stream`] of messages (ending when the consumer is closed), plus
-/// [`receive`](Self::receive), acknowledgements and close. Dropping it closes it on the broker.
-#[derive(Debug)]
-pub struct Consumer {
-    client: ClientHandle,
-    id: ConsumerId,
-    topic: String,
-    subscription: String,
-    /// The stream ended (closed, failed, or the driver stopped).
-    finished: bool,
-}
-
-impl Consumer {
     /// The core's handle.
     pub fn id(&self) -> ConsumerId {
         self.id
     }
 
-    /// The topic.
+    /// The topic (several topics joined by commas, or the pattern).
     pub fn topic(&self) -> &str {
         &self.topic
     }
@@ -165,17 +230,123 @@ impl Consumer {
         }
     }
 
-    /// Acknowledges a message.
+    /// Waits for at least one message, then takes up to `max_messages` queued messages (stopping
+    /// before `max_bytes` of payload). Combine with your runtime's timeout for a batch deadline.
+    pub async fn receive_batch(
+        &self,
+        max_messages: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Message>, Error> {
+        let batch = poll_fn(|cx| {
+            self.client
+                .shared()
+                .with(|st| st.poll_receive_batch(self.id, max_messages, max_bytes, Some(cx)))
+        })
+        .await?;
+        if batch.is_empty() {
+            return Err(Error::Client(pulsar_core::Error::Closed));
+        }
+        Ok(batch)
+    }
+
+    /// Acknowledges a message (only that message, also inside a batch).
     pub fn ack(&self, message: &Message) -> Result<(), Error> {
-        self.ack_id(&message.id)
+        self.command(|core, now| core.ack_message(now, message).map(drop))
     }
 
-    /// Acknowledges a message by id.
+    /// Acknowledges a message by id (single-topic consumers; prefer [`ack`](Self::ack)).
     pub fn ack_id(&self, id: &MessageId) -> Result<(), Error> {
-        self.client.shared().with(|st| st.ack(self.id, id))
+        let consumer = self.id;
+        self.command(|core, now| core.ack(now, consumer, id).map(drop))
     }
 
-    /// Closes the consumer on the broker and waits for the answer.
+    /// Acknowledges a message and waits for the broker's confirmation. Needs the `ack_receipts`
+    /// consumer option.
+    pub async fn ack_with_receipt(&self, message: &Message) -> Result<(), Error> {
+        if !self.ack_receipts {
+            return Err(Error::Missing("ack_receipts consumer option"));
+        }
+        self.done(|core, now| core.ack_message(now, message)).await
+    }
+
+    /// Acknowledges every message up to and including this one (Exclusive and Failover).
+    pub fn ack_cumulative(&self, message: &Message) -> Result<(), Error> {
+        self.command(|core, now| core.ack_cumulative_message(now, message).map(drop))
+    }
+
+    /// Negatively acknowledges a message: it is redelivered after the negative-ack delay.
+    pub fn nack(&self, message: &Message) -> Result<(), Error> {
+        self.command(|core, now| core.negative_ack_message(now, message))
+    }
+
+    /// Negatively acknowledges a message by id.
+    pub fn nack_id(&self, id: &MessageId) -> Result<(), Error> {
+        let consumer = self.id;
+        self.command(|core, now| core.negative_ack(now, consumer, id))
+    }
+
+    /// Asks the broker to redeliver every message received and not acknowledged.
+    pub fn redeliver_unacknowledged(&self) -> Result<(), Error> {
+        let consumer = self.id;
+        self.command(|core, now| core.redeliver_unacknowledged(now, consumer))
+    }
+
+    /// Publishes a copy to the retry-letter topic (delivered after `delay`, with `properties`
+    /// added) and acknowledges the original. Needs the `retry_enabled` option and a dead-letter
+    /// policy.
+    pub async fn reconsume_later(
+        &self,
+        message: &Message,
+        delay: Duration,
+        properties: Vec<(String, String)>,
+    ) -> Result<(), Error> {
+        self.done(|core, now| core.reconsume_later(now, message, delay, properties))
+            .await
+    }
+
+    /// Moves the subscription to a message id or a publish time. Locally queued messages are
+    /// dropped; delivery restarts from there.
+    pub async fn seek(&self, to: SeekTo) -> Result<(), Error> {
+        let consumer = self.id;
+        self.done(|core, now| core.seek(now, consumer, to)).await
+    }
+
+    /// The last message id of every topic (partition) of the consumer.
+    pub async fn last_message_ids(&self) -> Result<Vec<TopicMessageId>, Error> {
+        let consumer = self.id;
+        match self
+            .request(|core, now| core.get_last_message_ids(now, consumer))
+            .await?
+        {
+            RequestResult::LastIds(r) => r.map_err(Error::from),
+            RequestResult::Done(Err(e)) => Err(e.into()),
+            _ => Err(Error::DriverStopped),
+        }
+    }
+
+    /// Whether a message can be received now or later without new publishes (queued, or after
+    /// the last one received according to the broker).
+    pub async fn has_message_available(&self) -> Result<bool, Error> {
+        let consumer = self.id;
+        match self
+            .request(|core, now| core.has_message_available(now, consumer))
+            .await?
+        {
+            RequestResult::HasMessage(r) => r.map_err(Error::from),
+            RequestResult::Done(Err(e)) => Err(e.into()),
+            _ => Err(Error::DriverStopped),
+        }
+    }
+
+    /// Deletes the subscription on the broker (the consumer is closed).
+    pub async fn unsubscribe(mut self) -> Result<(), Error> {
+        self.finished = true;
+        let consumer = self.id;
+        self.done(|core, now| core.unsubscribe(now, consumer)).await
+    }
+
+    /// Closes the consumer on the broker (flushing pending acknowledgements) and waits for the
+    /// answer.
     pub async fn close(mut self) -> Result<(), Error> {
         self.finished = true;
         let id = self.id;
@@ -195,6 +366,38 @@ impl Consumer {
             .consumers
             .into_iter()
             .find(|c| c.id == self.id)
+    }
+
+    fn command<T>(
+        &self,
+        f: impl FnOnce(&mut pulsar_core::Client, std::time::Instant) -> Result<T, pulsar_core::Error>,
+    ) -> Result<T, Error> {
+        self.client.shared().with(|st| st.consumer_command(f))
+    }
+
+    async fn request(
+        &self,
+        f: impl FnOnce(
+            &mut pulsar_core::Client,
+            std::time::Instant,
+        ) -> Result<pulsar_core::RequestId, pulsar_core::Error>,
+    ) -> Result<RequestResult, Error> {
+        self.client
+            .request_for(Some(Resource::Consumer(self.id)), f)
+            .await
+    }
+
+    async fn done(
+        &self,
+        f: impl FnOnce(
+            &mut pulsar_core::Client,
+            std::time::Instant,
+        ) -> Result<pulsar_core::RequestId, pulsar_core::Error>,
+    ) -> Result<(), Error> {
+        match self.request(f).await? {
+            RequestResult::Done(r) => r.map_err(Error::from),
+            _ => Err(Error::DriverStopped),
+        }
     }
 }
 
@@ -229,5 +432,134 @@ impl Drop for Consumer {
     fn drop(&mut self) {
         let id = self.id;
         self.client.shared().with(|st| st.consumer_dropped(id));
+    }
+}
+
+/// Builds a [`Reader`]: a non-durable exclusive subscription that starts at a message id.
+#[derive(Debug)]
+#[must_use]
+pub struct ReaderBuilder {
+    client: ClientHandle,
+    topic: String,
+    options: ReaderOptions,
+}
+
+impl ReaderBuilder {
+    pub(crate) fn new(client: ClientHandle, topic: String) -> Self {
+        ReaderBuilder {
+            client,
+            topic,
+            options: ReaderOptions::new(MessageId::EARLIEST),
+        }
+    }
+
+    /// Where to start: [`MessageId::EARLIEST`] (the default), [`MessageId::LATEST`] or a message
+    /// id.
+    pub fn start_message_id(mut self, id: MessageId) -> Self {
+        self.options.start_message_id = id;
+        self
+    }
+
+    /// Deliver the start message too.
+    pub fn start_inclusive(mut self) -> Self {
+        self.options.start_message_id_inclusive = true;
+        self
+    }
+
+    /// Receiver queue size.
+    pub fn receiver_queue_size(mut self, n: u32) -> Self {
+        self.options.receiver_queue_size = n;
+        self
+    }
+
+    /// Reader (consumer) name.
+    pub fn reader_name(mut self, name: impl Into<String>) -> Self {
+        self.options.reader_name = Some(name.into());
+        self
+    }
+
+    /// Replaces all core options.
+    pub fn options(mut self, options: ReaderOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Changes any core option.
+    pub fn configure(mut self, f: impl FnOnce(&mut ReaderOptions)) -> Self {
+        f(&mut self.options);
+        self
+    }
+
+    /// Creates the reader and waits until the broker registered it.
+    pub async fn create(self) -> Result<Reader, Error> {
+        let ReaderBuilder {
+            client,
+            topic,
+            options,
+        } = self;
+        let subscription = options.subscription_name.clone().unwrap_or_default();
+        let id = client
+            .shared()
+            .with(|st| st.subscribe(|core, now| core.create_reader(now, &topic, options)))?;
+        Consumer::start(client, id, topic, subscription, false)
+            .await
+            .map(|inner| Reader { inner })
+    }
+}
+
+/// A reader: reads a topic from a position without acknowledging (a [`Stream`] of messages).
+/// Dropping it closes it.
+#[derive(Debug)]
+pub struct Reader {
+    inner: Consumer,
+}
+
+impl Reader {
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        self.inner.topic()
+    }
+
+    /// The next message, waiting for one.
+    pub async fn receive(&self) -> Result<Message, Error> {
+        self.inner.receive().await
+    }
+
+    /// The next message if one is queued.
+    pub fn try_receive(&self) -> Result<Option<Message>, Error> {
+        self.inner.try_receive()
+    }
+
+    /// Whether a message can be read without new publishes.
+    pub async fn has_message_available(&self) -> Result<bool, Error> {
+        self.inner.has_message_available().await
+    }
+
+    /// Moves the reader to a message id or a publish time.
+    pub async fn seek(&self, to: SeekTo) -> Result<(), Error> {
+        self.inner.seek(to).await
+    }
+
+    /// The last message id of every topic (partition).
+    pub async fn last_message_ids(&self) -> Result<Vec<TopicMessageId>, Error> {
+        self.inner.last_message_ids().await
+    }
+
+    /// Closes the reader.
+    pub async fn close(self) -> Result<(), Error> {
+        self.inner.close().await
+    }
+
+    /// The underlying consumer's state and counters.
+    pub fn stats(&self) -> Option<ConsumerStats> {
+        self.inner.stats()
+    }
+}
+
+impl Stream for Reader {
+    type Item = Result<Message, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.inner).poll_next(cx)
     }
 }

@@ -50,7 +50,7 @@ mod state;
 pub mod tls;
 
 pub use client::{start, Client, ClientHandle, EventStream};
-pub use consumer::{Consumer, ConsumerBuilder};
+pub use consumer::{Consumer, ConsumerBuilder, Reader, ReaderBuilder};
 pub use error::{Error, Result};
 pub use options::{
     ClientBuilder, ClientOptions, Launch, DEFAULT_EVENT_BUFFER, DEFAULT_MAX_WRITE_BUFFER,
@@ -63,7 +63,9 @@ pub use tls::{ClientCertificate, TlsError, TlsOptions, TrustRoots};
 
 /// The core crate, re-exported: options, messages, events, errors and stats types.
 pub use pulsar_core as core;
+pub use pulsar_core::compression::CompressionType;
 pub use pulsar_core::{
-    ClientStats, ConsumerOptions, Event, InitialPosition, Message, MessageId, OutgoingMessage,
-    ProducerOptions, SendError, SubscriptionType,
+    AccessMode, BatchingOptions, ClientStats, ConsumerOptions, DeadLetterPolicy, Event,
+    InitialPosition, Message, MessageId, OutgoingMessage, ProducerOptions, ReaderOptions, SeekTo,
+    SendError, SubscriptionType, TopicMessageId,
 };

@@ -6,10 +6,17 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures::future::poll_fn;
-use pulsar_core::{MessageId, OutgoingMessage, ProducerId, ProducerOptions, ProducerStats, SendId};
+use std::time::Duration;
+
+use pulsar_core::compression::CompressionType;
+use pulsar_core::{
+    AccessMode, BatchingOptions, MessageId, OutgoingMessage, ProducerId, ProducerOptions,
+    ProducerStats, Resource, SendId,
+};
 
 use crate::client::ClientHandle;
 use crate::error::Error;
+use crate::state::RequestResult;
 
 /// Anything that can be sent: an [`OutgoingMessage`] (key, properties, event time, ...) or a bare
 /// payload (`Vec<u8>`, `Bytes`, `String`, `&'static str`, `&'static [u8]`).
@@ -99,6 +106,37 @@ impl ProducerBuilder {
         self
     }
 
+    /// Batching (off by default): messages grouped into one broker entry up to a count, a size
+    /// or a delay.
+    pub fn batching(mut self, batching: BatchingOptions) -> Self {
+        self.options.batching = batching;
+        self
+    }
+
+    /// Compression of every payload or batch.
+    pub fn compression(mut self, compression: CompressionType) -> Self {
+        self.options.compression = compression;
+        self
+    }
+
+    /// A message without a receipt after this long fails (`Duration::ZERO`: never).
+    pub fn send_timeout(mut self, timeout: Duration) -> Self {
+        self.options.send_timeout = timeout;
+        self
+    }
+
+    /// How the producer shares the topic with other producers.
+    pub fn access_mode(mut self, mode: AccessMode) -> Self {
+        self.options.access_mode = mode;
+        self
+    }
+
+    /// Split payloads larger than the broker's maximum message size into chunks.
+    pub fn chunking(mut self, enabled: bool) -> Self {
+        self.options.chunking = enabled;
+        self
+    }
+
     /// Replaces all core options.
     pub fn options(mut self, options: ProducerOptions) -> Self {
         self.options = options;
@@ -153,7 +191,8 @@ impl ProducerBuilder {
     }
 }
 
-/// A producer. Dropping it closes it on the broker once its pending sends have completed.
+/// A producer. Dropping it closes it on the broker (after its pending sends, as
+/// [`close`](Self::close) does).
 #[derive(Debug)]
 pub struct Producer {
     client: ClientHandle,
@@ -257,20 +296,26 @@ impl Producer {
         .await
     }
 
-    /// Waits until every message sent so far has its receipt (or failed).
+    /// Sends whatever is batched now and waits until every message sent so far has its receipt
+    /// (or failed).
     pub async fn flush(&self) -> Result<(), Error> {
-        let mut upto = None;
-        poll_fn(|cx| {
-            self.client
-                .shared()
-                .with(|st| st.poll_flush(self.id, &mut upto, cx))
-        })
-        .await
+        let id = self.id;
+        match self
+            .client
+            .request_for(Some(Resource::Producer(id)), |core, now| {
+                core.flush(now, id)
+            })
+            .await?
+        {
+            RequestResult::Done(r) => r.map_err(Error::from),
+            _ => Err(Error::DriverStopped),
+        }
     }
 
-    /// Flushes, then closes the producer on the broker and waits for the answer.
+    /// Closes the producer on the broker and waits for the answer. The core flushes first: what
+    /// is batched is sent and the receipts of pending messages are awaited (at most the operation
+    /// timeout).
     pub async fn close(mut self) -> Result<(), Error> {
-        self.flush().await?;
         self.closed = true;
         let id = self.id;
         self.client.shared().with(|st| st.close_producer(id));

@@ -14,8 +14,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use pulsar_core::{
-    ConsumerId, ConsumerOptions, Event, IoRequest, LookupResult, Message, MessageId,
-    OutgoingMessage, ProducerId, ProducerOptions, RequestId, SendError, SendId, Transmit,
+    ConsumerId, Event, IoRequest, LookupResult, Message, MessageId, OutgoingMessage, ProducerId,
+    ProducerOptions, RequestId, Resource, SendError, SendId, TopicMessageId, Transmit,
 };
 
 use crate::error::Error;
@@ -56,8 +56,6 @@ struct ProducerSlot {
     /// Sends without a completion yet, in order.
     outstanding: BTreeSet<SendId>,
     close_requested: bool,
-    /// Close on the broker once `outstanding` is empty (the handle was dropped).
-    close_when_idle: bool,
     handle_alive: bool,
 }
 
@@ -79,18 +77,24 @@ enum SendSlot {
     Callback(SendCallback),
 }
 
-/// Answers to client-level requests.
+/// Answers to requests (client-level, producer flushes, consumer operations).
 #[derive(Debug)]
 pub(crate) enum RequestResult {
     Lookup(Result<LookupResult, pulsar_core::Error>),
     Partitions(Result<u32, pulsar_core::Error>),
     Topics(Result<Vec<String>, pulsar_core::Error>),
+    /// Flush, ack receipt, reconsume, seek, unsubscribe: done or why not.
+    Done(Result<(), pulsar_core::Error>),
+    LastIds(Result<Vec<TopicMessageId>, pulsar_core::Error>),
+    HasMessage(Result<bool, pulsar_core::Error>),
 }
 
 #[derive(Debug, Default)]
 struct RequestSlot {
     result: Option<RequestResult>,
     waker: Option<Waker>,
+    /// The producer or consumer the request is about: its end fails the request.
+    owner: Option<Resource>,
 }
 
 /// What an [`events`](crate::ClientHandle::events) subscriber receives.
@@ -426,6 +430,38 @@ impl State {
             } => {
                 self.request_done(*request, RequestResult::Topics(result.clone()));
             }
+            Event::FlushCompleted { request, .. } => {
+                self.request_done(*request, RequestResult::Done(Ok(())));
+                return;
+            }
+            Event::ProducerHasRoom { .. } => {
+                wake_all(&mut self.room);
+                return;
+            }
+            Event::AckCompleted {
+                request, result, ..
+            }
+            | Event::ReconsumeCompleted {
+                request, result, ..
+            }
+            | Event::SeekCompleted {
+                request, result, ..
+            }
+            | Event::Unsubscribed {
+                request, result, ..
+            } => {
+                self.request_done(*request, RequestResult::Done(result.clone()));
+            }
+            Event::LastMessageIds {
+                request, result, ..
+            } => {
+                self.request_done(*request, RequestResult::LastIds(result.clone()));
+            }
+            Event::HasMessageAvailable {
+                request, result, ..
+            } => {
+                self.request_done(*request, RequestResult::HasMessage(result.clone()));
+            }
             Event::ClientClosed => {
                 self.closed = true;
                 wake_all(&mut self.close_waiters);
@@ -485,17 +521,8 @@ impl State {
             Some(SendSlot::Done(_)) | None => {}
         }
         wake_all(&mut self.room);
-        let mut close_now = false;
         if let Some(p) = self.producers.get_mut(&producer) {
             p.outstanding.remove(&send);
-            wake_all(&mut p.waiters);
-            close_now = p.close_when_idle
-                && p.outstanding.is_empty()
-                && !p.close_requested
-                && !p.status.is_over();
-        }
-        if close_now {
-            self.request_producer_close(producer);
         }
     }
 
@@ -512,6 +539,7 @@ impl State {
             self.send_completed(id, send, Err(SendError::ProducerClosed));
         }
         wake_all(&mut self.room);
+        self.fail_requests_of(Resource::Producer(id));
         if !alive {
             self.producers.remove(&id);
         }
@@ -523,8 +551,22 @@ impl State {
         };
         c.status = status;
         wake_all(&mut c.waiters);
-        if !c.handle_alive {
+        let alive = c.handle_alive;
+        self.fail_requests_of(Resource::Consumer(id));
+        if !alive {
             self.consumers.remove(&id);
+        }
+    }
+
+    /// A producer or consumer ended: its requests without an answer fail.
+    fn fail_requests_of(&mut self, owner: Resource) {
+        for slot in self.requests.values_mut() {
+            if slot.owner == Some(owner) && slot.result.is_none() {
+                slot.result = Some(RequestResult::Done(Err(pulsar_core::Error::Closed)));
+                if let Some(w) = slot.waker.take() {
+                    w.wake();
+                }
+            }
         }
     }
 
@@ -554,7 +596,6 @@ impl State {
                 waiters: Vec::new(),
                 outstanding: BTreeSet::new(),
                 close_requested: false,
-                close_when_idle: false,
                 handle_alive: true,
             },
         );
@@ -682,33 +723,6 @@ impl State {
         self.sends.remove(&send);
     }
 
-    /// Ready once every send issued before `upto` (inclusive) has completed.
-    pub(crate) fn poll_flush(
-        &mut self,
-        id: ProducerId,
-        upto: &mut Option<Option<SendId>>,
-        cx: &Context<'_>,
-    ) -> Poll<Result<(), Error>> {
-        let driver_done = self.driver_done;
-        let Some(p) = self.producers.get_mut(&id) else {
-            return Poll::Ready(Ok(()));
-        };
-        let target = *upto.get_or_insert_with(|| p.outstanding.last().copied());
-        let Some(target) = target else {
-            return Poll::Ready(Ok(()));
-        };
-        match p.outstanding.first() {
-            Some(first) if *first <= target => {
-                if driver_done {
-                    return Poll::Ready(Err(Error::DriverStopped));
-                }
-                add_waker(&mut p.waiters, cx);
-                Poll::Pending
-            }
-            _ => Poll::Ready(Ok(())),
-        }
-    }
-
     pub(crate) fn close_producer(&mut self, id: ProducerId) {
         let Some(p) = self.producers.get_mut(&id) else {
             return;
@@ -749,7 +763,7 @@ impl State {
         }
     }
 
-    /// The application dropped its producer: close it on the broker once its sends completed.
+    /// The application dropped its producer: close it on the broker (after its pending sends).
     pub(crate) fn producer_dropped(&mut self, id: ProducerId) {
         let Some(p) = self.producers.get_mut(&id) else {
             return;
@@ -759,24 +773,21 @@ impl State {
             self.producers.remove(&id);
             return;
         }
-        if p.close_requested {
-            return;
-        }
-        if p.outstanding.is_empty() {
+        if !p.close_requested {
+            // The core flushes (sends what is batched, waits for the receipts) before closing.
             self.request_producer_close(id);
-        } else {
-            p.close_when_idle = true;
         }
     }
 
     // ---- consumers --------------------------------------------------------------------------------
 
+    /// Registers a consumer created by `f` (subscribe, subscribe_topics, subscribe_pattern,
+    /// create_reader).
     pub(crate) fn subscribe(
         &mut self,
-        topic: &str,
-        options: ConsumerOptions,
+        f: impl FnOnce(&mut pulsar_core::Client, Instant) -> Result<ConsumerId, pulsar_core::Error>,
     ) -> Result<ConsumerId, Error> {
-        let id = self.core.subscribe(Instant::now(), topic, options)?;
+        let id = f(&mut self.core, Instant::now())?;
         self.consumers.insert(
             id,
             ConsumerSlot {
@@ -817,18 +828,34 @@ impl State {
         id: ConsumerId,
         cx: Option<&Context<'_>>,
     ) -> Poll<Result<Option<Message>, Error>> {
-        if let Some(m) = self.core.receive(Instant::now(), id) {
-            self.after_app();
+        let message = self.core.receive(Instant::now(), id);
+        // (A zero-size queue asks the broker for a message on an empty receive.)
+        self.after_app();
+        if let Some(m) = message {
             return Poll::Ready(Ok(Some(m)));
         }
+        match self.poll_receive_status(id, cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(None)),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// With an empty queue: `Ready(Ok(()))` when the consumer ended normally (closed), an error
+    /// when it failed, `Pending` (waker registered) while messages may still come.
+    fn poll_receive_status(
+        &mut self,
+        id: ConsumerId,
+        cx: Option<&Context<'_>>,
+    ) -> Poll<Result<(), Error>> {
         let driver_done = self.driver_done;
         let Some(c) = self.consumers.get_mut(&id) else {
-            return Poll::Ready(Ok(None));
+            return Poll::Ready(Ok(()));
         };
         match &c.status {
-            Status::Closed(None) => Poll::Ready(Ok(None)),
+            Status::Closed(None) => Poll::Ready(Ok(())),
             Status::Closed(Some(e)) | Status::Failed(e) => Poll::Ready(Err(e.clone().into())),
-            _ if c.close_requested => Poll::Ready(Ok(None)),
+            _ if c.close_requested => Poll::Ready(Ok(())),
             _ if driver_done => Poll::Ready(Err(Error::DriverStopped)),
             _ => {
                 if let Some(cx) = cx {
@@ -839,10 +866,37 @@ impl State {
         }
     }
 
-    pub(crate) fn ack(&mut self, id: ConsumerId, message: &MessageId) -> Result<(), Error> {
-        let r = self.core.ack(Instant::now(), id, message);
+    /// Runs a consumer command of the core that answers at once.
+    pub(crate) fn consumer_command<T>(
+        &mut self,
+        f: impl FnOnce(&mut pulsar_core::Client, Instant) -> Result<T, pulsar_core::Error>,
+    ) -> Result<T, Error> {
+        let r = f(&mut self.core, Instant::now());
         self.after_app();
-        r.map(|_| ()).map_err(Error::from)
+        r.map_err(Error::from)
+    }
+
+    /// Takes up to `max_messages` queued messages (at most `max_bytes` of payload, at least one);
+    /// waits (`Pending`) while none is queued. `Ready(Ok(empty))` once the consumer is closed.
+    pub(crate) fn poll_receive_batch(
+        &mut self,
+        id: ConsumerId,
+        max_messages: usize,
+        max_bytes: usize,
+        cx: Option<&Context<'_>>,
+    ) -> Poll<Result<Vec<Message>, Error>> {
+        let batch = self
+            .core
+            .receive_batch(Instant::now(), id, max_messages.max(1), max_bytes);
+        self.after_app();
+        if !batch.is_empty() {
+            return Poll::Ready(Ok(batch));
+        }
+        match self.poll_receive_status(id, cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(Vec::new())),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
     }
 
     pub(crate) fn close_consumer(&mut self, id: ConsumerId) {
@@ -894,12 +948,20 @@ impl State {
 
     // ---- client-level requests --------------------------------------------------------------------
 
+    /// Starts a request whose answer comes as an event; `owner`'s end fails it.
     pub(crate) fn start_request(
         &mut self,
+        owner: Option<Resource>,
         f: impl FnOnce(&mut pulsar_core::Client, Instant) -> Result<RequestId, pulsar_core::Error>,
     ) -> Result<RequestId, Error> {
         let id = f(&mut self.core, Instant::now())?;
-        self.requests.insert(id, RequestSlot::default());
+        self.requests.insert(
+            id,
+            RequestSlot {
+                owner,
+                ..RequestSlot::default()
+            },
+        );
         self.after_app();
         Ok(id)
     }
@@ -1001,7 +1063,7 @@ impl State {
 
 /// Whether a send refusal means "no room now, retry after a completion".
 fn is_backpressure(e: &SendError) -> bool {
-    matches!(e, SendError::QueueFull)
+    matches!(e, SendError::QueueFull | SendError::MemoryLimit { .. })
 }
 
 /// Taking the callbacks out of the send table (the driver stopped).

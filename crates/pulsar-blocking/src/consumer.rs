@@ -1,9 +1,12 @@
-//! Blocking consumers.
+//! Blocking consumers and readers.
 
 use std::time::{Duration, Instant};
 
 use pulsar_async::core::ConsumerStats;
-use pulsar_async::{ConsumerOptions, Error, InitialPosition, Message, MessageId, SubscriptionType};
+use pulsar_async::{
+    ConsumerOptions, Error, InitialPosition, Message, MessageId, ReaderOptions, SeekTo,
+    SubscriptionType, TopicMessageId,
+};
 
 use crate::wait::{wait, wait_until};
 
@@ -44,7 +47,7 @@ impl ConsumerBuilder {
         self.map(|b| b.initial_position(p))
     }
 
-    /// Receiver queue size.
+    /// Receiver queue size (`0`: one message at a time, on demand).
     pub fn receiver_queue_size(self, n: u32) -> Self {
         self.map(|b| b.receiver_queue_size(n))
     }
@@ -57,6 +60,16 @@ impl ConsumerBuilder {
     /// Durable subscription (default) or not.
     pub fn durable(self, durable: bool) -> Self {
         self.map(|b| b.durable(durable))
+    }
+
+    /// Redeliver messages not acknowledged within `timeout`.
+    pub fn ack_timeout(self, timeout: Duration) -> Self {
+        self.map(|b| b.ack_timeout(timeout))
+    }
+
+    /// Delay before negatively acknowledged messages are redelivered.
+    pub fn negative_ack_delay(self, delay: Duration) -> Self {
+        self.map(|b| b.negative_ack_delay(delay))
     }
 
     /// Replaces all core options (including the subscription name).
@@ -83,7 +96,7 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    /// The topic.
+    /// The topic (several topics joined by commas, or the pattern).
     pub fn topic(&self) -> &str {
         self.inner.topic()
     }
@@ -108,17 +121,88 @@ impl Consumer {
         self.inner.try_receive()
     }
 
+    /// Up to `max_messages` messages (at most `max_bytes` of payload), blocking at most `timeout`
+    /// for the first one; empty if none arrived by then.
+    pub fn receive_batch_timeout(
+        &self,
+        max_messages: usize,
+        max_bytes: usize,
+        timeout: Duration,
+    ) -> Result<Vec<Message>, Error> {
+        wait_until(
+            self.inner.receive_batch(max_messages, max_bytes),
+            Instant::now() + timeout,
+        )
+        .unwrap_or(Ok(Vec::new()))
+    }
+
     /// Acknowledges a message.
     pub fn ack(&self, message: &Message) -> Result<(), Error> {
         self.inner.ack(message)
     }
 
-    /// Acknowledges a message by id.
+    /// Acknowledges a message by id (single-topic consumers).
     pub fn ack_id(&self, id: &MessageId) -> Result<(), Error> {
         self.inner.ack_id(id)
     }
 
-    /// Closes the consumer on the broker.
+    /// Acknowledges and blocks until the broker confirms (needs the `ack_receipts` option).
+    pub fn ack_with_receipt(&self, message: &Message) -> Result<(), Error> {
+        wait(self.inner.ack_with_receipt(message))
+    }
+
+    /// Acknowledges every message up to and including this one (Exclusive and Failover).
+    pub fn ack_cumulative(&self, message: &Message) -> Result<(), Error> {
+        self.inner.ack_cumulative(message)
+    }
+
+    /// Negatively acknowledges a message (redelivered after the negative-ack delay).
+    pub fn nack(&self, message: &Message) -> Result<(), Error> {
+        self.inner.nack(message)
+    }
+
+    /// Negatively acknowledges a message by id.
+    pub fn nack_id(&self, id: &MessageId) -> Result<(), Error> {
+        self.inner.nack_id(id)
+    }
+
+    /// Asks the broker to redeliver every message received and not acknowledged.
+    pub fn redeliver_unacknowledged(&self) -> Result<(), Error> {
+        self.inner.redeliver_unacknowledged()
+    }
+
+    /// Publishes a copy to the retry-letter topic (delivered after `delay`) and acknowledges the
+    /// original.
+    pub fn reconsume_later(
+        &self,
+        message: &Message,
+        delay: Duration,
+        properties: Vec<(String, String)>,
+    ) -> Result<(), Error> {
+        wait(self.inner.reconsume_later(message, delay, properties))
+    }
+
+    /// Moves the subscription to a message id or a publish time.
+    pub fn seek(&self, to: SeekTo) -> Result<(), Error> {
+        wait(self.inner.seek(to))
+    }
+
+    /// The last message id of every topic (partition) of the consumer.
+    pub fn last_message_ids(&self) -> Result<Vec<TopicMessageId>, Error> {
+        wait(self.inner.last_message_ids())
+    }
+
+    /// Whether a message can be received without new publishes.
+    pub fn has_message_available(&self) -> Result<bool, Error> {
+        wait(self.inner.has_message_available())
+    }
+
+    /// Deletes the subscription on the broker (the consumer is closed).
+    pub fn unsubscribe(self) -> Result<(), Error> {
+        wait(self.inner.unsubscribe())
+    }
+
+    /// Closes the consumer on the broker (flushing pending acknowledgements).
     pub fn close(self) -> Result<(), Error> {
         wait(self.inner.close())
     }
@@ -130,6 +214,115 @@ impl Consumer {
 }
 
 impl Iterator for Consumer {
+    type Item = Result<Message, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        use futures::StreamExt;
+        wait(self.inner.next())
+    }
+}
+
+/// Builds a [`Reader`].
+#[derive(Debug)]
+#[must_use]
+pub struct ReaderBuilder {
+    inner: pulsar_async::ReaderBuilder,
+}
+
+impl ReaderBuilder {
+    pub(crate) fn new(inner: pulsar_async::ReaderBuilder) -> Self {
+        ReaderBuilder { inner }
+    }
+
+    fn map(
+        self,
+        f: impl FnOnce(pulsar_async::ReaderBuilder) -> pulsar_async::ReaderBuilder,
+    ) -> Self {
+        ReaderBuilder {
+            inner: f(self.inner),
+        }
+    }
+
+    /// Where to start: `MessageId::EARLIEST` (the default), `MessageId::LATEST` or an id.
+    pub fn start_message_id(self, id: MessageId) -> Self {
+        self.map(|b| b.start_message_id(id))
+    }
+
+    /// Deliver the start message too.
+    pub fn start_inclusive(self) -> Self {
+        self.map(|b| b.start_inclusive())
+    }
+
+    /// Receiver queue size.
+    pub fn receiver_queue_size(self, n: u32) -> Self {
+        self.map(|b| b.receiver_queue_size(n))
+    }
+
+    /// Reader name.
+    pub fn reader_name(self, name: impl Into<String>) -> Self {
+        self.map(|b| b.reader_name(name))
+    }
+
+    /// Replaces all core options.
+    pub fn options(self, options: ReaderOptions) -> Self {
+        self.map(|b| b.options(options))
+    }
+
+    /// Changes any core option.
+    pub fn configure(self, f: impl FnOnce(&mut ReaderOptions)) -> Self {
+        self.map(|b| b.configure(f))
+    }
+
+    /// Creates the reader, blocking until the broker registered it.
+    pub fn create(self) -> Result<Reader, Error> {
+        wait(self.inner.create()).map(|inner| Reader { inner })
+    }
+}
+
+/// A reader whose receives block; also an [`Iterator`]. Dropping it closes it.
+#[derive(Debug)]
+pub struct Reader {
+    inner: pulsar_async::Reader,
+}
+
+impl Reader {
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        self.inner.topic()
+    }
+
+    /// The next message, blocking until one arrives.
+    pub fn receive(&self) -> Result<Message, Error> {
+        wait(self.inner.receive())
+    }
+
+    /// The next message, blocking at most `timeout`.
+    pub fn receive_timeout(&self, timeout: Duration) -> Result<Option<Message>, Error> {
+        wait_until(self.inner.receive(), Instant::now() + timeout).transpose()
+    }
+
+    /// Whether a message can be read without new publishes.
+    pub fn has_message_available(&self) -> Result<bool, Error> {
+        wait(self.inner.has_message_available())
+    }
+
+    /// Moves the reader.
+    pub fn seek(&self, to: SeekTo) -> Result<(), Error> {
+        wait(self.inner.seek(to))
+    }
+
+    /// The last message id of every topic (partition).
+    pub fn last_message_ids(&self) -> Result<Vec<TopicMessageId>, Error> {
+        wait(self.inner.last_message_ids())
+    }
+
+    /// Closes the reader.
+    pub fn close(self) -> Result<(), Error> {
+        wait(self.inner.close())
+    }
+}
+
+impl Iterator for Reader {
     type Item = Result<Message, Error>;
 
     fn next(&mut self) -> Option<Self::Item> {

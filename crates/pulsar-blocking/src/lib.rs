@@ -54,12 +54,13 @@ use pulsar_async::core::{ClientStats, LookupResult, TopicsMode};
 use pulsar_async::engine::Engine;
 use pulsar_async::{ClientHandle, ClientOptions, EventStream, Launch};
 
-pub use consumer::{Consumer, ConsumerBuilder};
+pub use consumer::{Consumer, ConsumerBuilder, Reader, ReaderBuilder};
 pub use producer::{Producer, ProducerBuilder, Receipt};
 pub use pulsar_async::{
-    core, tls, ClientBuilder, ClientEvent, ConsumerOptions, Error, Event, InitialPosition,
-    IntoMessage, Message, MessageId, OutgoingMessage, ProducerOptions, Result, SendError,
-    SubscriptionType, TlsOptions,
+    core, tls, AccessMode, BatchingOptions, ClientBuilder, ClientEvent, CompressionType,
+    ConsumerOptions, DeadLetterPolicy, Error, Event, InitialPosition, IntoMessage, Message,
+    MessageId, OutgoingMessage, ProducerOptions, ReaderOptions, Result, SeekTo, SendError,
+    SubscriptionType, TlsOptions, TopicMessageId,
 };
 
 use crate::driver::Input;
@@ -112,6 +113,26 @@ impl Client {
     /// A consumer of `topic`; set at least the subscription name.
     pub fn consumer(&self, topic: impl Into<String>) -> ConsumerBuilder {
         ConsumerBuilder::new(self.handle.consumer(topic))
+    }
+
+    /// A consumer of several topics (each may be partitioned).
+    pub fn consumer_topics<I, T>(&self, topics: I) -> ConsumerBuilder
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        ConsumerBuilder::new(self.handle.consumer_topics(topics))
+    }
+
+    /// A consumer of every topic of a namespace matching `pattern`
+    /// (`persistent://tenant/ns/<regex>`).
+    pub fn consumer_pattern(&self, pattern: impl Into<String>) -> ConsumerBuilder {
+        ConsumerBuilder::new(self.handle.consumer_pattern(pattern))
+    }
+
+    /// A reader of `topic`, from the earliest message unless told otherwise.
+    pub fn reader(&self, topic: impl Into<String>) -> ReaderBuilder {
+        ReaderBuilder::new(self.handle.reader(topic))
     }
 
     /// The client-wide events (connections, reconnections, topic moves, close) from now on.

@@ -3,7 +3,9 @@
 use std::time::{Duration, Instant};
 
 use pulsar_async::core::{ProducerStats, SendId};
-use pulsar_async::{Error, IntoMessage, MessageId, ProducerOptions};
+use pulsar_async::{
+    AccessMode, BatchingOptions, CompressionType, Error, IntoMessage, MessageId, ProducerOptions,
+};
 
 use crate::wait::{wait, wait_until};
 
@@ -45,6 +47,41 @@ impl ProducerBuilder {
     pub fn property(self, key: impl Into<String>, value: impl Into<String>) -> Self {
         ProducerBuilder {
             inner: self.inner.property(key, value),
+        }
+    }
+
+    /// Batching (off by default).
+    pub fn batching(self, batching: BatchingOptions) -> Self {
+        ProducerBuilder {
+            inner: self.inner.batching(batching),
+        }
+    }
+
+    /// Compression of every payload or batch.
+    pub fn compression(self, compression: CompressionType) -> Self {
+        ProducerBuilder {
+            inner: self.inner.compression(compression),
+        }
+    }
+
+    /// A message without a receipt after this long fails (`Duration::ZERO`: never).
+    pub fn send_timeout(self, timeout: Duration) -> Self {
+        ProducerBuilder {
+            inner: self.inner.send_timeout(timeout),
+        }
+    }
+
+    /// How the producer shares the topic with other producers.
+    pub fn access_mode(self, mode: AccessMode) -> Self {
+        ProducerBuilder {
+            inner: self.inner.access_mode(mode),
+        }
+    }
+
+    /// Split payloads larger than the broker's maximum message size into chunks.
+    pub fn chunking(self, enabled: bool) -> Self {
+        ProducerBuilder {
+            inner: self.inner.chunking(enabled),
         }
     }
 
@@ -125,12 +162,14 @@ impl Producer {
         wait(self.inner.send_with_callback(message, callback))
     }
 
-    /// Blocks until every message sent so far has its receipt (or failed).
+    /// Sends what is batched and blocks until every message sent so far has its receipt (or
+    /// failed).
     pub fn flush(&self) -> Result<(), Error> {
         wait(self.inner.flush())
     }
 
-    /// Flushes, then closes the producer on the broker.
+    /// Closes the producer on the broker, after sending what is batched and waiting for the
+    /// receipts of pending messages (at most the operation timeout).
     pub fn close(self) -> Result<(), Error> {
         wait(self.inner.close())
     }

@@ -40,10 +40,11 @@ use futures::FutureExt;
 use pulsar_async::{AsyncTimer, BoxFuture, BoxIo, ClientOptions, Launch, Runtime};
 
 pub use pulsar_async::{
-    core, tls, ClientBuilder, ClientEvent, ClientHandle, ClientStats, Consumer, ConsumerBuilder,
-    ConsumerOptions, Error, Event, EventStream, InitialPosition, IntoMessage, Message, MessageId,
-    OutgoingMessage, Producer, ProducerBuilder, ProducerOptions, Receipt, Result, SendError,
-    SubscriptionType, TlsOptions,
+    core, tls, AccessMode, BatchingOptions, ClientBuilder, ClientEvent, ClientHandle, ClientStats,
+    CompressionType, Consumer, ConsumerBuilder, ConsumerOptions, DeadLetterPolicy, Error, Event,
+    EventStream, InitialPosition, IntoMessage, Message, MessageId, OutgoingMessage, Producer,
+    ProducerBuilder, ProducerOptions, Reader, ReaderBuilder, ReaderOptions, Receipt, Result,
+    SeekTo, SendError, SubscriptionType, TlsOptions, TopicMessageId,
 };
 
 /// A Pulsar client driven by smol. Build with [`Client::builder`](pulsar_async::Client::builder);
