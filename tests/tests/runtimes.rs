@@ -537,6 +537,7 @@ per_runtime!(
     shared_and_key_shared,
     backpressure_waits,
     backpressure_fails_fast,
+    memory_limit_backpressure,
     graceful_close,
     drop_closes_on_the_broker,
     client_requests,
@@ -817,6 +818,55 @@ fn backpressure_fails_fast(env: Env) -> TestResult {
     assert!(consumer
         .receive_timeout(Duration::from_millis(300))?
         .is_none());
+    client.close()?;
+    Ok(())
+}
+
+/// The client-wide memory limit: sends of a blocking producer wait for room (every message gets
+/// through); a fail-fast producer gets the typed `MemoryLimit` error.
+fn memory_limit_backpressure(env: Env) -> TestResult {
+    let topic = unique_topic(&format!("rt-mem-{:?}", env.rt));
+    let mut o = options();
+    o.core.memory_limit = 4 * 1024;
+    let client = env.client(o)?;
+    let mut consumer =
+        client.consumer(&topic, consumer_options("mem", SubscriptionType::Exclusive))?;
+    let producer = client.producer(&topic)?;
+    let payload = |i: usize| format!("{i:04}").repeat(256);
+    let receipts = (0..100)
+        .map(|i| producer.send_async(msg(payload(i))))
+        .collect::<Result<Vec<_>, _>>()?;
+    for r in receipts {
+        r.wait()?;
+    }
+    for i in 0..100 {
+        let m = consumer.receive()?;
+        assert_eq!(text(&m), payload(i));
+        consumer.ack(&m)?;
+    }
+
+    let mut po = ProducerOptions::default();
+    po.max_pending_messages = 1000;
+    let fast = client.producer_with(&topic, po, false)?;
+    let mut accepted = Vec::new();
+    let mut refused = None;
+    for i in 0..50 {
+        match fast.try_send(msg(payload(i))) {
+            Ok(r) => accepted.push(r),
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    match refused {
+        Some(Error::Send(SendError::MemoryLimit { limit })) => assert_eq!(limit, 4096),
+        other => panic!("expected MemoryLimit, got {other:?}"),
+    }
+    assert!(!accepted.is_empty() && accepted.len() <= 5);
+    for r in accepted {
+        r.wait()?;
+    }
     client.close()?;
     Ok(())
 }

@@ -17,10 +17,12 @@
 //!
 //! # Backpressure
 //!
-//! A send waits while the producer's pending queue is full (the core says `QueueFull`) or while
-//! more than [`ClientOptions::max_write_buffer`] bytes wait for the sockets, and resumes when a
-//! receipt or a write frees room; with
-//! [`block_if_queue_full(false)`](ProducerBuilder::block_if_queue_full) it fails at once instead.
+//! A send waits while the producer's pending queue is full (the core says `QueueFull`), while the
+//! client-wide memory limit is reached (`MemoryLimit`), or while more than
+//! [`ClientOptions::max_write_buffer`] bytes wait for the sockets, and resumes when a receipt, the
+//! core's `ProducerHasRoom` or a write frees room; with
+//! [`block_if_queue_full(false)`](ProducerBuilder::block_if_queue_full) it fails at once with the
+//! typed error instead (`QueueFull` for a full write buffer).
 //! A consumer's receiver queue is bounded by the core's permits: the broker stops pushing when
 //! the application stops receiving.
 //!

@@ -650,7 +650,8 @@ impl State {
             return Poll::Ready(Err(Error::DriverStopped));
         }
         if self.unwritten > self.max_unwritten {
-            return self.wait_for_room(cx);
+            // The sockets are behind: the client's write buffer counts as a full queue.
+            return self.wait_for_room(cx, SendError::QueueFull);
         }
         let Some(msg) = message.as_ref() else {
             return Poll::Ready(Err(Error::Missing("message")));
@@ -672,7 +673,7 @@ impl State {
             }
             Err(e) if is_backpressure(&e) => {
                 self.after_app();
-                self.wait_for_room(cx)
+                self.wait_for_room(cx, e)
             }
             Err(e) => {
                 self.after_app();
@@ -681,13 +682,18 @@ impl State {
         }
     }
 
-    fn wait_for_room(&mut self, cx: Option<&Context<'_>>) -> Poll<Result<SendId, Error>> {
+    /// Waits for room, or (not waiting) fails with `refusal` (`QueueFull` or `MemoryLimit`).
+    fn wait_for_room(
+        &mut self,
+        cx: Option<&Context<'_>>,
+        refusal: SendError,
+    ) -> Poll<Result<SendId, Error>> {
         match cx {
             Some(cx) => {
                 add_waker(&mut self.room, cx);
                 Poll::Pending
             }
-            None => Poll::Ready(Err(SendError::QueueFull.into())),
+            None => Poll::Ready(Err(refusal.into())),
         }
     }
 
