@@ -446,7 +446,7 @@ impl Client {
 
     /// Publishes a copy of `message` to the retry-letter topic (delivered after `delay`, with
     /// `properties` added) and acknowledges the original; past `max_redeliver_count` the copy goes
-    /// to the dead-letter topic. Needs `retry_enabled` and a dead-letter policy.
+    /// to the dead-letter topic. Needs `retry_enabled` (the policy defaults to 16 reconsumptions).
     /// [`Event::ReconsumeCompleted`] follows.
     pub fn reconsume_later(
         &mut self,

@@ -1027,3 +1027,209 @@ fn close_flushes_pending_acks_first_and_broker_events_reach_the_app() {
         .collect();
     assert_eq!(kinds, vec![Type::Ack, Type::CloseConsumer]);
 }
+
+#[test]
+fn reconsume_later_goes_through_the_retry_topic_then_the_dead_letter_topic() {
+    let mut sim = Sim::new();
+    let mut o = opts()
+        .with_type(SubscriptionType::Shared)
+        .with_ack_group_time(Duration::ZERO)
+        .with_dead_letter(DeadLetterPolicy::new(2));
+    o.retry_enabled = true;
+    let c = subscribe(&mut sim, o);
+    let subs = sim.received_of(Type::Subscribe);
+    let topics: Vec<(String, u64)> = subs
+        .iter()
+        .map(|s| {
+            let s = s.command.subscribe.as_deref().unwrap();
+            (s.topic.clone(), s.consumer_id)
+        })
+        .collect();
+    assert_eq!(topics.len(), 2, "the topic and its retry topic");
+    assert_eq!(topics[1].0, format!("{T}-sub-RETRY"));
+    let conn = sim.conn_ids()[0];
+    sim.inject(conn, msg(topics[0].1, 1, 0, b"later", meta(1)));
+    let m = sim.client.receive(sim.now, c).unwrap();
+    let r = sim
+        .client
+        .reconsume_later(
+            sim.now,
+            &m,
+            Duration::from_secs(5),
+            vec![("why".into(), "busy".into())],
+        )
+        .unwrap();
+    let e = sim.run_until(Duration::from_secs(1), |e| {
+        matches!(e, Event::ReconsumeCompleted { .. })
+    });
+    assert_eq!(
+        e,
+        Event::ReconsumeCompleted {
+            consumer: c,
+            request: r,
+            result: Ok(())
+        }
+    );
+    let p = sim.received_of(Type::Producer);
+    assert_eq!(
+        p[0].command.producer.as_deref().unwrap().topic,
+        format!("{T}-sub-RETRY")
+    );
+    let sent = sim.received_of(Type::Send);
+    let md = &sent[0].payload.as_ref().unwrap().metadata;
+    let prop = |k: &str| {
+        md.properties
+            .iter()
+            .find(|kv| kv.key == k)
+            .map(|kv| kv.value.clone())
+    };
+    assert_eq!(prop("RECONSUMETIMES").as_deref(), Some("1"));
+    assert_eq!(prop("DELAY_TIME").as_deref(), Some("5000"));
+    assert_eq!(prop("REAL_TOPIC").as_deref(), Some(T));
+    assert_eq!(prop("ORIGIN_MESSAGE_ID").as_deref(), Some("9:1:-1"));
+    assert_eq!(prop("why").as_deref(), Some("busy"));
+    assert_eq!(md.deliver_at_time, Some(md.publish_time as i64 + 5000));
+    assert_eq!(
+        acks(&sim)[0].message_id[0].entry_id,
+        1,
+        "the original is acknowledged"
+    );
+
+    // reconsumed twice already: the third time goes to the dead-letter topic
+    let mut again = meta(2);
+    again.properties = vec![
+        pb::KeyValue {
+            key: "RECONSUMETIMES".into(),
+            value: "2".into(),
+        },
+        pb::KeyValue {
+            key: "REAL_TOPIC".into(),
+            value: T.into(),
+        },
+    ];
+    sim.inject(conn, msg(topics[1].1, 7, 0, b"later", again));
+    let m = sim.client.receive(sim.now, c).unwrap();
+    sim.client
+        .reconsume_later(sim.now, &m, Duration::from_secs(5), Vec::new())
+        .unwrap();
+    sim.run_until_idle();
+    let p = sim.received_of(Type::Producer);
+    assert_eq!(
+        p[1].command.producer.as_deref().unwrap().topic,
+        format!("{T}-sub-DLQ")
+    );
+    let sent = sim.received_of(Type::Send);
+    let md = &sent[1].payload.as_ref().unwrap().metadata;
+    assert_eq!(md.deliver_at_time, None, "dead letters are not delayed");
+    assert!(md
+        .properties
+        .iter()
+        .any(|kv| kv.key == "RECONSUMETIMES" && kv.value == "3"));
+    assert!(
+        md.properties
+            .iter()
+            .any(|kv| kv.key == "REAL_TOPIC" && kv.value == T),
+        "the first topic is kept"
+    );
+}
+
+#[test]
+fn pattern_subscriptions_follow_the_brokers_topic_list_watcher() {
+    let mut sim = Sim::new();
+    sim.hook(SERVICE, |_, cmd| {
+        if cmd.connect.is_some() {
+            return Some(vec![Reply::Cmd(
+                pb::CommandConnected {
+                    server_version: "watching".into(),
+                    protocol_version: Some(21),
+                    feature_flags: Some(pb::FeatureFlags {
+                        supports_topic_watchers: Some(true),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }
+                .into(),
+            )]);
+        }
+        if let Some(g) = cmd.get_topics_of_namespace.as_deref() {
+            return Some(vec![Reply::Cmd(
+                pb::CommandGetTopicsOfNamespaceResponse {
+                    request_id: g.request_id,
+                    topics: vec!["persistent://public/default/orders-1".into()],
+                    ..Default::default()
+                }
+                .into(),
+            )]);
+        }
+        let w = cmd.watch_topic_list.as_deref()?;
+        Some(vec![Reply::Cmd(
+            pb::CommandWatchTopicListSuccess {
+                request_id: w.request_id,
+                watcher_id: w.watcher_id,
+                topic: vec!["persistent://public/default/orders-1".into()],
+                topics_hash: String::new(),
+            }
+            .into(),
+        )])
+    });
+    let c = sim
+        .client
+        .subscribe_pattern(sim.now, "persistent://public/default/orders-.*", opts())
+        .unwrap();
+    sim.run_until(Duration::from_secs(1), |e| {
+        matches!(e, Event::ConsumerReady { .. })
+    });
+    let w = sim.received_of(Type::WatchTopicList);
+    assert_eq!(w.len(), 1);
+    let w = w[0].command.watch_topic_list.as_deref().unwrap().clone();
+    assert_eq!(w.watcher_id, c.get());
+    assert_eq!(w.namespace, "public/default");
+    assert_eq!(w.topics_pattern, "persistent://public/default/orders-.*");
+    let conn = sim.conn_ids()[0];
+    sim.inject(
+        conn,
+        Reply::Cmd(
+            pb::CommandWatchTopicUpdate {
+                watcher_id: c.get(),
+                new_topics: vec![
+                    "persistent://public/default/orders-2".into(),
+                    "persistent://public/default/unrelated".into(),
+                ],
+                deleted_topics: vec!["persistent://public/default/orders-1".into()],
+                topics_hash: String::new(),
+            }
+            .into(),
+        ),
+    );
+    let e = sim.run_until(Duration::from_secs(1), |e| {
+        matches!(e, Event::TopicsChanged { .. })
+    });
+    assert_eq!(
+        e,
+        Event::TopicsChanged {
+            consumer: c,
+            added: vec!["persistent://public/default/orders-2".into()],
+            removed: vec!["persistent://public/default/orders-1".into()],
+        }
+    );
+    sim.run_until_idle();
+    let topics: Vec<String> = sim
+        .received_of(Type::Subscribe)
+        .iter()
+        .map(|s| s.command.subscribe.as_deref().unwrap().topic.clone())
+        .collect();
+    assert_eq!(
+        topics,
+        vec![
+            "persistent://public/default/orders-1",
+            "persistent://public/default/orders-2"
+        ]
+    );
+    assert_eq!(sim.received_of(Type::CloseConsumer).len(), 1);
+    // the watcher is closed with the consumer
+    sim.client.close_consumer(sim.now, c).unwrap();
+    sim.run_until(Duration::from_secs(1), |e| {
+        matches!(e, Event::ConsumerClosed { .. })
+    });
+    assert_eq!(sim.received_of(Type::WatchTopicListClose).len(), 1);
+}

@@ -125,10 +125,8 @@ impl Consumers {
             .groups
             .get(&message.consumer)
             .ok_or(Error::UnknownConsumer(message.consumer))?;
-        if g.opts.dead_letter.is_none() || !g.opts.retry_enabled {
-            return Err(Error::InvalidState(
-                "reconsume_later needs retry_enabled and a dead-letter policy",
-            ));
+        if !g.opts.retry_enabled {
+            return Err(Error::InvalidState("reconsume_later needs retry_enabled"));
         }
         if cumulative && g.opts.subscription_type.is_shared() {
             return Err(Error::InvalidState(

@@ -133,13 +133,23 @@ impl Consumers {
         if names.is_empty() {
             return Err(Error::InvalidState("no topic to subscribe to"));
         }
+        let mut options = options;
         if options.retry_enabled {
+            // As Java: with retries, both letter topics are named after the first topic (the
+            // retry topic's own messages dead-letter to the same place).
             let first = names[0].base_topic();
-            let retry = options
+            let sub = options.subscription.clone();
+            // Java's default when retries are on without a policy: 16 reconsumptions.
+            let policy = options
                 .dead_letter
-                .as_ref()
-                .and_then(|d| d.retry_letter_topic.clone())
-                .unwrap_or_else(|| format!("{first}-{}-RETRY", options.subscription));
+                .get_or_insert_with(|| DeadLetterPolicy::new(16));
+            let retry = policy
+                .retry_letter_topic
+                .get_or_insert_with(|| format!("{first}-{sub}-RETRY"))
+                .clone();
+            policy
+                .dead_letter_topic
+                .get_or_insert_with(|| format!("{first}-{sub}-DLQ"));
             let retry = TopicName::parse(&retry)?;
             if !names.contains(&retry) {
                 names.push(retry);

@@ -208,7 +208,8 @@ pub struct ConsumerOptions {
     pub ack_timeout: Option<Duration>,
     /// Dead-letter / retry-letter topics.
     pub dead_letter: Option<DeadLetterPolicy>,
-    /// Also subscribe to the retry-letter topic (Java's `enableRetry`).
+    /// Also subscribe to the retry-letter topic (Java's `enableRetry`); without a dead-letter
+    /// policy one with `max_redeliver_count` 16 is used, both topics named after the first topic.
     pub retry_enabled: bool,
     /// Chunked messages being reassembled at once; the oldest is dropped beyond this (0: no limit).
     pub max_pending_chunked_messages: usize,
