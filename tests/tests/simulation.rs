@@ -170,6 +170,14 @@ fn regression_seed_1937_lost_cumulative_ack() {
     regression(1937);
 }
 
+// Bug D, batch-index variant: the same with a batch index ack (local batch state filters the
+// redelivered batch message whose ack died with the connection).
+#[test]
+#[ignore = "bug D: lost batch-index ack never re-sent, the redelivery is swallowed"]
+fn regression_seed_11744_lost_batch_index_ack() {
+    regression(11744);
+}
+
 // Bug E (pulsar-core): with key-based batching the per-key batches go out in an order that does not
 // follow their sequence ids (e.g. key A = {3, 8} sent before key B = {5}). With broker
 // deduplication the later, lower sequence id is taken for a duplicate: the broker answers `-1:-1`,
@@ -179,4 +187,32 @@ fn regression_seed_1937_lost_cumulative_ack() {
 #[ignore = "bug E: key-based batches out of sequence order lose acknowledged messages with dedup"]
 fn regression_seed_876_key_based_batching_dedup_loss() {
     regression(876);
+}
+
+// Bug F (pulsar-core): a consumer on a partitioned topic whose SUBSCRIBE fails on one partition
+// (here ConsumerBusy from a stale registration) fails as a whole, but the partitions that did
+// subscribe are never closed on the broker. Those registrations live on healthy connections, so
+// every retry of the application meets ConsumerBusy on them and fails again, leaving new ones.
+
+#[test]
+#[ignore = "bug F: failed partitioned subscribe leaves its partition consumers registered"]
+fn regression_seed_4531_partitioned_subscribe_failure_leaks() {
+    regression(4531);
+}
+
+#[test]
+#[ignore = "bug F: failed partitioned subscribe leaves its partition consumers registered"]
+fn regression_seed_7912_partitioned_subscribe_failure_leaks() {
+    regression(7912);
+}
+
+// Bug G (pulsar-core): the consumer epoch is bumped (negative-ack / redeliver timer) while a
+// resubscription is in flight; the REDELIVER carrying the new epoch is not sent (not registered
+// yet) and the SUBSCRIBE carried the old one, so every message the broker sends afterwards has an
+// older epoch and is dropped as stale: the consumer receives nothing any more.
+
+#[test]
+#[ignore = "bug G: epoch bumped during resubscription, every later message dropped as stale"]
+fn regression_seed_6507_epoch_bumped_during_resubscribe() {
+    regression(6507);
 }

@@ -796,11 +796,12 @@ pub fn describe(cmd: &pb::BaseCommand) -> String {
         }),
         Some(Type::Message) => cmd.message.as_deref().map_or_else(String::new, |m| {
             format!(
-                "MESSAGE c{} {}:{} redeliveries {}",
+                "MESSAGE c{} {}:{} redeliveries {} epoch {:?}",
                 m.consumer_id,
                 m.message_id.ledger_id,
                 m.message_id.entry_id,
-                m.redelivery_count.unwrap_or(0)
+                m.redelivery_count.unwrap_or(0),
+                m.consumer_epoch
             )
         }),
         Some(Type::Ack) => cmd.ack.as_deref().map_or_else(String::new, |a| {
@@ -849,14 +850,15 @@ pub fn describe(cmd: &pb::BaseCommand) -> String {
                 })
                 .unwrap_or_default();
             format!(
-                "SUBSCRIBE c{} req {} {} sub {} type {} durable {} initial {}{start}",
+                "SUBSCRIBE c{} req {} {} sub {} type {} durable {} initial {} epoch {:?}{start}",
                 s.consumer_id,
                 s.request_id,
                 s.topic,
                 s.subscription,
                 s.sub_type,
                 s.durable.unwrap_or(true),
-                s.initial_position.unwrap_or(0)
+                s.initial_position.unwrap_or(0),
+                s.consumer_epoch
             )
         }),
         Some(Type::Error) => cmd.error.as_deref().map_or_else(String::new, |e| {
