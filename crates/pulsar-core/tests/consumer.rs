@@ -1233,3 +1233,36 @@ fn pattern_subscriptions_follow_the_brokers_topic_list_watcher() {
     });
     assert_eq!(sim.received_of(Type::WatchTopicListClose).len(), 1);
 }
+
+#[test]
+fn partitions_added_later_are_joined() {
+    let mut sim = Sim::new();
+    let partitions = Rc::new(RefCell::new(2));
+    let p2 = partitions.clone();
+    sim.hook(SERVICE, move |_, cmd| {
+        let m = cmd.partition_metadata.as_deref()?;
+        Some(vec![Reply::Cmd(
+            pb::CommandPartitionedTopicMetadataResponse {
+                partitions: Some(*p2.borrow()),
+                request_id: m.request_id,
+                response: Some(0),
+                ..Default::default()
+            }
+            .into(),
+        )])
+    });
+    let mut o = opts();
+    o.partitions_update_interval = Some(Duration::from_secs(60));
+    subscribe(&mut sim, o);
+    assert_eq!(sim.received_of(Type::Subscribe).len(), 2);
+    *partitions.borrow_mut() = 3;
+    sim.run_for(Duration::from_secs(59));
+    assert_eq!(sim.received_of(Type::Subscribe).len(), 2);
+    sim.run_for(Duration::from_secs(2));
+    let subs = sim.received_of(Type::Subscribe);
+    assert_eq!(subs.len(), 3);
+    assert_eq!(
+        subs[2].command.subscribe.as_deref().unwrap().topic,
+        format!("{T}-partition-2")
+    );
+}
