@@ -111,6 +111,20 @@ pub(crate) fn run(engine: Engine, rx: Receiver<Input>, tx: SyncSender<Input>) {
     loop {
         engine.take_outputs(&mut out);
         let mut more = false;
+        // Bytes first: they were queued before any close request of the same drain.
+        for t in out.transmits.drain(..) {
+            let len = t.data.len();
+            if let Some(w) = conns.get_mut(&t.conn) {
+                if let Err(e) = w.write_all(&t.data) {
+                    tracing::info!(conn = t.conn.get(), error = %e, "write failed");
+                    w.shutdown();
+                    conns.remove(&t.conn);
+                    engine.handle_closed(t.conn);
+                    more = true;
+                }
+            }
+            engine.wrote(len);
+        }
         for io in out.io.drain(..) {
             match io {
                 IoRequest::Connect { conn, address } => {
@@ -124,19 +138,6 @@ pub(crate) fn run(engine: Engine, rx: Receiver<Input>, tx: SyncSender<Input>) {
                 }
                 other => tracing::warn!(?other, "unknown I/O request"),
             }
-        }
-        for t in out.transmits.drain(..) {
-            let len = t.data.len();
-            if let Some(w) = conns.get_mut(&t.conn) {
-                if let Err(e) = w.write_all(&t.data) {
-                    tracing::info!(conn = t.conn.get(), error = %e, "write failed");
-                    w.shutdown();
-                    conns.remove(&t.conn);
-                    engine.handle_closed(t.conn);
-                    more = true;
-                }
-            }
-            engine.wrote(len);
         }
         if out.closed && conns.is_empty() {
             break;

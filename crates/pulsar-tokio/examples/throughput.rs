@@ -1,6 +1,7 @@
 //! Sends N messages with many in flight and reports the rate; then drains them with a consumer.
 //!
 //! `cargo run --release -p pulsar-tokio --example throughput -- [N] [SIZE] [URL]`
+//! (`BATCH=1` in the environment turns producer batching on).
 
 use std::time::Instant;
 
@@ -27,11 +28,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .receiver_queue_size(1000)
         .subscribe()
         .await?;
-    let producer = client
-        .producer(&topic)
-        .max_pending_messages(1000)
-        .create()
-        .await?;
+    let mut builder = client.producer(&topic).max_pending_messages(1000);
+    if std::env::var("BATCH").is_ok_and(|v| v == "1") {
+        builder = builder.batching(pulsar_tokio::BatchingOptions::enabled());
+    }
+    let producer = builder.create().await?;
     let payload = bytes::Bytes::from(vec![b'x'; size]);
     let start = Instant::now();
     let mut receipts = std::collections::VecDeque::new();
