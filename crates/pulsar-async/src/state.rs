@@ -1093,3 +1093,84 @@ impl ExtractCallbacks for HashMap<SendId, SendSlot> {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use pulsar_core::ClientConfig;
+
+    use super::*;
+
+    fn state(event_buffer: usize, wakes: Arc<AtomicUsize>) -> State {
+        let core =
+            pulsar_core::Client::new(ClientConfig::new("pulsar://127.0.0.1:1"), Instant::now())
+                .unwrap();
+        State::new(
+            core,
+            1024,
+            event_buffer,
+            DriverWake::Callback(Box::new(move || {
+                wakes.fetch_add(1, Ordering::Relaxed);
+            })),
+        )
+    }
+
+    #[test]
+    fn a_slow_subscriber_sees_how_many_events_it_missed() {
+        let mut st = state(2, Arc::default());
+        let id = st.subscribe_events();
+        for _ in 0..5 {
+            st.dispatch(Event::ClientClosed);
+        }
+        assert_eq!(
+            st.poll_event(id, None),
+            Poll::Ready(Some(ClientEvent::Lagged { missed: 3 }))
+        );
+        for _ in 0..2 {
+            assert_eq!(
+                st.poll_event(id, None),
+                Poll::Ready(Some(ClientEvent::Core(Event::ClientClosed)))
+            );
+        }
+        // Closed and drained: the stream ends.
+        assert_eq!(st.poll_event(id, None), Poll::Ready(None));
+    }
+
+    #[test]
+    fn the_driver_is_woken_only_for_new_work() {
+        let wakes = Arc::new(AtomicUsize::new(0));
+        let mut st = state(8, wakes.clone());
+        st.after_app();
+        assert_eq!(wakes.load(Ordering::Relaxed), 0, "nothing to do");
+        let request = st
+            .start_request(None, |core, now| core.lookup_topic(now, "t"))
+            .unwrap();
+        assert_eq!(wakes.load(Ordering::Relaxed), 1, "a connection to open");
+        assert!(matches!(st.io.front(), Some(IoRequest::Connect { .. })));
+        st.io.clear();
+        st.armed = st.core.poll_timeout();
+        st.after_app();
+        assert_eq!(wakes.load(Ordering::Relaxed), 1, "timer already armed");
+        st.drop_request(request);
+    }
+
+    #[test]
+    fn a_stopped_driver_fails_waiters_instead_of_hanging() {
+        let mut st = state(8, Arc::default());
+        let producer = st.create_producer("t", ProducerOptions::default()).unwrap();
+        st.driver_stopped();
+        let waker = futures::task::noop_waker();
+        let cx = Context::from_waker(&waker);
+        assert!(matches!(
+            st.poll_producer_ready(producer, &cx),
+            Poll::Ready(Err(Error::DriverStopped))
+        ));
+        let mut message = Some(OutgoingMessage::new("x"));
+        assert!(matches!(
+            st.poll_enqueue(producer, &mut message, &mut None, true, Some(&cx)),
+            Poll::Ready(Err(Error::DriverStopped))
+        ));
+        assert!(st.poll_closed(&cx).is_ready());
+    }
+}
