@@ -261,8 +261,9 @@ impl Producer {
     }
 
     /// Queues a message (waiting for room like [`send_async`](Self::send_async)); `callback` runs
-    /// with the outcome once the broker answered. Callbacks run on the client's driver (task or
-    /// thread): keep them short and do not block in them.
+    /// with the outcome once the broker answered, outside the client's lock, on the thread that
+    /// handed the outcome over (almost always the client's driver task or thread): keep it short
+    /// and do not block in it.
     pub async fn send_with_callback(
         &self,
         message: impl IntoMessage,

@@ -152,8 +152,9 @@ impl Producer {
     }
 
     /// Queues a message and returns at once (blocking only while the queue is full, unless the
-    /// producer fails fast); `callback` runs with the outcome on the client's driver thread —
-    /// keep it short and do not block in it.
+    /// producer fails fast); `callback` runs with the outcome, outside the client's lock, on the
+    /// thread that handed the outcome over (almost always the driver thread) — keep it short and
+    /// do not block in it.
     pub fn send_with_callback(
         &self,
         message: impl IntoMessage,
