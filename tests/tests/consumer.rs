@@ -214,9 +214,13 @@ impl Driver {
                 break;
             }
             if Instant::now() > end {
-                return Err(
-                    format!("received {} of {n} messages: {:?}", got.len(), texts(&got)).into(),
-                );
+                let tail: Vec<&Event> = self.events.iter().rev().take(12).collect();
+                return Err(format!(
+                    "received {} of {n} messages: {:?}; last events (newest first): {tail:?}",
+                    got.len(),
+                    texts(&got)
+                )
+                .into());
             }
             self.idle()?;
         }
@@ -544,7 +548,9 @@ fn readers_start_where_asked_and_seek_by_id_and_time() -> R {
     let before = unix_ms();
     let ids = d.send_payloads(p, &["r0", "r1", "r2", "r3", "r4"])?;
     std::thread::sleep(Duration::from_millis(1100));
-    let middle = unix_ms();
+    // Publish times come from the client's clock (wall time at creation plus elapsed time): a
+    // margin keeps a small offset between it and this reading from moving the boundary.
+    let middle = unix_ms() - 500;
     let ids2 = d.send_payloads(p, &["r5", "r6"])?;
     assert!(middle > before);
 
@@ -636,6 +642,18 @@ fn readers_start_where_asked_and_seek_by_id_and_time() -> R {
         |e| matches!(e, Event::SeekCompleted { request, result: Ok(()), .. } if *request == q),
     )?;
     assert_eq!(d.take(c, 7, Duration::from_secs(30))?.len(), 7);
+    // and by publish time: the first message published at or after `middle`
+    let q = d
+        .client
+        .seek(Instant::now(), c, SeekTo::PublishTime(middle))?;
+    d.wait(
+        Duration::from_secs(30),
+        |e| matches!(e, Event::SeekCompleted { request, result: Ok(()), .. } if *request == q),
+    )?;
+    assert_eq!(
+        texts(&d.take(c, 2, Duration::from_secs(30))?),
+        vec!["r5", "r6"]
+    );
     d.close()
 }
 

@@ -1266,3 +1266,60 @@ fn partitions_added_later_are_joined() {
         format!("{T}-partition-2")
     );
 }
+
+#[test]
+fn a_seeking_reader_resubscribes_only_after_the_seek_is_answered() {
+    let mut sim = Sim::new();
+    let pending: Rc<RefCell<Option<u64>>> = Rc::default();
+    let p2 = pending.clone();
+    sim.hook(SERVICE, move |_, cmd| {
+        let s = cmd.seek.as_deref()?;
+        *p2.borrow_mut() = Some(s.request_id);
+        Some(vec![Reply::Cmd(
+            pb::CommandCloseConsumer {
+                consumer_id: s.consumer_id,
+                request_id: 0,
+                ..Default::default()
+            }
+            .into(),
+        )])
+    });
+    let r = sim
+        .client
+        .create_reader(sim.now, "t", ReaderOptions::new(MessageId::EARLIEST))
+        .unwrap();
+    sim.run_until(Duration::from_secs(1), |e| {
+        matches!(e, Event::ConsumerReady { .. })
+    });
+    let conn = sim.conn_ids()[0];
+    sim.inject(conn, msg(r.get(), 5, 0, b"x", meta(5)));
+    sim.client.receive(sim.now, r).unwrap();
+    sim.client
+        .seek(sim.now, r, SeekTo::Id(MessageId::new(9, 2, -1)))
+        .unwrap();
+    sim.run_for(Duration::from_secs(3));
+    assert_eq!(
+        sim.received_of(Type::Subscribe).len(),
+        1,
+        "held by the seek"
+    );
+    let id = pending.borrow().unwrap();
+    sim.inject(conn, Reply::Cmd(success(id)));
+    sim.run_until(Duration::from_secs(5), |e| {
+        matches!(e, Event::ConsumerReconnected { .. })
+    });
+    let subs = sim.received_of(Type::Subscribe);
+    assert_eq!(subs.len(), 2);
+    let start = subs[1]
+        .command
+        .subscribe
+        .as_deref()
+        .unwrap()
+        .start_message_id
+        .clone()
+        .unwrap();
+    assert_eq!(
+        start.entry_id, 2,
+        "restarts at the seek target, not after the last seen"
+    );
+}

@@ -877,6 +877,7 @@ impl Consumers {
                     } else if let Some(s) = self.subs.get_mut(&sid) {
                         s.seek = None;
                     }
+                    self.resume_link(sh, now, sid);
                     if let Some(GroupOp::Seek { waiting, error }) = self
                         .groups
                         .get_mut(&gid)
@@ -1277,14 +1278,7 @@ impl Consumers {
     }
 
     fn sub_timeout(&mut self, sh: &mut Shared, now: Instant, sid: ConsumerId) {
-        if self
-            .subs
-            .get(&sid)
-            .and_then(|s| s.link.next_timeout())
-            .is_some_and(|t| t <= now)
-        {
-            self.step_link(sh, now, sid);
-        }
+        self.resume_link(sh, now, sid);
         let Some(s) = self.subs.get_mut(&sid) else {
             return;
         };
@@ -1302,6 +1296,18 @@ impl Consumers {
         redeliver.extend(out.redeliver);
         self.outcomes(sh, now, sid, gid, outcomes);
         self.redeliver(sh, sid, redeliver);
+    }
+
+    /// Runs the link's timer if it is due and no seek holds it: the broker closes a consumer when
+    /// it seeks, and resubscribing before the answer could restart a reader at the old position.
+    fn resume_link(&mut self, sh: &mut Shared, now: Instant, sid: ConsumerId) {
+        if self
+            .subs
+            .get(&sid)
+            .is_some_and(|s| s.seek.is_none() && s.link.next_timeout().is_some_and(|t| t <= now))
+        {
+            self.step_link(sh, now, sid);
+        }
     }
 
     fn group_timeout(&mut self, sh: &mut Shared, now: Instant, gid: ConsumerId) {

@@ -266,8 +266,9 @@ impl Sub {
     /// removed this consumer's messages from the group queue; `first_queued` is the first of them.
     /// Requests in flight stay (their connection may still answer them).
     pub(super) fn reset_for_reconnect(&mut self, first_queued: Option<MessageId>) {
-        if !self.opts.durable {
-            // A non-durable subscription restarts after what the application has seen.
+        if !self.opts.durable && self.seek.is_none() {
+            // A non-durable subscription restarts after what the application has seen (during a
+            // seek, at the seek's target, set when the broker answers).
             if let Some(next) = first_queued {
                 self.start = Some(previous_id(&next));
                 self.start_inclusive = false;
@@ -535,7 +536,8 @@ impl Sub {
 
     pub(super) fn next_timeout(&self) -> Option<Instant> {
         [
-            self.link.next_timeout(),
+            // while a seek is answered, the resubscription waits (see `Consumers::seek`)
+            self.link.next_timeout().filter(|_| self.seek.is_none()),
             self.acks.next_timeout(),
             self.nacks.next_timeout(),
             self.unacked.next_timeout(),
