@@ -1558,6 +1558,13 @@ impl Consumers {
         result: Result<pb::BaseCommand, Error>,
     ) {
         let Some(s) = self.subs.get_mut(&sid) else {
+            // Closed (or given up) while the SUBSCRIBE was in flight: the broker may hold the
+            // registration, so close it there (as Java does), also when the request timed out.
+            if matches!(&result, Ok(cmd) if cmd.kind() == Some(Type::Success))
+                || matches!(result, Err(Error::Timeout))
+            {
+                send_cleanup_close(sh, now, conn, sid);
+            }
             return;
         };
         if s.link.phase
@@ -1591,19 +1598,7 @@ impl Consumers {
             Err(e) => {
                 if e == Error::Timeout {
                     // The broker may still create it: close it before trying again.
-                    let request_id = sh.next_request_id();
-                    let cmd = pb::BaseCommand::from(pb::CommandCloseConsumer {
-                        consumer_id: sid.get(),
-                        request_id,
-                        ..Default::default()
-                    });
-                    sh.send_request(
-                        now,
-                        conn,
-                        request_id,
-                        &cmd,
-                        RequestKind::Consumer(sid, ConsumerRequest::Cleanup),
-                    );
+                    send_cleanup_close(sh, now, conn, sid);
                 }
                 let step = s.link.failure(sh, now, e);
                 self.apply(sh, now, sid, step);
@@ -2070,6 +2065,24 @@ impl Consumers {
 }
 
 /// Link events name the wire consumer; the application knows the group.
+/// Sends a CLOSE_CONSUMER whose answer does not matter (the broker may hold a registration the
+/// client no longer wants); its request entry expires after the operation timeout.
+fn send_cleanup_close(sh: &mut Shared, now: Instant, conn: ConnectionId, sid: ConsumerId) {
+    let request_id = sh.next_request_id();
+    let cmd = pb::BaseCommand::from(pb::CommandCloseConsumer {
+        consumer_id: sid.get(),
+        request_id,
+        ..Default::default()
+    });
+    sh.send_request(
+        now,
+        conn,
+        request_id,
+        &cmd,
+        RequestKind::Consumer(sid, ConsumerRequest::Cleanup),
+    );
+}
+
 fn remap_events(sh: &mut Shared, from: usize, sid: ConsumerId, gid: ConsumerId) {
     if sid == gid {
         return;
