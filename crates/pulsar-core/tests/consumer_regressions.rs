@@ -103,3 +103,60 @@ fn a_failed_subscribe_of_a_closed_consumer_needs_no_close() {
     sim.run_for(Duration::from_secs(60));
     assert!(close_consumers(&sim).is_empty());
 }
+
+#[test]
+fn cleanup_close_of_a_failed_partitioned_consumer_expires_when_unanswered() {
+    let mut sim = Sim::new();
+    sim.hook(SERVICE, |_, cmd| {
+        if let Some(m) = cmd.partition_metadata.as_deref() {
+            return Some(vec![Reply::Cmd(
+                pb::CommandPartitionedTopicMetadataResponse {
+                    partitions: Some(2),
+                    request_id: m.request_id,
+                    response: Some(0),
+                    ..Default::default()
+                }
+                .into(),
+            )]);
+        }
+        if let Some(s) = cmd.subscribe.as_deref() {
+            if s.topic.ends_with("-partition-1") {
+                return Some(vec![Reply::Cmd(
+                    pb::CommandError {
+                        request_id: s.request_id,
+                        error: pb::ServerError::AuthorizationError as i32,
+                        message: "no".into(),
+                    }
+                    .into(),
+                )]);
+            }
+            return None;
+        }
+        // the broker never answers CLOSE_CONSUMER
+        cmd.close_consumer.as_ref().map(|_| vec![])
+    });
+    let c = sim
+        .client
+        .subscribe(sim.now, "t", ConsumerOptions::new("sub"))
+        .unwrap();
+    sim.run_until(Duration::from_secs(5), |e| {
+        matches!(e, Event::ConsumerFailed { .. })
+    });
+    let _ = c;
+    assert_eq!(
+        close_consumers(&sim).len(),
+        1,
+        "the subscribed partition is closed"
+    );
+    let pending = |sim: &Sim| -> usize {
+        sim.client
+            .stats()
+            .connections
+            .iter()
+            .map(|c| c.pending_requests)
+            .sum()
+    };
+    assert_eq!(pending(&sim), 1, "the CLOSE_CONSUMER waits for its answer");
+    sim.run_for(Duration::from_secs(60));
+    assert_eq!(pending(&sim), 0, "its request entry expired");
+}

@@ -777,7 +777,7 @@ impl Consumers {
             );
         }
         if subs.is_empty() {
-            self.finish_op(sh, gid, request);
+            self.finish_op(sh, now, gid, request);
         }
         for sid in subs {
             let Some(s) = self.subs.get_mut(&sid) else {
@@ -869,7 +869,7 @@ impl Consumers {
                         }
                         _ => {}
                     }
-                    self.finish_op(sh, gid, request);
+                    self.finish_op(sh, now, gid, request);
                 }
                 SubOutcome::Seek(request, result) => {
                     if result.is_ok() {
@@ -888,11 +888,11 @@ impl Consumers {
                             *error = Some(e);
                         }
                     }
-                    self.finish_op(sh, gid, request);
+                    self.finish_op(sh, now, gid, request);
                 }
                 SubOutcome::Unsubscribe(request, result) => {
                     if result.is_ok() {
-                        self.finish_sub(sh, sid);
+                        self.finish_sub(sh, now, sid);
                     }
                     if let Some(GroupOp::Unsubscribe { waiting, error }) = self
                         .groups
@@ -904,14 +904,14 @@ impl Consumers {
                             *error = Some(e);
                         }
                     }
-                    self.finish_op(sh, gid, request);
+                    self.finish_op(sh, now, gid, request);
                 }
             }
         }
     }
 
     /// Completes an application request once every wire consumer answered.
-    fn finish_op(&mut self, sh: &mut Shared, gid: ConsumerId, request: RequestId) {
+    fn finish_op(&mut self, sh: &mut Shared, now: Instant, gid: ConsumerId, request: RequestId) {
         let Some(g) = self.groups.get_mut(&gid) else {
             return;
         };
@@ -961,7 +961,7 @@ impl Consumers {
                             request,
                             result: Ok(()),
                         });
-                        self.end_group(sh, gid, None, false);
+                        self.end_group(sh, Some(now), gid, None, false);
                     }
                     Some(e) => sh.events.push_back(Event::Unsubscribed {
                         consumer: gid,
@@ -1037,7 +1037,7 @@ impl Consumers {
         for sid in subs {
             self.close_sub(sh, now, sid);
         }
-        self.check_closed(sh, gid);
+        self.check_closed(sh, now, gid);
         Ok(())
     }
 
@@ -1072,12 +1072,12 @@ impl Consumers {
                 );
                 s.link.closing(conn, request_id);
             }
-            None => self.finish_sub(sh, sid),
+            None => self.finish_sub(sh, now, sid),
         }
     }
 
     /// Removes a wire consumer (closed, unsubscribed or given up) and its queued messages.
-    fn finish_sub(&mut self, sh: &mut Shared, sid: ConsumerId) {
+    fn finish_sub(&mut self, sh: &mut Shared, now: Instant, sid: ConsumerId) {
         let Some(mut s) = self.subs.remove(&sid) else {
             return;
         };
@@ -1094,11 +1094,17 @@ impl Consumers {
         self.dlq.forget_sub(sid);
         // outcomes of a removed sub only concern group requests
         for o in outcomes {
-            self.group_outcome_without_sub(sh, gid, o);
+            self.group_outcome_without_sub(sh, now, gid, o);
         }
     }
 
-    fn group_outcome_without_sub(&mut self, sh: &mut Shared, gid: ConsumerId, o: SubOutcome) {
+    fn group_outcome_without_sub(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        gid: ConsumerId,
+        o: SubOutcome,
+    ) {
         match o {
             SubOutcome::Acks(rs, result) => {
                 for request in rs {
@@ -1120,7 +1126,7 @@ impl Consumers {
                         *error = Some(e);
                     }
                 }
-                self.finish_op(sh, gid, r);
+                self.finish_op(sh, now, gid, r);
             }
             SubOutcome::Seek(r, res) | SubOutcome::Unsubscribe(r, res) => {
                 if let Some(
@@ -1134,23 +1140,31 @@ impl Consumers {
                         }
                     }
                 }
-                self.finish_op(sh, gid, r);
+                self.finish_op(sh, now, gid, r);
             }
         }
     }
 
-    fn check_closed(&mut self, sh: &mut Shared, gid: ConsumerId) {
+    fn check_closed(&mut self, sh: &mut Shared, now: Instant, gid: ConsumerId) {
         let done = self
             .groups
             .get(&gid)
             .is_some_and(|g| g.phase == Phase::Closing && g.subs.is_empty());
         if done {
-            self.end_group(sh, gid, None, false);
+            self.end_group(sh, Some(now), gid, None, false);
         }
     }
 
-    /// Removes a group and everything it has; `failed`: it never became ready.
-    fn end_group(&mut self, sh: &mut Shared, gid: ConsumerId, error: Option<Error>, failed: bool) {
+    /// Removes a group and everything it has; `failed`: it never became ready. `now` is `None`
+    /// when the client is shutting every connection down (no CLOSE_CONSUMER for its wire consumers).
+    fn end_group(
+        &mut self,
+        sh: &mut Shared,
+        now: Option<Instant>,
+        gid: ConsumerId,
+        error: Option<Error>,
+        failed: bool,
+    ) {
         let Some(g) = self.groups.remove(&gid) else {
             return;
         };
@@ -1170,21 +1184,9 @@ impl Consumers {
         }
         for sid in g.subs {
             if let Some(mut s) = self.subs.remove(&sid) {
-                if let Some(conn) = s.link.ready_conn() {
+                if let (Some(conn), Some(now)) = (s.link.ready_conn(), now) {
                     // The broker may still hold it: close it, ignoring the answer.
-                    let request_id = sh.next_request_id();
-                    let cmd = pb::BaseCommand::from(pb::CommandCloseConsumer {
-                        consumer_id: sid.get(),
-                        request_id,
-                        ..Default::default()
-                    });
-                    sh.send_request_until(
-                        conn,
-                        request_id,
-                        &cmd,
-                        RequestKind::Consumer(sid, ConsumerRequest::Cleanup),
-                        None,
-                    );
+                    send_cleanup_close(sh, now, conn, sid);
                 }
                 s.link.abandon(sh);
                 self.dlq.forget_sub(sid);
@@ -1239,7 +1241,8 @@ impl Consumers {
     pub(crate) fn force_close_all(&mut self, sh: &mut Shared, error: Error) {
         let ids: Vec<ConsumerId> = self.groups.keys().copied().collect();
         for id in ids {
-            self.end_group(sh, id, Some(error.clone()), false);
+            // the client shuts every connection down next: nothing to clean up on the broker
+            self.end_group(sh, None, id, Some(error.clone()), false);
         }
     }
 
@@ -1396,8 +1399,8 @@ impl Consumers {
                 }
                 if s.close_requested {
                     let gid = s.group;
-                    self.finish_sub(sh, id);
-                    self.check_closed(sh, gid);
+                    self.finish_sub(sh, now, id);
+                    self.check_closed(sh, now, gid);
                     continue;
                 }
                 self.lose_registration(sh, now, id, |s, sh, now| {
@@ -1502,7 +1505,7 @@ impl Consumers {
             }
             OpResult::PartitionedMetadata(Err(e)) => {
                 if starting && (!e.is_retriable() || now >= deadline) {
-                    self.end_group(sh, gid, Some(e), true);
+                    self.end_group(sh, Some(now), gid, Some(e), true);
                 } else {
                     t.retry_at = Some(now + t.backoff.next_delay(&mut sh.rng));
                 }
@@ -1527,9 +1530,9 @@ impl Consumers {
             ConsumerRequest::WatchTopics => self.watch_response(sh, now, id, conn, result),
             ConsumerRequest::Close => {
                 let gid = self.subs.get(&id).map(|s| s.group);
-                self.finish_sub(sh, id);
+                self.finish_sub(sh, now, id);
                 if let Some(gid) = gid {
-                    self.check_closed(sh, gid);
+                    self.check_closed(sh, now, gid);
                 }
             }
             ConsumerRequest::Subscribe => self.subscribed(sh, now, conn, id, request_id, result),
@@ -1660,8 +1663,8 @@ impl Consumers {
                     return;
                 };
                 if s.close_requested {
-                    self.finish_sub(sh, id);
-                    self.check_closed(sh, gid);
+                    self.finish_sub(sh, now, id);
+                    self.check_closed(sh, now, gid);
                     return;
                 }
                 let assigned = match pick_broker_url(
@@ -1751,13 +1754,13 @@ impl Consumers {
             return;
         };
         let topic = self.subs.get(&sid).map(|s| s.topic.to_string());
-        self.finish_sub(sh, sid);
+        self.finish_sub(sh, now, sid);
         let Some(g) = self.groups.get_mut(&gid) else {
             return;
         };
         match g.phase {
-            Phase::Starting => self.end_group(sh, gid, Some(error), true),
-            Phase::Closing => self.check_closed(sh, gid),
+            Phase::Starting => self.end_group(sh, Some(now), gid, Some(error), true),
+            Phase::Closing => self.check_closed(sh, now, gid),
             Phase::Ready => {
                 // A topic found by a pattern is retried as long as it matches; anything else
                 // ends the consumer (as Java's consumer fails).
@@ -1777,7 +1780,7 @@ impl Consumers {
                             reason: error,
                         });
                     }
-                    None => self.end_group(sh, gid, Some(error), false),
+                    None => self.end_group(sh, Some(now), gid, Some(error), false),
                 }
             }
         }
@@ -1838,7 +1841,7 @@ impl Consumers {
             }
             OpResult::TopicsOfNamespace(Err(e)) => {
                 if starting && (!e.is_retriable() || now >= deadline) {
-                    self.end_group(sh, gid, Some(e), true);
+                    self.end_group(sh, Some(now), gid, Some(e), true);
                 } else {
                     d.next_poll = now + d.backoff.next_delay(&mut sh.rng);
                 }
