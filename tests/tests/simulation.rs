@@ -122,13 +122,11 @@ fn regression_seed_1811_close_during_subscribe() {
 // its messages are never delivered.
 
 #[test]
-#[ignore = "bug B: reader resubscription skips the batch it had queued but not delivered"]
 fn regression_seed_40_reader_skips_queued_batch() {
     regression(40);
 }
 
 #[test]
-#[ignore = "bug B: reader resubscription skips the batch it had queued but not delivered"]
 fn regression_seed_334_reader_skips_queued_batch() {
     regression(334);
 }
@@ -167,13 +165,13 @@ fn regression_seed_1937_lost_cumulative_ack() {
     regression(1937);
 }
 
-// Bug E (pulsar-core): with key-based batching the per-key batches go out in an order that does not
+// Bug E (pulsar-core, fixed: key-based batches now get their sequence ids when they close, in wire
+// order): with key-based batching the per-key batches go out in an order that does not
 // follow their sequence ids (e.g. key A = {3, 8} sent before key B = {5}). With broker
 // deduplication the later, lower sequence id is taken for a duplicate: the broker answers `-1:-1`,
 // the application sees the send acknowledged, and the message is not in the topic (data loss).
 
 #[test]
-#[ignore = "bug E: key-based batches out of sequence order lose acknowledged messages with dedup"]
 fn regression_seed_876_key_based_batching_dedup_loss() {
     regression(876);
 }

@@ -9,9 +9,10 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use pulsar_core::{ConsumerOptions, Event};
+use bytes::BytesMut;
+use pulsar_core::{ConsumerOptions, Event, MessageId, ReaderOptions};
 use pulsar_proto::pb::{self, base_command::Type};
-use support::{Reply, Sim, SERVICE};
+use support::{meta, Reply, Sim, SERVICE};
 
 /// SUBSCRIBE requests held back by the broker (request ids), answered by the test.
 fn hold_subscribes(sim: &mut Sim) -> Rc<RefCell<Vec<u64>>> {
@@ -159,4 +160,78 @@ fn cleanup_close_of_a_failed_partitioned_consumer_expires_when_unanswered() {
     assert_eq!(pending(&sim), 1, "the CLOSE_CONSUMER waits for its answer");
     sim.run_for(Duration::from_secs(60));
     assert_eq!(pending(&sim), 0, "its request entry expired");
+}
+
+/// A MESSAGE carrying a batch of `n` one-byte messages at entry `entry` of ledger 9.
+fn batch(consumer: u64, entry: u64, n: usize) -> Reply {
+    let mut data = BytesMut::new();
+    for _ in 0..n {
+        let single = pb::SingleMessageMetadata {
+            payload_size: 1,
+            ..Default::default()
+        };
+        pulsar_proto::batch::encode_entry(&single, b"x", &mut data);
+    }
+    let mut m = meta(entry);
+    m.num_messages_in_batch = Some(n as i32);
+    Reply::Payload(
+        pb::CommandMessage {
+            consumer_id: consumer,
+            message_id: pb::MessageIdData {
+                ledger_id: 9,
+                entry_id: entry,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .into(),
+        Box::new(m),
+        data.freeze(),
+    )
+}
+
+/// A reader gets entry 1 and the batch at entry 2, the application reads `read` messages, the
+/// connection drops: returns the start id of the resubscription.
+fn reader_resubscribe_start(read: usize) -> pb::MessageIdData {
+    let mut sim = Sim::new();
+    let r = sim
+        .client
+        .create_reader(sim.now, "t", ReaderOptions::new(MessageId::EARLIEST))
+        .unwrap();
+    sim.run_until(Duration::from_secs(1), |e| {
+        matches!(e, Event::ConsumerReady { .. })
+    });
+    let conn = sim.conn_ids()[0];
+    sim.inject(conn, batch(r.get(), 1, 1));
+    sim.inject(conn, batch(r.get(), 2, 3));
+    for _ in 0..read {
+        sim.client.receive(sim.now, r).unwrap();
+    }
+    sim.broker_close(conn);
+    sim.run_until(Duration::from_secs(5), |e| {
+        matches!(e, Event::ConsumerReconnected { .. })
+    });
+    let subs = sim.received_of(Type::Subscribe);
+    assert_eq!(subs.len(), 2);
+    subs[1]
+        .command
+        .subscribe
+        .as_deref()
+        .unwrap()
+        .start_message_id
+        .clone()
+        .unwrap()
+}
+
+#[test]
+fn reader_resubscribing_before_an_unread_batch_restarts_after_the_previous_entry() {
+    // nothing of entry 2 read: restart after entry 1 (an id of entry 2 without a batch index
+    // means "after entry 2" to the broker, which would skip the whole batch)
+    let start = reader_resubscribe_start(1);
+    assert_eq!((start.ledger_id, start.entry_id), (9, 1));
+    assert_eq!(start.batch_index, None);
+    // part of entry 2 read: restart inside it, after the last index read
+    let start = reader_resubscribe_start(2);
+    assert_eq!((start.ledger_id, start.entry_id), (9, 2));
+    assert_eq!(start.batch_index, Some(0));
 }

@@ -701,14 +701,18 @@ pub(super) fn compare_ids(a: &MessageId, b: &MessageId) -> std::cmp::Ordering {
 
 /// The message just before `id` (Java's rule when restarting a reader before a queued message).
 pub(super) fn previous_id(id: &MessageId) -> MessageId {
-    if id.batch_index >= 0 {
+    if id.batch_index > 0 {
         MessageId {
             batch_index: id.batch_index - 1,
             ..*id
         }
     } else {
+        // Before the first message of an entry (batched or not) is the previous entry, as in Java:
+        // an id of this entry without a batch index would mean "after this entry" to the broker.
         MessageId {
             entry_id: id.entry_id.wrapping_sub(1),
+            batch_index: -1,
+            batch_size: 0,
             ..*id
         }
     }
