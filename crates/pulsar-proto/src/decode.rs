@@ -106,13 +106,16 @@ impl FrameDecoder {
             return Ok(None);
         };
 
-        let (command, command_end) = decode_command(frame)?;
+        // The frame is built in place: `Frame` is about 1 KiB, and moving it between helper
+        // results costs more than decoding a small command.
+        let mut out = Frame {
+            command: pb::BaseCommand::default(),
+            payload: None,
+        };
+        let command_end = decode_command(frame, &mut out.command)?;
         if command_end == frame_len {
             buf.advance(frame_len);
-            return Ok(Some(Frame {
-                command,
-                payload: None,
-            }));
+            return Ok(Some(out));
         }
 
         let head = payload_head(frame, command_end)?;
@@ -122,33 +125,35 @@ impl FrameDecoder {
             if actual != expected {
                 buf.advance(frame_len);
                 return Err(DecodeError::ChecksumMismatch {
-                    command: Box::new(command),
+                    command: Box::new(out.command),
                     expected,
                     actual,
                 });
             }
         }
         let (metadata_range, data_range) = metadata_ranges(frame, &head)?;
-        let metadata = pb::MessageMetadata::decode(frame.get(metadata_range).unwrap_or_default())
+        let payload = out.payload.insert(Payload {
+            broker_entry_metadata: head.broker_entry_metadata,
+            metadata: pb::MessageMetadata::default(),
+            data: Bytes::new(),
+        });
+        payload
+            .metadata
+            .merge(frame.get(metadata_range).unwrap_or_default())
             .map_err(|source| DecodeError::Protobuf {
-            section: FrameSection::Metadata,
-            source,
-        })?;
-
-        let frame = buf.split_to(frame_len).freeze();
-        Ok(Some(Frame {
-            command,
-            payload: Some(Payload {
-                broker_entry_metadata: head.broker_entry_metadata,
-                metadata,
-                data: frame.slice(data_range),
-            }),
-        }))
+                section: FrameSection::Metadata,
+                source,
+            })?;
+        // Skip the headers, then take the payload: no reference-count traffic beyond the split.
+        buf.advance(data_range.start);
+        payload.data = buf.split_to(data_range.len()).freeze();
+        Ok(Some(out))
     }
 }
 
-/// Decodes and validates the command of a complete frame; returns it and the offset after it.
-fn decode_command(frame: &[u8]) -> Result<(pb::BaseCommand, usize), DecodeError> {
+/// Decodes and validates the command of a complete frame into `command` (which must be empty);
+/// returns the offset after it.
+fn decode_command(frame: &[u8], command: &mut pb::BaseCommand) -> Result<usize, DecodeError> {
     let available = frame.len() - 8;
     let command_size = read_u32(frame, 4).unwrap_or_default() as usize;
     let command_end = 8usize.saturating_add(command_size);
@@ -159,10 +164,12 @@ fn decode_command(frame: &[u8]) -> Result<(pb::BaseCommand, usize), DecodeError>
             available,
         });
     };
-    let mut command = pb::BaseCommand::decode(bytes).map_err(|source| DecodeError::Protobuf {
-        section: FrameSection::Command,
-        source,
-    })?;
+    command
+        .merge(bytes)
+        .map_err(|source| DecodeError::Protobuf {
+            section: FrameSection::Command,
+            source,
+        })?;
     let Some(kind) = command.kind() else {
         return Err(DecodeError::UnknownCommand(command.r#type));
     };
@@ -174,7 +181,7 @@ fn decode_command(frame: &[u8]) -> Result<(pb::BaseCommand, usize), DecodeError>
             _ => return Err(DecodeError::MissingCommandBody { kind }),
         }
     }
-    Ok((command, command_end))
+    Ok(command_end)
 }
 
 /// Reads the optional sections after the command of a payload frame.

@@ -18,10 +18,17 @@ const SEND_FIELD_KEY: u8 = (6 << 3) | 2;
 /// Appends a simple frame: `[totalSize][commandSize][BaseCommand]`.
 pub fn encode_command(command: &pb::BaseCommand, out: &mut BytesMut) {
     let command_len = command.encoded_len();
-    out.reserve(8 + command_len);
-    out.put_u32((4 + command_len) as u32);
-    out.put_u32(command_len as u32);
-    command.encode_raw(out);
+    let start = out.len();
+    out.resize(start + 8 + command_len, 0);
+    if let Some(mut w) = out.get_mut(start..) {
+        w.put_u32((4 + command_len) as u32);
+        w.put_u32(command_len as u32);
+        command.encode_raw(&mut w);
+        debug_assert!(
+            w.is_empty(),
+            "encoded length disagrees with the bytes written"
+        );
+    }
 }
 
 /// Appends a payload frame: the command, then `[0x0e01][crc32c][metadataSize][metadata][payload]`.
@@ -35,7 +42,7 @@ pub fn encode_payload_command(
     write_payload_frame(
         out,
         command_len,
-        |out| command.encode_raw(out),
+        |w| command.encode_raw(w),
         None,
         metadata,
         payload,
@@ -56,7 +63,7 @@ pub fn encode_payload_command_with_broker_entry_metadata(
     write_payload_frame(
         out,
         command_len,
-        |out| command.encode_raw(out),
+        |w| command.encode_raw(w),
         Some(broker_entry_metadata),
         metadata,
         payload,
@@ -78,11 +85,11 @@ pub fn encode_send(
     write_payload_frame(
         out,
         command_len,
-        |out| {
-            out.put_slice(&SEND_TYPE);
-            out.put_u8(SEND_FIELD_KEY);
-            encode_varint(send_len as u64, out);
-            send.encode_raw(out);
+        |w| {
+            w.put_slice(&SEND_TYPE);
+            w.put_u8(SEND_FIELD_KEY);
+            encode_varint(send_len as u64, w);
+            send.encode_raw(w);
         },
         None,
         metadata,
@@ -91,11 +98,15 @@ pub fn encode_send(
 }
 
 /// Writes a whole payload frame; `write_command` must write exactly `command_len` bytes.
+///
+/// The headers (everything before the payload) are written into a zero-filled slice of `out`
+/// rather than through `BytesMut`'s `BufMut`, which checks capacity on every byte; the payload
+/// is then copied once and the checksum computed in one pass over metadata and payload.
 #[inline(always)]
 fn write_payload_frame(
     out: &mut BytesMut,
     command_len: usize,
-    write_command: impl FnOnce(&mut BytesMut),
+    write_command: impl FnOnce(&mut &mut [u8]),
     broker_entry_metadata: Option<&pb::BrokerEntryMetadata>,
     metadata: &pb::MessageMetadata,
     payload: &[u8],
@@ -103,23 +114,36 @@ fn write_payload_frame(
     let entry_len = broker_entry_metadata.map(Message::encoded_len);
     let entry_section = entry_len.map_or(0, |len| 2 + 4 + len);
     let metadata_len = metadata.encoded_len();
-    let total = 4 + command_len + entry_section + 2 + 4 + 4 + metadata_len + payload.len();
-    out.reserve(4 + total);
+    let header_len = 8 + command_len + entry_section + 2 + 4 + 4 + metadata_len;
+    let total = header_len - 4 + payload.len();
+    out.reserve(header_len + payload.len());
 
-    out.put_u32(total as u32);
-    out.put_u32(command_len as u32);
-    write_command(out);
-    if let (Some(entry), Some(len)) = (broker_entry_metadata, entry_len) {
-        out.put_u16(MAGIC_BROKER_ENTRY_METADATA);
-        out.put_u32(len as u32);
-        entry.encode_raw(out);
+    let start = out.len();
+    out.resize(start + header_len, 0);
+    let checksum_at = start + header_len - metadata_len - 8;
+    if let Some(mut w) = out.get_mut(start..) {
+        w.put_u32(total as u32);
+        w.put_u32(command_len as u32);
+        write_command(&mut w);
+        if let (Some(entry), Some(len)) = (broker_entry_metadata, entry_len) {
+            w.put_u16(MAGIC_BROKER_ENTRY_METADATA);
+            w.put_u32(len as u32);
+            entry.encode_raw(&mut w);
+        }
+        w.put_u16(MAGIC_CRC32C);
+        w.put_u32(0); // checksum, filled in below
+        w.put_u32(metadata_len as u32);
+        metadata.encode_raw(&mut w);
+        debug_assert!(
+            w.is_empty(),
+            "encoded lengths disagree with the bytes written"
+        );
     }
-    out.put_u16(MAGIC_CRC32C);
-    let checksum_at = out.len();
-    out.put_u32(0);
-    out.put_u32(metadata_len as u32);
-    metadata.encode_raw(out);
-    let checksum = crc32c::crc32c_append(crc32c::crc32c(&out[checksum_at + 4..]), payload);
-    out.put_slice(payload);
-    out[checksum_at..checksum_at + 4].copy_from_slice(&checksum.to_be_bytes());
+    out.extend_from_slice(payload);
+    if let Some(covered) = out.get(checksum_at + 4..) {
+        let checksum = crc32c::crc32c(covered);
+        if let Some(slot) = out.get_mut(checksum_at..checksum_at + 4) {
+            slot.copy_from_slice(&checksum.to_be_bytes());
+        }
+    }
 }
