@@ -235,3 +235,80 @@ fn reader_resubscribing_before_an_unread_batch_restarts_after_the_previous_entry
     assert_eq!((start.ledger_id, start.entry_id), (9, 2));
     assert_eq!(start.batch_index, Some(0));
 }
+
+fn acks(sim: &Sim) -> Vec<pb::CommandAck> {
+    sim.received_of(Type::Ack)
+        .iter()
+        .map(|a| a.command.ack.as_deref().unwrap().clone())
+        .collect()
+}
+
+fn drain(sim: &mut Sim, c: pulsar_core::ConsumerId) -> Vec<pulsar_core::Message> {
+    std::iter::from_fn(|| sim.client.receive(sim.now, c)).collect()
+}
+
+fn subscribed(sim: &mut Sim, opts: ConsumerOptions) -> pulsar_core::ConsumerId {
+    let c = sim.client.subscribe(sim.now, "t", opts).unwrap();
+    sim.run_until(Duration::from_secs(1), |e| {
+        matches!(e, Event::ConsumerReady { .. })
+    });
+    c
+}
+
+#[test]
+fn hostile_batch_sizes_and_indexes_in_acks_are_clamped() {
+    let mut sim = Sim::new();
+    let c = subscribed(
+        &mut sim,
+        ConsumerOptions::new("sub").with_ack_group_time(Duration::ZERO),
+    );
+    let conn = sim.conn_ids()[0];
+    sim.inject(conn, batch(c.get(), 2, 3));
+    let got = drain(&mut sim, c);
+    assert_eq!(got.len(), 3);
+    sim.client.ack(sim.now, c, &got[0].id).unwrap();
+    // an id claiming a huge batch and an index far past its end: the batch's real size wins,
+    // no allocation or loop proportional to the claimed size
+    let mut forged = got[1].id;
+    forged.batch_index = i32::MAX - 1;
+    forged.batch_size = i32::MAX;
+    let started = std::time::Instant::now();
+    sim.client.ack_cumulative(sim.now, c, &forged).unwrap();
+    sim.run_until_idle();
+    assert!(started.elapsed() < Duration::from_secs(2), "no huge loop");
+    let a = acks(&sim);
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(a[0].ack_type, pb::command_ack::AckType::Cumulative as i32);
+    assert_eq!(a[0].message_id[0].entry_id, 2, "the whole entry");
+    // a fresh entry with a forged size: bounded state, the one index acked, nothing sent
+    let mut forged = MessageId::new(9, 5, -1);
+    forged.batch_index = 7;
+    forged.batch_size = i32::MAX;
+    sim.client.ack(sim.now, c, &forged).unwrap();
+    sim.run_until_idle();
+    assert_eq!(
+        acks(&sim).len(),
+        1,
+        "the rest of the forged batch is unacked"
+    );
+    // seeking to a forged id sends a bounded ack set
+    let mut forged = MessageId::new(9, 5, -1);
+    forged.batch_index = 3;
+    forged.batch_size = i32::MAX;
+    sim.client
+        .seek(sim.now, c, pulsar_core::SeekTo::Id(forged))
+        .unwrap();
+    sim.run_until_idle();
+    let seeks = sim.received_of(Type::Seek);
+    let set = &seeks[0]
+        .command
+        .seek
+        .as_deref()
+        .unwrap()
+        .message_id
+        .as_ref()
+        .unwrap()
+        .ack_set;
+    assert!(set.len() <= (1 << 20) / 64, "bounded: {} words", set.len());
+    assert_eq!(set[0], !0b111i64, "indexes from 3 on");
+}

@@ -18,25 +18,59 @@ pub(crate) fn entry_of(id: &MessageId) -> Entry {
     (id.ledger_id, id.entry_id)
 }
 
+/// The most messages one batch may hold as far as acknowledgements go. Batches the client
+/// decoded are far smaller (a batch of this many messages would exceed any broker's message size
+/// limits); a larger `batch_size` in an application-supplied id is clamped to it, so no id can
+/// make the tracker allocate more than `MAX_BATCH_SIZE / 8` bytes for one entry.
+pub(crate) const MAX_BATCH_SIZE: u32 = 1 << 20;
+
+/// The batch size an id claims, clamped to `1..=MAX_BATCH_SIZE`.
+pub(crate) fn clamped_batch_size(size: i32) -> u32 {
+    (size.max(1) as u32).min(MAX_BATCH_SIZE)
+}
+
+/// `words` words with the low `bits` bits set.
+fn low_bits(bits: u32) -> Vec<u64> {
+    let full = (bits / 64) as usize;
+    let mut words = vec![u64::MAX; full];
+    let rest = bits % 64;
+    if rest > 0 {
+        words.push((1u64 << rest) - 1);
+    }
+    words
+}
+
 /// Unacknowledged indexes of one batch (set bit = not acknowledged yet).
 #[derive(Debug, Clone)]
 struct BatchState {
     remaining: Vec<u64>,
+    size: u32,
     left: u32,
 }
 
 impl BatchState {
+    /// Every index of a batch of `size` (clamped to [`MAX_BATCH_SIZE`]) still unacknowledged.
     fn new(size: u32) -> BatchState {
-        let mut remaining = vec![0u64; (size as usize).div_ceil(64)];
-        for bit in 0..size as usize {
-            if let Some(w) = remaining.get_mut(bit / 64) {
-                *w |= 1 << (bit % 64);
-            }
-        }
+        let size = size.clamp(1, MAX_BATCH_SIZE);
         BatchState {
-            remaining,
+            remaining: low_bits(size),
+            size,
             left: size,
         }
+    }
+
+    /// Clears every index up to and including `index` (clamped to the batch).
+    fn clear_through(&mut self, index: u32) {
+        let last = index.min(self.size - 1);
+        let mask = low_bits(last + 1);
+        for (w, m) in self.remaining.iter_mut().zip(mask) {
+            *w &= !m;
+        }
+        self.recount();
+    }
+
+    fn recount(&mut self) {
+        self.left = self.remaining.iter().map(|w| w.count_ones()).sum();
     }
 
     /// Clears one index; returns whether it was set.
@@ -139,7 +173,7 @@ impl AckTracker {
         let state = self
             .batches
             .entry(entry)
-            .or_insert_with(|| BatchState::new(id.batch_size as u32));
+            .or_insert_with(|| BatchState::new(clamped_batch_size(id.batch_size)));
         state.clear(id.batch_index as u32);
         if state.left == 0 {
             self.batches.remove(&entry);
@@ -183,10 +217,8 @@ impl AckTracker {
             let state = self
                 .batches
                 .entry(entry)
-                .or_insert_with(|| BatchState::new(id.batch_size as u32));
-            for i in 0..=id.batch_index.max(0) as u32 {
-                state.clear(i);
-            }
+                .or_insert_with(|| BatchState::new(clamped_batch_size(id.batch_size)));
+            state.clear_through(id.batch_index.max(0) as u32);
             if state.left == 0 {
                 self.batches.remove(&entry);
                 (entry, None, Some(entry))

@@ -2107,14 +2107,23 @@ fn remap_events(sh: &mut Shared, from: usize, sid: ConsumerId, gid: ConsumerId) 
     }
 }
 
-/// The ack set of a batch seek: every index from `index` on still to be delivered.
+/// The ack set of a batch seek: every index from `index` on still to be delivered (the size
+/// clamped to [`acks::MAX_BATCH_SIZE`], the index to the batch).
 fn ack_set_from(index: i32, size: i32) -> Vec<i64> {
-    let size = size.max(0) as usize;
-    let mut set = vec![0u64; size.div_ceil(64)];
-    for bit in index.max(0) as usize..size {
-        if let Some(w) = set.get_mut(bit / 64) {
-            *w |= 1 << (bit % 64);
+    let size = acks::clamped_batch_size(size);
+    let from = (index.max(0) as u32).min(size);
+    let mut set = vec![u64::MAX; size.div_ceil(64) as usize];
+    if let Some(last) = set.last_mut() {
+        if size % 64 != 0 {
+            *last = (1u64 << (size % 64)) - 1;
         }
+    }
+    let (full, rest) = ((from / 64) as usize, from % 64);
+    for w in set.iter_mut().take(full) {
+        *w = 0;
+    }
+    if let Some(w) = set.get_mut(full) {
+        *w &= !((1u64 << rest) - 1);
     }
     set.into_iter().map(|w| w as i64).collect()
 }
@@ -2129,5 +2138,12 @@ mod tests {
         assert_eq!(ack_set_from(2, 3), vec![0b100]);
         let s = ack_set_from(64, 70);
         assert_eq!(s, vec![0, 0b111111]);
+        assert_eq!(ack_set_from(5, 3), vec![0]);
+        assert_eq!(ack_set_from(-1, 64), vec![-1]);
+        assert_eq!(
+            ack_set_from(0, i32::MAX).len(),
+            (acks::MAX_BATCH_SIZE / 64) as usize,
+            "a hostile size is clamped"
+        );
     }
 }
