@@ -15,9 +15,14 @@
 
 pub mod admin;
 pub mod error;
+pub mod harness;
+pub mod java;
 pub mod latency;
+pub mod primitives;
 pub mod procfs;
+pub mod report;
 pub mod spec;
+pub mod stats;
 pub mod window;
 
 pub use error::BenchError;

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use pulsar::producer::SendFuture;
 use pulsar::{
     Consumer, ConsumerOptions, Producer, ProducerOptions, Pulsar, SubType, TokioExecutor,
@@ -119,6 +119,11 @@ async fn produce_max(client: &Client, spec: &Spec) -> Result<ClientResult, Bench
                 .map_err(BenchError::client)?;
             pending.push_back(f);
             sent += 1;
+            // Count receipts as they arrive, not only when the window forces a wait.
+            while let Some(done) = pending.front_mut().and_then(|f| f.now_or_never()) {
+                count_receipt(done);
+                pending.pop_front();
+            }
         }
     }
     let window = monitor
@@ -184,25 +189,27 @@ async fn produce_paced(
     let mut p = producer(client, spec, spec.batching).await?;
     let schedule = Schedule::new(spec.rate, secs(spec.warmup_s), secs(spec.measure_s));
     let window_start = schedule.window_start();
-    let handle = tokio::runtime::Handle::current();
     let size = spec.payload_size;
-    let pacing_schedule = schedule.clone();
-    let pacer = tokio::task::spawn_blocking(move || {
+    // Paced on the runtime's timer, receipts awaited by a task each (pulsar-rs's usual usage).
+    let send = async {
         let fixed = vec![0u8; size];
         let mut i = 0u64;
         let mut in_window = 0u64;
         let mut last_send = Instant::now();
-        while let Some(at) = pacing_schedule.at(i) {
-            Schedule::wait_until(at);
+        while let Some(at) = schedule.at(i) {
+            if at > Instant::now() {
+                tokio::time::sleep_until(at.into()).await;
+            }
             let payload = if e2e {
                 stamped_payload(size, at, i)
             } else {
                 fixed.clone()
             };
-            let f = handle
-                .block_on(p.send_non_blocking(payload))
+            let f = p
+                .send_non_blocking(payload)
+                .await
                 .map_err(BenchError::client)?;
-            handle.spawn(async move {
+            tokio::spawn(async move {
                 let r = f.await;
                 let now = Instant::now();
                 if r.is_ok() {
@@ -218,20 +225,22 @@ async fn produce_paced(
         }
         if e2e {
             let marker = stamped_payload(size, Instant::now(), u64::MAX);
-            let f = handle
-                .block_on(p.send_non_blocking(marker))
+            let f = p
+                .send_non_blocking(marker)
+                .await
                 .map_err(BenchError::client)?;
-            let _ = handle.block_on(f);
+            let _ = f.await;
         }
-        Ok::<_, BenchError>((p, i, in_window, last_send))
-    });
+        Ok::<_, BenchError>((i, in_window, last_send))
+    };
     let receive = async {
-        let Some(c) = receiver else { return Ok(0u64) };
+        let Some(c) = receiver else {
+            return Ok(0u64);
+        };
         e2e_receive(c, window_start).await
     };
-    let (paced, received) = futures::join!(pacer, receive);
-    let (mut p, sent, in_window, last_send) =
-        paced.map_err(|e| BenchError::Run(format!("pacing task: {e}")))??;
+    let (sent, received) = futures::join!(send, receive);
+    let (sent, in_window, last_send) = sent?;
     // Every receipt task finishes once the broker answered.
     let deadline = Instant::now() + Duration::from_secs(30);
     while COUNTERS.done.load(Ordering::Relaxed) + COUNTERS.failed.load(Ordering::Relaxed) < sent

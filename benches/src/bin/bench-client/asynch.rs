@@ -1,6 +1,8 @@
 //! The workloads on the async API (tokio and smol share this code: `pulsar-async`'s handles are
 //! runtime independent).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -17,12 +19,16 @@ use pulsar_tokio::{ClientHandle, Consumer, Producer, SubscriptionType};
 use crate::{consumer_options, e2e_latency, producer_options, publish_latency, secs, COUNTERS};
 
 /// Runs `spec` on a started client.
-pub async fn run(client: &ClientHandle, spec: &Spec) -> Result<ClientResult, BenchError> {
+pub async fn run(
+    client: &ClientHandle,
+    spec: &Spec,
+    sleep_until: SleepUntil,
+) -> Result<ClientResult, BenchError> {
     match spec.mode {
-        Mode::Produce if spec.rate > 0.0 => produce_paced(client, spec, false).await,
+        Mode::Produce if spec.rate > 0.0 => produce_paced(client, spec, false, sleep_until).await,
         Mode::Produce => produce_max(client, spec).await,
         Mode::Prefill => prefill(client, spec).await,
-        Mode::E2e => produce_paced(client, spec, true).await,
+        Mode::E2e => produce_paced(client, spec, true, sleep_until).await,
         Mode::Consume => consume(client, spec).await,
         Mode::IdleProducers => idle_producers(client, spec).await,
         Mode::IdleConsumers => idle_consumers(client, spec).await,
@@ -132,21 +138,17 @@ async fn prefill(client: &ClientHandle, spec: &Spec) -> Result<ClientResult, Ben
     Ok(r)
 }
 
-/// What the pacing thread hands back.
-struct Paced {
-    producers: Vec<Producer>,
-    in_window: u64,
-    last_send: Instant,
-    schedule: Schedule,
-}
+/// Sleeps until an instant on the runtime's own timer.
+pub type SleepUntil = fn(Instant) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// Sends at `spec.rate` from a thread of its own (precise sleeps), each message's latency
-/// counted from its scheduled time; with `e2e`, a consumer in this process measures the
+/// Sends at `spec.rate` from a task on the runtime (its timer paces the sends), each message's
+/// latency counted from its scheduled time; with `e2e`, a consumer in this process measures the
 /// end-to-end latency from the time carried in the payload.
 async fn produce_paced(
     client: &ClientHandle,
     spec: &Spec,
     e2e: bool,
+    sleep_until: SleepUntil,
 ) -> Result<ClientResult, BenchError> {
     let consumer = if e2e {
         Some(
@@ -162,26 +164,25 @@ async fn produce_paced(
         None
     };
     let producers = producers(client, spec).await?;
-    let (tx, rx) = oneshot::channel();
     let size = spec.payload_size;
     let schedule = Schedule::new(spec.rate, secs(spec.warmup_s), secs(spec.measure_s));
     let window_start = schedule.window_start();
-    std::thread::spawn(move || {
-        let window_start = schedule.window_start();
+    let send = async {
         let fixed = Bytes::from(vec![0u8; size]);
         let mut i = 0u64;
         let mut in_window = 0u64;
         let mut last_send = Instant::now();
-        let mut failed = None;
         while let Some(at) = schedule.at(i) {
-            Schedule::wait_until(at);
+            if at > Instant::now() {
+                sleep_until(at).await;
+            }
             let payload = if e2e {
                 Bytes::from(stamped_payload(size, at, i))
             } else {
                 fixed.clone()
             };
             let p = &producers[(i as usize) % producers.len()];
-            let sent = futures::executor::block_on(p.send_with_callback(payload, move |r| {
+            p.send_with_callback(payload, move |r| {
                 let now = Instant::now();
                 match r {
                     Ok(_) => {
@@ -192,11 +193,9 @@ async fn produce_paced(
                         COUNTERS.failed.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-            }));
-            if let Err(e) = sent {
-                failed = Some(e.to_string());
-                break;
-            }
+            })
+            .await
+            .map_err(BenchError::client)?;
             if at >= window_start {
                 in_window += 1;
                 last_send = Instant::now();
@@ -206,46 +205,38 @@ async fn produce_paced(
         if e2e {
             // The end marker: the consumer stops when it sees it.
             let marker = Bytes::from(stamped_payload(size, Instant::now(), u64::MAX));
-            let _ = futures::executor::block_on(producers[0].send(marker));
+            producers[0]
+                .send(marker)
+                .await
+                .map_err(BenchError::client)?;
         }
-        COUNTERS.sent.store(i, Ordering::Relaxed);
-        let _ = tx.send(match failed {
-            None => Ok(Paced {
-                producers,
-                in_window,
-                last_send,
-                schedule,
-            }),
-            Some(e) => Err(e),
-        });
-    });
+        Ok::<_, BenchError>((i, in_window, last_send))
+    };
     let receive = async {
         let Some(consumer) = consumer else {
             return Ok(0u64);
         };
         e2e_receive(consumer, window_start).await
     };
-    let (paced, received) = futures::join!(rx, receive);
-    let paced = paced
-        .map_err(|_| BenchError::Run("pacing thread ended".into()))?
-        .map_err(BenchError::Client)?;
-    for p in &paced.producers {
+    let (sent, received) = futures::join!(send, receive);
+    let (sent, in_window, last_send) = sent?;
+    for p in &producers {
         p.flush().await.map_err(BenchError::client)?;
     }
+    let span = last_send.max(schedule.window_end()) - window_start;
     let mut r = ClientResult {
         offered_rate: spec.rate,
+        achieved_rate: in_window as f64 / span.as_secs_f64().max(1e-9),
+        total_messages: sent,
+        failed: COUNTERS.failed.load(Ordering::Relaxed),
+        latency: Some(publish_latency().summary()),
         ..ClientResult::default()
     };
-    let span = paced.last_send.max(paced.schedule.window_end()) - paced.schedule.window_start();
-    r.achieved_rate = paced.in_window as f64 / span.as_secs_f64().max(1e-9);
-    r.total_messages = COUNTERS.sent.load(Ordering::Relaxed);
-    r.failed = COUNTERS.failed.load(Ordering::Relaxed);
-    r.latency = Some(publish_latency().summary());
     if e2e {
         r.e2e = Some(e2e_latency().summary());
         r.notes.push(format!("{} messages received", received?));
     }
-    for p in paced.producers {
+    for p in producers {
         p.close().await.map_err(BenchError::client)?;
     }
     Ok(r)
@@ -278,21 +269,26 @@ async fn consume(client: &ClientHandle, spec: &Spec) -> Result<ClientResult, Ben
         .subscribe()
         .await
         .map_err(BenchError::client)?;
-    if spec.ack == AckMode::Cumulative {
-        return Err(BenchError::Usage(
-            "cumulative acknowledgement is not exposed by the pulsar-async consumer API".into(),
-        ));
-    }
     let deadline = Instant::now() + secs(spec.time_limit_s);
     let mut window = DrainWindow::new(spec.messages);
     let mut check = CUMULATIVE_EVERY;
+    let mut since_ack = 0u64;
     let mut n = 0u64;
     let mut bytes = 0u64;
     while n < spec.messages {
         let m = consumer.receive().await.map_err(BenchError::client)?;
         bytes += m.payload.len() as u64;
-        consumer.ack(&m).map_err(BenchError::client)?;
         n += 1;
+        match spec.ack {
+            AckMode::Cumulative => {
+                since_ack += 1;
+                if since_ack == CUMULATIVE_EVERY || n == spec.messages {
+                    consumer.ack_cumulative(&m).map_err(BenchError::client)?;
+                    since_ack = 0;
+                }
+            }
+            _ => consumer.ack(&m).map_err(BenchError::client)?,
+        }
         window.observe(n);
         check -= 1;
         if check == 0 {

@@ -200,11 +200,6 @@ fn e2e_receive(consumer: Consumer, window_start: Instant) -> Result<u64, BenchEr
 }
 
 fn consume(client: &Client, spec: &Spec) -> Result<ClientResult, BenchError> {
-    if spec.ack == AckMode::Cumulative {
-        return Err(BenchError::Usage(
-            "cumulative acknowledgement is not exposed by the pulsar-blocking consumer API".into(),
-        ));
-    }
     let consumer = client
         .consumer(spec.topic.clone())
         .subscription(spec.subscription.clone())
@@ -215,11 +210,21 @@ fn consume(client: &Client, spec: &Spec) -> Result<ClientResult, BenchError> {
     let deadline = Instant::now() + secs(spec.time_limit_s);
     let mut window = DrainWindow::new(spec.messages);
     let mut check = CUMULATIVE_EVERY;
+    let mut since_ack = 0u64;
     let mut n = 0u64;
     while n < spec.messages {
         let m = consumer.receive().map_err(BenchError::client)?;
-        consumer.ack(&m).map_err(BenchError::client)?;
         n += 1;
+        match spec.ack {
+            AckMode::Cumulative => {
+                since_ack += 1;
+                if since_ack == CUMULATIVE_EVERY || n == spec.messages {
+                    consumer.ack_cumulative(&m).map_err(BenchError::client)?;
+                    since_ack = 0;
+                }
+            }
+            _ => consumer.ack(&m).map_err(BenchError::client)?,
+        }
         window.observe(n);
         check -= 1;
         if check == 0 {

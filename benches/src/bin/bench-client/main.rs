@@ -2,7 +2,8 @@
 //!
 //! `bench-client --runtime tokio|smol|blocking --spec '<json Spec>'` prints `RESULT {json}`.
 //! The harness (`pulsar-bench`) starts one such process per run, so that CPU time and peak
-//! memory are this client's alone. tokio runs a current-thread runtime (the driver and the
+//! memory are this client's alone. Fixed-rate sends are paced by the runtime's own timer on the
+//! async runtimes (as an application on them would) and by `thread::sleep` on the blocking one. tokio runs a current-thread runtime (the driver and the
 //! application share one thread); smol runs the application in `block_on` and the driver on its
 //! global executor; blocking runs the driver thread of `pulsar-blocking`.
 
@@ -101,7 +102,10 @@ fn run() -> Result<ClientResult, BenchError> {
                 let client = pulsar_tokio::Client::builder(spec.url.clone())
                     .build()
                     .map_err(BenchError::client)?;
-                let r = asynch::run(client.handle(), &spec).await;
+                let r = asynch::run(client.handle(), &spec, |at| {
+                    Box::pin(tokio::time::sleep_until(at.into()))
+                })
+                .await;
                 let _ = client.close().await;
                 r
             })?
@@ -110,7 +114,12 @@ fn run() -> Result<ClientResult, BenchError> {
             let client = pulsar_smol::Client::builder(spec.url.clone())
                 .build()
                 .map_err(BenchError::client)?;
-            let r = asynch::run(client.handle(), &spec).await;
+            let r = asynch::run(client.handle(), &spec, |at| {
+                Box::pin(async move {
+                    smol::Timer::at(at).await;
+                })
+            })
+            .await;
             let _ = client.close().await;
             r
         })?,
