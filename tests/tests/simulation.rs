@@ -148,19 +148,18 @@ fn regression_seed_7696_partial_batch_never_acked() {
     regression(7696);
 }
 
-// Bug D (pulsar-core): a cumulative acknowledgement written on a connection that then dies never
+// Bug D (pulsar-core, fixed: a lost registration forgets the local ack state except what still
+// waits for a flush, which goes out before the new permits): a cumulative acknowledgement written on a connection that then dies never
 // reaches the broker, but the consumer keeps it as its local "cumulative floor" and silently drops
 // every message the broker redelivers at or below it after resubscribing, without sending the ack
 // again. The subscription keeps that backlog forever.
 
 #[test]
-#[ignore = "bug D: lost cumulative ack never re-sent, redeliveries below it swallowed"]
 fn regression_seed_108_lost_cumulative_ack() {
     regression(108);
 }
 
 #[test]
-#[ignore = "bug D: lost cumulative ack never re-sent, redeliveries below it swallowed"]
 fn regression_seed_1937_lost_cumulative_ack() {
     regression(1937);
 }

@@ -330,6 +330,22 @@ impl AckTracker {
         self.batches.get(&entry).is_some_and(|s| !s.is_set(index))
     }
 
+    /// The registration is gone: acknowledgements written on the old connection may be lost with
+    /// it, and the broker then redelivers those messages, which must reach the application again
+    /// (Java's behaviour) rather than be dropped as already acknowledged. Forgets every batch's
+    /// acknowledged indexes and keeps as cumulative floor only what still waits for a flush (it
+    /// goes out on the new connection before any permits).
+    pub(crate) fn forget_sent(&mut self) {
+        self.batches.clear();
+        self.cumulative_floor = self.pending_cumulative.as_ref().and_then(|(p, set)| {
+            if set.is_some() {
+                prev_entry(*p)
+            } else {
+                Some(*p)
+            }
+        });
+    }
+
     /// Forgets the local acknowledgement state (after a seek), keeping nothing pending.
     pub(crate) fn reset(&mut self) {
         self.batches.clear();

@@ -246,6 +246,13 @@ impl Sub {
         self.gen += 1;
         self.permits = 0;
         self.broker_permits = 0;
+        // acks queued while disconnected go out now, before the permits (the broker then does not
+        // redeliver what they cover)
+        let outcomes = if self.acks.has_pending() {
+            self.flush_acks(sh, now)
+        } else {
+            Vec::new()
+        };
         if self.queue_size > 0 {
             send_flow(sh, conn, self.id, self.queue_size);
             self.broker_permits = i64::from(self.queue_size);
@@ -253,12 +260,6 @@ impl Sub {
             self.zq_waiting = false;
             self.request_one(sh);
         }
-        // acks queued while disconnected go out now
-        let outcomes = if self.acks.has_pending() {
-            self.flush_acks(sh, now)
-        } else {
-            Vec::new()
-        };
         (first, outcomes)
     }
 
@@ -280,6 +281,7 @@ impl Sub {
         self.queued = 0;
         self.permits = 0;
         self.broker_permits = 0;
+        self.acks.forget_sent();
         self.chunks.clear();
         self.dlq_candidates.clear();
         self.unacked.clear();
