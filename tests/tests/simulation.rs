@@ -131,27 +131,26 @@ fn regression_seed_334_reader_skips_queued_batch() {
     regression(334);
 }
 
-// Bug C (pulsar-core): with `batch_index_ack` off, the consumer tracks batches locally and sends the
+// Bug C (pulsar-core, fixed: indexes the broker left out of a redelivered batch count as
+// acknowledged): with `batch_index_ack` off, the consumer tracks batches locally and sends the
 // entry ack once every index is acknowledged. A redelivered, partly acknowledged batch (MESSAGE with
 // `ack_set`) only yields its unacknowledged indexes, but the local tracker still waits for all of
 // them, so the entry is never acknowledged: the backlog never drains.
 
 #[test]
-#[ignore = "bug C: partly acknowledged batch never acknowledged without batch index ack"]
 fn regression_seed_1382_partial_batch_never_acked() {
     regression(1382);
 }
 
 #[test]
-#[ignore = "bug C: partly acknowledged batch never acknowledged without batch index ack"]
 fn regression_seed_7696_partial_batch_never_acked() {
     regression(7696);
 }
 
 // Bug D (pulsar-core, fixed: a lost registration forgets the local ack state except what still
-// waits for a flush, which goes out before the new permits): a cumulative acknowledgement written on a connection that then dies never
-// reaches the broker, but the consumer keeps it as its local "cumulative floor" and silently drops
-// every message the broker redelivers at or below it after resubscribing, without sending the ack
+// waits for a flush, which goes out before the new permits): a cumulative acknowledgement written
+// on a connection that then dies never reaches the broker, but the consumer keeps it as its local
+// "cumulative floor" and silently drops every message the broker redelivers at or below it after resubscribing, without sending the ack
 // again. The subscription keeps that backlog forever.
 
 #[test]

@@ -391,3 +391,31 @@ fn pending_acks_precede_the_permits_of_a_resubscription() {
     sim.inject(conn, support::message(c.get(), 1, b"m", meta(1)));
     assert!(drain(&mut sim, c).is_empty());
 }
+
+/// Bug C: without batch index acks, a redelivered partly acknowledged batch (MESSAGE with the
+/// broker's `ack_set`) only yields its unacknowledged indexes; acknowledging those completes the
+/// entry.
+#[test]
+fn a_redelivered_partly_acknowledged_batch_is_acknowledged_once_its_rest_is() {
+    let mut sim = Sim::new();
+    let c = subscribed(
+        &mut sim,
+        ConsumerOptions::new("sub").with_ack_group_time(Duration::ZERO),
+    );
+    let conn = sim.conn_ids()[0];
+    let Reply::Payload(mut cmd, m, data) = batch(c.get(), 2, 3) else {
+        unreachable!()
+    };
+    // indexes 0 and 2 acknowledged on the broker (e.g. by an earlier consumer)
+    cmd.message.as_mut().unwrap().ack_set = vec![0b010];
+    sim.inject(conn, Reply::Payload(cmd, m, data));
+    let got = drain(&mut sim, c);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].id.batch_index, 1);
+    sim.client.ack(sim.now, c, &got[0].id).unwrap();
+    sim.run_until_idle();
+    let a = acks(&sim);
+    assert_eq!(a.len(), 1, "the entry is acknowledged: {a:?}");
+    assert_eq!(a[0].message_id[0].entry_id, 2);
+    assert!(a[0].message_id[0].ack_set.is_empty(), "whole entry");
+}

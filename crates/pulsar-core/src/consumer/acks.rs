@@ -330,6 +330,37 @@ impl AckTracker {
         self.batches.get(&entry).is_some_and(|s| !s.is_set(index))
     }
 
+    /// A (re)delivered batch of `size` messages carries the broker's ack set (set bit = still to
+    /// deliver): the indexes it leaves out are acknowledged on the broker, so the entry is done
+    /// once the application acknowledges the delivered ones. Returns whether nothing is left (the
+    /// whole entry is then acknowledged).
+    pub(crate) fn broker_acked(
+        &mut self,
+        now: Instant,
+        entry: Entry,
+        size: u32,
+        ack_set: &[i64],
+    ) -> bool {
+        if self.cumulative_floor.is_some_and(|f| entry <= f) {
+            return true;
+        }
+        let state = self
+            .batches
+            .entry(entry)
+            .or_insert_with(|| BatchState::new(size));
+        for (i, w) in state.remaining.iter_mut().enumerate() {
+            *w &= ack_set.get(i).map_or(0, |s| *s as u64);
+        }
+        state.recount();
+        if state.left == 0 {
+            self.batches.remove(&entry);
+            self.pending.insert(entry, None);
+            self.arm(now);
+            return true;
+        }
+        false
+    }
+
     /// The registration is gone: acknowledgements written on the old connection may be lost with
     /// it, and the broker then redelivers those messages, which must reach the application again
     /// (Java's behaviour) rather than be dropped as already acknowledged. Forgets every batch's

@@ -278,6 +278,11 @@ impl Sub {
             self.queued += pushed;
             self.messages_received += pushed as u64;
             self.return_permits(sh, skipped);
+            // what the broker left out (once the batch decoded whole) is acknowledged there: the
+            // entry completes when the application acknowledges the rest
+            if !broker_ack_set.is_empty() && self.acks.broker_acked(now, entry, n, broker_ack_set) {
+                self.forget(entry);
+            }
         }
         if !set_aside.is_empty() {
             self.dlq_candidates.insert(entry, set_aside);
