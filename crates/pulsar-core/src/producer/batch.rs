@@ -3,7 +3,11 @@
 //! pending entry of the producer.
 //!
 //! In key-based mode there is one open batch per key (ordering key, else partition key) and the
-//! limits apply to their sum; closed batches come out ordered by their first sequence id.
+//! limits apply to their sum. Messages of interleaved keys would give the batches interleaved
+//! sequence ids, and a deduplicating broker drops a batch whose first id is not above the highest
+//! one it stored: so in this mode messages wait unencoded and get their automatic sequence ids when
+//! the batches close, batch after batch in the order of their oldest message. The ids on the wire
+//! then strictly increase.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -29,6 +33,8 @@ pub(super) struct BatchKey {
 struct Open {
     buf: BytesMut,
     sends: Vec<SendId>,
+    /// Key-based mode: the messages, encoded when the batch closes (sequence ids assigned then).
+    held: Vec<OutgoingMessage>,
     first_seq: u64,
     highest_seq: u64,
     /// Payload bytes of the messages (memory accounting).
@@ -110,7 +116,20 @@ impl Batcher {
         }
     }
 
-    /// Adds a message; returns true when the batch is now full (close it).
+    /// Whether batching is per key (sequence ids are then assigned when the batches close).
+    pub(super) fn key_based(&self) -> bool {
+        self.opts.key_based
+    }
+
+    /// Key-based mode: whether batches of keys other than `msg`'s are open.
+    pub(super) fn holds_other_keys(&self, msg: &OutgoingMessage) -> bool {
+        let own = usize::from(self.keyed.contains_key(group_key(msg).as_slice()));
+        self.keyed.len() > own
+    }
+
+    /// Adds a message; returns true when the batch is now full (close it). `seq` is its sequence
+    /// id, ignored in key-based mode (assigned by [`Batcher::close_into`] unless the message
+    /// carries its own).
     pub(super) fn add(
         &mut self,
         now: Instant,
@@ -121,48 +140,40 @@ impl Batcher {
     ) -> bool {
         let size = msg.payload.len();
         let hint = self.size_hint;
+        if self.count == 0 {
+            self.deadline = Some(now + self.opts.max_delay);
+        }
         let open = if self.opts.key_based {
             let key = || BatchKey {
                 key: msg.key.clone(),
                 key_is_base64: msg.key_is_base64,
                 ordering_key: msg.ordering_key.clone(),
             };
-            self.keyed
+            let open = self
+                .keyed
                 .entry(group_key(&msg))
-                .or_insert_with(|| Open::new(hint, now, seq, publish_time, Some(key())))
+                .or_insert_with(|| Open::new(hint, now, 0, publish_time, Some(key())));
+            open.held.push(msg);
+            open
         } else {
-            self.single
-                .get_or_insert_with(|| Open::new(hint, now, seq, publish_time, None))
+            let open = self
+                .single
+                .get_or_insert_with(|| Open::new(hint, now, seq, publish_time, None));
+            encode(&mut self.scratch, seq, msg, &mut open.buf);
+            open.highest_seq = open.highest_seq.max(seq);
+            open
         };
-        if self.count == 0 {
-            self.deadline = Some(now + self.opts.max_delay);
-        }
-        let m = &mut self.scratch;
-        m.properties.extend(
-            msg.properties
-                .into_iter()
-                .map(|(key, value)| pb::KeyValue { key, value }),
-        );
-        m.partition_key = msg.key;
-        m.partition_key_b64_encoded = msg.key_is_base64.then_some(true);
-        m.ordering_key = msg.ordering_key;
-        m.event_time = msg.event_time;
-        m.sequence_id = Some(seq);
-        m.payload_size = i32::try_from(size).unwrap_or(i32::MAX);
-        encode_entry(m, &msg.payload, &mut open.buf);
-        m.properties.clear();
-        m.partition_key = None;
-        m.ordering_key = None;
         open.sends.push(send);
-        open.highest_seq = open.highest_seq.max(seq);
         open.bytes += size;
         self.count += 1;
         self.bytes += size;
         self.count >= self.opts.max_messages || self.bytes >= self.opts.max_bytes
     }
 
-    /// Closes every open batch into `out`, ordered by first sequence id.
-    pub(super) fn close_into(&mut self, out: &mut Vec<Closed>) {
+    /// Closes every open batch into `out`. Key-based batches come out in the order of their oldest
+    /// message, their messages numbered from `next_seq` on (a message's own id is kept, and
+    /// automatic ids continue after it); `next_seq` is advanced past the ids used.
+    pub(super) fn close_into(&mut self, next_seq: &mut u64, out: &mut Vec<Closed>) {
         if self.count == 0 {
             return;
         }
@@ -174,18 +185,46 @@ impl Batcher {
             out.push(o.close());
         }
         if !self.keyed.is_empty() {
-            let start = out.len();
+            let mut open: Vec<Open> = std::mem::take(&mut self.keyed).into_values().collect();
+            open.sort_by_key(|o| o.sends.first().copied());
             let mut total = 0;
-            for (_, o) in std::mem::take(&mut self.keyed) {
+            for mut o in open {
+                for (i, msg) in std::mem::take(&mut o.held).into_iter().enumerate() {
+                    let seq = msg.sequence_id.unwrap_or(*next_seq);
+                    *next_seq = (*next_seq).max(seq.wrapping_add(1));
+                    if i == 0 {
+                        o.first_seq = seq;
+                        o.highest_seq = seq;
+                    }
+                    o.highest_seq = o.highest_seq.max(seq);
+                    encode(&mut self.scratch, seq, msg, &mut o.buf);
+                }
                 total += o.buf.len();
                 out.push(o.close());
             }
             self.size_hint = (total.max(64), 8);
-            if let Some(closed) = out.get_mut(start..) {
-                closed.sort_by_key(|c| c.first_seq);
-            }
         }
     }
+}
+
+/// Appends one message as a batch entry, `scratch` being the reused entry metadata.
+#[inline]
+fn encode(m: &mut pb::SingleMessageMetadata, seq: u64, msg: OutgoingMessage, buf: &mut BytesMut) {
+    m.properties.extend(
+        msg.properties
+            .into_iter()
+            .map(|(key, value)| pb::KeyValue { key, value }),
+    );
+    m.partition_key = msg.key;
+    m.partition_key_b64_encoded = msg.key_is_base64.then_some(true);
+    m.ordering_key = msg.ordering_key;
+    m.event_time = msg.event_time;
+    m.sequence_id = Some(seq);
+    m.payload_size = i32::try_from(msg.payload.len()).unwrap_or(i32::MAX);
+    encode_entry(m, &msg.payload, buf);
+    m.properties.clear();
+    m.partition_key = None;
+    m.ordering_key = None;
 }
 
 impl Open {
@@ -199,6 +238,7 @@ impl Open {
         Open {
             buf: BytesMut::with_capacity(bytes + bytes / 8),
             sends: Vec::with_capacity(count),
+            held: Vec::new(),
             first_seq: seq,
             highest_seq: seq,
             bytes: 0,

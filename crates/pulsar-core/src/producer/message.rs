@@ -22,7 +22,13 @@ pub struct OutgoingMessage {
     /// Application event time (Unix milliseconds).
     pub event_time: Option<u64>,
     /// Sequence id chosen by the application (it should increase); `None`: the producer's next
-    /// one. Automatic ids continue after the highest one used.
+    /// one. Automatic ids continue after the highest one used. With broker deduplication, a
+    /// message whose id is not above the highest one the broker stored for this producer name is
+    /// dropped as a duplicate and acknowledged with the id `-1:-1` (`ledger_id` and `entry_id`
+    /// `u64::MAX`), as the Java client reports it; automatic ids only meet that answer when the
+    /// message was already stored (a resend whose first receipt was lost). See
+    /// [`BatchingOptions::key_based`](crate::BatchingOptions::key_based) for ids in key-based
+    /// batches.
     pub sequence_id: Option<u64>,
     /// Delayed delivery: deliver at this Unix time (milliseconds). Delayed messages are never
     /// batched.

@@ -483,6 +483,14 @@ impl Producers {
         if let Some(part) = self.parts.get_mut(&id) {
             let outcome = part.response(sh, now, conn, request_id, request, result);
             self.after_part(sh, now, id, outcome);
+        } else if request == ProducerRequest::Create
+            && (matches!(&result, Ok(cmd) if cmd.producer_success.is_some())
+                || matches!(result, Err(Error::Timeout)))
+        {
+            // Closed (or given up) while its PRODUCER was in flight: the broker may hold the
+            // registration (also when the request timed out, or while it waits for exclusive
+            // access), so close it there, as Java does.
+            part::send_cleanup_close(sh, now, conn, id);
         }
     }
 

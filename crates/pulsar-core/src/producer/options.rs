@@ -64,6 +64,13 @@ pub struct BatchingOptions {
     pub max_delay: Duration,
     /// Key-based batching: one batch per key (ordering key, else partition key), so that every
     /// entry carries a single key (for `Key_Shared` consumers). The limits apply to the sum.
+    ///
+    /// Automatic sequence ids are assigned when the batches close, batch after batch in the order
+    /// of their oldest message, so that they strictly increase on the wire (a deduplicating broker
+    /// drops anything not above the highest id it stored). A message's id therefore follows the
+    /// order its batch is sent in, not the order of the sends across keys. A message carrying its
+    /// own sequence id first closes the open batches of other keys, so increasing user ids stay
+    /// increasing on the wire (at the cost of smaller batches when keys alternate).
     pub key_based: bool,
 }
 

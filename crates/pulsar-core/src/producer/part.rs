@@ -67,6 +67,29 @@ enum Closing {
     Requested,
 }
 
+/// Sends a CLOSE_PRODUCER whose answer does not matter (the broker may hold a registration the
+/// client no longer wants); its request entry expires after the operation timeout.
+pub(super) fn send_cleanup_close(
+    sh: &mut Shared,
+    now: Instant,
+    conn: ConnectionId,
+    id: ProducerId,
+) {
+    let request_id = sh.next_request_id();
+    let cmd = pb::BaseCommand::from(pb::CommandCloseProducer {
+        producer_id: id.get(),
+        request_id,
+        ..Default::default()
+    });
+    sh.send_request(
+        now,
+        conn,
+        request_id,
+        &cmd,
+        RequestKind::Producer(id, ProducerRequest::Cleanup),
+    );
+}
+
 /// Server errors that end a producer that was registered before (the others are retried).
 fn fatal_after_ready(code: Option<ServerErrorCode>) -> bool {
     use ServerErrorCode::*;
@@ -270,18 +293,25 @@ impl Part {
             at,
             size,
         } = q;
-        let seq = msg.sequence_id.unwrap_or(self.next_seq);
         let publish_time = sh.unix_millis(at);
         let batch_max = self.batcher.as_ref().map(Batcher::max_bytes);
         match batch_max {
             Some(max) if msg.batchable() && size <= max => {
-                self.next_seq = self.next_seq.max(seq.wrapping_add(1));
-                let overflow = self
-                    .batcher
-                    .as_ref()
-                    .is_some_and(|b| b.would_overflow(size));
+                // Key-based batches are numbered when they close; a message with its own id
+                // first closes the batches of other keys, so that the ids it was given stay in
+                // wire order (assuming they increase).
+                let (key_based, overflow) = self.batcher.as_ref().map_or((false, false), |b| {
+                    let key_based = b.key_based();
+                    let own_id_after_others =
+                        key_based && msg.sequence_id.is_some() && b.holds_other_keys(&msg);
+                    (key_based, b.would_overflow(size) || own_id_after_others)
+                });
                 if overflow {
                     self.close_batches(sh, now);
+                }
+                let seq = msg.sequence_id.unwrap_or(self.next_seq);
+                if !key_based {
+                    self.next_seq = self.next_seq.max(seq.wrapping_add(1));
                 }
                 let full = match self.batcher.as_mut() {
                     Some(b) => b.add(at, send, seq, publish_time, msg),
@@ -293,8 +323,9 @@ impl Part {
                 Ok(())
             }
             _ => {
-                // Whatever is batched goes first.
+                // Whatever is batched goes first (and takes its sequence ids first).
                 self.close_batches(sh, now);
+                let seq = msg.sequence_id.unwrap_or(self.next_seq);
                 let deliver_at = match (msg.deliver_at, msg.deliver_after) {
                     (Some(t), _) => Some(t),
                     (None, Some(d)) => Some(
@@ -453,7 +484,7 @@ impl Part {
             return;
         }
         let mut closed = std::mem::take(&mut self.closed_scratch);
-        b.close_into(&mut closed);
+        b.close_into(&mut self.next_seq, &mut closed);
         for c in closed.drain(..) {
             self.batch_op(sh, now, c);
         }
@@ -546,7 +577,7 @@ impl Part {
         }
         if let Some(b) = self.batcher.as_mut() {
             let mut closed = std::mem::take(&mut self.closed_scratch);
-            b.close_into(&mut closed);
+            b.close_into(&mut self.next_seq, &mut closed);
             for c in closed.drain(..) {
                 self.freed_bytes += c.bytes;
                 for send in c.sends {
@@ -901,19 +932,7 @@ impl Part {
     ) -> Outcome {
         if e == Error::Timeout {
             // The broker may still create it: clean up before trying again.
-            let request_id = sh.next_request_id();
-            let cmd = pb::BaseCommand::from(pb::CommandCloseProducer {
-                producer_id: self.id.get(),
-                request_id,
-                ..Default::default()
-            });
-            sh.send_request(
-                now,
-                conn,
-                request_id,
-                &cmd,
-                RequestKind::Producer(self.id, ProducerRequest::Cleanup),
-            );
+            send_cleanup_close(sh, now, conn, self.id);
         }
         if !self.link.ever_ready {
             let step = self.link.failure(sh, now, e);
