@@ -271,5 +271,11 @@ fn batch_split(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, frame_encode, frame_decode, batch_encode, batch_split);
+criterion_group!(
+    benches,
+    frame_encode,
+    frame_decode,
+    batch_encode,
+    batch_split
+);
 criterion_main!(benches);
