@@ -1,10 +1,10 @@
 //! `consume` (a subscription) and `read` (a non-durable position, like the Java tool's reader).
 
 use std::io::IsTerminal;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use pulsar_blocking::core::Message;
-use pulsar_blocking::{Client, Consumer, InitialPosition, SubscriptionType};
+use pulsar_blocking::core::{Message, MessageId};
+use pulsar_blocking::{Client, InitialPosition, SubscriptionType};
 
 use crate::args::{Consume, Format, ModeArg, PositionArg, Read, ReceiveArgs, SubscriptionTypeArg};
 use crate::connect::seconds;
@@ -42,7 +42,12 @@ pub fn consume(client: &Client, args: &Consume, format: Format) -> Result<(), Cl
         builder = builder.receiver_queue_size(q);
     }
     let consumer = builder.subscribe()?;
-    let count = receive_loop(&consumer, &args.receive, format, |_| true)?;
+    let count = receive_loop(
+        |t| consumer.receive_timeout(t),
+        |m| consumer.ack(m),
+        &args.receive,
+        format,
+    )?;
     consumer.close()?;
     eprintln!("{count} messages successfully consumed");
     Ok(())
@@ -53,8 +58,23 @@ pub fn consume(client: &Client, args: &Consume, format: Format) -> Result<(), Cl
 enum Start {
     Earliest,
     Latest,
-    /// After (or at, when inclusive) this message: ledger, entry, batch index.
-    At(u64, u64, i32),
+    /// After (or at, when inclusive) this message: ledger, entry, partition, batch index.
+    At(u64, u64, i32, i32),
+}
+
+impl Start {
+    /// The core's message id for this position.
+    fn message_id(self) -> MessageId {
+        match self {
+            Start::Earliest => MessageId::EARLIEST,
+            Start::Latest => MessageId::LATEST,
+            Start::At(ledger, entry, partition, batch) => {
+                let mut id = MessageId::new(ledger, entry, partition);
+                id.batch_index = batch;
+                id
+            }
+        }
+    }
 }
 
 fn parse_start(s: &str) -> Result<Start, CliError> {
@@ -78,61 +98,49 @@ fn parse_start(s: &str) -> Result<Start, CliError> {
             .map_or(Ok(-1), |p| p.parse::<i64>().map_err(|_| bad()))
     };
     let (ledger, entry) = (number(0)?, number(1)?);
-    let batch = number(3)?;
-    if ledger < 0 || entry < 0 {
+    let (partition, batch) = (number(2)?, number(3)?);
+    if ledger < 0 || entry < 0 || partition > i64::from(i32::MAX) || batch > i64::from(i32::MAX) {
         return Err(bad());
     }
-    Ok(Start::At(ledger as u64, entry as u64, batch.max(-1) as i32))
+    Ok(Start::At(
+        ledger as u64,
+        entry as u64,
+        partition.max(-1) as i32,
+        batch.max(-1) as i32,
+    ))
 }
 
-/// Runs `read`: a non-durable exclusive subscription of its own from the start position.
-/// A specific message id is read from the earliest message on, skipping those before it.
+/// Runs `read`: a reader (non-durable, like the Java tool's) from the start position; a message
+/// id is honoured by the broker itself, so it works on partitioned topics too.
 pub fn read(client: &Client, args: &Read, format: Format) -> Result<(), CliError> {
     let start = parse_start(&args.start_message_id)?;
-    let initial = match start {
-        Start::Latest => InitialPosition::Latest,
-        Start::Earliest | Start::At(..) => InitialPosition::Earliest,
-    };
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
     let mut builder = client
-        .consumer(args.topic.clone())
-        .subscription(format!(
-            "pulsar-cli-reader-{}-{nanos:08x}",
-            std::process::id()
-        ))
-        .subscription_type(SubscriptionType::Exclusive)
-        .initial_position(initial)
-        .durable(false);
+        .reader(args.topic.clone())
+        .start_message_id(start.message_id());
+    if args.inclusive {
+        builder = builder.start_inclusive();
+    }
     if let Some(q) = args.receive.queue_size.filter(|q| *q > 0) {
         builder = builder.receiver_queue_size(q);
     }
-    let consumer = builder.subscribe()?;
-    let inclusive = args.inclusive;
-    let count = receive_loop(&consumer, &args.receive, format, |m| match start {
-        Start::At(l, e, b) => {
-            let at = (m.id.ledger_id, m.id.entry_id, m.id.batch_index);
-            if inclusive {
-                at >= (l, e, b)
-            } else {
-                at > (l, e, b)
-            }
-        }
-        _ => true,
-    })?;
-    consumer.close()?;
+    let reader = builder.create()?;
+    let count = receive_loop(
+        |t| reader.receive_timeout(t),
+        |_| Ok(()),
+        &args.receive,
+        format,
+    )?;
+    reader.close()?;
     eprintln!("{count} messages successfully read");
     Ok(())
 }
 
-/// Receives until `-n` messages passed `keep` (0: forever), printing and acknowledging them.
+/// Receives until `-n` messages arrived (0: forever), printing and acknowledging them.
 fn receive_loop(
-    consumer: &Consumer,
+    receive: impl Fn(Duration) -> Result<Option<Message>, pulsar_blocking::Error>,
+    ack: impl Fn(&Message) -> Result<(), pulsar_blocking::Error>,
     args: &ReceiveArgs,
     format: Format,
-    keep: impl Fn(&Message) -> bool,
 ) -> Result<u64, CliError> {
     let printer = Printer::new(format, args.hex);
     let n = args.num_messages;
@@ -148,19 +156,17 @@ fn receive_loop(
             Some(t) => t.saturating_sub(last.elapsed()).min(Duration::from_secs(1)),
             None => Duration::from_secs(1),
         };
-        match consumer.receive_timeout(slice)? {
+        match receive(slice)? {
             Some(message) => {
                 last = Instant::now();
-                if keep(&message) {
-                    count += 1;
-                    if !args.hide_content {
-                        printer.message(&message)?;
-                    } else if count % 1000 == 0 && !progress.is_shown() {
-                        eprintln!("Received {count} messages");
-                    }
-                    progress.inc(1);
+                count += 1;
+                if !args.hide_content {
+                    printer.message(&message)?;
+                } else if count % 1000 == 0 && !progress.is_shown() {
+                    eprintln!("Received {count} messages");
                 }
-                consumer.ack(&message)?;
+                progress.inc(1);
+                ack(&message)?;
             }
             None => {
                 if let Some(t) = timeout.filter(|t| last.elapsed() >= *t) {
@@ -183,8 +189,14 @@ mod tests {
     fn start_positions() {
         assert_eq!(parse_start("earliest").unwrap(), Start::Earliest);
         assert_eq!(parse_start("Latest").unwrap(), Start::Latest);
-        assert_eq!(parse_start("12:34").unwrap(), Start::At(12, 34, -1));
-        assert_eq!(parse_start("12:34:-1:5").unwrap(), Start::At(12, 34, 5));
+        assert_eq!(parse_start("12:34").unwrap(), Start::At(12, 34, -1, -1));
+        assert_eq!(parse_start("12:34:-1:5").unwrap(), Start::At(12, 34, -1, 5));
+        assert_eq!(parse_start("12:34:2").unwrap(), Start::At(12, 34, 2, -1));
+        let id = Start::At(12, 34, 2, 5).message_id();
+        assert_eq!(
+            (id.ledger_id, id.entry_id, id.partition, id.batch_index),
+            (12, 34, 2, 5)
+        );
         for bad in ["", "12", "a:b", "-1:2", "1:2:3:4:5"] {
             assert!(parse_start(bad).is_err(), "{bad}");
         }
