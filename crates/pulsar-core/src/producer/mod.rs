@@ -235,6 +235,7 @@ impl Producers {
         Ok(id)
     }
 
+    #[inline]
     pub(crate) fn send(
         &mut self,
         sh: &mut Shared,
@@ -250,9 +251,17 @@ impl Producers {
             return Err(SendError::ProducerClosed);
         }
         let size = message.payload.len();
-        match (&app.topology, self.parts.get(&id)) {
-            (Topology::Single, Some(part)) => part.precheck(sh, &message)?,
-            _ => precheck(
+        let single = match app.topology {
+            Topology::Single => Some(
+                self.parts
+                    .get_mut(&id)
+                    .ok_or(SendError::UnknownProducer(id))?,
+            ),
+            _ => None,
+        };
+        match &single {
+            Some(part) => part.precheck(&message)?,
+            None => precheck(
                 &app.settings,
                 &message,
                 pulsar_proto::DEFAULT_MAX_MESSAGE_SIZE,
@@ -268,28 +277,26 @@ impl Producers {
             return Err(SendError::MemoryLimit { limit });
         }
         let send = sh.ids.send();
-        let q = Queued {
-            send,
-            msg: message,
-            at: now,
-            size,
-        };
-        match &mut app.topology {
-            Topology::Unknown { .. } => app.unrouted.push_back(q),
-            Topology::Single => {
-                let part = self
-                    .parts
-                    .get_mut(&id)
-                    .ok_or(SendError::UnknownProducer(id))?;
-                part.add(sh, now, q)?;
-            }
-            Topology::Partitioned(_) => {
-                let part = self.route(sh, now, id, &q.msg);
-                let part = part
-                    .and_then(|p| self.parts.get_mut(&p))
-                    .ok_or(SendError::ProducerClosed)?;
-                part.add(sh, now, q)?;
-            }
+        // The hot path: one partition, no map lookups beyond the two above.
+        if let Some(part) = single {
+            part.add(sh, now, send, message, now)?;
+            app.pending += 1;
+            self.memory.used += size;
+            return Ok(send);
+        }
+        if let Topology::Unknown { .. } = app.topology {
+            app.unrouted.push_back(Queued {
+                send,
+                msg: message,
+                at: now,
+                size,
+            });
+        } else {
+            let part = self.route(sh, now, id, &message);
+            let part = part
+                .and_then(|p| self.parts.get_mut(&p))
+                .ok_or(SendError::ProducerClosed)?;
+            part.add(sh, now, send, message, now)?;
         }
         if let Some(app) = self.apps.get_mut(&id) {
             app.pending += 1;
@@ -691,7 +698,7 @@ impl Producers {
             };
             let (send, size) = (q.send, q.size);
             let result = match part.and_then(|p| self.parts.get_mut(&p)) {
-                Some(part) => part.add(sh, now, q),
+                Some(part) => part.add(sh, now, q.send, q.msg, q.at),
                 None => Err(SendError::ProducerClosed),
             };
             if let Err(e) = result {

@@ -143,6 +143,8 @@ pub(super) struct Part {
     freed_bytes: usize,
     messages_sent: u64,
     messages_acked: u64,
+    /// The broker's maximum message size on the connection of the last registration.
+    max_size: usize,
 }
 
 impl Part {
@@ -181,6 +183,7 @@ impl Part {
             freed_bytes: 0,
             messages_sent: 0,
             messages_acked: 0,
+            max_size: pulsar_proto::DEFAULT_MAX_MESSAGE_SIZE,
             cfg,
         }
     }
@@ -262,38 +265,50 @@ impl Part {
     }
 
     /// Quick size check before acceptance (the exact one happens on admission).
-    pub(super) fn precheck(&self, sh: &Shared, msg: &OutgoingMessage) -> Result<(), SendError> {
-        super::precheck(&self.cfg, msg, self.max_message_size(sh))
+    #[inline]
+    pub(super) fn precheck(&self, msg: &OutgoingMessage) -> Result<(), SendError> {
+        super::precheck(&self.cfg, msg, self.max_size)
     }
 
     // ---- sends ----------------------------------------------------------------------------------
 
-    /// Takes a message: queued until the first registration, then admitted.
+    /// Takes a message sent at `at`: queued until the first registration, then admitted.
+    #[inline(always)]
     pub(super) fn add(
         &mut self,
         sh: &mut Shared,
         now: Instant,
-        q: Queued,
+        send: SendId,
+        msg: OutgoingMessage,
+        at: Instant,
     ) -> Result<(), SendError> {
         if self.closing != Closing::Open {
             return Err(SendError::ProducerClosed);
         }
         if !self.admitted {
-            self.waiting.push_back(q);
+            let size = msg.payload.len();
+            self.waiting.push_back(Queued {
+                send,
+                msg,
+                at,
+                size,
+            });
             return Ok(());
         }
-        self.admit(sh, now, q)
+        self.admit(sh, now, send, msg, at)
     }
 
     /// Assigns the sequence id and batches or queues the message.
-    fn admit(&mut self, sh: &mut Shared, now: Instant, q: Queued) -> Result<(), SendError> {
-        let Queued {
-            send,
-            mut msg,
-            at,
-            size,
-        } = q;
-        let publish_time = sh.unix_millis(at);
+    #[inline]
+    fn admit(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        send: SendId,
+        mut msg: OutgoingMessage,
+        at: Instant,
+    ) -> Result<(), SendError> {
+        let size = msg.payload.len();
         let batch_max = self.batcher.as_ref().map(Batcher::max_bytes);
         match batch_max {
             Some(max) if msg.batchable() && size <= max => {
@@ -313,6 +328,11 @@ impl Part {
                 if !key_based {
                     self.next_seq = self.next_seq.max(seq.wrapping_add(1));
                 }
+                // A batch's publish time is its first message's: only needed to open one.
+                let publish_time = match &self.batcher {
+                    Some(b) if !b.opens_batch_for(&msg) => 0,
+                    _ => sh.unix_millis(at),
+                };
                 let full = match self.batcher.as_mut() {
                     Some(b) => b.add(at, send, seq, publish_time, msg),
                     None => false,
@@ -326,6 +346,7 @@ impl Part {
                 // Whatever is batched goes first (and takes its sequence ids first).
                 self.close_batches(sh, now);
                 let seq = msg.sequence_id.unwrap_or(self.next_seq);
+                let publish_time = sh.unix_millis(at);
                 let deliver_at = match (msg.deliver_at, msg.deliver_after) {
                     (Some(t), _) => Some(t),
                     (None, Some(d)) => Some(
@@ -797,6 +818,7 @@ impl Part {
         success: pb::CommandProducerSuccess,
     ) -> Outcome {
         let first = self.link.registered(conn);
+        self.max_size = sh.max_message_size(conn);
         self.name_buf.clone_from(&success.producer_name);
         self.name = Some(success.producer_name);
         if success.topic_epoch.is_some() {
@@ -815,7 +837,7 @@ impl Part {
             // Everything accepted so far, in order (written as it is queued: we are registered).
             while let Some(q) = self.waiting.pop_front() {
                 let (send, size) = (q.send, q.size);
-                if let Err(e) = self.admit(sh, now, q) {
+                if let Err(e) = self.admit(sh, now, q.send, q.msg, q.at) {
                     self.freed_bytes += size;
                     self.complete(sh, send, Err(e));
                 }
