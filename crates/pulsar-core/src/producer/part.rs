@@ -90,6 +90,9 @@ pub(super) fn send_cleanup_close(
     );
 }
 
+/// Bytes a chunk leaves free below the broker's maximum message size.
+const CHUNK_HEADROOM: usize = 1024;
+
 /// Server errors that end a producer that was registered before (the others are retried).
 fn fatal_after_ready(code: Option<ServerErrorCode>) -> bool {
     use ServerErrorCode::*;
@@ -398,7 +401,15 @@ impl Part {
             + 1
             + prost::encoding::encoded_len_varint(self.name_buf.len() as u64);
         let frame = metadata.encoded_len() + name_len + payload.len();
-        let limit = self.cfg.chunk_max_size.map_or(max, |c| c.min(max));
+        // Chunks stay a little under the broker's limit: the bookie wraps each entry in its own
+        // header, and a bookie whose frame limit equals the broker's maximum message size (5 MiB
+        // in a default standalone) refuses an entry of exactly that size (then the broker retries
+        // forever).
+        let limit = self
+            .cfg
+            .chunk_max_size
+            .unwrap_or(max)
+            .min(max.saturating_sub(CHUNK_HEADROOM));
         if self.cfg.chunking && frame > limit {
             return self.chunk_ops(sh, send, seq, metadata, payload, size, at, limit, name_len);
         }
