@@ -196,6 +196,7 @@ async fn produce_paced(
         let mut i = 0u64;
         let mut in_window = 0u64;
         let mut last_send = Instant::now();
+        let mut cpu_start: Option<f64> = None;
         while let Some(at) = schedule.at(i) {
             if at > Instant::now() {
                 tokio::time::sleep_until(at.into()).await;
@@ -205,6 +206,9 @@ async fn produce_paced(
             } else {
                 fixed.clone()
             };
+            if at >= window_start && cpu_start.is_none() {
+                cpu_start = Some(procfs::process_cpu_s());
+            }
             let f = p
                 .send_non_blocking(payload)
                 .await
@@ -231,7 +235,8 @@ async fn produce_paced(
                 .map_err(BenchError::client)?;
             let _ = f.await;
         }
-        Ok::<_, BenchError>((i, in_window, last_send))
+        let cpu_end = procfs::process_cpu_s();
+        Ok::<_, BenchError>((i, in_window, last_send, cpu_start, cpu_end))
     };
     let receive = async {
         let Some(c) = receiver else {
@@ -240,7 +245,7 @@ async fn produce_paced(
         e2e_receive(c, window_start).await
     };
     let (sent, received) = futures::join!(send, receive);
-    let (sent, in_window, last_send) = sent?;
+    let (sent, in_window, last_send, cpu_start, cpu_end) = sent?;
     // Every receipt task finishes once the broker answered.
     let deadline = Instant::now() + Duration::from_secs(30);
     while COUNTERS.done.load(Ordering::Relaxed) + COUNTERS.failed.load(Ordering::Relaxed) < sent
@@ -250,13 +255,16 @@ async fn produce_paced(
     }
     let _ = p.close().await;
     let span = last_send.max(schedule.window_end()) - window_start;
+    let window_cpu = cpu_start.map(|c| cpu_end - c).unwrap_or(0.0);
+    let mut r = ClientResult::default();
+    r.set_window(in_window, span.as_secs_f64(), window_cpu, spec.payload_size);
     let mut r = ClientResult {
         offered_rate: spec.rate,
         achieved_rate: in_window as f64 / span.as_secs_f64().max(1e-9),
         total_messages: sent,
         failed: COUNTERS.failed.load(Ordering::Relaxed),
         latency: Some(publish_latency().summary()),
-        ..ClientResult::default()
+        ..r
     };
     if e2e {
         r.e2e = Some(e2e_latency().summary());

@@ -90,7 +90,7 @@ impl Phase {
         match self {
             Phase::PayloadSize | Phase::Producers => &[SansioTokio, PulsarRs, Java],
             Phase::IdleProducers | Phase::IdleProducersUnbatched | Phase::IdleConsumers => {
-                &[SansioTokio, SansioBlocking, PulsarRs, Python]
+                &[SansioTokio, SansioSmol, SansioBlocking, PulsarRs, Python]
             }
             Phase::ConsumeCumulative => {
                 &[SansioTokio, SansioSmol, SansioBlocking, PulsarRs, Python]

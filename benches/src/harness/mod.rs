@@ -16,6 +16,11 @@ use clients::{ClientKind, Phase};
 use process::Launcher;
 use results::{Config, NotApplicable, Results, RunRecord};
 
+/// Payloads from this size on are sent at [`LARGE_PAYLOAD_BYTE_RATE`], not as fast as possible.
+pub const LARGE_PAYLOAD: usize = 64 * 1024;
+/// Offered payload bytes per second of the large-payload runs (32 MB/s).
+pub const LARGE_PAYLOAD_BYTE_RATE: f64 = 32e6;
+
 /// `param` of the latency runs at half of each client's own maximum throughput.
 pub const HALF_OF_MAX: f64 = -1.0;
 
@@ -221,6 +226,14 @@ impl Harness {
         &self.results.runs[last]
     }
 
+    /// A spec with the shorter windows of the secondary runs.
+    fn scaling_spec(&self, mode: Mode, topic: &str) -> Spec {
+        let mut s = self.spec(mode, topic);
+        s.warmup_s = self.config.scaling_warmup_s;
+        s.measure_s = self.config.scaling_measure_s;
+        s
+    }
+
     fn timeout(&self, extra_s: f64) -> Duration {
         Duration::from_secs_f64(self.config.warmup_s + self.config.measure_s + extra_s)
     }
@@ -245,7 +258,11 @@ impl Harness {
                     for round in 0..runs {
                         for c in rotated(&clients, round) {
                             let topic = self.fresh_topic(phase, c.id())?;
-                            let mut spec = self.spec(Mode::Produce, &topic);
+                            let mut spec = if i == 0 {
+                                self.spec(Mode::Produce, &topic)
+                            } else {
+                                self.scaling_spec(Mode::Produce, &topic)
+                            };
                             spec.rate = rate;
                             let variant = format!("{rate:.0} msg/s");
                             self.run_one(
@@ -275,7 +292,7 @@ impl Harness {
                     };
                     let rate = (max / 2.0).round();
                     let topic = self.fresh_topic(phase, c.id())?;
-                    let mut spec = self.spec(Mode::Produce, &topic);
+                    let mut spec = self.scaling_spec(Mode::Produce, &topic);
                     spec.rate = rate;
                     let variant = format!("half of max ({rate:.0} msg/s)");
                     self.run_one(
@@ -319,9 +336,15 @@ impl Harness {
                 for size in self.config.payload_sizes.clone() {
                     for c in &clients {
                         let topic = self.fresh_topic(phase, c.id())?;
-                        let mut spec = self.spec(Mode::Produce, &topic);
+                        let mut spec = self.scaling_spec(Mode::Produce, &topic);
                         spec.payload_size = size;
-                        let variant = format!("{size} B");
+                        let mut variant = format!("{size} B");
+                        if size >= LARGE_PAYLOAD {
+                            // A fixed byte rate: at full speed, large entries overrun the
+                            // standalone bookie's 32 MB write cache and the broker fails.
+                            spec.rate = (LARGE_PAYLOAD_BYTE_RATE / size as f64).max(1.0);
+                            variant = format!("{size} B at {:.0} msg/s", spec.rate);
+                        }
                         self.run_one(
                             phase,
                             *c,
@@ -339,7 +362,7 @@ impl Harness {
                 for n in self.config.producer_counts.clone() {
                     for c in &clients {
                         let topic = self.fresh_topic(phase, c.id())?;
-                        let mut spec = self.spec(Mode::Produce, &topic);
+                        let mut spec = self.scaling_spec(Mode::Produce, &topic);
                         spec.producers = n;
                         let variant = format!("{n} producers");
                         self.run_one(phase, *c, &variant, n as f64, 0, &spec, self.timeout(240.0));
@@ -422,7 +445,10 @@ impl Harness {
                 };
                 let timeout = Duration::from_secs_f64(self.config.drain_time_limit_s + 120.0);
                 let sub = spec.subscription.clone();
-                let variant = format!("{n} backlog");
+                let variant = match ack {
+                    AckMode::Cumulative => format!("{n} backlog, cumulative"),
+                    _ => format!("{n} backlog"),
+                };
                 self.run_one(phase, c, &variant, n as f64, round, &spec, timeout);
                 std::thread::sleep(Duration::from_millis(300));
                 if let Ok(left) = self.admin.backlog(&topic, &sub) {

@@ -20,6 +20,11 @@ pub struct Config {
     pub warmup_s: f64,
     /// Measured window, seconds.
     pub measure_s: f64,
+    /// Warm-up of the secondary runs (latency at other rates than the first, payload sizes,
+    /// producer counts), seconds.
+    pub scaling_warmup_s: f64,
+    /// Measured window of the secondary runs, seconds.
+    pub scaling_measure_s: f64,
     /// Warm-up of the Java client's throughput runs (at least `warmup_s`): its JIT compiler
     /// needs longer, and a longer warm-up only favours it.
     pub java_warmup_s: f64,
@@ -55,10 +60,12 @@ impl Config {
             runs: 3,
             warmup_s: 3.0,
             measure_s: 5.0,
+            scaling_warmup_s: 2.0,
+            scaling_measure_s: 3.0,
             java_warmup_s: 5.0,
             payload_size: 100,
-            drain_messages: 2_000_000,
-            drain_time_limit_s: 15.0,
+            drain_messages: 1_500_000,
+            drain_time_limit_s: 12.0,
             latency_rates: vec![10_000.0, 50_000.0],
             payload_sizes: vec![16, 256, 4096, 65_536, 1_048_576],
             producer_counts: vec![1, 10, 100, 1000],
@@ -77,6 +84,8 @@ impl Config {
             runs: 1,
             warmup_s: 1.0,
             measure_s: 2.0,
+            scaling_warmup_s: 1.0,
+            scaling_measure_s: 2.0,
             java_warmup_s: 2.0,
             drain_messages: 500_000,
             drain_time_limit_s: 8.0,

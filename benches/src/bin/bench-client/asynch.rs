@@ -172,6 +172,7 @@ async fn produce_paced(
         let mut i = 0u64;
         let mut in_window = 0u64;
         let mut last_send = Instant::now();
+        let mut cpu_start: Option<f64> = None;
         while let Some(at) = schedule.at(i) {
             if at > Instant::now() {
                 sleep_until(at).await;
@@ -181,6 +182,9 @@ async fn produce_paced(
             } else {
                 fixed.clone()
             };
+            if at >= window_start && cpu_start.is_none() {
+                cpu_start = Some(procfs::process_cpu_s());
+            }
             let p = &producers[(i as usize) % producers.len()];
             p.send_with_callback(payload, move |r| {
                 let now = Instant::now();
@@ -210,7 +214,8 @@ async fn produce_paced(
                 .await
                 .map_err(BenchError::client)?;
         }
-        Ok::<_, BenchError>((i, in_window, last_send))
+        let cpu_end = procfs::process_cpu_s();
+        Ok::<_, BenchError>((i, in_window, last_send, cpu_start, cpu_end))
     };
     let receive = async {
         let Some(consumer) = consumer else {
@@ -219,18 +224,21 @@ async fn produce_paced(
         e2e_receive(consumer, window_start).await
     };
     let (sent, received) = futures::join!(send, receive);
-    let (sent, in_window, last_send) = sent?;
+    let (sent, in_window, last_send, cpu_start, cpu_end) = sent?;
     for p in &producers {
         p.flush().await.map_err(BenchError::client)?;
     }
     let span = last_send.max(schedule.window_end()) - window_start;
+    let window_cpu = cpu_start.map(|c| cpu_end - c).unwrap_or(0.0);
+    let mut r = ClientResult::default();
+    r.set_window(in_window, span.as_secs_f64(), window_cpu, spec.payload_size);
     let mut r = ClientResult {
         offered_rate: spec.rate,
         achieved_rate: in_window as f64 / span.as_secs_f64().max(1e-9),
         total_messages: sent,
         failed: COUNTERS.failed.load(Ordering::Relaxed),
         latency: Some(publish_latency().summary()),
-        ..ClientResult::default()
+        ..r
     };
     if e2e {
         r.e2e = Some(e2e_latency().summary());

@@ -127,6 +127,7 @@ fn produce_paced(client: &Client, spec: &Spec, e2e: bool) -> Result<ClientResult
     let mut i = 0u64;
     let mut in_window = 0u64;
     let mut last_send = Instant::now();
+    let mut cpu_start: Option<f64> = None;
     while let Some(at) = schedule.at(i) {
         Schedule::wait_until(at);
         let payload = if e2e {
@@ -134,6 +135,9 @@ fn produce_paced(client: &Client, spec: &Spec, e2e: bool) -> Result<ClientResult
         } else {
             fixed.clone()
         };
+        if at >= window_start && cpu_start.is_none() {
+            cpu_start = Some(procfs::process_cpu_s());
+        }
         let p = &producers[(i as usize) % producers.len()];
         p.send_with_callback(payload, move |r| {
             let now = Instant::now();
@@ -154,6 +158,7 @@ fn produce_paced(client: &Client, spec: &Spec, e2e: bool) -> Result<ClientResult
         }
         i += 1;
     }
+    let cpu_end = procfs::process_cpu_s();
     let mut r = ClientResult::default();
     if e2e {
         let marker = Bytes::from(stamped_payload(spec.payload_size, Instant::now(), u64::MAX));
@@ -164,6 +169,8 @@ fn produce_paced(client: &Client, spec: &Spec, e2e: bool) -> Result<ClientResult
     }
     r.offered_rate = spec.rate;
     let span = last_send.max(schedule.window_end()) - window_start;
+    let window_cpu = cpu_start.map(|c| cpu_end - c).unwrap_or(0.0);
+    r.set_window(in_window, span.as_secs_f64(), window_cpu, spec.payload_size);
     r.achieved_rate = in_window as f64 / span.as_secs_f64().max(1e-9);
     r.total_messages = i;
     r.failed = COUNTERS.failed.load(Ordering::Relaxed);
