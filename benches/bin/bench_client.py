@@ -151,6 +151,7 @@ def produce_paced(client, spec, r, e2e):
     i = 0
     in_window = 0
     last_send = start
+    cpu_start = None
     while True:
         at = start + int(i * interval)
         if at >= end:
@@ -168,15 +169,20 @@ def produce_paced(client, spec, r, e2e):
             else:
                 done["failed"] += 1
 
+        if at >= window_start and cpu_start is None:
+            cpu_start = time.process_time()
         p.send_async(payload, cb)
         if at >= window_start:
             in_window += 1
             last_send = time.perf_counter_ns()
         i += 1
+    cpu_end = time.process_time()
     if e2e:
         p.send(struct.pack("<Q", time.perf_counter_ns()) + END + bytes(max(0, size - 16)))
     p.flush()
     span = (max(last_send, end) - window_start) / 1e9
+    if cpu_start is not None:
+        set_window(r, in_window, span, cpu_end - cpu_start, size)
     r["offered_rate"] = rate
     r["achieved_rate"] = in_window / span if span > 0 else 0.0
     r["total_messages"] = i
