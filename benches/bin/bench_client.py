@@ -132,8 +132,14 @@ def produce_paced(client, spec, r, e2e):
     done = {"ok": 0, "failed": 0}
 
     def receive():
+        deadline = end / 1e9 + 30.0
         while True:
-            m = consumer.receive()
+            left_ms = int((deadline - time.perf_counter_ns() / 1e9) * 1000)
+            try:
+                m = consumer.receive(timeout_millis=max(1, left_ms))
+            except pulsar.Timeout:
+                r["notes"].append("end-to-end: the end marker did not arrive")
+                return
             now = time.perf_counter_ns()
             consumer.acknowledge(m)
             data = m.data()
@@ -206,7 +212,12 @@ def consume(client, spec, r):
     a = b = None
     n = 0
     while n < expected:
-        m = c.receive()
+        left_ms = int((deadline - time.perf_counter()) * 1000)
+        try:
+            # Stops a stalled drain too (no message arrives before the limit).
+            m = c.receive(timeout_millis=max(1, left_ms))
+        except pulsar.Timeout:
+            break
         n += 1
         if cumulative:
             if n % CUMULATIVE_EVERY == 0 or n == expected:

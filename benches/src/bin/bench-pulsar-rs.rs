@@ -242,7 +242,8 @@ async fn produce_paced(
         let Some(c) = receiver else {
             return Ok(0u64);
         };
-        e2e_receive(c, window_start).await
+        let deadline = schedule.window_end() + Duration::from_secs(30);
+        e2e_receive(c, window_start, deadline).await
     };
     let (sent, received) = futures::join!(send, receive);
     let (sent, in_window, last_send, cpu_start, cpu_end) = sent?;
@@ -276,9 +277,22 @@ async fn produce_paced(
 async fn e2e_receive(
     mut c: Consumer<Vec<u8>, TokioExecutor>,
     window_start: Instant,
+    deadline: Instant,
 ) -> Result<u64, BenchError> {
     let mut n = 0u64;
-    while let Some(m) = c.next().await {
+    let timer = tokio::time::sleep_until(deadline.into());
+    tokio::pin!(timer);
+    loop {
+        let m = tokio::select! {
+            biased;
+            m = c.next() => m,
+            _ = &mut timer => {
+                return Err(BenchError::Run(format!(
+                    "end-to-end: the end marker did not arrive ({n} messages received)"
+                )));
+            }
+        };
+        let Some(m) = m else { break };
         let m = m.map_err(BenchError::client)?;
         let now = Instant::now();
         c.ack(&m).await.map_err(BenchError::client)?;
@@ -302,8 +316,16 @@ async fn consume(client: &Client, spec: &Spec) -> Result<ClientResult, BenchErro
     let mut n = 0u64;
     let mut check = CUMULATIVE_EVERY;
     let mut since_ack = 0u64;
+    // Stops a stalled drain too (no message arrives before the limit).
+    let timer = tokio::time::sleep_until(deadline.into());
+    tokio::pin!(timer);
     while n < spec.messages {
-        let Some(m) = c.next().await else { break };
+        let next = tokio::select! {
+            biased;
+            m = c.next() => m,
+            _ = &mut timer => None,
+        };
+        let Some(m) = next else { break };
         let m = m.map_err(BenchError::client)?;
         n += 1;
         match spec.ack {

@@ -443,7 +443,7 @@ impl Harness {
                     AckMode::Cumulative => format!("cum-{}", c.id()),
                     _ => format!("ind-{}", c.id()),
                 };
-                let timeout = Duration::from_secs_f64(self.config.drain_time_limit_s + 120.0);
+                let timeout = Duration::from_secs_f64(self.config.drain_time_limit_s + 60.0);
                 let sub = spec.subscription.clone();
                 let variant = match ack {
                     AckMode::Cumulative => format!("{n} backlog, cumulative"),

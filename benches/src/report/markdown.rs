@@ -505,13 +505,13 @@ fn latency_rows(out: &mut String, r: &Results, param: f64) {
     let phase = Phase::Latency;
     let _ = writeln!(
         out,
-        "| client | offered msg/s | achieved msg/s | p50 | p99 | p99.9 | max | runs |"
+        "| client | offered msg/s | achieved msg/s | p50 | p99 | p99.9 | max | CPU per msg | runs |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
     for c in configured(r, phase) {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             c.id(),
             cell(r, phase, c, Some(param), offered, int),
             cell(r, phase, c, Some(param), achieved, int),
@@ -519,6 +519,7 @@ fn latency_rows(out: &mut String, r: &Results, param: f64) {
             cell(r, phase, c, Some(param), p99, latency_us),
             cell(r, phase, c, Some(param), p999, latency_us),
             cell(r, phase, c, Some(param), pmax, latency_us),
+            cell(r, phase, c, Some(param), cpu, cpu_us),
             runs(r, phase, c, Some(param)),
         );
     }

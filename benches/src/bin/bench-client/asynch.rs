@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -14,7 +15,7 @@ use pulsar_benches::procfs;
 use pulsar_benches::spec::{AckMode, ClientResult, IdleResult, Mode, Spec, CUMULATIVE_EVERY};
 use pulsar_benches::window::{spawn_monitor, DrainWindow, Snapshot};
 use pulsar_benches::BenchError;
-use pulsar_tokio::{ClientHandle, Consumer, Producer, SubscriptionType};
+use pulsar_tokio::{ClientHandle, Consumer, Message, Producer, SubscriptionType};
 
 use crate::{consumer_options, e2e_latency, producer_options, publish_latency, secs, COUNTERS};
 
@@ -29,7 +30,7 @@ pub async fn run(
         Mode::Produce => produce_max(client, spec).await,
         Mode::Prefill => prefill(client, spec).await,
         Mode::E2e => produce_paced(client, spec, true, sleep_until).await,
-        Mode::Consume => consume(client, spec).await,
+        Mode::Consume => consume(client, spec, sleep_until).await,
         Mode::IdleProducers => idle_producers(client, spec).await,
         Mode::IdleConsumers => idle_consumers(client, spec).await,
         _ => Err(BenchError::Usage(format!(
@@ -221,7 +222,9 @@ async fn produce_paced(
         let Some(consumer) = consumer else {
             return Ok(0u64);
         };
-        e2e_receive(consumer, window_start).await
+        // The end marker follows the last scheduled send; 30 s more at most.
+        let timer = sleep_until(schedule.window_end() + Duration::from_secs(30));
+        e2e_receive(consumer, window_start, timer).await
     };
     let (sent, received) = futures::join!(send, receive);
     let (sent, in_window, last_send, cpu_start, cpu_end) = sent?;
@@ -250,10 +253,37 @@ async fn produce_paced(
     Ok(r)
 }
 
-async fn e2e_receive(consumer: Consumer, window_start: Instant) -> Result<u64, BenchError> {
+/// The next message, or `None` when `timer` fires first (the timer is polled only while no
+/// message is ready, and never again once it fired).
+async fn receive_before(
+    consumer: &Consumer,
+    timer: &mut Pin<Box<dyn Future<Output = ()> + Send>>,
+) -> Result<Option<Message>, BenchError> {
+    let mut receive = std::pin::pin!(consumer.receive());
+    futures::future::poll_fn(|cx| {
+        if let Poll::Ready(r) = receive.as_mut().poll(cx) {
+            return Poll::Ready(r.map(Some).map_err(BenchError::client));
+        }
+        if timer.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Ok(None));
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+async fn e2e_receive(
+    consumer: Consumer,
+    window_start: Instant,
+    mut timer: Pin<Box<dyn Future<Output = ()> + Send>>,
+) -> Result<u64, BenchError> {
     let mut n = 0u64;
     loop {
-        let m = consumer.receive().await.map_err(BenchError::client)?;
+        let Some(m) = receive_before(&consumer, &mut timer).await? else {
+            return Err(BenchError::Run(format!(
+                "end-to-end: the end marker did not arrive ({n} messages received)"
+            )));
+        };
         let now = Instant::now();
         consumer.ack(&m).map_err(BenchError::client)?;
         if m.payload.get(8..16) == Some(&u64::MAX.to_le_bytes()[..]) {
@@ -268,7 +298,11 @@ async fn e2e_receive(consumer: Consumer, window_start: Instant) -> Result<u64, B
     Ok(n)
 }
 
-async fn consume(client: &ClientHandle, spec: &Spec) -> Result<ClientResult, BenchError> {
+async fn consume(
+    client: &ClientHandle,
+    spec: &Spec,
+    sleep_until: SleepUntil,
+) -> Result<ClientResult, BenchError> {
     let consumer = client
         .consumer(spec.topic.clone())
         .subscription(spec.subscription.clone())
@@ -278,13 +312,17 @@ async fn consume(client: &ClientHandle, spec: &Spec) -> Result<ClientResult, Ben
         .await
         .map_err(BenchError::client)?;
     let deadline = Instant::now() + secs(spec.time_limit_s);
+    // Stops a stalled drain too (no message arrives before the limit).
+    let mut timer = sleep_until(deadline);
     let mut window = DrainWindow::new(spec.messages);
     let mut check = CUMULATIVE_EVERY;
     let mut since_ack = 0u64;
     let mut n = 0u64;
     let mut bytes = 0u64;
     while n < spec.messages {
-        let m = consumer.receive().await.map_err(BenchError::client)?;
+        let Some(m) = receive_before(&consumer, &mut timer).await? else {
+            break;
+        };
         bytes += m.payload.len() as u64;
         n += 1;
         match spec.ack {

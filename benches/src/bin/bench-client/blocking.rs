@@ -9,7 +9,7 @@ use pulsar_benches::procfs;
 use pulsar_benches::spec::{AckMode, ClientResult, Mode, Spec, CUMULATIVE_EVERY};
 use pulsar_benches::window::{spawn_monitor, DrainWindow, Snapshot, WindowFigures};
 use pulsar_benches::BenchError;
-use pulsar_blocking::{Client, Consumer, Producer, SubscriptionType};
+use pulsar_blocking::{Client, Consumer, Message, Producer, SubscriptionType};
 
 use crate::asynch::idle_result;
 use crate::{consumer_options, e2e_latency, producer_options, publish_latency, secs, COUNTERS};
@@ -122,7 +122,9 @@ fn produce_paced(client: &Client, spec: &Spec, e2e: bool) -> Result<ClientResult
     // The schedule starts once everything is registered.
     let schedule = Schedule::new(spec.rate, secs(spec.warmup_s), secs(spec.measure_s));
     let window_start = schedule.window_start();
-    let receiver = consumer.map(|c| std::thread::spawn(move || e2e_receive(c, window_start)));
+    let e2e_deadline = schedule.window_end() + Duration::from_secs(30);
+    let receiver =
+        consumer.map(|c| std::thread::spawn(move || e2e_receive(c, window_start, e2e_deadline)));
     let fixed = Bytes::from(vec![0u8; spec.payload_size]);
     let mut i = 0u64;
     let mut in_window = 0u64;
@@ -188,10 +190,27 @@ fn produce_paced(client: &Client, spec: &Spec, e2e: bool) -> Result<ClientResult
     Ok(r)
 }
 
-fn e2e_receive(consumer: Consumer, window_start: Instant) -> Result<u64, BenchError> {
+/// The next message, or `None` once `deadline` passed without one.
+fn receive_before(consumer: &Consumer, deadline: Instant) -> Result<Option<Message>, BenchError> {
+    if let Some(m) = consumer.try_receive().map_err(BenchError::client)? {
+        return Ok(Some(m));
+    }
+    let left = deadline.saturating_duration_since(Instant::now());
+    consumer.receive_timeout(left).map_err(BenchError::client)
+}
+
+fn e2e_receive(
+    consumer: Consumer,
+    window_start: Instant,
+    deadline: Instant,
+) -> Result<u64, BenchError> {
     let mut n = 0u64;
     loop {
-        let m = consumer.receive().map_err(BenchError::client)?;
+        let Some(m) = receive_before(&consumer, deadline)? else {
+            return Err(BenchError::Run(format!(
+                "end-to-end: the end marker did not arrive ({n} messages received)"
+            )));
+        };
         let now = Instant::now();
         consumer.ack(&m).map_err(BenchError::client)?;
         if m.payload.get(8..16) == Some(&u64::MAX.to_le_bytes()[..]) {
@@ -220,7 +239,9 @@ fn consume(client: &Client, spec: &Spec) -> Result<ClientResult, BenchError> {
     let mut since_ack = 0u64;
     let mut n = 0u64;
     while n < spec.messages {
-        let m = consumer.receive().map_err(BenchError::client)?;
+        let Some(m) = receive_before(&consumer, deadline)? else {
+            break;
+        };
         n += 1;
         match spec.ack {
             AckMode::Cumulative => {
