@@ -123,17 +123,47 @@ pub struct Series {
     messages: f64,
     day_offset: f64,
     last_raw: f64,
+    /// "Start receiving" of pulsar-perf consume: (log time, JVM CPU seconds).
+    pub started: Option<(f64, f64)>,
+    /// "DONE" of pulsar-perf consume after `-m` messages: (log time, JVM CPU seconds).
+    pub done: Option<(f64, f64)>,
+}
+
+/// pulsar-perf consume's line just before its consumers start receiving.
+pub fn is_consume_start(line: &str) -> bool {
+    line.contains("PerformanceConsumer") && line.contains("Start receiving from")
+}
+
+/// pulsar-perf consume's line once `-m` messages (or its time limit) are reached.
+pub fn is_consume_done(line: &str) -> bool {
+    line.contains("PerformanceConsumer") && line.contains("- DONE -")
 }
 
 impl Series {
+    fn adjust(&mut self, raw: f64) -> f64 {
+        if raw + 43_200.0 < self.last_raw {
+            self.day_offset += 86_400.0;
+        }
+        self.last_raw = raw;
+        raw + self.day_offset
+    }
+
+    /// Records pulsar-perf consume's start line (log time `raw`, JVM CPU `cpu_s`).
+    pub fn mark_start(&mut self, raw: f64, cpu_s: f64) {
+        let t = self.adjust(raw);
+        self.started = Some((t, cpu_s));
+    }
+
+    /// Records pulsar-perf consume's DONE line.
+    pub fn mark_done(&mut self, raw: f64, cpu_s: f64) {
+        let t = self.adjust(raw);
+        self.done = Some((t, cpu_s));
+    }
+
     /// Adds a line; `cpu_s` is called (to sample the JVM) only when the line starts a new
     /// sample (0.2 s or more after the previous one).
     pub fn add(&mut self, line: &StatsLine, cpu_s: impl FnOnce() -> f64) {
-        if line.time + 43_200.0 < self.last_raw {
-            self.day_offset += 86_400.0;
-        }
-        self.last_raw = line.time;
-        let time = line.time + self.day_offset;
+        let time = self.adjust(line.time);
         let prev = self.last_by_key.insert(line.key.clone(), time);
         self.messages += line.rate * (time - prev.unwrap_or(time - 1.0)).max(0.0);
         if self.samples.last().is_none_or(|s| time - s.time >= 0.2) {
@@ -172,19 +202,42 @@ impl Series {
         self.between(k0, self.last_busy()?)
     }
 
-    /// A drain window: from the sample where 10 % of `expected` messages had arrived to the
-    /// last sample at or below 90 % (or the last sample that counted messages).
+    /// A drain window of `expected` messages (pulsar-perf consume run with `-m expected`): from
+    /// the sample where 10 % had arrived to the DONE line (exactly `expected` then); without a
+    /// DONE line, to the last sample at or below 90 % (or the last that counted messages); when
+    /// the drain finished before any sample, from the start line to DONE (JIT warm-up included).
     pub fn drain_window(&self, expected: u64) -> Option<WindowFigures> {
         let lo = expected as f64 * 0.1;
         let hi = expected as f64 * 0.9;
-        let k0 = self.samples.iter().position(|s| s.messages >= lo)?;
-        let k1 = self
-            .samples
-            .iter()
-            .rposition(|s| s.messages <= hi)
-            .filter(|&k| k > k0)
-            .or_else(|| self.last_busy())?;
-        self.between(k0, k1)
+        let k0 = self.samples.iter().position(|s| s.messages >= lo);
+        match (k0, self.done) {
+            (Some(k0), Some((t, cpu))) if t > self.samples[k0].time => {
+                let a = self.samples[k0];
+                Some(WindowFigures {
+                    messages: (expected as f64 - a.messages).max(0.0).round() as u64,
+                    seconds: t - a.time,
+                    cpu_s: (cpu - a.cpu_s).max(0.0),
+                })
+            }
+            (Some(k0), None) => {
+                let k1 = self
+                    .samples
+                    .iter()
+                    .rposition(|s| s.messages <= hi)
+                    .filter(|&k| k > k0)
+                    .or_else(|| self.last_busy())?;
+                self.between(k0, k1)
+            }
+            (_, Some((t, cpu))) => {
+                let (t0, cpu0) = self.started?;
+                (t > t0).then(|| WindowFigures {
+                    messages: expected,
+                    seconds: t - t0,
+                    cpu_s: (cpu - cpu0).max(0.0),
+                })
+            }
+            (None, None) => None,
+        }
     }
 
     /// Messages counted over the whole run.
@@ -258,6 +311,30 @@ mod tests {
         let w = t.drain_window(1000).unwrap();
         assert_eq!(w.messages, 800);
         assert!((w.cpu_s - 0.8).abs() < 1e-9);
+    }
+
+    #[test]
+    fn drain_window_ends_at_done() {
+        let mut t = Series::default();
+        t.mark_start(9.5, 1.0);
+        for s in 0..3 {
+            t.add(&line(10.0 + s as f64, 300.0, "c"), || 2.0 + s as f64);
+        }
+        // 300 by 10.0 (first line counts one second), 600 by 11.0, 900 by 12.0; DONE at 12.5.
+        t.mark_done(12.5, 5.0);
+        let w = t.drain_window(1000).unwrap();
+        assert_eq!(w.messages, 700);
+        assert!((w.seconds - 2.5).abs() < 1e-9);
+        assert!((w.cpu_s - 3.0).abs() < 1e-9);
+        // Done before any statistics line: start to DONE, everything.
+        let mut quick = Series::default();
+        quick.mark_start(1.0, 0.5);
+        quick.mark_done(1.8, 1.3);
+        let w = quick.drain_window(1000).unwrap();
+        assert_eq!(w.messages, 1000);
+        assert!((w.seconds - 0.8).abs() < 1e-9);
+        assert!(is_consume_done("17:08:03.566 INFO  PerformanceConsumer - ------------------- DONE -----------------------"));
+        assert!(is_consume_start("17:08:00.901 INFO  PerformanceConsumer - Start receiving from 1 consumers per subscription on 1 topics"));
     }
 
     #[test]

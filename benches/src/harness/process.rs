@@ -8,7 +8,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::error::BenchError;
-use crate::java::{aggregated_latency, consumer_stats, producer_stats, Series};
+use crate::java::{
+    aggregated_latency, consumer_stats, is_consume_done, is_consume_start, log_time,
+    producer_stats, Series,
+};
 use crate::procfs;
 use crate::spec::{
     ClientResult, Mode, Spec, BATCH_DELAY_US, BATCH_MAX_BYTES, BATCH_MAX_MESSAGES, MAX_PENDING,
@@ -247,6 +250,14 @@ impl Launcher {
                 };
                 if let Some(s) = stats {
                     series.add(&s, || procfs::tree_cpu_s(pid));
+                } else if !produce {
+                    if let Some(t) = log_time(line) {
+                        if is_consume_start(line) {
+                            series.mark_start(t, procfs::tree_cpu_s(pid));
+                        } else if is_consume_done(line) {
+                            series.mark_done(t, procfs::tree_cpu_s(pid));
+                        }
+                    }
                 }
                 if let Some(l) = aggregated_latency(line) {
                     latency = Some(l);

@@ -369,7 +369,8 @@ fn section_method(out: &mut String, r: &Results) {
          sending loop keeps at most 10,000 receipts outstanding per producer (fewer when the \
          payloads would exceed 64 MiB); its connection's outbound channel is sized 10,000.\n\
          - Python: the official client (C++ core) driven from Python: a Python call per send \
-         and a Python callback per receipt. Its figures are **bound by its Python binding**.\n\
+         and a Python callback per receipt; its percentiles are computed from the sorted samples (the \
+         same definition as HdrHistogram's). Its figures are **bound by its Python binding**.\n\
          - This project: tokio on a current-thread runtime (driver and application on one \
          thread), smol with the driver on its global executor, blocking with its driver \
          thread; sends use `send_with_callback`.\n",
