@@ -20,7 +20,7 @@ use futures::io::{AsyncRead, AsyncWrite};
 use pulsar_core::{BrokerAddress, ConnectionId, IoRequest};
 
 use crate::runtime::{AsyncTimer, BoxFuture, BoxIo, Runtime};
-use crate::state::{Shared, State};
+use crate::state::{Deferred, Shared, State};
 use crate::tls::{self, TlsContext};
 
 /// Rounds of work per poll before yielding to other tasks.
@@ -130,6 +130,8 @@ pub(crate) struct Driver {
     closing: BTreeMap<ConnectionId, Closing>,
     timer: Option<Pin<Box<dyn AsyncTimer>>>,
     buf: Box<[u8]>,
+    /// Send callbacks to run after the lock is released (kept for its capacity).
+    callbacks: Vec<Deferred>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -159,6 +161,7 @@ impl Driver {
             closing: BTreeMap::new(),
             timer: None,
             buf: vec![0u8; READ_BUFFER].into_boxed_slice(),
+            callbacks: Vec::new(),
         }
     }
 
@@ -471,10 +474,10 @@ impl Future for Driver {
                 }
             }
         }
-        let deferred = st.take_deferred();
+        st.take_deferred(&mut this.callbacks);
         drop(st);
-        for callback in deferred {
-            callback();
+        for callback in this.callbacks.drain(..) {
+            callback.run();
         }
         if result.is_ready() {
             tracing::debug!("client driver finished");

@@ -140,6 +140,7 @@ impl Engine {
         out.io.clear();
         out.transmits.clear();
         self.shared.with(|st| {
+            st.driver_running();
             st.drain();
             out.io.extend(st.io.drain(..));
             out.transmits.extend(st.transmits.drain(..));

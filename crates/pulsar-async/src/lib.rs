@@ -45,9 +45,11 @@ mod consumer;
 mod driver;
 pub mod engine;
 mod error;
+mod idmap;
 mod options;
 mod producer;
 mod runtime;
+mod sends;
 mod state;
 pub mod tls;
 

@@ -236,6 +236,7 @@ impl Producer {
         let send = self.enqueue(message.into_message(), None, true).await?;
         Ok(Receipt {
             client: self.client.clone(),
+            producer: self.id,
             send,
             done: false,
         })
@@ -252,6 +253,7 @@ impl Producer {
         {
             Poll::Ready(Ok(send)) => Ok(Receipt {
                 client: self.client.clone(),
+                producer: self.id,
                 send,
                 done: false,
             }),
@@ -358,6 +360,7 @@ impl Drop for Producer {
 #[must_use = "a receipt does nothing unless awaited; drop it to ignore the outcome"]
 pub struct Receipt {
     client: ClientHandle,
+    producer: ProducerId,
     send: SendId,
     done: bool,
 }
@@ -373,8 +376,11 @@ impl Future for Receipt {
     type Output = Result<MessageId, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let send = self.send;
-        let r = self.client.shared().with(|st| st.poll_receipt(send, cx));
+        let (producer, send) = (self.producer, self.send);
+        let r = self
+            .client
+            .shared()
+            .with(|st| st.poll_receipt(producer, send, cx));
         if r.is_ready() {
             self.done = true;
         }
@@ -385,8 +391,10 @@ impl Future for Receipt {
 impl Drop for Receipt {
     fn drop(&mut self) {
         if !self.done {
-            let send = self.send;
-            self.client.shared().with(|st| st.drop_receipt(send));
+            let (producer, send) = (self.producer, self.send);
+            self.client
+                .shared()
+                .with(|st| st.drop_receipt(producer, send));
         }
     }
 }

@@ -8,7 +8,7 @@
 //! core, and drains the same way. Events are dispatched to waiters under the lock; completion
 //! callbacks run after it is released.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
@@ -19,9 +19,27 @@ use pulsar_core::{
 };
 
 use crate::error::Error;
+use crate::idmap::IdMap;
+pub(crate) use crate::sends::SendCallback;
+use crate::sends::{Completion, SendSlot, SendTable};
 
-/// A completion callback of a send.
-pub(crate) type SendCallback = Box<dyn FnOnce(Result<MessageId, Error>) + Send + 'static>;
+/// Sends an async application may queue while its driver task, woken, has not run yet; beyond
+/// it a send waits for the driver (so that an application that never yields, on a
+/// single-threaded runtime, cannot starve the driver of its turn).
+const MAX_SENDS_AHEAD: u32 = 1024;
+
+/// A send callback to run once the lock is released, with its outcome.
+pub(crate) struct Deferred {
+    callback: SendCallback,
+    result: Result<MessageId, Error>,
+}
+
+impl Deferred {
+    /// Runs the callback.
+    pub(crate) fn run(self) {
+        (self.callback)(self.result);
+    }
+}
 
 /// How the application side wakes the I/O driver.
 pub(crate) enum DriverWake {
@@ -31,13 +49,14 @@ pub(crate) enum DriverWake {
     Callback(Box<dyn Fn() + Send + Sync>),
 }
 
-/// The life of a producer or consumer, as the application sees it.
+/// The life of a producer or consumer, as the application sees it (errors boxed: rare, and
+/// every idle producer and consumer carries a status).
 #[derive(Debug, Clone)]
 enum Status {
     Creating,
     Ready,
-    Failed(pulsar_core::Error),
-    Closed(Option<pulsar_core::Error>),
+    Failed(Box<pulsar_core::Error>),
+    Closed(Option<Box<pulsar_core::Error>>),
 }
 
 impl Status {
@@ -49,14 +68,22 @@ impl Status {
 #[derive(Debug)]
 struct ProducerSlot {
     status: Status,
-    name: Option<String>,
-    last_sequence_id: i64,
+    /// The producer name and the broker's last sequence id, from its registration until
+    /// `create` takes them.
+    registered: Option<Box<(String, i64)>>,
     /// Creation, flush and close waiters.
     waiters: Vec<Waker>,
-    /// Sends without a completion yet, in order.
-    outstanding: BTreeSet<SendId>,
+    /// The waiters of its sends (receipts and callbacks), in send order.
+    sends: SendTable,
     close_requested: bool,
     handle_alive: bool,
+}
+
+impl ProducerSlot {
+    /// Whether the slot can go: the handle is gone, the producer is over and no receipt waits.
+    fn is_finished(&self) -> bool {
+        !self.handle_alive && self.status.is_over() && self.sends.is_empty()
+    }
 }
 
 #[derive(Debug)]
@@ -66,15 +93,6 @@ struct ConsumerSlot {
     waiters: Vec<Waker>,
     close_requested: bool,
     handle_alive: bool,
-}
-
-enum SendSlot {
-    /// A receipt future waits.
-    Waiting(Option<Waker>),
-    /// The result, for a receipt future not polled since.
-    Done(Result<MessageId, SendError>),
-    /// A callback to run.
-    Callback(SendCallback),
 }
 
 /// Answers to requests (client-level, producer flushes, consumer operations).
@@ -134,12 +152,16 @@ pub(crate) struct State {
     wake: DriverWake,
     /// The driver is gone (finished after close, or its runtime stopped).
     pub(crate) driver_done: bool,
+    /// The driver was woken and has not looked at the state since: it will (application
+    /// calls need neither wake it again nor work out its next deadline).
+    driver_pending: bool,
+    /// Sends queued since the driver last ran (see [`MAX_SENDS_AHEAD`]).
+    sends_ahead: u32,
     /// The core reported `ClientClosed`.
     closed: bool,
-    sends: HashMap<SendId, SendSlot>,
-    producers: HashMap<ProducerId, ProducerSlot>,
-    consumers: HashMap<ConsumerId, ConsumerSlot>,
-    requests: HashMap<RequestId, RequestSlot>,
+    producers: IdMap<ProducerId, ProducerSlot>,
+    consumers: IdMap<ConsumerId, ConsumerSlot>,
+    requests: IdMap<RequestId, RequestSlot>,
     /// Senders waiting for room (queue full or write buffer full).
     room: Vec<Waker>,
     /// Waiters of `close()`.
@@ -148,7 +170,7 @@ pub(crate) struct State {
     next_subscriber: u64,
     event_buffer: usize,
     /// Callbacks to run once the lock is released.
-    deferred: Vec<Box<dyn FnOnce() + Send>>,
+    deferred: Vec<Deferred>,
 }
 
 impl std::fmt::Debug for State {
@@ -183,10 +205,15 @@ impl Shared {
         let (out, deferred) = {
             let mut st = self.lock();
             let out = f(&mut st);
-            (out, std::mem::take(&mut st.deferred))
+            let deferred = if st.deferred.is_empty() {
+                Vec::new()
+            } else {
+                std::mem::take(&mut st.deferred)
+            };
+            (out, deferred)
         };
         for callback in deferred {
-            callback();
+            callback.run();
         }
         out
     }
@@ -206,7 +233,7 @@ fn wake_all(list: &mut Vec<Waker>) {
 
 fn closed_error(status: &Status) -> pulsar_core::Error {
     match status {
-        Status::Failed(e) | Status::Closed(Some(e)) => e.clone(),
+        Status::Failed(e) | Status::Closed(Some(e)) => (**e).clone(),
         _ => pulsar_core::Error::Closed,
     }
 }
@@ -227,11 +254,12 @@ impl State {
             max_unwritten,
             wake,
             driver_done: false,
+            driver_pending: false,
+            sends_ahead: 0,
             closed: false,
-            sends: HashMap::new(),
-            producers: HashMap::new(),
-            consumers: HashMap::new(),
-            requests: HashMap::new(),
+            producers: IdMap::default(),
+            consumers: IdMap::default(),
+            requests: IdMap::default(),
             room: Vec::new(),
             close_waiters: Vec::new(),
             subscribers: BTreeMap::new(),
@@ -268,20 +296,40 @@ impl State {
     }
 
     /// After an application command: drain, and wake the driver if it has new work.
+    ///
+    /// A driver already woken looks at everything (and works out its next deadline) when it
+    /// runs, so the core's deadline is only asked for while the driver sleeps.
     pub(crate) fn after_app(&mut self) {
         self.drain();
-        let deadline = self.core.poll_timeout();
-        let earlier = match (deadline, self.armed) {
+        if self.driver_pending {
+            return;
+        }
+        if !self.io.is_empty() || !self.transmits.is_empty() || self.core.is_closed() {
+            self.wake_driver();
+            return;
+        }
+        let earlier = match (self.core.poll_timeout(), self.armed) {
             (Some(d), Some(a)) => d < a,
             (Some(_), None) => true,
             (None, _) => false,
         };
-        if !self.io.is_empty() || !self.transmits.is_empty() || earlier || self.core.is_closed() {
+        if earlier {
             self.wake_driver();
         }
     }
 
+    /// The driver is looking at the state now (under the lock): later application calls must
+    /// wake it again, and senders held back for it may go on.
+    pub(crate) fn driver_running(&mut self) {
+        self.driver_pending = false;
+        if self.sends_ahead >= MAX_SENDS_AHEAD {
+            wake_all(&mut self.room);
+        }
+        self.sends_ahead = 0;
+    }
+
     pub(crate) fn wake_driver(&mut self) {
+        self.driver_pending = true;
         match &mut self.wake {
             DriverWake::Task(waker) => {
                 if let Some(w) = waker.take() {
@@ -292,8 +340,10 @@ impl State {
         }
     }
 
-    /// The async driver's waker for [`wake_driver`](Self::wake_driver).
+    /// The async driver's waker for [`wake_driver`](Self::wake_driver) (the driver is running:
+    /// see [`driver_running`](Self::driver_running)).
     pub(crate) fn set_driver_waker(&mut self, waker: &Waker) {
+        self.driver_running();
         if let DriverWake::Task(slot) = &mut self.wake {
             match slot {
                 Some(w) if w.will_wake(waker) => {}
@@ -311,9 +361,10 @@ impl State {
         }
     }
 
-    /// Callbacks queued by dispatch, to run once the lock is released.
-    pub(crate) fn take_deferred(&mut self) -> Vec<Box<dyn FnOnce() + Send>> {
-        std::mem::take(&mut self.deferred)
+    /// Moves the callbacks queued by dispatch into `out`, to run once the lock is released
+    /// (both vectors keep their capacity).
+    pub(crate) fn take_deferred(&mut self, out: &mut Vec<Deferred>) {
+        out.append(&mut self.deferred);
     }
 
     /// The driver is gone: everything waiting fails with [`Error::DriverStopped`].
@@ -323,14 +374,20 @@ impl State {
         wake_all(&mut self.room);
         for p in self.producers.values_mut() {
             wake_all(&mut p.waiters);
+            for (_, slot) in p.sends.iter_mut() {
+                if let SendSlot::Waiting(Some(w)) = slot {
+                    w.wake_by_ref();
+                }
+            }
+            for callback in p.sends.take_callbacks() {
+                self.deferred.push(Deferred {
+                    callback,
+                    result: Err(Error::DriverStopped),
+                });
+            }
         }
         for c in self.consumers.values_mut() {
             wake_all(&mut c.waiters);
-        }
-        for slot in self.sends.values_mut() {
-            if let SendSlot::Waiting(Some(w)) = slot {
-                w.wake_by_ref();
-            }
         }
         for r in self.requests.values_mut() {
             if let Some(w) = r.waker.take() {
@@ -341,11 +398,6 @@ impl State {
             if let Some(w) = s.waker.take() {
                 w.wake();
             }
-        }
-        let callbacks: Vec<SendCallback> = self.sends.extract_if_callbacks().into_iter().collect();
-        for cb in callbacks {
-            self.deferred
-                .push(Box::new(move || cb(Err(Error::DriverStopped))));
         }
     }
 
@@ -384,20 +436,19 @@ impl State {
             } => {
                 if let Some(p) = self.producers.get_mut(producer) {
                     p.status = Status::Ready;
-                    p.name = Some(name.clone());
-                    p.last_sequence_id = *last_sequence_id;
+                    p.registered = Some(Box::new((name.clone(), *last_sequence_id)));
                     wake_all(&mut p.waiters);
                 }
             }
             Event::ProducerFailed {
                 producer, error, ..
             } => {
-                self.producer_over(*producer, Status::Failed(error.clone()));
+                self.producer_over(*producer, Status::Failed(Box::new(error.clone())));
             }
             Event::ProducerClosed {
                 producer, error, ..
             } => {
-                self.producer_over(*producer, Status::Closed(error.clone()));
+                self.producer_over(*producer, Status::Closed(error.clone().map(Box::new)));
             }
             Event::ConsumerReady { consumer, .. } => {
                 if let Some(c) = self.consumers.get_mut(consumer) {
@@ -408,12 +459,12 @@ impl State {
             Event::ConsumerFailed {
                 consumer, error, ..
             } => {
-                self.consumer_over(*consumer, Status::Failed(error.clone()));
+                self.consumer_over(*consumer, Status::Failed(Box::new(error.clone())));
             }
             Event::ConsumerClosed {
                 consumer, error, ..
             } => {
-                self.consumer_over(*consumer, Status::Closed(error.clone()));
+                self.consumer_over(*consumer, Status::Closed(error.clone().map(Box::new)));
             }
             Event::LookupCompleted {
                 request, result, ..
@@ -507,22 +558,25 @@ impl State {
         send: SendId,
         result: Result<MessageId, SendError>,
     ) {
-        match self.sends.remove(&send) {
-            Some(SendSlot::Waiting(waker)) => {
-                self.sends.insert(send, SendSlot::Done(result));
-                if let Some(w) = waker {
-                    w.wake();
-                }
-            }
-            Some(SendSlot::Callback(cb)) => {
-                self.deferred
-                    .push(Box::new(move || cb(result.map_err(Error::Send))));
-            }
-            Some(SendSlot::Done(_)) | None => {}
-        }
-        wake_all(&mut self.room);
         if let Some(p) = self.producers.get_mut(&producer) {
-            p.outstanding.remove(&send);
+            match p.sends.complete(send.get(), result) {
+                Completion::Wake(waker) => {
+                    if let Some(w) = waker {
+                        w.wake();
+                    }
+                }
+                Completion::Call(callback, result) => self.deferred.push(Deferred {
+                    callback,
+                    result: result.map_err(Error::Send),
+                }),
+                Completion::Nobody => {}
+            }
+            if p.is_finished() {
+                self.producers.remove(&producer);
+            }
+        }
+        if !self.room.is_empty() {
+            wake_all(&mut self.room);
         }
     }
 
@@ -533,14 +587,31 @@ impl State {
         p.status = status;
         wake_all(&mut p.waiters);
         // The core completes pending sends when a producer goes away; fail any it did not.
-        let left: Vec<SendId> = std::mem::take(&mut p.outstanding).into_iter().collect();
-        let alive = p.handle_alive;
-        for send in left {
-            self.send_completed(id, send, Err(SendError::ProducerClosed));
+        for send in p.sends.uncompleted() {
+            if let Some(p) = self.producers.get_mut(&id) {
+                match p.sends.complete(send, Err(SendError::ProducerClosed)) {
+                    Completion::Wake(Some(w)) => w.wake(),
+                    Completion::Call(callback, result) => self.deferred.push(Deferred {
+                        callback,
+                        result: result.map_err(Error::Send),
+                    }),
+                    Completion::Wake(None) | Completion::Nobody => {}
+                }
+            }
         }
         wake_all(&mut self.room);
         self.fail_requests_of(Resource::Producer(id));
-        if !alive {
+        self.forget_producer_if_finished(id);
+    }
+
+    /// Drops the slot of a producer whose handle is gone, that is over, and whose receipts were
+    /// all taken.
+    fn forget_producer_if_finished(&mut self, id: ProducerId) {
+        if self
+            .producers
+            .get(&id)
+            .is_some_and(ProducerSlot::is_finished)
+        {
             self.producers.remove(&id);
         }
     }
@@ -591,10 +662,9 @@ impl State {
             id,
             ProducerSlot {
                 status: Status::Creating,
-                name: None,
-                last_sequence_id: -1,
+                registered: None,
                 waiters: Vec::new(),
-                outstanding: BTreeSet::new(),
+                sends: SendTable::default(),
                 close_requested: false,
                 handle_alive: true,
             },
@@ -603,7 +673,8 @@ impl State {
         Ok(id)
     }
 
-    /// Ready with the producer's name and the broker's last sequence id once registered.
+    /// Ready with the producer's name and the broker's last sequence id once registered (handed
+    /// over once: later polls get an empty name and `-1`).
     pub(crate) fn poll_producer_ready(
         &mut self,
         id: ProducerId,
@@ -614,7 +685,7 @@ impl State {
         };
         match &p.status {
             Status::Ready => {
-                Poll::Ready(Ok((p.name.clone().unwrap_or_default(), p.last_sequence_id)))
+                Poll::Ready(Ok(p.registered.take().map_or((String::new(), -1), |r| *r)))
             }
             s @ (Status::Failed(_) | Status::Closed(_)) => Poll::Ready(Err(closed_error(s).into())),
             Status::Creating if self.driver_done => Poll::Ready(Err(Error::DriverStopped)),
@@ -634,7 +705,7 @@ impl State {
         want_receipt: bool,
         cx: Option<&Context<'_>>,
     ) -> Poll<Result<SendId, Error>> {
-        let Some(p) = self.producers.get(&id) else {
+        let Some(p) = self.producers.get_mut(&id) else {
             return Poll::Ready(Err(SendError::UnknownProducer(id).into()));
         };
         if p.close_requested {
@@ -642,7 +713,7 @@ impl State {
         }
         if p.status.is_over() {
             return Poll::Ready(Err(match &p.status {
-                Status::Failed(e) => SendError::Failed(e.clone()).into(),
+                Status::Failed(e) => SendError::Failed((**e).clone()).into(),
                 _ => SendError::ProducerClosed.into(),
             }));
         }
@@ -653,6 +724,16 @@ impl State {
             // The sockets are behind: the client's write buffer counts as a full queue.
             return self.wait_for_room(cx, SendError::QueueFull);
         }
+        if self.driver_pending
+            && self.sends_ahead >= MAX_SENDS_AHEAD
+            && matches!(self.wake, DriverWake::Task(_))
+        {
+            // The driver task has not had its turn for a while: let it run first.
+            if let Some(cx) = cx {
+                add_waker(&mut self.room, cx);
+                return Poll::Pending;
+            }
+        }
         let Some(msg) = message.as_ref() else {
             return Poll::Ready(Err(Error::Missing("message")));
         };
@@ -660,14 +741,12 @@ impl State {
         match self.core.send(Instant::now(), id, msg.clone()) {
             Ok(send) => {
                 *message = None;
-                if let Some(p) = self.producers.get_mut(&id) {
-                    p.outstanding.insert(send);
-                }
                 if let Some(cb) = callback.take() {
-                    self.sends.insert(send, SendSlot::Callback(cb));
+                    p.sends.insert(send.get(), SendSlot::Callback(cb));
                 } else if want_receipt {
-                    self.sends.insert(send, SendSlot::Waiting(None));
+                    p.sends.insert(send.get(), SendSlot::Waiting(None));
                 }
+                self.sends_ahead = self.sends_ahead.saturating_add(1);
                 self.after_app();
                 Poll::Ready(Ok(send))
             }
@@ -699,34 +778,43 @@ impl State {
 
     pub(crate) fn poll_receipt(
         &mut self,
+        producer: ProducerId,
         send: SendId,
         cx: &Context<'_>,
     ) -> Poll<Result<MessageId, Error>> {
-        match self.sends.get_mut(&send) {
-            Some(SendSlot::Done(_)) => match self.sends.remove(&send) {
-                Some(SendSlot::Done(result)) => Poll::Ready(result.map_err(Error::Send)),
-                _ => Poll::Ready(Err(Error::DriverStopped)),
+        let driver_done = self.driver_done;
+        let Some(p) = self.producers.get_mut(&producer) else {
+            // Polled after completion, or never registered.
+            return Poll::Ready(Err(SendError::ProducerClosed.into()));
+        };
+        let ready = match p.sends.get_mut(send.get()) {
+            Some(SendSlot::Done(_)) => match p.sends.remove(send.get()) {
+                Some(SendSlot::Done(result)) => (*result).map_err(Error::Send),
+                _ => Err(Error::DriverStopped),
             },
             Some(SendSlot::Waiting(waker)) => {
-                if self.driver_done {
-                    self.sends.remove(&send);
-                    return Poll::Ready(Err(Error::DriverStopped));
+                if !driver_done {
+                    match waker {
+                        Some(w) if w.will_wake(cx.waker()) => {}
+                        _ => *waker = Some(cx.waker().clone()),
+                    }
+                    return Poll::Pending;
                 }
-                match waker {
-                    Some(w) if w.will_wake(cx.waker()) => {}
-                    _ => *waker = Some(cx.waker().clone()),
-                }
-                Poll::Pending
+                p.sends.remove(send.get());
+                Err(Error::DriverStopped)
             }
             // Polled after completion, or never registered.
-            Some(SendSlot::Callback(_)) | None => {
-                Poll::Ready(Err(SendError::ProducerClosed.into()))
-            }
-        }
+            Some(SendSlot::Callback(_)) | None => Err(SendError::ProducerClosed.into()),
+        };
+        self.forget_producer_if_finished(producer);
+        Poll::Ready(ready)
     }
 
-    pub(crate) fn drop_receipt(&mut self, send: SendId) {
-        self.sends.remove(&send);
+    pub(crate) fn drop_receipt(&mut self, producer: ProducerId, send: SendId) {
+        if let Some(p) = self.producers.get_mut(&producer) {
+            p.sends.remove(send.get());
+        }
+        self.forget_producer_if_finished(producer);
     }
 
     pub(crate) fn close_producer(&mut self, id: ProducerId) {
@@ -760,7 +848,7 @@ impl State {
         };
         match &p.status {
             Status::Closed(None) => Poll::Ready(Ok(())),
-            Status::Closed(Some(e)) | Status::Failed(e) => Poll::Ready(Err(e.clone().into())),
+            Status::Closed(Some(e)) | Status::Failed(e) => Poll::Ready(Err((**e).clone().into())),
             _ if driver_done => Poll::Ready(Err(Error::DriverStopped)),
             _ => {
                 add_waker(&mut p.waiters, cx);
@@ -776,7 +864,7 @@ impl State {
         };
         p.handle_alive = false;
         if p.status.is_over() {
-            self.producers.remove(&id);
+            self.forget_producer_if_finished(id);
             return;
         }
         if !p.close_requested {
@@ -860,7 +948,7 @@ impl State {
         };
         match &c.status {
             Status::Closed(None) => Poll::Ready(Ok(())),
-            Status::Closed(Some(e)) | Status::Failed(e) => Poll::Ready(Err(e.clone().into())),
+            Status::Closed(Some(e)) | Status::Failed(e) => Poll::Ready(Err((**e).clone().into())),
             _ if c.close_requested => Poll::Ready(Ok(())),
             _ if driver_done => Poll::Ready(Err(Error::DriverStopped)),
             _ => {
@@ -931,7 +1019,7 @@ impl State {
         };
         match &c.status {
             Status::Closed(None) => Poll::Ready(Ok(())),
-            Status::Closed(Some(e)) | Status::Failed(e) => Poll::Ready(Err(e.clone().into())),
+            Status::Closed(Some(e)) | Status::Failed(e) => Poll::Ready(Err((**e).clone().into())),
             _ if driver_done => Poll::Ready(Err(Error::DriverStopped)),
             _ => {
                 add_waker(&mut c.waiters, cx);
@@ -1072,28 +1160,6 @@ fn is_backpressure(e: &SendError) -> bool {
     matches!(e, SendError::QueueFull | SendError::MemoryLimit { .. })
 }
 
-/// Taking the callbacks out of the send table (the driver stopped).
-trait ExtractCallbacks {
-    fn extract_if_callbacks(&mut self) -> Vec<SendCallback>;
-}
-
-impl ExtractCallbacks for HashMap<SendId, SendSlot> {
-    fn extract_if_callbacks(&mut self) -> Vec<SendCallback> {
-        let ids: Vec<SendId> = self
-            .iter()
-            .filter(|(_, s)| matches!(s, SendSlot::Callback(_)))
-            .map(|(id, _)| *id)
-            .collect();
-        let mut out = Vec::new();
-        for id in ids {
-            if let Some(SendSlot::Callback(cb)) = self.remove(&id) {
-                out.push(cb);
-            }
-        }
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -1148,11 +1214,98 @@ mod tests {
             .unwrap();
         assert_eq!(wakes.load(Ordering::Relaxed), 1, "a connection to open");
         assert!(matches!(st.io.front(), Some(IoRequest::Connect { .. })));
+        st.after_app();
+        assert_eq!(wakes.load(Ordering::Relaxed), 1, "woken already");
+        // The driver runs: takes the request, arms its timer.
+        st.driver_running();
         st.io.clear();
         st.armed = st.core.poll_timeout();
+        assert!(st.armed.is_some());
         st.after_app();
         assert_eq!(wakes.load(Ordering::Relaxed), 1, "timer already armed");
+        // A deadline earlier than the armed one wakes it.
+        st.armed = st.armed.map(|a| a + std::time::Duration::from_secs(3600));
+        st.after_app();
+        assert_eq!(wakes.load(Ordering::Relaxed), 2, "earlier deadline");
         st.drop_request(request);
+    }
+
+    /// Counts its wakes.
+    #[derive(Default)]
+    struct CountingWaker(AtomicUsize);
+
+    impl std::task::Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn an_async_sender_lets_a_driver_that_has_not_run_catch_up() {
+        let core =
+            pulsar_core::Client::new(ClientConfig::new("pulsar://127.0.0.1:1"), Instant::now())
+                .unwrap();
+        let mut st = State::new(core, usize::MAX, 8, DriverWake::Task(None));
+        let mut options = ProducerOptions::default();
+        options.max_pending_messages = 4 * MAX_SENDS_AHEAD as usize;
+        let producer = st.create_producer("t", options).unwrap();
+        let driver = Arc::new(CountingWaker::default());
+        st.set_driver_waker(&Waker::from(driver.clone()));
+        let sender = Arc::new(CountingWaker::default());
+        let sender_waker = Waker::from(sender.clone());
+        let cx = Context::from_waker(&sender_waker);
+        let send = |st: &mut State, cx: Option<&Context<'_>>| {
+            let mut message = Some(OutgoingMessage::new("x"));
+            st.poll_enqueue(producer, &mut message, &mut None, false, cx)
+        };
+        let mut sent = 0;
+        while send(&mut st, Some(&cx)).is_ready() {
+            sent += 1;
+            assert!(sent <= MAX_SENDS_AHEAD, "never held back");
+        }
+        assert_eq!(sent, MAX_SENDS_AHEAD);
+        assert_eq!(
+            driver.0.load(Ordering::Relaxed),
+            1,
+            "the driver was woken once"
+        );
+        // A send that never waits is not held back.
+        assert!(matches!(send(&mut st, None), Poll::Ready(Ok(_))));
+        // The driver runs: the held-back sender is woken and goes on.
+        st.set_driver_waker(&Waker::from(driver.clone()));
+        assert_eq!(sender.0.load(Ordering::Relaxed), 1);
+        assert!(matches!(send(&mut st, Some(&cx)), Poll::Ready(Ok(_))));
+    }
+
+    #[test]
+    fn receipts_outlive_their_dropped_producer() {
+        let mut st = state(8, Arc::default());
+        let producer = st.create_producer("t", ProducerOptions::default()).unwrap();
+        let waker = futures::task::noop_waker();
+        let cx = Context::from_waker(&waker);
+        let mut sends = Vec::new();
+        for _ in 0..3 {
+            let mut message = Some(OutgoingMessage::new("x"));
+            match st.poll_enqueue(producer, &mut message, &mut None, true, Some(&cx)) {
+                Poll::Ready(Ok(send)) => sends.push(send),
+                other => panic!("send: {other:?}"),
+            }
+        }
+        assert!(st.poll_receipt(producer, sends[0], &cx).is_pending());
+        // The handle goes, the producer ends: the receipts keep their outcomes.
+        st.producer_dropped(producer);
+        st.producer_over(producer, Status::Closed(None));
+        st.drop_receipt(producer, sends[1]);
+        for send in [sends[0], sends[2]] {
+            assert!(matches!(
+                st.poll_receipt(producer, send, &cx),
+                Poll::Ready(Err(Error::Send(SendError::ProducerClosed)))
+            ));
+        }
+        assert!(
+            st.producers.is_empty(),
+            "the slot went with the last receipt"
+        );
     }
 
     #[test]
