@@ -5,6 +5,7 @@
 //! wheel, no task queue, nothing global, and it works on any thread, including inside an async
 //! runtime (where it blocks that thread, as any blocking call does).
 
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,19 +30,72 @@ impl Wake for Unpark {
     }
 }
 
-fn waker() -> (Arc<Unpark>, Waker) {
-    let unpark = Arc::new(Unpark {
-        thread: thread::current(),
-        notified: AtomicBool::new(false),
-    });
-    let waker = Waker::from(unpark.clone());
-    (unpark, waker)
+/// The waker of the calling thread, with its flag.
+struct ThreadWaker {
+    unpark: Arc<Unpark>,
+    waker: Waker,
+}
+
+thread_local! {
+    /// The thread's waker between two waits (a wait borrows it; a nested wait, which only a
+    /// future calling back into this module could start, makes its own).
+    static SPARE: Cell<Option<ThreadWaker>> = const { Cell::new(None) };
+}
+
+/// The thread's waker, borrowed for one wait and handed back when dropped: made once per
+/// thread, so that a send that waits for room costs no allocation. A notification that comes
+/// after the condition was ready stays set: the next wait polls once more, which is harmless.
+struct Borrowed(Option<ThreadWaker>);
+
+impl Borrowed {
+    fn take() -> Borrowed {
+        let spare = SPARE.try_with(Cell::take).ok().flatten();
+        Borrowed(Some(spare.unwrap_or_else(|| {
+            let unpark = Arc::new(Unpark {
+                thread: thread::current(),
+                notified: AtomicBool::new(false),
+            });
+            let waker = Waker::from(unpark.clone());
+            ThreadWaker { unpark, waker }
+        })))
+    }
+
+    fn get(&self) -> Option<&ThreadWaker> {
+        self.0.as_ref()
+    }
+}
+
+impl Drop for Borrowed {
+    fn drop(&mut self) {
+        if let Some(w) = self.0.take() {
+            // Ignored after the thread's locals are gone.
+            let _ = SPARE.try_with(|s| s.set(Some(w)));
+        }
+    }
+}
+
+fn waker() -> (Borrowed, Arc<Unpark>, Waker) {
+    let borrowed = Borrowed::take();
+    match borrowed.get() {
+        Some(w) => {
+            let (unpark, waker) = (w.unpark.clone(), w.waker.clone());
+            (borrowed, unpark, waker)
+        }
+        None => {
+            let unpark = Arc::new(Unpark {
+                thread: thread::current(),
+                notified: AtomicBool::new(false),
+            });
+            let waker = Waker::from(unpark.clone());
+            (borrowed, unpark, waker)
+        }
+    }
 }
 
 /// Waits until `condition` is ready.
 pub(crate) fn wait<F: Future>(condition: F) -> F::Output {
     let mut condition = pin!(condition);
-    let (unpark, waker) = waker();
+    let (_borrowed, unpark, waker) = waker();
     let mut cx = Context::from_waker(&waker);
     loop {
         if let Poll::Ready(out) = condition.as_mut().poll(&mut cx) {
@@ -56,7 +110,7 @@ pub(crate) fn wait<F: Future>(condition: F) -> F::Output {
 /// Waits until `condition` is ready, or until `deadline` (then `None`).
 pub(crate) fn wait_until<F: Future>(condition: F, deadline: Instant) -> Option<F::Output> {
     let mut condition = pin!(condition);
-    let (unpark, waker) = waker();
+    let (_borrowed, unpark, waker) = waker();
     let mut cx = Context::from_waker(&waker);
     loop {
         if let Poll::Ready(out) = condition.as_mut().poll(&mut cx) {
