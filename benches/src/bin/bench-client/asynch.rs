@@ -40,6 +40,26 @@ pub async fn run(
     }
 }
 
+/// Sends between two voluntary yields of the sending loop: a send that finds room completes
+/// without suspending, and on a single-threaded runtime the client's driver task (sockets,
+/// timers) only runs when the application task lets it, as any busy task on such a runtime
+/// should now and then.
+const YIELD_EVERY: u64 = 256;
+
+/// Lets the other tasks of the executor run once (works under any executor).
+async fn yield_now() {
+    let mut yielded = false;
+    futures::future::poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await;
+}
+
 /// Sleeps on a helper thread (works under any executor).
 async fn sleep(d: Duration) {
     let (tx, rx) = oneshot::channel();
@@ -99,6 +119,9 @@ async fn produce_max(client: &ClientHandle, spec: &Spec) -> Result<ClientResult,
                 .await
                 .map_err(BenchError::client)?;
             sent += 1;
+            if sent.is_multiple_of(YIELD_EVERY) {
+                yield_now().await;
+            }
         }
     }
     let window = monitor
@@ -206,6 +229,9 @@ async fn produce_paced(
                 last_send = Instant::now();
             }
             i += 1;
+            if i.is_multiple_of(YIELD_EVERY) {
+                yield_now().await;
+            }
         }
         if e2e {
             // The end marker: the consumer stops when it sees it.
