@@ -158,6 +158,18 @@ impl Consumers {
         producers: &mut Producers,
         now: Instant,
     ) -> bool {
+        let did = self.service_letters(sh, producers, now);
+        // the last step of every client operation: the deadline index catches up
+        self.refresh_deadlines();
+        did
+    }
+
+    fn service_letters(
+        &mut self,
+        sh: &mut Shared,
+        producers: &mut Producers,
+        now: Instant,
+    ) -> bool {
         let mut did = false;
         if !self.dlq.producers.is_empty() {
             did |= self.producer_events(sh, now);
@@ -214,7 +226,7 @@ impl Consumers {
         }
         let s = self.subs.get(&sub).ok_or(Error::UnknownConsumer(sub))?;
         let policy = s.opts.dead_letter.clone().unwrap_or_default();
-        let base = s.topic.base_topic();
+        let base = TopicName::parse(&s.topic_name)?.base_topic();
         let topic = match letter {
             Letter::Dead => policy
                 .dead_letter_topic

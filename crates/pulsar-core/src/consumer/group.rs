@@ -2,13 +2,14 @@
 //! (one per topic or partition) that fill it. A group is a single topic, a list of topics, or a
 //! regex over a namespace; partitioned topics contribute one wire consumer per partition.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::message::{Message, TopicMessageId};
 use super::options::ConsumerOptions;
 use super::pattern::TopicPattern;
+use super::vecmap::{VecMap, VecSet};
 use crate::backoff::Backoff;
 use crate::error::Error;
 use crate::handle::{ConnectionId, ConsumerId, RequestId};
@@ -38,7 +39,7 @@ pub(super) struct TopicEntry {
     /// When to check the partition count again.
     pub(super) next_check: Option<Instant>,
     /// Wire consumers by partition (`-1`: the topic itself).
-    pub(super) subs: BTreeMap<i32, ConsumerId>,
+    pub(super) subs: VecMap<i32, ConsumerId>,
     /// Found by pattern discovery (removed when it disappears).
     pub(super) discovered: bool,
 }
@@ -101,8 +102,8 @@ pub(super) struct Group {
     pub(super) opts: Arc<ConsumerOptions>,
     /// What the application asked for (stats).
     pub(super) label: String,
-    pub(super) topics: BTreeMap<String, TopicEntry>,
-    pub(super) subs: BTreeSet<ConsumerId>,
+    pub(super) topics: VecMap<String, TopicEntry>,
+    pub(super) subs: VecSet<ConsumerId>,
     pub(super) queue: VecDeque<Message>,
     pub(super) phase: Phase,
     pub(super) ops: BTreeMap<RequestId, GroupOp>,
@@ -137,8 +138,10 @@ impl Group {
         self.topics.values().all(|t| t.partitions.is_some())
             && self.discovery.as_ref().is_none_or(|d| d.listed)
     }
+}
 
-    pub(super) fn next_timeout(&self) -> Option<Instant> {
+impl super::table::Timed for Group {
+    fn next_timeout(&self) -> Option<Instant> {
         let topics = self
             .topics
             .values()

@@ -94,9 +94,9 @@ impl Sub {
             let expire_ms = self.opts.expire_incomplete_chunked_message.as_millis() as u64;
             let expired = metadata.publish_time.saturating_add(expire_ms) < sh.unix_millis(now);
             let mut dropped = Vec::new();
-            let step = self
-                .chunks
-                .accept(now, entry, &metadata, &data, expired, &mut dropped);
+            let step =
+                self.chunks_mut()
+                    .accept(now, entry, &metadata, &data, expired, &mut dropped);
             for d in dropped {
                 self.handle_dropped(sh, now, d, &mut out);
             }
@@ -296,7 +296,7 @@ impl Sub {
     /// Whether message `index` of `entry` (or the unbatched message) comes before a reader's start.
     fn is_before_start(&self, entry: Entry, index: Option<u32>) -> bool {
         let Some(s) = self.start else { return false };
-        if !self.topic.is_persistent() || (s.ledger_id, s.entry_id) != entry {
+        if !self.persistent || (s.ledger_id, s.entry_id) != entry {
             return false;
         }
         match index {

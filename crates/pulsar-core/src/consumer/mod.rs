@@ -24,6 +24,8 @@ mod options;
 mod pattern;
 mod redelivery;
 mod sub;
+mod table;
+mod vecmap;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -54,12 +56,14 @@ use acks::{entry_of, Entry};
 use group::{Discovery, Group, GroupOp, Phase, TopicEntry, Watch};
 use pattern::TopicPattern;
 use sub::{SeekState, Sub, SubOutcome, SubRequest};
+use table::Table;
+use vecmap::{VecMap, VecSet};
 
 /// All consumers of a client.
 #[derive(Debug, Default)]
 pub(crate) struct Consumers {
-    groups: BTreeMap<ConsumerId, Group>,
-    subs: BTreeMap<ConsumerId, Sub>,
+    groups: Table<Group>,
+    subs: Table<Sub>,
     codec: CodecContext,
     dlq: dlq::DeadLetters,
 }
@@ -101,10 +105,20 @@ impl Consumers {
             .collect()
     }
 
+    /// The earliest deadline of every wire consumer and group (kept in order as they change: no
+    /// scan).
     pub(crate) fn next_timeout(&self) -> Option<Instant> {
-        let subs = self.subs.values().filter_map(Sub::next_timeout);
-        let groups = self.groups.values().filter_map(Group::next_timeout);
-        subs.chain(groups).min()
+        match (self.subs.next_timeout(), self.groups.next_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Brings the deadline index up to date with what changed; runs at the end of every
+    /// operation (see [`service`](Self::service), which the client runs after each one).
+    pub(crate) fn refresh_deadlines(&mut self) {
+        self.subs.refresh();
+        self.groups.refresh();
     }
 
     // ---- subscribing ------------------------------------------------------------------------------
@@ -221,8 +235,8 @@ impl Consumers {
             id,
             opts: Arc::new(options),
             label,
-            topics: BTreeMap::new(),
-            subs: BTreeSet::new(),
+            topics: VecMap::new(),
+            subs: VecSet::new(),
             queue: Default::default(),
             phase: Phase::Starting,
             ops: BTreeMap::new(),
@@ -240,7 +254,7 @@ impl Consumers {
                     retry_at: None,
                     backoff: backoff(),
                     next_check: None,
-                    subs: BTreeMap::new(),
+                    subs: VecMap::new(),
                     discovered: false,
                 },
             );
@@ -392,7 +406,8 @@ impl Consumers {
         now: Instant,
         id: ConsumerId,
     ) -> Option<Message> {
-        let g = self.groups.get_mut(&id)?;
+        // the queue is no deadline's business
+        let g = self.groups.get_mut_untimed(&id)?;
         match g.queue.pop_front() {
             Some(m) => {
                 if let Some(s) = self.subs.get_mut(&m.sub) {
@@ -986,7 +1001,9 @@ impl Consumers {
         s.start = Some(st.start);
         s.start_inclusive = s.opts.start_message_id_inclusive;
         s.sought_by_time = st.by_time;
-        s.chunks.clear();
+        if let Some(c) = s.chunks.as_mut() {
+            c.clear();
+        }
         s.chunk_ids.clear();
         s.nacks.clear();
         s.unacked.clear();
@@ -1249,24 +1266,15 @@ impl Consumers {
     // ---- timers ---------------------------------------------------------------------------------------
 
     pub(crate) fn handle_timeout(&mut self, sh: &mut Shared, now: Instant) {
-        let due: Vec<ConsumerId> = self
-            .subs
-            .values()
-            .filter(|s| s.next_timeout().is_some_and(|t| t <= now))
-            .map(|s| s.id)
-            .collect();
-        for sid in due {
+        self.refresh_deadlines();
+        for sid in self.subs.due(now) {
             self.sub_timeout(sh, now, sid);
         }
-        let due: Vec<ConsumerId> = self
-            .groups
-            .values()
-            .filter(|g| g.next_timeout().is_some_and(|t| t <= now))
-            .map(|g| g.id)
-            .collect();
-        for gid in due {
+        self.refresh_deadlines();
+        for gid in self.groups.due(now) {
             self.group_timeout(sh, now, gid);
         }
+        self.refresh_deadlines();
     }
 
     fn step_link(&mut self, sh: &mut Shared, now: Instant, sid: ConsumerId) {
@@ -1293,7 +1301,8 @@ impl Consumers {
         let mut redeliver = s.nacks.take_due(now);
         redeliver.extend(s.unacked.take_expired(now));
         let mut out = intake::IntakeOut::default();
-        for d in s.chunks.expire(now) {
+        let expired = s.chunks.as_mut().map(|c| c.expire(now)).unwrap_or_default();
+        for d in expired {
             s.handle_dropped(sh, now, d, &mut out);
         }
         redeliver.extend(out.redeliver);
@@ -1450,12 +1459,12 @@ impl Consumers {
         result: OpResult,
     ) {
         if let Some(g) = self.groups.get(&id) {
-            if let Some(name) = g
+            let name = g
                 .topics
                 .iter()
                 .find(|(_, t)| t.op == Some(op))
-                .map(|(n, _)| n.clone())
-            {
+                .map(|(n, _)| n.clone());
+            if let Some(name) = name {
                 self.metadata_done(sh, now, id, &name, result);
                 return;
             }
@@ -1635,7 +1644,7 @@ impl Consumers {
                     return;
                 }
                 let Some(m) = command.message else { return };
-                let Some(g) = self.groups.get_mut(&gid) else {
+                let Some(g) = self.groups.get_mut_untimed(&gid) else {
                     return;
                 };
                 let was_empty = g.queue.is_empty();
@@ -1753,7 +1762,7 @@ impl Consumers {
         let Some(gid) = self.subs.get(&sid).map(|s| s.group) else {
             return;
         };
-        let topic = self.subs.get(&sid).map(|s| s.topic.to_string());
+        let topic = self.subs.get(&sid).map(|s| s.topic_name.to_string());
         self.finish_sub(sh, now, sid);
         let Some(g) = self.groups.get_mut(&gid) else {
             return;
@@ -1904,7 +1913,7 @@ impl Consumers {
                     retry_at: None,
                     backoff: Backoff::new(sh.config.backoff_initial, sh.config.backoff_max),
                     next_check: None,
-                    subs: BTreeMap::new(),
+                    subs: VecMap::new(),
                     discovered: true,
                 },
             );

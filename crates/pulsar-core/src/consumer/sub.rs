@@ -68,8 +68,10 @@ pub(super) struct SeekState {
 pub(super) struct Sub {
     pub(super) id: ConsumerId,
     pub(super) group: ConsumerId,
-    pub(super) topic: TopicName,
+    /// The topic or partition (normalized full name).
     pub(super) topic_name: Arc<str>,
+    /// A persistent topic (readers filter by position only there).
+    pub(super) persistent: bool,
     pub(super) partition: i32,
     pub(super) opts: Arc<ConsumerOptions>,
     pub(super) queue_size: u32,
@@ -92,7 +94,8 @@ pub(super) struct Sub {
     pub(super) acks: AckTracker,
     pub(super) nacks: NackTracker,
     pub(super) unacked: UnackedTracker,
-    pub(super) chunks: ChunkAssembler,
+    /// Chunk reassembly, created by the first chunk (most topics have none).
+    pub(super) chunks: Option<Box<ChunkAssembler>>,
     /// Chunked messages delivered: last chunk entry → every chunk entry.
     pub(super) chunk_ids: BTreeMap<Entry, Vec<Entry>>,
     /// Messages redelivered `max_redeliver_count` times or more, by entry.
@@ -128,7 +131,7 @@ impl Sub {
             id,
             group,
             topic_name: Arc::from(topic.as_str()),
-            topic,
+            persistent: topic.is_persistent(),
             partition,
             queue_size,
             link,
@@ -148,12 +151,7 @@ impl Sub {
             ),
             nacks: NackTracker::new(opts.negative_ack_delay, opts.negative_ack_backoff),
             unacked: UnackedTracker::new(opts.ack_timeout),
-            chunks: ChunkAssembler::new(
-                opts.max_pending_chunked_messages,
-                opts.max_chunked_message_size,
-                opts.expire_incomplete_chunked_message,
-                opts.auto_ack_oldest_chunked_message_on_queue_full,
-            ),
+            chunks: None,
             chunk_ids: BTreeMap::new(),
             dlq_candidates: BTreeMap::new(),
             seek: None,
@@ -167,6 +165,19 @@ impl Sub {
             acks_sent: 0,
             opts,
         }
+    }
+
+    /// The chunk assembler, created on first use.
+    pub(super) fn chunks_mut(&mut self) -> &mut ChunkAssembler {
+        let o = &self.opts;
+        self.chunks.get_or_insert_with(|| {
+            Box::new(ChunkAssembler::new(
+                o.max_pending_chunked_messages,
+                o.max_chunked_message_size,
+                o.expire_incomplete_chunked_message,
+                o.auto_ack_oldest_chunked_message_on_queue_full,
+            ))
+        })
     }
 
     /// The SUBSCRIBE command.
@@ -210,7 +221,7 @@ impl Sub {
                 }
             });
         pb::BaseCommand::from(pb::CommandSubscribe {
-            topic: self.topic.to_string(),
+            topic: self.topic_name.to_string(),
             subscription: o.subscription.clone(),
             sub_type: o.subscription_type.to_pb(),
             consumer_id: self.id.get(),
@@ -282,7 +293,9 @@ impl Sub {
         self.permits = 0;
         self.broker_permits = 0;
         self.acks.forget_sent();
-        self.chunks.clear();
+        if let Some(c) = self.chunks.as_mut() {
+            c.clear();
+        }
         self.dlq_candidates.clear();
         self.unacked.clear();
         self.nacks.clear();
@@ -535,21 +548,25 @@ impl Sub {
     }
 
     // ---- timers ------------------------------------------------------------------------------------
+}
 
-    pub(super) fn next_timeout(&self) -> Option<Instant> {
+impl super::table::Timed for Sub {
+    fn next_timeout(&self) -> Option<Instant> {
         [
             // while a seek is answered, the resubscription waits (see `Consumers::seek`)
             self.link.next_timeout().filter(|_| self.seek.is_none()),
             self.acks.next_timeout(),
             self.nacks.next_timeout(),
             self.unacked.next_timeout(),
-            self.chunks.next_timeout(),
+            self.chunks.as_ref().and_then(|c| c.next_timeout()),
         ]
         .into_iter()
         .flatten()
         .min()
     }
+}
 
+impl Sub {
     // ---- requests ------------------------------------------------------------------------------------
 
     /// Sends a request tied to an application request; false if not connected.
