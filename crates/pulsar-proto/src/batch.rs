@@ -2,7 +2,6 @@
 //! `[u32 size][SingleMessageMetadata][payload of metadata.payload_size bytes]` entries.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use prost::Message;
 
 use crate::pb;
 
@@ -15,10 +14,10 @@ pub fn encode_entry(meta: &pb::SingleMessageMetadata, payload: &[u8], out: &mut 
         Some(payload.len()),
         "SingleMessageMetadata.payload_size must match the payload length"
     );
-    let meta_len = meta.encoded_len();
+    let meta_len = crate::fast::single_message_metadata_len(meta);
     out.reserve(4 + meta_len + payload.len());
     out.put_u32(meta_len as u32);
-    meta.encode_raw(out);
+    crate::fast::append_single_message_metadata(meta, meta_len, out);
     out.put_slice(payload);
 }
 
@@ -114,7 +113,7 @@ impl BatchEntries {
                 available: available - 4,
             });
         };
-        let metadata = pb::SingleMessageMetadata::decode(meta_bytes)
+        let metadata = crate::fast::decode_single_message_metadata(meta_bytes)
             .map_err(|source| BatchError::Protobuf { index, source })?;
         let size = metadata.payload_size;
         let payload_len =

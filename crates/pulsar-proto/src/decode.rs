@@ -83,72 +83,100 @@ impl FrameDecoder {
     ///
     /// The frame size is checked against the limit as soon as its 4-byte length is readable,
     /// before anything is reserved or allocated for it. This function never grows `buf`.
+    #[inline]
     pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
+        // The frame is built where it is returned: `Frame` is about 1 KiB, and moving it costs
+        // more than decoding a small command.
+        let mut result = Ok(None);
+        self.decode_to(buf, &mut result);
+        result
+    }
+
+    /// [`FrameDecoder::decode`], writing its result into `result` (which holds `Ok(None)`).
+    #[inline(never)]
+    fn decode_to(&self, buf: &mut BytesMut, result: &mut Result<Option<Frame>, DecodeError>) {
         let Some(total) = read_u32(buf, 0) else {
-            return Ok(None);
+            return;
         };
         let total = total as usize;
         if total > self.max_frame_size {
-            return Err(DecodeError::FrameTooLarge {
+            *result = Err(DecodeError::FrameTooLarge {
                 size: total,
                 limit: self.max_frame_size,
             });
+            return;
         }
         if total < 4 {
-            return Err(DecodeError::Truncated {
+            *result = Err(DecodeError::Truncated {
                 section: FrameSection::CommandSize,
                 needed: 4,
                 available: total,
             });
+            return;
         }
         let frame_len = 4 + total;
-        let Some(frame) = buf.get(..frame_len) else {
-            return Ok(None);
-        };
-
-        // The frame is built in place: `Frame` is about 1 KiB, and moving it between helper
-        // results costs more than decoding a small command.
-        let mut out = Frame {
-            command: pb::BaseCommand::default(),
-            payload: None,
-        };
-        let command_end = decode_command(frame, &mut out.command)?;
-        if command_end == frame_len {
-            buf.advance(frame_len);
-            return Ok(Some(out));
+        if buf.len() < frame_len {
+            return;
         }
+        // `total >= 4`, so the command size is readable; a command running past the frame is
+        // reported by `decode_command`.
+        let command_size = read_u32(buf, 4).unwrap_or_default() as usize;
+        let has_payload = 8usize.saturating_add(command_size) < frame_len;
 
-        let head = payload_head(frame, command_end)?;
-        if let Some(expected) = head.checksum {
-            // Verified before the metadata size is trusted: the checksum covers it.
-            let actual = crc32c::crc32c(frame.get(head.body_start..).unwrap_or_default());
-            if actual != expected {
-                buf.advance(frame_len);
-                return Err(DecodeError::ChecksumMismatch {
-                    command: Box::new(out.command),
-                    expected,
-                    actual,
-                });
+        *result = Ok(Some(Frame {
+            command: pb::BaseCommand::default(),
+            payload: has_payload.then(|| Payload {
+                broker_entry_metadata: None,
+                metadata: pb::MessageMetadata::default(),
+                data: Bytes::new(),
+            }),
+        }));
+        if let Ok(Some(out)) = result {
+            if let Err(error) = fill(buf, frame_len, out) {
+                *result = Err(error);
             }
         }
-        let (metadata_range, data_range) = metadata_ranges(frame, &head)?;
-        let payload = out.payload.insert(Payload {
-            broker_entry_metadata: head.broker_entry_metadata,
-            metadata: pb::MessageMetadata::default(),
-            data: Bytes::new(),
-        });
-        payload
-            .metadata
-            .merge(frame.get(metadata_range).unwrap_or_default())
-            .map_err(|source| DecodeError::Protobuf {
-                section: FrameSection::Metadata,
-                source,
-            })?;
-        // Skip the headers, then take the payload: no reference-count traffic beyond the split.
-        buf.advance(data_range.start);
-        payload.data = buf.split_to(data_range.len()).freeze();
-        Ok(Some(out))
     }
+}
+
+/// Decodes the complete frame of `frame_len` bytes at the start of `buf` into `out` (built
+/// with a payload exactly when the command ends before the frame does), and consumes it.
+#[inline(always)]
+fn fill(buf: &mut BytesMut, frame_len: usize, out: &mut Frame) -> Result<(), DecodeError> {
+    let frame = buf.get(..frame_len).unwrap_or_default();
+    let command_end = decode_command(frame, &mut out.command)?;
+    let Some(payload) = &mut out.payload else {
+        buf.advance(frame_len);
+        return Ok(());
+    };
+
+    let head = payload_head(frame, command_end)?;
+    if let Some(expected) = head.checksum {
+        // Verified before the metadata size is trusted: the checksum covers it.
+        let actual = crc32c::crc32c(frame.get(head.body_start..).unwrap_or_default());
+        if actual != expected {
+            buf.advance(frame_len);
+            return Err(DecodeError::ChecksumMismatch {
+                command: Box::new(std::mem::take(&mut out.command)),
+                expected,
+                actual,
+            });
+        }
+    }
+    let (metadata_range, data_range) = metadata_ranges(frame, &head)?;
+    payload.broker_entry_metadata = head.broker_entry_metadata;
+    crate::fast::merge_message_metadata(
+        &mut payload.metadata,
+        frame.get(metadata_range).unwrap_or_default(),
+    )
+    .map_err(|source| DecodeError::Protobuf {
+        section: FrameSection::Metadata,
+        source,
+    })?;
+    // Skip the headers, then take the payload: no reference-count traffic beyond the split.
+    buf.advance(data_range.start);
+    payload.data = buf.split_to(data_range.len()).freeze();
+    Ok(())
 }
 
 /// Decodes and validates the command of a complete frame into `command` (which must be empty);
@@ -164,12 +192,10 @@ fn decode_command(frame: &[u8], command: &mut pb::BaseCommand) -> Result<usize, 
             available,
         });
     };
-    command
-        .merge(bytes)
-        .map_err(|source| DecodeError::Protobuf {
-            section: FrameSection::Command,
-            source,
-        })?;
+    crate::fast::merge_base_command(command, bytes).map_err(|source| DecodeError::Protobuf {
+        section: FrameSection::Command,
+        source,
+    })?;
     let Some(kind) = command.kind() else {
         return Err(DecodeError::UnknownCommand(command.r#type));
     };
@@ -194,7 +220,7 @@ fn payload_head(frame: &[u8], mut pos: usize) -> Result<PayloadHead, DecodeError
 
     let mut broker_entry_metadata = None;
     if read_u16(frame, pos) == Some(MAGIC_BROKER_ENTRY_METADATA) {
-        let size = read_u32(frame, pos + 2).ok_or(DecodeError::Truncated {
+        let size = read_u32(frame, pos + 2).ok_or_else(|| DecodeError::Truncated {
             section: FrameSection::BrokerEntryMetadata,
             needed: 6,
             available: end - pos,
@@ -219,11 +245,13 @@ fn payload_head(frame: &[u8], mut pos: usize) -> Result<PayloadHead, DecodeError
     let magic = read_u16(frame, pos);
     let mut checksum = None;
     if magic == Some(MAGIC_CRC32C) {
-        checksum = Some(read_u32(frame, pos + 2).ok_or(DecodeError::Truncated {
-            section: FrameSection::Checksum,
-            needed: 6,
-            available: end - pos,
-        })?);
+        checksum = Some(
+            read_u32(frame, pos + 2).ok_or_else(|| DecodeError::Truncated {
+                section: FrameSection::Checksum,
+                needed: 6,
+                available: end - pos,
+            })?,
+        );
         pos += 6;
     }
     Ok(PayloadHead {
@@ -241,7 +269,7 @@ fn metadata_ranges(
 ) -> Result<(Range<usize>, Range<usize>), DecodeError> {
     let end = frame.len();
     let pos = head.body_start;
-    let metadata_size = read_u32(frame, pos).ok_or(DecodeError::Truncated {
+    let metadata_size = read_u32(frame, pos).ok_or_else(|| DecodeError::Truncated {
         section: FrameSection::MetadataSize,
         needed: 4,
         available: end - pos,

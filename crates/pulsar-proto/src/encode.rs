@@ -3,10 +3,11 @@
 //! Sizes are written as `u32`; callers keep frames within the broker's `max_message_size`
 //! (far below 4 GiB).
 
-use bytes::{BufMut, BytesMut};
-use prost::encoding::{encode_varint, encoded_len_varint};
+use bytes::BytesMut;
 use prost::Message;
 
+use crate::fast::encode::{self as fields, Counter};
+use crate::fast::wire::{varint_len, Writer, SLACK};
 use crate::pb;
 use crate::{MAGIC_BROKER_ENTRY_METADATA, MAGIC_CRC32C};
 
@@ -19,16 +20,15 @@ const SEND_FIELD_KEY: u8 = (6 << 3) | 2;
 pub fn encode_command(command: &pb::BaseCommand, out: &mut BytesMut) {
     let command_len = command.encoded_len();
     let start = out.len();
-    out.resize(start + 8 + command_len, 0);
-    if let Some(mut w) = out.get_mut(start..) {
-        w.put_u32((4 + command_len) as u32);
-        w.put_u32(command_len as u32);
-        command.encode_raw(&mut w);
-        debug_assert!(
-            w.is_empty(),
-            "encoded length disagrees with the bytes written"
-        );
+    let frame_len = 8 + command_len;
+    out.resize(start + frame_len + SLACK, 0);
+    if let Some(slot) = out.get_mut(start..) {
+        let mut w = Writer::new(slot);
+        w.u32_be((4 + command_len) as u32);
+        w.u32_be(command_len as u32);
+        w.prost(command, command_len);
     }
+    out.truncate(start + frame_len);
 }
 
 /// Appends a payload frame: the command, then `[0x0e01][crc32c][metadataSize][metadata][payload]`.
@@ -42,7 +42,7 @@ pub fn encode_payload_command(
     write_payload_frame(
         out,
         command_len,
-        |w| command.encode_raw(w),
+        |w| w.prost(command, command_len),
         None,
         metadata,
         payload,
@@ -63,7 +63,7 @@ pub fn encode_payload_command_with_broker_entry_metadata(
     write_payload_frame(
         out,
         command_len,
-        |w| command.encode_raw(w),
+        |w| w.prost(command, command_len),
         Some(broker_entry_metadata),
         metadata,
         payload,
@@ -80,16 +80,18 @@ pub fn encode_send(
     out: &mut BytesMut,
 ) {
     // prost writes fields in number order: `type` (1), then `send` (6).
-    let send_len = send.encoded_len();
-    let command_len = SEND_TYPE.len() + 1 + encoded_len_varint(send_len as u64) + send_len;
+    let mut counter = Counter(0);
+    fields::command_send(&mut counter, send);
+    let send_len = counter.0;
+    let command_len = SEND_TYPE.len() + 1 + varint_len(send_len as u64) + send_len;
     write_payload_frame(
         out,
         command_len,
         |w| {
-            w.put_slice(&SEND_TYPE);
-            w.put_u8(SEND_FIELD_KEY);
-            encode_varint(send_len as u64, w);
-            send.encode_raw(w);
+            w.array(SEND_TYPE);
+            w.u8(SEND_FIELD_KEY);
+            w.varint(send_len as u64);
+            fields::command_send(w, send);
         },
         None,
         metadata,
@@ -100,45 +102,54 @@ pub fn encode_send(
 /// Writes a whole payload frame; `write_command` must write exactly `command_len` bytes.
 ///
 /// The headers (everything before the payload) are written into a zero-filled slice of `out`
-/// rather than through `BytesMut`'s `BufMut`, which checks capacity on every byte; the payload
-/// is then copied once and the checksum computed in one pass over metadata and payload.
+/// (with [`SLACK`] scratch bytes, cut off afterwards) rather than through `BytesMut`'s
+/// `BufMut`, which checks capacity on every byte; the payload is then copied once and the
+/// checksum computed in one pass over metadata and payload.
 #[inline(always)]
 fn write_payload_frame(
     out: &mut BytesMut,
     command_len: usize,
-    write_command: impl FnOnce(&mut &mut [u8]),
+    write_command: impl FnOnce(&mut Writer<'_>),
     broker_entry_metadata: Option<&pb::BrokerEntryMetadata>,
     metadata: &pb::MessageMetadata,
     payload: &[u8],
 ) {
     let entry_len = broker_entry_metadata.map(Message::encoded_len);
     let entry_section = entry_len.map_or(0, |len| 2 + 4 + len);
-    let metadata_len = metadata.encoded_len();
+    let fast_metadata_len = fields::message_metadata_len(metadata);
+    let metadata_len = fast_metadata_len.unwrap_or_else(|| metadata.encoded_len());
     let header_len = 8 + command_len + entry_section + 2 + 4 + 4 + metadata_len;
     let total = header_len - 4 + payload.len();
-    out.reserve(header_len + payload.len());
+    out.reserve(header_len + SLACK.max(payload.len()));
 
     let start = out.len();
-    out.resize(start + header_len, 0);
+    out.resize(start + header_len + SLACK, 0);
     let checksum_at = start + header_len - metadata_len - 8;
-    if let Some(mut w) = out.get_mut(start..) {
-        w.put_u32(total as u32);
-        w.put_u32(command_len as u32);
+    if let Some(slot) = out.get_mut(start..) {
+        let mut w = Writer::new(slot);
+        w.u32_be(total as u32);
+        w.u32_be(command_len as u32);
         write_command(&mut w);
         if let (Some(entry), Some(len)) = (broker_entry_metadata, entry_len) {
-            w.put_u16(MAGIC_BROKER_ENTRY_METADATA);
-            w.put_u32(len as u32);
-            entry.encode_raw(&mut w);
+            w.u16_be(MAGIC_BROKER_ENTRY_METADATA);
+            w.u32_be(len as u32);
+            w.prost(entry, len);
         }
-        w.put_u16(MAGIC_CRC32C);
-        w.put_u32(0); // checksum, filled in below
-        w.put_u32(metadata_len as u32);
-        metadata.encode_raw(&mut w);
-        debug_assert!(
-            w.is_empty(),
+        w.u16_be(MAGIC_CRC32C);
+        w.u32_be(0); // checksum, filled in below
+        w.u32_be(metadata_len as u32);
+        if fast_metadata_len.is_some() {
+            fields::message_metadata(&mut w, metadata);
+        } else {
+            w.prost(metadata, metadata_len);
+        }
+        debug_assert_eq!(
+            w.position(),
+            header_len,
             "encoded lengths disagree with the bytes written"
         );
     }
+    out.truncate(start + header_len);
     out.extend_from_slice(payload);
     if let Some(covered) = out.get(checksum_at + 4..) {
         let checksum = crc32c::crc32c(covered);

@@ -46,6 +46,7 @@ pub mod batch;
 mod decode;
 mod encode;
 mod error;
+pub mod fast;
 pub mod pb;
 
 pub use decode::{Frame, FrameDecoder, Payload};

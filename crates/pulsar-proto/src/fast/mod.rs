@@ -1,0 +1,165 @@
+//! Hand-written protobuf codecs for the messages on the hot path, with prost as the fallback.
+//!
+//! Decoding: `BaseCommand` carrying `SEND`, `SEND_RECEIPT`, `MESSAGE`, `ACK`, `FLOW`, `PING` or
+//! `PONG`, `MessageMetadata` (all fields but `encryption_keys`) and `SingleMessageMetadata` are
+//! parsed by hand. Anything else — other commands, unknown fields, packed repeated fields,
+//! malformed input — is handed to prost, which decodes the whole message from scratch. The
+//! result, value or error, is therefore always prost's.
+//!
+//! Encoding: `CommandSend`, `MessageMetadata` (without encryption keys) and
+//! `SingleMessageMetadata` are written by hand, byte-identical to prost's encoding.
+//!
+//! The frame codec ([`crate::FrameDecoder`], [`crate::encode_send`], [`crate::batch`]) uses
+//! these; they are public for callers that handle the messages on their own.
+
+mod decode;
+pub(crate) mod encode;
+pub(crate) mod wire;
+
+use bytes::BytesMut;
+use prost::Message;
+
+use crate::pb;
+use encode::Counter;
+use wire::{Reader, Writer, SLACK};
+
+/// Merges `bytes` into an empty `msg` by hand, or resets it and lets prost decode.
+#[inline(always)]
+fn merge_with<T: Message + Default>(
+    msg: &mut T,
+    bytes: &[u8],
+    fast: impl FnOnce(&mut T, Reader<'_>) -> Option<()>,
+) -> Result<(), prost::DecodeError> {
+    if fast(msg, Reader::new(bytes)).is_none() {
+        *msg = T::default();
+        msg.merge(bytes)?;
+    }
+    Ok(())
+}
+
+/// Decodes `bytes` into `command` (which must be empty), as `prost::Message::merge` would.
+#[inline]
+pub(crate) fn merge_base_command(
+    command: &mut pb::BaseCommand,
+    bytes: &[u8],
+) -> Result<(), prost::DecodeError> {
+    merge_with(command, bytes, decode::merge_base_command)
+}
+
+/// Decodes `bytes` into `metadata` (which must be empty), as `prost::Message::merge` would.
+#[inline]
+pub(crate) fn merge_message_metadata(
+    metadata: &mut pb::MessageMetadata,
+    bytes: &[u8],
+) -> Result<(), prost::DecodeError> {
+    merge_with(metadata, bytes, decode::merge_message_metadata)
+}
+
+/// Decodes a `BaseCommand`; same result as `pb::BaseCommand::decode(bytes)`.
+pub fn decode_base_command(bytes: &[u8]) -> Result<pb::BaseCommand, prost::DecodeError> {
+    let mut command = pb::BaseCommand::default();
+    merge_base_command(&mut command, bytes)?;
+    Ok(command)
+}
+
+/// Decodes a `MessageMetadata`; same result as `pb::MessageMetadata::decode(bytes)`.
+pub fn decode_message_metadata(bytes: &[u8]) -> Result<pb::MessageMetadata, prost::DecodeError> {
+    let mut metadata = pb::MessageMetadata::default();
+    merge_message_metadata(&mut metadata, bytes)?;
+    Ok(metadata)
+}
+
+/// Decodes a `SingleMessageMetadata`; same result as `pb::SingleMessageMetadata::decode(bytes)`.
+pub fn decode_single_message_metadata(
+    bytes: &[u8],
+) -> Result<pb::SingleMessageMetadata, prost::DecodeError> {
+    let mut metadata = pb::SingleMessageMetadata::default();
+    merge_with(&mut metadata, bytes, decode::merge_single_message_metadata)?;
+    Ok(metadata)
+}
+
+/// The hand-written `BaseCommand` parser alone: `None` when `bytes` needs prost (another
+/// command, an unknown field, malformed input). When `Some`, equal to prost's result.
+pub fn try_decode_base_command(bytes: &[u8]) -> Option<pb::BaseCommand> {
+    let mut command = pb::BaseCommand::default();
+    decode::merge_base_command(&mut command, Reader::new(bytes))?;
+    Some(command)
+}
+
+/// The hand-written `MessageMetadata` parser alone; see [`try_decode_base_command`].
+pub fn try_decode_message_metadata(bytes: &[u8]) -> Option<pb::MessageMetadata> {
+    let mut metadata = pb::MessageMetadata::default();
+    decode::merge_message_metadata(&mut metadata, Reader::new(bytes))?;
+    Some(metadata)
+}
+
+/// The hand-written `SingleMessageMetadata` parser alone; see [`try_decode_base_command`].
+pub fn try_decode_single_message_metadata(bytes: &[u8]) -> Option<pb::SingleMessageMetadata> {
+    let mut metadata = pb::SingleMessageMetadata::default();
+    decode::merge_single_message_metadata(&mut metadata, Reader::new(bytes))?;
+    Some(metadata)
+}
+
+/// Appends the encoding of a message described by `fields` (`len` bytes) to `out`.
+#[inline(always)]
+fn append(out: &mut BytesMut, len: usize, fields: impl FnOnce(&mut Writer<'_>)) {
+    let start = out.len();
+    out.resize(start + len + SLACK, 0);
+    if let Some(slot) = out.get_mut(start..) {
+        let mut w = Writer::new(slot);
+        fields(&mut w);
+        debug_assert_eq!(w.position(), len, "encoded length disagrees with the bytes");
+    }
+    out.truncate(start + len);
+}
+
+/// Encoded length of a `MessageMetadata` (same as `prost::Message::encoded_len`).
+pub fn message_metadata_len(metadata: &pb::MessageMetadata) -> usize {
+    encode::message_metadata_len(metadata).unwrap_or_else(|| metadata.encoded_len())
+}
+
+/// Appends a `MessageMetadata`, byte-identical to `prost::Message::encode_raw`; by hand unless
+/// it carries encryption keys.
+pub fn encode_message_metadata(metadata: &pb::MessageMetadata, out: &mut BytesMut) {
+    match encode::message_metadata_len(metadata) {
+        Some(len) => append(out, len, |w| {
+            encode::message_metadata(w, metadata);
+        }),
+        None => metadata.encode_raw(out),
+    }
+}
+
+/// Encoded length of a `SingleMessageMetadata` (same as `prost::Message::encoded_len`).
+pub fn single_message_metadata_len(metadata: &pb::SingleMessageMetadata) -> usize {
+    let mut counter = Counter(0);
+    encode::single_message_metadata(&mut counter, metadata);
+    counter.0
+}
+
+/// Appends a `SingleMessageMetadata`, byte-identical to `prost::Message::encode_raw`.
+pub fn encode_single_message_metadata(metadata: &pb::SingleMessageMetadata, out: &mut BytesMut) {
+    append_single_message_metadata(metadata, single_message_metadata_len(metadata), out);
+}
+
+/// Appends a `SingleMessageMetadata` whose encoded length is `len`.
+#[inline]
+pub(crate) fn append_single_message_metadata(
+    metadata: &pb::SingleMessageMetadata,
+    len: usize,
+    out: &mut BytesMut,
+) {
+    append(out, len, |w| encode::single_message_metadata(w, metadata));
+}
+
+/// Encoded length of a `CommandSend` (same as `prost::Message::encoded_len`).
+pub fn command_send_len(send: &pb::CommandSend) -> usize {
+    let mut counter = Counter(0);
+    encode::command_send(&mut counter, send);
+    counter.0
+}
+
+/// Appends a `CommandSend`, byte-identical to `prost::Message::encode_raw`.
+pub fn encode_command_send(send: &pb::CommandSend, out: &mut BytesMut) {
+    let len = command_send_len(send);
+    append(out, len, |w| encode::command_send(w, send));
+}
