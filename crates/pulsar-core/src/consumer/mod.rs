@@ -408,12 +408,11 @@ impl Consumers {
     ) -> Option<Message> {
         // the queue is no deadline's business
         let g = self.groups.get_mut_untimed(&id)?;
-        match g.queue.pop_front() {
+        // taken and returned as is (a message is ~300 bytes: no moves in between)
+        let m = g.queue.pop_front();
+        match &m {
             Some(m) => {
-                if let Some(s) = self.subs.get_mut(&m.sub) {
-                    s.delivered(sh, now, &m);
-                }
-                Some(m)
+                self.subs.modify(&m.sub, |s| s.delivered(sh, now, m));
             }
             None => {
                 if g.opts.receiver_queue_size == 0 && g.phase != Phase::Closing {
@@ -423,9 +422,9 @@ impl Consumers {
                         }
                     }
                 }
-                None
             }
         }
+        m
     }
 
     pub(crate) fn receive_batch(
@@ -526,11 +525,16 @@ impl Consumers {
         let sid = self.resolve_sub(g, id, via)?;
         let receipts = g.opts.ack_receipts;
         let request = sh.ids.request();
-        let Some(s) = self.subs.get_mut(&sid) else {
+        let receipt = receipts.then_some(request);
+        let Some(outcomes) = self
+            .subs
+            .modify(&sid, |s| s.ack(sh, now, id, cumulative, receipt))
+        else {
             return Err(Error::UnknownConsumer(gid));
         };
-        let outcomes = s.ack(sh, now, id, cumulative, receipts.then_some(request));
-        self.outcomes(sh, now, sid, gid, outcomes);
+        if !outcomes.is_empty() {
+            self.outcomes(sh, now, sid, gid, outcomes);
+        }
         Ok(request)
     }
 

@@ -552,17 +552,23 @@ impl Sub {
 
 impl super::table::Timed for Sub {
     fn next_timeout(&self) -> Option<Instant> {
-        [
-            // while a seek is answered, the resubscription waits (see `Consumers::seek`)
-            self.link.next_timeout().filter(|_| self.seek.is_none()),
-            self.acks.next_timeout(),
-            self.nacks.next_timeout(),
-            self.unacked.next_timeout(),
-            self.chunks.as_ref().and_then(|c| c.next_timeout()),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        // (runs after every operation on the consumer: no iterator machinery)
+        fn min(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+            match (a, b) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        }
+        // while a seek is answered, the resubscription waits (see `Consumers::seek`)
+        let link = if self.seek.is_none() {
+            self.link.next_timeout()
+        } else {
+            None
+        };
+        let mut t = min(link, self.acks.next_timeout());
+        t = min(t, self.nacks.next_timeout());
+        t = min(t, self.unacked.next_timeout());
+        min(t, self.chunks.as_ref().and_then(|c| c.next_timeout()))
     }
 }
 

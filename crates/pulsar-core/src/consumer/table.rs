@@ -21,13 +21,18 @@ pub(super) trait Timed {
 /// See the module documentation.
 #[derive(Debug)]
 pub(super) struct Table<T> {
-    map: BTreeMap<ConsumerId, Box<T>>,
+    map: BTreeMap<ConsumerId, Box<Slot<T>>>,
     /// Every indexed deadline, in order (ties by id: deterministic).
     order: BTreeSet<(Instant, ConsumerId)>,
-    /// The deadline each entry is indexed under (entries without one are absent).
-    indexed: BTreeMap<ConsumerId, Instant>,
     /// Entries borrowed mutably since the last refresh (may repeat).
     dirty: Vec<ConsumerId>,
+}
+
+/// An entry and the deadline it is indexed under.
+#[derive(Debug)]
+struct Slot<T> {
+    value: T,
+    indexed: Option<Instant>,
 }
 
 impl<T> Default for Table<T> {
@@ -35,7 +40,6 @@ impl<T> Default for Table<T> {
         Table {
             map: BTreeMap::new(),
             order: BTreeSet::new(),
-            indexed: BTreeMap::new(),
             dirty: Vec::new(),
         }
     }
@@ -43,31 +47,42 @@ impl<T> Default for Table<T> {
 
 impl<T: Timed> Table<T> {
     pub(super) fn get(&self, id: &ConsumerId) -> Option<&T> {
-        self.map.get(id).map(|b| &**b)
+        self.map.get(id).map(|b| &b.value)
     }
 
     /// The entry, marked for a deadline refresh.
     pub(super) fn get_mut(&mut self, id: &ConsumerId) -> Option<&mut T> {
         let e = self.map.get_mut(id)?;
-        self.dirty.push(*id);
-        Some(&mut **e)
+        if self.dirty.last() != Some(id) {
+            self.dirty.push(*id);
+        }
+        Some(&mut e.value)
     }
 
     /// The entry, *not* marked: only for changes no deadline depends on (the receiver queue).
     pub(super) fn get_mut_untimed(&mut self, id: &ConsumerId) -> Option<&mut T> {
-        self.map.get_mut(id).map(|b| &mut **b)
+        self.map.get_mut(id).map(|b| &mut b.value)
     }
 
     pub(super) fn insert(&mut self, id: ConsumerId, value: T) {
-        self.unindex(id);
-        self.map.insert(id, Box::new(value));
+        let slot = Box::new(Slot {
+            value,
+            indexed: None,
+        });
+        if let Some(old) = self.map.insert(id, slot) {
+            if let Some(at) = old.indexed {
+                self.order.remove(&(at, id));
+            }
+        }
         self.dirty.push(id);
     }
 
     pub(super) fn remove(&mut self, id: &ConsumerId) -> Option<T> {
-        let v = self.map.remove(id)?;
-        self.unindex(*id);
-        Some(*v)
+        let slot = self.map.remove(id)?;
+        if let Some(at) = slot.indexed {
+            self.order.remove(&(at, *id));
+        }
+        Some(slot.value)
     }
 
     pub(super) fn contains_key(&self, id: &ConsumerId) -> bool {
@@ -79,47 +94,47 @@ impl<T: Timed> Table<T> {
     }
 
     pub(super) fn values(&self) -> impl Iterator<Item = &T> {
-        self.map.values().map(|b| &**b)
+        self.map.values().map(|b| &b.value)
     }
 
     pub(super) fn keys(&self) -> impl Iterator<Item = &ConsumerId> {
         self.map.keys()
     }
 
-    fn unindex(&mut self, id: ConsumerId) {
-        if let Some(at) = self.indexed.remove(&id) {
-            self.order.remove(&(at, id));
+    /// Runs `f` on the entry and updates its deadline at once (one lookup; for the per-message
+    /// paths).
+    pub(super) fn modify<R>(&mut self, id: &ConsumerId, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+        let slot = self.map.get_mut(id)?;
+        let r = f(&mut slot.value);
+        Self::reindex(&mut self.order, *id, slot);
+        Some(r)
+    }
+
+    #[inline]
+    fn reindex(order: &mut BTreeSet<(Instant, ConsumerId)>, id: ConsumerId, slot: &mut Slot<T>) {
+        let new = slot.value.next_timeout();
+        if new == slot.indexed {
+            return;
         }
+        if let Some(at) = slot.indexed {
+            order.remove(&(at, id));
+        }
+        if let Some(at) = new {
+            order.insert((at, id));
+        }
+        slot.indexed = new;
     }
 
     /// Recomputes the deadlines of the entries borrowed mutably since the last refresh.
     pub(super) fn refresh(&mut self) {
-        if self.dirty.is_empty() {
-            return;
-        }
-        let mut dirty = std::mem::take(&mut self.dirty);
-        for id in dirty.drain(..) {
-            let new = self.map.get(&id).and_then(|v| v.next_timeout());
-            let old = self.indexed.get(&id).copied();
-            if new == old {
-                continue;
-            }
-            if let Some(at) = old {
-                self.order.remove(&(at, id));
-            }
-            match new {
-                Some(at) => {
-                    self.order.insert((at, id));
-                    self.indexed.insert(id, at);
-                }
-                None => {
-                    self.indexed.remove(&id);
-                }
-            }
+        while let Some(id) = self.dirty.pop() {
+            if let Some(slot) = self.map.get_mut(&id) {
+                Self::reindex(&mut self.order, id, slot);
+            } // else: removed since (and unindexed then)
         }
         // keep the buffer (no allocation per operation), but not a burst's worth of it
-        if dirty.capacity() <= 64 {
-            self.dirty = dirty;
+        if self.dirty.capacity() > 64 {
+            self.dirty = Vec::new();
         }
     }
 
@@ -129,7 +144,10 @@ impl<T: Timed> Table<T> {
         debug_assert!(self.dirty.is_empty(), "deadlines read before a refresh");
         debug_assert_eq!(
             next,
-            self.map.values().filter_map(|v| v.next_timeout()).min(),
+            self.map
+                .values()
+                .filter_map(|v| v.value.next_timeout())
+                .min(),
             "the deadline index disagrees with a full scan"
         );
         next
@@ -148,7 +166,7 @@ impl<T: Timed> Table<T> {
             ids,
             self.map
                 .iter()
-                .filter(|(_, v)| v.next_timeout().is_some_and(|t| t <= now))
+                .filter(|(_, v)| v.value.next_timeout().is_some_and(|t| t <= now))
                 .map(|(id, _)| *id)
                 .collect::<Vec<_>>(),
             "the due entries disagree with a full scan"
@@ -197,7 +215,7 @@ mod tests {
         assert_eq!(t.due(now + 9 * s), vec![id(3)]);
         t.remove(&id(3));
         assert_eq!(t.next_timeout(), None);
-        assert!(t.order.is_empty() && t.indexed.is_empty());
+        assert!(t.order.is_empty());
     }
 
     #[test]
