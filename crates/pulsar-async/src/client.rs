@@ -262,8 +262,23 @@ pub(crate) fn new_state(options: ClientOptions, wake: DriverWake) -> Result<NewS
     let mut config = options.core;
     config.unix_time_ms = unix_millis();
     let connection_timeout = config.connection_timeout;
+    let client_quiet = [
+        config.operation_timeout,
+        config.connection_timeout,
+        config.backoff_initial,
+        config.keep_alive_interval,
+    ]
+    .into_iter()
+    .min()
+    .unwrap_or_default();
     let core = pulsar_core::Client::new(config, Instant::now())?;
-    let state = State::new(core, options.max_write_buffer, options.event_buffer, wake);
+    let state = State::new(
+        core,
+        options.max_write_buffer,
+        options.event_buffer,
+        wake,
+        client_quiet,
+    );
     Ok(NewState {
         shared: Shared::new(state),
         tls,

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use pulsar_core::{
     ConsumerId, Event, IoRequest, LookupResult, Message, MessageId, OutgoingMessage, ProducerId,
@@ -75,6 +75,9 @@ struct ProducerSlot {
     waiters: Vec<Waker>,
     /// The waiters of its sends (receipts and callbacks), in send order.
     sends: SendTable,
+    /// No timer a send of this producer starts in the core fires sooner than this after the
+    /// send (see [`State::after_send`]).
+    quiet: Duration,
     close_requested: bool,
     handle_alive: bool,
 }
@@ -157,9 +160,13 @@ pub(crate) struct State {
     driver_pending: bool,
     /// Sends queued since the driver last ran (see [`MAX_SENDS_AHEAD`]).
     sends_ahead: u32,
+    /// The shortest client-wide delay a core timer runs for (operation, connection, backoff and
+    /// keep-alive settings).
+    client_quiet: Duration,
     /// The core reported `ClientClosed`.
     closed: bool,
-    producers: IdMap<ProducerId, ProducerSlot>,
+    /// Boxed: the map's buckets (half of them empty after it grows) stay small.
+    producers: IdMap<ProducerId, Box<ProducerSlot>>,
     consumers: IdMap<ConsumerId, ConsumerSlot>,
     requests: IdMap<RequestId, RequestSlot>,
     /// Senders waiting for room (queue full or write buffer full).
@@ -239,11 +246,14 @@ fn closed_error(status: &Status) -> pulsar_core::Error {
 }
 
 impl State {
+    /// The state of `core`. `client_quiet` is the shortest of the client configuration's
+    /// durations (operation and connection timeouts, initial backoff, keep-alive interval).
     pub(crate) fn new(
         core: pulsar_core::Client,
         max_unwritten: usize,
         event_buffer: usize,
         wake: DriverWake,
+        client_quiet: Duration,
     ) -> State {
         State {
             core,
@@ -256,6 +266,7 @@ impl State {
             driver_done: false,
             driver_pending: false,
             sends_ahead: 0,
+            client_quiet,
             closed: false,
             producers: IdMap::default(),
             consumers: IdMap::default(),
@@ -300,14 +311,43 @@ impl State {
     /// A driver already woken looks at everything (and works out its next deadline) when it
     /// runs, so the core's deadline is only asked for while the driver sleeps.
     pub(crate) fn after_app(&mut self) {
-        self.drain();
         if self.driver_pending {
+            // The driver drains the core's outputs when it runs.
             return;
         }
+        self.drain();
         if !self.io.is_empty() || !self.transmits.is_empty() || self.core.is_closed() {
             self.wake_driver();
             return;
         }
+        self.wake_if_deadline_earlier();
+    }
+
+    /// After a send at `now` on a producer whose core timers start at least `quiet` after the
+    /// send that starts them (a batch's delay, a send timeout, operation and connection timers):
+    /// while the driver's timer is armed no later than `now + quiet`, the send cannot have made
+    /// the core's deadline earlier than it, and the core is not asked.
+    fn after_send(&mut self, now: Instant, quiet: Duration) {
+        if self.driver_pending {
+            return;
+        }
+        self.drain();
+        if !self.io.is_empty() || !self.transmits.is_empty() || self.core.is_closed() {
+            self.wake_driver();
+            return;
+        }
+        let armed_soon = match (self.armed, now.checked_add(quiet)) {
+            (Some(armed), Some(earliest)) => armed <= earliest,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if !armed_soon {
+            self.wake_if_deadline_earlier();
+        }
+    }
+
+    /// Wakes the sleeping driver when the core's deadline is earlier than its timer.
+    fn wake_if_deadline_earlier(&mut self) {
         let earlier = match (self.core.poll_timeout(), self.armed) {
             (Some(d), Some(a)) => d < a,
             (Some(_), None) => true,
@@ -607,11 +647,7 @@ impl State {
     /// Drops the slot of a producer whose handle is gone, that is over, and whose receipts were
     /// all taken.
     fn forget_producer_if_finished(&mut self, id: ProducerId) {
-        if self
-            .producers
-            .get(&id)
-            .is_some_and(ProducerSlot::is_finished)
-        {
+        if self.producers.get(&id).is_some_and(|p| p.is_finished()) {
             self.producers.remove(&id);
         }
     }
@@ -657,17 +693,19 @@ impl State {
         topic: &str,
         options: ProducerOptions,
     ) -> Result<ProducerId, Error> {
+        let quiet = producer_quiet(&options, self.client_quiet);
         let id = self.core.create_producer(Instant::now(), topic, options)?;
         self.producers.insert(
             id,
-            ProducerSlot {
+            Box::new(ProducerSlot {
                 status: Status::Creating,
                 registered: None,
                 waiters: Vec::new(),
                 sends: SendTable::default(),
+                quiet,
                 close_requested: false,
                 handle_alive: true,
-            },
+            }),
         );
         self.after_app();
         Ok(id)
@@ -738,7 +776,8 @@ impl State {
             return Poll::Ready(Err(Error::Missing("message")));
         };
         // The core consumes the message even when it refuses it: keep ours for a retry.
-        match self.core.send(Instant::now(), id, msg.clone()) {
+        let now = Instant::now();
+        match self.core.send(now, id, msg.clone()) {
             Ok(send) => {
                 *message = None;
                 if let Some(cb) = callback.take() {
@@ -746,8 +785,9 @@ impl State {
                 } else if want_receipt {
                     p.sends.insert(send.get(), SendSlot::Waiting(None));
                 }
+                let quiet = p.quiet;
                 self.sends_ahead = self.sends_ahead.saturating_add(1);
-                self.after_app();
+                self.after_send(now, quiet);
                 Poll::Ready(Ok(send))
             }
             Err(e) if is_backpressure(&e) => {
@@ -1155,6 +1195,21 @@ impl State {
     }
 }
 
+/// The shortest delay of a core timer that a send of a producer with `options` can start: its
+/// batch delay, its send timeout, and the client's own timers (`client_quiet`). Zero durations
+/// (a batch sent at once, no send timeout) do not count, except a zero batch delay with
+/// batching on, which starts no timer but is kept as zero to stay on the safe side.
+fn producer_quiet(options: &ProducerOptions, client_quiet: Duration) -> Duration {
+    let mut quiet = client_quiet;
+    if options.batching.enabled {
+        quiet = quiet.min(options.batching.max_delay);
+    }
+    if !options.send_timeout.is_zero() {
+        quiet = quiet.min(options.send_timeout);
+    }
+    quiet
+}
+
 /// Whether a send refusal means "no room now, retry after a completion".
 fn is_backpressure(e: &SendError) -> bool {
     matches!(e, SendError::QueueFull | SendError::MemoryLimit { .. })
@@ -1179,6 +1234,7 @@ mod tests {
             DriverWake::Callback(Box::new(move || {
                 wakes.fetch_add(1, Ordering::Relaxed);
             })),
+            Duration::from_secs(1),
         )
     }
 
@@ -1230,6 +1286,45 @@ mod tests {
         st.drop_request(request);
     }
 
+    #[test]
+    fn a_send_that_starts_a_batch_wakes_a_driver_armed_later() {
+        let wakes = Arc::new(AtomicUsize::new(0));
+        let mut st = state(8, wakes.clone());
+        let mut options = ProducerOptions::default();
+        options.batching = pulsar_core::BatchingOptions::enabled().with_limits(
+            1000,
+            1 << 20,
+            Duration::from_millis(50),
+        );
+        let producer = st.create_producer("t", options).unwrap();
+        let send = |st: &mut State| {
+            let mut message = Some(OutgoingMessage::new("x"));
+            assert!(st
+                .poll_enqueue(producer, &mut message, &mut None, false, None)
+                .is_ready());
+        };
+        // The driver ran and armed its timer an hour ahead.
+        st.driver_running();
+        st.io.clear();
+        st.armed = Some(Instant::now() + Duration::from_secs(3600));
+        let before = wakes.load(Ordering::Relaxed);
+        send(&mut st);
+        assert_eq!(
+            wakes.load(Ordering::Relaxed),
+            before + 1,
+            "the batch's deadline is earlier"
+        );
+        // Armed before any timer a send can start: the driver is left alone.
+        st.driver_running();
+        st.armed = Some(Instant::now() + Duration::from_millis(1));
+        send(&mut st);
+        assert_eq!(wakes.load(Ordering::Relaxed), before + 1);
+        assert_eq!(
+            producer_quiet(&ProducerOptions::default(), Duration::from_secs(1)),
+            Duration::from_secs(1)
+        );
+    }
+
     /// Counts its wakes.
     #[derive(Default)]
     struct CountingWaker(AtomicUsize);
@@ -1245,7 +1340,13 @@ mod tests {
         let core =
             pulsar_core::Client::new(ClientConfig::new("pulsar://127.0.0.1:1"), Instant::now())
                 .unwrap();
-        let mut st = State::new(core, usize::MAX, 8, DriverWake::Task(None));
+        let mut st = State::new(
+            core,
+            usize::MAX,
+            8,
+            DriverWake::Task(None),
+            Duration::from_secs(1),
+        );
         let mut options = ProducerOptions::default();
         options.max_pending_messages = 4 * MAX_SENDS_AHEAD as usize;
         let producer = st.create_producer("t", options).unwrap();
