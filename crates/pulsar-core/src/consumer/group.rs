@@ -107,7 +107,8 @@ pub(super) struct Group {
     pub(super) queue: VecDeque<Message>,
     pub(super) phase: Phase,
     pub(super) ops: BTreeMap<RequestId, GroupOp>,
-    pub(super) discovery: Option<Discovery>,
+    /// Pattern groups only (boxed: most groups have none).
+    pub(super) discovery: Option<Box<Discovery>>,
     /// Readers: the start position asked for.
     pub(super) reader_start: Option<MessageId>,
     /// Initial creation gives up after this.

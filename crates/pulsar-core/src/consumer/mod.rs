@@ -260,7 +260,7 @@ impl Consumers {
             );
         }
         if let Some(pattern) = pattern {
-            g.discovery = Some(Discovery {
+            g.discovery = Some(Box::new(Discovery {
                 pattern,
                 op: None,
                 next_poll: now,
@@ -268,7 +268,7 @@ impl Consumers {
                 watch: Watch::Off,
                 watcher_id: id.get(),
                 listed: false,
-            });
+            }));
         }
         self.groups.insert(id, g);
         for t in topics {

@@ -9,96 +9,139 @@ use std::time::{Duration, Instant};
 use super::acks::Entry;
 use super::options::RedeliveryBackoff;
 
-/// Negatively acknowledged entries and when to redeliver them.
-#[derive(Debug)]
+/// Negatively acknowledged entries and when to redeliver them. Holds nothing until the first
+/// negative acknowledgement (most consumers never send one), and frees its state when empty.
+#[derive(Debug, Default)]
 pub(crate) struct NackTracker {
-    delay: Duration,
-    backoff: Option<RedeliveryBackoff>,
+    state: Option<Box<NackState>>,
+}
+
+#[derive(Debug, Default)]
+struct NackState {
     due: BTreeSet<(Instant, Entry)>,
     by_entry: BTreeMap<Entry, Instant>,
 }
 
 impl NackTracker {
-    pub(crate) fn new(delay: Duration, backoff: Option<RedeliveryBackoff>) -> Self {
-        NackTracker {
-            delay,
-            backoff,
-            due: BTreeSet::new(),
-            by_entry: BTreeMap::new(),
-        }
+    pub(crate) fn new() -> Self {
+        Self::default()
     }
 
-    /// Schedules `entry` for redelivery; the later of two nacks of one entry wins.
-    pub(crate) fn add(&mut self, now: Instant, entry: Entry, redelivery_count: u32) {
-        let delay = match &self.backoff {
+    /// Schedules `entry` for redelivery after `delay` (or `backoff`'s delay for the redelivery
+    /// count); the later of two nacks of one entry wins.
+    pub(crate) fn add(
+        &mut self,
+        now: Instant,
+        entry: Entry,
+        redelivery_count: u32,
+        delay: Duration,
+        backoff: Option<&RedeliveryBackoff>,
+    ) {
+        let delay = match backoff {
             Some(b) => b.delay(redelivery_count),
-            None => self.delay,
+            None => delay,
         };
         let at = now + delay;
-        if let Some(old) = self.by_entry.insert(entry, at) {
-            self.due.remove(&(old, entry));
+        let st = self.state.get_or_insert_with(Default::default);
+        if let Some(old) = st.by_entry.insert(entry, at) {
+            st.due.remove(&(old, entry));
         }
-        self.due.insert((at, entry));
+        st.due.insert((at, entry));
     }
 
     pub(crate) fn remove(&mut self, entry: Entry) {
-        if let Some(at) = self.by_entry.remove(&entry) {
-            self.due.remove(&(at, entry));
+        let Some(st) = self.state.as_mut() else {
+            return;
+        };
+        if let Some(at) = st.by_entry.remove(&entry) {
+            st.due.remove(&(at, entry));
         }
+        self.free_if_empty();
     }
 
     /// Forgets every entry up to `floor` (cumulatively acknowledged).
     pub(crate) fn remove_through(&mut self, floor: Entry) {
-        let gone: Vec<Entry> = self.by_entry.range(..=floor).map(|(e, _)| *e).collect();
+        let Some(st) = self.state.as_mut() else {
+            return;
+        };
+        let gone: Vec<Entry> = st.by_entry.range(..=floor).map(|(e, _)| *e).collect();
         for e in gone {
-            self.remove(e);
+            if let Some(at) = st.by_entry.remove(&e) {
+                st.due.remove(&(at, e));
+            }
         }
+        self.free_if_empty();
     }
 
     /// Entries whose delay is over.
     pub(crate) fn take_due(&mut self, now: Instant) -> Vec<Entry> {
         let mut out = Vec::new();
-        while let Some(&(at, entry)) = self.due.first() {
+        let Some(st) = self.state.as_mut() else {
+            return out;
+        };
+        while let Some(&(at, entry)) = st.due.first() {
             if at > now {
                 break;
             }
-            self.due.pop_first();
-            self.by_entry.remove(&entry);
+            st.due.pop_first();
+            st.by_entry.remove(&entry);
             out.push(entry);
         }
+        self.free_if_empty();
         out
     }
 
     pub(crate) fn next_timeout(&self) -> Option<Instant> {
-        self.due.first().map(|d| d.0)
+        self.state.as_ref()?.due.first().map(|d| d.0)
     }
 
     pub(crate) fn clear(&mut self) {
-        self.due.clear();
-        self.by_entry.clear();
+        self.state = None;
+    }
+
+    fn free_if_empty(&mut self) {
+        if self.state.as_ref().is_some_and(|st| st.by_entry.is_empty()) {
+            self.state = None;
+        }
     }
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.by_entry.len()
+        self.state.as_ref().map_or(0, |st| st.by_entry.len())
     }
 }
 
-/// Entries handed to the application and not yet acknowledged, with their ack deadline.
+/// Entries handed to the application and not yet acknowledged, with their ack deadline. Holds
+/// nothing but the timeout until the first entry.
 #[derive(Debug)]
 pub(crate) struct UnackedTracker {
     timeout: Option<Duration>,
+    state: Option<Box<UnackedState>>,
+}
+
+#[derive(Debug, Default)]
+struct UnackedState {
     /// In deadline order (entries are added as time goes on); stale items are skipped lazily.
     order: VecDeque<(Instant, Entry)>,
     live: BTreeMap<Entry, Instant>,
+}
+
+impl UnackedState {
+    fn prune(&mut self) {
+        while let Some(&(at, entry)) = self.order.front() {
+            if self.live.get(&entry) == Some(&at) {
+                break;
+            }
+            self.order.pop_front();
+        }
+    }
 }
 
 impl UnackedTracker {
     pub(crate) fn new(timeout: Option<Duration>) -> Self {
         UnackedTracker {
             timeout: timeout.filter(|t| !t.is_zero()),
-            order: VecDeque::new(),
-            live: BTreeMap::new(),
+            state: None,
         }
     }
 
@@ -109,65 +152,79 @@ impl UnackedTracker {
     /// Starts the timer of `entry` (no-op if it runs already or the ack timeout is off).
     pub(crate) fn add(&mut self, now: Instant, entry: Entry) {
         let Some(t) = self.timeout else { return };
-        if self.live.contains_key(&entry) {
+        let st = self.state.get_or_insert_with(Default::default);
+        if st.live.contains_key(&entry) {
             return;
         }
         let at = now + t;
-        self.live.insert(entry, at);
-        self.order.push_back((at, entry));
+        st.live.insert(entry, at);
+        st.order.push_back((at, entry));
     }
 
     pub(crate) fn remove(&mut self, entry: Entry) {
-        if self.live.remove(&entry).is_some() {
-            self.prune();
+        let Some(st) = self.state.as_mut() else {
+            return;
+        };
+        if st.live.remove(&entry).is_some() {
+            st.prune();
+            self.free_if_empty();
         }
     }
 
     /// Forgets every entry up to `floor` (cumulatively acknowledged).
     pub(crate) fn remove_through(&mut self, floor: Entry) {
-        self.live = self.live.split_off(&(floor.0, floor.1.saturating_add(1)));
-        self.prune();
-    }
-
-    fn prune(&mut self) {
-        while let Some(&(at, entry)) = self.order.front() {
-            if self.live.get(&entry) == Some(&at) {
-                break;
-            }
-            self.order.pop_front();
-        }
+        let Some(st) = self.state.as_mut() else {
+            return;
+        };
+        st.live = st.live.split_off(&(floor.0, floor.1.saturating_add(1)));
+        st.prune();
+        self.free_if_empty();
     }
 
     /// Entries whose ack deadline passed (their timers stop).
     pub(crate) fn take_expired(&mut self, now: Instant) -> Vec<Entry> {
         let mut out = Vec::new();
-        self.prune();
-        while let Some(&(at, entry)) = self.order.front() {
+        let Some(st) = self.state.as_mut() else {
+            return out;
+        };
+        st.prune();
+        while let Some(&(at, entry)) = st.order.front() {
             if at > now {
                 break;
             }
-            self.order.pop_front();
-            if self.live.get(&entry) == Some(&at) {
-                self.live.remove(&entry);
+            st.order.pop_front();
+            if st.live.get(&entry) == Some(&at) {
+                st.live.remove(&entry);
                 out.push(entry);
             }
-            self.prune();
+            st.prune();
         }
+        self.free_if_empty();
         out
     }
 
     pub(crate) fn next_timeout(&self) -> Option<Instant> {
-        self.order.front().map(|o| o.0)
+        self.state.as_ref()?.order.front().map(|o| o.0)
     }
 
     pub(crate) fn clear(&mut self) {
-        self.order.clear();
-        self.live.clear();
+        self.state = None;
+    }
+
+    /// Frees the state once nothing is tracked (`prune` has emptied the order queue then).
+    fn free_if_empty(&mut self) {
+        if self
+            .state
+            .as_ref()
+            .is_some_and(|st| st.live.is_empty() && st.order.is_empty())
+        {
+            self.state = None;
+        }
     }
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.live.len()
+        self.state.as_ref().map_or(0, |st| st.live.len())
     }
 }
 
@@ -182,9 +239,10 @@ mod tests {
         assert_eq!(b.delay(0), Duration::from_secs(1));
         assert_eq!(b.delay(2), Duration::from_secs(4));
         assert_eq!(b.delay(9), Duration::from_secs(10));
-        let mut t = NackTracker::new(Duration::from_secs(60), Some(b));
-        t.add(now, (1, 1), 0);
-        t.add(now, (1, 2), 3);
+        let mut t = NackTracker::new();
+        let (delay, b) = (Duration::from_secs(60), Some(&b));
+        t.add(now, (1, 1), 0, delay, b);
+        t.add(now, (1, 2), 3, delay, b);
         assert_eq!(t.next_timeout(), Some(now + Duration::from_secs(1)));
         assert_eq!(t.take_due(now + Duration::from_secs(2)), vec![(1, 1)]);
         assert!(t.take_due(now + Duration::from_secs(7)).is_empty());

@@ -149,7 +149,7 @@ impl Sub {
                 opts.ack_group_time,
                 opts.ack_group_max,
             ),
-            nacks: NackTracker::new(opts.negative_ack_delay, opts.negative_ack_backoff),
+            nacks: NackTracker::new(),
             unacked: UnackedTracker::new(opts.ack_timeout),
             chunks: None,
             chunk_ids: BTreeMap::new(),
@@ -489,7 +489,13 @@ impl Sub {
     pub(super) fn nack(&mut self, now: Instant, id: &MessageId, redelivery_count: u32) {
         let entry = entry_of(id);
         self.unacked.remove(entry);
-        self.nacks.add(now, entry, redelivery_count);
+        self.nacks.add(
+            now,
+            entry,
+            redelivery_count,
+            self.opts.negative_ack_delay,
+            self.opts.negative_ack_backoff.as_ref(),
+        );
     }
 
     /// The entries to name in a redelivery request for `entries` (chunked messages: every chunk).
