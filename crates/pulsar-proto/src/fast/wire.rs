@@ -39,23 +39,9 @@ impl<'a> Reader<'a> {
             self.buf = rest;
             return Some(u64::from(first));
         }
-        self.varint_slow()
-    }
-
-    #[inline(never)]
-    fn varint_slow(&mut self) -> Option<u64> {
-        let mut value = 0u64;
-        for (i, &byte) in self.buf.iter().take(10).enumerate() {
-            if i == 9 && byte > 1 {
-                return None;
-            }
-            value |= u64::from(byte & 0x7f) << (7 * i);
-            if byte < 0x80 {
-                self.buf = self.buf.get(i + 1..)?;
-                return Some(value);
-            }
-        }
-        None
+        let (value, len) = varint_tail(self.buf)?;
+        self.buf = self.buf.get(len..)?;
+        Some(value)
     }
 
     /// A length-delimited field's content.
@@ -87,6 +73,31 @@ impl<'a> Reader<'a> {
     pub(crate) fn message(&mut self) -> Option<Reader<'a>> {
         self.bytes().map(Reader::new)
     }
+}
+
+/// Decodes a varint of two bytes or more at the start of `buf`: its value and length.
+#[inline(never)]
+fn varint_tail(buf: &[u8]) -> Option<(u64, usize)> {
+    match buf.first_chunk::<10>() {
+        // Ten bytes readable: no bounds checks in the loop.
+        Some(chunk) => varint_bytes(chunk.iter()),
+        None => varint_bytes(buf.iter().take(10)),
+    }
+}
+
+#[inline(always)]
+fn varint_bytes<'a>(bytes: impl Iterator<Item = &'a u8>) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for (i, &byte) in bytes.enumerate() {
+        if i == 9 && byte > 1 {
+            return None;
+        }
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte < 0x80 {
+            return Some((value, i + 1));
+        }
+    }
+    None
 }
 
 /// Bytes a varint takes.
