@@ -1,6 +1,7 @@
 //! Consumers and readers: builders, receive (future and `Stream`), acknowledgements, negative
 //! acknowledgements, seek, close.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -206,14 +207,12 @@ impl Consumer {
     }
 
     /// The next message, waiting for one. Fails once the consumer is closed or failed.
-    pub async fn receive(&self) -> Result<Message, Error> {
-        poll_fn(|cx| {
-            self.client
-                .shared()
-                .with(|st| st.poll_receive(self.id, Some(cx)))
-        })
-        .await?
-        .ok_or(Error::Client(pulsar_core::Error::Closed))
+    ///
+    /// (A plain future over the shared state rather than an `async fn`: a message is a few
+    /// hundred bytes, and every layer of futures moves it once more.)
+    pub fn receive(&self) -> impl Future<Output = Result<Message, Error>> + Send + '_ {
+        let id = self.id;
+        poll_fn(move |cx| self.client.shared().with(|st| st.poll_next_message(id, cx)))
     }
 
     /// The next message if one is queued, without waiting.

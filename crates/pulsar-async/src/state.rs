@@ -311,11 +311,11 @@ impl State {
     /// A driver already woken looks at everything (and works out its next deadline) when it
     /// runs, so the core's deadline is only asked for while the driver sleeps.
     pub(crate) fn after_app(&mut self) {
+        // Drained even for a woken driver: the bytes taken count against the write buffer bound.
+        self.drain();
         if self.driver_pending {
-            // The driver drains the core's outputs when it runs.
             return;
         }
-        self.drain();
         if !self.io.is_empty() || !self.transmits.is_empty() || self.core.is_closed() {
             self.wake_driver();
             return;
@@ -328,10 +328,10 @@ impl State {
     /// while the driver's timer is armed no later than `now + quiet`, the send cannot have made
     /// the core's deadline earlier than it, and the core is not asked.
     fn after_send(&mut self, now: Instant, quiet: Duration) {
+        self.drain();
         if self.driver_pending {
             return;
         }
-        self.drain();
         if !self.io.is_empty() || !self.transmits.is_empty() || self.core.is_closed() {
             self.wake_driver();
             return;
@@ -970,6 +970,26 @@ impl State {
         }
         match self.poll_receive_status(id, cx) {
             Poll::Ready(Ok(())) => Poll::Ready(Ok(None)),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// The next message, as [`Consumer::receive`](crate::Consumer::receive) answers: a closed
+    /// consumer is an error.
+    pub(crate) fn poll_next_message(
+        &mut self,
+        id: ConsumerId,
+        cx: &Context<'_>,
+    ) -> Poll<Result<Message, Error>> {
+        if let Some(m) = self.core.receive(Instant::now(), id) {
+            self.after_app();
+            return Poll::Ready(Ok(m));
+        }
+        // (A zero-size queue asks the broker for a message on an empty receive.)
+        self.after_app();
+        match self.poll_receive_status(id, Some(cx)) {
+            Poll::Ready(Ok(())) => Poll::Ready(Err(Error::Client(pulsar_core::Error::Closed))),
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => Poll::Pending,
         }
