@@ -280,14 +280,15 @@ async fn produce_paced(
 }
 
 /// The next message, or `None` when `timer` fires first (the timer is polled only while no
-/// message is ready, and never again once it fired).
-async fn receive_before(
-    consumer: &Consumer,
-    timer: &mut Pin<Box<dyn Future<Output = ()> + Send>>,
-) -> Result<Option<Message>, BenchError> {
-    let mut receive = std::pin::pin!(consumer.receive());
-    futures::future::poll_fn(|cx| {
-        if let Poll::Ready(r) = receive.as_mut().poll(cx) {
+/// message is ready, and never again once it fired). A plain future, not an `async fn`: each
+/// layer of futures moves the message (a few hundred bytes) once more.
+fn receive_before<'a>(
+    consumer: &'a Consumer,
+    timer: &'a mut Pin<Box<dyn Future<Output = ()> + Send>>,
+) -> impl Future<Output = Result<Option<Message>, BenchError>> + 'a {
+    futures::future::poll_fn(move |cx| {
+        // `receive` keeps no state between polls: a fresh one each time is the same future.
+        if let Poll::Ready(r) = std::pin::pin!(consumer.receive()).poll(cx) {
             return Poll::Ready(r.map(Some).map_err(BenchError::client));
         }
         if timer.as_mut().poll(cx).is_ready() {
@@ -295,7 +296,6 @@ async fn receive_before(
         }
         Poll::Pending
     })
-    .await
 }
 
 async fn e2e_receive(
