@@ -223,7 +223,7 @@ fn idle_report(count: usize) {
 
 /// The most heap (with allocator overhead) the core may hold per idle consumer: the goal is 4 KiB
 /// for the whole client, runtime adapter included.
-const IDLE_BOUND: f64 = 3584.0;
+const IDLE_BOUND: f64 = 3072.0;
 
 /// `CONSUMER_BENCH_PROFILE=N`: N rounds of one variant, then exit.
 fn profile(rounds: usize) {
