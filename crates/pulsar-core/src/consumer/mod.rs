@@ -8,7 +8,9 @@
 //! duplicates), redelivery timers (`redelivery.rs`: negative acks, ack timeout), chunk reassembly
 //! (`chunks.rs`) and message intake (`intake.rs`). Dead-letter and retry-letter topics use internal
 //! producers (`dlq.rs`). Pattern groups list their namespace and follow the broker's topic-list
-//! watcher when it has one (`pattern.rs`).
+//! watcher when it has one (`pattern.rs`). Wire consumers and groups live in `Table`s
+//! (`table.rs`) that keep their deadlines in order, so the next deadline costs no scan; small
+//! per-group maps are sorted vectors (`vecmap.rs`), so an idle consumer holds little.
 //!
 //! After any loss of a registration the wire consumer drops its queued messages (the broker
 //! redelivers them), resubscribes, and sends full permits again; readers restart after the last
