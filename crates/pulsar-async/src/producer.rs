@@ -6,6 +6,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures::future::poll_fn;
+use futures::FutureExt;
 use std::time::Duration;
 
 use pulsar_core::compression::CompressionType;
@@ -266,29 +267,32 @@ impl Producer {
     /// with the outcome once the broker answered, outside the client's lock, on the thread that
     /// handed the outcome over (almost always the client's driver task or thread): keep it short
     /// and do not block in it.
-    pub async fn send_with_callback(
+    pub fn send_with_callback(
         &self,
         message: impl IntoMessage,
         callback: impl FnOnce(Result<MessageId, Error>) + Send + 'static,
-    ) -> Result<(), Error> {
+    ) -> impl Future<Output = Result<(), Error>> + Send + '_ {
         self.enqueue(message.into_message(), Some(Box::new(callback)), false)
-            .await
-            .map(|_| ())
+            .map(|r| r.map(drop))
     }
 
-    async fn enqueue(
+    /// Queues `message` (retrying while there is no room and the producer blocks). A plain
+    /// future rather than an `async fn`: it holds the message (a couple of hundred bytes), and
+    /// every layer of futures would move it once more.
+    fn enqueue(
         &self,
         message: OutgoingMessage,
         callback: Option<crate::state::SendCallback>,
         want_receipt: bool,
-    ) -> Result<SendId, Error> {
+    ) -> impl Future<Output = Result<SendId, Error>> + Send + '_ {
         let mut message = Some(message);
         let mut callback = callback;
         let block = self.block_if_queue_full;
-        poll_fn(|cx| {
+        let id = self.id;
+        poll_fn(move |cx| {
             self.client.shared().with(|st| {
                 st.poll_enqueue(
-                    self.id,
+                    id,
                     &mut message,
                     &mut callback,
                     want_receipt,
@@ -296,7 +300,6 @@ impl Producer {
                 )
             })
         })
-        .await
     }
 
     /// Sends whatever is batched now and waits until every message sent so far has its receipt
