@@ -233,14 +233,19 @@ impl Producer {
 
     /// Queues a message (waiting for room when the queue is full and the producer blocks) and
     /// returns its [`Receipt`] without waiting for the broker: many messages can be in flight.
-    pub async fn send_async(&self, message: impl IntoMessage) -> Result<Receipt, Error> {
-        let send = self.enqueue(message.into_message(), None, true).await?;
-        Ok(Receipt {
-            client: self.client.clone(),
-            producer: self.id,
-            send,
-            done: false,
-        })
+    pub fn send_async(
+        &self,
+        message: impl IntoMessage,
+    ) -> impl Future<Output = Result<Receipt, Error>> + Send + '_ {
+        self.enqueue(message.into_message(), None, true)
+            .map(move |r| {
+                r.map(|send| Receipt {
+                    client: self.client.clone(),
+                    producer: self.id,
+                    send,
+                    done: false,
+                })
+            })
     }
 
     /// Queues a message without ever waiting: a full queue fails with `SendError::QueueFull`.
