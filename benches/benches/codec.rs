@@ -1,7 +1,8 @@
 //! Codec micro-benchmarks: this project's `pulsar-proto` side by side with pulsar-rs
 //! (`pulsar` 6.x, `pulsar::message::Codec`) in the same run.
 //!
-//! * `frame_encode/<size>` and `frame_decode/<size>`: a SEND frame (CommandSend + a typical
+//! * `frame_encode/<size>` and `frame_decode/<size>` (`pulsar-proto` = `FrameDecoder::decode`,
+//!   `pulsar-proto-reuse` = `FrameDecoder::decode_into` reusing one `Frame`): a SEND frame (CommandSend + a typical
 //!   MessageMetadata) with a payload of 100 B, 1 KiB, 64 KiB or 1 MiB. Each iteration handles a
 //!   buffer of several frames (64 for the small sizes) so per-buffer costs are amortised as on a
 //!   connection; criterion's throughput line gives frames per second, and the time per
@@ -17,7 +18,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use prost::Message as _;
 use pulsar::message::proto as rs;
-use pulsar_proto::{batch, pb, FrameDecoder};
+use pulsar_proto::{batch, pb, Frame, FrameDecoder};
 use tokio_util::codec::{Decoder as _, Encoder as _};
 
 const SIZES: &[(&str, usize)] = &[
@@ -146,6 +147,23 @@ fn frame_decode(c: &mut Criterion) {
                 |mut buf| {
                     let mut n = 0;
                     while let Some(frame) = decoder.decode(&mut buf).unwrap() {
+                        black_box(&frame);
+                        n += 1;
+                    }
+                    assert_eq!(n, frames);
+                },
+                BatchSize::LargeInput,
+            )
+        });
+        // `decode_into` into one frame kept across frames (and iterations), as a connection's
+        // read loop keeps it: the previous frame's boxes and strings are reused.
+        let mut frame = Frame::empty();
+        group.bench_function(format!("pulsar-proto-reuse/{name}"), |b| {
+            b.iter_batched(
+                || wire.clone(),
+                |mut buf| {
+                    let mut n = 0;
+                    while decoder.decode_into(&mut buf, &mut frame).unwrap() {
                         black_box(&frame);
                         n += 1;
                     }

@@ -4,14 +4,16 @@
 //! ```text
 //! cargo build --release -p pulsar-proto --example codec_profile
 //! valgrind --tool=callgrind target/release/examples/codec_profile decode 2000
+//! valgrind --tool=callgrind target/release/examples/codec_profile decode-reuse 2000
 //! ```
 //!
-//! gives instructions per frame as the inclusive cost of `encode_frames` / `decode_frames`
+//! gives instructions per frame as the inclusive cost of `encode_frames` / `decode_frames` /
+//! `decode_frames_reusing` (`FrameDecoder::decode_into` into one `Frame` kept across buffers)
 //! divided by the frame count (printed). Wall time on a shared machine is too noisy for
 //! small changes; instruction counts are not.
 
 use bytes::BytesMut;
-use pulsar_proto::{pb, FrameDecoder};
+use pulsar_proto::{pb, Frame, FrameDecoder};
 
 const FRAMES: usize = 64;
 const PAYLOAD: usize = 100;
@@ -59,6 +61,17 @@ fn decode_frames(decoder: &FrameDecoder, mut buf: BytesMut) -> usize {
     n
 }
 
+/// Decodes every frame of `buf` into `frame`, reusing what the previous frame allocated.
+#[inline(never)]
+fn decode_frames_reusing(decoder: &FrameDecoder, mut buf: BytesMut, frame: &mut Frame) -> usize {
+    let mut n = 0;
+    while let Ok(true) = decoder.decode_into(&mut buf, frame) {
+        std::hint::black_box(&*frame);
+        n += 1;
+    }
+    n
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_else(|| "decode".into());
@@ -85,8 +98,15 @@ fn main() {
                 pulsar_proto::encode_send(&send(seq), &metadata(seq), &payload, &mut wire);
             }
             let decoder = FrameDecoder::default();
-            for _ in 0..rounds {
-                frames += decode_frames(&decoder, wire.clone());
+            if mode == "decode-reuse" {
+                let mut frame = Frame::empty();
+                for _ in 0..rounds {
+                    frames += decode_frames_reusing(&decoder, wire.clone(), &mut frame);
+                }
+            } else {
+                for _ in 0..rounds {
+                    frames += decode_frames(&decoder, wire.clone());
+                }
             }
         }
     }

@@ -6,6 +6,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use prost::Message;
 
 use crate::error::{DecodeError, FrameSection};
+use crate::fast::{Reuse, Spare};
 use crate::pb;
 use crate::{
     DEFAULT_MAX_MESSAGE_SIZE, FRAME_HEADER_ROOM, MAGIC_BROKER_ENTRY_METADATA, MAGIC_CRC32C,
@@ -92,59 +93,138 @@ impl FrameDecoder {
         result
     }
 
+    /// Decodes the next frame from `buf` into `frame`, reusing what `frame` holds from an
+    /// earlier decode (boxed command bodies, the producer name's buffer, the property list)
+    /// instead of allocating afresh, and without moving a `Frame` around.
+    ///
+    /// Returns `Ok(true)` when a frame was decoded: `frame` then equals what
+    /// [`FrameDecoder::decode`] would have returned, with nothing left over from its earlier
+    /// contents. Returns `Ok(false)` when `buf` holds only part of a frame: nothing is consumed
+    /// and `frame` is left as it was. On an error, `buf` is treated as by
+    /// [`FrameDecoder::decode`] and `frame` is left empty (a default command, no payload).
+    ///
+    /// `frame` may start as any value, e.g. [`Frame::empty`].
+    pub fn decode_into(&self, buf: &mut BytesMut, frame: &mut Frame) -> Result<bool, DecodeError> {
+        let result = self.decode_reusing(buf, frame);
+        if result.is_err() {
+            frame.command = pb::BaseCommand::default();
+            frame.payload = None;
+        }
+        result
+    }
+
+    /// [`FrameDecoder::decode_into`] without the cleanup after an error.
+    #[inline(always)]
+    fn decode_reusing(&self, buf: &mut BytesMut, frame: &mut Frame) -> Result<bool, DecodeError> {
+        let Some((frame_len, has_payload)) = self.frame_bounds(buf)? else {
+            return Ok(false);
+        };
+        let mut spare = Spare::default();
+        spare.recycle_command(&mut frame.command);
+        match (&mut frame.payload, has_payload) {
+            (Some(payload), true) => {
+                spare.recycle_metadata(&mut payload.metadata);
+                payload.broker_entry_metadata = None;
+                payload.data = Bytes::new();
+            }
+            (None, true) => frame.payload = Some(Payload::empty()),
+            (_, false) => frame.payload = None,
+        }
+        fill(buf, frame_len, frame, &mut spare)?;
+        Ok(true)
+    }
+
     /// [`FrameDecoder::decode`], writing its result into `result` (which holds `Ok(None)`).
     #[inline(never)]
     fn decode_to(&self, buf: &mut BytesMut, result: &mut Result<Option<Frame>, DecodeError>) {
+        let (frame_len, has_payload) = match self.frame_bounds(buf) {
+            Ok(Some(bounds)) => bounds,
+            Ok(None) => return,
+            Err(error) => {
+                *result = Err(error);
+                return;
+            }
+        };
+        *result = Ok(Some(Frame {
+            command: pb::BaseCommand::default(),
+            payload: has_payload.then(Payload::empty),
+        }));
+        if let Ok(Some(out)) = result {
+            if let Err(error) = fill(buf, frame_len, out, &mut ()) {
+                *result = Err(error);
+            }
+        }
+    }
+
+    /// The length of the complete frame at the start of `buf` and whether it has a payload
+    /// section (its command ends before the frame does); `None` while it is incomplete.
+    #[inline(always)]
+    fn frame_bounds(&self, buf: &[u8]) -> Result<Option<(usize, bool)>, DecodeError> {
         let Some(total) = read_u32(buf, 0) else {
-            return;
+            return Ok(None);
         };
         let total = total as usize;
         if total > self.max_frame_size {
-            *result = Err(DecodeError::FrameTooLarge {
+            return Err(DecodeError::FrameTooLarge {
                 size: total,
                 limit: self.max_frame_size,
             });
-            return;
         }
         if total < 4 {
-            *result = Err(DecodeError::Truncated {
+            return Err(DecodeError::Truncated {
                 section: FrameSection::CommandSize,
                 needed: 4,
                 available: total,
             });
-            return;
         }
         let frame_len = 4 + total;
         if buf.len() < frame_len {
-            return;
+            return Ok(None);
         }
         // `total >= 4`, so the command size is readable; a command running past the frame is
         // reported by `decode_command`.
         let command_size = read_u32(buf, 4).unwrap_or_default() as usize;
-        let has_payload = 8usize.saturating_add(command_size) < frame_len;
+        Ok(Some((
+            frame_len,
+            8usize.saturating_add(command_size) < frame_len,
+        )))
+    }
+}
 
-        *result = Ok(Some(Frame {
+impl Frame {
+    /// A frame with a default command and no payload: a starting value for
+    /// [`FrameDecoder::decode_into`].
+    pub fn empty() -> Self {
+        Frame {
             command: pb::BaseCommand::default(),
-            payload: has_payload.then(|| Payload {
-                broker_entry_metadata: None,
-                metadata: pb::MessageMetadata::default(),
-                data: Bytes::new(),
-            }),
-        }));
-        if let Ok(Some(out)) = result {
-            if let Err(error) = fill(buf, frame_len, out) {
-                *result = Err(error);
-            }
+            payload: None,
+        }
+    }
+}
+
+impl Payload {
+    /// Default metadata, no broker entry metadata, no data.
+    fn empty() -> Self {
+        Payload {
+            broker_entry_metadata: None,
+            metadata: pb::MessageMetadata::default(),
+            data: Bytes::new(),
         }
     }
 }
 
 /// Decodes the complete frame of `frame_len` bytes at the start of `buf` into `out` (built
-/// with a payload exactly when the command ends before the frame does), and consumes it.
+/// with a payload exactly when the command ends before the frame does, both empty), and
+/// consumes it. Allocations are taken from `spare` where it has them.
 #[inline(always)]
-fn fill(buf: &mut BytesMut, frame_len: usize, out: &mut Frame) -> Result<(), DecodeError> {
+fn fill(
+    buf: &mut BytesMut,
+    frame_len: usize,
+    out: &mut Frame,
+    spare: &mut impl Reuse,
+) -> Result<(), DecodeError> {
     let frame = buf.get(..frame_len).unwrap_or_default();
-    let command_end = decode_command(frame, &mut out.command)?;
+    let command_end = decode_command(frame, &mut out.command, spare)?;
     let Some(payload) = &mut out.payload else {
         buf.advance(frame_len);
         return Ok(());
@@ -168,6 +248,7 @@ fn fill(buf: &mut BytesMut, frame_len: usize, out: &mut Frame) -> Result<(), Dec
     crate::fast::merge_message_metadata(
         &mut payload.metadata,
         frame.get(metadata_range).unwrap_or_default(),
+        spare,
     )
     .map_err(|source| DecodeError::Protobuf {
         section: FrameSection::Metadata,
@@ -181,7 +262,11 @@ fn fill(buf: &mut BytesMut, frame_len: usize, out: &mut Frame) -> Result<(), Dec
 
 /// Decodes and validates the command of a complete frame into `command` (which must be empty);
 /// returns the offset after it.
-fn decode_command(frame: &[u8], command: &mut pb::BaseCommand) -> Result<usize, DecodeError> {
+fn decode_command(
+    frame: &[u8],
+    command: &mut pb::BaseCommand,
+    spare: &mut impl Reuse,
+) -> Result<usize, DecodeError> {
     let available = frame.len() - 8;
     let command_size = read_u32(frame, 4).unwrap_or_default() as usize;
     let command_end = 8usize.saturating_add(command_size);
@@ -192,9 +277,11 @@ fn decode_command(frame: &[u8], command: &mut pb::BaseCommand) -> Result<usize, 
             available,
         });
     };
-    crate::fast::merge_base_command(command, bytes).map_err(|source| DecodeError::Protobuf {
-        section: FrameSection::Command,
-        source,
+    crate::fast::merge_base_command(command, bytes, spare).map_err(|source| {
+        DecodeError::Protobuf {
+            section: FrameSection::Command,
+            source,
+        }
     })?;
     let Some(kind) = command.kind() else {
         return Err(DecodeError::UnknownCommand(command.r#type));

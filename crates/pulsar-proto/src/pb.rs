@@ -39,6 +39,14 @@ macro_rules! commands {
                 }
             }
 
+            /// Whether no command field at all is set (`type` aside).
+            #[inline]
+            pub(crate) fn has_no_body(&self) -> bool {
+                // The boxes' addresses OR-ed together (zero only when every field is `None`):
+                // loads and ORs, no branch per field.
+                ($(self.$field.as_deref().map_or(0, |body| std::ptr::from_ref(body) as usize) |)* 0) == 0
+            }
+
             /// Every command type this crate knows, in protocol order.
             pub fn all_types() -> &'static [base_command::Type] {
                 &[$(base_command::Type::$variant,)*]

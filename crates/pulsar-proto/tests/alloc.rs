@@ -10,7 +10,7 @@
 use std::alloc::System;
 
 use bytes::{Bytes, BytesMut};
-use pulsar_proto::{batch, encode_send, pb, FrameDecoder};
+use pulsar_proto::{batch, encode_send, pb, Frame, FrameDecoder};
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 
 #[global_allocator]
@@ -94,6 +94,34 @@ fn hot_paths_allocate_nothing_proportional_to_the_payload() {
     assert!(
         allocations <= 2 * 100 + 2,
         "{allocations} allocations for 100 frames"
+    );
+
+    // `decode_into` with one frame kept across frames: once the first SEND has allocated the boxed
+    // command and the producer name (and the read buffer its shared header), later SENDs from the
+    // same producer allocate nothing.
+    let mut wire = BytesMut::new();
+    for _ in 0..100 {
+        encode_send(&send(), &metadata(), &payload[..100], &mut wire);
+    }
+    let mut frame = Frame::empty();
+    let (first, allocations, _) = counted(|| decoder.decode_into(&mut wire, &mut frame));
+    assert!(first.unwrap());
+    assert!(
+        allocations <= 3,
+        "{allocations} allocations for the first frame"
+    );
+    let (decoded, allocations, _) = counted(|| {
+        let mut n = 0;
+        while let Ok(true) = decoder.decode_into(&mut wire, &mut frame) {
+            n += 1;
+        }
+        n
+    });
+    assert_eq!(decoded, 99);
+    assert_eq!(frame.payload.as_ref().unwrap().metadata, metadata());
+    assert_eq!(
+        allocations, 0,
+        "decode_into allocated {allocations} times for 99 frames"
     );
 
     // Encoding into a buffer with room allocates nothing.

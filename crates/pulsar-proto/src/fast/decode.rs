@@ -6,6 +6,7 @@
 //! caller then discards the partial result and decodes with prost.
 
 use super::wire::{Reader, LEN, VARINT};
+use super::Reuse;
 use crate::pb;
 
 /// A key's field number and wire type.
@@ -15,16 +16,23 @@ fn split_key(key: u64) -> (u64, u64) {
 }
 
 /// `BaseCommand` carrying `SEND`, `SEND_RECEIPT`, `MESSAGE`, `ACK`, `FLOW`, `PING` or `PONG`.
-pub(crate) fn merge_base_command(msg: &mut pb::BaseCommand, mut r: Reader<'_>) -> Option<()> {
+pub(crate) fn merge_base_command(
+    msg: &mut pb::BaseCommand,
+    mut r: Reader<'_>,
+    spare: &mut impl Reuse,
+) -> Option<()> {
     while !r.is_empty() {
         match split_key(r.varint()?) {
             (1, VARINT) => msg.r#type = r.varint()? as i32,
-            (6, LEN) => merge_send(msg.send.get_or_insert_with(Box::default), r.message()?)?,
+            (6, LEN) => merge_send(msg.send.get_or_insert_with(|| spare.send()), r.message()?)?,
             (7, LEN) => merge_send_receipt(
-                msg.send_receipt.get_or_insert_with(Box::default),
+                msg.send_receipt.get_or_insert_with(|| spare.send_receipt()),
                 r.message()?,
             )?,
-            (9, LEN) => merge_message(msg.message.get_or_insert_with(Box::default), r.message()?)?,
+            (9, LEN) => merge_message(
+                msg.message.get_or_insert_with(|| spare.message()),
+                r.message()?,
+            )?,
             (10, LEN) => merge_ack(msg.ack.get_or_insert_with(Box::default), r.message()?)?,
             (11, LEN) => merge_flow(msg.flow.get_or_insert_with(Box::default), r.message()?)?,
             (18, LEN) => {
@@ -46,6 +54,7 @@ pub(crate) fn merge_base_command(msg: &mut pb::BaseCommand, mut r: Reader<'_>) -
     Some(())
 }
 
+#[inline(always)]
 fn merge_send(msg: &mut pb::CommandSend, mut r: Reader<'_>) -> Option<()> {
     while !r.is_empty() {
         match split_key(r.varint()?) {
@@ -166,10 +175,14 @@ fn key_value(r: &mut Reader<'_>) -> Option<pb::KeyValue> {
 pub(crate) fn merge_message_metadata(
     msg: &mut pb::MessageMetadata,
     mut r: Reader<'_>,
+    spare: &mut impl Reuse,
 ) -> Option<()> {
     while !r.is_empty() {
         match split_key(r.varint()?) {
-            (1, LEN) => msg.producer_name = r.string()?,
+            (1, LEN) => match spare.producer_name() {
+                Some(previous) => r.string_into(&mut msg.producer_name, previous)?,
+                None => msg.producer_name = r.string()?,
+            },
             (2, VARINT) => msg.sequence_id = r.varint()?,
             (3, VARINT) => msg.publish_time = r.varint()?,
             (4, LEN) => msg.properties.push(key_value(&mut r)?),

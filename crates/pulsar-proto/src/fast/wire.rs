@@ -62,6 +62,28 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(self.bytes()?).ok().map(String::from)
     }
 
+    /// A string field (valid UTF-8 only) written into `field`, which is either empty or holds
+    /// an earlier value of the same field. On the field's first occurrence (`field` without
+    /// capacity) `field` takes `previous` (a valid string, typically the previous frame's
+    /// value); bytes equal to the value held need no UTF-8 check and no copy.
+    #[inline(always)]
+    pub(crate) fn string_into(&mut self, field: &mut String, previous: &mut String) -> Option<()> {
+        let bytes = self.bytes()?;
+        if field.capacity() == 0 {
+            std::mem::swap(field, previous);
+        }
+        if field.as_bytes() != bytes {
+            let text = std::str::from_utf8(bytes).ok()?;
+            if field.capacity() < text.len() {
+                *field = String::from(text);
+            } else {
+                field.clear();
+                field.push_str(text);
+            }
+        }
+        Some(())
+    }
+
     /// A `bytes` field, copied out as prost does when decoding from a slice.
     #[inline(always)]
     pub(crate) fn owned_bytes(&mut self) -> Option<bytes::Bytes> {
