@@ -18,6 +18,9 @@ use crate::shared::{Dispatch, Shared};
 use crate::stats::ClientStats;
 use crate::topic::{parse_namespace, TopicName};
 
+/// Frames decoded before what they produced is routed (see [`Shared::process_frames`]).
+const DISPATCH_BATCH: usize = 16;
+
 /// Where the client is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Life {
@@ -80,7 +83,11 @@ impl Client {
         conn: ConnectionId,
         data: &[u8],
     ) -> Result<(), UsageError> {
-        self.shared.handle_bytes(now, conn, data)?;
+        self.shared.ingest(now, conn, data)?;
+        // Frames are routed in small groups: the dispatch queue's items are large.
+        while self.shared.process_frames(now, conn, DISPATCH_BATCH) {
+            self.pump(now);
+        }
         self.pump(now);
         Ok(())
     }

@@ -22,7 +22,7 @@ pub(crate) enum Phase {
     /// Waiting until `until`, then connecting to `direct` (an assigned broker) or looking up.
     Waiting {
         until: Instant,
-        direct: Option<PoolKey>,
+        direct: Option<Box<PoolKey>>,
     },
     /// Lookup operation `op` in flight.
     LookingUp { op: u64 },
@@ -60,7 +60,7 @@ pub(crate) struct Link {
     /// Initial creation gives up after this (retriable errors are retried until then).
     create_deadline: Instant,
     /// Lookups go here instead of the service URL (after a topic migration).
-    lookup_via: Option<PoolKey>,
+    lookup_via: Option<Box<PoolKey>>,
     /// Re-registrations after a loss.
     pub(crate) reconnects: u64,
 }
@@ -131,7 +131,7 @@ impl Link {
     pub(crate) fn handle_timeout(&mut self, sh: &mut Shared, now: Instant) -> Step {
         match &self.phase {
             Phase::Waiting { until, direct } if *until <= now => {
-                let direct = direct.clone();
+                let direct = direct.as_deref().cloned();
                 self.start(sh, now, direct)
             }
             _ => Step::Idle,
@@ -150,7 +150,7 @@ impl Link {
                 authoritative: false,
                 redirects: 0,
             },
-            self.lookup_via.clone(),
+            self.lookup_via.as_deref().cloned(),
         );
         // The op may have finished synchronously (client shut): its result is already queued.
         self.phase = Phase::LookingUp { op };
@@ -262,7 +262,10 @@ impl Link {
         } else {
             now + self.backoff.next_delay(&mut sh.rng)
         };
-        self.phase = Phase::Waiting { until, direct };
+        self.phase = Phase::Waiting {
+            until,
+            direct: direct.map(Box::new),
+        };
     }
 
     /// The connection dropped. Returns whether the link was on it (and is now waiting to reconnect).
@@ -309,7 +312,7 @@ impl Link {
             resource: self.resource,
             to: to.clone(),
         });
-        self.lookup_via = Some(PoolKey::direct(to));
+        self.lookup_via = Some(Box::new(PoolKey::direct(to)));
         let step = self.lost(sh, now, Error::ClosedByBroker, None);
         if matches!(step, Step::Failed(_)) {
             return step;

@@ -455,7 +455,8 @@ impl Shared {
         Ok(())
     }
 
-    pub(crate) fn handle_bytes(
+    /// Buffers bytes read from a connection; [`process_frames`](Self::process_frames) decodes them.
+    pub(crate) fn ingest(
         &mut self,
         now: Instant,
         conn: ConnectionId,
@@ -470,8 +471,24 @@ impl Shared {
         }
         c.ingest(now, data);
         self.counters.bytes_in += data.len() as u64;
+        Ok(())
+    }
+
+    /// Processes the complete frames buffered for `conn` until `max_dispatch` items wait in
+    /// [`dispatch`](Self::dispatch). Returns whether frames may remain (route the dispatch queue,
+    /// then call again): the queue stays short (its items are large), as if the bytes had been read
+    /// in smaller pieces.
+    pub(crate) fn process_frames(
+        &mut self,
+        now: Instant,
+        conn: ConnectionId,
+        max_dispatch: usize,
+    ) -> bool {
         // The connection may be closed while processing (then the loop ends).
         while let Some(c) = self.conns.get_mut(&conn) {
+            if self.dispatch.len() >= max_dispatch {
+                return true;
+            }
             match c.next_frame() {
                 Ok(None) => break,
                 Ok(Some(frame)) => {
@@ -491,7 +508,7 @@ impl Shared {
                 }
             }
         }
-        Ok(())
+        false
     }
 
     fn protocol_error(&mut self, now: Instant, conn: ConnectionId, e: ProtocolError) {

@@ -74,6 +74,8 @@ pub(super) struct Batcher {
     scratch: pb::SingleMessageMetadata,
     /// Size and message count of the last closed batch: the capacities of the next one.
     size_hint: (usize, usize),
+    /// The list [`Batcher::close`] fills (kept for reuse).
+    closed: Vec<Closed>,
 }
 
 impl Batcher {
@@ -87,6 +89,7 @@ impl Batcher {
             deadline: None,
             scratch: pb::SingleMessageMetadata::default(),
             size_hint: (256, 8),
+            closed: Vec::new(),
         }
     }
 
@@ -96,10 +99,6 @@ impl Batcher {
 
     pub(super) fn len(&self) -> usize {
         self.count
-    }
-
-    pub(super) fn max_bytes(&self) -> usize {
-        self.opts.max_bytes
     }
 
     /// Whether `msg` would open a new batch (then it needs a publish time).
@@ -179,6 +178,20 @@ impl Batcher {
         self.count += 1;
         self.bytes += size;
         self.count >= self.opts.max_messages || self.bytes >= self.opts.max_bytes
+    }
+
+    /// Closes every open batch (see [`Batcher::close_into`]) into a list to hand back with
+    /// [`Batcher::reuse`] once drained.
+    pub(super) fn close(&mut self, next_seq: &mut u64) -> Vec<Closed> {
+        let mut out = std::mem::take(&mut self.closed);
+        self.close_into(next_seq, &mut out);
+        out
+    }
+
+    /// Takes back the list [`Batcher::close`] returned.
+    pub(super) fn reuse(&mut self, mut closed: Vec<Closed>) {
+        closed.clear();
+        self.closed = closed;
     }
 
     /// Closes every open batch into `out`. Key-based batches come out in the order of their oldest

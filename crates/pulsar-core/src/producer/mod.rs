@@ -24,8 +24,10 @@ mod options;
 mod part;
 mod pending;
 pub mod schema;
+mod timed;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pulsar_proto::pb;
@@ -50,6 +52,7 @@ use crate::stats::ProducerStats;
 use crate::topic::TopicName;
 use options::PartSettings;
 use part::{Outcome, Part, Queued};
+use timed::{Deadline, Timed};
 
 /// How the partition of a message is chosen.
 enum Router {
@@ -82,17 +85,21 @@ impl Router {
 /// Partition metadata of an application producer.
 #[derive(Debug)]
 enum Topology {
-    /// PARTITIONED_METADATA in flight (`op`) or waiting to be retried (`retry_at`).
-    Unknown {
-        op: Option<u64>,
-        retry_at: Option<Instant>,
-        backoff: Backoff,
-        deadline: Instant,
-    },
+    /// Not known yet (boxed: an application producer keeps this only while it is created).
+    Unknown(Box<Resolving>),
     /// A non-partitioned topic: one wire producer whose id is the application's handle.
     Single,
     /// A partitioned topic.
-    Partitioned(Partitions),
+    Partitioned(Box<Partitions>),
+}
+
+/// PARTITIONED_METADATA in flight (`op`) or waiting to be retried (`retry_at`).
+#[derive(Debug)]
+struct Resolving {
+    op: Option<u64>,
+    retry_at: Option<Instant>,
+    backoff: Backoff,
+    deadline: Instant,
 }
 
 #[derive(Debug)]
@@ -113,7 +120,8 @@ struct Partitions {
 struct App {
     id: ProducerId,
     topic: TopicName,
-    settings: PartSettings,
+    /// Shared with its wire producers.
+    settings: Arc<PartSettings>,
     max_pending: usize,
     hashing: HashingScheme,
     /// Taken once the partition count is known.
@@ -154,8 +162,8 @@ struct Memory {
 /// All producers of a client.
 #[derive(Debug, Default)]
 pub(crate) struct Producers {
-    apps: BTreeMap<ProducerId, App>,
-    parts: BTreeMap<ProducerId, Part>,
+    apps: Timed<App>,
+    parts: Timed<Part>,
     memory: Memory,
 }
 
@@ -168,10 +176,21 @@ impl Producers {
         self.parts.values().map(Part::stats).collect()
     }
 
+    /// The earliest deadline of every producer (kept in order as they change, not scanned).
     pub(crate) fn next_timeout(&self) -> Option<Instant> {
-        let parts = self.parts.values().filter_map(Part::next_timeout);
-        let apps = self.apps.values().filter_map(app_timeout);
-        parts.chain(apps).min()
+        let next = [self.parts.next_timeout(), self.apps.next_timeout()]
+            .into_iter()
+            .flatten()
+            .min();
+        debug_assert_eq!(
+            next,
+            [self.parts.scan(), self.apps.scan()]
+                .into_iter()
+                .flatten()
+                .min(),
+            "the deadline index disagrees with a scan of the producers"
+        );
+        next
     }
 
     // ---- application commands -------------------------------------------------------------------
@@ -193,7 +212,7 @@ impl Producers {
         let routing = std::mem::take(&mut options.routing);
         let mut app = App {
             id,
-            settings: PartSettings::from_options(&options),
+            settings: Arc::new(PartSettings::from_options(&options)),
             max_pending: options.max_pending(),
             hashing: options.hashing_scheme,
             routing: Some(routing),
@@ -224,12 +243,12 @@ impl Producers {
                 },
                 None,
             );
-            app.topology = Topology::Unknown {
+            app.topology = Topology::Unknown(Box::new(Resolving {
                 op: Some(op),
                 retry_at: None,
                 backoff: Backoff::new(sh.config.backoff_initial, sh.config.backoff_max),
                 deadline: now + sh.config.operation_timeout,
-            };
+            }));
         }
         self.apps.insert(id, app);
         Ok(id)
@@ -243,7 +262,7 @@ impl Producers {
         id: ProducerId,
         message: OutgoingMessage,
     ) -> Result<SendId, SendError> {
-        let app = self
+        let mut app = self
             .apps
             .get_mut(&id)
             .ok_or(SendError::UnknownProducer(id))?;
@@ -278,28 +297,32 @@ impl Producers {
         }
         let send = sh.ids.send();
         // The hot path: one partition, no map lookups beyond the two above.
-        if let Some(part) = single {
+        if let Some(mut part) = single {
             part.add(sh, now, send, message, now)?;
             app.pending += 1;
             self.memory.used += size;
             return Ok(send);
         }
-        if let Topology::Unknown { .. } = app.topology {
+        drop(single);
+        if let Topology::Unknown(_) = app.topology {
             app.unrouted.push_back(Queued {
                 send,
                 msg: message,
                 at: now,
                 size,
             });
+            app.pending += 1;
         } else {
+            drop(app);
             let part = self.route(sh, now, id, &message);
-            let part = part
+            let mut part = part
                 .and_then(|p| self.parts.get_mut(&p))
                 .ok_or(SendError::ProducerClosed)?;
             part.add(sh, now, send, message, now)?;
-        }
-        if let Some(app) = self.apps.get_mut(&id) {
-            app.pending += 1;
+            drop(part);
+            if let Some(mut app) = self.apps.get_mut(&id) {
+                app.pending += 1;
+            }
         }
         self.memory.used += size;
         Ok(send)
@@ -313,12 +336,15 @@ impl Producers {
         now: Instant,
         id: ProducerId,
     ) -> Result<RequestId, Error> {
-        let app = self.apps.get_mut(&id).ok_or(Error::UnknownProducer(id))?;
-        let request = sh.ids.request();
-        // Every send id handed out so far is below the request's value.
-        app.flushes.push((request, SendId(request.get())));
-        for p in app.parts() {
-            if let Some(part) = self.parts.get_mut(&p) {
+        let (request, parts) = {
+            let mut app = self.apps.get_mut(&id).ok_or(Error::UnknownProducer(id))?;
+            let request = sh.ids.request();
+            // Every send id handed out so far is below the request's value.
+            app.flushes.push((request, SendId(request.get())));
+            (request, app.parts())
+        };
+        for p in parts {
+            if let Some(mut part) = self.parts.get_mut(&p) {
                 part.close_batches(sh, now);
             }
         }
@@ -332,13 +358,15 @@ impl Producers {
         now: Instant,
         id: ProducerId,
     ) -> Result<(), Error> {
-        let app = self.apps.get_mut(&id).ok_or(Error::UnknownProducer(id))?;
+        let mut app = self.apps.get_mut(&id).ok_or(Error::UnknownProducer(id))?;
         if app.closing {
             return Ok(());
         }
         app.closing = true;
-        if let Topology::Unknown { op: Some(op), .. } = app.topology {
-            sh.cancel_op(op);
+        if let Topology::Unknown(r) = &app.topology {
+            if let Some(op) = r.op {
+                sh.cancel_op(op);
+            }
         }
         if let Topology::Partitioned(p) = &app.topology {
             if let Some(op) = p.check_op {
@@ -356,13 +384,16 @@ impl Producers {
                 result: Err(SendError::ProducerClosed),
             });
         }
+        let parts = app.parts();
+        drop(app);
         self.memory.used = self.memory.used.saturating_sub(freed);
         let deadline = now + sh.config.operation_timeout;
-        for p in app.parts() {
-            if let Some(part) = self.parts.get_mut(&p) {
-                let outcome = part.close(sh, now, deadline);
-                self.after_part(sh, now, p, outcome);
-            }
+        for p in parts {
+            let outcome = match self.parts.get_mut(&p) {
+                Some(mut part) => part.close(sh, now, deadline),
+                None => continue,
+            };
+            self.after_part(sh, now, p, outcome);
         }
         self.settle(sh, now, id);
         Ok(())
@@ -380,9 +411,11 @@ impl Producers {
     pub(crate) fn force_close_all(&mut self, sh: &mut Shared, now: Instant, error: Error) {
         let parts: Vec<ProducerId> = self.parts.keys().copied().collect();
         for p in parts {
-            if let Some(part) = self.parts.get_mut(&p) {
+            let outcome = self.parts.get_mut(&p).map(|mut part| {
                 let e = SendError::Failed(error.clone());
-                let outcome = part.finish(sh, e, Some(error.clone()));
+                part.finish(sh, e, Some(error.clone()))
+            });
+            if let Some(outcome) = outcome {
                 self.after_part(sh, now, p, outcome);
             }
         }
@@ -395,24 +428,14 @@ impl Producers {
     // ---- inputs from the connections -----------------------------------------------------------
 
     pub(crate) fn handle_timeout(&mut self, sh: &mut Shared, now: Instant) {
-        let due: Vec<ProducerId> = self
-            .parts
-            .values()
-            .filter(|p| p.next_timeout().is_some_and(|t| t <= now))
-            .map(|p| p.id)
-            .collect();
-        for id in due {
-            if let Some(part) = self.parts.get_mut(&id) {
-                let outcome = part.handle_timeout(sh, now);
-                self.after_part(sh, now, id, outcome);
-            }
+        for id in self.parts.due(now) {
+            let outcome = match self.parts.get_mut(&id) {
+                Some(mut part) => part.handle_timeout(sh, now),
+                None => continue,
+            };
+            self.after_part(sh, now, id, outcome);
         }
-        let due: Vec<ProducerId> = self
-            .apps
-            .values()
-            .filter(|a| app_timeout(a).is_some_and(|t| t <= now))
-            .map(|a| a.id)
-            .collect();
+        let due = self.apps.due(now);
         for id in due {
             self.app_timeout(sh, now, id);
         }
@@ -426,8 +449,11 @@ impl Producers {
         ids: &[ProducerId],
     ) {
         for &id in ids {
-            if let Some(part) = self.parts.get_mut(&id) {
-                let outcome = part.connection_ready(sh, now, conn);
+            let outcome = self
+                .parts
+                .get_mut(&id)
+                .map(|mut part| part.connection_ready(sh, now, conn));
+            if let Some(outcome) = outcome {
                 self.after_part(sh, now, id, outcome);
             }
         }
@@ -442,8 +468,11 @@ impl Producers {
         ids: &[ProducerId],
     ) {
         for &id in ids {
-            if let Some(part) = self.parts.get_mut(&id) {
-                let outcome = part.connection_lost(sh, now, conn, reason);
+            let outcome = self
+                .parts
+                .get_mut(&id)
+                .map(|mut part| part.connection_lost(sh, now, conn, reason));
+            if let Some(outcome) = outcome {
                 self.after_part(sh, now, id, outcome);
             }
         }
@@ -459,7 +488,7 @@ impl Producers {
     ) {
         if let Some(app) = self.apps.get(&id) {
             let mine = match &app.topology {
-                Topology::Unknown { op: o, .. } => *o == Some(op),
+                Topology::Unknown(r) => r.op == Some(op),
                 Topology::Partitioned(p) => p.check_op == Some(op),
                 Topology::Single => false,
             };
@@ -470,8 +499,11 @@ impl Producers {
                 return;
             }
         }
-        if let Some(part) = self.parts.get_mut(&id) {
-            let outcome = part.op_done(sh, now, op, result);
+        let outcome = self
+            .parts
+            .get_mut(&id)
+            .map(|mut part| part.op_done(sh, now, op, result));
+        if let Some(outcome) = outcome {
             self.after_part(sh, now, id, outcome);
         }
     }
@@ -487,10 +519,15 @@ impl Producers {
         request: ProducerRequest,
         result: Result<pb::BaseCommand, Error>,
     ) {
-        if let Some(part) = self.parts.get_mut(&id) {
-            let outcome = part.response(sh, now, conn, request_id, request, result);
-            self.after_part(sh, now, id, outcome);
-        } else if request == ProducerRequest::Create
+        let unclaimed = match self.parts.get_mut(&id) {
+            Some(mut part) => Ok(part.response(sh, now, conn, request_id, request, result)),
+            None => Err(result),
+        };
+        let result = match unclaimed {
+            Ok(outcome) => return self.after_part(sh, now, id, outcome),
+            Err(result) => result,
+        };
+        if request == ProducerRequest::Create
             && (matches!(&result, Ok(cmd) if cmd.producer_success.is_some())
                 || matches!(result, Err(Error::Timeout)))
         {
@@ -509,8 +546,11 @@ impl Producers {
         id: ProducerId,
         command: pb::BaseCommand,
     ) {
-        if let Some(part) = self.parts.get_mut(&id) {
-            let outcome = part.command(sh, now, conn, command);
+        let outcome = self
+            .parts
+            .get_mut(&id)
+            .map(|mut part| part.command(sh, now, conn, command));
+        if let Some(outcome) = outcome {
             self.after_part(sh, now, id, outcome);
         }
     }
@@ -523,7 +563,7 @@ impl Producers {
         sh: &mut Shared,
         now: Instant,
         app: ProducerId,
-        settings: PartSettings,
+        settings: Arc<PartSettings>,
         id: ProducerId,
         partition: i32,
         topic: String,
@@ -531,8 +571,11 @@ impl Producers {
         let part = Part::new(sh, now, id, app, partition, topic, settings);
         self.parts.insert(id, part);
         // The link starts at once (its first deadline is `now`).
-        if let Some(part) = self.parts.get_mut(&id) {
-            let outcome = part.handle_timeout(sh, now);
+        let outcome = self
+            .parts
+            .get_mut(&id)
+            .map(|mut part| part.handle_timeout(sh, now));
+        if let Some(outcome) = outcome {
             self.after_part(sh, now, id, outcome);
         }
     }
@@ -546,15 +589,18 @@ impl Producers {
         msg: &OutgoingMessage,
     ) -> Option<ProducerId> {
         let now_ms = sh.unix_millis(now);
-        let app = self.apps.get_mut(&id)?;
-        let Topology::Partitioned(p) = &mut app.topology else {
-            return None;
+        let index = {
+            let mut app = self.apps.get_mut(&id)?;
+            let Topology::Partitioned(p) = &mut app.topology else {
+                return None;
+            };
+            let n = u32::try_from(p.slots.len()).unwrap_or(u32::MAX);
+            let index = p.router.choose(msg.key.as_deref(), n, now_ms);
+            if let Some(Some(part)) = p.slots.get(index as usize) {
+                return Some(*part);
+            }
+            index
         };
-        let n = u32::try_from(p.slots.len()).unwrap_or(u32::MAX);
-        let index = p.router.choose(msg.key.as_deref(), n, now_ms);
-        if let Some(Some(part)) = p.slots.get(index as usize) {
-            return Some(*part);
-        }
         self.create_partition(sh, now, id, index)
     }
 
@@ -566,7 +612,7 @@ impl Producers {
         index: u32,
     ) -> Option<ProducerId> {
         let part_id = sh.ids.producer();
-        let app = self.apps.get_mut(&id)?;
+        let mut app = self.apps.get_mut(&id)?;
         let Topology::Partitioned(p) = &mut app.topology else {
             return None;
         };
@@ -574,6 +620,7 @@ impl Producers {
         let topic = app.topic.partition_name(index).to_string();
         let partition = i32::try_from(index).unwrap_or(i32::MAX);
         let settings = app.settings.clone();
+        drop(app);
         self.add_part(sh, now, id, settings, part_id, partition, topic);
         Some(part_id)
     }
@@ -586,9 +633,10 @@ impl Producers {
         id: ProducerId,
         result: Result<u32, Error>,
     ) {
-        let Some(app) = self.apps.get_mut(&id) else {
+        let Some(mut guard) = self.apps.get_mut(&id) else {
             return;
         };
+        let app = &mut *guard;
         if let Topology::Partitioned(p) = &mut app.topology {
             // A periodic check: use new partitions.
             p.check_op = None;
@@ -600,6 +648,7 @@ impl Producers {
             }
             p.slots.resize(n as usize, None);
             let lazy = p.lazy;
+            drop(guard);
             if !lazy {
                 for index in old..n as usize {
                     self.create_partition(sh, now, id, index as u32);
@@ -607,16 +656,14 @@ impl Producers {
             }
             return;
         }
-        let Topology::Unknown {
-            backoff, deadline, ..
-        } = &mut app.topology
-        else {
+        let Topology::Unknown(resolving) = &mut app.topology else {
             return;
         };
         match result {
             Ok(0) => {
                 app.topology = Topology::Single;
                 let (settings, topic) = (app.settings.clone(), app.topic.to_string());
+                drop(guard);
                 self.add_part(sh, now, id, settings, id, -1, topic);
             }
             Ok(n) => {
@@ -640,7 +687,7 @@ impl Producers {
                     RoutingMode::Custom(r) => Router::Custom(r),
                 };
                 let interval = (!app.check_interval.is_zero()).then_some(app.check_interval);
-                app.topology = Topology::Partitioned(Partitions {
+                app.topology = Topology::Partitioned(Box::new(Partitions {
                     slots: vec![None; n as usize],
                     router,
                     lazy: app.lazy,
@@ -648,15 +695,17 @@ impl Producers {
                     check_interval: interval,
                     next_check: interval.map(|d| now + d),
                     check_op: None,
-                });
-                if app.lazy {
+                }));
+                let lazy = app.lazy;
+                drop(guard);
+                if lazy {
                     // One partition up front, to detect errors early (the Java client does so).
                     let keyless = OutgoingMessage::default();
                     if let Some(first) = self.route(sh, now, id, &keyless) {
-                        if let Some(Topology::Partitioned(p)) =
-                            self.apps.get_mut(&id).map(|a| &mut a.topology)
-                        {
-                            p.first = Some(first);
+                        if let Some(mut app) = self.apps.get_mut(&id) {
+                            if let Topology::Partitioned(p) = &mut app.topology {
+                                p.first = Some(first);
+                            }
                         }
                     }
                 } else {
@@ -666,20 +715,12 @@ impl Producers {
                 }
             }
             Err(e) => {
-                if e.is_retriable() && now < *deadline {
-                    let delay = backoff.next_delay(&mut sh.rng);
-                    app.topology = match std::mem::replace(&mut app.topology, Topology::Single) {
-                        Topology::Unknown {
-                            backoff, deadline, ..
-                        } => Topology::Unknown {
-                            op: None,
-                            retry_at: Some(now + delay),
-                            backoff,
-                            deadline,
-                        },
-                        other => other,
-                    };
+                if e.is_retriable() && now < resolving.deadline {
+                    let delay = resolving.backoff.next_delay(&mut sh.rng);
+                    resolving.op = None;
+                    resolving.retry_at = Some(now + delay);
                 } else {
+                    drop(guard);
                     self.fail_app(sh, id, e);
                 }
                 return;
@@ -687,7 +728,7 @@ impl Producers {
         }
         // Route what was sent meanwhile, in order.
         let unrouted = match self.apps.get_mut(&id) {
-            Some(app) => std::mem::take(&mut app.unrouted),
+            Some(mut app) => std::mem::take(&mut app.unrouted),
             None => return,
         };
         for q in unrouted {
@@ -698,7 +739,7 @@ impl Producers {
             };
             let (send, size) = (q.send, q.size);
             let result = match part.and_then(|p| self.parts.get_mut(&p)) {
-                Some(part) => part.add(sh, now, q.send, q.msg, q.at),
+                Some(mut part) => part.add(sh, now, q.send, q.msg, q.at),
                 None => Err(SendError::ProducerClosed),
             };
             if let Err(e) = result {
@@ -716,7 +757,7 @@ impl Producers {
         size: usize,
         error: SendError,
     ) {
-        if let Some(app) = self.apps.get_mut(&id) {
+        if let Some(mut app) = self.apps.get_mut(&id) {
             app.pending = app.pending.saturating_sub(1);
         }
         self.memory.used = self.memory.used.saturating_sub(size);
@@ -728,29 +769,27 @@ impl Producers {
     }
 
     fn app_timeout(&mut self, sh: &mut Shared, now: Instant, id: ProducerId) {
-        let Some(app) = self.apps.get_mut(&id) else {
-            return;
-        };
         // Messages waiting for the partition count time out like the others.
-        if let Some(t) = app.settings.send_timeout {
-            if app.unrouted.front().is_some_and(|q| q.at + t <= now) {
-                let unrouted = std::mem::take(&mut app.unrouted);
-                for q in unrouted {
-                    self.complete_unrouted(sh, id, q.send, q.size, SendError::Timeout);
+        let timed_out = match self.apps.get_mut(&id) {
+            None => return,
+            Some(mut app) => match app.settings.send_timeout {
+                Some(t) if app.unrouted.front().is_some_and(|q| q.at + t <= now) => {
+                    std::mem::take(&mut app.unrouted)
                 }
-            }
+                _ => VecDeque::new(),
+            },
+        };
+        for q in timed_out {
+            self.complete_unrouted(sh, id, q.send, q.size, SendError::Timeout);
         }
-        let Some(app) = self.apps.get_mut(&id) else {
+        let Some(mut guard) = self.apps.get_mut(&id) else {
             return;
         };
+        let app = &mut *guard;
         match &mut app.topology {
-            Topology::Unknown {
-                op: op @ None,
-                retry_at: retry @ Some(_),
-                ..
-            } if retry.is_some_and(|t| t <= now) => {
-                *retry = None;
-                *op = Some(sh.start_op(
+            Topology::Unknown(r) if r.op.is_none() && r.retry_at.is_some_and(|t| t <= now) => {
+                r.retry_at = None;
+                r.op = Some(sh.start_op(
                     now,
                     Owner::Producer(id),
                     OpKind::PartitionedMetadata {
@@ -776,15 +815,16 @@ impl Producers {
             }
             _ => {}
         }
+        drop(guard);
         self.settle(sh, now, id);
     }
 
     /// Creation failed before any partition producer existed.
     fn fail_app(&mut self, sh: &mut Shared, id: ProducerId, error: Error) {
-        let Some(app) = self.apps.get_mut(&id) else {
-            return;
+        let unrouted = match self.apps.get_mut(&id) {
+            Some(mut app) => std::mem::take(&mut app.unrouted),
+            None => return,
         };
-        let unrouted = std::mem::take(&mut app.unrouted);
         for q in unrouted {
             self.complete_unrouted(sh, id, q.send, q.size, SendError::Failed(error.clone()));
         }
@@ -837,7 +877,7 @@ impl Producers {
     }
 
     fn free(&mut self, id: ProducerId, messages: usize, bytes: usize) {
-        if let Some(app) = self.apps.get_mut(&id) {
+        if let Some(mut app) = self.apps.get_mut(&id) {
             app.pending = app.pending.saturating_sub(messages);
         }
         self.memory.used = self.memory.used.saturating_sub(bytes);
@@ -845,11 +885,13 @@ impl Producers {
 
     /// Applies what a wire producer reported.
     fn after_part(&mut self, sh: &mut Shared, now: Instant, part_id: ProducerId, outcome: Outcome) {
-        let Some(part) = self.parts.get_mut(&part_id) else {
+        let Some((app_id, (m, b))) = self
+            .parts
+            .get_mut(&part_id)
+            .map(|mut part| (part.app, part.take_freed()))
+        else {
             return;
         };
-        let app_id = part.app;
-        let (m, b) = part.take_freed();
         self.free(app_id, m, b);
         match outcome {
             Outcome::None => {}
@@ -863,7 +905,7 @@ impl Producers {
     }
 
     fn part_ready(&mut self, sh: &mut Shared, id: ProducerId) {
-        let Some(app) = self.apps.get_mut(&id) else {
+        let Some(app) = self.apps.get(&id) else {
             return;
         };
         if app.ready {
@@ -904,7 +946,9 @@ impl Producers {
             .max()
             .unwrap_or(-1);
         let schema_version = first.schema_version.clone();
-        app.ready = true;
+        if let Some(mut app) = self.apps.get_mut(&id) {
+            app.ready = true;
+        }
         sh.events.push_back(Event::ProducerReady {
             producer: id,
             name,
@@ -921,9 +965,10 @@ impl Producers {
         error: Option<Error>,
         ever_ready: bool,
     ) {
-        let Some(app) = self.apps.get_mut(&id) else {
+        let Some(mut guard) = self.apps.get_mut(&id) else {
             return;
         };
+        let app = &mut *guard;
         if app.closing {
             if app.close_error.is_none() {
                 app.close_error = error;
@@ -937,6 +982,7 @@ impl Producers {
             }
             if !app.parts().iter().any(|p| self.parts.contains_key(p)) {
                 let e = app.close_error.take();
+                drop(guard);
                 self.end_app(sh, id, e);
             }
             return;
@@ -955,6 +1001,7 @@ impl Producers {
                 if app.ready || ever_ready {
                     // Fail the other partitions too.
                     let others = app.parts();
+                    drop(guard);
                     for p in others {
                         if let Some(mut part) = self.parts.remove(&p) {
                             let e = SendError::Failed(error.clone());
@@ -965,6 +1012,7 @@ impl Producers {
                     }
                     self.end_app(sh, id, Some(error));
                 } else {
+                    drop(guard);
                     self.fail_app(sh, id, error);
                 }
             }
@@ -973,7 +1021,8 @@ impl Producers {
 
     /// Completes flushes, reports room, and finishes closing when possible.
     fn settle(&mut self, sh: &mut Shared, _now: Instant, id: ProducerId) {
-        if let Some(app) = self.apps.get_mut(&id) {
+        let ended = self.apps.get_mut(&id).and_then(|mut guard| {
+            let app = &mut *guard;
             if !app.flushes.is_empty() {
                 let parts = app.parts();
                 let oldest = parts
@@ -992,13 +1041,11 @@ impl Producers {
                     !done
                 });
             }
-            if app.closing && app.unrouted.is_empty() {
-                let live = app.parts().iter().any(|p| self.parts.contains_key(p));
-                if !live {
-                    let e = app.close_error.take();
-                    self.end_app(sh, id, e);
-                }
-            }
+            let live = || app.parts().iter().any(|p| self.parts.contains_key(p));
+            (app.closing && app.unrouted.is_empty() && !live()).then(|| app.close_error.take())
+        });
+        if let Some(error) = ended {
+            self.end_app(sh, id, error);
         }
         self.notify_room(sh);
     }
@@ -1035,6 +1082,18 @@ fn precheck(cfg: &PartSettings, msg: &OutgoingMessage, max: usize) -> Result<(),
     Ok(())
 }
 
+impl Deadline for Part {
+    fn next_timeout(&self) -> Option<Instant> {
+        Part::next_timeout(self)
+    }
+}
+
+impl Deadline for App {
+    fn next_timeout(&self) -> Option<Instant> {
+        app_timeout(self)
+    }
+}
+
 /// When an application producer wants `handle_timeout`.
 fn app_timeout(app: &App) -> Option<Instant> {
     let unrouted = app
@@ -1042,7 +1101,7 @@ fn app_timeout(app: &App) -> Option<Instant> {
         .send_timeout
         .and_then(|t| app.unrouted.front().map(|q| q.at + t));
     let own = match &app.topology {
-        Topology::Unknown { retry_at, .. } => *retry_at,
+        Topology::Unknown(r) => r.retry_at,
         Topology::Partitioned(p) if p.check_op.is_none() && !app.closing => p.next_check,
         _ => None,
     };

@@ -7,6 +7,7 @@
 //! are only assigned once the broker told the last one it stored for this producer name.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -118,13 +119,10 @@ pub(super) struct Part {
     pub(super) app: ProducerId,
     /// Partition index, `-1` for a non-partitioned topic.
     pub(super) partition: i32,
-    pub(super) topic: String,
-    cfg: PartSettings,
+    cfg: Arc<PartSettings>,
     pub(super) link: Link,
     /// The name in use (the broker's choice once registered, if none was given).
     pub(super) name: Option<String>,
-    /// The name swapped into each entry's metadata when writing.
-    name_buf: String,
     /// Producer epoch, incremented on each registration attempt.
     epoch: u64,
     /// Topic epoch from the broker (exclusive access modes), sent back on re-registration.
@@ -136,10 +134,11 @@ pub(super) struct Part {
     admitted: bool,
     waiting: VecDeque<Queued>,
     pending: VecDeque<Op>,
-    batcher: Option<Batcher>,
-    closed_scratch: Vec<Closed>,
+    /// The open batches; built on the first batchable message (an idle producer holds none).
+    batcher: Option<Box<Batcher>>,
     next_seq: u64,
-    codec: CodecContext,
+    /// Compression state; built on the first compressed payload.
+    codec: Option<Box<CodecContext>>,
     closing: Closing,
     /// Messages and payload bytes completed since the owner last asked.
     freed_messages: usize,
@@ -158,17 +157,14 @@ impl Part {
         app: ProducerId,
         partition: i32,
         topic: String,
-        cfg: PartSettings,
+        cfg: Arc<PartSettings>,
     ) -> Part {
-        let link = Link::new(Resource::Producer(id), topic.clone(), sh, now);
-        let batcher = cfg.batching.clone().map(Batcher::new);
+        let link = Link::new(Resource::Producer(id), topic, sh, now);
         Part {
             id,
             app,
             partition,
-            topic,
             name: cfg.name.clone(),
-            name_buf: String::new(),
             link,
             epoch: 0,
             topic_epoch: None,
@@ -177,10 +173,9 @@ impl Part {
             admitted: false,
             waiting: VecDeque::new(),
             pending: VecDeque::new(),
-            batcher,
-            closed_scratch: Vec::new(),
+            batcher: None,
             next_seq: 0,
-            codec: CodecContext::new(),
+            codec: None,
             closing: Closing::Open,
             freed_messages: 0,
             freed_bytes: 0,
@@ -194,7 +189,7 @@ impl Part {
     pub(super) fn stats(&self) -> ProducerStats {
         ProducerStats {
             id: self.app,
-            topic: self.topic.clone(),
+            topic: self.link.topic.clone(),
             name: self.name.clone(),
             state: self.link.state(),
             connection: self.link.conn(),
@@ -208,7 +203,7 @@ impl Part {
     /// Messages held (waiting, batched or pending).
     fn queued_messages(&self) -> usize {
         self.waiting.len()
-            + self.batcher.as_ref().map_or(0, Batcher::len)
+            + self.batcher.as_deref().map_or(0, Batcher::len)
             + self.pending.iter().map(|o| o.sends.len()).sum::<usize>()
     }
 
@@ -312,18 +307,21 @@ impl Part {
         at: Instant,
     ) -> Result<(), SendError> {
         let size = msg.payload.len();
-        let batch_max = self.batcher.as_ref().map(Batcher::max_bytes);
+        let batch_max = self.cfg.batching.as_ref().map(|b| b.max_bytes);
         match batch_max {
             Some(max) if msg.batchable() && size <= max => {
+                let b = match &mut self.batcher {
+                    Some(b) => b,
+                    none => none.insert(Box::new(Batcher::new(
+                        self.cfg.batching.clone().unwrap_or_default(),
+                    ))),
+                };
                 // Key-based batches are numbered when they close; a message with its own id
                 // first closes the batches of other keys, so that the ids it was given stay in
                 // wire order (assuming they increase).
-                let (key_based, overflow) = self.batcher.as_ref().map_or((false, false), |b| {
-                    let key_based = b.key_based();
-                    let own_id_after_others =
-                        key_based && msg.sequence_id.is_some() && b.holds_other_keys(&msg);
-                    (key_based, b.would_overflow(size) || own_id_after_others)
-                });
+                let key_based = b.key_based();
+                let overflow = b.would_overflow(size)
+                    || (key_based && msg.sequence_id.is_some() && b.holds_other_keys(&msg));
                 if overflow {
                     self.close_batches(sh, now);
                 }
@@ -331,13 +329,16 @@ impl Part {
                 if !key_based {
                     self.next_seq = self.next_seq.max(seq.wrapping_add(1));
                 }
-                // A batch's publish time is its first message's: only needed to open one.
-                let publish_time = match &self.batcher {
-                    Some(b) if !b.opens_batch_for(&msg) => 0,
-                    _ => sh.unix_millis(at),
-                };
-                let full = match self.batcher.as_mut() {
-                    Some(b) => b.add(at, send, seq, publish_time, msg),
+                let full = match self.batcher.as_deref_mut() {
+                    Some(b) => {
+                        // A batch's publish time is its first message's: only needed to open one.
+                        let publish_time = if b.opens_batch_for(&msg) {
+                            sh.unix_millis(at)
+                        } else {
+                            0
+                        };
+                        b.add(at, send, seq, publish_time, msg)
+                    }
                     None => false,
                 };
                 if full {
@@ -397,9 +398,8 @@ impl Part {
         let payload = self.compress(&mut metadata, payload)?;
         let max = self.max_message_size(sh);
         // producer_name is swapped in when writing: count it now (tag + length + bytes).
-        let name_len = self.name_buf.len()
-            + 1
-            + prost::encoding::encoded_len_varint(self.name_buf.len() as u64);
+        let name = self.name.as_deref().map_or(0, str::len);
+        let name_len = name + 1 + prost::encoding::encoded_len_varint(name as u64);
         let frame = metadata.encoded_len() + name_len + payload.len();
         // Chunks stay a little under the broker's limit: the bookie wraps each entry in its own
         // header, and a bookie whose frame limit equals the broker's maximum message size (5 MiB
@@ -448,7 +448,11 @@ impl Part {
         name_len: usize,
     ) -> Result<(), SendError> {
         let total = payload.len();
-        metadata.uuid = Some(format!("{}-{}", self.name_buf, seq));
+        metadata.uuid = Some(format!(
+            "{}-{}",
+            self.name.as_deref().unwrap_or_default(),
+            seq
+        ));
         metadata.total_chunk_msg_size = Some(i32::try_from(total).unwrap_or(i32::MAX));
         // Upper bound of the chunk fields' size.
         metadata.num_chunks_from_msg = Some(i32::MAX);
@@ -500,6 +504,7 @@ impl Part {
         }
         let mut out = BytesMut::with_capacity(payload.len() / 2 + 64);
         self.codec
+            .get_or_insert_with(Box::default)
             .compress(kind, &payload, &mut out)
             .map_err(SendError::Compression)?;
         metadata.compression = Some(kind.to_protocol());
@@ -515,12 +520,18 @@ impl Part {
         if b.is_empty() {
             return;
         }
-        let mut closed = std::mem::take(&mut self.closed_scratch);
-        b.close_into(&mut self.next_seq, &mut closed);
+        let mut closed = b.close(&mut self.next_seq);
         for c in closed.drain(..) {
             self.batch_op(sh, now, c);
         }
-        self.closed_scratch = closed;
+        self.give_back(closed);
+    }
+
+    /// Returns the (drained) list of closed batches to the batcher for reuse.
+    fn give_back(&mut self, closed: Vec<Closed>) {
+        if let Some(b) = self.batcher.as_mut() {
+            b.reuse(closed);
+        }
     }
 
     fn batch_op(&mut self, sh: &mut Shared, now: Instant, c: Closed) {
@@ -573,7 +584,8 @@ impl Part {
         self.pending.push_back(op);
         if let Some(conn) = self.link.ready_conn() {
             if let (Some(op), Some(buf)) = (self.pending.back_mut(), sh.write_buffer(conn, 1)) {
-                op.encode(self.id.get(), &mut self.name_buf, buf);
+                let name = self.name.get_or_insert_with(String::new);
+                op.encode(self.id.get(), name, buf);
                 self.messages_sent += 1;
             }
         }
@@ -586,8 +598,9 @@ impl Part {
             return;
         }
         if let Some(buf) = sh.write_buffer(conn, n) {
+            let name = self.name.get_or_insert_with(String::new);
             for op in &mut self.pending {
-                op.encode(self.id.get(), &mut self.name_buf, buf);
+                op.encode(self.id.get(), name, buf);
             }
             self.messages_sent += n;
         }
@@ -608,15 +621,14 @@ impl Part {
             self.fail_op(sh, op, error);
         }
         if let Some(b) = self.batcher.as_mut() {
-            let mut closed = std::mem::take(&mut self.closed_scratch);
-            b.close_into(&mut self.next_seq, &mut closed);
+            let mut closed = b.close(&mut self.next_seq);
             for c in closed.drain(..) {
                 self.freed_bytes += c.bytes;
                 for send in c.sends {
                     self.complete(sh, send, Err(error.clone()));
                 }
             }
-            self.closed_scratch = closed;
+            self.give_back(closed);
         }
         while let Some(q) = self.waiting.pop_front() {
             self.freed_bytes += q.size;
@@ -781,7 +793,7 @@ impl Part {
     fn register(&mut self, sh: &mut Shared, now: Instant, conn: ConnectionId) -> Outcome {
         let request_id = sh.next_request_id();
         let cmd = pb::BaseCommand::from(pb::CommandProducer {
-            topic: self.topic.clone(),
+            topic: self.link.topic.clone(),
             producer_id: self.id.get(),
             request_id,
             producer_name: self.name.clone(),
@@ -830,7 +842,6 @@ impl Part {
     ) -> Outcome {
         let first = self.link.registered(conn);
         self.max_size = sh.max_message_size(conn);
-        self.name_buf.clone_from(&success.producer_name);
         self.name = Some(success.producer_name);
         if success.topic_epoch.is_some() {
             self.topic_epoch = success.topic_epoch;
