@@ -1080,19 +1080,7 @@ impl Consumers {
         };
         match s.link.ready_conn() {
             Some(conn) => {
-                let request_id = sh.next_request_id();
-                let cmd = pb::BaseCommand::from(pb::CommandCloseConsumer {
-                    consumer_id: sid.get(),
-                    request_id,
-                    ..Default::default()
-                });
-                sh.send_request(
-                    now,
-                    conn,
-                    request_id,
-                    &cmd,
-                    RequestKind::Consumer(sid, ConsumerRequest::Close),
-                );
+                let request_id = send_close(sh, now, conn, sid, ConsumerRequest::Close);
                 s.link.closing(conn, request_id);
             }
             None => self.finish_sub(sh, now, sid),
@@ -2082,10 +2070,21 @@ impl Consumers {
     }
 }
 
-/// Link events name the wire consumer; the application knows the group.
 /// Sends a CLOSE_CONSUMER whose answer does not matter (the broker may hold a registration the
 /// client no longer wants); its request entry expires after the operation timeout.
 fn send_cleanup_close(sh: &mut Shared, now: Instant, conn: ConnectionId, sid: ConsumerId) {
+    send_close(sh, now, conn, sid, ConsumerRequest::Cleanup);
+}
+
+/// Sends a CLOSE_CONSUMER for wire consumer `sid` as a request of kind `purpose`; returns its
+/// request id.
+fn send_close(
+    sh: &mut Shared,
+    now: Instant,
+    conn: ConnectionId,
+    sid: ConsumerId,
+    purpose: ConsumerRequest,
+) -> u64 {
     let request_id = sh.next_request_id();
     let cmd = pb::BaseCommand::from(pb::CommandCloseConsumer {
         consumer_id: sid.get(),
@@ -2097,8 +2096,9 @@ fn send_cleanup_close(sh: &mut Shared, now: Instant, conn: ConnectionId, sid: Co
         conn,
         request_id,
         &cmd,
-        RequestKind::Consumer(sid, ConsumerRequest::Cleanup),
+        RequestKind::Consumer(sid, purpose),
     );
+    request_id
 }
 
 fn remap_events(sh: &mut Shared, from: usize, sid: ConsumerId, gid: ConsumerId) {

@@ -76,6 +76,17 @@ pub(super) fn send_cleanup_close(
     conn: ConnectionId,
     id: ProducerId,
 ) {
+    send_close(sh, now, conn, id, ProducerRequest::Cleanup);
+}
+
+/// Sends a CLOSE_PRODUCER for `id` as a request of kind `purpose`; returns its request id.
+fn send_close(
+    sh: &mut Shared,
+    now: Instant,
+    conn: ConnectionId,
+    id: ProducerId,
+    purpose: ProducerRequest,
+) -> u64 {
     let request_id = sh.next_request_id();
     let cmd = pb::BaseCommand::from(pb::CommandCloseProducer {
         producer_id: id.get(),
@@ -87,8 +98,9 @@ pub(super) fn send_cleanup_close(
         conn,
         request_id,
         &cmd,
-        RequestKind::Producer(id, ProducerRequest::Cleanup),
+        RequestKind::Producer(id, purpose),
     );
+    request_id
 }
 
 /// Bytes a chunk leaves free below the broker's maximum message size.
@@ -709,19 +721,7 @@ impl Part {
             // Not registered anywhere right now: nothing to close on a broker.
             return self.finish(sh, SendError::ProducerClosed, None);
         };
-        let request_id = sh.next_request_id();
-        let cmd = pb::BaseCommand::from(pb::CommandCloseProducer {
-            producer_id: self.id.get(),
-            request_id,
-            ..Default::default()
-        });
-        sh.send_request(
-            now,
-            conn,
-            request_id,
-            &cmd,
-            RequestKind::Producer(self.id, ProducerRequest::Close),
-        );
+        let request_id = send_close(sh, now, conn, self.id, ProducerRequest::Close);
         self.link.closing(conn, request_id);
         self.closing = Closing::Requested;
         Outcome::None
