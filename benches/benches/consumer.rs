@@ -14,6 +14,8 @@
 //! `--toggle-collect='*profile_rounds*'` counts the rounds alone); `CONSUMER_BENCH_ACK=individual|
 //! cumulative|none` picks the acknowledgements, `CONSUMER_BENCH_IDLE=K` adds K idle consumers.
 
+mod common;
+
 use std::alloc::System;
 use std::time::{Duration, Instant};
 
@@ -50,28 +52,10 @@ enum Ack {
 }
 
 fn answer(cmd: &pb::BaseCommand) -> Option<pb::BaseCommand> {
+    if let Some(answer) = common::setup_answer(cmd) {
+        return Some(answer);
+    }
     Some(match cmd.kind()? {
-        Type::Connect => pb::CommandConnected {
-            server_version: "bench".into(),
-            protocol_version: Some(21),
-            ..Default::default()
-        }
-        .into(),
-        Type::Lookup => pb::CommandLookupTopicResponse {
-            broker_service_url: Some("pulsar://bench:6650".into()),
-            response: Some(1),
-            request_id: cmd.lookup_topic.as_ref()?.request_id,
-            authoritative: Some(true),
-            ..Default::default()
-        }
-        .into(),
-        Type::PartitionedMetadata => pb::CommandPartitionedTopicMetadataResponse {
-            partitions: Some(0),
-            request_id: cmd.partition_metadata.as_ref()?.request_id,
-            response: Some(0),
-            ..Default::default()
-        }
-        .into(),
         Type::Subscribe => pb::CommandSuccess {
             request_id: cmd.subscribe.as_ref()?.request_id,
             ..Default::default()

@@ -12,6 +12,8 @@
 //! `PRODUCER_BENCH_PROFILE=N` runs N rounds of the batched variant only (for `perf`/`callgrind`);
 //! `PRODUCER_BENCH_PROFILE_PRODUCERS=P` spreads them over P producers.
 
+mod common;
+
 use std::alloc::System;
 use std::time::{Duration, Instant};
 
@@ -35,28 +37,10 @@ const BATCH: usize = 1000;
 
 /// The broker's answer to a setup command.
 fn answer(cmd: &pb::BaseCommand, entry: &mut u64) -> Option<pb::BaseCommand> {
+    if let Some(answer) = common::setup_answer(cmd) {
+        return Some(answer);
+    }
     Some(match cmd.kind()? {
-        Type::Connect => pb::CommandConnected {
-            server_version: "bench".into(),
-            protocol_version: Some(21),
-            ..Default::default()
-        }
-        .into(),
-        Type::Lookup => pb::CommandLookupTopicResponse {
-            broker_service_url: Some("pulsar://bench:6650".into()),
-            response: Some(1),
-            request_id: cmd.lookup_topic.as_ref()?.request_id,
-            authoritative: Some(true),
-            ..Default::default()
-        }
-        .into(),
-        Type::PartitionedMetadata => pb::CommandPartitionedTopicMetadataResponse {
-            partitions: Some(0),
-            request_id: cmd.partition_metadata.as_ref()?.request_id,
-            response: Some(0),
-            ..Default::default()
-        }
-        .into(),
         Type::Producer => pb::CommandProducerSuccess {
             request_id: cmd.producer.as_ref()?.request_id,
             producer_name: "bench-producer".into(),
