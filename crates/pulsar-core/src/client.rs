@@ -643,20 +643,30 @@ impl Client {
                 } => self
                     .consumers
                     .response(sh, now, conn, consumer, request_id, request, result),
+                Dispatch::Receipt {
+                    conn,
+                    producer,
+                    receipt,
+                } => self.producers.receipt(sh, now, conn, producer, &receipt),
                 Dispatch::ProducerCommand {
                     conn,
                     producer,
                     command,
                 } => self.producers.command(sh, now, conn, producer, command),
-                Dispatch::ConsumerCommand {
+                Dispatch::Message {
                     conn,
                     consumer,
-                    command,
+                    message,
                     payload,
                     checksum_ok,
                 } => self
                     .consumers
-                    .command(sh, now, conn, consumer, command, payload, checksum_ok),
+                    .message(sh, now, conn, consumer, message, payload, checksum_ok),
+                Dispatch::ConsumerCommand {
+                    conn,
+                    consumer,
+                    command,
+                } => self.consumers.command(sh, now, conn, consumer, command),
                 Dispatch::OpDone { owner, op, result } => match owner {
                     Owner::Producer(p) => self.producers.op_done(sh, now, p, op, result),
                     Owner::Consumer(c) => self.consumers.op_done(sh, now, c, op, result),

@@ -101,13 +101,14 @@ impl Connection {
         self.ping_sent = None;
     }
 
-    /// The next complete frame, if any.
-    pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>, DecodeError> {
-        let frame = self.decoder.decode(&mut self.read_buf)?;
-        if frame.is_some() {
+    /// Decodes the next complete frame into `frame` (reusing its allocations); `Ok(false)` when
+    /// no complete frame is buffered.
+    pub(crate) fn next_frame(&mut self, frame: &mut Frame) -> Result<bool, DecodeError> {
+        let complete = self.decoder.decode_into(&mut self.read_buf, frame)?;
+        if complete {
             self.frames_in += 1;
         }
-        Ok(frame)
+        Ok(complete)
     }
 
     /// Applies the broker's maximum message size (from CONNECTED).

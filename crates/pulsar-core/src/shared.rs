@@ -75,22 +75,34 @@ pub(crate) enum Dispatch {
         request: ConsumerRequest,
         result: Result<pb::BaseCommand, Error>,
     },
-    /// A broker command naming a producer attached to `conn` (SEND_RECEIPT, SEND_ERROR,
-    /// CLOSE_PRODUCER, TOPIC_MIGRATED).
+    /// A SEND_RECEIPT for a producer attached to `conn`.
+    Receipt {
+        conn: ConnectionId,
+        producer: ProducerId,
+        receipt: pb::CommandSendReceipt,
+    },
+    /// A broker command naming a producer attached to `conn` (SEND_ERROR, CLOSE_PRODUCER,
+    /// TOPIC_MIGRATED).
     ProducerCommand {
         conn: ConnectionId,
         producer: ProducerId,
         command: pb::BaseCommand,
     },
-    /// A broker command naming a consumer attached to `conn` (MESSAGE, CLOSE_CONSUMER,
+    /// A MESSAGE for a consumer attached to `conn`. `checksum_ok` is false when its checksum did
+    /// not match (then `payload` is `None`).
+    Message {
+        conn: ConnectionId,
+        consumer: ConsumerId,
+        message: pb::CommandMessage,
+        payload: Option<Payload>,
+        checksum_ok: bool,
+    },
+    /// A broker command naming a consumer attached to `conn` (CLOSE_CONSUMER,
     /// REACHED_END_OF_TOPIC, ACTIVE_CONSUMER_CHANGE, ACK_RESPONSE without request id, TOPIC_MIGRATED).
-    /// `checksum_ok` is false for a MESSAGE whose checksum did not match (then `payload` is `None`).
     ConsumerCommand {
         conn: ConnectionId,
         consumer: ConsumerId,
         command: pb::BaseCommand,
-        payload: Option<Payload>,
-        checksum_ok: bool,
     },
     /// An operation started by a producer or consumer finished.
     OpDone {
@@ -116,6 +128,9 @@ pub(crate) struct Shared {
     dirty: BTreeSet<ConnectionId>,
     /// Request deadlines: (deadline, connection, request id).
     deadlines: BTreeSet<(Instant, ConnectionId, u64)>,
+    /// The frame connections decode into, kept so that each frame reuses the previous one's
+    /// allocations (boxed command bodies, metadata buffers).
+    scratch: Option<Box<Frame>>,
     /// Wall clock reference: (instant, unix milliseconds at that instant).
     clock: (Instant, u64),
     /// No new connection may be opened (the client is closed).
@@ -140,6 +155,7 @@ impl Shared {
             io: VecDeque::new(),
             dirty: BTreeSet::new(),
             deadlines: BTreeSet::new(),
+            scratch: None,
             shut: false,
         }
     }
@@ -484,16 +500,22 @@ impl Shared {
         conn: ConnectionId,
         max_dispatch: usize,
     ) -> bool {
+        let mut frame = self
+            .scratch
+            .take()
+            .unwrap_or_else(|| Box::new(Frame::empty()));
+        let mut more = false;
         // The connection may be closed while processing (then the loop ends).
         while let Some(c) = self.conns.get_mut(&conn) {
             if self.dispatch.len() >= max_dispatch {
-                return true;
+                more = true;
+                break;
             }
-            match c.next_frame() {
-                Ok(None) => break,
-                Ok(Some(frame)) => {
+            match c.next_frame(&mut frame) {
+                Ok(false) => break,
+                Ok(true) => {
                     self.counters.frames_in += 1;
-                    if let Err(e) = self.process_frame(now, conn, frame) {
+                    if let Err(e) = self.process_frame(now, conn, &mut frame) {
                         self.protocol_error(now, conn, e);
                         break;
                     }
@@ -508,7 +530,8 @@ impl Shared {
                 }
             }
         }
-        false
+        self.scratch = Some(frame);
+        more
     }
 
     fn protocol_error(&mut self, now: Instant, conn: ConnectionId, e: ProtocolError) {
@@ -517,30 +540,50 @@ impl Shared {
     }
 
     fn checksum_mismatch(&mut self, conn: ConnectionId, command: pb::BaseCommand) {
-        let Some(consumer) = command.message.as_ref().map(|m| ConsumerId(m.consumer_id)) else {
-            return;
-        };
-        if self
-            .conns
-            .get(&conn)
-            .is_some_and(|c| c.consumers.contains(&consumer))
-        {
-            self.dispatch.push_back(Dispatch::ConsumerCommand {
+        if let Some(message) = command.message {
+            self.route_message(conn, *message, None, false);
+        }
+    }
+
+    /// Dispatches a MESSAGE to its consumer, if that consumer is attached to `conn`.
+    fn route_message(
+        &mut self,
+        conn: ConnectionId,
+        message: pb::CommandMessage,
+        payload: Option<Payload>,
+        checksum_ok: bool,
+    ) {
+        let consumer = ConsumerId(message.consumer_id);
+        if self.attached_consumer(conn, consumer) {
+            self.dispatch.push_back(Dispatch::Message {
                 conn,
                 consumer,
-                command,
-                payload: None,
-                checksum_ok: false,
+                message,
+                payload,
+                checksum_ok,
             });
         }
     }
 
-    /// Routes one frame.
+    fn attached_producer(&self, conn: ConnectionId, producer: ProducerId) -> bool {
+        self.conns
+            .get(&conn)
+            .is_some_and(|c| c.producers.contains(&producer))
+    }
+
+    fn attached_consumer(&self, conn: ConnectionId, consumer: ConsumerId) -> bool {
+        self.conns
+            .get(&conn)
+            .is_some_and(|c| c.consumers.contains(&consumer))
+    }
+
+    /// Routes one frame. The hot commands (SEND_RECEIPT, MESSAGE) are taken out of `frame` by
+    /// body, leaving the boxed bodies for the next decode to reuse; the others are taken whole.
     fn process_frame(
         &mut self,
         now: Instant,
         conn: ConnectionId,
-        frame: Frame,
+        frame: &mut Frame,
     ) -> Result<(), ProtocolError> {
         let Frame { command, payload } = frame;
         let kind = command
@@ -548,30 +591,48 @@ impl Shared {
             .ok_or_else(|| ProtocolError::UnexpectedCommand(format!("type {}", command.r#type)))?;
         let state = self.conns.get(&conn).map(|c| c.state);
         if state == Some(ConnectionState::Handshaking) {
-            return self.process_handshake(now, conn, kind, command);
+            return self.process_handshake(now, conn, kind, std::mem::take(command));
         }
         match kind {
             Type::Ping => {
                 self.send_command(conn, &pb::BaseCommand::from(pb::CommandPong {}));
             }
             Type::Pong => {}
-            Type::AuthChallenge => self.answer_challenge(now, conn, &command),
+            Type::AuthChallenge => self.answer_challenge(now, conn, command),
             Type::Connected => return Err(ProtocolError::OutOfOrder("CONNECTED".into())),
-            Type::SendReceipt | Type::SendError | Type::CloseProducer => {
+            Type::SendReceipt => {
+                let receipt = command
+                    .send_receipt
+                    .as_deref_mut()
+                    .ok_or(ProtocolError::MissingField("producer_id"))?;
+                let producer = ProducerId(receipt.producer_id);
+                // A receipt for a producer no longer on this connection is stale: ignored.
+                if self.attached_producer(conn, producer) {
+                    self.dispatch.push_back(Dispatch::Receipt {
+                        conn,
+                        producer,
+                        receipt: std::mem::take(receipt),
+                    });
+                }
+            }
+            Type::SendError | Type::CloseProducer => {
                 let id = match kind {
-                    Type::SendReceipt => command.send_receipt.as_ref().map(|c| c.producer_id),
                     Type::SendError => command.send_error.as_ref().map(|c| c.producer_id),
                     _ => command.close_producer.as_ref().map(|c| c.producer_id),
                 };
                 let producer = ProducerId(id.ok_or(ProtocolError::MissingField("producer_id"))?);
-                self.route_to_producer(conn, producer, command);
+                self.route_to_producer(conn, producer, std::mem::take(command));
             }
-            Type::Message
-            | Type::CloseConsumer
-            | Type::ReachedEndOfTopic
-            | Type::ActiveConsumerChange => {
+            Type::Message => {
+                let message = command
+                    .message
+                    .as_deref_mut()
+                    .ok_or(ProtocolError::MissingField("consumer_id"))?;
+                let message = std::mem::take(message);
+                self.route_message(conn, message, payload.take(), true);
+            }
+            Type::CloseConsumer | Type::ReachedEndOfTopic | Type::ActiveConsumerChange => {
                 let id = match kind {
-                    Type::Message => command.message.as_ref().map(|c| c.consumer_id),
                     Type::CloseConsumer => command.close_consumer.as_ref().map(|c| c.consumer_id),
                     Type::ReachedEndOfTopic => {
                         command.reached_end_of_topic.as_ref().map(|c| c.consumer_id)
@@ -582,7 +643,7 @@ impl Shared {
                         .map(|c| c.consumer_id),
                 };
                 let consumer = ConsumerId(id.ok_or(ProtocolError::MissingField("consumer_id"))?);
-                self.route_to_consumer(conn, consumer, command, payload);
+                self.route_to_consumer(conn, consumer, std::mem::take(command));
             }
             Type::AckResponse
                 if command
@@ -591,7 +652,7 @@ impl Shared {
                     .is_some_and(|a| a.request_id.is_none()) =>
             {
                 let id = command.ack_response.as_ref().map_or(0, |a| a.consumer_id);
-                self.route_to_consumer(conn, ConsumerId(id), command, None);
+                self.route_to_consumer(conn, ConsumerId(id), std::mem::take(command));
             }
             Type::TopicMigrated => {
                 let m = command
@@ -599,10 +660,11 @@ impl Shared {
                     .as_ref()
                     .ok_or(ProtocolError::MissingField("topic_migrated"))?;
                 let (id, is_producer) = (m.resource_id, m.resource_type == 0);
+                let command = std::mem::take(command);
                 if is_producer {
                     self.route_to_producer(conn, ProducerId(id), command);
                 } else {
-                    self.route_to_consumer(conn, ConsumerId(id), command, None);
+                    self.route_to_consumer(conn, ConsumerId(id), command);
                 }
             }
             Type::WatchTopicUpdate => {
@@ -611,10 +673,12 @@ impl Shared {
                     .watch_topic_update
                     .as_ref()
                     .map_or(0, |w| w.watcher_id);
-                self.route_to_consumer(conn, ConsumerId(id), command, None);
+                self.route_to_consumer(conn, ConsumerId(id), std::mem::take(command));
             }
-            _ => match response_request_id(&command) {
-                Some(request_id) => self.process_response(now, conn, request_id, command)?,
+            _ => match response_request_id(command) {
+                Some(request_id) => {
+                    self.process_response(now, conn, request_id, std::mem::take(command))?
+                }
                 None => return Err(ProtocolError::UnexpectedCommand(format!("{kind:?}"))),
             },
         }
@@ -722,11 +786,7 @@ impl Shared {
         producer: ProducerId,
         command: pb::BaseCommand,
     ) {
-        if self
-            .conns
-            .get(&conn)
-            .is_some_and(|c| c.producers.contains(&producer))
-        {
+        if self.attached_producer(conn, producer) {
             self.dispatch.push_back(Dispatch::ProducerCommand {
                 conn,
                 producer,
@@ -741,19 +801,12 @@ impl Shared {
         conn: ConnectionId,
         consumer: ConsumerId,
         command: pb::BaseCommand,
-        payload: Option<Payload>,
     ) {
-        if self
-            .conns
-            .get(&conn)
-            .is_some_and(|c| c.consumers.contains(&consumer))
-        {
+        if self.attached_consumer(conn, consumer) {
             self.dispatch.push_back(Dispatch::ConsumerCommand {
                 conn,
                 consumer,
                 command,
-                payload,
-                checksum_ok: true,
             });
         }
     }

@@ -1612,7 +1612,50 @@ impl Consumers {
         }
     }
 
+    /// A MESSAGE for wire consumer `id` on `conn` (`payload` is `None` when `checksum_ok` is false).
     #[allow(clippy::too_many_arguments)]
+    pub(crate) fn message(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        conn: ConnectionId,
+        id: ConsumerId,
+        message: pb::CommandMessage,
+        payload: Option<Payload>,
+        checksum_ok: bool,
+    ) {
+        let Some(s) = self.subs.get_mut(&id) else {
+            return;
+        };
+        if s.link.ready_conn() != Some(conn) {
+            return;
+        }
+        let gid = s.group;
+        let Some(g) = self.groups.get_mut_untimed(&gid) else {
+            return;
+        };
+        let was_empty = g.queue.is_empty();
+        let out = s.intake(
+            sh,
+            now,
+            conn,
+            &mut self.codec,
+            &mut g.queue,
+            message,
+            payload,
+            checksum_ok,
+        );
+        if was_empty && !g.queue.is_empty() {
+            sh.events
+                .push_back(Event::MessagesAvailable { consumer: gid });
+        }
+        for e in out.dead_letter {
+            self.dlq.push_dead(id, e);
+        }
+        self.redeliver(sh, id, out.redeliver);
+    }
+
+    /// A broker command other than MESSAGE for wire consumer (or pattern watcher) `id` on `conn`.
     pub(crate) fn command(
         &mut self,
         sh: &mut Shared,
@@ -1620,8 +1663,6 @@ impl Consumers {
         conn: ConnectionId,
         id: ConsumerId,
         command: pb::BaseCommand,
-        payload: Option<Payload>,
-        checksum_ok: bool,
     ) {
         let Some(s) = self.subs.get_mut(&id) else {
             if command.kind() == Some(Type::WatchTopicUpdate) {
@@ -1633,34 +1674,6 @@ impl Consumers {
         };
         let gid = s.group;
         match command.kind() {
-            Some(Type::Message) => {
-                if s.link.ready_conn() != Some(conn) {
-                    return;
-                }
-                let Some(m) = command.message else { return };
-                let Some(g) = self.groups.get_mut_untimed(&gid) else {
-                    return;
-                };
-                let was_empty = g.queue.is_empty();
-                let out = s.intake(
-                    sh,
-                    now,
-                    conn,
-                    &mut self.codec,
-                    &mut g.queue,
-                    *m,
-                    payload,
-                    checksum_ok,
-                );
-                if was_empty && !g.queue.is_empty() {
-                    sh.events
-                        .push_back(Event::MessagesAvailable { consumer: gid });
-                }
-                for e in out.dead_letter {
-                    self.dlq.push_dead(id, e);
-                }
-                self.redeliver(sh, id, out.redeliver);
-            }
             Some(Type::CloseConsumer) => {
                 let Some(cc) = command.close_consumer else {
                     return;

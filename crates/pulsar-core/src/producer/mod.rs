@@ -555,6 +555,24 @@ impl Producers {
         }
     }
 
+    /// A SEND_RECEIPT for producer `id` on `conn`, read by reference from the connection's frame.
+    pub(crate) fn receipt(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        conn: ConnectionId,
+        id: ProducerId,
+        receipt: &pb::CommandSendReceipt,
+    ) {
+        let outcome = self
+            .parts
+            .get_mut(&id)
+            .map(|mut part| part.receipt_command(sh, now, conn, receipt));
+        if let Some(outcome) = outcome {
+            self.after_part(sh, now, id, outcome);
+        }
+    }
+
     // ---- internals ------------------------------------------------------------------------------
 
     #[allow(clippy::too_many_arguments)]

@@ -1007,6 +1007,18 @@ impl Part {
         self.apply(sh, now, step)
     }
 
+    /// A SEND_RECEIPT from the broker.
+    pub(super) fn receipt_command(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        conn: ConnectionId,
+        receipt: &pb::CommandSendReceipt,
+    ) -> Outcome {
+        self.receipt(sh, now, conn, receipt);
+        self.try_finish_close(sh, now)
+    }
+
     pub(super) fn command(
         &mut self,
         sh: &mut Shared,
@@ -1015,12 +1027,10 @@ impl Part {
         command: pb::BaseCommand,
     ) -> Outcome {
         match command.kind() {
-            Some(Type::SendReceipt) => {
-                if let Some(r) = command.send_receipt {
-                    self.receipt(sh, now, conn, &r);
-                }
-                self.try_finish_close(sh, now)
-            }
+            Some(Type::SendReceipt) => match command.send_receipt {
+                Some(r) => self.receipt_command(sh, now, conn, &r),
+                None => Outcome::None,
+            },
             Some(Type::SendError) => {
                 let Some(e) = command.send_error else {
                     return Outcome::None;
