@@ -654,6 +654,41 @@ fn readers_start_where_asked_and_seek_by_id_and_time() -> R {
         texts(&d.take(c, 2, Duration::from_secs(30))?),
         vec!["r5", "r6"]
     );
+
+    // inclusive at the latest message: the last message, then what follows (Java's readNext
+    // misses the last one, apache/pulsar#10483; Go's reader seeks to it, as this one does)
+    let r = d.client.create_reader(
+        Instant::now(),
+        &topic,
+        ReaderOptions::new(MessageId::LATEST).inclusive(),
+    )?;
+    d.ready(r)?;
+    assert_eq!(texts(&d.take(r, 1, Duration::from_secs(30))?), vec!["r6"]);
+    d.send_payloads(p, &["r7"])?;
+    assert_eq!(texts(&d.take(r, 1, Duration::from_secs(30))?), vec!["r7"]);
+    assert!(d.during(r, Duration::from_secs(1))?.is_empty());
+    d.close()
+}
+
+#[test]
+fn inclusive_reader_at_latest_reads_the_last_message_of_a_batch() -> R {
+    let topic = unique_topic("cons-reader-head");
+    let mut d = Driver::new()?;
+    let batching = BatchingOptions::enabled().with_limits(1000, 1 << 20, Duration::from_millis(50));
+    let p = d.producer(&topic, ProducerOptions::default().with_batching(batching))?;
+    let ids = d.send_payloads(p, &["b0", "b1", "b2"])?;
+    assert!(
+        ids.iter().all(|id| id.entry_id == ids[0].entry_id),
+        "one batch: {ids:?}"
+    );
+    let r = d.client.create_reader(
+        Instant::now(),
+        &topic,
+        ReaderOptions::new(MessageId::LATEST).inclusive(),
+    )?;
+    d.ready(r)?;
+    assert_eq!(texts(&d.take(r, 1, Duration::from_secs(30))?), vec!["b2"]);
+    assert!(d.during(r, Duration::from_secs(1))?.is_empty());
     d.close()
 }
 

@@ -715,6 +715,111 @@ fn inclusive_reader_delivers_the_start_message() {
     );
 }
 
+/// A broker whose topic ends at `last` (entry `-1`: empty), answering SEEK with SUCCESS; it records
+/// the SEEKs.
+fn last_message_broker(sim: &mut Sim, last: (u64, u64)) -> Rc<RefCell<Vec<pb::CommandSeek>>> {
+    let seeks: Rc<RefCell<Vec<pb::CommandSeek>>> = Rc::default();
+    let seen = seeks.clone();
+    sim.hook(SERVICE, move |_, cmd| {
+        if let Some(g) = cmd.get_last_message_id.as_deref() {
+            return Some(vec![Reply::Cmd(
+                pb::CommandGetLastMessageIdResponse {
+                    last_message_id: pb::MessageIdData {
+                        ledger_id: last.0,
+                        entry_id: last.1,
+                        ..Default::default()
+                    },
+                    request_id: g.request_id,
+                    ..Default::default()
+                }
+                .into(),
+            )]);
+        }
+        let s = cmd.seek.as_deref()?;
+        seen.borrow_mut().push(s.clone());
+        Some(vec![Reply::Cmd(success(s.request_id))])
+    });
+    seeks
+}
+
+#[test]
+fn inclusive_reader_at_latest_is_positioned_at_the_last_message_before_it_is_ready() {
+    let mut sim = Sim::new();
+    let seeks = last_message_broker(&mut sim, (9, 6));
+    let r = sim
+        .client
+        .create_reader(
+            sim.now,
+            "t",
+            ReaderOptions::new(MessageId::LATEST).inclusive(),
+        )
+        .unwrap();
+    sim.run_until(Duration::from_secs(1), |e| {
+        matches!(e, Event::ConsumerReady { .. })
+    });
+    // ready only after SUBSCRIBE, GET_LAST_MESSAGE_ID and a SEEK to the last message
+    let order: Vec<Type> = sim
+        .received
+        .iter()
+        .filter_map(|f| f.command.kind())
+        .filter(|k| matches!(k, Type::Subscribe | Type::GetLastMessageId | Type::Seek))
+        .collect();
+    assert_eq!(
+        order,
+        vec![Type::Subscribe, Type::GetLastMessageId, Type::Seek]
+    );
+    let target = seeks.borrow()[0].message_id.clone().unwrap();
+    assert_eq!((target.ledger_id, target.entry_id), (9, 6));
+    // the broker delivers from the last message: it is not filtered out
+    let conn = sim.conn_ids()[0];
+    sim.inject(conn, msg(r.get(), 6, 0, b"last", meta(6)));
+    sim.inject(conn, msg(r.get(), 7, 0, b"new", meta(7)));
+    let got = drain(&mut sim, r);
+    assert_eq!(
+        got.iter().map(|m| &m.payload[..]).collect::<Vec<_>>(),
+        vec![&b"last"[..], &b"new"[..]]
+    );
+}
+
+#[test]
+fn inclusive_reader_at_latest_on_an_empty_topic_does_not_seek() {
+    let mut sim = Sim::new();
+    let seeks = last_message_broker(&mut sim, (u64::MAX, u64::MAX));
+    let r = sim
+        .client
+        .create_reader(
+            sim.now,
+            "t",
+            ReaderOptions::new(MessageId::LATEST).inclusive(),
+        )
+        .unwrap();
+    sim.run_until(Duration::from_secs(1), |e| {
+        matches!(e, Event::ConsumerReady { .. })
+    });
+    assert_eq!(sim.received_of(Type::GetLastMessageId).len(), 1);
+    assert!(seeks.borrow().is_empty(), "nothing to seek to");
+    let conn = sim.conn_ids()[0];
+    sim.inject(conn, msg(r.get(), 0, 0, b"first", meta(0)));
+    assert_eq!(
+        &sim.client.receive(sim.now, r).unwrap().payload[..],
+        b"first"
+    );
+}
+
+#[test]
+fn exclusive_reader_at_latest_neither_asks_for_the_last_message_nor_seeks() {
+    let mut sim = Sim::new();
+    let seeks = last_message_broker(&mut sim, (9, 6));
+    sim.client
+        .create_reader(sim.now, "t", ReaderOptions::new(MessageId::LATEST))
+        .unwrap();
+    sim.run_until(Duration::from_secs(1), |e| {
+        matches!(e, Event::ConsumerReady { .. })
+    });
+    assert!(sim.received_of(Type::GetLastMessageId).is_empty());
+    assert!(seeks.borrow().is_empty());
+}
+
 #[test]
 fn seek_drops_stale_messages_and_restarts_after_the_broker_closes_the_consumer() {
     let mut sim = Sim::new();

@@ -391,10 +391,11 @@ impl Consumers {
         if g.phase != Phase::Starting || !g.all_resolved() {
             return;
         }
-        if g.subs
-            .iter()
-            .all(|s| self.subs.get(s).is_some_and(|s| s.link.ever_ready))
-        {
+        if g.subs.iter().all(|s| {
+            self.subs
+                .get(s)
+                .is_some_and(|s| s.link.ever_ready && !s.head_pending)
+        }) {
             g.phase = Phase::Ready;
             sh.events.push_back(Event::ConsumerReady { consumer: gid });
         }
@@ -662,17 +663,7 @@ impl Consumers {
                 continue;
             };
             let (start, by_time, message_id, time) = match to {
-                SeekTo::Id(id) => {
-                    let mut wire = pb::MessageIdData {
-                        ledger_id: id.ledger_id,
-                        entry_id: id.entry_id,
-                        ..Default::default()
-                    };
-                    if id.batch_index >= 0 && id.batch_size > 1 {
-                        wire.ack_set = ack_set_from(id.batch_index, id.batch_size);
-                    }
-                    (id, false, Some(wire), None)
-                }
+                SeekTo::Id(id) => (id, false, Some(seek_target(&id)), None),
                 SeekTo::PublishTime(t) => (MessageId::EARLIEST, true, None, Some(t)),
             };
             let flushed = s.flush_acks(sh, now);
@@ -704,6 +695,83 @@ impl Consumers {
             self.outcomes(sh, now, sid, gid, outcomes);
         }
         Ok(request)
+    }
+
+    /// Asks for the last message of a reader starting inclusively at the latest message
+    /// ([`Sub::head_pending`]); [`seek_head`](Self::seek_head) follows.
+    fn ask_head(&mut self, sh: &mut Shared, now: Instant, sid: ConsumerId) {
+        let Some(s) = self.subs.get_mut(&sid) else {
+            return;
+        };
+        if !s.head_pending || s.seek.is_some() {
+            return;
+        }
+        // Not sent: the registration is gone, and the next one asks again.
+        s.send_tracked(
+            sh,
+            now,
+            |request_id| {
+                pb::BaseCommand::from(pb::CommandGetLastMessageId {
+                    consumer_id: sid.get(),
+                    request_id,
+                })
+            },
+            ConsumerRequest::LastMessageId,
+            SubRequest::HeadLastId,
+        );
+    }
+
+    /// Seeks a reader starting inclusively at the latest message to `last`, the topic's last
+    /// message (an empty topic has none: the reader is positioned already).
+    fn seek_head(&mut self, sh: &mut Shared, now: Instant, sid: ConsumerId, last: MessageId) {
+        let Some(s) = self.subs.get_mut(&sid) else {
+            return;
+        };
+        let gid = s.group;
+        if (last.entry_id as i64) < 0 {
+            s.head_pending = false;
+            self.check_ready(sh, gid);
+            return;
+        }
+        s.seek = Some(SeekState {
+            request_id: 0,
+            gen: s.gen,
+            start: last,
+            by_time: false,
+        });
+        let sent = s.send_tracked(
+            sh,
+            now,
+            |request_id| {
+                pb::BaseCommand::from(pb::CommandSeek {
+                    consumer_id: sid.get(),
+                    request_id,
+                    message_id: Some(seek_target(&last)),
+                    message_publish_time: None,
+                })
+            },
+            ConsumerRequest::Seek,
+            SubRequest::HeadSeek,
+        );
+        if !sent {
+            // The registration is gone: the next one starts over.
+            s.seek = None;
+        }
+    }
+
+    /// Positioning a reader at the last message failed: a retriable error starts over (now if
+    /// the registration is still there, else at the next one); any other fails the reader.
+    fn head_failed(&mut self, sh: &mut Shared, now: Instant, sid: ConsumerId, error: Error) {
+        let Some(s) = self.subs.get_mut(&sid) else {
+            return;
+        };
+        s.seek = None;
+        if error.is_retriable() {
+            self.resume_link(sh, now, sid);
+            self.ask_head(sh, now, sid);
+        } else {
+            self.sub_failed(sh, now, sid, error);
+        }
     }
 
     /// GET_LAST_MESSAGE_ID on every wire consumer: [`Event::LastMessageIds`], or (when
@@ -891,6 +959,18 @@ impl Consumers {
                         _ => {}
                     }
                     self.finish_op(sh, now, gid, request);
+                }
+                SubOutcome::HeadLastId(Ok(answer)) => self.seek_head(sh, now, sid, answer.last),
+                SubOutcome::HeadSeek(Ok(())) => {
+                    self.seek_done(sh, now, sid);
+                    if let Some(s) = self.subs.get_mut(&sid) {
+                        s.head_pending = false;
+                    }
+                    self.resume_link(sh, now, sid);
+                    self.check_ready(sh, gid);
+                }
+                SubOutcome::HeadLastId(Err(e)) | SubOutcome::HeadSeek(Err(e)) => {
+                    self.head_failed(sh, now, sid, e)
                 }
                 SubOutcome::Seek(request, result) => {
                     if result.is_ok() {
@@ -1153,6 +1233,8 @@ impl Consumers {
                 }
                 self.finish_op(sh, now, gid, r);
             }
+            // the reader's own positioning: nothing waits for it once the wire consumer is gone
+            SubOutcome::HeadLastId(_) | SubOutcome::HeadSeek(_) => {}
         }
     }
 
@@ -1586,6 +1668,7 @@ impl Consumers {
             Ok(cmd) if cmd.kind() == Some(Type::Success) => {
                 let (first, outcomes) = s.registered(sh, now, conn);
                 self.outcomes(sh, now, sid, gid, outcomes);
+                self.ask_head(sh, now, sid);
                 if first {
                     self.check_ready(sh, gid);
                 } else {
@@ -2133,6 +2216,19 @@ fn remap_events(sh: &mut Shared, from: usize, sid: ConsumerId, gid: ConsumerId) 
             _ => {}
         }
     }
+}
+
+/// The wire position of a seek to message `id` (within its batch when it has one).
+fn seek_target(id: &MessageId) -> pb::MessageIdData {
+    let mut wire = pb::MessageIdData {
+        ledger_id: id.ledger_id,
+        entry_id: id.entry_id,
+        ..Default::default()
+    };
+    if id.batch_index >= 0 && id.batch_size > 1 {
+        wire.ack_set = ack_set_from(id.batch_index, id.batch_size);
+    }
+    wire
 }
 
 /// The ack set of a batch seek: every index from `index` on still to be delivered (the size

@@ -35,6 +35,10 @@ pub(super) enum SubRequest {
     Seek(RequestId),
     /// UNSUBSCRIBE for an application request.
     Unsubscribe(RequestId),
+    /// GET_LAST_MESSAGE_ID of a reader starting inclusively at the latest message.
+    HeadLastId,
+    /// SEEK of that reader to the last message.
+    HeadSeek,
 }
 
 /// The end of one of those requests, for the group to aggregate.
@@ -44,6 +48,8 @@ pub(super) enum SubOutcome {
     LastId(RequestId, Result<LastId, Error>),
     Seek(RequestId, Result<(), Error>),
     Unsubscribe(RequestId, Result<(), Error>),
+    HeadLastId(Result<LastId, Error>),
+    HeadSeek(Result<(), Error>),
 }
 
 /// A GET_LAST_MESSAGE_ID answer.
@@ -102,6 +108,10 @@ pub(super) struct Sub {
     pub(super) dlq_candidates: BTreeMap<Entry, Vec<Message>>,
     pub(super) seek: Option<SeekState>,
     pub(super) sought_by_time: bool,
+    /// A reader starting inclusively at the latest message that is not positioned yet: after
+    /// SUBSCRIBE it asks for the last message id and seeks to it (so that the last message is
+    /// delivered, as the Go client does), and only then is it ready.
+    pub(super) head_pending: bool,
     /// Requests in flight, with the connection they went on.
     pub(super) requests: BTreeMap<u64, (ConnectionId, SubRequest)>,
     pub(super) last_in_broker: Option<MessageId>,
@@ -156,6 +166,9 @@ impl Sub {
             dlq_candidates: BTreeMap::new(),
             seek: None,
             sought_by_time: false,
+            head_pending: !opts.durable
+                && opts.start_message_id_inclusive
+                && start == Some(MessageId::LATEST),
             requests: BTreeMap::new(),
             last_in_broker: None,
             reached_end: false,
@@ -329,6 +342,8 @@ impl Sub {
                 SubRequest::LastId(r) => SubOutcome::LastId(r, Err(error.clone())),
                 SubRequest::Seek(r) => SubOutcome::Seek(r, Err(error.clone())),
                 SubRequest::Unsubscribe(r) => SubOutcome::Unsubscribe(r, Err(error.clone())),
+                SubRequest::HeadLastId => SubOutcome::HeadLastId(Err(error.clone())),
+                SubRequest::HeadSeek => SubOutcome::HeadSeek(Err(error.clone())),
             })
             .collect()
     }
@@ -602,7 +617,7 @@ impl Sub {
             &cmd,
             RequestKind::Consumer(self.id, kind),
         ) {
-            if let SubRequest::Seek(_) = what {
+            if let SubRequest::Seek(_) | SubRequest::HeadSeek = what {
                 if let Some(s) = self.seek.as_mut() {
                     s.request_id = request_id;
                 }
@@ -632,29 +647,33 @@ impl Sub {
                 });
                 SubOutcome::Acks(rs, r)
             }
-            SubRequest::LastId(r) => {
-                let res = result.and_then(|cmd| match cmd.get_last_message_id_response {
-                    Some(resp) => {
-                        let mut last = MessageId::from_pb(&resp.last_message_id);
-                        last.partition = self.partition;
-                        let mark_delete = resp
-                            .consumer_mark_delete_position
-                            .as_ref()
-                            .map(MessageId::from_pb);
-                        self.last_in_broker = Some(last);
-                        Ok(LastId { last, mark_delete })
-                    }
-                    None => Err(Error::Protocol(
-                        crate::error::ProtocolError::UnexpectedCommand(format!(
-                            "{:?} for GET_LAST_MESSAGE_ID",
-                            cmd.kind()
-                        )),
-                    )),
-                });
-                SubOutcome::LastId(r, res)
-            }
+            SubRequest::LastId(r) => SubOutcome::LastId(r, self.last_id_answer(result)),
             SubRequest::Seek(r) => SubOutcome::Seek(r, result.map(|_| ())),
             SubRequest::Unsubscribe(r) => SubOutcome::Unsubscribe(r, result.map(|_| ())),
+            SubRequest::HeadLastId => SubOutcome::HeadLastId(self.last_id_answer(result)),
+            SubRequest::HeadSeek => SubOutcome::HeadSeek(result.map(|_| ())),
+        })
+    }
+
+    /// Reads a GET_LAST_MESSAGE_ID answer (and remembers the broker's last message).
+    fn last_id_answer(&mut self, result: Result<pb::BaseCommand, Error>) -> Result<LastId, Error> {
+        result.and_then(|cmd| match cmd.get_last_message_id_response {
+            Some(resp) => {
+                let mut last = MessageId::from_pb(&resp.last_message_id);
+                last.partition = self.partition;
+                let mark_delete = resp
+                    .consumer_mark_delete_position
+                    .as_ref()
+                    .map(MessageId::from_pb);
+                self.last_in_broker = Some(last);
+                Ok(LastId { last, mark_delete })
+            }
+            None => Err(Error::Protocol(
+                crate::error::ProtocolError::UnexpectedCommand(format!(
+                    "{:?} for GET_LAST_MESSAGE_ID",
+                    cmd.kind()
+                )),
+            )),
         })
     }
 
