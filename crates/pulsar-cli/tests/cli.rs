@@ -1,6 +1,7 @@
 //! Runs the built `pulsar-cli` binary against the real broker (the shared one on 6650, found or
-//! started by the test-support library) and, for authentication, a token-enabled broker of this
-//! test's own (separate home and ports, stopped by PID at the end).
+//! started by the test-support library) and, for authentication and TLS, a broker of this test's
+//! own with token authentication and mutual TLS (separate home and ports, stopped by PID at the
+//! end).
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -378,8 +379,8 @@ fn perf_produce_then_consume_reports_throughput_and_latency() -> TestResult {
 }
 
 #[test]
-fn authentication_flags_against_a_token_broker() -> TestResult {
-    let broker = BrokerProcess::start(BrokerOptions::new().auth())?;
+fn authentication_and_tls_flags_against_a_token_and_mtls_broker() -> TestResult {
+    let broker = BrokerProcess::start(BrokerOptions::new().auth().mtls())?;
     let info = broker.info().clone();
     let url = info.service_url.clone();
     let auth = info.auth.clone().ok_or("no credentials")?;
@@ -475,6 +476,65 @@ fn authentication_flags_against_a_token_broker() -> TestResult {
         run.one_error_line()?.contains("authentication failed"),
         "{run:?}"
     );
+
+    // TLS: the broker's CA, a client certificate (the broker requires one) and a token
+    let tls = info.tls.clone().ok_or("no TLS files")?;
+    let tls_url = info.service_url_tls.clone().ok_or("no TLS URL")?;
+    let (ca, other_ca) = (tls.ca.to_string_lossy(), tls.other_ca.to_string_lossy());
+    let (cert, key) = (
+        tls.client_cert.to_string_lossy(),
+        tls.client_key.to_string_lossy(),
+    );
+    let tls_topic = unique_topic("cli-tls");
+    let over_tls = |trust: &str, extra: &[&str]| -> Result<Run, Box<dyn std::error::Error>> {
+        let mut args = vec![
+            "--url",
+            &tls_url,
+            "--token",
+            &auth.client_token,
+            "--tls-trust-certs-file-path",
+            trust,
+            "--operation-timeout",
+            "8",
+        ];
+        args.extend_from_slice(extra);
+        cli(&args, LIMIT)
+    };
+    let client_cert = ["--tls-cert-file", &*cert, "--tls-key-file", &*key];
+    let mut produce = client_cert.to_vec();
+    produce.extend(["produce", &tls_topic, "-m", "t1,t2"]);
+    over_tls(&ca, &produce)?.ok()?;
+    let mut consume = client_cert.to_vec();
+    consume.extend([
+        "--format",
+        "json",
+        "consume",
+        &tls_topic,
+        "-s",
+        "tls-sub",
+        "-p",
+        "Earliest",
+        "-n",
+        "2",
+        "--timeout",
+        "30",
+    ]);
+    let consumed = over_tls(&ca, &consume)?;
+    let payloads: Vec<String> = consumed
+        .ok()?
+        .json_lines()?
+        .iter()
+        .map(|m| m["payload"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(payloads, vec!["t1", "t2"], "{consumed:?}");
+
+    // a CA that did not sign the broker's certificate: one clear error naming the cause
+    let run = over_tls(&other_ca, &produce)?;
+    let line = run.one_error_line()?;
+    assert!(line.contains("certificate"), "{line}");
+    // no client certificate: the broker refuses the TLS handshake
+    let run = over_tls(&ca, &["produce", &tls_topic, "-m", "x"])?;
+    run.one_error_line()?;
     drop(broker);
     Ok(())
 }
