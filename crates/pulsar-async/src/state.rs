@@ -28,6 +28,53 @@ use crate::sends::{Completion, SendSlot, SendTable};
 /// single-threaded runtime, cannot starve the driver of its turn).
 const MAX_SENDS_AHEAD: u32 = 1024;
 
+/// Sends that may reuse one clock reading while the driver has not run (see [`State::send_now`]).
+const SENDS_PER_CLOCK_READ: u32 = 64;
+
+/// The clock of application calls: the last reading since the driver last ran, and how many
+/// sends have used it.
+#[derive(Debug, Default)]
+struct Clock(Option<(Instant, u32)>);
+
+impl Clock {
+    /// The time for an application call other than a send: a fresh reading, kept for the sends
+    /// that follow.
+    fn now(&mut self) -> Instant {
+        let now = Instant::now();
+        self.0 = Some((now, 0));
+        now
+    }
+
+    /// The time for a send: the last reading since the driver last ran, for at most
+    /// [`SENDS_PER_CLOCK_READ`] sends, else a fresh one (one clock read per burst of sends
+    /// instead of one per send).
+    ///
+    /// A reused reading is older than the send by at most the burst's duration: a timer the
+    /// send starts in the core (its batch's delay, its send timeout) can only run out that much
+    /// earlier, never later. The burst ends when the driver runs ([`reset`](Self::reset)),
+    /// which it does by the earliest timer such a send starts unless the application keeps it
+    /// from running (and then no timer fires anyway); the bound on the sends covers
+    /// applications that send for long while the driver has nothing to do.
+    fn send_now(&mut self) -> Instant {
+        match &mut self.0 {
+            Some((at, uses)) if *uses < SENDS_PER_CLOCK_READ => {
+                *uses += 1;
+                *at
+            }
+            _ => {
+                let now = Instant::now();
+                self.0 = Some((now, 1));
+                now
+            }
+        }
+    }
+
+    /// The driver runs: the next call reads the clock again.
+    fn reset(&mut self) {
+        self.0 = None;
+    }
+}
+
 /// A send callback to run once the lock is released, with its outcome.
 pub(crate) struct Deferred {
     callback: SendCallback,
@@ -160,6 +207,8 @@ pub(crate) struct State {
     driver_pending: bool,
     /// Sends queued since the driver last ran (see [`MAX_SENDS_AHEAD`]).
     sends_ahead: u32,
+    /// The clock of application calls (one reading per burst of sends).
+    clock: Clock,
     /// The shortest client-wide delay a core timer runs for (operation, connection, backoff and
     /// keep-alive settings).
     client_quiet: Duration,
@@ -266,6 +315,7 @@ impl State {
             driver_done: false,
             driver_pending: false,
             sends_ahead: 0,
+            clock: Clock::default(),
             client_quiet,
             closed: false,
             producers: IdMap::default(),
@@ -362,6 +412,7 @@ impl State {
     /// wake it again, and senders held back for it may go on.
     pub(crate) fn driver_running(&mut self) {
         self.driver_pending = false;
+        self.clock.reset();
         if self.sends_ahead >= MAX_SENDS_AHEAD {
             wake_all(&mut self.room);
         }
@@ -694,7 +745,8 @@ impl State {
         options: ProducerOptions,
     ) -> Result<ProducerId, Error> {
         let quiet = producer_quiet(&options, self.client_quiet);
-        let id = self.core.create_producer(Instant::now(), topic, options)?;
+        let now = self.clock.now();
+        let id = self.core.create_producer(now, topic, options)?;
         self.producers.insert(
             id,
             Box::new(ProducerSlot {
@@ -776,7 +828,7 @@ impl State {
             return Poll::Ready(Err(Error::Missing("message")));
         };
         // The core consumes the message even when it refuses it: keep ours for a retry.
-        let now = Instant::now();
+        let now = self.clock.send_now();
         match self.core.send(now, id, msg.clone()) {
             Ok(send) => {
                 *message = None;
@@ -871,7 +923,8 @@ impl State {
         if let Some(p) = self.producers.get_mut(&id) {
             p.close_requested = true;
         }
-        if let Err(e) = self.core.close_producer(Instant::now(), id) {
+        let now = self.clock.now();
+        if let Err(e) = self.core.close_producer(now, id) {
             tracing::debug!(producer = id.get(), error = %e, "close_producer");
         }
         self.after_app();
@@ -921,7 +974,8 @@ impl State {
         &mut self,
         f: impl FnOnce(&mut pulsar_core::Client, Instant) -> Result<ConsumerId, pulsar_core::Error>,
     ) -> Result<ConsumerId, Error> {
-        let id = f(&mut self.core, Instant::now())?;
+        let now = self.clock.now();
+        let id = f(&mut self.core, now)?;
         self.consumers.insert(
             id,
             ConsumerSlot {
@@ -962,7 +1016,8 @@ impl State {
         id: ConsumerId,
         cx: Option<&Context<'_>>,
     ) -> Poll<Result<Option<Message>, Error>> {
-        let message = self.core.receive(Instant::now(), id);
+        let now = self.clock.now();
+        let message = self.core.receive(now, id);
         // (A zero-size queue asks the broker for a message on an empty receive.)
         self.after_app();
         if let Some(m) = message {
@@ -982,7 +1037,8 @@ impl State {
         id: ConsumerId,
         cx: &Context<'_>,
     ) -> Poll<Result<Message, Error>> {
-        if let Some(m) = self.core.receive(Instant::now(), id) {
+        let now = self.clock.now();
+        if let Some(m) = self.core.receive(now, id) {
             self.after_app();
             return Poll::Ready(Ok(m));
         }
@@ -1025,7 +1081,8 @@ impl State {
         &mut self,
         f: impl FnOnce(&mut pulsar_core::Client, Instant) -> Result<T, pulsar_core::Error>,
     ) -> Result<T, Error> {
-        let r = f(&mut self.core, Instant::now());
+        let now = self.clock.now();
+        let r = f(&mut self.core, now);
         self.after_app();
         r.map_err(Error::from)
     }
@@ -1039,9 +1096,10 @@ impl State {
         max_bytes: usize,
         cx: Option<&Context<'_>>,
     ) -> Poll<Result<Vec<Message>, Error>> {
+        let now = self.clock.now();
         let batch = self
             .core
-            .receive_batch(Instant::now(), id, max_messages.max(1), max_bytes);
+            .receive_batch(now, id, max_messages.max(1), max_bytes);
         self.after_app();
         if !batch.is_empty() {
             return Poll::Ready(Ok(batch));
@@ -1062,7 +1120,8 @@ impl State {
         }
         c.close_requested = true;
         wake_all(&mut c.waiters);
-        if let Err(e) = self.core.close_consumer(Instant::now(), id) {
+        let now = self.clock.now();
+        if let Err(e) = self.core.close_consumer(now, id) {
             tracing::debug!(consumer = id.get(), error = %e, "close_consumer");
         }
         self.after_app();
@@ -1108,7 +1167,8 @@ impl State {
         owner: Option<Resource>,
         f: impl FnOnce(&mut pulsar_core::Client, Instant) -> Result<RequestId, pulsar_core::Error>,
     ) -> Result<RequestId, Error> {
-        let id = f(&mut self.core, Instant::now())?;
+        let now = self.clock.now();
+        let id = f(&mut self.core, now)?;
         self.requests.insert(
             id,
             RequestSlot {
@@ -1200,7 +1260,8 @@ impl State {
     // ---- client -----------------------------------------------------------------------------------
 
     pub(crate) fn begin_close(&mut self) {
-        self.core.close(Instant::now());
+        let now = self.clock.now();
+        self.core.close(now);
         self.after_app();
         self.wake_driver();
     }
@@ -1396,6 +1457,42 @@ mod tests {
         st.set_driver_waker(&Waker::from(driver.clone()));
         assert_eq!(sender.0.load(Ordering::Relaxed), 1);
         assert!(matches!(send(&mut st, Some(&cx)), Poll::Ready(Ok(_))));
+    }
+
+    #[test]
+    fn sends_share_one_clock_reading_until_the_driver_runs_or_the_bound() {
+        let tick = || std::thread::sleep(Duration::from_millis(2));
+        let mut clock = Clock::default();
+        let first = clock.send_now();
+        tick();
+        for _ in 1..SENDS_PER_CLOCK_READ {
+            assert_eq!(clock.send_now(), first);
+        }
+        // The bound: a fresh reading.
+        let second = clock.send_now();
+        assert!(second > first);
+        tick();
+        assert_eq!(clock.send_now(), second);
+        // The driver ran: a fresh reading.
+        clock.reset();
+        let third = clock.send_now();
+        assert!(third > second);
+        tick();
+        // Another application call reads the clock, and the sends after it use its reading.
+        let call = clock.now();
+        assert!(call > third);
+        tick();
+        assert_eq!(clock.send_now(), call);
+    }
+
+    #[test]
+    fn the_driver_running_ends_the_burst_of_a_state() {
+        let mut st = state(16, Arc::new(AtomicUsize::new(0)));
+        let first = st.clock.send_now();
+        std::thread::sleep(Duration::from_millis(2));
+        assert_eq!(st.clock.send_now(), first);
+        st.driver_running();
+        assert!(st.clock.send_now() > first);
     }
 
     #[test]
