@@ -21,7 +21,11 @@ use crate::state::RequestResult;
 
 /// Anything that can be sent: an [`OutgoingMessage`] (key, properties, event time, ...) or a bare
 /// payload (`Vec<u8>`, `Bytes`, `String`, `&'static str`, `&'static [u8]`).
-pub trait IntoMessage {
+///
+/// `Send`: the send futures hold the value as given until their first poll converts it (a bare
+/// payload is much smaller than an [`OutgoingMessage`], and futures are moved a few times before
+/// they run).
+pub trait IntoMessage: Send {
     /// The message.
     fn into_message(self) -> OutgoingMessage;
 }
@@ -233,19 +237,18 @@ impl Producer {
 
     /// Queues a message (waiting for room when the queue is full and the producer blocks) and
     /// returns its [`Receipt`] without waiting for the broker: many messages can be in flight.
-    pub fn send_async(
-        &self,
-        message: impl IntoMessage,
-    ) -> impl Future<Output = Result<Receipt, Error>> + Send + '_ {
-        self.enqueue(message.into_message(), None, true)
-            .map(move |r| {
-                r.map(|send| Receipt {
-                    client: self.client.clone(),
-                    producer: self.id,
-                    send,
-                    done: false,
-                })
+    pub fn send_async<'a>(
+        &'a self,
+        message: impl IntoMessage + 'a,
+    ) -> impl Future<Output = Result<Receipt, Error>> + Send + 'a {
+        self.enqueue(message, None, true).map(move |r| {
+            r.map(|send| Receipt {
+                client: self.client.clone(),
+                producer: self.id,
+                send,
+                done: false,
             })
+        })
     }
 
     /// Queues a message without ever waiting: a full queue fails with `SendError::QueueFull`.
@@ -272,30 +275,37 @@ impl Producer {
     /// with the outcome once the broker answered, outside the client's lock, on the thread that
     /// handed the outcome over (almost always the client's driver task or thread): keep it short
     /// and do not block in it.
-    pub fn send_with_callback(
-        &self,
-        message: impl IntoMessage,
+    pub fn send_with_callback<'a>(
+        &'a self,
+        message: impl IntoMessage + 'a,
         callback: impl FnOnce(Result<MessageId, Error>) + Send + 'static,
-    ) -> impl Future<Output = Result<(), Error>> + Send + '_ {
-        self.enqueue(message.into_message(), Some(Box::new(callback)), false)
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'a {
+        self.enqueue(message, Some(Box::new(callback)), false)
             .map(|r| r.map(drop))
     }
 
     /// Queues `message` (retrying while there is no room and the producer blocks). A plain
-    /// future rather than an `async fn`: it holds the message (a couple of hundred bytes), and
-    /// every layer of futures would move it once more.
-    fn enqueue(
-        &self,
-        message: OutgoingMessage,
+    /// future rather than an `async fn`, holding the message as given (often a bare payload, a
+    /// few tens of bytes) until its first poll converts it: every move of the future before it
+    /// runs copies it whole, and an [`OutgoingMessage`] is a couple of hundred bytes. A message
+    /// that must wait for room is boxed while it waits.
+    fn enqueue<'a>(
+        &'a self,
+        message: impl IntoMessage + 'a,
         callback: Option<crate::state::SendCallback>,
         want_receipt: bool,
-    ) -> impl Future<Output = Result<SendId, Error>> + Send + '_ {
-        let mut message = Some(message);
+    ) -> impl Future<Output = Result<SendId, Error>> + Send + 'a {
+        let mut given = Some(message);
+        let mut waiting: Option<Box<OutgoingMessage>> = None;
         let mut callback = callback;
         let block = self.block_if_queue_full;
         let id = self.id;
         poll_fn(move |cx| {
-            self.client.shared().with(|st| {
+            let mut message = match waiting.take() {
+                Some(boxed) => Some(*boxed),
+                None => given.take().map(IntoMessage::into_message),
+            };
+            let polled = self.client.shared().with(|st| {
                 st.poll_enqueue(
                     id,
                     &mut message,
@@ -303,7 +313,11 @@ impl Producer {
                     want_receipt,
                     block.then_some(&*cx),
                 )
-            })
+            });
+            if polled.is_pending() {
+                waiting = message.map(Box::new);
+            }
+            polled
         })
     }
 
