@@ -13,7 +13,7 @@ use crate::handle::{ConnectionId, ConsumerId, ProducerId, RequestId, SendId};
 use crate::io::{IoRequest, Transmit};
 use crate::lookup::{OpKind, Owner};
 use crate::message::MessageId;
-use crate::producer::{OutgoingMessage, ProducerOptions, Producers};
+use crate::producer::{OutgoingMessage, ProducerOptions, Producers, Refused};
 use crate::shared::{Dispatch, Shared};
 use crate::stats::ClientStats;
 use crate::topic::{parse_namespace, TopicName};
@@ -214,19 +214,36 @@ impl Client {
         Ok(id)
     }
 
-    /// Queues a message; [`Event::SendCompleted`] names the returned [`SendId`].
+    /// Queues a message; [`Event::SendCompleted`] names the returned [`SendId`]. A refused message
+    /// is dropped: see [`try_send`](Self::try_send) to get it back.
     pub fn send(
         &mut self,
         now: Instant,
         producer: ProducerId,
         message: OutgoingMessage,
     ) -> Result<SendId, SendError> {
+        self.try_send(now, producer, message).map_err(|r| r.error)
+    }
+
+    /// As [`send`](Self::send), but a message that is refused comes back in the error whenever it
+    /// was refused before being taken apart (see [`Refused::message`]), so that a caller waiting for
+    /// room after [`SendError::QueueFull`] or [`SendError::MemoryLimit`] can try it again without
+    /// keeping a copy. A refused message was not queued: no [`Event::SendCompleted`] names it.
+    // The refused message comes back by value (boxing it would allocate on every refusal);
+    // an accepted one costs only the id.
+    #[allow(clippy::result_large_err)]
+    pub fn try_send(
+        &mut self,
+        now: Instant,
+        producer: ProducerId,
+        message: OutgoingMessage,
+    ) -> Result<SendId, Refused> {
         if self.life != Life::Open {
-            return Err(SendError::ClientClosed);
+            return Err(Refused::with(SendError::ClientClosed, message));
         }
         let id = self
             .producers
-            .send(&mut self.shared, now, producer, message)?;
+            .try_send(&mut self.shared, now, producer, message)?;
         self.pump(now);
         Ok(id)
     }

@@ -144,8 +144,8 @@ pub use handle::{ConnectionId, ConsumerId, ProducerId, RequestId, SendId};
 pub use io::{IoRequest, Transmit};
 pub use message::MessageId;
 pub use producer::{
-    AccessMode, BatchingOptions, OutgoingMessage, ProducerOptions, RoutingMode, SchemaInfo,
-    SchemaType,
+    AccessMode, BatchingOptions, OutgoingMessage, ProducerOptions, Refused, RoutingMode,
+    SchemaInfo, SchemaType,
 };
 pub use service_url::{BrokerAddress, ServiceUrl, UrlError};
 pub use stats::{

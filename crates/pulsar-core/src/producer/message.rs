@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::error::SendError;
+
 /// A message to publish. Build with [`OutgoingMessage::new`] and set fields or use the `with_*`
 /// builders.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -130,6 +132,47 @@ impl OutgoingMessage {
             && self.deliver_after.is_none()
             && self.replication_clusters.is_empty()
             && !self.disable_replication
+    }
+}
+
+/// A message that [`Client::try_send`](crate::Client::try_send) refused, and why. Nothing of it
+/// was queued: no [`Event::SendCompleted`](crate::Event::SendCompleted) will name it.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+#[non_exhaustive]
+pub struct Refused {
+    /// Why it was refused.
+    pub error: SendError,
+    /// The message, intact, whenever it was refused before being taken apart: every check of the
+    /// client's and the producer's state and limits ([`SendError::QueueFull`] and
+    /// [`SendError::MemoryLimit`] among them, which are worth retrying after
+    /// [`Event::ProducerHasRoom`](crate::Event::ProducerHasRoom)). `None` only when the message
+    /// failed while being encoded (a compression error, or too big once compressed): retrying it
+    /// unchanged would fail again.
+    pub message: Option<OutgoingMessage>,
+}
+
+impl Refused {
+    /// Refused before being taken apart: the message comes back.
+    pub(crate) fn with(error: SendError, message: OutgoingMessage) -> Refused {
+        Refused {
+            error,
+            message: Some(message),
+        }
+    }
+
+    /// Refused while being encoded: the message is gone.
+    pub(crate) fn consumed(error: SendError) -> Refused {
+        Refused {
+            error,
+            message: None,
+        }
+    }
+}
+
+impl From<Refused> for SendError {
+    fn from(r: Refused) -> SendError {
+        r.error
     }
 }
 

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use pulsar_proto::pb;
 
-pub use message::OutgoingMessage;
+pub use message::{OutgoingMessage, Refused};
 pub(crate) use options::ProducerRequest;
 pub use options::{
     AccessMode, BatchingOptions, ProducerOptions, RoutingMode, DEFAULT_MAX_PENDING_MESSAGES,
@@ -254,7 +254,7 @@ impl Producers {
         Ok(id)
     }
 
-    #[inline]
+    /// Accepts a message; a refused one is dropped.
     pub(crate) fn send(
         &mut self,
         sh: &mut Shared,
@@ -262,38 +262,54 @@ impl Producers {
         id: ProducerId,
         message: OutgoingMessage,
     ) -> Result<SendId, SendError> {
-        let mut app = self
-            .apps
-            .get_mut(&id)
-            .ok_or(SendError::UnknownProducer(id))?;
+        self.try_send(sh, now, id, message).map_err(|r| r.error)
+    }
+
+    /// Accepts a message (see [`Refused`] for what comes back when it is not).
+    #[inline]
+    // The refused message comes back by value (boxing it would allocate on every refusal);
+    // an accepted one costs only the id.
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn try_send(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        id: ProducerId,
+        message: OutgoingMessage,
+    ) -> Result<SendId, Refused> {
+        let Some(mut app) = self.apps.get_mut(&id) else {
+            return Err(Refused::with(SendError::UnknownProducer(id), message));
+        };
         if app.closing {
-            return Err(SendError::ProducerClosed);
+            return Err(Refused::with(SendError::ProducerClosed, message));
         }
         let size = message.payload.len();
         let single = match app.topology {
-            Topology::Single => Some(
-                self.parts
-                    .get_mut(&id)
-                    .ok_or(SendError::UnknownProducer(id))?,
-            ),
+            Topology::Single => match self.parts.get_mut(&id) {
+                Some(part) => Some(part),
+                None => return Err(Refused::with(SendError::UnknownProducer(id), message)),
+            },
             _ => None,
         };
-        match &single {
-            Some(part) => part.precheck(&message)?,
+        let checked = match &single {
+            Some(part) => part.precheck(&message),
             None => precheck(
                 &app.settings,
                 &message,
                 pulsar_proto::DEFAULT_MAX_MESSAGE_SIZE,
-            )?,
+            ),
+        };
+        if let Err(e) = checked {
+            return Err(Refused::with(e, message));
         }
         if app.pending >= app.max_pending {
             self.memory.waiters.insert(id);
-            return Err(SendError::QueueFull);
+            return Err(Refused::with(SendError::QueueFull, message));
         }
         let limit = sh.config.memory_limit;
         if limit > 0 && self.memory.used > 0 && self.memory.used + size > limit {
             self.memory.waiters.insert(id);
-            return Err(SendError::MemoryLimit { limit });
+            return Err(Refused::with(SendError::MemoryLimit { limit }, message));
         }
         let send = sh.ids.send();
         // The hot path: one partition, no map lookups beyond the two above.
@@ -315,9 +331,9 @@ impl Producers {
         } else {
             drop(app);
             let part = self.route(sh, now, id, &message);
-            let mut part = part
-                .and_then(|p| self.parts.get_mut(&p))
-                .ok_or(SendError::ProducerClosed)?;
+            let Some(mut part) = part.and_then(|p| self.parts.get_mut(&p)) else {
+                return Err(Refused::with(SendError::ProducerClosed, message));
+            };
             part.add(sh, now, send, message, now)?;
             drop(part);
             if let Some(mut app) = self.apps.get_mut(&id) {
@@ -757,7 +773,7 @@ impl Producers {
             };
             let (send, size) = (q.send, q.size);
             let result = match part.and_then(|p| self.parts.get_mut(&p)) {
-                Some(mut part) => part.add(sh, now, q.send, q.msg, q.at),
+                Some(mut part) => part.add(sh, now, q.send, q.msg, q.at).map_err(|r| r.error),
                 None => Err(SendError::ProducerClosed),
             };
             if let Err(e) = result {

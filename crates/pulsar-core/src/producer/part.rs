@@ -15,7 +15,7 @@ use prost::Message as _;
 use pulsar_proto::pb::{self, base_command::Type};
 
 use super::batch::{Batcher, Closed};
-use super::message::OutgoingMessage;
+use super::message::{OutgoingMessage, Refused};
 use super::options::{PartSettings, ProducerRequest};
 use super::pending::{Op, Sends};
 use crate::compression::{CodecContext, CompressionType};
@@ -282,8 +282,12 @@ impl Part {
 
     // ---- sends ----------------------------------------------------------------------------------
 
-    /// Takes a message sent at `at`: queued until the first registration, then admitted.
+    /// Takes a message sent at `at`: queued until the first registration, then admitted. A
+    /// closing producer hands the message back.
     #[inline(always)]
+    // The refused message comes back by value (boxing it would allocate on every refusal);
+    // an accepted one costs only the id.
+    #[allow(clippy::result_large_err)]
     pub(super) fn add(
         &mut self,
         sh: &mut Shared,
@@ -291,9 +295,9 @@ impl Part {
         send: SendId,
         msg: OutgoingMessage,
         at: Instant,
-    ) -> Result<(), SendError> {
+    ) -> Result<(), Refused> {
         if self.closing != Closing::Open {
-            return Err(SendError::ProducerClosed);
+            return Err(Refused::with(SendError::ProducerClosed, msg));
         }
         if !self.admitted {
             let size = msg.payload.len();
@@ -306,6 +310,7 @@ impl Part {
             return Ok(());
         }
         self.admit(sh, now, send, msg, at)
+            .map_err(Refused::consumed)
     }
 
     /// Assigns the sequence id and batches or queues the message.
