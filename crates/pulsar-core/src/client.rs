@@ -241,10 +241,17 @@ impl Client {
         if self.life != Life::Open {
             return Err(Refused::with(SendError::ClientClosed, message));
         }
+        let mark = self.shared.events.len();
         let id = self
             .producers
             .try_send(&mut self.shared, now, producer, message)?;
-        self.pump(now);
+        // A send touches the producers and the connections only. Unless it queued something to
+        // route or reported something (an internal producer's event is the consumers' to take),
+        // the rest of the pump has nothing to do: the previous call left no routing, dead-letter
+        // work or stale consumer deadline behind, and this one added none.
+        if self.shared.events.len() != mark || !self.shared.dispatch.is_empty() {
+            self.pump(now);
+        }
         Ok(id)
     }
 
