@@ -42,86 +42,66 @@ thread_local! {
     static SPARE: Cell<Option<ThreadWaker>> = const { Cell::new(None) };
 }
 
-/// The thread's waker, borrowed for one wait and handed back when dropped: made once per
-/// thread, so that a send that waits for room costs no allocation. A notification that comes
-/// after the condition was ready stays set: the next wait polls once more, which is harmless.
-struct Borrowed(Option<ThreadWaker>);
-
-impl Borrowed {
-    fn take() -> Borrowed {
-        let spare = SPARE.try_with(Cell::take).ok().flatten();
-        Borrowed(Some(spare.unwrap_or_else(|| {
-            let unpark = Arc::new(Unpark {
-                thread: thread::current(),
-                notified: AtomicBool::new(false),
-            });
-            let waker = Waker::from(unpark.clone());
-            ThreadWaker { unpark, waker }
-        })))
-    }
-
-    fn get(&self) -> Option<&ThreadWaker> {
-        self.0.as_ref()
+impl ThreadWaker {
+    fn new() -> ThreadWaker {
+        let unpark = Arc::new(Unpark {
+            thread: thread::current(),
+            notified: AtomicBool::new(false),
+        });
+        let waker = Waker::from(unpark.clone());
+        ThreadWaker { unpark, waker }
     }
 }
 
-impl Drop for Borrowed {
-    fn drop(&mut self) {
-        if let Some(w) = self.0.take() {
-            // Ignored after the thread's locals are gone.
-            let _ = SPARE.try_with(|s| s.set(Some(w)));
-        }
-    }
-}
-
-fn waker() -> (Borrowed, Arc<Unpark>, Waker) {
-    let borrowed = Borrowed::take();
-    match borrowed.get() {
-        Some(w) => {
-            let (unpark, waker) = (w.unpark.clone(), w.waker.clone());
-            (borrowed, unpark, waker)
-        }
-        None => {
-            let unpark = Arc::new(Unpark {
-                thread: thread::current(),
-                notified: AtomicBool::new(false),
-            });
-            let waker = Waker::from(unpark.clone());
-            (borrowed, unpark, waker)
-        }
-    }
+/// Runs `f` with the thread's waker, borrowed for one wait and handed back after it: made once
+/// per thread, so that a send that waits for room costs no allocation, and lent by reference, so
+/// that a wait that is ready at once costs no reference count either. (A wait that panics drops
+/// it: the next one makes another.) A notification that comes after the condition was ready
+/// stays set: the next wait polls once more, which is harmless.
+fn with_thread_waker<T>(f: impl FnOnce(&ThreadWaker) -> T) -> T {
+    let borrowed = SPARE
+        .try_with(Cell::take)
+        .ok()
+        .flatten()
+        .unwrap_or_else(ThreadWaker::new);
+    let out = f(&borrowed);
+    // Ignored after the thread's locals are gone.
+    let _ = SPARE.try_with(|s| s.set(Some(borrowed)));
+    out
 }
 
 /// Waits until `condition` is ready.
 pub(crate) fn wait<F: Future>(condition: F) -> F::Output {
     let mut condition = pin!(condition);
-    let (_borrowed, unpark, waker) = waker();
-    let mut cx = Context::from_waker(&waker);
-    loop {
-        if let Poll::Ready(out) = condition.as_mut().poll(&mut cx) {
-            return out;
+    with_thread_waker(|tw| {
+        let mut cx = Context::from_waker(&tw.waker);
+        loop {
+            if let Poll::Ready(out) = condition.as_mut().poll(&mut cx) {
+                return out;
+            }
+            while !tw.unpark.notified.swap(false, Ordering::Acquire) {
+                thread::park();
+            }
         }
-        while !unpark.notified.swap(false, Ordering::Acquire) {
-            thread::park();
-        }
-    }
+    })
 }
 
 /// Waits until `condition` is ready, or until `deadline` (then `None`).
 pub(crate) fn wait_until<F: Future>(condition: F, deadline: Instant) -> Option<F::Output> {
     let mut condition = pin!(condition);
-    let (_borrowed, unpark, waker) = waker();
-    let mut cx = Context::from_waker(&waker);
-    loop {
-        if let Poll::Ready(out) = condition.as_mut().poll(&mut cx) {
-            return Some(out);
-        }
-        while !unpark.notified.swap(false, Ordering::Acquire) {
-            let now = Instant::now();
-            if now >= deadline {
-                return None;
+    with_thread_waker(|tw| {
+        let mut cx = Context::from_waker(&tw.waker);
+        loop {
+            if let Poll::Ready(out) = condition.as_mut().poll(&mut cx) {
+                return Some(out);
             }
-            thread::park_timeout(deadline - now);
+            while !tw.unpark.notified.swap(false, Ordering::Acquire) {
+                let now = Instant::now();
+                if now >= deadline {
+                    return None;
+                }
+                thread::park_timeout(deadline - now);
+            }
         }
-    }
+    })
 }
