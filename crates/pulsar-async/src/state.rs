@@ -824,14 +824,12 @@ impl State {
                 return Poll::Pending;
             }
         }
-        let Some(msg) = message.as_ref() else {
+        let Some(msg) = message.take() else {
             return Poll::Ready(Err(Error::Missing("message")));
         };
-        // The core consumes the message even when it refuses it: keep ours for a retry.
         let now = self.clock.send_now();
-        match self.core.send(now, id, msg.clone()) {
+        match self.core.try_send(now, id, msg) {
             Ok(send) => {
-                *message = None;
                 if let Some(cb) = callback.take() {
                     p.sends.insert(send.get(), SendSlot::Callback(cb));
                 } else if want_receipt {
@@ -842,13 +840,16 @@ impl State {
                 self.after_send(now, quiet);
                 Poll::Ready(Ok(send))
             }
-            Err(e) if is_backpressure(&e) => {
+            Err(refused) => {
+                // A refused message comes back (unless its encoding failed): ours again, for a
+                // retry once there is room.
+                *message = refused.message;
                 self.after_app();
-                self.wait_for_room(cx, e)
-            }
-            Err(e) => {
-                self.after_app();
-                Poll::Ready(Err(e.into()))
+                if is_backpressure(&refused.error) && message.is_some() {
+                    self.wait_for_room(cx, refused.error)
+                } else {
+                    Poll::Ready(Err(refused.error.into()))
+                }
             }
         }
     }
@@ -1457,6 +1458,37 @@ mod tests {
         st.set_driver_waker(&Waker::from(driver.clone()));
         assert_eq!(sender.0.load(Ordering::Relaxed), 1);
         assert!(matches!(send(&mut st, Some(&cx)), Poll::Ready(Ok(_))));
+    }
+
+    #[test]
+    fn a_send_refused_for_room_keeps_its_message_for_the_retry() {
+        let mut st = state(8, Arc::new(AtomicUsize::new(0)));
+        let mut options = ProducerOptions::default();
+        options.max_pending_messages = 1;
+        let producer = st.create_producer("t", options).unwrap();
+        let sender = Arc::new(CountingWaker::default());
+        let sender_waker = Waker::from(sender.clone());
+        let cx = Context::from_waker(&sender_waker);
+        let mut first = Some(OutgoingMessage::new("first"));
+        assert!(matches!(
+            st.poll_enqueue(producer, &mut first, &mut None, false, Some(&cx)),
+            Poll::Ready(Ok(_))
+        ));
+        assert!(first.is_none(), "a queued message is the core's");
+        let mut second = Some(OutgoingMessage::new("second").with_key("k"));
+        // Waiting: the message is still ours, intact.
+        assert!(st
+            .poll_enqueue(producer, &mut second, &mut None, false, Some(&cx))
+            .is_pending());
+        let kept = second.as_ref().unwrap();
+        assert_eq!(kept.payload.as_ref(), b"second");
+        assert_eq!(kept.key.as_deref(), Some("k"));
+        // Not waiting: QueueFull, and still ours.
+        assert!(matches!(
+            st.poll_enqueue(producer, &mut second, &mut None, false, None),
+            Poll::Ready(Err(Error::Send(SendError::QueueFull)))
+        ));
+        assert!(second.is_some());
     }
 
     #[test]
