@@ -8,16 +8,42 @@ use pulsar_core::{ConsumerId, MessageId, ProducerId, SendId};
 
 use crate::sim::params::{ConsumerSpec, ProducerSpec, SubKind};
 
-/// Payload of message `index` of the producer labelled `label`.
-pub fn payload(label: &str, index: u32) -> String {
-    format!("{label}#{index}")
+/// Payload of message `index` of the producer labelled `label`: `label#index`, followed for a
+/// chunking producer by `~` and a filler of letters (hard to compress) that makes three messages in
+/// four between 1.5 and 3.5 times `max_size` (the broker's maximum message size).
+pub fn payload(label: &str, index: u32, chunking: bool, max_size: usize) -> String {
+    let head = format!("{label}#{index}");
+    if !chunking {
+        return head;
+    }
+    let len = max_size / 2 + (index % 4) as usize * max_size + (index as usize * 37) % 500;
+    let mut s = String::with_capacity(head.len() + 1 + len);
+    s.push_str(&head);
+    s.push('~');
+    let mut x = u64::from(index).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ label.len() as u64 ^ 0xA5A5;
+    for _ in 0..len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.push(char::from(b'a' + (x % 26) as u8));
+    }
+    s
 }
 
 /// The label and index encoded in a payload.
 pub fn parse_payload(bytes: &[u8]) -> Option<(String, u32)> {
     let s = std::str::from_utf8(bytes).ok()?;
-    let (label, index) = s.split_once('#')?;
+    let (label, rest) = s.split_once('#')?;
+    let index = rest.split_once('~').map_or(rest, |(i, _)| i);
     Some((label.to_owned(), index.parse().ok()?))
+}
+
+/// A short form of a payload for traces and reports (`label#index` and the filler's length).
+pub fn short(text: &str) -> String {
+    match text.split_once('~') {
+        Some((head, filler)) => format!("{head}~{}", filler.len()),
+        None => text.to_owned(),
+    }
 }
 
 /// One message handed to `Client::send`.
@@ -56,6 +82,8 @@ pub struct ProducerModel {
     pub next_index: u32,
     /// Every send, in order.
     pub sends: Vec<SendRecord>,
+    /// The brokers' maximum message size (sizes the payloads of a chunking producer).
+    pub max_size: usize,
     by_send: BTreeMap<SendId, usize>,
     outstanding: BTreeMap<ProducerId, VecDeque<SendId>>,
     last_in_domain: BTreeMap<(ProducerId, String), u32>,
@@ -63,8 +91,9 @@ pub struct ProducerModel {
 
 impl ProducerModel {
     /// A producer that has sent nothing.
-    pub fn new(spec: ProducerSpec, topic: String) -> ProducerModel {
+    pub fn new(spec: ProducerSpec, topic: String, max_size: usize) -> ProducerModel {
         ProducerModel {
+            max_size,
             spec,
             topic,
             handle: None,
@@ -87,12 +116,17 @@ impl ProducerModel {
         self.outstanding.entry(handle).or_default().push_back(send);
         self.sends.push(SendRecord {
             index,
-            payload: payload(&self.spec.label, index),
+            payload: self.payload_of(index),
             handle,
             send,
             sent_at: now,
             result: None,
         });
+    }
+
+    /// The payload of message `index`.
+    pub fn payload_of(&self, index: u32) -> String {
+        payload(&self.spec.label, index, self.spec.chunking, self.max_size)
     }
 
     /// The application index of `send`.

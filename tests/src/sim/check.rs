@@ -2,10 +2,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use bytes::{Bytes, BytesMut};
 use pulsar_core::compression::{decompress, CompressionType};
-use pulsar_proto::batch;
+use pulsar_proto::{batch, pb};
 
-use crate::sim::app::{parse_payload, ProducerModel};
+use crate::sim::app::{parse_payload, short, ProducerModel};
 use crate::sim::broker::{Store, TopicLog};
 
 /// One message of a topic's log (a batch entry yields several).
@@ -25,23 +26,91 @@ pub struct LogMessage {
     pub sequence_id: u64,
     /// The registration that wrote it.
     pub registration: u64,
+    /// The uuid of a chunked message.
+    pub uuid: Option<String>,
+}
+
+/// Decompresses an entry's (or a reassembled chunked message's) payload.
+fn decode_payload(
+    i: usize,
+    metadata: &pb::MessageMetadata,
+    payload: Bytes,
+) -> Result<Bytes, String> {
+    let codec = metadata.compression.unwrap_or(0);
+    if codec == 0 {
+        return Ok(payload);
+    }
+    let kind = CompressionType::from_protocol(codec)
+        .map_err(|err| format!("entry {i}: codec {codec}: {err}"))?;
+    let size = metadata.uncompressed_size.unwrap_or(0) as usize;
+    decompress(kind, &payload, size, 64 * 1024 * 1024)
+        .map_err(|err| format!("entry {i}: cannot decompress: {err}"))
+}
+
+/// A chunked message being put together from the log.
+struct Partial {
+    next: i32,
+    data: BytesMut,
 }
 
 /// Every message of a log, in order; `Err` when an entry cannot be decoded.
+///
+/// A chunked message is one message at the position of its last chunk, once chunks `0..n` of its
+/// uuid appear in order (a chunk 0 starts it again: a resend after a reconnection); chunks of a
+/// message never completed are not messages.
 pub fn log_messages(log: &TopicLog) -> Result<Vec<LogMessage>, String> {
     let mut out = Vec::new();
+    let mut partial: BTreeMap<String, Partial> = BTreeMap::new();
     for (i, e) in log.entries.iter().enumerate() {
-        let codec = e.metadata.compression.unwrap_or(0);
-        let payload = if codec == 0 {
-            e.payload.clone()
-        } else {
-            let kind = CompressionType::from_protocol(codec)
-                .map_err(|err| format!("entry {i}: codec {codec}: {err}"))?;
-            let size = e.metadata.uncompressed_size.unwrap_or(0) as usize;
-            decompress(kind, &e.payload, size, 64 * 1024 * 1024)
-                .map_err(|err| format!("entry {i}: cannot decompress: {err}"))?
-        };
         let position = (e.ledger_id, e.entry_id);
+        let chunks = e.metadata.num_chunks_from_msg.unwrap_or(0);
+        if chunks > 1 && e.metadata.num_messages_in_batch.is_none() {
+            let uuid = e.metadata.uuid.clone().unwrap_or_default();
+            let id = e.metadata.chunk_id.unwrap_or(-1);
+            if id == 0 {
+                partial.insert(
+                    uuid.clone(),
+                    Partial {
+                        next: 0,
+                        data: BytesMut::new(),
+                    },
+                );
+            }
+            let Some(p) = partial.get_mut(&uuid) else {
+                continue;
+            };
+            if id < p.next {
+                // a copy of a chunk already seen (a resend of a chunk whose receipt was lost)
+                continue;
+            }
+            if id > p.next {
+                // a chunk missing: the message cannot be put together from this start
+                partial.remove(&uuid);
+                continue;
+            }
+            p.data.extend_from_slice(&e.payload);
+            p.next += 1;
+            if p.next < chunks {
+                continue;
+            }
+            let data = partial
+                .remove(&uuid)
+                .map(|p| p.data.freeze())
+                .unwrap_or_default();
+            let payload = decode_payload(i, &e.metadata, data)?;
+            out.push(LogMessage {
+                entry: i,
+                position,
+                batch_index: None,
+                payload: String::from_utf8_lossy(&payload).into_owned(),
+                producer_name: e.producer_name.clone(),
+                sequence_id: e.sequence_id,
+                registration: e.registration,
+                uuid: Some(uuid),
+            });
+            continue;
+        }
+        let payload = decode_payload(i, &e.metadata, e.payload.clone())?;
         match e.metadata.num_messages_in_batch {
             Some(n) => {
                 for (k, m) in batch::split(payload, n.max(0) as u32).enumerate() {
@@ -54,6 +123,7 @@ pub fn log_messages(log: &TopicLog) -> Result<Vec<LogMessage>, String> {
                         producer_name: e.producer_name.clone(),
                         sequence_id: m.metadata.sequence_id.unwrap_or(e.sequence_id + k as u64),
                         registration: e.registration,
+                        uuid: None,
                     });
                 }
             }
@@ -65,6 +135,7 @@ pub fn log_messages(log: &TopicLog) -> Result<Vec<LogMessage>, String> {
                 producer_name: e.producer_name.clone(),
                 sequence_id: e.sequence_id,
                 registration: e.registration,
+                uuid: None,
             }),
         }
     }
@@ -86,6 +157,20 @@ pub fn base_topic(physical: &str) -> &str {
         Some((base, index)) if index.parse::<u32>().is_ok() => base,
         _ => physical,
     }
+}
+
+/// Whether the entry at `position` of a topic of `base` (a partition of it, or itself) is a chunk
+/// of the chunked message `uuid`.
+fn chunk_at(store: &Store, base: &str, uuid: &str, position: (u64, u64)) -> bool {
+    store
+        .topics
+        .iter()
+        .filter(|(t, _)| base_topic(t) == base)
+        .filter_map(|(_, log)| {
+            log.index_of(position.0, position.1)
+                .and_then(|i| log.entries.get(i))
+        })
+        .any(|e| e.metadata.uuid.as_deref() == Some(uuid))
 }
 
 /// Checks the log against what the application was told. Returns the violations.
@@ -113,7 +198,7 @@ pub fn check_log(store: &Store, dedup: bool, producers: &[ProducerModel]) -> Vec
             if copies.is_none() {
                 v.push(format!(
                     "acknowledged message lost: {} (send {} acked with {id}) is not in the log of {}",
-                    s.payload, s.send, p.topic
+                    short(&s.payload), s.send, p.topic
                 ));
                 continue;
             }
@@ -124,10 +209,23 @@ pub fn check_log(store: &Store, dedup: bool, producers: &[ProducerModel]) -> Vec
                             && (id.batch_index < 0 || m.batch_index == Some(id.batch_index as u32))
                     })
                 });
+                // A chunked message's id is its last receipt, which may name a chunk of an
+                // incomplete copy of the message: when a resend's last chunk is answered as a
+                // duplicate (`-1:-1`, at once) before the receipts of its earlier chunks (which
+                // deduplication does not look at), the receipts cannot be told apart (one sequence
+                // id). The id must still name a chunk of this message.
+                let at_id = at_id
+                    || copies.is_some_and(|c| {
+                        c.iter().any(|m| {
+                            m.uuid.as_ref().is_some_and(|u| {
+                                chunk_at(store, &p.topic, u, (id.ledger_id, id.entry_id))
+                            })
+                        })
+                    });
                 if !at_id {
                     v.push(format!(
                         "receipt mismatch: {} acked with id {id}, but that position holds another message",
-                        s.payload
+                        short(&s.payload)
                     ));
                 }
             }
@@ -145,7 +243,8 @@ pub fn check_log(store: &Store, dedup: bool, producers: &[ProducerModel]) -> Vec
             }
             if dedup {
                 v.push(format!(
-                    "duplicate with deduplication on: {payload} appears {} times in {topic} at {:?}",
+                    "duplicate with deduplication on: {} appears {} times in {topic} at {:?}",
+                    short(payload),
                     copies.len(),
                     copies.iter().map(|m| m.position).collect::<Vec<_>>()
                 ));
@@ -153,8 +252,9 @@ pub fn check_log(store: &Store, dedup: bool, producers: &[ProducerModel]) -> Vec
                 let regs: BTreeSet<u64> = copies.iter().map(|m| m.registration).collect();
                 if regs.len() < copies.len() {
                     v.push(format!(
-                        "duplicate {payload} in {topic} written twice by one registration (a resend \
-                         without re-registering)"
+                        "duplicate {} in {topic} written twice by one registration (a resend \
+                         without re-registering)",
+                        short(payload)
                     ));
                 }
             }
@@ -197,8 +297,9 @@ pub fn check_log(store: &Store, dedup: bool, producers: &[ProducerModel]) -> Vec
                 if let Some((prev, prev_payload)) = last_index.get(&label) {
                     if index <= *prev {
                         v.push(format!(
-                            "order: {} persisted after {prev_payload} in {topic}",
-                            m.payload
+                            "order: {} persisted after {} in {topic}",
+                            short(&m.payload),
+                            short(prev_payload)
                         ));
                     }
                 }
@@ -209,7 +310,9 @@ pub fn check_log(store: &Store, dedup: bool, producers: &[ProducerModel]) -> Vec
                 if m.sequence_id <= *prev {
                     v.push(format!(
                         "order: sequence id {} after {prev} on registration {} in {topic} ({})",
-                        m.sequence_id, m.registration, m.payload
+                        m.sequence_id,
+                        m.registration,
+                        short(&m.payload)
                     ));
                 }
             }

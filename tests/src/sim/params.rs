@@ -99,6 +99,9 @@ pub struct ProducerSpec {
     pub send_timeout: Option<Duration>,
     /// Messages carry keys (`k0`..`k4`).
     pub keyed: bool,
+    /// Chunking on (batching off): two messages in three are larger than the broker's maximum
+    /// message size and leave in chunks.
+    pub chunking: bool,
 }
 
 /// A consumer of the workload.
@@ -211,6 +214,8 @@ pub struct Params {
     pub client: ClientParams,
     /// How long after healing everything must have settled.
     pub settle_bound: Duration,
+    /// The brokers' `maxMessageSize` (small when some producer chunks).
+    pub max_message_size: i32,
 }
 
 fn ms(v: u64) -> Duration {
@@ -260,6 +265,7 @@ impl Params {
                 compression: 0,
                 send_timeout: None,
                 keyed: false,
+                chunking: false,
             });
         }
 
@@ -371,6 +377,25 @@ impl Params {
                 .then(|| x.duration(chaos / 5, chaos * 4 / 5));
         }
 
+        // chunking (a stream of its own): only producers without batching (the Java client refuses
+        // chunking with batching) whose topic has no Shared / Key_Shared subscription (chunked
+        // messages are supported on Exclusive / Failover subscriptions and readers only)
+        let mut k = SimRng::new(seed ^ 0xC4C4_0000_0000_0002);
+        let mut max_message_size = 5 * 1024 * 1024;
+        if k.chance(0.3) {
+            for p in &mut producers {
+                let shared = consumers.iter().any(|c| {
+                    c.topic == p.topic && matches!(c.kind, SubKind::Shared | SubKind::KeyShared)
+                });
+                if p.batching.is_none() && !shared && k.chance(0.6) {
+                    p.chunking = true;
+                }
+            }
+            if producers.iter().any(|p| p.chunking) {
+                max_message_size = k.range(2_048, 4_096) as i32;
+            }
+        }
+
         let scale = f64::from(intensity);
         let faults = FaultRates {
             reset: scale * r.next_f64() * 4.0,
@@ -440,6 +465,7 @@ impl Params {
             persist_latency,
             client,
             settle_bound,
+            max_message_size,
         }
     }
 
@@ -453,7 +479,8 @@ impl fmt::Display for Params {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "seed {} intensity {} brokers {} clients {} dedup {} auth {} chaos {:?} settle bound {:?}",
+            "seed {} intensity {} brokers {} clients {} dedup {} auth {} chaos {:?} settle bound {:?} \
+             max message size {}",
             self.seed,
             self.intensity,
             self.brokers,
@@ -461,7 +488,8 @@ impl fmt::Display for Params {
             self.dedup,
             self.auth,
             self.chaos,
-            self.settle_bound
+            self.settle_bound,
+            self.max_message_size
         )?;
         writeln!(f, "client {:?}", self.client)?;
         writeln!(f, "net {:?}", self.net)?;

@@ -11,7 +11,7 @@ use pulsar_core::{
     TokenAuth,
 };
 
-use crate::sim::app::{parse_payload, payload, ConsumerModel, ProducerModel, SubRecord};
+use crate::sim::app::{parse_payload, short, ConsumerModel, ProducerModel, SubRecord};
 use crate::sim::broker::{ClusterConfig, ConnId, ModelCluster, MoveKind, Output};
 use crate::sim::check::{all_messages, base_topic, check_log};
 use crate::sim::net::{Dir, Network, Phase, Segment, Wake};
@@ -157,6 +157,7 @@ impl World {
         cc.persist_latency = p.persist_latency;
         cc.faults = p.broker_faults.clone();
         cc.trace_frames = true;
+        cc.max_message_size = p.max_message_size;
         let mut cluster = ModelCluster::new(cc);
         for t in &p.topics {
             if t.partitions > 0 {
@@ -192,7 +193,13 @@ impl World {
         let producers = p
             .producers
             .iter()
-            .map(|s| ProducerModel::new(s.clone(), p.topics[s.topic].name.clone()))
+            .map(|s| {
+                ProducerModel::new(
+                    s.clone(),
+                    p.topics[s.topic].name.clone(),
+                    p.max_message_size as usize,
+                )
+            })
             .collect();
         let consumers: Vec<ConsumerModel> = p
             .consumers
@@ -756,7 +763,7 @@ impl World {
                         .sends
                         .iter()
                         .filter(|s| s.handle == producer && s.result.is_none())
-                        .map(|s| s.payload.clone())
+                        .map(|s| short(&s.payload))
                         .collect();
                     if !unfinished.is_empty() {
                         self.violation(format!(
@@ -888,6 +895,7 @@ impl World {
         if let Some(t) = m.spec.send_timeout {
             opts.send_timeout = t;
         }
+        opts.chunking = m.spec.chunking;
         let topic = m.topic.clone();
         let first = m.sends.is_empty() && !m.creating && m.next_index == 0;
         let early = (first && !m.recreated)
@@ -932,8 +940,9 @@ impl World {
             return;
         };
         let ci = m.spec.client;
-        let body = payload(&m.spec.label, m.next_index);
-        let mut message = OutgoingMessage::new(body.clone());
+        let body = m.payload_of(m.next_index);
+        let shown = short(&body);
+        let mut message = OutgoingMessage::new(body);
         if m.spec.keyed {
             message = message.with_key(format!("k{}", m.next_index % 5));
         }
@@ -941,13 +950,13 @@ impl World {
         let at = self.inst(now);
         match self.clients[ci].core.send(at, h, message) {
             Ok(s) => {
-                self.log(format!("app send {body} on {h} as {s}"));
+                self.log(format!("app send {shown} on {h} as {s}"));
                 self.producers[i].record_send(h, s, now);
                 let d = self.app_rng.duration(lo, hi);
                 self.sched.after(d, Ev::Send(i));
             }
             Err(e) => {
-                self.log(format!("app send {body} on {h} rejected: {e}"));
+                self.log(format!("app send {shown} on {h} rejected: {e}"));
                 self.sched.after(Duration::from_millis(50), Ev::Send(i));
             }
         }
@@ -1066,8 +1075,11 @@ impl World {
             self.stats.received += 1;
             let text = String::from_utf8_lossy(&msg.payload).into_owned();
             self.log(format!(
-                "app {} receives {text} id {} redeliveries {}",
-                self.consumers[i].spec.label, msg.id, msg.redelivery_count
+                "app {} receives {} id {} redeliveries {}",
+                self.consumers[i].spec.label,
+                short(&text),
+                msg.id,
+                msg.redelivery_count
             ));
             let key = (
                 self.consumers[i].topic.clone(),
@@ -1076,9 +1088,18 @@ impl World {
             if let Some(r) = self.subs.get_mut(&key) {
                 r.received.insert(text.clone());
             }
-            if parse_payload(&msg.payload).is_none() {
+            let sent = parse_payload(&msg.payload).and_then(|(label, index)| {
+                self.producers
+                    .iter()
+                    .find(|p| p.spec.label == label)
+                    .map(|p| p.payload_of(index))
+            });
+            if sent.as_deref() != Some(text.as_str()) {
+                // a chunked message must come back whole and byte-identical
                 self.violation(format!(
-                    "received a payload the workload never sent: {text:?}"
+                    "received a payload the workload never sent: {:?} ({} bytes)",
+                    short(&text),
+                    text.len()
                 ));
             }
             let pos = (msg.id.ledger_id, msg.id.entry_id, msg.id.batch_index);
@@ -1099,7 +1120,7 @@ impl World {
                     }
                 }
             }
-            if let Err(v) = self.consumers[i].on_message(&text, pos, ordered) {
+            if let Err(v) = self.consumers[i].on_message(&short(&text), pos, ordered) {
                 self.violation(v);
             }
             if base_topic(&msg.topic) != self.consumers[i].topic {
@@ -1424,7 +1445,7 @@ impl World {
             }
             let u = p.unfinished();
             if !u.is_empty() {
-                let names: Vec<&str> = u.iter().map(|s| s.payload.as_str()).collect();
+                let names: Vec<String> = u.iter().map(|s| short(&s.payload)).collect();
                 out.push(format!("{} sends without outcome: {names:?}", p.spec.label));
             }
         }
@@ -1433,13 +1454,14 @@ impl World {
             Err(e) => return vec![e],
         };
         for ((topic, sub), r) in &self.subs {
-            let missing: Vec<&str> = r
+            let missing: Vec<String> = r
                 .physical
                 .iter()
                 .filter_map(|t| logs.get(t))
                 .flatten()
                 .map(|x| x.payload.as_str())
                 .filter(|p| !r.received.contains(*p))
+                .map(short)
                 .collect();
             if !missing.is_empty() {
                 out.push(format!(

@@ -22,8 +22,9 @@ pub(crate) struct ProducerReg {
     pub(crate) topic: String,
     pub(crate) name: String,
     pub(crate) registration: u64,
-    /// After a persistence failure: the sequence id the client must resend from.
-    pub(crate) failed_from: Option<u64>,
+    /// After a persistence failure: the entry the client must resend from, as (sequence id, chunk
+    /// id) — every chunk of a chunked message carries the message's sequence id.
+    pub(crate) failed_from: Option<(u64, Option<i32>)>,
 }
 
 /// A consumer registered on a connection.

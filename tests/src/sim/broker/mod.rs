@@ -399,7 +399,14 @@ impl ModelCluster {
             return Err(AcceptError::Duplicate(conn));
         }
         let keep_alive = self.config.keep_alive;
-        self.conns.insert(conn, Conn::new(broker, now, keep_alive));
+        let mut c = Conn::new(broker, now, keep_alive);
+        // the frame decoder allows some slack above maxMessageSize; larger frames close the
+        // connection
+        let max = usize::try_from(self.config.max_message_size).unwrap_or(usize::MAX);
+        c.decoder = pulsar_proto::FrameDecoder::new(
+            max.saturating_add(producer::MESSAGE_SIZE_FRAME_PADDING),
+        );
+        self.conns.insert(conn, c);
         Ok(())
     }
 

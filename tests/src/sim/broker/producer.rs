@@ -1,12 +1,26 @@
 //! Producers: registration with `last_sequence_id`, SEND with optional deduplication and injected
 //! persistence failures, delayed persistence and receipts.
 
-use pulsar_proto::{pb, Payload};
+use bytes::BytesMut;
+use pulsar_proto::{encode_command, encode_send, pb, Payload};
 
 use super::conn::ProducerReg;
 use super::store::Entry;
 use super::topic::{NameHolder, PendingWrite};
 use super::{normalize_topic, ConnId, ModelCluster, ReceivedSend, SendOutcome};
+
+/// Slack the broker's frame decoder allows above `maxMessageSize` (the real broker's
+/// `Commands.MESSAGE_SIZE_FRAME_PADDING`): a larger frame closes the connection.
+pub(crate) const MESSAGE_SIZE_FRAME_PADDING: usize = 10 * 1024;
+
+/// Whether a message is a chunk other than the last of its message: deduplication only looks at
+/// the last chunk (all chunks carry the message's sequence id).
+pub(crate) fn non_last_chunk(md: &pb::MessageMetadata) -> bool {
+    match (md.chunk_id, md.num_chunks_from_msg) {
+        (Some(id), Some(n)) => n > 1 && id != n - 1,
+        _ => false,
+    }
+}
 
 /// How long a broker waits for an old producer's connection to prove alive before dropping it.
 const LIVENESS_PROBE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -213,7 +227,7 @@ impl ModelCluster {
             outcome: SendOutcome::Accepted,
         };
         if let Some(from) = reg.failed_from {
-            if seq != from {
+            if (seq, payload.metadata.chunk_id) != from {
                 self.send_error(
                     conn,
                     c.producer_id,
@@ -236,7 +250,23 @@ impl ModelCluster {
         if !self.loaded.contains_key(&topic) {
             return;
         }
-        if self.store.dedup {
+        let max = usize::try_from(self.config.max_message_size).unwrap_or(usize::MAX);
+        if c.is_chunk != Some(true) && payload.data.len().saturating_add(4096) > max {
+            // headers and payload: the frame without the command
+            let mut frame = BytesMut::new();
+            encode_send(c, &payload.metadata, &payload.data, &mut frame);
+            let mut command = BytesMut::new();
+            encode_command(&pb::BaseCommand::from(c.clone()), &mut command);
+            let size = frame.len().saturating_sub(command.len());
+            if size > max {
+                self.refuse_too_big(conn, c, size, max);
+                record.outcome = SendOutcome::Failed;
+                self.sends.push(record);
+                return;
+            }
+        }
+        let chunk = non_last_chunk(&payload.metadata);
+        if self.store.dedup && !chunk {
             let pushed = self
                 .loaded
                 .get(&topic)
@@ -277,7 +307,7 @@ impl ModelCluster {
             }
         }
         if self.fault(|f| f.persist_error) {
-            self.fail_registration(conn, c.producer_id, &reg, seq);
+            self.fail_registration(conn, c.producer_id, &reg, seq, payload.metadata.chunk_id);
             record.outcome = SendOutcome::Failed;
             self.sends.push(record);
             return;
@@ -290,7 +320,7 @@ impl ModelCluster {
         let Some(t) = self.loaded.get_mut(&topic) else {
             return;
         };
-        if self.store.dedup {
+        if self.store.dedup && !chunk {
             let e = t.pushed.entry(reg.name.clone()).or_insert(highest);
             *e = (*e).max(highest);
         }
@@ -313,27 +343,57 @@ impl ModelCluster {
         self.sends.push(record);
     }
 
+    /// The broker's size check on publish (skipped for chunks): NotAllowedError.
+    fn refuse_too_big(&mut self, conn: ConnId, c: &pb::CommandSend, size: usize, max: usize) {
+        self.note(format!(
+            "{conn} refuse SEND p{} seq {}: {size} bytes > {max}",
+            c.producer_id, c.sequence_id
+        ));
+        self.write(
+            conn,
+            pb::CommandSendError {
+                producer_id: c.producer_id,
+                sequence_id: c.sequence_id,
+                error: pb::ServerError::NotAllowedError as i32,
+                message: "Exceed maximum message size".into(),
+            }
+            .into(),
+        );
+    }
+
     /// A storage failure: this SEND and every unpersisted one of the registration fail, and so
-    /// will later ones until the client resends from the first failed sequence id.
-    fn fail_registration(&mut self, conn: ConnId, producer_id: u64, reg: &ProducerReg, seq: u64) {
+    /// will later ones until the client resends from the first failed entry (sequence id, and
+    /// chunk id for a chunk).
+    fn fail_registration(
+        &mut self,
+        conn: ConnId,
+        producer_id: u64,
+        reg: &ProducerReg,
+        seq: u64,
+        chunk: Option<i32>,
+    ) {
         let topic = reg.topic.clone();
-        let mut failed: Vec<u64> = Vec::new();
+        let mut failed: Vec<(u64, Option<i32>)> = Vec::new();
         if let Some(t) = self.loaded.get_mut(&topic) {
             t.pending.retain(|w| {
                 if w.registration == reg.registration {
-                    failed.push(w.sequence_id);
+                    failed.push((w.sequence_id, w.metadata.chunk_id));
                     false
                 } else {
                     true
                 }
             });
         }
-        let first = failed.first().copied().unwrap_or(seq).min(seq);
+        let first = failed
+            .first()
+            .copied()
+            .unwrap_or((seq, chunk))
+            .min((seq, chunk));
         self.note(format!(
             "{conn} inject PersistenceError on p{producer_id} seq {seq} ({} pending fail too)",
             failed.len()
         ));
-        for s in failed {
+        for (s, _) in failed {
             self.send_error(conn, producer_id, s, "injected persistence failure");
         }
         self.send_error(conn, producer_id, seq, "injected persistence failure");
@@ -362,7 +422,7 @@ impl ModelCluster {
         let pending = t
             .pending
             .iter()
-            .filter(|w| w.producer_name == name)
+            .filter(|w| w.producer_name == name && !non_last_chunk(&w.metadata))
             .map(|w| w.highest_sequence_id)
             .max();
         match persisted.max(pending) {
@@ -439,11 +499,13 @@ impl ModelCluster {
                 };
                 let entry_id = t.next_entry_id;
                 t.next_entry_id += 1;
-                let e = log
-                    .persisted_seq
-                    .entry(w.producer_name.clone())
-                    .or_insert(w.highest_sequence_id);
-                *e = (*e).max(w.highest_sequence_id);
+                if !non_last_chunk(&w.metadata) {
+                    let e = log
+                        .persisted_seq
+                        .entry(w.producer_name.clone())
+                        .or_insert(w.highest_sequence_id);
+                    *e = (*e).max(w.highest_sequence_id);
+                }
                 receipts.push((
                     w.conn,
                     w.producer_id,
