@@ -455,7 +455,13 @@ impl State {
     /// Moves the callbacks queued by dispatch into `out`, to run once the lock is released
     /// (both vectors keep their capacity).
     pub(crate) fn take_deferred(&mut self, out: &mut Vec<Deferred>) {
-        out.append(&mut self.deferred);
+        if out.is_empty() {
+            // Swapped, not copied: a round of receipts defers a callback per message, and both
+            // vectors keep their capacity.
+            std::mem::swap(out, &mut self.deferred);
+        } else {
+            out.append(&mut self.deferred);
+        }
     }
 
     /// The driver is gone: everything waiting fails with [`Error::DriverStopped`].
@@ -1489,6 +1495,31 @@ mod tests {
             Poll::Ready(Err(Error::Send(SendError::QueueFull)))
         ));
         assert!(second.is_some());
+    }
+
+    #[test]
+    fn deferred_callbacks_are_handed_over_in_order() {
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        let deferred = |n: u32| {
+            let ran = ran.clone();
+            Deferred {
+                callback: Box::new(move |_| ran.lock().unwrap().push(n)),
+                result: Err(Error::DriverStopped),
+            }
+        };
+        let mut st = state(8, Arc::new(AtomicUsize::new(0)));
+        let mut out = Vec::new();
+        st.deferred.extend([deferred(1), deferred(2)]);
+        st.take_deferred(&mut out);
+        assert!(st.deferred.is_empty());
+        // Into a list that still holds some: after them.
+        st.deferred.extend([deferred(3), deferred(4)]);
+        st.take_deferred(&mut out);
+        assert!(st.deferred.is_empty());
+        for d in out.drain(..) {
+            d.run();
+        }
+        assert_eq!(*ran.lock().unwrap(), [1, 2, 3, 4]);
     }
 
     #[test]
