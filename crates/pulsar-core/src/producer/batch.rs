@@ -125,6 +125,16 @@ impl Batcher {
         }
     }
 
+    /// The oldest message's acceptance time.
+    #[inline]
+    pub(super) fn oldest_at(&self) -> Option<Instant> {
+        match &self.single {
+            // an open batch holds at least one message
+            Some(o) => Some(o.created),
+            None => self.oldest().map(|x| x.0),
+        }
+    }
+
     /// Whether batching is per key (sequence ids are then assigned when the batches close).
     pub(super) fn key_based(&self) -> bool {
         self.opts.key_based

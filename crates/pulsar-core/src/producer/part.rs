@@ -103,6 +103,16 @@ fn send_close(
     request_id
 }
 
+/// The earlier of two optional instants.
+#[inline]
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
 /// Bytes a chunk leaves free below the broker's maximum message size.
 const CHUNK_HEADROOM: usize = 1024;
 
@@ -243,26 +253,28 @@ impl Part {
         if let Some(o) = self.pending.front() {
             return Some(o.created);
         }
-        if let Some((at, _)) = self.batcher.as_ref().and_then(|b| b.oldest()) {
+        if let Some(at) = self.batcher.as_deref().and_then(Batcher::oldest_at) {
             return Some(at);
         }
         self.waiting.front().map(|q| q.at)
     }
 
+    /// Recomputed after every mutable access (the deadline index): kept to a few comparisons.
+    #[inline]
     pub(super) fn next_timeout(&self) -> Option<Instant> {
-        let send = self
-            .cfg
-            .send_timeout
-            .and_then(|t| self.oldest_at().map(|at| at + t));
-        let batch = self.batcher.as_ref().and_then(|b| b.deadline);
-        let close = match self.closing {
-            Closing::Flushing { deadline } => Some(deadline),
-            _ => None,
-        };
-        [self.link.next_timeout(), send, batch, close]
-            .into_iter()
-            .flatten()
-            .min()
+        let mut next = self.link.next_timeout();
+        if let Some(t) = self.cfg.send_timeout {
+            if let Some(at) = self.oldest_at() {
+                next = earliest(next, at.checked_add(t));
+            }
+        }
+        if let Some(b) = self.batcher.as_deref() {
+            next = earliest(next, b.deadline);
+        }
+        if let Closing::Flushing { deadline } = self.closing {
+            next = earliest(next, Some(deadline));
+        }
+        next
     }
 
     /// The largest frame the broker accepts (the default before CONNECTED).
