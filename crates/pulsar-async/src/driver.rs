@@ -188,7 +188,7 @@ impl Driver {
         let progress = !done.is_empty();
         for (id, result) in done {
             self.connecting.remove(&id);
-            let now = Instant::now();
+            let now = st.now();
             match result {
                 Ok(io) => match st.core.handle_connected(now, id) {
                     Ok(()) => {
@@ -221,7 +221,8 @@ impl Driver {
                     Poll::Ready(Ok(n)) => {
                         progress = true;
                         let data = self.buf.get(..n).unwrap_or_default();
-                        if let Err(e) = st.core.handle_bytes(Instant::now(), *id, data) {
+                        let now = st.now();
+                        if let Err(e) = st.core.handle_bytes(now, *id, data) {
                             tracing::debug!(conn = id.get(), error = %e, "bytes for a closed connection");
                             break;
                         }
@@ -245,7 +246,8 @@ impl Driver {
         if let Some(conn) = self.conns.remove(&id) {
             tracing::info!(conn = id.get(), reason, "connection lost");
             st.wrote(conn.unwritten);
-            if let Err(e) = st.core.handle_closed(Instant::now(), id) {
+            let now = st.now();
+            if let Err(e) = st.core.handle_closed(now, id) {
                 tracing::debug!(conn = id.get(), error = %e, "handle_closed");
             }
         }
@@ -253,7 +255,7 @@ impl Driver {
 
     /// Fires the core's timeout when its deadline has passed (before any timer is polled).
     fn check_deadline(&mut self, st: &mut State) -> bool {
-        let now = Instant::now();
+        let now = st.now();
         let mut progress = false;
         if st.core.poll_timeout().is_some_and(|d| now >= d) {
             st.core.handle_timeout(now);
@@ -274,7 +276,7 @@ impl Driver {
 
     fn take_outputs(&mut self, st: &mut State) -> bool {
         let mut progress = false;
-        let now = Instant::now();
+        let now = st.now();
         while let Some(io) = st.io.pop_front() {
             progress = true;
             match io {
@@ -309,7 +311,7 @@ impl Driver {
     }
 
     fn start_connect(&mut self, st: &mut State, conn: ConnectionId, address: BrokerAddress) {
-        let now = Instant::now();
+        let now = st.now();
         if self.tls.require_tls() && !address.tls {
             let reason = format!("TLS is required but the broker address {address} is plain text");
             tracing::warn!(conn = conn.get(), %reason);
@@ -341,7 +343,7 @@ impl Driver {
     fn poll_writes(&mut self, st: &mut State, cx: &mut Context<'_>) -> bool {
         let mut progress = false;
         let mut dead = Vec::new();
-        let now = Instant::now();
+        let now = st.now();
         for (id, conn) in self.conns.iter_mut() {
             if conn.idle() {
                 continue;
@@ -359,7 +361,7 @@ impl Driver {
     }
 
     fn poll_closing(&mut self, st: &mut State, cx: &mut Context<'_>) -> bool {
-        let now = Instant::now();
+        let now = st.now();
         let mut finished = Vec::new();
         for (id, c) in self.closing.iter_mut() {
             let flushed = match c.conn.poll_write_all(cx, st, now) {

@@ -83,7 +83,8 @@ impl Engine {
     /// socket).
     pub fn handle_connected(&self, conn: ConnectionId) -> bool {
         self.shared.with(|st| {
-            let ok = st.core.handle_connected(Instant::now(), conn).is_ok();
+            let now = st.now();
+            let ok = st.core.handle_connected(now, conn).is_ok();
             st.drain();
             ok
         })
@@ -92,7 +93,8 @@ impl Engine {
     /// The connection could not be established.
     pub fn handle_connect_failed(&self, conn: ConnectionId, reason: String) {
         self.shared.with(|st| {
-            if let Err(e) = st.core.handle_connect_failed(Instant::now(), conn, reason) {
+            let now = st.now();
+            if let Err(e) = st.core.handle_connect_failed(now, conn, reason) {
                 tracing::debug!(conn = conn.get(), error = %e, "late connect failure");
             }
             st.drain();
@@ -102,7 +104,8 @@ impl Engine {
     /// Bytes were read. Returns false when the core no longer knows the connection.
     pub fn handle_bytes(&self, conn: ConnectionId, data: &[u8]) -> bool {
         self.shared.with(|st| {
-            let ok = st.core.handle_bytes(Instant::now(), conn, data).is_ok();
+            let now = st.now();
+            let ok = st.core.handle_bytes(now, conn, data).is_ok();
             st.drain();
             ok
         })
@@ -111,7 +114,8 @@ impl Engine {
     /// The connection failed or the peer closed it.
     pub fn handle_closed(&self, conn: ConnectionId) {
         self.shared.with(|st| {
-            if st.core.handle_closed(Instant::now(), conn).is_ok() {
+            let now = st.now();
+            if st.core.handle_closed(now, conn).is_ok() {
                 tracing::info!(conn = conn.get(), "connection lost");
             }
             st.drain();
@@ -121,7 +125,7 @@ impl Engine {
     /// Time passed: fires the core's timeout if its deadline was reached.
     pub fn handle_timeout(&self) {
         self.shared.with(|st| {
-            let now = Instant::now();
+            let now = st.now();
             if st.core.poll_timeout().is_some_and(|d| now >= d) {
                 st.core.handle_timeout(now);
                 st.drain();

@@ -37,8 +37,10 @@ const SENDS_PER_CLOCK_READ: u32 = 64;
 struct Clock(Option<(Instant, u32)>);
 
 impl Clock {
-    /// The time for an application call other than a send: a fresh reading, kept for the sends
-    /// that follow.
+    /// The time for any core call other than a send (application calls and the driver's
+    /// inputs alike): a fresh reading, kept for the sends that follow. As every reading handed to
+    /// the core passes through here, a send never gives the core an earlier time than the call
+    /// before it.
     fn now(&mut self) -> Instant {
         let now = Instant::now();
         self.0 = Some((now, 0));
@@ -410,6 +412,12 @@ impl State {
 
     /// The driver is looking at the state now (under the lock): later application calls must
     /// wake it again, and senders held back for it may go on.
+    /// A fresh clock reading for a core call made by the driver (the sends that follow reuse
+    /// it, see [`Clock`]).
+    pub(crate) fn now(&mut self) -> Instant {
+        self.clock.now()
+    }
+
     pub(crate) fn driver_running(&mut self) {
         self.driver_pending = false;
         self.clock.reset();
@@ -1556,6 +1564,21 @@ mod tests {
         assert_eq!(st.clock.send_now(), first);
         st.driver_running();
         assert!(st.clock.send_now() > first);
+    }
+
+    #[test]
+    fn a_send_never_gives_the_core_an_earlier_time_than_the_drivers_last_input() {
+        let mut st = state(16, Arc::new(AtomicUsize::new(0)));
+        let burst = st.clock.send_now();
+        std::thread::sleep(Duration::from_millis(2));
+        // the driver hands the core bytes (or a timeout) without having been polled anew
+        let input = st.now();
+        assert!(input > burst);
+        assert_eq!(
+            st.clock.send_now(),
+            input,
+            "the send reuses the latest reading"
+        );
     }
 
     #[test]
