@@ -156,7 +156,7 @@ impl Batcher {
         send: SendId,
         seq: u64,
         publish_time: u64,
-        msg: OutgoingMessage,
+        msg: &mut OutgoingMessage,
     ) -> bool {
         let size = msg.payload.len();
         let hint = self.size_hint;
@@ -171,9 +171,9 @@ impl Batcher {
             };
             let open = self
                 .keyed
-                .entry(group_key(&msg))
+                .entry(group_key(msg))
                 .or_insert_with(|| Open::new(hint, now, 0, publish_time, Some(key())));
-            open.held.push(msg);
+            open.held.push(std::mem::take(msg));
             open
         } else {
             let open = self
@@ -223,7 +223,7 @@ impl Batcher {
             open.sort_by_key(|o| o.sends.first().copied());
             let mut total = 0;
             for mut o in open {
-                for (i, msg) in std::mem::take(&mut o.held).into_iter().enumerate() {
+                for (i, mut msg) in std::mem::take(&mut o.held).into_iter().enumerate() {
                     let seq = msg.sequence_id.unwrap_or(*next_seq);
                     *next_seq = (*next_seq).max(seq.wrapping_add(1));
                     if i == 0 {
@@ -231,7 +231,7 @@ impl Batcher {
                         o.highest_seq = seq;
                     }
                     o.highest_seq = o.highest_seq.max(seq);
-                    encode(&mut self.scratch, seq, msg, &mut o.buf);
+                    encode(&mut self.scratch, seq, &mut msg, &mut o.buf);
                 }
                 total += o.buf.len();
                 out.push(o.close());
@@ -241,9 +241,15 @@ impl Batcher {
     }
 }
 
-/// Appends one message as a batch entry, `scratch` being the reused entry metadata.
+/// Appends one message as a batch entry (its fields other than the payload are taken out),
+/// `scratch` being the reused entry metadata.
 #[inline]
-fn encode(m: &mut pb::SingleMessageMetadata, seq: u64, msg: OutgoingMessage, buf: &mut BytesMut) {
+fn encode(
+    m: &mut pb::SingleMessageMetadata,
+    seq: u64,
+    msg: &mut OutgoingMessage,
+    buf: &mut BytesMut,
+) {
     if msg.properties.is_empty()
         && msg.key.is_none()
         && msg.ordering_key.is_none()
@@ -255,13 +261,13 @@ fn encode(m: &mut pb::SingleMessageMetadata, seq: u64, msg: OutgoingMessage, buf
     if !msg.properties.is_empty() {
         m.properties.extend(
             msg.properties
-                .into_iter()
+                .drain(..)
                 .map(|(key, value)| pb::KeyValue { key, value }),
         );
     }
-    m.partition_key = msg.key;
+    m.partition_key = msg.key.take();
     m.partition_key_b64_encoded = msg.key_is_base64.then_some(true);
-    m.ordering_key = msg.ordering_key;
+    m.ordering_key = msg.ordering_key.take();
     m.event_time = msg.event_time;
     m.sequence_id = Some(seq);
     m.payload_size = i32::try_from(msg.payload.len()).unwrap_or(i32::MAX);
@@ -271,40 +277,46 @@ fn encode(m: &mut pb::SingleMessageMetadata, seq: u64, msg: OutgoingMessage, buf
     m.ordering_key = None;
 }
 
+/// Writes `v` as a varint at `at`, returning the position after it.
+#[inline(always)]
+fn put_varint(out: &mut [u8; PLAIN_HEAD], mut at: usize, mut v: u64) -> usize {
+    loop {
+        let low = (v & 0x7f) as u8;
+        v >>= 7;
+        let byte = if v == 0 { low } else { low | 0x80 };
+        if let Some(b) = out.get_mut(at) {
+            *b = byte;
+        }
+        at += 1;
+        if v == 0 {
+            return at;
+        }
+    }
+}
+
+/// The longest head of a plain entry: the u32 metadata length, then two tagged varints.
+const PLAIN_HEAD: usize = 4 + 1 + 10 + 1 + 10;
+
 /// The entry of a message with nothing but a payload and a sequence id, byte for byte what
 /// `encode_entry` writes for `SingleMessageMetadata { payload_size, sequence_id }` (fields in
-/// number order: 3, then 8), without building the metadata or measuring it first.
+/// number order: 3, then 8), without building the metadata or measuring it first: the head (length
+/// and metadata) is built on the stack and appended with the payload.
 #[inline]
 fn encode_plain(seq: u64, payload: &[u8], buf: &mut BytesMut) {
     let size = i32::try_from(payload.len()).unwrap_or(i32::MAX);
-    let mut meta = [0u8; 1 + 10 + 1 + 10];
-    let mut n = 0;
-    let mut put = |byte: u8| {
-        if let Some(b) = meta.get_mut(n) {
-            *b = byte;
-        }
-        n += 1;
-    };
+    let mut head = [0u8; PLAIN_HEAD];
     // payload_size: int32 varint (non-negative here), field 3
-    put(3 << 3);
-    let mut v = size as u64;
-    while v >= 0x80 {
-        put((v as u8) | 0x80);
-        v >>= 7;
-    }
-    put(v as u8);
+    head[4] = 3 << 3;
+    let n = put_varint(&mut head, 5, size as u64);
     // sequence_id: uint64 varint, field 8
-    put(8 << 3);
-    let mut v = seq;
-    while v >= 0x80 {
-        put((v as u8) | 0x80);
-        v >>= 7;
+    if let Some(b) = head.get_mut(n) {
+        *b = 8 << 3;
     }
-    put(v as u8);
-    let meta = meta.get(..n).unwrap_or_default();
-    buf.reserve(4 + meta.len() + payload.len());
-    buf.put_u32(meta.len() as u32);
-    buf.put_slice(meta);
+    let n = put_varint(&mut head, n + 1, seq);
+    let meta_len = (n - 4) as u32;
+    head[..4].copy_from_slice(&meta_len.to_be_bytes());
+    buf.reserve(n + payload.len());
+    buf.put_slice(head.get(..n).unwrap_or_default());
     buf.put_slice(payload);
 }
 

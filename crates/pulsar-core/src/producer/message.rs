@@ -170,6 +170,22 @@ impl Refused {
     }
 }
 
+/// Why a producer did not take a message: before touching it (`Intact`: the caller still holds it
+/// whole) or while encoding it (`Consumed`: parts of it are gone).
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    Intact(SendError),
+    Consumed(SendError),
+}
+
+impl Refusal {
+    pub(crate) fn into_error(self) -> SendError {
+        match self {
+            Refusal::Intact(e) | Refusal::Consumed(e) => e,
+        }
+    }
+}
+
 impl From<Refused> for SendError {
     fn from(r: Refused) -> SendError {
         r.error

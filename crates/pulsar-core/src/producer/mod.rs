@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use pulsar_proto::pb;
 
+use message::Refusal;
 pub use message::{OutgoingMessage, Refused};
 pub(crate) use options::ProducerRequest;
 pub use options::{
@@ -266,50 +267,68 @@ impl Producers {
     }
 
     /// Accepts a message (see [`Refused`] for what comes back when it is not).
-    #[inline]
     // The refused message comes back by value (boxing it would allocate on every refusal);
     // an accepted one costs only the id.
     #[allow(clippy::result_large_err)]
+    #[inline]
     pub(crate) fn try_send(
         &mut self,
         sh: &mut Shared,
         now: Instant,
         id: ProducerId,
-        message: OutgoingMessage,
+        mut message: OutgoingMessage,
     ) -> Result<SendId, Refused> {
+        // The message stays here and is lent down: a batched one is encoded straight from it
+        // (no move of the whole struct per layer), a refused one is still here to hand back.
+        match self.accept(sh, now, id, &mut message) {
+            Ok(send) => Ok(send),
+            Err(Refusal::Intact(e)) => Err(Refused::with(e, message)),
+            Err(Refusal::Consumed(e)) => Err(Refused::consumed(e)),
+        }
+    }
+
+    /// Accepts a message; whatever is kept of it is taken out of `message`.
+    #[inline]
+    fn accept(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        id: ProducerId,
+        message: &mut OutgoingMessage,
+    ) -> Result<SendId, Refusal> {
         let Some(mut app) = self.apps.get_mut(&id) else {
-            return Err(Refused::with(SendError::UnknownProducer(id), message));
+            return Err(Refusal::Intact(SendError::UnknownProducer(id)));
         };
         if app.closing {
-            return Err(Refused::with(SendError::ProducerClosed, message));
+            return Err(Refusal::Intact(SendError::ProducerClosed));
         }
         let size = message.payload.len();
         let single = match app.topology {
             Topology::Single => match self.parts.get_mut(&id) {
                 Some(part) => Some(part),
-                None => return Err(Refused::with(SendError::UnknownProducer(id), message)),
+                None => return Err(Refusal::Intact(SendError::UnknownProducer(id))),
             },
             _ => None,
         };
         let checked = match &single {
-            Some(part) => part.precheck(&message),
+            Some(part) => part.precheck(message),
             None => precheck(
                 &app.settings,
-                &message,
+                message,
                 pulsar_proto::DEFAULT_MAX_MESSAGE_SIZE,
             ),
         };
         if let Err(e) = checked {
-            return Err(Refused::with(e, message));
+            return Err(Refusal::Intact(e));
         }
         if app.pending >= app.max_pending {
             self.memory.waiters.insert(id);
-            return Err(Refused::with(SendError::QueueFull, message));
+            return Err(Refusal::Intact(SendError::QueueFull));
         }
         let limit = sh.config.memory_limit;
         if limit > 0 && self.memory.used > 0 && self.memory.used + size > limit {
             self.memory.waiters.insert(id);
-            return Err(Refused::with(SendError::MemoryLimit { limit }, message));
+            return Err(Refusal::Intact(SendError::MemoryLimit { limit }));
         }
         let send = sh.ids.send();
         // The hot path: one partition, no map lookups beyond the two above.
@@ -323,16 +342,16 @@ impl Producers {
         if let Topology::Unknown(_) = app.topology {
             app.unrouted.push_back(Queued {
                 send,
-                msg: message,
+                msg: std::mem::take(message),
                 at: now,
                 size,
             });
             app.pending += 1;
         } else {
             drop(app);
-            let part = self.route(sh, now, id, &message);
+            let part = self.route(sh, now, id, message);
             let Some(mut part) = part.and_then(|p| self.parts.get_mut(&p)) else {
-                return Err(Refused::with(SendError::ProducerClosed, message));
+                return Err(Refusal::Intact(SendError::ProducerClosed));
             };
             part.add(sh, now, send, message, now)?;
             drop(part);
@@ -765,7 +784,7 @@ impl Producers {
             Some(mut app) => std::mem::take(&mut app.unrouted),
             None => return,
         };
-        for q in unrouted {
+        for mut q in unrouted {
             let part = match self.apps.get(&id).map(|a| &a.topology) {
                 Some(Topology::Single) => Some(id),
                 Some(Topology::Partitioned(_)) => self.route(sh, now, id, &q.msg),
@@ -773,7 +792,9 @@ impl Producers {
             };
             let (send, size) = (q.send, q.size);
             let result = match part.and_then(|p| self.parts.get_mut(&p)) {
-                Some(mut part) => part.add(sh, now, q.send, q.msg, q.at).map_err(|r| r.error),
+                Some(mut part) => part
+                    .add(sh, now, q.send, &mut q.msg, q.at)
+                    .map_err(Refusal::into_error),
                 None => Err(SendError::ProducerClosed),
             };
             if let Err(e) = result {

@@ -15,7 +15,7 @@ use prost::Message as _;
 use pulsar_proto::pb::{self, base_command::Type};
 
 use super::batch::{Batcher, Closed};
-use super::message::{OutgoingMessage, Refused};
+use super::message::{OutgoingMessage, Refusal};
 use super::options::{PartSettings, ProducerRequest};
 use super::pending::{Op, Sends};
 use crate::compression::{CodecContext, CompressionType};
@@ -294,35 +294,32 @@ impl Part {
 
     // ---- sends ----------------------------------------------------------------------------------
 
-    /// Takes a message sent at `at`: queued until the first registration, then admitted. A
-    /// closing producer hands the message back.
+    /// Takes a message sent at `at` (what is kept of it is taken out): queued until the first
+    /// registration, then admitted. A closing producer leaves it untouched.
     #[inline(always)]
-    // The refused message comes back by value (boxing it would allocate on every refusal);
-    // an accepted one costs only the id.
-    #[allow(clippy::result_large_err)]
     pub(super) fn add(
         &mut self,
         sh: &mut Shared,
         now: Instant,
         send: SendId,
-        msg: OutgoingMessage,
+        msg: &mut OutgoingMessage,
         at: Instant,
-    ) -> Result<(), Refused> {
+    ) -> Result<(), Refusal> {
         if self.closing != Closing::Open {
-            return Err(Refused::with(SendError::ProducerClosed, msg));
+            return Err(Refusal::Intact(SendError::ProducerClosed));
         }
         if !self.admitted {
             let size = msg.payload.len();
             self.waiting.push_back(Queued {
                 send,
-                msg,
+                msg: std::mem::take(msg),
                 at,
                 size,
             });
             return Ok(());
         }
         self.admit(sh, now, send, msg, at)
-            .map_err(Refused::consumed)
+            .map_err(Refusal::Consumed)
     }
 
     /// Assigns the sequence id and batches or queues the message.
@@ -332,7 +329,7 @@ impl Part {
         sh: &mut Shared,
         now: Instant,
         send: SendId,
-        mut msg: OutgoingMessage,
+        msg: &mut OutgoingMessage,
         at: Instant,
     ) -> Result<(), SendError> {
         let size = msg.payload.len();
@@ -350,7 +347,7 @@ impl Part {
                 // wire order (assuming they increase).
                 let key_based = b.key_based();
                 let overflow = b.would_overflow(size)
-                    || (key_based && msg.sequence_id.is_some() && b.holds_other_keys(&msg));
+                    || (key_based && msg.sequence_id.is_some() && b.holds_other_keys(msg));
                 if overflow {
                     self.close_batches(sh, now);
                 }
@@ -361,7 +358,7 @@ impl Part {
                 let full = match self.batcher.as_deref_mut() {
                     Some(b) => {
                         // A batch's publish time is its first message's: only needed to open one.
-                        let publish_time = if b.opens_batch_for(&msg) {
+                        let publish_time = if b.opens_batch_for(msg) {
                             sh.unix_millis(at)
                         } else {
                             0
@@ -405,7 +402,8 @@ impl Part {
                     schema_version: self.schema_version.clone(),
                     ..Default::default()
                 };
-                self.single_ops(sh, send, seq, metadata, msg.payload, size, at)?;
+                let payload = std::mem::take(&mut msg.payload);
+                self.single_ops(sh, send, seq, metadata, payload, size, at)?;
                 self.next_seq = self.next_seq.max(seq.wrapping_add(1));
                 Ok(())
             }
@@ -874,9 +872,9 @@ impl Part {
             };
             self.admitted = true;
             // Everything accepted so far, in order (written as it is queued: we are registered).
-            while let Some(q) = self.waiting.pop_front() {
+            while let Some(mut q) = self.waiting.pop_front() {
                 let (send, size) = (q.send, q.size);
-                if let Err(e) = self.admit(sh, now, q.send, q.msg, q.at) {
+                if let Err(e) = self.admit(sh, now, q.send, &mut q.msg, q.at) {
                     self.freed_bytes += size;
                     self.complete(sh, send, Err(e));
                 }
