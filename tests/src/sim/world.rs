@@ -59,6 +59,8 @@ pub struct RunStats {
     pub persisted: u64,
     /// Messages handed to consumers.
     pub received: u64,
+    /// Of those, messages larger than the brokers' maximum message size (they came in chunks).
+    pub chunked: u64,
     /// Faults injected.
     pub faults: u64,
     /// Connections opened.
@@ -1074,6 +1076,9 @@ impl World {
             got += 1;
             self.stats.received += 1;
             let text = String::from_utf8_lossy(&msg.payload).into_owned();
+            if msg.payload.len() > self.p.max_message_size as usize {
+                self.stats.chunked += 1;
+            }
             self.log(format!(
                 "app {} receives {} id {} redeliveries {}",
                 self.consumers[i].spec.label,

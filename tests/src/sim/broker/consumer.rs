@@ -652,14 +652,25 @@ impl ModelCluster {
         self.success(conn, c.request_id);
     }
 
-    /// Removes a consumer from its subscription; its unacknowledged entries go back.
+    /// Removes a consumer from its subscription; its unacknowledged entries go back. A
+    /// non-durable subscription (a reader's) is deleted with its last consumer, as the real
+    /// broker's `PersistentSubscription.removeConsumer` does: a new subscription starts afresh at
+    /// the position its SUBSCRIBE asks for.
     pub(crate) fn detach_consumer(&mut self, topic: &str, sub: &str, key: ConsumerKey) {
+        let mut gone = false;
         if let Some(s) = self.sub_mut(topic, sub) {
             s.consumers.retain(|k| *k != key);
             s.take_back(key);
             if s.active == Some(key) {
                 s.active = None;
             }
+            gone = !s.durable && s.consumers.is_empty();
+        }
+        if gone {
+            if let Some(t) = self.loaded.get_mut(topic) {
+                t.subs.remove(sub);
+            }
+            return;
         }
         self.update_active(topic, sub);
     }
