@@ -14,7 +14,7 @@ use crate::io::{IoRequest, Transmit};
 use crate::lookup::{OpKind, Owner};
 use crate::message::MessageId;
 use crate::producer::{OutgoingMessage, ProducerOptions, Producers, Refused};
-use crate::shared::{Dispatch, Shared};
+use crate::shared::{earliest, Dispatch, Shared};
 use crate::stats::ClientStats;
 use crate::topic::{parse_namespace, TopicName};
 
@@ -143,15 +143,8 @@ impl Client {
             Life::Closing { deadline } => Some(deadline),
             _ => None,
         };
-        [
-            self.shared.next_timeout(),
-            self.producers.next_timeout(),
-            self.consumers.next_timeout(),
-            closing,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        let next = earliest(self.shared.next_timeout(), self.producers.next_timeout());
+        earliest(earliest(next, self.consumers.next_timeout()), closing)
     }
 
     // ---- application commands ---------------------------------------------------------------------

@@ -927,14 +927,16 @@ impl Shared {
         }
     }
 
+    /// The earliest of the request deadlines and every connection's setup and keep-alive
+    /// deadlines. Called after every application call: a plain loop over the (few) connections.
     pub(crate) fn next_timeout(&self) -> Option<Instant> {
         let interval = self.config.keep_alive_interval;
-        let conns = self
-            .conns
-            .values()
-            .flat_map(|c| [c.setup_deadline, c.keep_alive_deadline(interval)])
-            .flatten();
-        conns.chain(self.deadlines.first().map(|d| d.0)).min()
+        let mut next = self.deadlines.first().map(|d| d.0);
+        for c in self.conns.values() {
+            next = earliest(next, c.setup_deadline);
+            next = earliest(next, c.keep_alive_deadline(interval));
+        }
+        next
     }
 
     // ---- outputs ----------------------------------------------------------------------------
@@ -974,6 +976,16 @@ impl Shared {
 }
 
 /// The request id of a response command, if `command` is one.
+/// The earlier of two optional deadlines.
+#[inline]
+pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
 fn response_request_id(command: &pb::BaseCommand) -> Option<u64> {
     match command.kind()? {
         Type::Success => command.success.as_ref().map(|c| c.request_id),
