@@ -180,25 +180,29 @@ fn regression_seed_876_key_based_batching_dedup_loss() {
     regression(876);
 }
 
-// Bug H (pulsar-core, open): a non-durable consumer or reader that loses its connection while it
-// holds chunks of an incomplete chunked message (in its chunk assembler, not yet a message in the
-// receiver queue) resubscribes with a `start_message_id` past those chunks (seed 638: the
-// application last received 2:1, chunks 0-6 of `sim-2-1` sat at 2:2-2:8, the SUBSCRIBE said
-// 2:8). The broker's new non-durable subscription starts after it, so only the remaining chunks
-// arrive: ChunkOutOfOrder, a redelivery of the same entries, and again (hundreds of times); the
-// message is never delivered. Found once the model deleted a non-durable subscription with its
-// last consumer, as the real broker does (the old model redelivered from the start and hid it).
+// Bug H (pulsar-core, fixed): a non-durable consumer or reader that lost its connection while it
+// held a chunked message resubscribed with a `start_message_id` past its chunks (seed 638: the
+// application last received 2:1, the whole message `sim-2-1` (chunks at 2:2-2:9) waited in the
+// receiver queue under the id of its last chunk, and the SUBSCRIBE said 2:8, the entry before
+// that id). The new non-durable subscription delivered only the last chunk: ChunkOutOfOrder, a
+// redelivery, and again (hundreds of times); the message was never delivered. Now a queued
+// chunked message, and the chunks of one not yet whole, are fetched again from their first chunk,
+// and messages the application saw meanwhile are dropped when they come again. Found once the
+// model deleted a non-durable subscription with its last consumer, as the real broker does.
 
 #[test]
-#[ignore = "bug H: non-durable resubscription skips the chunks of an incomplete chunked message"]
 fn regression_seed_638_nondurable_resubscribe_skips_chunks() {
     regression(638);
 }
 
 #[test]
-#[ignore = "bug H: non-durable resubscription skips the chunks of an incomplete chunked message"]
 fn regression_seed_1741_reader_resubscribe_skips_chunks() {
     regression(1741);
+}
+
+#[test]
+fn regression_seed_3667_nondurable_resubscribe_skips_chunks() {
+    regression(3667);
 }
 
 // Seeds that reproduced bugs at pulsar-core 635c6d0 and no longer reach them after later core

@@ -259,6 +259,14 @@ impl ChunkAssembler {
         self.order.clear();
     }
 
+    /// The earliest entry holding a chunk of a message still incomplete.
+    pub(crate) fn first_entry(&self) -> Option<Entry> {
+        self.pending
+            .values()
+            .filter_map(|p| p.ids.first().copied())
+            .min()
+    }
+
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.pending.len()

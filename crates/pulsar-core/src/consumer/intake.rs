@@ -162,7 +162,7 @@ impl Sub {
         let mut set_aside: Vec<Message> = Vec::new();
 
         if !is_batch {
-            if self.is_before_start(entry, None) {
+            if self.is_before_start(entry, None) || self.seen_before(&base) {
                 self.return_permits(sh, 1);
                 return out;
             }
@@ -234,7 +234,13 @@ impl Sub {
                     continue; // the broker did not count it
                 }
                 let em = e.metadata;
+                let id = MessageId {
+                    batch_index: index as i32,
+                    batch_size: n as i32,
+                    ..base
+                };
                 if self.is_before_start(entry, Some(index))
+                    || self.seen_before(&id)
                     || em.compacted_out.unwrap_or(false)
                     || self.acks.is_index_acked(entry, index)
                 {

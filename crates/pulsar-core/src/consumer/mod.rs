@@ -1084,6 +1084,7 @@ impl Consumers {
         let flushed = s.flush_acks(sh, now);
         s.acks.reset();
         s.last_dequeued = None;
+        s.seen_through = None;
         s.start = Some(st.start);
         s.start_inclusive = s.opts.start_message_id_inclusive;
         s.sought_by_time = st.by_time;

@@ -97,6 +97,10 @@ pub(super) struct Sub {
     pub(super) start: Option<MessageId>,
     pub(super) start_inclusive: bool,
     pub(super) last_dequeued: Option<MessageId>,
+    /// After a non-durable resubscription that started before the chunks of an incomplete
+    /// chunked message: messages up to this one were delivered already and are dropped when they
+    /// come again (a chunked message counts by its last chunk).
+    pub(super) seen_through: Option<MessageId>,
     pub(super) acks: AckTracker,
     pub(super) nacks: NackTracker,
     pub(super) unacked: UnackedTracker,
@@ -154,6 +158,7 @@ impl Sub {
             start,
             start_inclusive: opts.start_message_id_inclusive,
             last_dequeued: None,
+            seen_through: None,
             acks: AckTracker::new(
                 opts.batch_index_ack,
                 opts.ack_group_time,
@@ -293,12 +298,29 @@ impl Sub {
     pub(super) fn reset_for_reconnect(&mut self, first_queued: Option<MessageId>) {
         if !self.opts.durable && self.seek.is_none() {
             // A non-durable subscription restarts after what the application has seen (during a
-            // seek, at the seek's target, set when the broker answers).
-            if let Some(next) = first_queued {
-                self.start = Some(previous_id(&next));
-                self.start_inclusive = false;
-            } else if let Some(last) = self.last_dequeued {
-                self.start = Some(last);
+            // seek, at the seek's target, set when the broker answers)...
+            // (a queued chunked message comes again from its first chunk)...
+            let mut start = match (first_queued, self.last_dequeued) {
+                (Some(next), _) => Some(previous_id(&self.first_chunk_of(&next))),
+                (None, last) => last,
+            };
+            // ...or before the chunks of a message not yet whole (they are dropped below), so
+            // that they come again.
+            if let Some(entry) = self.chunks.as_ref().and_then(|c| c.first_entry()) {
+                let before_chunks = previous_id(&self.entry_id(entry));
+                if start.is_none_or(|s| compare_ids(&before_chunks, &s).is_lt()) {
+                    start = Some(before_chunks);
+                }
+            }
+            if let Some(start) = start {
+                // Going back for chunks may go back past messages the application has seen
+                // (other producers' messages between the chunks): they are dropped on arrival.
+                if let Some(seen) = self.last_dequeued {
+                    if compare_ids(&start, &seen).is_lt() {
+                        self.seen_through = Some(seen);
+                    }
+                }
+                self.start = Some(start);
                 self.start_inclusive = false;
             }
         }
@@ -675,6 +697,36 @@ impl Sub {
                 )),
             )),
         })
+    }
+
+    /// The id of the first chunk of `id` when it is a chunked message, else `id`.
+    fn first_chunk_of(&self, id: &MessageId) -> MessageId {
+        match self
+            .chunk_ids
+            .get(&(id.ledger_id, id.entry_id))
+            .and_then(|ids| ids.first())
+        {
+            Some(&first) => self.entry_id(first),
+            None => *id,
+        }
+    }
+
+    /// The message id of a whole (unbatched) entry of this topic.
+    fn entry_id(&self, (ledger_id, entry_id): Entry) -> MessageId {
+        MessageId {
+            ledger_id,
+            entry_id,
+            partition: self.partition,
+            batch_index: -1,
+            batch_size: 0,
+        }
+    }
+
+    /// Whether message `id` was delivered before a resubscription went back for the chunks of an
+    /// incomplete message (see [`seen_through`](Self::seen_through)).
+    pub(super) fn seen_before(&self, id: &MessageId) -> bool {
+        self.seen_through
+            .is_some_and(|seen| compare_ids(id, &seen).is_le())
     }
 
     /// Whether a message may be available without asking the broker (`None`: ask).
