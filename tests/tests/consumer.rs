@@ -159,6 +159,16 @@ impl Driver {
         }
     }
 
+    /// A reader of `topic` starting inclusively at the latest message, once it is ready.
+    fn inclusive_latest_reader(&mut self, topic: &str) -> R<ConsumerId> {
+        let r = self.client.create_reader(
+            Instant::now(),
+            topic,
+            ReaderOptions::new(MessageId::LATEST).inclusive(),
+        )?;
+        self.ready(r)
+    }
+
     fn producer(&mut self, topic: &str, opts: ProducerOptions) -> R<ProducerId> {
         let p = self.client.create_producer(Instant::now(), topic, opts)?;
         let e = self.wait(Duration::from_secs(30), |e| {
@@ -657,12 +667,7 @@ fn readers_start_where_asked_and_seek_by_id_and_time() -> R {
 
     // inclusive at the latest message: the last message, then what follows (Java's readNext
     // misses the last one, apache/pulsar#10483; Go's reader seeks to it, as this one does)
-    let r = d.client.create_reader(
-        Instant::now(),
-        &topic,
-        ReaderOptions::new(MessageId::LATEST).inclusive(),
-    )?;
-    d.ready(r)?;
+    let r = d.inclusive_latest_reader(&topic)?;
     assert_eq!(texts(&d.take(r, 1, Duration::from_secs(30))?), vec!["r6"]);
     d.send_payloads(p, &["r7"])?;
     assert_eq!(texts(&d.take(r, 1, Duration::from_secs(30))?), vec!["r7"]);
@@ -681,12 +686,7 @@ fn inclusive_reader_at_latest_reads_the_last_message_of_a_batch() -> R {
         ids.iter().all(|id| id.entry_id == ids[0].entry_id),
         "one batch: {ids:?}"
     );
-    let r = d.client.create_reader(
-        Instant::now(),
-        &topic,
-        ReaderOptions::new(MessageId::LATEST).inclusive(),
-    )?;
-    d.ready(r)?;
+    let r = d.inclusive_latest_reader(&topic)?;
     assert_eq!(texts(&d.take(r, 1, Duration::from_secs(30))?), vec!["b2"]);
     assert!(d.during(r, Duration::from_secs(1))?.is_empty());
     d.close()

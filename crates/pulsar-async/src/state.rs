@@ -363,16 +363,24 @@ impl State {
     /// A driver already woken looks at everything (and works out its next deadline) when it
     /// runs, so the core's deadline is only asked for while the driver sleeps.
     pub(crate) fn after_app(&mut self) {
-        // Drained even for a woken driver: the bytes taken count against the write buffer bound.
+        if !self.drain_and_wake_for_work() {
+            self.wake_if_deadline_earlier();
+        }
+    }
+
+    /// Drains the core's outputs (even for a woken driver: the bytes taken count against the
+    /// write buffer bound) and wakes the driver if it has new work (bytes, a connection, the
+    /// client closing). True when nothing is left to decide: the driver is woken or will run.
+    fn drain_and_wake_for_work(&mut self) -> bool {
         self.drain();
         if self.driver_pending {
-            return;
+            return true;
         }
         if !self.io.is_empty() || !self.transmits.is_empty() || self.core.is_closed() {
             self.wake_driver();
-            return;
+            return true;
         }
-        self.wake_if_deadline_earlier();
+        false
     }
 
     /// After a send at `now` on a producer whose core timers start at least `quiet` after the
@@ -380,12 +388,7 @@ impl State {
     /// while the driver's timer is armed no later than `now + quiet`, the send cannot have made
     /// the core's deadline earlier than it, and the core is not asked.
     fn after_send(&mut self, now: Instant, quiet: Duration) {
-        self.drain();
-        if self.driver_pending {
-            return;
-        }
-        if !self.io.is_empty() || !self.transmits.is_empty() || self.core.is_closed() {
-            self.wake_driver();
+        if self.drain_and_wake_for_work() {
             return;
         }
         let armed_soon = match (self.armed, now.checked_add(quiet)) {

@@ -742,10 +742,8 @@ fn last_message_broker(sim: &mut Sim, last: (u64, u64)) -> Rc<RefCell<Vec<pb::Co
     seeks
 }
 
-#[test]
-fn inclusive_reader_at_latest_is_positioned_at_the_last_message_before_it_is_ready() {
-    let mut sim = Sim::new();
-    let seeks = last_message_broker(&mut sim, (9, 6));
+/// A reader starting inclusively at the latest message, once it is ready.
+fn inclusive_latest_reader(sim: &mut Sim) -> ConsumerId {
     let r = sim
         .client
         .create_reader(
@@ -757,6 +755,14 @@ fn inclusive_reader_at_latest_is_positioned_at_the_last_message_before_it_is_rea
     sim.run_until(Duration::from_secs(1), |e| {
         matches!(e, Event::ConsumerReady { .. })
     });
+    r
+}
+
+#[test]
+fn inclusive_reader_at_latest_is_positioned_at_the_last_message_before_it_is_ready() {
+    let mut sim = Sim::new();
+    let seeks = last_message_broker(&mut sim, (9, 6));
+    let r = inclusive_latest_reader(&mut sim);
     // ready only after SUBSCRIBE, GET_LAST_MESSAGE_ID and a SEEK to the last message
     let order: Vec<Type> = sim
         .received
@@ -785,17 +791,7 @@ fn inclusive_reader_at_latest_is_positioned_at_the_last_message_before_it_is_rea
 fn inclusive_reader_at_latest_on_an_empty_topic_does_not_seek() {
     let mut sim = Sim::new();
     let seeks = last_message_broker(&mut sim, (u64::MAX, u64::MAX));
-    let r = sim
-        .client
-        .create_reader(
-            sim.now,
-            "t",
-            ReaderOptions::new(MessageId::LATEST).inclusive(),
-        )
-        .unwrap();
-    sim.run_until(Duration::from_secs(1), |e| {
-        matches!(e, Event::ConsumerReady { .. })
-    });
+    let r = inclusive_latest_reader(&mut sim);
     assert_eq!(sim.received_of(Type::GetLastMessageId).len(), 1);
     assert!(seeks.borrow().is_empty(), "nothing to seek to");
     let conn = sim.conn_ids()[0];

@@ -57,7 +57,7 @@ use crate::topic::TopicName;
 use acks::{entry_of, Entry};
 use group::{Discovery, Group, GroupOp, Phase, TopicEntry, Watch};
 use pattern::TopicPattern;
-use sub::{SeekState, Sub, SubOutcome, SubRequest};
+use sub::{Sub, SubOutcome, SubRequest};
 use table::Table;
 use vecmap::{VecMap, VecSet};
 
@@ -662,34 +662,8 @@ impl Consumers {
             let Some(s) = self.subs.get_mut(&sid) else {
                 continue;
             };
-            let (start, by_time, message_id, time) = match to {
-                SeekTo::Id(id) => (id, false, Some(seek_target(&id)), None),
-                SeekTo::PublishTime(t) => (MessageId::EARLIEST, true, None, Some(t)),
-            };
-            let flushed = s.flush_acks(sh, now);
-            s.seek = Some(SeekState {
-                request_id: 0,
-                gen: s.gen,
-                start,
-                by_time,
-            });
-            let sent = s.send_tracked(
-                sh,
-                now,
-                |request_id| {
-                    pb::BaseCommand::from(pb::CommandSeek {
-                        consumer_id: sid.get(),
-                        request_id,
-                        message_id,
-                        message_publish_time: time,
-                    })
-                },
-                ConsumerRequest::Seek,
-                SubRequest::Seek(request),
-            );
-            let mut outcomes = flushed;
-            if !sent {
-                s.seek = None;
+            let mut outcomes = s.flush_acks(sh, now);
+            if !s.send_seek(sh, now, to, SubRequest::Seek(request)) {
                 outcomes.push(SubOutcome::Seek(request, Err(Error::ConnectionClosed)));
             }
             self.outcomes(sh, now, sid, gid, outcomes);
@@ -707,18 +681,7 @@ impl Consumers {
             return;
         }
         // Not sent: the registration is gone, and the next one asks again.
-        s.send_tracked(
-            sh,
-            now,
-            |request_id| {
-                pb::BaseCommand::from(pb::CommandGetLastMessageId {
-                    consumer_id: sid.get(),
-                    request_id,
-                })
-            },
-            ConsumerRequest::LastMessageId,
-            SubRequest::HeadLastId,
-        );
+        s.send_get_last_id(sh, now, SubRequest::HeadLastId);
     }
 
     /// Seeks a reader starting inclusively at the latest message to `last`, the topic's last
@@ -733,30 +696,8 @@ impl Consumers {
             self.check_ready(sh, gid);
             return;
         }
-        s.seek = Some(SeekState {
-            request_id: 0,
-            gen: s.gen,
-            start: last,
-            by_time: false,
-        });
-        let sent = s.send_tracked(
-            sh,
-            now,
-            |request_id| {
-                pb::BaseCommand::from(pb::CommandSeek {
-                    consumer_id: sid.get(),
-                    request_id,
-                    message_id: Some(seek_target(&last)),
-                    message_publish_time: None,
-                })
-            },
-            ConsumerRequest::Seek,
-            SubRequest::HeadSeek,
-        );
-        if !sent {
-            // The registration is gone: the next one starts over.
-            s.seek = None;
-        }
+        // Not sent: the registration is gone, and the next one starts over.
+        s.send_seek(sh, now, SeekTo::Id(last), SubRequest::HeadSeek);
     }
 
     /// Positioning a reader at the last message failed: a retriable error starts over (now if
@@ -823,19 +764,7 @@ impl Consumers {
             let Some(s) = self.subs.get_mut(&sid) else {
                 continue;
             };
-            let sent = s.send_tracked(
-                sh,
-                now,
-                |request_id| {
-                    pb::BaseCommand::from(pb::CommandGetLastMessageId {
-                        consumer_id: sid.get(),
-                        request_id,
-                    })
-                },
-                ConsumerRequest::LastMessageId,
-                SubRequest::LastId(request),
-            );
-            if !sent {
+            if !s.send_get_last_id(sh, now, SubRequest::LastId(request)) {
                 let o = SubOutcome::LastId(request, Err(Error::ConnectionClosed));
                 self.outcomes(sh, now, sid, gid, vec![o]);
             }

@@ -11,7 +11,7 @@ use pulsar_proto::pb;
 use super::acks::{entry_of, AckTracker, Entry};
 use super::chunks::ChunkAssembler;
 use super::message::Message;
-use super::options::{ConsumerOptions, ConsumerRequest, InitialPosition, KeySharedMode};
+use super::options::{ConsumerOptions, ConsumerRequest, InitialPosition, KeySharedMode, SeekTo};
 use super::redelivery::{NackTracker, UnackedTracker};
 use crate::error::Error;
 use crate::event::Resource;
@@ -619,6 +619,68 @@ impl Sub {
     // ---- requests ------------------------------------------------------------------------------------
 
     /// Sends a request tied to an application request; false if not connected.
+    /// Sends GET_LAST_MESSAGE_ID for `what`; false when the registration is gone.
+    pub(super) fn send_get_last_id(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        what: SubRequest,
+    ) -> bool {
+        let consumer_id = self.id.get();
+        self.send_tracked(
+            sh,
+            now,
+            |request_id| {
+                pb::BaseCommand::from(pb::CommandGetLastMessageId {
+                    consumer_id,
+                    request_id,
+                })
+            },
+            ConsumerRequest::LastMessageId,
+            what,
+        )
+    }
+
+    /// Sends SEEK to `to` for `what` and records the seek in progress; false (and no seek in
+    /// progress) when the registration is gone.
+    pub(super) fn send_seek(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        to: SeekTo,
+        what: SubRequest,
+    ) -> bool {
+        let (start, by_time, message_id, time) = match to {
+            SeekTo::Id(id) => (id, false, Some(super::seek_target(&id)), None),
+            SeekTo::PublishTime(t) => (MessageId::EARLIEST, true, None, Some(t)),
+        };
+        self.seek = Some(SeekState {
+            request_id: 0,
+            gen: self.gen,
+            start,
+            by_time,
+        });
+        let consumer_id = self.id.get();
+        let sent = self.send_tracked(
+            sh,
+            now,
+            |request_id| {
+                pb::BaseCommand::from(pb::CommandSeek {
+                    consumer_id,
+                    request_id,
+                    message_id,
+                    message_publish_time: time,
+                })
+            },
+            ConsumerRequest::Seek,
+            what,
+        );
+        if !sent {
+            self.seek = None;
+        }
+        sent
+    }
+
     pub(super) fn send_tracked(
         &mut self,
         sh: &mut Shared,

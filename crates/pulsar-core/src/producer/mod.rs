@@ -484,13 +484,7 @@ impl Producers {
         ids: &[ProducerId],
     ) {
         for &id in ids {
-            let outcome = self
-                .parts
-                .get_mut(&id)
-                .map(|mut part| part.connection_ready(sh, now, conn));
-            if let Some(outcome) = outcome {
-                self.after_part(sh, now, id, outcome);
-            }
+            self.on_part(sh, now, id, |part, sh| part.connection_ready(sh, now, conn));
         }
     }
 
@@ -503,13 +497,9 @@ impl Producers {
         ids: &[ProducerId],
     ) {
         for &id in ids {
-            let outcome = self
-                .parts
-                .get_mut(&id)
-                .map(|mut part| part.connection_lost(sh, now, conn, reason));
-            if let Some(outcome) = outcome {
-                self.after_part(sh, now, id, outcome);
-            }
+            self.on_part(sh, now, id, |part, sh| {
+                part.connection_lost(sh, now, conn, reason)
+            });
         }
     }
 
@@ -534,13 +524,7 @@ impl Producers {
                 return;
             }
         }
-        let outcome = self
-            .parts
-            .get_mut(&id)
-            .map(|mut part| part.op_done(sh, now, op, result));
-        if let Some(outcome) = outcome {
-            self.after_part(sh, now, id, outcome);
-        }
+        self.on_part(sh, now, id, |part, sh| part.op_done(sh, now, op, result));
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -581,13 +565,7 @@ impl Producers {
         id: ProducerId,
         command: pb::BaseCommand,
     ) {
-        let outcome = self
-            .parts
-            .get_mut(&id)
-            .map(|mut part| part.command(sh, now, conn, command));
-        if let Some(outcome) = outcome {
-            self.after_part(sh, now, id, outcome);
-        }
+        self.on_part(sh, now, id, |part, sh| part.command(sh, now, conn, command));
     }
 
     /// A SEND_RECEIPT for producer `id` on `conn`, read by reference from the connection's frame.
@@ -599,16 +577,26 @@ impl Producers {
         id: ProducerId,
         receipt: &pb::CommandSendReceipt,
     ) {
-        let outcome = self
-            .parts
-            .get_mut(&id)
-            .map(|mut part| part.receipt_command(sh, now, conn, receipt));
+        self.on_part(sh, now, id, |part, sh| {
+            part.receipt_command(sh, now, conn, receipt)
+        });
+    }
+
+    // ---- internals ------------------------------------------------------------------------------
+
+    /// Runs `f` on wire producer `id`, if it still exists, and applies its outcome.
+    fn on_part(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        id: ProducerId,
+        f: impl FnOnce(&mut Part, &mut Shared) -> Outcome,
+    ) {
+        let outcome = self.parts.get_mut(&id).map(|mut part| f(&mut part, sh));
         if let Some(outcome) = outcome {
             self.after_part(sh, now, id, outcome);
         }
     }
-
-    // ---- internals ------------------------------------------------------------------------------
 
     #[allow(clippy::too_many_arguments)]
     fn add_part(
@@ -624,13 +612,7 @@ impl Producers {
         let part = Part::new(sh, now, id, app, partition, topic, settings);
         self.parts.insert(id, part);
         // The link starts at once (its first deadline is `now`).
-        let outcome = self
-            .parts
-            .get_mut(&id)
-            .map(|mut part| part.handle_timeout(sh, now));
-        if let Some(outcome) = outcome {
-            self.after_part(sh, now, id, outcome);
-        }
+        self.on_part(sh, now, id, |part, sh| part.handle_timeout(sh, now));
     }
 
     /// The partition producer for a message, created if needed.
