@@ -1,4 +1,4 @@
-//! TLS client configuration (rustls, ring provider), shared by every adapter.
+//! TLS client configuration (rustls, aws-lc-rs provider), shared by every adapter.
 //!
 //! This module has no async runtime dependency: the blocking adapter uses it as it is, the async
 //! adapters wrap their sockets with `futures-rustls` using the [`rustls::ClientConfig`] built here.
@@ -114,10 +114,12 @@ pub enum TlsError {
     ServerName(String),
 }
 
-/// The crypto provider every configuration uses (ring; not the process-wide default, so nothing
-/// depends on which provider other code installed).
+/// The crypto provider every configuration uses: aws-lc-rs, rustls's default provider, which
+/// offers the post-quantum hybrid key exchange X25519MLKEM768 first and classical groups after it
+/// (ring's provider lacks it and is deprecated). Not the process-wide default, so nothing depends
+/// on which provider other code installed.
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 /// Builds the rustls client configuration for `options`.

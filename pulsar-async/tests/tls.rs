@@ -117,7 +117,7 @@ impl Pki {
     }
 
     fn server(&self, require_client_cert: bool) -> Arc<ServerConfig> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let chain: Vec<CertificateDer<'static>> =
             CertificateDer::pem_file_iter(self.path("server.pem"))
                 .unwrap()
