@@ -1,6 +1,6 @@
 //! Produces a few messages and consumes them back, blocking.
 //!
-//! `cargo run -p pulsar-blocking --example roundtrip -- [pulsar://127.0.0.1:6650] [topic]`
+//! `cargo run -p pulsar-blocking --example blocking_roundtrip -- [pulsar://127.0.0.1:6650] [topic]`
 
 use std::time::Duration;
 

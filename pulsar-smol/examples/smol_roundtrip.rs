@@ -1,6 +1,6 @@
 //! Produces a few messages and consumes them back on smol.
 //!
-//! `cargo run -p pulsar-smol --example roundtrip -- [pulsar://127.0.0.1:6650] [topic]`
+//! `cargo run -p pulsar-smol --example smol_roundtrip -- [pulsar://127.0.0.1:6650] [topic]`
 
 use futures::StreamExt;
 use pulsar_smol::{Client, InitialPosition};

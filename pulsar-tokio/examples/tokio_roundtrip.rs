@@ -1,6 +1,6 @@
 //! Produces a few messages and consumes them back.
 //!
-//! `cargo run -p pulsar-tokio --example roundtrip -- [pulsar://127.0.0.1:6650] [topic]`
+//! `cargo run -p pulsar-tokio --example tokio_roundtrip -- [pulsar://127.0.0.1:6650] [topic]`
 
 use pulsar_tokio::{Client, InitialPosition};
 
