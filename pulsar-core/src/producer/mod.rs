@@ -5,7 +5,7 @@
 //!
 //! 1. PARTITIONED_METADATA (retried with backoff until the operation timeout) tells whether the
 //!    topic is partitioned;
-//! 2. one wire producer ([`part::Part`]) for a non-partitioned topic (its wire id is the
+//! 2. one wire producer (`part::Part`) for a non-partitioned topic (its wire id is the
 //!    application's handle), or one per partition, created eagerly or on their first message, with
 //!    messages routed by key hash, round robin, a single partition or a custom router;
 //! 3. each wire producer registers, assigns sequence ids, batches, compresses, chunks, keeps an
