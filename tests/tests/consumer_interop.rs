@@ -2,19 +2,18 @@
 //! underneath) and consumed by the pulsar-core consumer against the real broker: batched with each
 //! compression codec, keys, ordering keys, properties, event times, a chunked message, and a
 //! Key_Shared subscription keeping each key on one consumer in order. Fails (does not skip) when
-//! `python3 -c 'import pulsar'` fails.
+//! the test interpreter ([`pulsar_tests::support::python_interpreter`]) cannot `import pulsar`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pulsar_core::{
     Client, ClientConfig, ConnectionId, ConsumerId, ConsumerOptions, Event, InitialPosition,
     IoRequest, Message, SubscriptionType,
 };
-use pulsar_tests::support::{broker, unique_topic};
+use pulsar_tests::support::{broker, python_command, unique_topic};
 
 type R<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
@@ -52,7 +51,7 @@ client.close()
 "#;
 
 fn python(topic: &str, mode: &str) -> R {
-    let out = Command::new("python3")
+    let out = python_command()
         .args(["-c", PRODUCE, &broker().service_url, topic, mode])
         .output()?;
     if !out.status.success() {

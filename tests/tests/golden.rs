@@ -7,7 +7,6 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use pulsar_proto::batch;
@@ -15,7 +14,7 @@ use pulsar_proto::pb::base_command::Type;
 use pulsar_proto::pb::KeyValue;
 use pulsar_tests::golden::{read_corpus, reencode, split_frames, write_corpus, RawFrame};
 use pulsar_tests::proxy::{CapturedConnection, ProxyOptions, RecordingProxy};
-use pulsar_tests::support::{broker, unique_topic};
+use pulsar_tests::support::{broker, python_command, unique_topic};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -190,7 +189,7 @@ fn official_client_frames_decode_and_reencode_byte_identically() -> TestResult {
     )?;
     let topic = unique_topic("golden");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("py/golden_client.py");
-    let output = Command::new("python3")
+    let output = python_command()
         .arg(&script)
         .args([&proxy.service_url(), &topic, "golden-sub"])
         .output()?;

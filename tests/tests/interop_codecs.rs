@@ -13,15 +13,16 @@
 //!   (x86_32, seed 0, sign bit masked) and of the C++ client's `boost::hash` (64-bit Boost
 //!   `hash_range`), over keys generated here.
 //!
-//! Needs `python3` with the PyPI packages `lz4` and `zstandard` and the Debian package
-//! `libsnappy1v5`; the test fails (it does not skip) when any is missing.
+//! Needs the test interpreter ([`pulsar_tests::support::python_interpreter`], the project's
+//! virtual environment `scripts/test` builds) with the PyPI packages `lz4` and `zstandard`, and the
+//! Debian package `libsnappy1v5`; the test fails (it does not skip) when any is missing.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use pulsar_core::compression::{compress, decompress, CompressionType};
 use pulsar_core::routing::{partition_for_key, HashingScheme};
+use pulsar_tests::support::python_command;
 
 const PY_CODECS: &str = r#"
 import ctypes, sys, zlib
@@ -182,11 +183,11 @@ fn work_dir(name: &str) -> PathBuf {
 fn run_python(script: &str, dir: &Path, args: &[&str]) -> String {
     let path = dir.join("script.py");
     std::fs::write(&path, script).expect("write script");
-    let out = Command::new("python3")
+    let out = python_command()
         .arg(&path)
         .args(args)
         .output()
-        .expect("python3 must be installed");
+        .expect("the test interpreter (PULSAR_TEST_PYTHON, .venv or python3) must run");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),

@@ -4,13 +4,16 @@
 //! pulsar-bench run [--quick] [--clients sansio-tokio,java,...] [--phases produce,latency,...]
 //!                  [--out benches/report] [--md BENCHMARKS.md] [--url pulsar://127.0.0.1:6650]
 //!                  [--web-url http://127.0.0.1:8080] [--repo .] [--bin-dir target/release]
-//!                  [--python python3] [--broker-home .pulsar] [--criterion target/criterion]
+//!                  [--python PYTHON] [--broker-home .pulsar] [--criterion target/criterion]
 //! pulsar-bench report [--out benches/report] [--md BENCHMARKS.md] [--criterion target/criterion]
 //! ```
 //!
 //! `run` starts every client as a process of its own against a running broker, writes
 //! `<out>/results.json` and then the report; `report` regenerates the report (Markdown, charts,
 //! CSV) from `<out>/results.json`.
+//!
+//! `--python` defaults to the tests' interpreter (`PULSAR_TEST_PYTHON`, else the project's
+//! `.venv`, else `python3`: `pulsar_tests::support::python_interpreter`).
 
 use std::path::PathBuf;
 
@@ -52,7 +55,9 @@ fn parse() -> Result<Args, BenchError> {
         web_url: "http://127.0.0.1:8080".into(),
         repo: PathBuf::from("."),
         bin_dir: PathBuf::from("target/release"),
-        python: "python3".into(),
+        python: pulsar_tests::support::python_interpreter()
+            .to_string_lossy()
+            .into_owned(),
         broker_home: PathBuf::from(".pulsar"),
         criterion: PathBuf::from("target/criterion"),
     };

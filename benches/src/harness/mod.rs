@@ -73,6 +73,7 @@ impl Harness {
         launcher: Launcher,
         machine: machine::Machine,
     ) -> Result<Harness, BenchError> {
+        launcher.check_programs(&config.clients)?;
         let admin = Admin::new(&config.web_url)?;
         let started_unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -129,6 +129,42 @@ fn log_tail(log: &PathBuf) -> String {
 }
 
 impl Launcher {
+    /// Checks that the program each of `clients` runs is there before any run starts:
+    /// `bench-client` and `bench-pulsar-rs` in [`Launcher::bin_dir`] (the latter is built only
+    /// with the benches crate's `pulsar-rs` feature), the Python client script, the broker
+    /// script (which runs `pulsar-perf`).
+    pub fn check_programs(&self, clients: &[ClientKind]) -> Result<(), BenchError> {
+        for &client in clients {
+            let (path, hint) = match client {
+                ClientKind::PulsarRs => (
+                    self.bin_dir.join("bench-pulsar-rs"),
+                    "build it with `cargo build --release -p pulsar-benches --features pulsar-rs` \
+                     (needs protoc; scripts/bench does both), or leave pulsar-rs out with --clients",
+                ),
+                ClientKind::Python => (
+                    self.repo.join("benches/bin/bench_client.py"),
+                    "run from the repository (--repo)",
+                ),
+                ClientKind::Java => (
+                    self.repo.join("scripts/pulsar-broker"),
+                    "run from the repository (--repo)",
+                ),
+                _ => (
+                    self.bin_dir.join("bench-client"),
+                    "build it with `cargo build --release -p pulsar-benches --bins`",
+                ),
+            };
+            if !path.is_file() {
+                return Err(BenchError::Usage(format!(
+                    "client {} needs {}, which does not exist: {hint}",
+                    client.id(),
+                    path.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Runs `spec` on `client` in a process of its own and returns its report.
     pub fn run(
         &self,
@@ -308,5 +344,37 @@ impl Launcher {
                 .into(),
         );
         Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn launcher(dir: &std::path::Path) -> Launcher {
+        Launcher {
+            bin_dir: dir.to_path_buf(),
+            repo: dir.to_path_buf(),
+            python: "python3".into(),
+            log_dir: dir.to_path_buf(),
+        }
+    }
+
+    #[test]
+    fn a_missing_pulsar_rs_binary_names_the_feature() {
+        let dir = std::env::temp_dir().join(format!("bench-check-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("bench-client"), b"").unwrap();
+        let l = launcher(&dir);
+        assert!(l.check_programs(&[ClientKind::SansioTokio]).is_ok());
+        let e = l
+            .check_programs(&[ClientKind::SansioTokio, ClientKind::PulsarRs])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bench-pulsar-rs"), "{e}");
+        assert!(e.contains("--features pulsar-rs"), "{e}");
+        std::fs::write(dir.join("bench-pulsar-rs"), b"").unwrap();
+        assert!(l.check_programs(&[ClientKind::PulsarRs]).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

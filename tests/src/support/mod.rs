@@ -13,6 +13,7 @@ mod error;
 mod http;
 mod info;
 mod process;
+mod python;
 mod topic;
 
 pub use admin::{topic_admin_path, Admin, HttpResponse};
@@ -20,6 +21,7 @@ pub use broker::{broker, shared_broker, try_broker};
 pub use error::SupportError;
 pub use info::{AuthInfo, BrokerInfo, TlsFiles};
 pub use process::{script_path, BrokerOptions, BrokerProcess};
+pub use python::{python_command, python_interpreter};
 pub use topic::unique_topic;
 
 /// Creates a partitioned topic with `partitions` partitions on the shared test broker.

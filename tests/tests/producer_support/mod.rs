@@ -6,7 +6,6 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -14,6 +13,7 @@ use pulsar_core::{
     Client, ClientConfig, ConnectionId, Event, IoRequest, MessageId, OutgoingMessage, ProducerId,
     ProducerOptions, SendError, SendId,
 };
+use pulsar_tests::support::python_command;
 
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
 pub type BoxError = Box<dyn std::error::Error>;
@@ -321,7 +321,7 @@ print(json.dumps(out))
             format!("{setup}\nSUBSCRIBE = {{}}")
         },
     );
-    let out = Command::new("python3").arg("-c").arg(&script).output()?;
+    let out = python_command().arg("-c").arg(&script).output()?;
     if !out.status.success() {
         return Err(format!(
             "python failed: {}\n{}",
@@ -340,7 +340,7 @@ pub fn python(service_url: &str, code: &str) -> Result<String, BoxError> {
     let script = format!(
         "import json, pulsar\nclient = pulsar.Client({service_url:?}, logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Error))\n{code}\nclient.close()\n"
     );
-    let out = Command::new("python3").arg("-c").arg(&script).output()?;
+    let out = python_command().arg("-c").arg(&script).output()?;
     if !out.status.success() {
         return Err(format!("python failed: {}", String::from_utf8_lossy(&out.stderr)).into());
     }
