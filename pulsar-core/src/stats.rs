@@ -111,7 +111,14 @@ pub enum ResourceState {
     Closing,
 }
 
-/// One producer.
+/// One producer (one partition of a partitioned producer: each has its own entry, under the
+/// application producer's id).
+///
+/// The counters are totals since the producer was created, as the Java client's
+/// `getTotalMsgsSent`, `getTotalBytesSent`, `getTotalAcksReceived` and `getTotalSendFailed`
+/// report them; messages and batches are counted apart: a batch of 100 messages is 100
+/// [`messages_sent`](Self::messages_sent) and 1 [`batches_sent`](Self::batches_sent). An entry
+/// written again after a reconnection is not counted again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ProducerStats {
@@ -127,10 +134,22 @@ pub struct ProducerStats {
     pub connection: Option<ConnectionId>,
     /// Messages waiting for a receipt.
     pub pending_messages: usize,
-    /// Messages written to a connection (resends included).
+    /// Messages written to a connection (every message of a batch counts; a chunked message
+    /// counts once, with its last chunk). Java: `numMsgsSent`.
     pub messages_sent: u64,
-    /// Receipts received.
+    /// SEND frames written: one per batch, per message sent alone, per chunk.
+    pub batches_sent: u64,
+    /// Payload bytes of those frames as written (after compression; a batch's whole
+    /// container), without frame headers and message metadata. Java: `numBytesSent`.
+    pub bytes_sent: u64,
+    /// Messages the broker confirmed as stored (every message of a batch counts).
     pub messages_acked: u64,
+    /// Receipts received (SEND_RECEIPT frames: one per batch, per message sent alone, per chunk).
+    /// Java: `numAcksReceived`.
+    pub receipts_received: u64,
+    /// Messages whose send failed (send timeout, broker error, producer closed before a receipt,
+    /// ...). Java: `numSendFailed`.
+    pub messages_failed: u64,
     /// Re-registrations.
     pub reconnects: u64,
 }
@@ -151,9 +170,16 @@ pub struct ConsumerStats {
     pub connection: Option<ConnectionId>,
     /// Messages in the receiver queue.
     pub queued_messages: usize,
-    /// Messages received from the broker.
+    /// Messages put in the receiver queue (every message of a batch counts; a chunked message
+    /// once complete; messages filtered out, such as duplicates, do not). Java:
+    /// `numMsgsReceived`.
     pub messages_received: u64,
-    /// Acknowledgements sent.
+    /// Payload bytes of those messages (as the application gets them: decompressed). Java:
+    /// `numBytesReceived`.
+    pub bytes_received: u64,
+    /// Message ids sent in ACK commands: an entry acknowledged whole counts once however many
+    /// messages its batch held, and a cumulative acknowledgement counts once (not the messages
+    /// it covers).
     pub acks_sent: u64,
     /// Re-subscriptions.
     pub reconnects: u64,

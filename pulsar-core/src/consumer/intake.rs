@@ -202,6 +202,7 @@ impl Sub {
                 self.return_permits(sh, 1);
             } else {
                 self.messages_received += 1;
+                self.bytes_received += msg.payload.len() as u64;
                 self.queued += 1;
                 queue.push_back(msg);
             }
@@ -210,15 +211,15 @@ impl Sub {
             let before = queue.len();
             let mut skipped = 0u32;
             let mut pushed = 0usize;
+            let mut pushed_bytes = 0u64;
             let broker_ack_set = &m.ack_set;
             for (i, e) in batch::split(data.clone(), n).enumerate() {
                 let index = i as u32;
                 let e = match e {
                     Ok(e) => e,
                     Err(err) => {
+                        // (the counters are only raised once the whole batch decoded)
                         queue.truncate(before);
-                        self.queued -= pushed;
-                        self.messages_received -= pushed as u64;
                         self.discard(sh, conn, entry, ValidationError::BatchDeSerializeError, n);
                         self.report(
                             sh,
@@ -279,10 +280,12 @@ impl Sub {
                     continue;
                 }
                 pushed += 1;
+                pushed_bytes += msg.payload.len() as u64;
                 queue.push_back(msg);
             }
             self.queued += pushed;
             self.messages_received += pushed as u64;
+            self.bytes_received += pushed_bytes;
             self.return_permits(sh, skipped);
             // what the broker left out (once the batch decoded whole) is acknowledged there: the
             // entry completes when the application acknowledges the rest

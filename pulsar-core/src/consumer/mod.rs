@@ -100,6 +100,7 @@ impl Consumers {
                     connection: subs.iter().find_map(|s| s.link.conn()),
                     queued_messages: g.queue.len(),
                     messages_received: subs.iter().map(|s| s.messages_received).sum(),
+                    bytes_received: subs.iter().map(|s| s.bytes_received).sum(),
                     acks_sent: subs.iter().map(|s| s.acks_sent).sum(),
                     reconnects: subs.iter().map(|s| s.link.reconnects).sum(),
                 }

@@ -123,6 +123,7 @@ pub(super) struct Sub {
     pub(super) close_requested: bool,
     pub(super) create_topic: bool,
     pub(super) messages_received: u64,
+    pub(super) bytes_received: u64,
     pub(super) acks_sent: u64,
 }
 
@@ -180,6 +181,7 @@ impl Sub {
             close_requested: false,
             create_topic,
             messages_received: 0,
+            bytes_received: 0,
             acks_sent: 0,
             opts,
         }

@@ -165,10 +165,34 @@ pub(super) struct Part {
     /// Messages and payload bytes completed since the owner last asked.
     freed_messages: usize,
     freed_bytes: usize,
-    messages_sent: u64,
-    messages_acked: u64,
+    /// What the statistics report (see [`ProducerStats`]).
+    counters: SendCounters,
     /// The broker's maximum message size on the connection of the last registration.
     max_size: usize,
+}
+
+/// A partition producer's statistics counters (see [`ProducerStats`] for their meaning).
+#[derive(Debug, Default)]
+struct SendCounters {
+    messages_sent: u64,
+    batches_sent: u64,
+    bytes_sent: u64,
+    messages_acked: u64,
+    receipts_received: u64,
+    messages_failed: u64,
+}
+
+impl SendCounters {
+    /// `op` was just written: counted the first time only (resends are not new sends).
+    fn written(&mut self, op: &mut Op) {
+        if op.written {
+            return;
+        }
+        op.written = true;
+        self.messages_sent += op.sends.len() as u64;
+        self.batches_sent += 1;
+        self.bytes_sent += op.payload.len() as u64;
+    }
 }
 
 impl Part {
@@ -201,8 +225,7 @@ impl Part {
             closing: Closing::Open,
             freed_messages: 0,
             freed_bytes: 0,
-            messages_sent: 0,
-            messages_acked: 0,
+            counters: SendCounters::default(),
             max_size: pulsar_proto::DEFAULT_MAX_MESSAGE_SIZE,
             cfg,
         }
@@ -216,8 +239,12 @@ impl Part {
             state: self.link.state(),
             connection: self.link.conn(),
             pending_messages: self.queued_messages(),
-            messages_sent: self.messages_sent,
-            messages_acked: self.messages_acked,
+            messages_sent: self.counters.messages_sent,
+            batches_sent: self.counters.batches_sent,
+            bytes_sent: self.counters.bytes_sent,
+            messages_acked: self.counters.messages_acked,
+            receipts_received: self.counters.receipts_received,
+            messages_failed: self.counters.messages_failed,
             reconnects: self.link.reconnects,
         }
     }
@@ -455,6 +482,7 @@ impl Part {
                 sends: Sends::One(send),
                 bytes: size,
                 created: at,
+                written: false,
             },
         );
         Ok(())
@@ -513,6 +541,7 @@ impl Part {
                     sends: if last { Sends::One(send) } else { Sends::None },
                     bytes: if last { size } else { 0 },
                     created: at,
+                    written: false,
                 },
             );
         }
@@ -602,6 +631,7 @@ impl Part {
                 sends: Sends::Many(c.sends),
                 bytes: c.bytes,
                 created: c.created,
+                written: false,
             },
         );
     }
@@ -613,7 +643,7 @@ impl Part {
             if let (Some(op), Some(buf)) = (self.pending.back_mut(), sh.write_buffer(conn, 1)) {
                 let name = self.name.get_or_insert_with(String::new);
                 op.encode(self.id.get(), name, buf);
-                self.messages_sent += 1;
+                self.counters.written(op);
             }
         }
     }
@@ -628,13 +658,16 @@ impl Part {
             let name = self.name.get_or_insert_with(String::new);
             for op in &mut self.pending {
                 op.encode(self.id.get(), name, buf);
+                self.counters.written(op);
             }
-            self.messages_sent += n;
         }
     }
 
     fn complete(&mut self, sh: &mut Shared, send: SendId, result: Result<MessageId, SendError>) {
         self.freed_messages += 1;
+        if result.is_err() {
+            self.counters.messages_failed += 1;
+        }
         sh.events.push_back(Event::SendCompleted {
             producer: self.app,
             send,
@@ -1172,7 +1205,8 @@ impl Part {
         let Some(op) = self.pending.pop_front() else {
             return;
         };
-        self.messages_acked += 1;
+        self.counters.receipts_received += 1;
+        self.counters.messages_acked += op.sends.len() as u64;
         self.freed_bytes += op.bytes;
         let mut id = r
             .message_id

@@ -58,6 +58,9 @@ pub(super) struct Op {
     pub(super) bytes: usize,
     /// When the oldest message inside was accepted (send timeout).
     pub(super) created: Instant,
+    /// Written to a connection at least once (a resend after a reconnection is not counted
+    /// again in the producer's statistics).
+    pub(super) written: bool,
 }
 
 impl Op {
