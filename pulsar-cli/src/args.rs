@@ -1,5 +1,7 @@
 //! Command-line arguments: the subcommands and flags of Apache Pulsar's `pulsar-client` tool where
-//! they exist, plus `--format json`, token flags and `perf`.
+//! they exist, `perf` with the flags of Apache's `pulsar-perf`, plus `--format json` and token
+//! flags. The Java tools' multi-letter single-dash flags (`-ml`, `-db`, `-ss`, `-time`, ...) are
+//! rewritten to their long names before parsing (see [`crate::java_flags`]).
 
 use std::path::PathBuf;
 
@@ -7,6 +9,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Default service URL.
 pub const DEFAULT_URL: &str = "pulsar://127.0.0.1:6650";
+
+/// Heading of the global options in every subcommand's `--help`, after the subcommand's own.
+const GLOBAL_HEADING: &str = "Global options";
 
 /// Produce, consume and read messages of an Apache Pulsar cluster, and measure its throughput.
 #[derive(Debug, Parser)]
@@ -22,9 +27,10 @@ pub struct Cli {
 
 /// Settings shared by every subcommand.
 #[derive(Debug, Args)]
+#[command(next_help_heading = GLOBAL_HEADING)]
 pub struct Global {
     /// Service URL: pulsar://host:port or pulsar+ssl://host:port (several hosts separated by commas).
-    #[arg(long, global = true, default_value = DEFAULT_URL, env = "PULSAR_SERVICE_URL")]
+    #[arg(short = 'u', long, alias = "service-url", global = true, default_value = DEFAULT_URL, env = "PULSAR_SERVICE_URL")]
     pub url: String,
     /// Authentication plugin: token, basic, oauth2, tls, or the Java class name
     /// (org.apache.pulsar.client.impl.auth.AuthenticationToken, ...).
@@ -68,6 +74,23 @@ pub struct Global {
     /// Advertised listener name to use in lookups.
     #[arg(long, global = true)]
     pub listener_name: Option<String>,
+    /// Proxy service URL: every connection goes to this address (with --proxy-protocol SNI, TLS
+    /// names the broker the connection is for, so the proxy can route on it).
+    #[arg(long, global = true, value_name = "URL", requires = "proxy_protocol")]
+    pub proxy_url: Option<String>,
+    /// How the proxy routes connections (only SNI).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        ignore_case = true,
+        requires = "proxy_url"
+    )]
+    pub proxy_protocol: Option<ProxyProtocolArg>,
+    /// Memory the client may hold for messages being sent, e.g. 64M, 512K, 1G or bytes (also
+    /// -ml; 0: no limit; default 64M).
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
+    pub memory_limit: Option<usize>,
     /// Seconds allowed for each TCP (and TLS) connect plus the protocol handshake.
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 10.0)]
     pub connection_timeout: f64,
@@ -75,9 +98,49 @@ pub struct Global {
     /// reconnection attempts).
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 30.0)]
     pub operation_timeout: f64,
+    /// Seconds allowed for the first connection to the service URL (all attempts); when none is
+    /// established by then the command fails with the last connection error. 0: no separate
+    /// bound (only --operation-timeout).
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = DEFAULT_INITIAL_CONNECTION_TIMEOUT)]
+    pub initial_connection_timeout: f64,
     /// Output format of messages and results.
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+/// Default of `--initial-connection-timeout`, in seconds: a service URL that refuses, cannot be
+/// resolved or does not answer is reported this soon.
+pub const DEFAULT_INITIAL_CONNECTION_TIMEOUT: f64 = 5.0;
+
+/// Proxy routing protocols, with the Java enum's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProxyProtocolArg {
+    /// The TLS server name (SNI) carries the target broker's host.
+    #[value(name = "SNI")]
+    Sni,
+}
+
+/// A byte size such as `64M`, `512k`, `1G` or `1048576` (units of 1024, as the Java tools).
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let (digits, unit) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&t[..i], c.to_ascii_lowercase()),
+        _ => (t, 'b'),
+    };
+    let shift = match unit {
+        'b' => 0,
+        'k' => 10,
+        'm' => 20,
+        'g' => 30,
+        't' => 40,
+        _ => return Err(format!("{s:?}: unknown unit (use K, M, G or T)")),
+    };
+    let n: usize = digits
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size such as 64M"))?;
+    n.checked_mul(1usize << shift)
+        .ok_or_else(|| format!("{s:?} is too large"))
 }
 
 /// How messages and results are printed.
@@ -98,7 +161,7 @@ pub enum Command {
     Consume(Consume),
     /// Read messages from a topic from a position, without a durable subscription.
     Read(Read),
-    /// Measure throughput and latency.
+    /// Measure throughput and latency, with the flags of Apache's pulsar-perf.
     #[command(subcommand)]
     Perf(Perf),
 }
@@ -129,7 +192,7 @@ pub struct Produce {
     /// Partitioning key.
     #[arg(short = 'k', long = "key")]
     pub key: Option<String>,
-    /// Send each message on its own, without batching.
+    /// Send each message on its own, without batching (also -db).
     #[arg(long = "disable-batching")]
     pub disable_batching: bool,
     /// Split messages larger than the broker's maximum into chunks.
@@ -183,8 +246,13 @@ pub enum ModeArg {
 /// `consume` options.
 #[derive(Debug, Args)]
 pub struct Consume {
-    /// Topic name.
+    /// Topic name; with --regex, a pattern of topic names of one namespace
+    /// (persistent://tenant/ns/prefix-.*).
     pub topic: String,
+    /// Subscribe to every topic whose name matches the topic argument as a regular expression
+    /// (topics created later are picked up too).
+    #[arg(long)]
+    pub regex: bool,
     /// Subscription name.
     #[arg(short = 's', long = "subscription-name")]
     pub subscription_name: String,
@@ -241,60 +309,152 @@ pub struct ReceiveArgs {
     pub timeout: Option<f64>,
 }
 
-/// `perf` subcommands.
+/// `perf` subcommands: the flags and defaults of Apache's `pulsar-perf`.
 #[derive(Debug, Subcommand)]
 pub enum Perf {
-    /// Produce at a rate (or flat out) and report throughput and send latency.
+    /// Produce at a rate (or flat out) with one or more producers on one or more topics, and
+    /// report throughput and send latency.
     Produce(PerfProduce),
-    /// Consume and report throughput and end-to-end latency (from publish time).
+    /// Consume with one or more subscriptions and consumers, and report throughput and end-to-end
+    /// latency (from publish time).
     Consume(PerfConsume),
+    /// Read with one reader per topic from a position, and report throughput and end-to-end
+    /// latency (from publish time).
+    Read(PerfRead),
 }
 
-/// When a perf run ends and how it reports.
+/// The topics of a perf run: the names given, or `<topic>-<i>` for `i` in `0..num_topics` when
+/// one name is given with `-t N` (as pulsar-perf does).
+#[derive(Debug, Args)]
+pub struct PerfTopics {
+    /// Topic name(s).
+    #[arg(required = true, num_args = 1..)]
+    pub topics: Vec<String>,
+    /// Number of topics: one name and -t N use <topic>-0 .. <topic>-(N-1); otherwise the number
+    /// of names given.
+    #[arg(short = 't', long = "num-topics", alias = "num-topic", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub num_topics: u32,
+}
+
+impl PerfTopics {
+    /// The topic names of the run.
+    pub fn names(&self) -> Result<Vec<String>, String> {
+        let n = self.num_topics as usize;
+        match self.topics.as_slice() {
+            names if names.len() == n => Ok(names.to_vec()),
+            [one] => Ok((0..n).map(|i| format!("{one}-{i}")).collect()),
+            names => Err(format!(
+                "the number of topic names ({}) must be equal to --num-topics ({n})",
+                names.len()
+            )),
+        }
+    }
+}
+
+/// How long a perf run lasts and how it reports.
 #[derive(Debug, Args)]
 pub struct PerfRun {
-    /// Stop after this many messages (0: no limit).
-    #[arg(short = 'm', long = "num-messages", default_value_t = 0)]
-    pub num_messages: u64,
-    /// Stop after this many seconds (0: no limit).
-    #[arg(
-        short = 'd',
-        long = "test-duration",
-        alias = "time",
-        default_value_t = 0.0
-    )]
+    /// Stop after this many seconds (also -time; 0: no limit).
+    #[arg(long = "test-duration", value_name = "SECONDS", default_value_t = 0.0)]
     pub test_duration: f64,
-    /// Seconds between interim reports (on stderr when it is not a terminal).
-    #[arg(long = "stats-interval", default_value_t = 10.0)]
+    /// Seconds between interim reports (on stderr).
+    #[arg(
+        long = "stats-interval",
+        value_name = "SECONDS",
+        default_value_t = 10.0
+    )]
     pub stats_interval: f64,
+    /// Connections kept to each broker.
+    #[arg(short = 'c', long = "max-connections", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+}
+
+/// Compression codecs, with the Java enum's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "UPPER")]
+pub enum CompressionArg {
+    /// No compression.
+    None,
+    /// LZ4.
+    Lz4,
+    /// zlib.
+    Zlib,
+    /// Zstandard.
+    Zstd,
+    /// Snappy.
+    Snappy,
+}
+
+/// How `perf produce` keys its messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyModeArg {
+    /// 0, 1, 2, ... per run.
+    #[value(name = "autoIncrement")]
+    AutoIncrement,
+    /// A random number per message.
+    #[value(name = "random")]
+    Random,
 }
 
 /// `perf produce` options.
 #[derive(Debug, Args)]
 pub struct PerfProduce {
-    /// Topic name.
-    pub topic: String,
-    /// Rate in messages per second (0: flat out).
+    /// Topics.
+    #[command(flatten)]
+    pub topics: PerfTopics,
+    /// Publish rate in messages per second across all producers (0: flat out).
     #[arg(short = 'r', long = "rate", default_value_t = 100.0)]
     pub rate: f64,
     /// Message size in bytes.
     #[arg(short = 's', long = "size", default_value_t = 1024)]
     pub size: usize,
-    /// Maximum messages waiting for a receipt.
+    /// Number of producers per topic.
+    #[arg(short = 'n', long = "num-producers", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub num_producers: u32,
+    /// Number of messages to publish in total (0: no limit).
+    #[arg(short = 'm', long = "num-messages", default_value_t = 0)]
+    pub num_messages: u64,
+    /// Maximum messages waiting for a receipt, per producer.
     #[arg(short = 'o', long = "max-outstanding", default_value_t = 1000)]
     pub max_outstanding: usize,
-    /// Send each message on its own.
+    /// Compression of the payloads.
+    #[arg(short = 'z', long = "compression", value_enum, ignore_case = true, default_value_t = CompressionArg::None)]
+    pub compression: CompressionArg,
+    /// Longest time a message waits in a batch, in milliseconds.
+    #[arg(short = 'b', long = "batch-time-window", default_value_t = 1.0)]
+    pub batch_time_window: f64,
+    /// Send each message on its own (also -db).
     #[arg(long = "disable-batching")]
     pub disable_batching: bool,
-    /// Maximum messages in a batch.
+    /// Maximum messages in a batch (also -bm).
     #[arg(long = "batch-max-messages", default_value_t = 1000)]
     pub batch_max_messages: usize,
-    /// Maximum bytes in a batch.
-    #[arg(long = "batch-max-bytes", default_value_t = 128 * 1024)]
+    /// Maximum bytes in a batch (also -bb).
+    #[arg(long = "batch-max-bytes", default_value_t = 4 * 1024 * 1024)]
     pub batch_max_bytes: usize,
-    /// Longest time a message waits in a batch, in milliseconds.
-    #[arg(long = "batch-time-window", default_value_t = 1.0)]
-    pub batch_time_window: f64,
+    /// Split messages larger than the broker's maximum into chunks (also -ch).
+    #[arg(long = "chunking")]
+    pub chunking: bool,
+    /// Producer name (with several producers, <name>-<i>) (also -pn).
+    #[arg(long = "producer-name")]
+    pub producer_name: Option<String>,
+    /// Deliver each message this many seconds after it is published.
+    #[arg(
+        short = 'd',
+        long = "delay",
+        value_name = "SECONDS",
+        default_value_t = 0
+    )]
+    pub delay: u64,
+    /// Set the event time of each message (also -set).
+    #[arg(long = "set-event-time")]
+    pub set_event_time: bool,
+    /// Key each message (also -mk).
+    #[arg(long = "message-key-generation-mode", value_enum)]
+    pub key_mode: Option<KeyModeArg>,
+    /// Seconds a message may wait for its receipt before it fails (0: no limit).
+    #[arg(long = "send-timeout", value_name = "SECONDS", default_value_t = 0)]
+    pub send_timeout: u64,
     /// Run limits and reporting.
     #[command(flatten)]
     pub run: PerfRun,
@@ -303,20 +463,79 @@ pub struct PerfProduce {
 /// `perf consume` options.
 #[derive(Debug, Args)]
 pub struct PerfConsume {
-    /// Topic name.
-    pub topic: String,
-    /// Subscription name.
-    #[arg(short = 's', long = "subscription-name", default_value = "perf-sub")]
-    pub subscription_name: String,
-    /// Subscription type.
-    #[arg(short = 't', long = "subscription-type", value_enum, ignore_case = true, default_value_t = SubscriptionTypeArg::Exclusive)]
+    /// Topics.
+    #[command(flatten)]
+    pub topics: PerfTopics,
+    /// Number of consumers per subscription (one for Exclusive).
+    #[arg(short = 'n', long = "num-consumers", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub num_consumers: u32,
+    /// Number of subscriptions per topic (also -ns): one name and -ns N use <name>-0 ..
+    /// <name>-(N-1).
+    #[arg(long = "num-subscriptions", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub num_subscriptions: u32,
+    /// Subscription names, comma-separated (also -ss).
+    #[arg(long = "subscriptions", value_delimiter = ',', default_value = "sub")]
+    pub subscriptions: Vec<String>,
+    /// Subscription name prefix used with --num-subscriptions (pulsar-perf's hidden -s).
+    #[arg(short = 's', long = "subscriber-name", hide = true)]
+    pub subscriber_name: Option<String>,
+    /// Subscription type (also -st).
+    #[arg(long = "subscription-type", value_enum, ignore_case = true, default_value_t = SubscriptionTypeArg::Exclusive)]
     pub subscription_type: SubscriptionTypeArg,
-    /// Where a new subscription starts.
-    #[arg(short = 'p', long = "subscription-position", value_enum, ignore_case = true, default_value_t = PositionArg::Latest)]
+    /// Where a new subscription starts (also -sp).
+    #[arg(long = "subscription-position", value_enum, ignore_case = true, default_value_t = PositionArg::Latest)]
     pub subscription_position: PositionArg,
-    /// Receiver queue size.
-    #[arg(short = 'q', long = "receiver-queue-size", default_value_t = 1000)]
+    /// Simulate a slow consumer: at most this many messages per second in total (0: no limit).
+    #[arg(short = 'r', long = "rate", default_value_t = 0.0)]
+    pub rate: f64,
+    /// Receiver queue size of each consumer.
+    #[arg(short = 'q', long = "receiver-queue-size", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     pub receiver_queue_size: u32,
+    /// Number of messages to consume in total (0: no limit).
+    #[arg(short = 'm', long = "num-messages", default_value_t = 0)]
+    pub num_messages: u64,
+    /// Run limits and reporting.
+    #[command(flatten)]
+    pub run: PerfRun,
+}
+
+impl PerfConsume {
+    /// The subscription names, expanded as pulsar-perf does.
+    pub fn subscription_names(&self) -> Result<Vec<String>, String> {
+        let n = self.num_subscriptions as usize;
+        match self.subscriptions.as_slice() {
+            [one] if n == 1 => Ok(vec![self.subscriber_name.clone().unwrap_or(one.clone())]),
+            names if names.len() == n => Ok(names.to_vec()),
+            [one] => {
+                let prefix = self.subscriber_name.as_ref().unwrap_or(one);
+                Ok((0..n).map(|i| format!("{prefix}-{i}")).collect())
+            }
+            _ => Err(format!(
+                "the number of subscription names ({}) must be equal to --num-subscriptions ({n})",
+                self.subscriptions.len()
+            )),
+        }
+    }
+}
+
+/// `perf read` options.
+#[derive(Debug, Args)]
+pub struct PerfRead {
+    /// Topics.
+    #[command(flatten)]
+    pub topics: PerfTopics,
+    /// Where to start: earliest, latest or a message id ledger:entry[:partition[:batch]].
+    #[arg(short = 'm', long = "start-message-id", default_value = "earliest")]
+    pub start_message_id: String,
+    /// Simulate a slow reader: at most this many messages per second in total (0: no limit).
+    #[arg(short = 'r', long = "rate", default_value_t = 0.0)]
+    pub rate: f64,
+    /// Receiver queue size of each reader.
+    #[arg(short = 'q', long = "receiver-queue-size", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub receiver_queue_size: u32,
+    /// Number of messages to read in total (0: no limit).
+    #[arg(short = 'n', long = "num-messages", default_value_t = 0)]
+    pub num_messages: u64,
     /// Run limits and reporting.
     #[command(flatten)]
     pub run: PerfRun,
@@ -327,6 +546,11 @@ mod tests {
     use super::*;
     use clap::CommandFactory;
 
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        Cli::try_parse_from(crate::java_flags::rewrite(args))
+    }
+
     #[test]
     fn definition_is_consistent() {
         Cli::command().debug_assert();
@@ -334,7 +558,7 @@ mod tests {
 
     #[test]
     fn java_style_flags() {
-        let cli = Cli::try_parse_from([
+        let cli = parse(&[
             "pulsar-cli",
             "consume",
             "t",
@@ -353,10 +577,11 @@ mod tests {
                 assert_eq!(c.subscription_type, SubscriptionTypeArg::KeyShared);
                 assert_eq!(c.subscription_position, PositionArg::Earliest);
                 assert_eq!(c.receive.num_messages, 0);
+                assert!(!c.regex);
             }
             other => panic!("{other:?}"),
         }
-        let cli = Cli::try_parse_from([
+        let cli = parse(&[
             "pulsar-cli",
             "produce",
             "t",
@@ -370,24 +595,29 @@ mod tests {
             "key",
             "-p",
             "x=1",
+            "-db",
             "--tls-enable-hostname-verification",
             "false",
             "--url",
             "pulsar://h:1",
+            "-ml",
+            "32M",
         ])
         .unwrap();
         assert!(!cli.global.tls_enable_hostname_verification);
         assert_eq!(cli.global.url, "pulsar://h:1");
+        assert_eq!(cli.global.memory_limit, Some(32 << 20));
         let Command::Produce(p) = cli.command else {
             panic!()
         };
         assert_eq!(p.messages, ["a,b", "c"]);
         assert_eq!(p.num_produce, 3);
+        assert!(p.disable_batching);
         assert!(
-            Cli::try_parse_from(["pulsar-cli", "consume", "t"]).is_err(),
+            parse(&["pulsar-cli", "consume", "t"]).is_err(),
             "-s is required"
         );
-        assert!(Cli::try_parse_from([
+        assert!(parse(&[
             "pulsar-cli",
             "--token",
             "a",
@@ -397,5 +627,205 @@ mod tests {
             "t"
         ])
         .is_err());
+        let cli = parse(&[
+            "pulsar-cli",
+            "consume",
+            "--regex",
+            "persistent://public/default/a-.*",
+            "-s",
+            "x",
+        ])
+        .unwrap();
+        let Command::Consume(c) = cli.command else {
+            panic!()
+        };
+        assert!(c.regex);
+    }
+
+    #[test]
+    fn proxy_flags_go_together() {
+        let cli = parse(&[
+            "pulsar-cli",
+            "--proxy-url",
+            "pulsar+ssl://proxy:4443",
+            "--proxy-protocol",
+            "sni",
+            "read",
+            "t",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.proxy_protocol, Some(ProxyProtocolArg::Sni));
+        assert!(parse(&["pulsar-cli", "--proxy-url", "pulsar://p:1", "read", "t"]).is_err());
+        assert!(parse(&["pulsar-cli", "--proxy-protocol", "SNI", "read", "t"]).is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("0"), Ok(0));
+        for bad in ["", "M", "12X", "-1M", "1.5M"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn perf_produce_uses_pulsar_perf_flags() {
+        let cli = parse(&[
+            "pulsar-cli",
+            "perf",
+            "produce",
+            "t",
+            "-r",
+            "500",
+            "-s",
+            "10",
+            "-n",
+            "2",
+            "-t",
+            "3",
+            "-m",
+            "100",
+            "-time",
+            "7",
+            "-b",
+            "5",
+            "-bm",
+            "50",
+            "-bb",
+            "1024",
+            "-db",
+            "-c",
+            "2",
+            "-o",
+            "20",
+            "-z",
+            "lz4",
+            "-d",
+            "3",
+            "-mk",
+            "random",
+            "-set",
+            "-pn",
+            "p",
+            "-ch",
+        ])
+        .unwrap();
+        let Command::Perf(Perf::Produce(p)) = cli.command else {
+            panic!()
+        };
+        assert_eq!(p.rate, 500.0);
+        assert_eq!(p.size, 10);
+        assert_eq!(p.num_producers, 2);
+        assert_eq!(p.topics.names().unwrap(), ["t-0", "t-1", "t-2"]);
+        assert_eq!(p.num_messages, 100);
+        assert_eq!(p.run.test_duration, 7.0);
+        assert_eq!(p.batch_time_window, 5.0);
+        assert_eq!(p.batch_max_messages, 50);
+        assert_eq!(p.batch_max_bytes, 1024);
+        assert!(p.disable_batching && p.set_event_time && p.chunking);
+        assert_eq!(p.run.max_connections, 2);
+        assert_eq!(p.max_outstanding, 20);
+        assert_eq!(p.compression, CompressionArg::Lz4);
+        assert_eq!(p.delay, 3);
+        assert_eq!(p.key_mode, Some(KeyModeArg::Random));
+        assert_eq!(p.producer_name.as_deref(), Some("p"));
+    }
+
+    #[test]
+    fn perf_consume_and_read_use_pulsar_perf_flags() {
+        let cli = parse(&[
+            "pulsar-cli",
+            "perf",
+            "consume",
+            "a",
+            "b",
+            "-t",
+            "2",
+            "-ss",
+            "s1,s2",
+            "-ns",
+            "2",
+            "-st",
+            "Shared",
+            "-sp",
+            "Earliest",
+            "-n",
+            "3",
+            "-q",
+            "10",
+            "-m",
+            "5",
+            "-time",
+            "4",
+        ])
+        .unwrap();
+        let Command::Perf(Perf::Consume(c)) = cli.command else {
+            panic!()
+        };
+        assert_eq!(c.topics.names().unwrap(), ["a", "b"]);
+        assert_eq!(c.subscription_names().unwrap(), ["s1", "s2"]);
+        assert_eq!(c.subscription_type, SubscriptionTypeArg::Shared);
+        assert_eq!(c.subscription_position, PositionArg::Earliest);
+        assert_eq!(
+            (c.num_consumers, c.receiver_queue_size, c.num_messages),
+            (3, 10, 5)
+        );
+        assert_eq!(c.run.test_duration, 4.0);
+
+        let cli = parse(&["pulsar-cli", "perf", "consume", "a", "-ns", "3", "-ss", "x"]).unwrap();
+        let Command::Perf(Perf::Consume(c)) = cli.command else {
+            panic!()
+        };
+        assert_eq!(c.subscription_names().unwrap(), ["x-0", "x-1", "x-2"]);
+        assert_eq!(c.topics.names().unwrap(), ["a"]);
+
+        let cli = parse(&["pulsar-cli", "perf", "consume", "a", "b", "c"]).unwrap();
+        let Command::Perf(Perf::Consume(c)) = cli.command else {
+            panic!()
+        };
+        assert!(c.topics.names().is_err(), "three names, -t 1");
+
+        let cli = parse(&[
+            "pulsar-cli",
+            "perf",
+            "read",
+            "t",
+            "-t",
+            "2",
+            "-m",
+            "latest",
+            "-n",
+            "9",
+            "-q",
+            "7",
+            "-time",
+            "2",
+        ])
+        .unwrap();
+        let Command::Perf(Perf::Read(r)) = cli.command else {
+            panic!()
+        };
+        assert_eq!(r.topics.names().unwrap(), ["t-0", "t-1"]);
+        assert_eq!(r.start_message_id, "latest");
+        assert_eq!((r.num_messages, r.receiver_queue_size), (9, 7));
+        assert_eq!(r.run.test_duration, 2.0);
+    }
+
+    #[test]
+    fn global_options_have_their_own_heading() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let help = cmd
+            .find_subcommand_mut("produce")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        let own = help.find("--num-produce").unwrap();
+        let heading = help.find("Global options:").unwrap();
+        let url = help.find("--url").unwrap();
+        assert!(own < heading && heading < url, "{help}");
     }
 }

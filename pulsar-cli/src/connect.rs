@@ -19,12 +19,31 @@ pub fn seconds(value: f64, flag: &str) -> Result<Duration, CliError> {
     }
 }
 
+/// `--initial-connection-timeout`: `None` when 0 (no separate bound).
+pub fn initial_connection_timeout(global: &Global) -> Result<Option<Duration>, CliError> {
+    if global.initial_connection_timeout == 0.0 {
+        return Ok(None);
+    }
+    seconds(
+        global.initial_connection_timeout,
+        "--initial-connection-timeout",
+    )
+    .map(Some)
+}
+
 /// Connects lazily: the client is configured here; sockets open on the first producer or consumer.
-pub fn client(global: &Global) -> Result<Client, CliError> {
+/// `connections_per_broker` is perf's `-c`.
+pub fn client(global: &Global, connections_per_broker: Option<u32>) -> Result<Client, CliError> {
     let auth = auth::from_flags(global)?;
     let mut builder = Client::builder(global.url.trim())
         .connection_timeout(seconds(global.connection_timeout, "--connection-timeout")?)
         .operation_timeout(seconds(global.operation_timeout, "--operation-timeout")?);
+    if let Some(n) = connections_per_broker {
+        builder = builder.connections_per_broker(n as usize);
+    }
+    if let Some(limit) = global.memory_limit {
+        builder = builder.configure(move |c| c.memory_limit = limit);
+    }
     if let Some(provider) = auth.provider {
         builder = builder.auth_boxed(provider);
     }

@@ -1,4 +1,5 @@
-//! The CLI's errors, each printed as one line on stderr.
+//! The CLI's errors, each printed as one line on stderr with its chain of causes
+//! ([`full_message`]).
 
 use pulsar_auth_oauth2::OAuth2Error;
 use pulsar_blocking::core::{Error as CoreError, ServerErrorCode};
@@ -27,6 +28,17 @@ pub enum CliError {
     /// Fewer messages than asked for arrived in time.
     #[error("{0}")]
     Incomplete(String),
+    /// No connection to the service URL could be established within
+    /// `--initial-connection-timeout`.
+    #[error("cannot reach {url}: no connection within {seconds:.1} s (--initial-connection-timeout); {}", cause.as_deref().unwrap_or("no connection attempt finished (the host does not answer?)"))]
+    Unreachable {
+        /// The service URL.
+        url: String,
+        /// The bound that passed.
+        seconds: f64,
+        /// The last connection error, if an attempt finished.
+        cause: Option<String>,
+    },
 }
 
 impl CliError {
@@ -45,6 +57,22 @@ impl CliError {
             source,
         }
     }
+}
+
+/// The error and every cause behind it, on one line: each source is appended after a colon unless
+/// the text already contains it (many errors print their cause themselves).
+pub fn full_message(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !cause_text.is_empty() && !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text.replace(['\n', '\r'], " ")
 }
 
 /// A client error as a sentence that says what to check.
@@ -75,5 +103,31 @@ fn describe_core(error: &CoreError) -> String {
             address.host, address.port
         ),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] std::io::Error);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer: {0}")]
+    struct SaysItsCause(#[source] std::io::Error);
+
+    #[test]
+    fn full_message_names_every_cause_once() {
+        let refused =
+            || std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused\nhere");
+        assert_eq!(full_message(&Outer(refused())), "outer: refused here");
+        assert_eq!(
+            full_message(&SaysItsCause(refused())),
+            "outer: refused here"
+        );
+        let cli = CliError::io("reading f", refused());
+        assert_eq!(full_message(&cli), "reading f: refused here");
     }
 }

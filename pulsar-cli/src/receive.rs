@@ -32,8 +32,12 @@ pub fn position(p: PositionArg) -> InitialPosition {
 
 /// Runs `consume`.
 pub fn consume(client: &Client, args: &Consume, format: Format) -> Result<(), CliError> {
-    let mut builder = client
-        .consumer(args.topic.clone())
+    let builder = if args.regex {
+        client.consumer_pattern(args.topic.clone())
+    } else {
+        client.consumer(args.topic.clone())
+    };
+    let mut builder = builder
         .subscription(args.subscription_name.clone())
         .subscription_type(subscription_type(args.subscription_type))
         .initial_position(position(args.subscription_position))
@@ -55,7 +59,7 @@ pub fn consume(client: &Client, args: &Consume, format: Format) -> Result<(), Cl
 
 /// Where `read` starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Start {
+pub enum Start {
     Earliest,
     Latest,
     /// After (or at, when inclusive) this message: ledger, entry, partition, batch index.
@@ -64,7 +68,7 @@ enum Start {
 
 impl Start {
     /// The core's message id for this position.
-    fn message_id(self) -> MessageId {
+    pub fn message_id(self) -> MessageId {
         match self {
             Start::Earliest => MessageId::EARLIEST,
             Start::Latest => MessageId::LATEST,
@@ -77,7 +81,7 @@ impl Start {
     }
 }
 
-fn parse_start(s: &str) -> Result<Start, CliError> {
+pub fn parse_start(s: &str) -> Result<Start, CliError> {
     match s.trim().to_ascii_lowercase().as_str() {
         "earliest" => return Ok(Start::Earliest),
         "latest" => return Ok(Start::Latest),

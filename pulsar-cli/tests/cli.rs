@@ -363,7 +363,7 @@ fn perf_produce_then_consume_reports_throughput_and_latency() -> TestResult {
 
     let consumed = cli(
         &[
-            "--url", &url, "perf", "consume", &topic, "-p", "Earliest", "-m", "2000",
+            "--url", &url, "perf", "consume", &topic, "-sp", "Earliest", "-m", "2000",
         ],
         LIMIT,
     )?;
@@ -536,5 +536,252 @@ fn authentication_and_tls_flags_against_a_token_and_mtls_broker() -> TestResult 
     let run = over_tls(&ca, &["produce", &tls_topic, "-m", "x"])?;
     run.one_error_line()?;
     drop(broker);
+    Ok(())
+}
+
+#[test]
+fn refused_service_url_is_reported_within_the_initial_connection_timeout() -> TestResult {
+    // The defaults: nothing listens on port 1, the client would retry until the operation
+    // timeout (30 s); the CLI gives up after --initial-connection-timeout (5 s) and names the
+    // refusal. The bound is generous: it is a user-facing deadline, not a benchmark.
+    let run = cli(
+        &["--url", "pulsar://127.0.0.1:1", "produce", "t", "-m", "x"],
+        LIMIT,
+    )?;
+    let line = run.one_error_line()?;
+    assert!(
+        line.contains("127.0.0.1:1") && line.to_lowercase().contains("refused"),
+        "{line}"
+    );
+    assert!(line.contains("--initial-connection-timeout"), "{line}");
+    assert!(
+        run.elapsed < Duration::from_secs(10),
+        "took {:?}",
+        run.elapsed
+    );
+    assert!(
+        run.elapsed >= Duration::from_secs(4),
+        "gave up early: {:?}",
+        run.elapsed
+    );
+    // a shorter bound is honoured
+    let run = cli(
+        &[
+            "--url",
+            "pulsar://127.0.0.1:1",
+            "--initial-connection-timeout",
+            "1",
+            "consume",
+            "t",
+            "-s",
+            "s",
+        ],
+        LIMIT,
+    )?;
+    assert!(run.one_error_line()?.contains("refused"), "{run:?}");
+    assert!(
+        run.elapsed < Duration::from_secs(4),
+        "took {:?}",
+        run.elapsed
+    );
+    Ok(())
+}
+
+#[test]
+fn perf_with_several_topics_producers_subscriptions_and_consumers() -> TestResult {
+    let url = broker().service_url.clone();
+    let topic = unique_topic("cli-perf-multi");
+    // 2 topics × 2 producers, zstd, keyed, 600 messages in total
+    let produced = cli(
+        &[
+            "--url",
+            &url,
+            "--format",
+            "json",
+            "perf",
+            "produce",
+            &topic,
+            "-t",
+            "2",
+            "-n",
+            "2",
+            "-r",
+            "0",
+            "-s",
+            "64",
+            "-m",
+            "600",
+            "-z",
+            "ZSTD",
+            "-mk",
+            "autoIncrement",
+            "-bm",
+            "10",
+            "-c",
+            "2",
+            "-ml",
+            "16M",
+        ],
+        LIMIT,
+    )?;
+    let report = produced.ok()?.json_lines()?;
+    let [p] = report.as_slice() else {
+        return Err(format!("one report expected: {produced:?}").into());
+    };
+    assert_eq!(p["messages"].as_u64(), Some(600), "{p}");
+    assert_eq!(p["producers"].as_u64(), Some(4), "{p}");
+    assert_eq!(p["topics"].as_u64(), Some(2), "{p}");
+    assert_eq!(p["failed"].as_u64(), Some(0), "{p}");
+
+    // each topic got half: two subscriptions × 2 Shared consumers on each topic see 300 per
+    // subscription, 1200 in total
+    let consumed = cli(
+        &[
+            "--url", &url, "--format", "json", "perf", "consume", &topic, "-t", "2", "-ns", "2",
+            "-ss", "multi", "-n", "2", "-st", "Shared", "-sp", "Earliest", "-m", "1200", "-time",
+            "50",
+        ],
+        LIMIT,
+    )?;
+    let report = consumed.ok()?.json_lines()?;
+    let [c] = report.as_slice() else {
+        return Err(format!("one report expected: {consumed:?}").into());
+    };
+    assert_eq!(c["messages"].as_u64(), Some(1200), "{c}");
+    assert_eq!(c["bytes"].as_u64(), Some(1200 * 64), "{c}");
+    assert_eq!(c["consumers"].as_u64(), Some(8), "{c}");
+    assert_eq!(c["latency_ms"]["samples"].as_u64(), Some(1200), "{c}");
+
+    // the subscriptions acknowledged everything: nothing more within 2 s
+    let again = cli(
+        &[
+            "--url", &url, "--format", "json", "perf", "consume", &topic, "-t", "2", "-ns", "2",
+            "-ss", "multi", "-st", "Shared", "-time", "2",
+        ],
+        LIMIT,
+    )?;
+    let report = again.ok()?.json_lines()?;
+    assert_eq!(report[0]["messages"].as_u64(), Some(0), "{again:?}");
+
+    // readers from the earliest message of each topic
+    let read = cli(
+        &[
+            "--url", &url, "--format", "json", "perf", "read", &topic, "-t", "2", "-n", "600",
+            "-time", "50",
+        ],
+        LIMIT,
+    )?;
+    let report = read.ok()?.json_lines()?;
+    assert_eq!(report[0]["messages"].as_u64(), Some(600), "{read:?}");
+    assert_eq!(report[0]["readers"].as_u64(), Some(2), "{read:?}");
+
+    // pulsar-perf refuses several consumers on an Exclusive subscription; so does the CLI
+    let run = cli(
+        &["--url", &url, "perf", "consume", &topic, "-n", "2"],
+        LIMIT,
+    )?;
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.contains("Exclusive"), "{run:?}");
+    Ok(())
+}
+
+#[test]
+fn consume_with_a_regex_subscribes_to_matching_topics() -> TestResult {
+    let url = broker().service_url.clone();
+    let base = unique_topic("cli-regex");
+    for (suffix, payload) in [("a", "one"), ("b", "two")] {
+        let topic = format!("persistent://public/default/{base}-{suffix}");
+        cli(
+            &["--url", &url, "produce", &topic, "-m", payload, "-db"],
+            LIMIT,
+        )?
+        .ok()?;
+    }
+    cli(
+        &[
+            "--url",
+            &url,
+            "produce",
+            &format!("{base}-other"),
+            "-m",
+            "x",
+        ],
+        LIMIT,
+    )?
+    .ok()?;
+    let pattern = format!("persistent://public/default/{base}-[ab]");
+    let consumed = cli(
+        &[
+            "--url",
+            &url,
+            "--format",
+            "json",
+            "consume",
+            "--regex",
+            &pattern,
+            "-s",
+            "re",
+            "-p",
+            "Earliest",
+            "-n",
+            "2",
+            "--timeout",
+            "30",
+        ],
+        LIMIT,
+    )?;
+    let mut payloads: Vec<String> = consumed
+        .ok()?
+        .json_lines()?
+        .iter()
+        .map(|m| m["payload"].as_str().unwrap_or_default().to_string())
+        .collect();
+    payloads.sort();
+    assert_eq!(payloads, ["one", "two"], "{consumed:?}");
+    Ok(())
+}
+
+#[test]
+fn memory_limit_flag() -> TestResult {
+    let url = broker().service_url.clone();
+    let topic = unique_topic("cli-ml");
+    cli(
+        &["--url", &url, "-ml", "1M", "produce", &topic, "-m", "a"],
+        LIMIT,
+    )?
+    .ok()?;
+    let run = cli(
+        &[
+            "--url",
+            &url,
+            "--memory-limit",
+            "12X",
+            "produce",
+            &topic,
+            "-m",
+            "a",
+        ],
+        LIMIT,
+    )?;
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.contains("unknown unit"), "{run:?}");
+    Ok(())
+}
+
+#[test]
+fn subcommand_help_lists_its_own_options_before_the_global_ones() -> TestResult {
+    for args in [
+        &["produce", "--help"][..],
+        &["perf", "consume", "--help"][..],
+    ] {
+        let run = cli(args, LIMIT)?;
+        let help = &run.ok()?.stdout;
+        let global = help
+            .find("Global options:")
+            .ok_or("no Global options heading")?;
+        let url = help.find("--url").ok_or("no --url")?;
+        let own = help.find("--num-").ok_or("no own option")?;
+        assert!(own < global && global < url, "{help}");
+    }
     Ok(())
 }

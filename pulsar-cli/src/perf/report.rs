@@ -1,35 +1,31 @@
-//! `perf produce` and `perf consume`: throughput (msg/s, MB/s) and HdrHistogram latency
-//! percentiles, with interim reports and a progress bar on a terminal.
+//! What every perf workload shares: run limits, counters, latency histograms and the reports.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use hdrhistogram::Histogram;
-use pulsar_blocking::core::producer::BatchingOptions;
-use pulsar_blocking::Client;
 use serde_json::json;
 
-use crate::args::{Format, PerfConsume, PerfProduce, PerfRun};
+use crate::args::{Format, PerfRun};
 use crate::connect::seconds;
 use crate::error::CliError;
 use crate::output::out;
-use crate::progress::{Pacer, Progress};
-use crate::receive::{position, subscription_type};
+use crate::progress::Progress;
 
 /// Highest latency recorded, in microseconds (one hour); larger values are clamped.
 const MAX_LATENCY_US: u64 = 3_600_000_000;
 
 /// Latencies in microseconds, for the whole run and for the current interval.
 #[derive(Debug)]
-struct Latencies {
+pub struct Latencies {
     total: Histogram<u64>,
     interval: Histogram<u64>,
 }
 
 impl Latencies {
-    fn new() -> Result<Latencies, CliError> {
+    /// Empty histograms.
+    pub fn new() -> Result<Latencies, CliError> {
         let make = || {
             Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
                 .map_err(|e| CliError::Usage(format!("histogram: {e}")))
@@ -40,32 +36,57 @@ impl Latencies {
         })
     }
 
-    fn record(&mut self, micros: u64) {
+    /// Records one latency.
+    pub fn record(&mut self, micros: u64) {
         let v = micros.clamp(1, MAX_LATENCY_US);
         self.total.saturating_record(v);
         self.interval.saturating_record(v);
     }
 }
 
-/// Counters shared with the send callbacks.
+/// Records into shared histograms.
+pub fn record(latencies: &Mutex<Latencies>, micros: u64) {
+    latencies
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .record(micros);
+}
+
+/// Counters shared by the workers.
 #[derive(Debug, Default)]
-struct Counters {
-    messages: AtomicU64,
-    bytes: AtomicU64,
-    failed: AtomicU64,
+pub struct Counters {
+    /// Messages done (acknowledged by the broker, or received).
+    pub messages: AtomicU64,
+    /// Their payload bytes.
+    pub bytes: AtomicU64,
+    /// Sends that failed.
+    pub failed: AtomicU64,
+}
+
+impl Counters {
+    /// Counts one message of `bytes`.
+    pub fn add(&self, bytes: u64) {
+        self.messages.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
 }
 
 /// When the run stops.
-struct Limits {
-    messages: u64,
-    duration: Option<Duration>,
-    interval: Duration,
+#[derive(Debug)]
+pub struct Limits {
+    /// Messages in total (0: no limit).
+    pub messages: u64,
+    /// Run time.
+    pub duration: Option<Duration>,
+    /// Between interim reports.
+    pub interval: Duration,
 }
 
 impl Limits {
-    fn from(run: &PerfRun) -> Result<Limits, CliError> {
+    /// From the flags.
+    pub fn new(messages: u64, run: &PerfRun) -> Result<Limits, CliError> {
         Ok(Limits {
-            messages: run.num_messages,
+            messages,
             duration: (run.test_duration > 0.0)
                 .then(|| seconds(run.test_duration, "--test-duration"))
                 .transpose()?,
@@ -73,27 +94,73 @@ impl Limits {
         })
     }
 
-    fn done(&self, count: u64, started: Instant) -> bool {
+    /// Whether `count` messages or the time since `started` end the run.
+    pub fn done(&self, count: u64, started: Instant) -> bool {
         (self.messages > 0 && count >= self.messages)
             || self.duration.is_some_and(|d| started.elapsed() >= d)
     }
 
-    fn total(&self) -> Option<u64> {
+    /// The message count for a progress bar.
+    pub fn total(&self) -> Option<u64> {
         (self.messages > 0).then_some(self.messages)
     }
 }
 
+/// Who did the work: the number of topics and of producers, consumers or readers.
+#[derive(Debug, Clone, Copy)]
+pub struct Workers {
+    /// `producers`, `consumers` or `readers`.
+    pub kind: &'static str,
+    /// How many.
+    pub count: usize,
+    /// On how many topics.
+    pub topics: usize,
+}
+
 /// One line (or JSON object) of results.
-struct Report<'a> {
-    what: &'a str,
-    messages: u64,
-    bytes: u64,
-    failed: u64,
-    elapsed: Duration,
-    latency: &'a Histogram<u64>,
+pub struct Report<'a> {
+    /// `produce`, `consume` or `read`.
+    pub what: &'a str,
+    /// Messages done.
+    pub messages: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
+    /// Failed sends.
+    pub failed: u64,
+    /// Over this time.
+    pub elapsed: Duration,
+    /// Their latencies.
+    pub latency: &'a Histogram<u64>,
+    /// Who did it.
+    pub workers: Workers,
 }
 
 impl Report<'_> {
+    /// The final report of a run from the shared counters.
+    pub fn print_final(
+        what: &str,
+        counters: &Counters,
+        latencies: &Mutex<Latencies>,
+        elapsed: Duration,
+        workers: Workers,
+        format: Format,
+    ) -> Result<(), CliError> {
+        let lat = latencies.lock().unwrap_or_else(PoisonError::into_inner);
+        let report = Report {
+            what,
+            messages: counters.messages.load(Ordering::Relaxed),
+            bytes: counters.bytes.load(Ordering::Relaxed),
+            failed: counters.failed.load(Ordering::Relaxed),
+            elapsed,
+            latency: &lat.total,
+            workers,
+        };
+        match format {
+            Format::Text => out(&report.text()),
+            Format::Json => out(&report.json()),
+        }
+    }
+
     fn rate(&self) -> (f64, f64) {
         let secs = self.elapsed.as_secs_f64().max(1e-9);
         (self.messages as f64 / secs, self.bytes as f64 / secs / 1e6)
@@ -106,7 +173,7 @@ impl Report<'_> {
     fn text(&self) -> String {
         let (msgs, mb) = self.rate();
         format!(
-            "{}: {} msgs in {:.2} s · {msgs:.1} msg/s · {mb:.2} MB/s · failed {} · latency ms: p50 {:.3} p99 {:.3} p99.9 {:.3} max {:.3}",
+            "{}: {} msgs in {:.2} s · {msgs:.1} msg/s · {mb:.2} MB/s · failed {} · latency ms: p50 {:.3} p99 {:.3} p99.9 {:.3} max {:.3} · {} {} on {} topic(s)",
             self.what,
             self.messages,
             self.elapsed.as_secs_f64(),
@@ -115,12 +182,15 @@ impl Report<'_> {
             self.ms(0.99),
             self.ms(0.999),
             self.latency.max() as f64 / 1000.0,
+            self.workers.count,
+            self.workers.kind,
+            self.workers.topics,
         )
     }
 
     fn json(&self) -> String {
         let (msgs, mb) = self.rate();
-        json!({
+        let mut value = json!({
             "kind": self.what,
             "messages": self.messages,
             "bytes": self.bytes,
@@ -128,6 +198,7 @@ impl Report<'_> {
             "seconds": self.elapsed.as_secs_f64(),
             "msg_per_sec": msgs,
             "mb_per_sec": mb,
+            "topics": self.workers.topics,
             "latency_ms": {
                 "p50": self.ms(0.5),
                 "p99": self.ms(0.99),
@@ -135,20 +206,18 @@ impl Report<'_> {
                 "max": self.latency.max() as f64 / 1000.0,
                 "samples": self.latency.len(),
             },
-        })
-        .to_string()
-    }
-
-    fn print_final(&self, format: Format) -> Result<(), CliError> {
-        match format {
-            Format::Text => out(&self.text()),
-            Format::Json => out(&self.json()),
-        }
+        });
+        value[self.workers.kind] = json!(self.workers.count);
+        value.to_string()
     }
 }
 
-/// Interim reports every `interval`.
-struct Ticker {
+/// Interim reports every `interval`, from the shared counters.
+#[derive(Debug)]
+pub struct Ticker {
+    what: &'static str,
+    interval: Duration,
+    workers: Workers,
     next: Instant,
     last_at: Instant,
     last_messages: u64,
@@ -156,9 +225,13 @@ struct Ticker {
 }
 
 impl Ticker {
-    fn new(interval: Duration) -> Ticker {
+    /// Reports start `interval` from now.
+    pub fn new(what: &'static str, interval: Duration, workers: Workers) -> Ticker {
         let now = Instant::now();
         Ticker {
+            what,
+            interval,
+            workers,
             next: now + interval,
             last_at: now,
             last_messages: 0,
@@ -166,10 +239,9 @@ impl Ticker {
         }
     }
 
-    fn maybe_report(
+    /// Prints the interval's figures above the progress bar when the interval has passed.
+    pub fn maybe_report(
         &mut self,
-        interval: Duration,
-        what: &str,
         counters: &Counters,
         latencies: &Mutex<Latencies>,
         progress: &Progress,
@@ -182,158 +254,21 @@ impl Ticker {
         let bytes = counters.bytes.load(Ordering::Relaxed);
         let mut lat = latencies.lock().unwrap_or_else(PoisonError::into_inner);
         let line = Report {
-            what,
+            what: self.what,
             messages: messages - self.last_messages,
             bytes: bytes - self.last_bytes,
             failed: counters.failed.load(Ordering::Relaxed),
             elapsed: now - self.last_at,
             latency: &lat.interval,
+            workers: self.workers,
         }
         .text();
         lat.interval.reset();
         drop(lat);
         progress.println(&line);
-        *self = Ticker {
-            next: now + interval,
-            last_at: now,
-            last_messages: messages,
-            last_bytes: bytes,
-        };
+        self.next = now + self.interval;
+        self.last_at = now;
+        self.last_messages = messages;
+        self.last_bytes = bytes;
     }
-}
-
-/// Runs `perf produce`.
-pub fn produce(client: &Client, args: &PerfProduce, format: Format) -> Result<(), CliError> {
-    let limits = Limits::from(&args.run)?;
-    if args.size == 0 {
-        return Err(CliError::Usage("--size must be at least 1".into()));
-    }
-    let delay = seconds(
-        args.batch_time_window.max(1e-6) / 1000.0,
-        "--batch-time-window",
-    )?;
-    let batching = (!args.disable_batching).then(|| {
-        BatchingOptions::enabled().with_limits(
-            args.batch_max_messages.max(1),
-            args.batch_max_bytes.max(1),
-            delay,
-        )
-    });
-    let producer = client
-        .producer(args.topic.clone())
-        .max_pending_messages(args.max_outstanding.max(1))
-        .configure(move |o| {
-            if let Some(b) = batching {
-                o.batching = b;
-            }
-        })
-        .create()?;
-    let payload = Bytes::from(
-        (0..args.size)
-            .map(|i| b'a' + (i % 26) as u8)
-            .collect::<Vec<u8>>(),
-    );
-    let counters = Arc::new(Counters::default());
-    let latencies = Arc::new(Mutex::new(Latencies::new()?));
-    let progress = Progress::new(limits.total(), "msgs", true);
-    let mut pacer = Pacer::new(args.rate);
-    let mut ticker = Ticker::new(limits.interval);
-    let started = Instant::now();
-    let mut sent = 0u64;
-    while !limits.done(sent, started) {
-        pacer.wait();
-        let (done, lat, size) = (counters.clone(), latencies.clone(), payload.len() as u64);
-        let at = Instant::now();
-        producer.send_with_callback(payload.clone(), move |result| match result {
-            Ok(_) => {
-                let micros = u64::try_from(at.elapsed().as_micros()).unwrap_or(u64::MAX);
-                lat.lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .record(micros);
-                done.messages.fetch_add(1, Ordering::Relaxed);
-                done.bytes.fetch_add(size, Ordering::Relaxed);
-            }
-            Err(_) => {
-                done.failed.fetch_add(1, Ordering::Relaxed);
-            }
-        })?;
-        sent += 1;
-        progress.inc(1);
-        ticker.maybe_report(limits.interval, "produce", &counters, &latencies, &progress);
-    }
-    producer.flush()?;
-    let elapsed = started.elapsed();
-    progress.finish();
-    producer.close()?;
-    let lat = latencies.lock().unwrap_or_else(PoisonError::into_inner);
-    Report {
-        what: "produce",
-        messages: counters.messages.load(Ordering::Relaxed),
-        bytes: counters.bytes.load(Ordering::Relaxed),
-        failed: counters.failed.load(Ordering::Relaxed),
-        elapsed,
-        latency: &lat.total,
-    }
-    .print_final(format)
-}
-
-/// Runs `perf consume`; latency is end to end, from each message's publish time.
-pub fn consume(client: &Client, args: &PerfConsume, format: Format) -> Result<(), CliError> {
-    let limits = Limits::from(&args.run)?;
-    let consumer = client
-        .consumer(args.topic.clone())
-        .subscription(args.subscription_name.clone())
-        .subscription_type(subscription_type(args.subscription_type))
-        .initial_position(position(args.subscription_position))
-        .receiver_queue_size(args.receiver_queue_size.max(1))
-        .subscribe()?;
-    let counters = Counters::default();
-    let latencies = Mutex::new(Latencies::new()?);
-    let progress = Progress::new(limits.total(), "msgs", true);
-    let mut ticker = Ticker::new(limits.interval);
-    let mut started: Option<Instant> = None;
-    let waiting_since = Instant::now();
-    let mut count = 0u64;
-    loop {
-        if limits.done(count, started.unwrap_or(waiting_since)) {
-            break;
-        }
-        let Some(message) = consumer.receive_timeout(Duration::from_millis(100))? else {
-            ticker.maybe_report(limits.interval, "consume", &counters, &latencies, &progress);
-            continue;
-        };
-        started.get_or_insert_with(Instant::now);
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or_default();
-        let latency_us = now_ms
-            .saturating_sub(message.publish_time)
-            .saturating_mul(1000);
-        latencies
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .record(latency_us);
-        counters.messages.fetch_add(1, Ordering::Relaxed);
-        counters
-            .bytes
-            .fetch_add(message.payload.len() as u64, Ordering::Relaxed);
-        count += 1;
-        consumer.ack(&message)?;
-        progress.inc(1);
-        ticker.maybe_report(limits.interval, "consume", &counters, &latencies, &progress);
-    }
-    let elapsed = started.map_or(Duration::ZERO, |s| s.elapsed());
-    progress.finish();
-    consumer.close()?;
-    let lat = latencies.lock().unwrap_or_else(PoisonError::into_inner);
-    Report {
-        what: "consume",
-        messages: counters.messages.load(Ordering::Relaxed),
-        bytes: counters.bytes.load(Ordering::Relaxed),
-        failed: 0,
-        elapsed,
-        latency: &lat.total,
-    }
-    .print_final(format)
 }
