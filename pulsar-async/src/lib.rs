@@ -26,16 +26,28 @@
 //! A consumer's receiver queue is bounded by the core's permits: the broker stops pushing when
 //! the application stops receiving.
 //!
-//! # Example (with `pulsar-tokio`)
+//! # Example
 //!
-//! ```ignore
-//! let client = pulsar_tokio::Client::builder("pulsar://127.0.0.1:6650").build()?;
-//! let producer = client.producer("my-topic").create().await?;
-//! let id = producer.send("hello").await?;
-//! let consumer = client.consumer("my-topic").subscription("sub").subscribe().await?;
-//! let message = consumer.receive().await?;
-//! consumer.ack(&message)?;
-//! client.close().await?;
+//! Code written against [`ClientHandle`] runs on every async adapter: `pulsar_tokio::Client` and
+//! `pulsar_smol::Client` dereference to it (build them with their own `Client::builder`).
+//!
+//! ```
+//! use pulsar_async::{ClientHandle, Error};
+//!
+//! async fn round_trip(client: &ClientHandle) -> Result<(), Error> {
+//!     let producer = client.producer("my-topic").create().await?;
+//!     let id = producer.send("hello").await?;
+//!     println!("stored as {id}");
+//!
+//!     let consumer = client.consumer("my-topic").subscription("sub").subscribe().await?;
+//!     let message = consumer.receive().await?;
+//!     consumer.ack(&message)?;
+//!
+//!     // close() waits until every message sent is stored (or failed). Dropping the client
+//!     // instead closes it in the background without waiting: messages still batched or
+//!     // unsent can be lost, for instance when the runtime stops first.
+//!     client.close().await
+//! }
 //! ```
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]

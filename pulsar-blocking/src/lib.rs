@@ -36,6 +36,9 @@
 //!         println!("{:?}", message.payload);
 //!         consumer.ack(&message)?;
 //!     }
+//!     // close() waits until every message sent is stored (or failed); a client dropped without
+//!     // it closes in the background, and messages still batched or unsent are lost if the
+//!     // process exits first.
 //!     client.close()
 //! }
 //! ```

@@ -25,6 +25,9 @@
 //!             let message = message?;
 //!             consumer.ack(&message)?;
 //!         }
+//!         // close() waits until every message sent is stored (or failed); a client dropped
+//!         // without it closes in the background, and messages still batched or unsent are lost
+//!         // if the executor stops first.
 //!         client.close().await
 //!     })
 //! }

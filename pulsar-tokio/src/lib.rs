@@ -7,40 +7,45 @@
 //! # Example
 //!
 //! ```no_run
-//! use futures::StreamExt;
 //! use pulsar_tokio::{Client, SubscriptionType};
 //!
-//! # async fn run() -> Result<(), pulsar_tokio::Error> {
-//! // Must be called inside a tokio runtime (the driver task is spawned on it).
-//! let client = Client::builder("pulsar://127.0.0.1:6650").build()?;
+//! #[tokio::main]
+//! async fn main() -> Result<(), pulsar_tokio::Error> {
+//!     // Must be called inside a tokio runtime (the driver task is spawned on it).
+//!     let client = Client::builder("pulsar://127.0.0.1:6650").build()?;
 //!
-//! let producer = client.producer("my-topic").name("my-producer").create().await?;
-//! // Wait for the broker's receipt...
-//! let id = producer.send("hello").await?;
-//! println!("stored as {id}");
-//! // ...or keep many messages in flight and collect the receipts later.
-//! let mut receipts = Vec::new();
-//! for i in 0..100 {
-//!     receipts.push(producer.send_async(format!("message {i}")).await?);
-//! }
-//! for receipt in receipts {
-//!     receipt.await?;
-//! }
+//!     let producer = client.producer("my-topic").name("my-producer").create().await?;
+//!     // Wait for the broker's receipt...
+//!     let id = producer.send("hello").await?;
+//!     println!("stored as {id}");
+//!     // ...or keep many messages in flight and collect the receipts later.
+//!     let mut receipts = Vec::new();
+//!     for i in 0..100 {
+//!         receipts.push(producer.send_async(format!("message {i}")).await?);
+//!     }
+//!     for receipt in receipts {
+//!         receipt.await?;
+//!     }
 //!
-//! let mut consumer = client
-//!     .consumer("my-topic")
-//!     .subscription("my-subscription")
-//!     .subscription_type(SubscriptionType::Shared)
-//!     .subscribe()
-//!     .await?;
-//! while let Some(message) = consumer.next().await {
-//!     let message = message?;
-//!     consumer.ack(&message)?;
+//!     let consumer = client
+//!         .consumer("my-topic")
+//!         .subscription("my-subscription")
+//!         .subscription_type(SubscriptionType::Shared)
+//!         .subscribe()
+//!         .await?;
+//!     for _ in 0..101 {
+//!         let message = consumer.receive().await?;
+//!         consumer.ack(&message)?;
+//!     }
+//!
+//!     // close() waits until every message sent is stored (or failed). A client dropped without
+//!     // it closes in the background, and messages still batched or unsent are lost if the
+//!     // runtime stops first (as a current-thread runtime does when `main` returns).
+//!     client.close().await
 //! }
-//! client.close().await?;
-//! # Ok(())
-//! # }
 //! ```
+//!
+//! A [`Consumer`] is also a `futures::Stream` of messages.
 //!
 //! TLS: `Client::builder("pulsar+ssl://broker:6651").tls_trust_certs_file("ca.pem")`, optionally
 //! `.tls_client_certificate("client.pem", "client.key")` for mutual TLS and `.require_tls()`.
