@@ -52,6 +52,12 @@
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+/// The examples of the crate's README.md, compiled (and run unless `no_run`) by `cargo test --doc`
+/// so that they cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
+
 mod client;
 mod consumer;
 mod driver;

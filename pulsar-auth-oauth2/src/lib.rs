@@ -25,6 +25,12 @@
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+/// The examples of the crate's README.md, compiled (and run unless `no_run`) by `cargo test --doc`
+/// so that they cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
+
 mod config;
 mod error;
 mod fetcher;

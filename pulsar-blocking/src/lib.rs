@@ -44,6 +44,12 @@
 //! ```
 #![deny(missing_docs)]
 
+/// The examples of the crate's README.md, compiled (and run unless `no_run`) by `cargo test --doc`
+/// so that they cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
+
 mod consumer;
 mod driver;
 mod producer;

@@ -51,6 +51,12 @@
 //! `.tls_client_certificate("client.pem", "client.key")` for mutual TLS and `.require_tls()`.
 #![deny(missing_docs)]
 
+/// The examples of the crate's README.md, compiled (and run unless `no_run`) by `cargo test --doc`
+/// so that they cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
+
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
