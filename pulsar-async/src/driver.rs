@@ -334,9 +334,11 @@ impl Driver {
         } else {
             None
         };
-        tracing::debug!(conn = conn.get(), %address, "connecting");
+        // Through an SNI proxy TLS names the broker, not the proxy connected to.
+        let name = st.core.tls_server_name(conn).map(str::to_string);
+        tracing::debug!(conn = conn.get(), %address, ?name, "connecting");
         let runtime = self.runtime.clone();
-        let fut = open(runtime, tls_config, address.host, address.port);
+        let fut = open(runtime, tls_config, address.host, address.port, name);
         self.connecting.insert(conn, Box::pin(fut));
     }
 
@@ -410,12 +412,14 @@ impl Driver {
     }
 }
 
-/// Opens a connection: TCP through the runtime, then TLS when asked.
+/// Opens a connection: TCP through the runtime, then TLS when asked, naming `server_name` (by
+/// default `host`).
 async fn open(
     runtime: Arc<dyn Runtime>,
     tls_config: Option<Arc<rustls::ClientConfig>>,
     host: String,
     port: u16,
+    server_name: Option<String>,
 ) -> Result<BoxIo, String> {
     let tcp = runtime
         .connect(host.clone(), port)
@@ -424,7 +428,8 @@ async fn open(
     let Some(config) = tls_config else {
         return Ok(tcp);
     };
-    let name = tls::server_name(&host).map_err(|e| e.to_string())?;
+    let name =
+        tls::server_name(server_name.as_deref().unwrap_or(&host)).map_err(|e| e.to_string())?;
     let stream = futures_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await

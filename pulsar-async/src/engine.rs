@@ -79,6 +79,14 @@ impl Engine {
         self.connection_timeout
     }
 
+    /// The TLS server name for a connection being opened when it is not the host of its
+    /// address (through an SNI proxy: the broker's host). See
+    /// [`Client::tls_server_name`](pulsar_core::Client::tls_server_name).
+    pub fn tls_server_name(&self, conn: ConnectionId) -> Option<String> {
+        self.shared
+            .with(|st| st.core.tls_server_name(conn).map(str::to_string))
+    }
+
     /// The connection is established. Returns false when the core no longer wants it (close the
     /// socket).
     pub fn handle_connected(&self, conn: ConnectionId) -> bool {

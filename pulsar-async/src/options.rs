@@ -173,6 +173,15 @@ impl<L: Launch> ClientBuilder<L> {
         self
     }
 
+    /// Connects through a proxy (the Java client's `proxyServiceUrl` and `proxyProtocol`): with
+    /// [`ProxyProtocol::Sni`](pulsar_core::ProxyProtocol::Sni) every socket goes to `url` and TLS
+    /// names the broker it is for. Needs a `pulsar+ssl://` service URL.
+    pub fn proxy(mut self, url: impl Into<String>, protocol: pulsar_core::ProxyProtocol) -> Self {
+        self.options.core.proxy_service_url = Some(url.into());
+        self.options.core.proxy_protocol = Some(protocol);
+        self
+    }
+
     /// Advertised listener name used in lookups.
     pub fn listener_name(mut self, name: impl Into<String>) -> Self {
         self.options.core.listener_name = Some(name.into());

@@ -230,13 +230,21 @@ fn start_connect(
         return;
     }
     let tls = engine.tls().clone();
+    // Through an SNI proxy TLS names the broker, not the proxy connected to.
+    let server_name = engine.tls_server_name(conn);
     let write_timeout = engine.write_timeout();
     let tx2 = tx.clone();
     let spawned = thread::Builder::new()
         .name(format!("pulsar-connect-{}", conn.get()))
         .spawn(move || {
             tracing::debug!(conn = conn.get(), %address, "connecting");
-            let input = match open(&address, &tls, timeout, write_timeout) {
+            let input = match open(
+                &address,
+                server_name.as_deref(),
+                &tls,
+                timeout,
+                write_timeout,
+            ) {
                 Ok((writer, reader)) => {
                     // Connected goes first: the reader's bytes must follow it in the channel.
                     if tx2.send(Input::Connected(conn, writer)).is_err() {
@@ -260,9 +268,11 @@ struct ReadHalf {
     session: Option<Session>,
 }
 
-/// Connects (each resolved address in turn) and performs the TLS handshake.
+/// Connects (each resolved address in turn) and performs the TLS handshake, naming
+/// `server_name` (by default the address's host).
 fn open(
     address: &BrokerAddress,
+    server_name: Option<&str>,
     tls: &TlsContext,
     timeout: Duration,
     write_timeout: Duration,
@@ -293,7 +303,7 @@ fn open(
         let config = tls
             .config()
             .map_err(|e| format!("TLS configuration: {e}"))?;
-        let name = tls::server_name(host).map_err(|e| e.to_string())?;
+        let name = tls::server_name(server_name.unwrap_or(host)).map_err(|e| e.to_string())?;
         let mut session = ClientConnection::new(config, name)
             .map_err(|e| format!("TLS session for {host}:{port}: {e}"))?;
         socket.set_read_timeout(Some(timeout)).map_err(io_err)?;

@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
+use pulsar_blocking::core::ProxyProtocol;
 use pulsar_blocking::Client;
 
-use crate::args::Global;
+use crate::args::{Global, ProxyProtocolArg};
 use crate::auth;
 use crate::error::CliError;
 
@@ -62,6 +63,9 @@ pub fn client(global: &Global, connections_per_broker: Option<u32>) -> Result<Cl
     };
     if let Some((cert, key)) = cert {
         builder = builder.tls_client_certificate(cert, key);
+    }
+    if let (Some(url), Some(ProxyProtocolArg::Sni)) = (&global.proxy_url, global.proxy_protocol) {
+        builder = builder.proxy(url.trim(), ProxyProtocol::Sni);
     }
     if let Some(name) = &global.listener_name {
         builder = builder.listener_name(name);

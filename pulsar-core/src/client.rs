@@ -64,6 +64,15 @@ impl Client {
         Ok(())
     }
 
+    /// The TLS server name for a connection being opened, when it is not the host of its
+    /// [`IoRequest::Connect`] address: with an SNI proxy
+    /// ([`ClientConfig::proxy_protocol`](crate::ClientConfig::proxy_protocol)) the socket goes to
+    /// the proxy and TLS names the broker (server name indication and certificate check).
+    /// `None`: use the address's host.
+    pub fn tls_server_name(&self, conn: ConnectionId) -> Option<&str> {
+        self.shared.tls_server_name(conn)
+    }
+
     /// The connection asked for with [`IoRequest::Connect`] could not be established.
     pub fn handle_connect_failed(
         &mut self,

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::auth::AuthProvider;
 use crate::error::ConfigError;
-use crate::service_url::ServiceUrl;
+use crate::service_url::{BrokerAddress, ServiceUrl};
 
 /// Default operation timeout (lookups, producer/consumer registration, close).
 pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
@@ -24,6 +24,17 @@ pub const DEFAULT_MAX_LOOKUP_REDIRECTS: u32 = 20;
 /// partition, so a larger (corrupt or hostile) count is refused as a protocol error instead of
 /// being allocated.
 pub const MAX_PARTITIONS: u32 = 100_000;
+
+/// How a proxy given as [`ClientConfig::proxy_service_url`] routes connections (the Java client's
+/// `ProxyProtocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProxyProtocol {
+    /// Every connection's socket goes to the proxy, and TLS names the broker it is for (the
+    /// server name indication, also the name the certificate is checked against): the proxy
+    /// routes on it. Needs a `pulsar+ssl://` service URL.
+    Sni,
+}
 
 /// Everything a [`Client`](crate::Client) needs. Build with [`ClientConfig::new`] and set fields.
 #[derive(Debug)]
@@ -63,6 +74,13 @@ pub struct ClientConfig {
     /// sends fail with [`SendError::MemoryLimit`](crate::SendError::MemoryLimit). A single message
     /// larger than the limit is accepted when nothing else is held. 0: no limit.
     pub memory_limit: usize,
+    /// Proxy every connection goes through (`pulsar+ssl://proxy:4443`, one host), routed as
+    /// [`proxy_protocol`](Self::proxy_protocol) says; set both or neither. Lookups and the
+    /// brokers they name are unchanged: only where sockets go differs (see
+    /// [`Client::tls_server_name`](crate::Client::tls_server_name)).
+    pub proxy_service_url: Option<String>,
+    /// How the proxy of [`proxy_service_url`](Self::proxy_service_url) routes connections.
+    pub proxy_protocol: Option<ProxyProtocol>,
 }
 
 impl ClientConfig {
@@ -83,6 +101,8 @@ impl ClientConfig {
             listener_name: None,
             unix_time_ms: 0,
             memory_limit: DEFAULT_MEMORY_LIMIT,
+            proxy_service_url: None,
+            proxy_protocol: None,
         }
     }
 
@@ -134,6 +154,32 @@ impl ClientConfig {
                 reason: "must be positive and at most backoff_max",
             });
         }
+        self.sni_proxy(&url)?;
         Ok(url)
+    }
+
+    /// The proxy's address when connections go through an SNI proxy.
+    pub(crate) fn sni_proxy(
+        &self,
+        service: &ServiceUrl,
+    ) -> Result<Option<BrokerAddress>, ConfigError> {
+        let invalid = |reason| ConfigError::Invalid {
+            field: "proxy_service_url",
+            reason,
+        };
+        match (&self.proxy_service_url, self.proxy_protocol) {
+            (None, None) => Ok(None),
+            (Some(url), Some(ProxyProtocol::Sni)) => {
+                if !service.tls {
+                    return Err(invalid(
+                        "SNI routing needs TLS: use a pulsar+ssl:// service URL",
+                    ));
+                }
+                BrokerAddress::parse(url)
+                    .map(Some)
+                    .map_err(|_| invalid("must be one pulsar:// or pulsar+ssl:// host[:port]"))
+            }
+            _ => Err(invalid("set proxy_service_url and proxy_protocol together")),
+        }
     }
 }

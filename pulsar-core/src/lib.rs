@@ -132,7 +132,7 @@ pub mod topic;
 
 pub use auth::{AuthError, AuthProvider, BasicAuth, TokenAuth};
 pub use client::Client;
-pub use config::ClientConfig;
+pub use config::{ClientConfig, ProxyProtocol};
 pub use consumer::{
     BrokerEntryMetadata, ConsumerOptions, DeadLetterPolicy, InitialPosition, KeySharedMode,
     KeySharedPolicy, Message, ReaderOptions, ReceiveError, RedeliveryBackoff, SeekTo,

@@ -119,6 +119,8 @@ pub(crate) struct Shared {
     pub(crate) ids: IdGen,
     pub(crate) rng: Rng,
     pub(crate) pool: Pool,
+    /// Where every socket goes when connections go through an SNI proxy.
+    sni_proxy: Option<BrokerAddress>,
     pub(crate) conns: BTreeMap<ConnectionId, Connection>,
     pub(crate) ops: BTreeMap<u64, Op>,
     pub(crate) events: VecDeque<Event>,
@@ -140,6 +142,8 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(config: ClientConfig, service: ServiceUrl, now: Instant) -> Shared {
         let rng = Rng::new(config.seed);
+        // validated by `ClientConfig::validate`
+        let sni_proxy = config.sni_proxy(&service).ok().flatten();
         let pool = Pool::new(service, config.connections_per_broker);
         Shared {
             clock: (now, config.unix_time_ms),
@@ -147,6 +151,7 @@ impl Shared {
             ids: IdGen::new(),
             rng,
             pool,
+            sni_proxy,
             conns: BTreeMap::new(),
             ops: BTreeMap::new(),
             events: VecDeque::new(),
@@ -192,9 +197,22 @@ impl Shared {
         self.counters.connections_opened += 1;
         self.io.push_back(IoRequest::Connect {
             conn,
-            address: key.physical.clone(),
+            address: match &self.sni_proxy {
+                Some(proxy) => BrokerAddress {
+                    tls: key.physical.tls,
+                    ..proxy.clone()
+                },
+                None => key.physical.clone(),
+            },
         });
         conn
+    }
+
+    /// The name TLS presents and verifies on `conn` when it is not the host of its
+    /// [`IoRequest::Connect`] address: through an SNI proxy, the broker's host.
+    pub(crate) fn tls_server_name(&self, conn: ConnectionId) -> Option<&str> {
+        self.sni_proxy.as_ref()?;
+        self.conns.get(&conn).map(|c| c.key.physical.host.as_str())
     }
 
     /// The service URL host currently in use, as a direct pool key.
