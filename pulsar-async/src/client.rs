@@ -29,20 +29,92 @@ struct ClientRef {
 
 impl Drop for ClientRef {
     fn drop(&mut self) {
-        self.shared.with(|st| {
-            if !st.is_closed() {
-                tracing::debug!("last client handle dropped: closing");
-                st.begin_close();
+        let wait = self.shared.with(|st| {
+            if st.is_closed() {
+                return None;
             }
+            let wait = st.drop_wait();
+            let unacknowledged = st.unacknowledged_messages();
+            if unacknowledged == 0 {
+                tracing::debug!("last client handle dropped: closing");
+            } else if let Some(bound) = wait {
+                tracing::warn!(
+                    unacknowledged,
+                    "client dropped without close() with {unacknowledged} messages not yet \
+                     acknowledged by the broker: waiting for them (at most {bound:?}); call \
+                     close() to know their outcome"
+                );
+            } else {
+                tracing::warn!(
+                    unacknowledged,
+                    "client dropped without close() with {unacknowledged} messages not yet \
+                     acknowledged by the broker: they are sent in the background only while \
+                     the async runtime keeps running (a runtime that stops now loses them); \
+                     await close() before leaving the runtime"
+                );
+            }
+            st.begin_close();
+            wait.map(|bound| Instant::now() + bound)
         });
+        if let Some(deadline) = wait {
+            if !wait_until_closed(&self.shared, deadline) {
+                tracing::warn!("dropped client: the close did not end in time");
+            }
+        }
+    }
+}
+
+/// Blocks the calling thread until the driver finished (true) or `deadline` passed (false).
+/// For thread drivers only: an async driver may need the very thread that would block here.
+fn wait_until_closed(shared: &Shared, deadline: Instant) -> bool {
+    /// Unparks the waiting thread.
+    struct Unpark(std::thread::Thread);
+
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let cx = Context::from_waker(&waker);
+    loop {
+        if shared.with(|st| st.poll_closed(&cx)).is_ready() {
+            return true;
+        }
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            return false;
+        };
+        std::thread::park_timeout(left);
     }
 }
 
 /// A running client, independent of the runtime that drives it.
 ///
-/// Cheap to clone. Producers, consumers and event streams keep the client alive; when the last
-/// handle is dropped the client closes gracefully in the background (producers and consumers
-/// closed on the broker, connections shut) and its driver exits.
+/// Cheap to clone. Producers, consumers, receipts and event streams keep the client alive.
+///
+/// # Dropping without `close`
+///
+/// When the last handle is dropped without [`close`](Self::close), the client starts the same
+/// graceful close (batched messages sent, receipts awaited, producers and consumers closed on
+/// the broker, connections shut), and a warning is logged (`tracing`) if messages were still
+/// unacknowledged. Whether that close can finish depends on the runtime:
+///
+/// - **tokio**: the close runs in the driver task, on the runtime the client was built in, and
+///   only while that runtime runs. Leaving a current-thread runtime (`#[tokio::main(flavor =
+///   "current_thread")]`, `#[tokio::test]`) right after the drop runs nothing more: every
+///   message not yet written is lost (measured: 0 of 1,000 batched messages stored). A
+///   multi-thread runtime keeps the driver running on its workers until it shuts down, which
+///   is usually, not certainly, enough.
+/// - **smol**: the driver runs on smol's global executor threads, which outlive the
+///   `block_on` that built the client: the close ends in the background unless the process
+///   exits first.
+/// - **blocking** (`pulsar-blocking`): dropping the last handle waits for the close to end (at
+///   most the operation timeout plus the write timeout and a second), except on the driver's
+///   own thread.
+///
+/// Await [`close`](Self::close) (or at least [`Producer::flush`](crate::Producer::flush))
+/// before leaving the runtime: it is the only way to know the outcome of every message.
 #[derive(Debug, Clone)]
 pub struct ClientHandle {
     inner: Arc<ClientRef>,

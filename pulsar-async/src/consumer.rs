@@ -148,9 +148,15 @@ impl ConsumerBuilder {
     }
 }
 
-/// A consumer: a [`Stream`] of messages (ending when the consumer is closed), plus
+/// A consumer: a [`Stream`] of messages (ending when the consumer or its client is closed), plus
 /// [`receive`](Self::receive), acknowledgements, negative acknowledgements, seek and close.
 /// Dropping it closes it on the broker (pending acknowledgements are flushed first).
+///
+/// Once the client is closing or closed, every operation fails with
+/// `Error::Client(pulsar_core::Error::ClientClosed)`; once the consumer itself is closed (by the
+/// broker for good, or with the client), with `Error::Client(pulsar_core::Error::Closed)` (or
+/// the error it failed with). [`Error::is_closed`] is true for both; [`close`](Self::close) of a
+/// consumer that is already closed succeeds.
 #[derive(Debug)]
 pub struct Consumer {
     client: ClientHandle,
@@ -206,7 +212,8 @@ impl Consumer {
         &self.subscription
     }
 
-    /// The next message, waiting for one. Fails once the consumer is closed or failed.
+    /// The next message, waiting for one. Fails once the consumer is closed or failed, or its
+    /// client is closing.
     ///
     /// (A plain future over the shared state rather than an `async fn`: a message is a few
     /// hundred bytes, and every layer of futures moves it once more.)
@@ -371,7 +378,8 @@ impl Consumer {
         &self,
         f: impl FnOnce(&mut pulsar_core::Client, std::time::Instant) -> Result<T, pulsar_core::Error>,
     ) -> Result<T, Error> {
-        self.client.shared().with(|st| st.consumer_command(f))
+        let id = self.id;
+        self.client.shared().with(|st| st.consumer_command(id, f))
     }
 
     async fn request(
@@ -414,7 +422,9 @@ impl Stream for Consumer {
             .with(|st| st.poll_receive(id, Some(cx)))
         {
             Poll::Ready(Ok(Some(m))) => Poll::Ready(Some(Ok(m))),
-            Poll::Ready(Ok(None)) => {
+            // Closed with its client: the stream ends, as when the consumer is closed.
+            Poll::Ready(Ok(None))
+            | Poll::Ready(Err(Error::Client(pulsar_core::Error::ClientClosed))) => {
                 self.finished = true;
                 Poll::Ready(None)
             }
@@ -507,7 +517,8 @@ impl ReaderBuilder {
 }
 
 /// A reader: reads a topic from a position without acknowledging (a [`Stream`] of messages).
-/// Dropping it closes it.
+/// Dropping it closes it. Closed readers and readers of a closed client fail as
+/// [`Consumer`]s do.
 #[derive(Debug)]
 pub struct Reader {
     inner: Consumer,

@@ -14,6 +14,9 @@ use crate::options::ClientOptions;
 use crate::state::{DriverWake, Shared};
 use crate::tls::TlsContext;
 
+/// Added to the bound of the wait of a dropped client (see [`Engine::new`]).
+const DROP_GRACE: Duration = Duration::from_secs(1);
+
 /// The I/O side of a client driven by threads. See the [module documentation](self).
 #[derive(Debug)]
 pub struct Engine {
@@ -41,16 +44,29 @@ impl Engine {
     /// Validates `options`, builds the core, and returns the engine (for the driver) and the
     /// application handle. `wake` is called (never blocking) whenever the application gave the
     /// driver new work.
+    ///
+    /// Dropping the last handle of such a client (without `close`) closes it and waits for the
+    /// close to end, at most the operation timeout plus the write timeout plus a second, unless
+    /// the drop happens on the driver's thread: messages batched or in flight are then stored
+    /// before the program can go on and exit.
     pub fn new(
         options: ClientOptions,
         wake: impl Fn() + Send + Sync + 'static,
     ) -> Result<(Engine, ClientHandle), Error> {
+        // Dropping the last handle waits for the close: the core's own bound (the operation
+        // timeout), then the time the driver may take to write the last bytes.
+        let drop_bound = options
+            .core
+            .operation_timeout
+            .saturating_add(options.write_timeout)
+            .saturating_add(DROP_GRACE);
         let NewState {
             shared,
             tls,
             write_timeout,
             connection_timeout,
         } = new_state(options, DriverWake::Callback(Box::new(wake)))?;
+        shared.with(|st| st.set_wait_on_drop(drop_bound));
         let handle = ClientHandle::from_shared(shared.clone());
         Ok((
             Engine {
@@ -152,6 +168,7 @@ impl Engine {
         out.io.clear();
         out.transmits.clear();
         self.shared.with(|st| {
+            st.note_driver_thread();
             st.driver_running();
             st.drain();
             out.io.extend(st.io.drain(..));

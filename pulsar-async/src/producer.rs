@@ -196,8 +196,23 @@ impl ProducerBuilder {
     }
 }
 
-/// A producer. Dropping it closes it on the broker (after its pending sends, as
-/// [`close`](Self::close) does).
+/// A producer.
+///
+/// # Dropping without `close`
+///
+/// Dropping it closes it on the broker after its pending sends, as [`close`](Self::close) does,
+/// but in the background: the drop does not wait, nobody learns the outcome of those sends, and
+/// a warning is logged (`tracing`) if some were still unacknowledged. They are stored only if
+/// the client's driver keeps running long enough: with tokio, only while the runtime the client
+/// was built in runs (leaving a current-thread runtime right away loses them all); with smol,
+/// until the process exits; with `pulsar-blocking`, dropping the client's last handle waits
+/// for them. See [`ClientHandle`](crate::ClientHandle#dropping-without-close) for the details,
+/// and call [`flush`](Self::flush) or [`close`](Self::close) to be sure.
+///
+/// Once the client is closing or closed, sends fail with `SendError::ClientClosed` and
+/// [`flush`](Self::flush) with `pulsar_core::Error::ClientClosed`; once the producer is closed,
+/// with `SendError::ProducerClosed` and `pulsar_core::Error::Closed`. [`Error::is_closed`] is
+/// true for all of them; [`close`](Self::close) of a producer already closed succeeds.
 #[derive(Debug)]
 pub struct Producer {
     client: ClientHandle,
@@ -368,7 +383,18 @@ impl Drop for Producer {
         let closed = self.closed;
         self.client.shared().with(|st| {
             if !closed {
-                tracing::debug!(producer = id.get(), "producer dropped: closing");
+                let unacknowledged = st.unacknowledged_messages_of(id);
+                if unacknowledged == 0 {
+                    tracing::debug!(producer = id.get(), "producer dropped: closing");
+                } else {
+                    tracing::warn!(
+                        producer = id.get(),
+                        unacknowledged,
+                        "producer dropped without close() with {unacknowledged} messages not yet \
+                         acknowledged by the broker: they are sent while the client's driver \
+                         runs (see the Drop documentation of Producer)"
+                    );
+                }
             }
             st.producer_dropped(id);
         });

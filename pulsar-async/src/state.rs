@@ -216,6 +216,9 @@ pub(crate) struct State {
     client_quiet: Duration,
     /// The core reported `ClientClosed`.
     closed: bool,
+    /// The application asked the client to close (or dropped its last handle): every operation
+    /// from then on fails with `ClientClosed`.
+    close_begun: bool,
     /// Boxed: the map's buckets (half of them empty after it grows) stay small.
     producers: IdMap<ProducerId, Box<ProducerSlot>>,
     consumers: IdMap<ConsumerId, ConsumerSlot>,
@@ -229,6 +232,11 @@ pub(crate) struct State {
     event_buffer: usize,
     /// Callbacks to run once the lock is released.
     deferred: Vec<Deferred>,
+    /// A thread driver's client: how long dropping the last handle waits for the close (see
+    /// [`drop_wait`](Self::drop_wait)). `None` for async drivers: their drop never blocks.
+    wait_on_drop: Option<Duration>,
+    /// The thread driver's thread (a drop there must not wait for itself).
+    driver_thread: Option<std::thread::ThreadId>,
 }
 
 impl std::fmt::Debug for State {
@@ -320,6 +328,7 @@ impl State {
             clock: Clock::default(),
             client_quiet,
             closed: false,
+            close_begun: false,
             producers: IdMap::default(),
             consumers: IdMap::default(),
             requests: IdMap::default(),
@@ -329,6 +338,8 @@ impl State {
             next_subscriber: 0,
             event_buffer,
             deferred: Vec::new(),
+            wait_on_drop: None,
+            driver_thread: None,
         }
     }
 
@@ -512,6 +523,70 @@ impl State {
     /// Whether the core finished closing.
     pub(crate) fn is_closed(&self) -> bool {
         self.core.is_closed()
+    }
+
+    // ---- refusals -------------------------------------------------------------------------------
+
+    /// Whether the client is closing or closed.
+    fn client_closing(&self) -> bool {
+        self.close_begun || self.closed
+    }
+
+    /// Why no operation can run on the client any more: it is closing or closed
+    /// (`ClientClosed`), or its driver is gone (`DriverStopped`).
+    fn client_refusal(&self) -> Option<Error> {
+        if self.client_closing() {
+            Some(pulsar_core::Error::ClientClosed.into())
+        } else if self.driver_done {
+            Some(Error::DriverStopped)
+        } else {
+            None
+        }
+    }
+
+    /// Why an operation on consumer `id` cannot run: the client's refusal, else the consumer
+    /// closed (`Closed`) or failed (its error).
+    fn consumer_refusal(&self, id: ConsumerId) -> Option<Error> {
+        if let Some(e) = self.client_refusal() {
+            return Some(e);
+        }
+        let Some(c) = self.consumers.get(&id) else {
+            return Some(pulsar_core::Error::Closed.into());
+        };
+        match &c.status {
+            Status::Failed(e) => Some((**e).clone().into()),
+            Status::Closed(_) => Some(pulsar_core::Error::Closed.into()),
+            _ if c.close_requested => Some(pulsar_core::Error::Closed.into()),
+            _ => None,
+        }
+    }
+
+    /// Why an operation other than a send on producer `id` cannot run: the client's refusal,
+    /// else the producer closed (`Closed`) or failed (its error).
+    fn producer_refusal(&self, id: ProducerId) -> Option<Error> {
+        if let Some(e) = self.client_refusal() {
+            return Some(e);
+        }
+        let Some(p) = self.producers.get(&id) else {
+            return Some(pulsar_core::Error::Closed.into());
+        };
+        match &p.status {
+            Status::Failed(e) => Some((**e).clone().into()),
+            Status::Closed(_) => Some(pulsar_core::Error::Closed.into()),
+            _ if p.close_requested => Some(pulsar_core::Error::Closed.into()),
+            _ => None,
+        }
+    }
+
+    /// The refusal of an operation on `owner` (or on the client).
+    fn refusal(&self, owner: Option<Resource>) -> Option<Error> {
+        match owner {
+            None => self.client_refusal(),
+            Some(Resource::Consumer(id)) => self.consumer_refusal(id),
+            Some(Resource::Producer(id)) => self.producer_refusal(id),
+            // (`Resource` may grow: an operation on something else answers as the client does)
+            Some(_) => self.client_refusal(),
+        }
     }
 
     // ---- event dispatch ---------------------------------------------------------------------------
@@ -812,6 +887,9 @@ impl State {
         want_receipt: bool,
         cx: Option<&Context<'_>>,
     ) -> Poll<Result<SendId, Error>> {
+        if self.client_closing() {
+            return Poll::Ready(Err(SendError::ClientClosed.into()));
+        }
         let Some(p) = self.producers.get_mut(&id) else {
             return Poll::Ready(Err(SendError::UnknownProducer(id).into()));
         };
@@ -1027,13 +1105,17 @@ impl State {
         }
     }
 
-    /// The next message; `Ready(Ok(None))` when the consumer is closed (normally). `cx: None`
+    /// The next message; `Ready(Ok(None))` when the consumer is closed (normally),
+    /// `Ready(Err(ClientClosed))` once the client is closing. `cx: None`
     /// never waits (`Ready(Err(..))` never comes from an empty queue then: `Pending` does).
     pub(crate) fn poll_receive(
         &mut self,
         id: ConsumerId,
         cx: Option<&Context<'_>>,
     ) -> Poll<Result<Option<Message>, Error>> {
+        if self.client_closing() {
+            return Poll::Ready(Err(pulsar_core::Error::ClientClosed.into()));
+        }
         let now = self.clock.now();
         let message = self.core.receive(now, id);
         // (A zero-size queue asks the broker for a message on an empty receive.)
@@ -1055,6 +1137,9 @@ impl State {
         id: ConsumerId,
         cx: &Context<'_>,
     ) -> Poll<Result<Message, Error>> {
+        if self.client_closing() {
+            return Poll::Ready(Err(pulsar_core::Error::ClientClosed.into()));
+        }
         let now = self.clock.now();
         if let Some(m) = self.core.receive(now, id) {
             self.after_app();
@@ -1094,11 +1179,16 @@ impl State {
         }
     }
 
-    /// Runs a consumer command of the core that answers at once.
+    /// Runs a command of the core on consumer `id` that answers at once (refused when the
+    /// client or the consumer is closed: see [`consumer_refusal`](Self::consumer_refusal)).
     pub(crate) fn consumer_command<T>(
         &mut self,
+        id: ConsumerId,
         f: impl FnOnce(&mut pulsar_core::Client, Instant) -> Result<T, pulsar_core::Error>,
     ) -> Result<T, Error> {
+        if let Some(e) = self.consumer_refusal(id) {
+            return Err(e);
+        }
         let now = self.clock.now();
         let r = f(&mut self.core, now);
         self.after_app();
@@ -1114,6 +1204,9 @@ impl State {
         max_bytes: usize,
         cx: Option<&Context<'_>>,
     ) -> Poll<Result<Vec<Message>, Error>> {
+        if self.client_closing() {
+            return Poll::Ready(Err(pulsar_core::Error::ClientClosed.into()));
+        }
         let now = self.clock.now();
         let batch = self
             .core
@@ -1179,12 +1272,16 @@ impl State {
 
     // ---- client-level requests --------------------------------------------------------------------
 
-    /// Starts a request whose answer comes as an event; `owner`'s end fails it.
+    /// Starts a request whose answer comes as an event; `owner`'s end fails it. Refused when
+    /// the client or `owner` is closed (see [`refusal`](Self::refusal)).
     pub(crate) fn start_request(
         &mut self,
         owner: Option<Resource>,
         f: impl FnOnce(&mut pulsar_core::Client, Instant) -> Result<RequestId, pulsar_core::Error>,
     ) -> Result<RequestId, Error> {
+        if let Some(e) = self.refusal(owner) {
+            return Err(e);
+        }
         let now = self.clock.now();
         let id = f(&mut self.core, now)?;
         self.requests.insert(
@@ -1277,7 +1374,53 @@ impl State {
 
     // ---- client -----------------------------------------------------------------------------------
 
+    /// Messages held by the core's producers and not yet acknowledged by the broker, over every
+    /// producer (what a client dropped now may lose). Counted per partition producer: a message
+    /// sent before the producer knew its partitions (never the case through the application
+    /// API, which waits for the producer to be ready) is not counted.
+    pub(crate) fn unacknowledged_messages(&self) -> usize {
+        self.core
+            .stats()
+            .producers
+            .iter()
+            .map(|p| p.pending_messages)
+            .sum()
+    }
+
+    /// The same for one producer (every partition).
+    pub(crate) fn unacknowledged_messages_of(&self, id: ProducerId) -> usize {
+        self.core
+            .stats()
+            .producers
+            .iter()
+            .filter(|p| p.id == id)
+            .map(|p| p.pending_messages)
+            .sum()
+    }
+
+    /// A thread driver's client waits, when its last handle is dropped, for the close to end
+    /// (at most `bound`).
+    pub(crate) fn set_wait_on_drop(&mut self, bound: Duration) {
+        self.wait_on_drop = Some(bound);
+    }
+
+    /// The calling thread is the thread driver's (recorded once).
+    pub(crate) fn note_driver_thread(&mut self) {
+        if self.driver_thread.is_none() {
+            self.driver_thread = Some(std::thread::current().id());
+        }
+    }
+
+    /// How long dropping the last handle on this thread waits for the close: `None` for async
+    /// drivers, on the driver's own thread, and once the driver is gone.
+    pub(crate) fn drop_wait(&self) -> Option<Duration> {
+        let bound = self.wait_on_drop?;
+        let on_driver = self.driver_thread == Some(std::thread::current().id());
+        (!on_driver && !self.driver_done).then_some(bound)
+    }
+
     pub(crate) fn begin_close(&mut self) {
+        self.close_begun = true;
         let now = self.clock.now();
         self.core.close(now);
         self.after_app();
@@ -1613,6 +1756,158 @@ mod tests {
             st.producers.is_empty(),
             "the slot went with the last receipt"
         );
+    }
+
+    /// Every consumer and producer operation the state runs, each checked with `closed`.
+    fn check_every_operation(
+        st: &mut State,
+        consumer: ConsumerId,
+        producer: ProducerId,
+        closed: impl Fn(&str, &Error),
+    ) {
+        let waker = futures::task::noop_waker();
+        let cx = Context::from_waker(&waker);
+        let id = MessageId::new(1, 2, -1);
+        let err = |what: &str, r: Result<(), Error>| match r {
+            Err(e) => closed(what, &e),
+            Ok(()) => panic!("{what} succeeded"),
+        };
+        err(
+            "ack",
+            st.consumer_command(consumer, |core, now| core.ack(now, consumer, &id).map(drop)),
+        );
+        err(
+            "ack_cumulative",
+            st.consumer_command(consumer, |core, now| {
+                core.ack_cumulative(now, consumer, &id).map(drop)
+            }),
+        );
+        err(
+            "nack",
+            st.consumer_command(consumer, |core, now| core.negative_ack(now, consumer, &id)),
+        );
+        err(
+            "redeliver_unacknowledged",
+            st.consumer_command(consumer, |core, now| {
+                core.redeliver_unacknowledged(now, consumer)
+            }),
+        );
+        for (what, request) in [
+            (
+                "seek",
+                st.start_request(Some(Resource::Consumer(consumer)), |core, now| {
+                    core.seek(now, consumer, pulsar_core::SeekTo::Id(id))
+                }),
+            ),
+            (
+                "last_message_ids",
+                st.start_request(Some(Resource::Consumer(consumer)), |core, now| {
+                    core.get_last_message_ids(now, consumer)
+                }),
+            ),
+            (
+                "unsubscribe",
+                st.start_request(Some(Resource::Consumer(consumer)), |core, now| {
+                    core.unsubscribe(now, consumer)
+                }),
+            ),
+            (
+                "flush",
+                st.start_request(Some(Resource::Producer(producer)), |core, now| {
+                    core.flush(now, producer)
+                }),
+            ),
+        ] {
+            err(what, request.map(drop));
+        }
+        match st.poll_receive(consumer, Some(&cx)) {
+            Poll::Ready(Err(e)) => closed("try_receive", &e),
+            // the stream's end: a consumer closed normally
+            Poll::Ready(Ok(None)) => {}
+            other => panic!("poll_receive: {other:?}"),
+        }
+        match st.poll_next_message(consumer, &cx) {
+            Poll::Ready(Err(e)) => closed("receive", &e),
+            other => panic!("receive: {other:?}"),
+        }
+        match st.poll_receive_batch(consumer, 10, 1 << 20, Some(&cx)) {
+            Poll::Ready(Err(e)) => closed("receive_batch", &e),
+            Poll::Ready(Ok(batch)) if batch.is_empty() => {}
+            other => panic!("receive_batch: {other:?}"),
+        }
+        let mut message = Some(OutgoingMessage::new("x"));
+        match st.poll_enqueue(producer, &mut message, &mut None, true, Some(&cx)) {
+            Poll::Ready(Err(e)) => closed("send", &e),
+            other => panic!("send: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_operation_on_a_closing_client_says_client_closed() {
+        let mut st = state(8, Arc::default());
+        let producer = st.create_producer("t", ProducerOptions::default()).unwrap();
+        let consumer = st
+            .subscribe(|core, now| core.subscribe(now, "t", pulsar_core::ConsumerOptions::new("s")))
+            .unwrap();
+        st.begin_close();
+        check_every_operation(&mut st, consumer, producer, |what, e| {
+            assert!(e.is_closed(), "{what}: {e}");
+            assert!(
+                matches!(
+                    e,
+                    Error::Client(pulsar_core::Error::ClientClosed)
+                        | Error::Send(SendError::ClientClosed)
+                ),
+                "{what}: {e:?}"
+            );
+        });
+        match st.start_request(None, |core, now| core.lookup_topic(now, "t")) {
+            Err(Error::Client(pulsar_core::Error::ClientClosed)) => {}
+            other => panic!("lookup: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_operation_on_a_closed_consumer_or_producer_says_closed() {
+        let mut st = state(8, Arc::default());
+        let producer = st.create_producer("t", ProducerOptions::default()).unwrap();
+        let consumer = st
+            .subscribe(|core, now| core.subscribe(now, "t", pulsar_core::ConsumerOptions::new("s")))
+            .unwrap();
+        // Closed with their handles still held (as when closed by the broker for good).
+        st.close_consumer(consumer);
+        st.close_producer(producer);
+        check_every_operation(&mut st, consumer, producer, |what, e| {
+            assert!(e.is_closed(), "{what}: {e}");
+            assert!(
+                matches!(
+                    e,
+                    Error::Client(pulsar_core::Error::Closed)
+                        | Error::Send(SendError::ProducerClosed)
+                ),
+                "{what}: {e:?}"
+            );
+        });
+        // The client itself is still open.
+        assert!(st
+            .start_request(None, |core, now| core.lookup_topic(now, "t"))
+            .is_ok());
+    }
+
+    #[test]
+    fn only_a_thread_driven_client_waits_when_dropped_and_never_on_its_driver_thread() {
+        let shared = Shared::new(state(8, Arc::default()));
+        let elsewhere = || std::thread::scope(|s| s.spawn(|| shared.lock().drop_wait()).join());
+        let mut st = shared.lock();
+        assert_eq!(st.drop_wait(), None, "async drivers: a drop never blocks");
+        st.set_wait_on_drop(Duration::from_secs(3));
+        assert_eq!(st.drop_wait(), Some(Duration::from_secs(3)));
+        st.note_driver_thread();
+        assert_eq!(st.drop_wait(), None, "on the driver's thread");
+        drop(st);
+        assert_eq!(elsewhere().unwrap(), Some(Duration::from_secs(3)));
+        shared.lock().driver_stopped();
+        assert_eq!(elsewhere().unwrap(), None, "nothing to wait for");
     }
 
     #[test]
