@@ -10,6 +10,7 @@ use pulsar_proto::{
     encode_command, pb, DecodeError, Frame, FrameDecoder, DEFAULT_MAX_MESSAGE_SIZE,
 };
 
+use crate::error::ProtocolError;
 use crate::handle::{ConnectionId, ConsumerId, ProducerId};
 use crate::pool::PoolKey;
 use crate::shared::RequestKind;
@@ -109,6 +110,13 @@ impl Connection {
             self.frames_in += 1;
         }
         Ok(complete)
+    }
+
+    /// The protocol error for a frame the decoder refused: an HTTP answer when the bytes start
+    /// like one (the frame decoder reads "HTTP" as a frame size of about 1.2 GB), else the decoder's
+    /// error. The undecodable frame is still at the start of the read buffer.
+    pub(crate) fn undecodable(&self, e: &DecodeError) -> ProtocolError {
+        ProtocolError::http_answer(&self.read_buf).unwrap_or_else(|| ProtocolError::from_decode(e))
     }
 
     /// Applies the broker's maximum message size (from CONNECTED).

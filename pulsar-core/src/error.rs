@@ -1,6 +1,8 @@
 //! Typed errors: the broker's `ServerError` codes, their retriable/fatal classification, and the errors
 //! of every public operation.
 
+use std::time::Duration;
+
 use crate::auth::AuthError;
 use crate::handle::{ConnectionId, ConsumerId, ProducerId};
 use crate::service_url::{BrokerAddress, UrlError};
@@ -105,9 +107,22 @@ pub enum Error {
         /// The broker's message.
         message: String,
     },
-    /// No answer within the operation timeout.
+    /// A request got no answer within the operation timeout (the broker is connected but silent).
+    /// Operations that retry (creating a producer or consumer, lookups) end with
+    /// [`Error::TimedOut`] instead, which also names the last failure.
     #[error("operation timed out")]
     Timeout,
+    /// The operation did not complete by its deadline (the operation timeout after it started,
+    /// retries included). `last_error` is the failure of the last attempt, when there was one
+    /// other than a silent broker (for example the connection being refused).
+    #[error("{}", timed_out_message(*.after, .last_error.as_deref()))]
+    TimedOut {
+        /// The operation timeout that ran out.
+        after: Duration,
+        /// Why the last attempt failed, if it did.
+        #[source]
+        last_error: Option<Box<Error>>,
+    },
     /// The TCP/TLS connection could not be established.
     #[error("cannot connect to {address}: {reason}")]
     ConnectFailed {
@@ -132,6 +147,18 @@ pub enum Error {
     /// The broker sent something this client cannot accept; the connection was closed.
     #[error("protocol error: {0}")]
     Protocol(#[from] ProtocolError),
+    /// The server at `address` answered the connection handshake with something that is not the
+    /// Pulsar binary protocol (an HTTP answer, a frame over the size limit, undecodable bytes): the
+    /// URL names something other than a Pulsar broker or proxy. Not retriable: every attempt would
+    /// meet the same server.
+    #[error("{address} is not a Pulsar broker: {cause}")]
+    NotPulsar {
+        /// Where the connection went.
+        address: BrokerAddress,
+        /// What it sent.
+        #[source]
+        cause: ProtocolError,
+    },
     /// A lookup was redirected more times than allowed.
     #[error("lookup redirected more than {0} times")]
     TooManyRedirects(u32),
@@ -161,6 +188,7 @@ impl Error {
         match self {
             Error::Server { code, .. } => code.is_retriable(),
             Error::Timeout
+            | Error::TimedOut { .. }
             | Error::ConnectFailed { .. }
             | Error::HandshakeTimeout(_)
             | Error::KeepAliveTimeout(_)
@@ -169,6 +197,7 @@ impl Error {
             | Error::Protocol(_) => true,
             Error::InvalidTopic(_)
             | Error::InvalidUrl(_)
+            | Error::NotPulsar { .. }
             | Error::TooManyRedirects(_)
             | Error::Auth(_)
             | Error::ClientClosed
@@ -177,6 +206,11 @@ impl Error {
             | Error::UnknownConsumer(_)
             | Error::InvalidState(_) => false,
         }
+    }
+
+    /// Whether the operation ran out of time ([`Error::Timeout`] or [`Error::TimedOut`]).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout | Error::TimedOut { .. })
     }
 
     /// The server error code, if the broker sent one.
@@ -195,13 +229,39 @@ impl Error {
     }
 }
 
-/// Bad input from the broker. The connection it arrived on is closed and the client reconnects.
+/// The text of [`Error::TimedOut`].
+fn timed_out_message(after: Duration, last: Option<&Error>) -> String {
+    match last {
+        Some(e) => format!("operation timed out after {after:?}; last error: {e}"),
+        None => format!("operation timed out after {after:?}"),
+    }
+}
+
+/// Bad input from the broker. The connection it arrived on is closed and the client reconnects
+/// (unless it arrived before the handshake finished: then it is reported as [`Error::NotPulsar`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProtocolError {
-    /// The bytes do not form a valid frame (garbage, bad checksum, bad protobuf, oversized frame).
+    /// The bytes do not form a valid frame (garbage, bad magic, bad protobuf, unknown command).
     #[error("undecodable frame: {0}")]
     Decode(String),
+    /// A frame header claims more bytes than the client accepts. Found from the first four bytes:
+    /// nothing of that size is buffered or allocated.
+    #[error("frame of {size} bytes claimed, over the limit of {limit} bytes")]
+    FrameTooLarge {
+        /// The size the frame header claims.
+        size: u64,
+        /// The largest frame accepted (the broker's maximum message size plus header room).
+        limit: u64,
+    },
+    /// The server answered in HTTP: an HTTP port (such as the admin port 8080) was given instead of
+    /// the binary protocol port (6650, or 6651 with TLS).
+    #[error("it answered in HTTP ({status_line:?}): is this an HTTP port (such as the admin port 8080) instead of the binary protocol port (6650)?")]
+    HttpResponse {
+        /// The first line of the answer (as received, at most 128 bytes, non-printable bytes
+        /// replaced).
+        status_line: String,
+    },
     /// A command type this client does not know or does not accept from a broker.
     #[error("unexpected command {0}")]
     UnexpectedCommand(String),
@@ -223,6 +283,45 @@ pub enum ProtocolError {
         /// The value received.
         value: u64,
     },
+}
+
+impl ProtocolError {
+    /// The error for a frame the decoder refused.
+    pub(crate) fn from_decode(e: &pulsar_proto::DecodeError) -> ProtocolError {
+        match e {
+            pulsar_proto::DecodeError::FrameTooLarge { size, limit } => {
+                ProtocolError::FrameTooLarge {
+                    size: *size as u64,
+                    limit: *limit as u64,
+                }
+            }
+            e => ProtocolError::Decode(e.to_string()),
+        }
+    }
+
+    /// The error for bytes that start like an HTTP response (`HTTP/`), if `received` does.
+    /// `received` is what is buffered from the peer, from the start of the undecodable frame.
+    pub(crate) fn http_answer(received: &[u8]) -> Option<ProtocolError> {
+        const PREFIX: &[u8] = b"HTTP/";
+        // The decoder needs 4 bytes to refuse a frame: "HTTP" alone is enough to tell.
+        let n = received.len().min(PREFIX.len());
+        if n < 4 || received[..n] != PREFIX[..n] {
+            return None;
+        }
+        let line = received
+            .iter()
+            .take(128)
+            .take_while(|b| **b != b'\r' && **b != b'\n')
+            .map(|&b| {
+                if b.is_ascii_graphic() || b == b' ' {
+                    char::from(b)
+                } else {
+                    '\u{fffd}'
+                }
+            })
+            .collect();
+        Some(ProtocolError::HttpResponse { status_line: line })
+    }
 }
 
 /// Why a send failed. Delivered in [`Event::SendCompleted`](crate::Event::SendCompleted) or returned

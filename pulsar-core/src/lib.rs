@@ -114,6 +114,7 @@ pub mod compression;
 pub mod config;
 mod connection;
 pub mod consumer;
+mod deadline;
 pub mod error;
 pub mod event;
 mod handle;

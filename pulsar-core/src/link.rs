@@ -7,6 +7,7 @@
 use std::time::Instant;
 
 use crate::backoff::Backoff;
+use crate::deadline::Deadline;
 use crate::error::Error;
 use crate::event::{Event, LookupResult, Resource};
 use crate::handle::ConnectionId;
@@ -57,8 +58,9 @@ pub(crate) struct Link {
     backoff: Backoff,
     /// Set once the first registration succeeded.
     pub(crate) ever_ready: bool,
-    /// Initial creation gives up after this (retriable errors are retried until then).
-    create_deadline: Instant,
+    /// Initial creation fails at this deadline, whatever is in flight (retriable errors are retried
+    /// until then, never waiting past it).
+    deadline: Deadline,
     /// Lookups go here instead of the service URL (after a topic migration).
     lookup_via: Option<Box<PoolKey>>,
     /// Re-registrations after a loss.
@@ -76,7 +78,7 @@ impl Link {
             },
             backoff: Backoff::new(sh.config.backoff_initial, sh.config.backoff_max),
             ever_ready: false,
-            create_deadline: now + sh.config.operation_timeout,
+            deadline: Deadline::new(now, sh.config.operation_timeout),
             lookup_via: None,
             reconnects: 0,
         }
@@ -119,17 +121,31 @@ impl Link {
         }
     }
 
-    /// When the link wants [`handle_timeout`](Self::handle_timeout).
+    /// Ends initial creation by `limit` at the latest: the deadline of the application's operation
+    /// this link is part of (a partition of a producer or consumer being created).
+    pub(crate) fn end_creation_by(&mut self, limit: Instant) {
+        self.deadline.limit(limit);
+    }
+
+    /// When the link wants [`handle_timeout`](Self::handle_timeout): the end of a backoff wait
+    /// (never after the creation deadline), and during creation the deadline itself while a
+    /// connection is awaited (a lookup and a registration request carry that deadline themselves).
     pub(crate) fn next_timeout(&self) -> Option<Instant> {
         match self.phase {
             Phase::Waiting { until, .. } => Some(until),
+            Phase::Connecting { .. } if !self.ever_ready => Some(self.deadline.at()),
             _ => None,
         }
     }
 
-    /// Starts the next attempt once the wait is over.
+    /// Starts the next attempt once the wait is over; during creation, fails at the deadline.
     pub(crate) fn handle_timeout(&mut self, sh: &mut Shared, now: Instant) -> Step {
+        let expired = !self.ever_ready && self.deadline.expired(now);
         match &self.phase {
+            Phase::Waiting { .. } | Phase::Connecting { .. } if expired => {
+                self.detach(sh);
+                Step::Failed(self.deadline.error())
+            }
             Phase::Waiting { until, direct } if *until <= now => {
                 let direct = direct.as_deref().cloned();
                 self.start(sh, now, direct)
@@ -138,11 +154,23 @@ impl Link {
         }
     }
 
+    /// The deadline of a registration request: the operation timeout, and during creation not
+    /// after the creation deadline.
+    pub(crate) fn request_deadline(&self, sh: &Shared, now: Instant) -> Instant {
+        let d = now + sh.config.operation_timeout;
+        if self.ever_ready {
+            d
+        } else {
+            d.min(self.deadline.at())
+        }
+    }
+
     fn start(&mut self, sh: &mut Shared, now: Instant, direct: Option<PoolKey>) -> Step {
         if let Some(key) = direct {
             return self.connect(sh, now, key);
         }
-        let op = sh.start_op(
+        let limit = (!self.ever_ready).then(|| self.deadline.at());
+        let op = sh.start_op_until(
             now,
             self.owner(),
             OpKind::Lookup {
@@ -151,6 +179,7 @@ impl Link {
                 redirects: 0,
             },
             self.lookup_via.as_deref().cloned(),
+            limit,
         );
         // The op may have finished synchronously (client shut): its result is already queued.
         self.phase = Phase::LookingUp { op };
@@ -248,19 +277,38 @@ impl Link {
     /// when the error is fatal or initial creation ran out of time.
     pub(crate) fn failure(&mut self, sh: &mut Shared, now: Instant, error: Error) -> Step {
         self.detach(sh);
-        let give_up = !error.is_retriable() || (!self.ever_ready && now >= self.create_deadline);
-        if give_up {
+        if self.is_fatal(&error) {
             return Step::Failed(error);
+        }
+        if !self.ever_ready {
+            if self.deadline.expired(now) {
+                return Step::Failed(self.deadline.expire_with(&error));
+            }
+            self.deadline.record(&error);
         }
         self.wait(sh, now, None);
         Step::Idle
+    }
+
+    /// Whether `error` ends the link at once. A server that is not a Pulsar broker fails creation
+    /// (every retry would meet it again), but a link registered before keeps trying: the broker it
+    /// had may come back behind the same address (a proxy or load balancer answering HTTP meanwhile).
+    fn is_fatal(&self, error: &Error) -> bool {
+        let keep_trying =
+            error.is_retriable() || (self.ever_ready && matches!(error, Error::NotPulsar { .. }));
+        !keep_trying
     }
 
     fn wait(&mut self, sh: &mut Shared, now: Instant, direct: Option<PoolKey>) {
         let until = if direct.is_some() {
             now
         } else {
-            now + self.backoff.next_delay(&mut sh.rng)
+            let delay = self.backoff.next_delay(&mut sh.rng);
+            if self.ever_ready {
+                now + delay
+            } else {
+                self.deadline.retry_at(now, delay)
+            }
         };
         self.phase = Phase::Waiting {
             until,
@@ -279,8 +327,9 @@ impl Link {
         if self.conn() != Some(conn) {
             return Step::Idle;
         }
-        if !reason.is_retriable() {
+        if self.is_fatal(reason) {
             // e.g. the broker rejected the credentials during the handshake
+            self.detach(sh);
             return Step::Failed(reason.clone());
         }
         self.lost(sh, now, reason.clone(), None)
@@ -328,8 +377,11 @@ impl Link {
         reason: Error,
         direct: Option<PoolKey>,
     ) -> Step {
-        if !self.ever_ready && now >= self.create_deadline {
-            return Step::Failed(reason);
+        if !self.ever_ready {
+            if self.deadline.expired(now) {
+                return Step::Failed(self.deadline.expire_with(&reason));
+            }
+            self.deadline.record(&reason);
         }
         if self.ever_ready {
             self.reconnects += 1;

@@ -7,6 +7,7 @@ use std::time::Instant;
 use pulsar_proto::pb;
 
 use crate::config::MAX_PARTITIONS;
+use crate::deadline::Deadline;
 use crate::error::{Error, ProtocolError};
 use crate::event::{Event, LookupResult, TopicsMode};
 use crate::handle::{ConnectionId, ConsumerId, ProducerId, RequestId};
@@ -60,11 +61,13 @@ pub(crate) struct Op {
     on_service: bool,
     /// Service hosts tried so far.
     hosts_tried: usize,
+    /// The operation fails at this deadline, whatever it is waiting for (a connection, an answer).
+    deadline: Deadline,
 }
 
 impl Shared {
-    /// Starts an operation. `via` overrides the service URL as the first target (a migrated
-    /// cluster's URL).
+    /// Starts an operation that must end within the operation timeout. `via` overrides the service
+    /// URL as the first target (a migrated cluster's URL).
     pub(crate) fn start_op(
         &mut self,
         now: Instant,
@@ -72,6 +75,20 @@ impl Shared {
         kind: OpKind,
         via: Option<PoolKey>,
     ) -> u64 {
+        self.start_op_until(now, owner, kind, via, None)
+    }
+
+    /// [`start_op`](Self::start_op) for a part of a larger operation: it also ends by `limit`, the
+    /// larger operation's deadline.
+    pub(crate) fn start_op_until(
+        &mut self,
+        now: Instant,
+        owner: Owner,
+        kind: OpKind,
+        via: Option<PoolKey>,
+        limit: Option<Instant>,
+    ) -> u64 {
+        let deadline = Deadline::within(now, self.config.operation_timeout, limit);
         let id = match owner {
             Owner::App(r) => r.get(),
             _ => self.ids.next(),
@@ -88,8 +105,10 @@ impl Shared {
                 target,
                 on_service,
                 hosts_tried: 1,
+                deadline: deadline.clone(),
             },
         );
+        self.op_deadlines.insert((deadline.at(), id));
         self.issue_op(now, id);
         id
     }
@@ -109,10 +128,10 @@ impl Shared {
             }
             return;
         }
-        self.send_op_request(now, conn, id);
+        self.send_op_request(conn, id);
     }
 
-    pub(crate) fn send_op_request(&mut self, now: Instant, conn: ConnectionId, id: u64) {
+    pub(crate) fn send_op_request(&mut self, conn: ConnectionId, id: u64) {
         let Some(op) = self.ops.get(&id) else { return };
         let request_id = self.ids.next();
         let command = match &op.kind {
@@ -153,7 +172,8 @@ impl Shared {
                 })
             }
         };
-        self.send_request(now, conn, request_id, &command, RequestKind::Op(id));
+        let deadline = Some(op.deadline.at());
+        self.send_request_until(conn, request_id, &command, RequestKind::Op(id), deadline);
     }
 
     /// The connection carrying (or about to carry) the operation failed.
@@ -161,9 +181,11 @@ impl Shared {
         let Some(op) = self.ops.get_mut(&id) else {
             return;
         };
+        op.deadline.record(&error);
+        // Another service host may be a broker even when this one is something else.
         let retry = op.on_service
-            && error.is_retriable()
-            && !matches!(error, Error::Timeout)
+            && (error.is_retriable() || matches!(error, Error::NotPulsar { .. }))
+            && !error.is_timeout()
             && op.hosts_tried < self.pool.service_hosts();
         if retry {
             op.hosts_tried += 1;
@@ -184,7 +206,12 @@ impl Shared {
         let command = match result {
             Ok(c) => c,
             Err(Error::Timeout) => {
-                self.finish_op(id, Err(Error::Timeout));
+                // The request's deadline is the operation's.
+                let error = match self.ops.get(&id) {
+                    Some(op) => op.deadline.error(),
+                    None => Error::Timeout,
+                };
+                self.finish_op(id, Err(error));
                 return;
             }
             Err(e) => {
@@ -319,6 +346,7 @@ impl Shared {
         let Some(op) = self.ops.remove(&id) else {
             return;
         };
+        self.op_deadlines.remove(&(op.deadline.at(), id));
         let result = match op.kind {
             OpKind::Lookup { .. } => OpResult::Lookup(result.and_then(|v| match v {
                 OpResultValue::Lookup(l) => Ok(l),
@@ -355,7 +383,29 @@ impl Shared {
 
     /// Abandons an operation whose owner went away (its answer, if any, is ignored).
     pub(crate) fn cancel_op(&mut self, id: u64) {
-        self.ops.remove(&id);
+        if let Some(op) = self.ops.remove(&id) {
+            self.op_deadlines.remove(&(op.deadline.at(), id));
+        }
+    }
+
+    /// Fails the operations whose deadline has passed (waiting for a connection or an answer).
+    pub(crate) fn expire_ops(&mut self, now: Instant) {
+        while let Some(&(at, id)) = self.op_deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.op_deadlines.pop_first();
+            let error = match self.ops.get(&id) {
+                Some(op) => op.deadline.error(),
+                None => continue,
+            };
+            self.finish_op(id, Err(error));
+        }
+    }
+
+    /// The earliest operation deadline.
+    pub(crate) fn next_op_deadline(&self) -> Option<Instant> {
+        self.op_deadlines.first().map(|d| d.0)
     }
 }
 

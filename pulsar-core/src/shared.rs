@@ -130,6 +130,8 @@ pub(crate) struct Shared {
     dirty: BTreeSet<ConnectionId>,
     /// Request deadlines: (deadline, connection, request id).
     deadlines: BTreeSet<(Instant, ConnectionId, u64)>,
+    /// Operation deadlines: (deadline, operation id); see `lookup.rs`.
+    pub(crate) op_deadlines: BTreeSet<(Instant, u64)>,
     /// The frame connections decode into, kept so that each frame reuses the previous one's
     /// allocations (boxed command bodies, metadata buffers).
     scratch: Option<Box<Frame>>,
@@ -160,6 +162,7 @@ impl Shared {
             io: VecDeque::new(),
             dirty: BTreeSet::new(),
             deadlines: BTreeSet::new(),
+            op_deadlines: BTreeSet::new(),
             scratch: None,
             shut: false,
         }
@@ -379,9 +382,12 @@ impl Shared {
             address: c.key.physical.clone(),
             reason: reason.clone(),
         });
+        // Operations on the connection fail with the reason it closed, when that says more than
+        // "connection closed".
         let failure = match &reason {
             Error::Server { .. } | Error::Auth(_) => reason.clone(),
             Error::ConnectFailed { .. } | Error::HandshakeTimeout(_) => reason.clone(),
+            Error::NotPulsar { .. } | Error::Protocol(_) => reason.clone(),
             _ => Error::ConnectionClosed,
         };
         for p in c.pending.values() {
@@ -416,7 +422,7 @@ impl Shared {
         }
         c.state = ConnectionState::Handshaking;
         c.last_received = now;
-        c.setup_deadline = Some(now + self.config.connection_timeout);
+        // `setup_deadline` stays: the connection timeout bounds connect and handshake together.
         let proxy_to = c.key.is_proxied().then(|| c.key.logical.host_port());
         let (method, data) = match self.config.auth.as_mut() {
             None => (None, None),
@@ -543,7 +549,11 @@ impl Shared {
                     self.checksum_mismatch(conn, *command);
                 }
                 Err(e) => {
-                    self.protocol_error(now, conn, ProtocolError::Decode(e.to_string()));
+                    let e = self
+                        .conns
+                        .get(&conn)
+                        .map_or_else(|| ProtocolError::from_decode(&e), |c| c.undecodable(&e));
+                    self.protocol_error(now, conn, e);
                     break;
                 }
             }
@@ -552,9 +562,18 @@ impl Shared {
         more
     }
 
+    /// Closes `conn` after bad input. Before the handshake finished the peer has not shown that it
+    /// speaks the Pulsar protocol at all: that is [`Error::NotPulsar`], which is not retried.
     fn protocol_error(&mut self, now: Instant, conn: ConnectionId, e: ProtocolError) {
         self.counters.protocol_errors += 1;
-        self.close_connection(now, conn, Error::Protocol(e));
+        let reason = match self.conns.get(&conn) {
+            Some(c) if c.state == ConnectionState::Handshaking => Error::NotPulsar {
+                address: c.key.physical.clone(),
+                cause: e,
+            },
+            _ => Error::Protocol(e),
+        };
+        self.close_connection(now, conn, reason);
     }
 
     fn checksum_mismatch(&mut self, conn: ConnectionId, command: pb::BaseCommand) {
@@ -735,7 +754,7 @@ impl Shared {
                     .push_back(Event::ConnectionOpened { conn, address });
                 // Sent here, on the connection they waited for (not on a new pick of the pool).
                 for op in ops {
-                    self.send_op_request(now, conn, op);
+                    self.send_op_request(conn, op);
                 }
                 self.dispatch.push_back(Dispatch::ConnectionReady {
                     conn,
@@ -894,6 +913,8 @@ impl Shared {
     // ---- timers -----------------------------------------------------------------------------
 
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        // operations whose deadline passed, whatever they wait for
+        self.expire_ops(now);
         // connect / handshake deadlines and keep-alive
         let interval = self.config.keep_alive_interval;
         let ids: Vec<ConnectionId> = self.conns.keys().copied().collect();
@@ -950,6 +971,7 @@ impl Shared {
     pub(crate) fn next_timeout(&self) -> Option<Instant> {
         let interval = self.config.keep_alive_interval;
         let mut next = self.deadlines.first().map(|d| d.0);
+        next = earliest(next, self.next_op_deadline());
         for c in self.conns.values() {
             next = earliest(next, c.setup_deadline);
             next = earliest(next, c.keep_alive_deadline(interval));

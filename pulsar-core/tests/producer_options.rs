@@ -201,12 +201,12 @@ fn a_zero_send_timeout_never_fails_a_message() {
 fn a_send_before_the_producer_exists_times_out_too() {
     let mut sim = Sim::new();
     sim.broker(SERVICE).silent = true;
-    let p = sim
-        .client
-        .create_producer(sim.now, "t", ProducerOptions::default())
-        .unwrap();
+    // A send timeout shorter than the operation timeout: at 30 s the creation itself fails (and
+    // with it whatever is still waiting), so the message must time out on its own first.
+    let options = ProducerOptions::default().with_send_timeout(Duration::from_secs(10));
+    let p = sim.client.create_producer(sim.now, "t", options).unwrap();
     let a = sim.client.send_payload(sim.now, p, &b"a"[..]).unwrap();
-    sim.run_for(Duration::from_secs(31));
+    sim.run_for(Duration::from_secs(11));
     assert_eq!(completions(&sim), vec![(a, Err(SendError::Timeout))]);
 }
 

@@ -11,6 +11,7 @@ use super::options::ConsumerOptions;
 use super::pattern::TopicPattern;
 use super::vecmap::{VecMap, VecSet};
 use crate::backoff::Backoff;
+use crate::deadline::Deadline;
 use crate::error::Error;
 use crate::handle::{ConnectionId, ConsumerId, RequestId};
 use crate::message::MessageId;
@@ -111,8 +112,9 @@ pub(super) struct Group {
     pub(super) discovery: Option<Box<Discovery>>,
     /// Readers: the start position asked for.
     pub(super) reader_start: Option<MessageId>,
-    /// Initial creation gives up after this.
-    pub(super) create_deadline: Instant,
+    /// Initial creation fails at this deadline (its operations and first registrations carry
+    /// it, retries never wait past it).
+    pub(super) create_deadline: Deadline,
     /// Unsubscribing: the application request.
     pub(super) unsubscribing: Option<RequestId>,
 }

@@ -45,6 +45,7 @@ pub use options::{
 
 use crate::backoff::Backoff;
 use crate::compression::CodecContext;
+use crate::deadline::Deadline;
 use crate::error::{Error, ProtocolError};
 use crate::event::{Event, Resource};
 use crate::handle::{ConnectionId, ConsumerId, RequestId};
@@ -245,7 +246,7 @@ impl Consumers {
             ops: BTreeMap::new(),
             discovery: None,
             reader_start,
-            create_deadline: now + sh.config.operation_timeout,
+            create_deadline: Deadline::new(now, sh.config.operation_timeout),
             unsubscribing: None,
         };
         for t in &topics {
@@ -296,13 +297,15 @@ impl Consumers {
             self.ensure_subs(sh, now, gid, topic.as_str());
             return;
         }
-        let op = sh.start_op(
+        let limit = self.creation_limit(gid);
+        let op = sh.start_op_until(
             now,
             Owner::Consumer(gid),
             OpKind::PartitionedMetadata {
                 topic: topic.to_string(),
             },
             None,
+            limit,
         );
         if let Some(t) = self
             .groups
@@ -311,6 +314,15 @@ impl Consumers {
         {
             t.op = Some(op);
         }
+    }
+
+    /// While the group is being created: its creation deadline, which its operations and first
+    /// registrations share.
+    fn creation_limit(&self, gid: ConsumerId) -> Option<Instant> {
+        self.groups
+            .get(&gid)
+            .filter(|g| g.phase == Phase::Starting)
+            .map(|g| g.create_deadline.at())
     }
 
     /// Creates the wire consumers a resolved topic still lacks.
@@ -362,7 +374,7 @@ impl Consumers {
                 None => opts.start_message_id,
             };
             let id = if reuse_id { gid } else { sh.ids.consumer() };
-            let sub = Sub::new(
+            let mut sub = Sub::new(
                 id,
                 gid,
                 topic,
@@ -373,6 +385,9 @@ impl Consumers {
                 sh,
                 now,
             );
+            if let Some(limit) = self.creation_limit(gid) {
+                sub.link.end_creation_by(limit);
+            }
             self.subs.insert(id, sub);
             if let Some(g) = self.groups.get_mut(&gid) {
                 g.subs.insert(id);
@@ -1333,6 +1348,11 @@ impl Consumers {
         let Some(g) = self.groups.get_mut(&gid) else {
             return;
         };
+        if g.phase == Phase::Starting && g.create_deadline.expired(now) {
+            let error = g.create_deadline.error();
+            self.end_group(sh, Some(now), gid, Some(error), true);
+            return;
+        }
         let mut resolve = Vec::new();
         let mut ensure = Vec::new();
         for (name, t) in g.topics.iter_mut() {
@@ -1501,7 +1521,6 @@ impl Consumers {
             return;
         };
         let starting = g.phase == Phase::Starting;
-        let deadline = g.create_deadline;
         let interval = g.opts.partitions_update_interval;
         let Some(t) = g.topics.get_mut(name) else {
             return;
@@ -1520,10 +1539,14 @@ impl Consumers {
                 self.check_ready(sh, gid);
             }
             OpResult::PartitionedMetadata(Err(e)) => {
-                if starting && (!e.is_retriable() || now >= deadline) {
-                    self.end_group(sh, Some(now), gid, Some(e), true);
-                } else {
-                    t.retry_at = Some(now + t.backoff.next_delay(&mut sh.rng));
+                let delay = t.backoff.next_delay(&mut sh.rng);
+                match retry_or_fail(starting, &mut g.create_deadline, now, delay, e) {
+                    Ok(at) => {
+                        if let Some(t) = g.topics.get_mut(name) {
+                            t.retry_at = Some(at);
+                        }
+                    }
+                    Err(e) => self.end_group(sh, Some(now), gid, Some(e), true),
                 }
             }
             _ => {}
@@ -1764,12 +1787,13 @@ impl Consumers {
         };
         let request_id = sh.next_request_id();
         let cmd = s.subscribe_command(request_id);
-        if sh.send_request(
-            now,
+        let deadline = s.link.request_deadline(sh, now);
+        if sh.send_request_until(
             conn,
             request_id,
             &cmd,
             RequestKind::Consumer(sid, ConsumerRequest::Subscribe),
+            Some(deadline),
         ) {
             s.link.registering(conn, request_id);
         } else {
@@ -1833,7 +1857,8 @@ impl Consumers {
                 .map(|g| g.opts.pattern_topics_mode)
                 .unwrap_or_default(),
         };
-        let op = sh.start_op(now, Owner::Consumer(gid), kind, None);
+        let limit = self.creation_limit(gid);
+        let op = sh.start_op_until(now, Owner::Consumer(gid), kind, None, limit);
         if let Some(d) = self.groups.get_mut(&gid).and_then(|g| g.discovery.as_mut()) {
             // the op may have finished synchronously (client shut)
             if sh.ops.contains_key(&op) {
@@ -1848,7 +1873,6 @@ impl Consumers {
         };
         let interval = g.opts.pattern_discovery_interval;
         let starting = g.phase == Phase::Starting;
-        let deadline = g.create_deadline;
         let Some(d) = g.discovery.as_mut() else {
             return;
         };
@@ -1870,10 +1894,14 @@ impl Consumers {
                 self.check_ready(sh, gid);
             }
             OpResult::TopicsOfNamespace(Err(e)) => {
-                if starting && (!e.is_retriable() || now >= deadline) {
-                    self.end_group(sh, Some(now), gid, Some(e), true);
-                } else {
-                    d.next_poll = now + d.backoff.next_delay(&mut sh.rng);
+                let delay = d.backoff.next_delay(&mut sh.rng);
+                match retry_or_fail(starting, &mut g.create_deadline, now, delay, e) {
+                    Ok(at) => {
+                        if let Some(d) = g.discovery.as_mut() {
+                            d.next_poll = at;
+                        }
+                    }
+                    Err(e) => self.end_group(sh, Some(now), gid, Some(e), true),
                 }
             }
             _ => {}
@@ -2099,6 +2127,28 @@ impl Consumers {
 
 /// Sends a CLOSE_CONSUMER whose answer does not matter (the broker may hold a registration the
 /// client no longer wants); its request entry expires after the operation timeout.
+/// After a failed lookup of a group: when to retry (after `delay`, and while the group is being
+/// created not after its deadline), or the error the group's creation fails with.
+fn retry_or_fail(
+    starting: bool,
+    deadline: &mut Deadline,
+    now: Instant,
+    delay: std::time::Duration,
+    error: Error,
+) -> Result<Instant, Error> {
+    if !starting {
+        return Ok(now + delay);
+    }
+    if !error.is_retriable() {
+        return Err(error);
+    }
+    if deadline.expired(now) {
+        return Err(deadline.expire_with(&error));
+    }
+    deadline.record(&error);
+    Ok(deadline.retry_at(now, delay))
+}
+
 fn send_cleanup_close(sh: &mut Shared, now: Instant, conn: ConnectionId, sid: ConsumerId) {
     send_close(sh, now, conn, sid, ConsumerRequest::Cleanup);
 }

@@ -43,6 +43,7 @@ pub use schema::{SchemaInfo, SchemaType};
 
 use crate::backoff::Backoff;
 use crate::compression::CompressionType;
+use crate::deadline::Deadline as CreateDeadline;
 use crate::error::{Error, SendError};
 use crate::event::Event;
 use crate::handle::{ConnectionId, ProducerId, RequestId, SendId};
@@ -100,7 +101,8 @@ struct Resolving {
     op: Option<u64>,
     retry_at: Option<Instant>,
     backoff: Backoff,
-    deadline: Instant,
+    /// The creation's deadline (its operations carry it too; retries never wait past it).
+    deadline: CreateDeadline,
 }
 
 #[derive(Debug)]
@@ -135,6 +137,8 @@ struct App {
     /// Messages accepted and not completed.
     pending: usize,
     ready: bool,
+    /// Creation (partition count, then the first registrations) fails at this deadline.
+    create_by: Instant,
     /// Flush requests: done when every message with a smaller send id is completed.
     flushes: Vec<(RequestId, SendId)>,
     closing: bool,
@@ -223,6 +227,7 @@ impl Producers {
             unrouted: VecDeque::new(),
             pending: 0,
             ready: false,
+            create_by: now + sh.config.operation_timeout,
             flushes: Vec::new(),
             closing: false,
             close_error: None,
@@ -236,19 +241,22 @@ impl Producers {
             self.add_part(sh, now, id, settings, id, partition, topic);
             return Ok(id);
         } else {
-            let op = sh.start_op(
+            let deadline =
+                CreateDeadline::within(now, sh.config.operation_timeout, Some(app.create_by));
+            let op = sh.start_op_until(
                 now,
                 Owner::Producer(id),
                 OpKind::PartitionedMetadata {
                     topic: app.topic.to_string(),
                 },
                 None,
+                Some(deadline.at()),
             );
             app.topology = Topology::Unknown(Box::new(Resolving {
                 op: Some(op),
                 retry_at: None,
                 backoff: Backoff::new(sh.config.backoff_initial, sh.config.backoff_max),
-                deadline: now + sh.config.operation_timeout,
+                deadline,
             }));
         }
         self.apps.insert(id, app);
@@ -609,7 +617,11 @@ impl Producers {
         partition: i32,
         topic: String,
     ) {
-        let part = Part::new(sh, now, id, app, partition, topic, settings);
+        let mut part = Part::new(sh, now, id, app, partition, topic, settings);
+        // A partition registered while the application waits for creation shares its deadline.
+        if let Some(a) = self.apps.get(&app).filter(|a| !a.ready) {
+            part.link.end_creation_by(a.create_by);
+        }
         self.parts.insert(id, part);
         // The link starts at once (its first deadline is `now`).
         self.on_part(sh, now, id, |part, sh| part.handle_timeout(sh, now));
@@ -750,11 +762,18 @@ impl Producers {
                 }
             }
             Err(e) => {
-                if e.is_retriable() && now < resolving.deadline {
+                let fatal = if !e.is_retriable() {
+                    Some(e)
+                } else if resolving.deadline.expired(now) {
+                    Some(resolving.deadline.expire_with(&e))
+                } else {
+                    resolving.deadline.record(&e);
                     let delay = resolving.backoff.next_delay(&mut sh.rng);
                     resolving.op = None;
-                    resolving.retry_at = Some(now + delay);
-                } else {
+                    resolving.retry_at = Some(resolving.deadline.retry_at(now, delay));
+                    None
+                };
+                if let Some(e) = fatal {
                     drop(guard);
                     self.fail_app(sh, id, e);
                 }
@@ -826,13 +845,20 @@ impl Producers {
         match &mut app.topology {
             Topology::Unknown(r) if r.op.is_none() && r.retry_at.is_some_and(|t| t <= now) => {
                 r.retry_at = None;
-                r.op = Some(sh.start_op(
+                if r.deadline.expired(now) {
+                    let error = r.deadline.error();
+                    drop(guard);
+                    self.fail_app(sh, id, error);
+                    return;
+                }
+                r.op = Some(sh.start_op_until(
                     now,
                     Owner::Producer(id),
                     OpKind::PartitionedMetadata {
                         topic: app.topic.to_string(),
                     },
                     None,
+                    Some(r.deadline.at()),
                 ));
             }
             Topology::Partitioned(p)

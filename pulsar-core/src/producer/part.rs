@@ -866,12 +866,13 @@ impl Part {
             ..Default::default()
         });
         self.epoch += 1;
-        if sh.send_request(
-            now,
+        let deadline = self.link.request_deadline(sh, now);
+        if sh.send_request_until(
             conn,
             request_id,
             &cmd,
             RequestKind::Producer(self.id, ProducerRequest::Create),
+            Some(deadline),
         ) {
             self.link.registering(conn, request_id);
             Outcome::None
