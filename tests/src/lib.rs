@@ -11,6 +11,12 @@
 //!   byte for byte.
 #![deny(missing_docs)]
 
+/// The repository README's examples (one per runtime crate), compiled by `cargo test --doc` so
+/// that they cannot go stale. This crate has every runtime crate as a dev-dependency.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExamples;
+
 pub mod golden;
 pub mod proxy;
 pub mod sim;
