@@ -166,7 +166,7 @@ fn receive_loop(
                 count += 1;
                 if !args.hide_content {
                     printer.message(&message)?;
-                } else if count % 1000 == 0 && !progress.is_shown() {
+                } else if count.is_multiple_of(1000) && !progress.is_shown() {
                     eprintln!("Received {count} messages");
                 }
                 progress.inc(1);

@@ -690,7 +690,7 @@ fn consume_with_a_regex_subscribes_to_matching_topics() -> TestResult {
     let url = broker().service_url.clone();
     let base = unique_topic("cli-regex");
     for (suffix, payload) in [("a", "one"), ("b", "two")] {
-        let topic = format!("persistent://public/default/{base}-{suffix}");
+        let topic = format!("{base}-{suffix}");
         cli(
             &["--url", &url, "produce", &topic, "-m", payload, "-db"],
             LIMIT,
@@ -709,7 +709,8 @@ fn consume_with_a_regex_subscribes_to_matching_topics() -> TestResult {
         LIMIT,
     )?
     .ok()?;
-    let pattern = format!("persistent://public/default/{base}-[ab]");
+    // unique_topic gives persistent://public/default/<name>: the pattern's namespace
+    let pattern = format!("{base}-[ab]");
     let consumed = cli(
         &[
             "--url",
@@ -783,5 +784,72 @@ fn subcommand_help_lists_its_own_options_before_the_global_ones() -> TestResult 
         let own = help.find("--num-").ok_or("no own option")?;
         assert!(own < global && global < url, "{help}");
     }
+    Ok(())
+}
+
+/// A local TCP server that answers every connection with `reply` (after reading what the client
+/// sends first, its CONNECT), then closes it. Returns its port.
+fn fake_server(reply: &'static [u8]) -> Result<u16, Box<dyn std::error::Error>> {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let _ = stream.write_all(reply);
+                std::thread::sleep(Duration::from_millis(500));
+            });
+        }
+    });
+    Ok(port)
+}
+
+/// Runs `produce` against a fake server and returns its one error line.
+fn against_fake_server(reply: &'static [u8]) -> Result<(String, u16), Box<dyn std::error::Error>> {
+    let port = fake_server(reply)?;
+    let url = format!("pulsar://127.0.0.1:{port}");
+    let run = cli(&["--url", &url, "produce", "t", "-m", "x"], LIMIT)?;
+    let line = run.one_error_line()?.to_string();
+    assert!(
+        run.elapsed < Duration::from_secs(10),
+        "took {:?}: {line}",
+        run.elapsed
+    );
+    assert!(line.contains(&format!("127.0.0.1:{port}")), "{line}");
+    Ok((line, port))
+}
+
+#[test]
+fn a_server_sending_garbage_is_not_a_pulsar_broker() -> TestResult {
+    // a small frame whose command is not protobuf
+    let (line, _) =
+        against_fake_server(b"\x00\x00\x00\x0c\x00\x00\x00\x08\xff\xfe\xfd\xfc\xfb\xfa\xf9\xf8")?;
+    assert!(line.contains("not a Pulsar broker"), "{line}");
+    assert!(line.contains("undecodable"), "{line}");
+    Ok(())
+}
+
+#[test]
+fn a_frame_claiming_2_gib_is_refused_by_its_size() -> TestResult {
+    let (line, _) = against_fake_server(b"\x80\x00\x00\x00\x00\x00\x00\x01\x08")?;
+    assert!(line.contains("not a Pulsar broker"), "{line}");
+    assert!(
+        line.contains("2147483648") && line.contains("limit"),
+        "{line}"
+    );
+    Ok(())
+}
+
+#[test]
+fn an_http_server_is_named_as_such() -> TestResult {
+    let (line, _) = against_fake_server(
+        b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )?;
+    assert!(line.contains("not a Pulsar broker"), "{line}");
+    assert!(line.contains("HTTP/1.1 400"), "{line}");
     Ok(())
 }
