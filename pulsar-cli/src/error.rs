@@ -95,8 +95,8 @@ fn describe_core(error: &CoreError) -> String {
             message,
         } => format!("not authorized: {message}"),
         CoreError::Auth(e) => format!("authentication failed: {}", e.0),
-        CoreError::Timeout => {
-            "operation timed out (see --operation-timeout and --connection-timeout)".to_string()
+        e if e.is_timeout() => {
+            format!("{e} (see --operation-timeout and --connection-timeout)")
         }
         CoreError::HandshakeTimeout(address) => format!(
             "no answer from {}:{} within the connection timeout (is it a Pulsar broker? TLS mismatch?)",

@@ -535,6 +535,62 @@ fn authentication_and_tls_flags_against_a_token_and_mtls_broker() -> TestResult 
     // no client certificate: the broker refuses the TLS handshake
     let run = over_tls(&ca, &["produce", &tls_topic, "-m", "x"])?;
     run.one_error_line()?;
+
+    // Through an SNI proxy: a relay in front of the broker's TLS port records the server name
+    // of every TLS ClientHello. The service URL names localhost (in the broker's certificate,
+    // verified); every socket goes to the relay at 127.0.0.1.
+    let tls_port: u16 = tls_url.rsplit(':').next().ok_or("no port")?.parse()?;
+    let relay = SniRelay::start(tls_port)?;
+    let service = format!("pulsar+ssl://localhost:{tls_port}");
+    let proxy = format!("pulsar+ssl://127.0.0.1:{}", relay.port);
+    let mut args = vec![
+        "--url",
+        &service,
+        "--proxy-url",
+        &proxy,
+        "--proxy-protocol",
+        "SNI",
+        "--token",
+        &auth.client_token,
+        "--tls-trust-certs-file-path",
+        &ca,
+    ];
+    args.extend(client_cert);
+    args.extend(["produce", &tls_topic, "-m", "via-proxy"]);
+    cli(&args, LIMIT)?.ok()?;
+    let names = relay.names();
+    // the lookup's connection names the service host; the topic's broker advertises 127.0.0.1,
+    // and TLS sends no server name for an IP address
+    assert_eq!(
+        names.first(),
+        Some(&Some("localhost".to_string())),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().all(|n| n.as_deref() != Some("127.0.0.1")),
+        "{names:?}"
+    );
+    let consumed = over_tls(
+        &ca,
+        &[
+            &client_cert[..],
+            &[
+                "--format",
+                "json",
+                "consume",
+                &tls_topic,
+                "-s",
+                "tls-sub",
+                "-n",
+                "1",
+                "--timeout",
+                "30",
+            ],
+        ]
+        .concat(),
+    )?;
+    let payload = consumed.ok()?.json_lines()?[0]["payload"].clone();
+    assert_eq!(payload, "via-proxy", "{consumed:?}");
     drop(broker);
     Ok(())
 }
@@ -852,4 +908,85 @@ fn an_http_server_is_named_as_such() -> TestResult {
     assert!(line.contains("not a Pulsar broker"), "{line}");
     assert!(line.contains("HTTP/1.1 400"), "{line}");
     Ok(())
+}
+
+/// A TCP relay to the broker's TLS port that records the server name (SNI) of each connection's
+/// TLS ClientHello: an SNI proxy's view.
+struct SniRelay {
+    port: u16,
+    names: std::sync::Arc<std::sync::Mutex<Vec<Option<String>>>>,
+}
+
+impl SniRelay {
+    fn start(upstream: u16) -> Result<SniRelay, Box<dyn std::error::Error>> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let names = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = names.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(client) = stream else { continue };
+                let seen = seen.clone();
+                std::thread::spawn(move || {
+                    let _ = relay_one(client, upstream, &seen);
+                });
+            }
+        });
+        Ok(SniRelay { port, names })
+    }
+
+    fn names(&self) -> Vec<Option<String>> {
+        self.names.lock().map(|n| n.clone()).unwrap_or_default()
+    }
+}
+
+/// Reads the first TLS record (the ClientHello), records its server name, then copies both ways.
+fn relay_one(
+    mut client: std::net::TcpStream,
+    upstream: u16,
+    seen: &std::sync::Mutex<Vec<Option<String>>>,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut head = [0u8; 5];
+    client.read_exact(&mut head)?;
+    let mut record = head.to_vec();
+    record.resize(5 + usize::from(u16::from_be_bytes([head[3], head[4]])), 0);
+    client.read_exact(&mut record[5..])?;
+    if let Ok(mut names) = seen.lock() {
+        names.push(server_name(&record));
+    }
+    let mut broker = std::net::TcpStream::connect(("127.0.0.1", upstream))?;
+    broker.write_all(&record)?;
+    let (mut c2, mut b2) = (client.try_clone()?, broker.try_clone()?);
+    std::thread::spawn(move || std::io::copy(&mut b2, &mut c2));
+    std::io::copy(&mut client, &mut broker)?;
+    Ok(())
+}
+
+/// The host name of the server_name extension of a TLS record holding a ClientHello.
+fn server_name(record: &[u8]) -> Option<String> {
+    let u16_at = |i: usize| -> Option<usize> {
+        Some(usize::from(u16::from_be_bytes([
+            *record.get(i)?,
+            *record.get(i + 1)?,
+        ])))
+    };
+    // record header (5), handshake header (4), version (2), random (32)
+    let mut p = 5 + 4 + 2 + 32;
+    p += 1 + usize::from(*record.get(p)?); // session id
+    p += 2 + u16_at(p)?; // cipher suites
+    p += 1 + usize::from(*record.get(p)?); // compression methods
+    let end = p + 2 + u16_at(p)?;
+    p += 2;
+    while p + 4 <= end {
+        let (kind, len) = (u16_at(p)?, u16_at(p + 2)?);
+        p += 4;
+        if kind == 0 {
+            // server name list (2), name type (1), name length (2), name
+            let n = u16_at(p + 3)?;
+            return String::from_utf8(record.get(p + 5..p + 5 + n)?.to_vec()).ok();
+        }
+        p += len;
+    }
+    None
 }
