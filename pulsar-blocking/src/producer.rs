@@ -113,8 +113,14 @@ impl ProducerBuilder {
     }
 }
 
-/// A producer whose sends block. Dropping it closes it on the broker once its pending sends have
-/// completed.
+/// A producer whose sends block.
+///
+/// Dropping it closes it on the broker once its pending sends have completed, in the
+/// background: the drop does not wait (dropping the client's last handle does, see
+/// [`Client`](crate::Client#dropping-without-close)), and a warning is logged when messages were
+/// still unacknowledged. Call [`flush`](Self::flush) or [`close`](Self::close) to learn their
+/// outcome. Once the producer or its client is closed, every call fails with an error whose
+/// `is_closed()` is true.
 #[derive(Debug)]
 pub struct Producer {
     inner: pulsar_async::Producer,
