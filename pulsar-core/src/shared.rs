@@ -567,10 +567,12 @@ impl Shared {
     fn protocol_error(&mut self, now: Instant, conn: ConnectionId, e: ProtocolError) {
         self.counters.protocol_errors += 1;
         let reason = match self.conns.get(&conn) {
-            Some(c) if c.state == ConnectionState::Handshaking => Error::NotPulsar {
-                address: c.key.physical.clone(),
-                cause: e,
-            },
+            Some(c) if c.state == ConnectionState::Handshaking => {
+                let address = c.key.physical.clone();
+                self.counters.connect_failures += 1;
+                self.pool.service_host_failed(&address);
+                Error::NotPulsar { address, cause: e }
+            }
             _ => Error::Protocol(e),
         };
         self.close_connection(now, conn, reason);
