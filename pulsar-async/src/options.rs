@@ -142,13 +142,16 @@ impl<L: Launch> ClientBuilder<L> {
         self
     }
 
-    /// Deadline of lookups, registrations and closes (and the bound of a graceful close).
+    /// Deadline of lookups, producer and consumer creation and closes (and the bound of a
+    /// graceful close): an operation fails this long after it started, retries included, with
+    /// [`core::Error::TimedOut`](crate::core::Error::TimedOut) naming the last attempt's failure.
     pub fn operation_timeout(mut self, timeout: Duration) -> Self {
         self.options.core.operation_timeout = timeout;
         self
     }
 
-    /// Bound on TCP connect plus TLS plus the protocol handshake.
+    /// Bound on each connection attempt: TCP connect plus TLS plus the protocol handshake,
+    /// together. A failed attempt is retried with backoff while the operation timeout allows.
     pub fn connection_timeout(mut self, timeout: Duration) -> Self {
         self.options.core.connection_timeout = timeout;
         self

@@ -44,9 +44,16 @@ pub struct ClientConfig {
     pub service_url: String,
     /// Seed of every random choice (backoff jitter). Same seed + same inputs ⇒ same outputs.
     pub seed: u64,
-    /// Deadline of each request (lookup, PRODUCER, SUBSCRIBE, CLOSE_*, ...); also bounds graceful close.
+    /// Deadline of each operation: a lookup, creating a producer or consumer (partition count,
+    /// lookup, connection, registration, with retries and backoff) fails this long after it
+    /// started, whatever is in flight, with [`Error::TimedOut`](crate::Error::TimedOut) naming the
+    /// last attempt's failure. Also the deadline of each request (CLOSE_*, ...) and the bound of a
+    /// graceful close.
     pub operation_timeout: Duration,
-    /// Bound on TCP connect plus the CONNECT/CONNECTED handshake.
+    /// Bound on each connection attempt: TCP connect plus the CONNECT/CONNECTED handshake,
+    /// together. A server that answers the handshake with something other than the Pulsar
+    /// protocol fails the operations waiting for it at once
+    /// ([`Error::NotPulsar`](crate::Error::NotPulsar)).
     pub connection_timeout: Duration,
     /// Keep-alive interval: PING after this long without input, close after twice as long.
     /// `Duration::ZERO` disables keep-alive.
