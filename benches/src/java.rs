@@ -46,7 +46,7 @@ pub struct StatsLine {
     /// Acknowledged (producer) or received (consumer) messages per second since this
     /// producer's or consumer's previous line.
     pub rate: f64,
-    /// Which producer or consumer ("[topic] [name]").
+    /// Which producer or consumer (`"[topic] [name]"`).
     pub key: String,
 }
 
