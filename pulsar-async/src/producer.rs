@@ -367,7 +367,9 @@ impl Producer {
         .await
     }
 
-    /// This producer's state and counters.
+    /// This producer's state and counters (see [`ProducerStats`] for what each counts). On a
+    /// partitioned topic, those of its first partition only: the client's `stats()` lists every
+    /// partition under this producer's id.
     pub fn stats(&self) -> Option<ProducerStats> {
         self.client
             .stats()
