@@ -416,4 +416,21 @@ mod tests {
         assert!(options.is_customized());
         assert!(!TlsOptions::default().is_customized());
     }
+
+    #[test]
+    fn post_quantum_key_exchange_is_offered_first() {
+        let options = TlsOptions {
+            accept_invalid_certificates: true,
+            ..Default::default()
+        };
+        let config = client_config(&options).unwrap();
+        let groups: Vec<_> = config
+            .crypto_provider()
+            .kx_groups
+            .iter()
+            .map(|g| g.name())
+            .collect();
+        assert_eq!(groups.first(), Some(&rustls::NamedGroup::X25519MLKEM768));
+        assert!(groups.contains(&rustls::NamedGroup::X25519), "{groups:?}");
+    }
 }
