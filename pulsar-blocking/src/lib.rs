@@ -36,9 +36,9 @@
 //!         println!("{:?}", message.payload);
 //!         consumer.ack(&message)?;
 //!     }
-//!     // close() waits until every message sent is stored (or failed); a client dropped without
-//!     // it closes in the background, and messages still batched or unsent are lost if the
-//!     // process exits first.
+//!     // close() waits until every message sent is stored (or failed) and reports the outcome.
+//!     // Dropping the last handle also closes the client and waits for that (bounded by the
+//!     // operation and write timeouts), but reports nothing.
 //!     client.close()
 //! }
 //! ```

@@ -27,7 +27,7 @@
 //!         }
 //!         // close() waits until every message sent is stored (or failed); a client dropped
 //!         // without it closes in the background, and messages still batched or unsent are lost
-//!         // if the executor stops first.
+//!         // if the process exits first.
 //!         client.close().await
 //!     })
 //! }
