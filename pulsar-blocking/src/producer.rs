@@ -182,8 +182,8 @@ impl Producer {
     }
 
     /// This producer's state and counters (see [`ProducerStats`] for what each counts). On a
-    /// partitioned topic, those of its first partition only: the client's `stats()` lists every
-    /// partition under this producer's id.
+    /// partitioned topic, the sum over its partitions under the partitioned topic's name (the
+    /// client's `stats()` lists every partition on its own). `None` once closed.
     pub fn stats(&self) -> Option<ProducerStats> {
         self.inner.stats()
     }

@@ -15,7 +15,7 @@ use crate::lookup::{OpKind, Owner};
 use crate::message::MessageId;
 use crate::producer::{OutgoingMessage, ProducerOptions, Producers, Refused};
 use crate::shared::{earliest, Dispatch, Shared};
-use crate::stats::ClientStats;
+use crate::stats::{ClientStats, ProducerStats};
 use crate::topic::{parse_namespace, TopicName};
 
 /// Frames decoded before what they produced is routed (see [`Shared::process_frames`]).
@@ -576,6 +576,14 @@ impl Client {
             consumers: self.consumers.stats(),
             counters: self.shared.counters,
         }
+    }
+
+    /// One application producer's state and counters as one entry: on a partitioned topic the
+    /// sum over its partitions (which [`stats`](Self::stats) lists one by one), named after the
+    /// partitioned topic, as the Java client's partitioned producer reports its `ProducerStats`.
+    /// `None` for a producer this client does not know (never created, or closed).
+    pub fn producer_stats(&self, producer: ProducerId) -> Option<ProducerStats> {
+        self.producers.app_stats(producer)
     }
 
     /// Whether [`close`](Self::close) has finished.

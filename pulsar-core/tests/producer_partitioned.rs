@@ -465,3 +465,59 @@ fn a_partition_failing_at_creation_fails_the_whole_producer() {
     assert!(sim.client.stats().producers.is_empty());
     assert_eq!(count(&sim, |e| matches!(e, Event::ProducerReady { .. })), 0);
 }
+
+#[test]
+fn a_partitioned_producers_stats_sum_its_partitions_under_the_topics_name() {
+    let mut sim = partitioned_sim(Rc::new(Cell::new(3)));
+    let p = create(&mut sim, ProducerOptions::default());
+    for _ in 0..9 {
+        sim.client.send_payload(sim.now, p, &b"abcd"[..]).unwrap();
+    }
+    sim.run_until_idle();
+    assert_eq!(completions(&sim).len(), 9);
+
+    // the client's snapshot lists each partition on its own, under the application's id
+    let parts: Vec<_> = sim
+        .client
+        .stats()
+        .producers
+        .into_iter()
+        .filter(|s| s.id == p)
+        .collect();
+    assert_eq!(parts.len(), 3);
+    assert!(parts.iter().all(|s| s.messages_sent == 3), "{parts:?}");
+
+    let total = sim.client.producer_stats(p).expect("a known producer");
+    assert_eq!(total.id, p);
+    assert_eq!(total.topic, TOPIC);
+    assert_eq!(total.state, pulsar_core::ResourceState::Ready);
+    assert_eq!(total.messages_sent, 9);
+    assert_eq!(total.batches_sent, 9);
+    assert_eq!(total.bytes_sent, 36);
+    assert_eq!(total.messages_acked, 9);
+    assert_eq!(total.receipts_received, 9);
+    assert_eq!(total.messages_failed, 0);
+    assert_eq!(total.pending_messages, 0);
+}
+
+#[test]
+fn a_partitioned_producer_not_yet_routed_counts_what_it_holds_as_pending() {
+    let mut sim = sim_at(1_000_000);
+    // no answer to PARTITIONED_METADATA: the partition count stays unknown
+    sim.hook(SERVICE, |_, cmd| {
+        cmd.partition_metadata.as_ref().map(|_| vec![])
+    });
+    let p = sim
+        .client
+        .create_producer(sim.now, "pt", ProducerOptions::default())
+        .unwrap();
+    sim.client.send_payload(sim.now, p, &b"x"[..]).unwrap();
+    sim.client.send_payload(sim.now, p, &b"y"[..]).unwrap();
+    let total = sim
+        .client
+        .producer_stats(p)
+        .expect("a producer being created");
+    assert_eq!(total.state, pulsar_core::ResourceState::LookingUp);
+    assert_eq!(total.pending_messages, 2);
+    assert_eq!(total.messages_sent, 0);
+}

@@ -50,7 +50,7 @@ use crate::handle::{ConnectionId, ProducerId, RequestId, SendId};
 use crate::lookup::{OpKind, OpResult, Owner};
 use crate::routing::{HashingScheme, MessageRouter, RoundRobinRouter, SinglePartitionRouter};
 use crate::shared::Shared;
-use crate::stats::ProducerStats;
+use crate::stats::{ProducerStats, ResourceState};
 use crate::topic::TopicName;
 use options::PartSettings;
 use part::{Outcome, Part, Queued};
@@ -179,6 +179,57 @@ impl Producers {
 
     pub(crate) fn stats(&self) -> Vec<ProducerStats> {
         self.parts.values().map(Part::stats).collect()
+    }
+
+    /// The application producer `id` as one entry: its wire producer on a non-partitioned
+    /// topic; on a partitioned topic the sum of its partitions' counters under the topic's own
+    /// name, in the first state short of ready among them; before the partition count is known,
+    /// no counters and the messages accepted meanwhile as pending.
+    pub(crate) fn app_stats(&self, id: ProducerId) -> Option<ProducerStats> {
+        let app = self.apps.get(&id)?;
+        if matches!(app.topology, Topology::Single) {
+            return self.parts.get(&id).map(Part::stats);
+        }
+        let mut total = ProducerStats {
+            id,
+            topic: app.topic.to_string(),
+            name: None,
+            state: ResourceState::LookingUp,
+            connection: None,
+            pending_messages: app.unrouted.len(),
+            messages_sent: 0,
+            batches_sent: 0,
+            bytes_sent: 0,
+            messages_acked: 0,
+            receipts_received: 0,
+            messages_failed: 0,
+            reconnects: 0,
+        };
+        let (mut any_part, mut unready) = (false, None);
+        for part in self.parts.values().filter(|p| p.app == id) {
+            let s = part.stats();
+            total.name = total.name.or(s.name);
+            total.pending_messages += s.pending_messages;
+            total.messages_sent += s.messages_sent;
+            total.batches_sent += s.batches_sent;
+            total.bytes_sent += s.bytes_sent;
+            total.messages_acked += s.messages_acked;
+            total.receipts_received += s.receipts_received;
+            total.messages_failed += s.messages_failed;
+            total.reconnects += s.reconnects;
+            any_part = true;
+            if s.state != ResourceState::Ready {
+                unready = unready.or(Some(s.state));
+            }
+        }
+        total.state = if app.closing {
+            ResourceState::Closing
+        } else if any_part {
+            unready.unwrap_or(ResourceState::Ready)
+        } else {
+            ResourceState::LookingUp
+        };
+        Some(total)
     }
 
     /// The earliest deadline of every producer (kept in order as they change, not scanned).
