@@ -32,14 +32,21 @@
 //! `pulsar_smol::Client` dereference to it (build them with their own `Client::builder`).
 //!
 //! ```
-//! use pulsar_async::{ClientHandle, Error};
+//! use pulsar_async::{ClientHandle, Error, InitialPosition};
 //!
 //! async fn round_trip(client: &ClientHandle) -> Result<(), Error> {
 //!     let producer = client.producer("my-topic").create().await?;
 //!     let id = producer.send("hello").await?;
 //!     println!("stored as {id}");
 //!
-//!     let consumer = client.consumer("my-topic").subscription("sub").subscribe().await?;
+//!     // A new subscription starts at the end of the topic unless told otherwise: Earliest makes
+//!     // it see the message sent above.
+//!     let consumer = client
+//!         .consumer("my-topic")
+//!         .subscription("sub")
+//!         .initial_position(InitialPosition::Earliest)
+//!         .subscribe()
+//!         .await?;
 //!     let message = consumer.receive().await?;
 //!     consumer.ack(&message)?;
 //!

@@ -8,7 +8,7 @@
 //!
 //! ```no_run
 //! use futures::StreamExt;
-//! use pulsar_smol::Client;
+//! use pulsar_smol::{Client, InitialPosition};
 //!
 //! fn main() -> Result<(), pulsar_smol::Error> {
 //!     smol::block_on(async {
@@ -16,9 +16,12 @@
 //!         let producer = client.producer("my-topic").create().await?;
 //!         producer.send("hello").await?;
 //!
+//!         // A new subscription starts at the end of the topic unless told otherwise:
+//!         // Earliest makes it see the message sent above.
 //!         let mut consumer = client
 //!             .consumer("my-topic")
 //!             .subscription("my-subscription")
+//!             .initial_position(InitialPosition::Earliest)
 //!             .subscribe()
 //!             .await?;
 //!         if let Some(message) = consumer.next().await {

@@ -7,7 +7,7 @@
 //! # Example
 //!
 //! ```no_run
-//! use pulsar_tokio::{Client, SubscriptionType};
+//! use pulsar_tokio::{Client, InitialPosition, SubscriptionType};
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), pulsar_tokio::Error> {
@@ -27,10 +27,13 @@
 //!         receipt.await?;
 //!     }
 //!
+//!     // A new subscription starts at the end of the topic unless told otherwise: Earliest makes
+//!     // it see the messages sent above.
 //!     let consumer = client
 //!         .consumer("my-topic")
 //!         .subscription("my-subscription")
 //!         .subscription_type(SubscriptionType::Shared)
+//!         .initial_position(InitialPosition::Earliest)
 //!         .subscribe()
 //!         .await?;
 //!     for _ in 0..101 {
