@@ -35,8 +35,12 @@ impl Backoff {
         self.nominal = nominal.saturating_mul(2).min(self.max);
         self.attempts = self.attempts.saturating_add(1);
         let factor = 1.0 - JITTER * rng.next_f64();
-        // Never below the initial delay (as the Java client), hence never zero.
-        nominal.mul_f64(factor).max(self.initial)
+        // Never below the initial delay (as the Java client), hence never zero. A nominal delay
+        // near `Duration::MAX` (a huge configured maximum) may not survive the trip through f64:
+        // it then stays as it is.
+        Duration::try_from_secs_f64(nominal.as_secs_f64() * factor)
+            .unwrap_or(nominal)
+            .max(self.initial)
     }
 
     /// Back to the initial delay (after a success).
@@ -100,6 +104,22 @@ mod tests {
                 assert!(b.next_delay(&mut rng) >= Duration::from_nanos(1));
             }
         }
+    }
+
+    #[test]
+    fn a_huge_maximum_keeps_growing_without_overflow() {
+        // `backoff_max: Duration::MAX` means "no maximum": the nominal delay saturates there.
+        let mut rng = Rng::new(3);
+        let mut b = Backoff::new(Duration::from_secs(1), Duration::MAX);
+        let delays: Vec<Duration> = (0..100).map(|_| b.next_delay(&mut rng)).collect();
+        // doubling from 1 s reaches the maximum after 64 delays; jitter then keeps 80% at least
+        assert!(delays[..64].windows(2).all(|w| w[1] > w[0]), "{delays:?}");
+        assert!(
+            delays[70..]
+                .iter()
+                .all(|d| *d > Duration::from_secs(u64::MAX / 2)),
+            "{delays:?}"
+        );
     }
 
     #[test]

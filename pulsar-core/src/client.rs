@@ -16,6 +16,7 @@ use crate::message::MessageId;
 use crate::producer::{OutgoingMessage, ProducerOptions, Producers, Refused};
 use crate::shared::{earliest, Dispatch, Shared};
 use crate::stats::{ClientStats, ProducerStats};
+use crate::time;
 use crate::topic::{parse_namespace, TopicName};
 
 /// Frames decoded before what they produced is routed (see [`Shared::process_frames`]).
@@ -560,7 +561,7 @@ impl Client {
             return;
         }
         self.life = Life::Closing {
-            deadline: now + self.shared.config.operation_timeout,
+            deadline: time::after(now, self.shared.config.operation_timeout),
         };
         self.producers.close_all(&mut self.shared, now);
         self.consumers.close_all(&mut self.shared, now);

@@ -37,6 +37,10 @@ pub enum ProxyProtocol {
 }
 
 /// Everything a [`Client`](crate::Client) needs. Build with [`ClientConfig::new`] and set fields.
+///
+/// Every duration here, in [`ProducerOptions`](crate::ProducerOptions) and in
+/// [`ConsumerOptions`](crate::ConsumerOptions) may be as large as `Duration::MAX` to mean
+/// "never": a deadline that does not fit in an `Instant` is put about a century away.
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct ClientConfig {

@@ -15,6 +15,7 @@ use crate::handle::{ConnectionId, ConsumerId, ProducerId};
 use crate::pool::PoolKey;
 use crate::shared::RequestKind;
 use crate::stats::{ConnectionState, ConnectionStats};
+use crate::time;
 
 /// A request in flight on a connection.
 #[derive(Debug)]
@@ -77,7 +78,7 @@ impl Connection {
             producers: BTreeSet::new(),
             consumers: BTreeSet::new(),
             waiting_ops: Vec::new(),
-            setup_deadline: Some(now + setup),
+            setup_deadline: Some(time::after(now, setup)),
             last_received: now,
             ping_sent: None,
             server_version: None,
@@ -139,8 +140,8 @@ impl Connection {
             return None;
         }
         Some(match self.ping_sent {
-            Some(at) => at + interval,
-            None => self.last_received + interval,
+            Some(at) => time::after(at, interval),
+            None => time::after(self.last_received, interval),
         })
     }
 

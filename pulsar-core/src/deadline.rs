@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
+use crate::time;
 
 /// When an operation must end, and why its last attempt failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +24,7 @@ impl Deadline {
     /// The deadline `timeout` after `now`.
     pub(crate) fn new(now: Instant, timeout: Duration) -> Deadline {
         Deadline {
-            at: now.checked_add(timeout).unwrap_or(now),
+            at: time::after(now, timeout),
             timeout,
             last_error: None,
         }
@@ -68,7 +69,7 @@ impl Deadline {
     /// When to retry after waiting `delay` from `now`: never after the deadline (the timer then
     /// fires at the deadline and the operation fails).
     pub(crate) fn retry_at(&self, now: Instant, delay: Duration) -> Instant {
-        now.checked_add(delay).unwrap_or(self.at).min(self.at)
+        time::after(now, delay).min(self.at)
     }
 
     /// The error the operation ends with at its deadline.

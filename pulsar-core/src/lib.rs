@@ -129,6 +129,7 @@ pub mod routing;
 pub mod service_url;
 mod shared;
 pub mod stats;
+mod time;
 pub mod topic;
 
 pub use auth::{AuthError, AuthProvider, BasicAuth, TokenAuth};

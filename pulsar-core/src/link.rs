@@ -16,6 +16,7 @@ use crate::pool::PoolKey;
 use crate::service_url::BrokerAddress;
 use crate::shared::Shared;
 use crate::stats::ResourceState;
+use crate::time;
 
 /// Where a link stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,7 +158,7 @@ impl Link {
     /// The deadline of a registration request: the operation timeout, and during creation not
     /// after the creation deadline.
     pub(crate) fn request_deadline(&self, sh: &Shared, now: Instant) -> Instant {
-        let d = now + sh.config.operation_timeout;
+        let d = time::after(now, sh.config.operation_timeout);
         if self.ever_ready {
             d
         } else {
@@ -305,7 +306,7 @@ impl Link {
         } else {
             let delay = self.backoff.next_delay(&mut sh.rng);
             if self.ever_ready {
-                now + delay
+                time::after(now, delay)
             } else {
                 self.deadline.retry_at(now, delay)
             }

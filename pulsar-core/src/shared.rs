@@ -26,6 +26,7 @@ use crate::producer::ProducerRequest;
 use crate::rng::Rng;
 use crate::service_url::{BrokerAddress, ServiceUrl};
 use crate::stats::{ClientCounters, ConnectionState};
+use crate::time;
 
 /// What a request in flight is for; decides where its answer goes.
 ///
@@ -288,7 +289,7 @@ impl Shared {
         command: &pb::BaseCommand,
         kind: RequestKind,
     ) -> bool {
-        let deadline = Some(now + self.config.operation_timeout);
+        let deadline = Some(time::after(now, self.config.operation_timeout));
         self.send_request_until(conn, request_id, command, kind, deadline)
     }
 

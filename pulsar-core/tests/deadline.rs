@@ -313,3 +313,114 @@ fn a_producer_created_in_time_is_not_affected() {
         .iter()
         .any(|(_, e)| matches!(e, Event::ProducerFailed { producer, .. } | Event::ProducerClosed { producer, .. } if *producer == p)));
 }
+
+#[test]
+fn a_huge_operation_timeout_means_never() {
+    // Before: the deadline `now + Duration::MAX` did not fit in an Instant and was put at `now`,
+    // so every creation failed at once with TimedOut (and a request deadline would panic).
+    let mut sim = Sim::with_config(config(Duration::MAX, Duration::from_secs(10)));
+    sim.broker(SERVICE).refuse = true;
+    let p = sim
+        .client
+        .create_producer(sim.now, "t", ProducerOptions::default())
+        .unwrap();
+    let c = sim
+        .client
+        .subscribe(sim.now, "t", ConsumerOptions::new("s"))
+        .unwrap();
+    sim.run_for(Duration::from_secs(3600));
+    assert!(
+        !sim.events.iter().any(|(_, e)| matches!(
+            e,
+            Event::ProducerFailed { .. } | Event::ConsumerFailed { .. }
+        )),
+        "{:#?}",
+        sim.events
+    );
+    // still retrying, with the backoff capped at its one-minute default
+    let attempts = connects(&sim);
+    assert!(attempts.len() >= 60, "{}", attempts.len());
+    assert!(attempts.last().unwrap() > &Duration::from_secs(3500));
+    // and it all completes once the broker answers
+    sim.broker(SERVICE).refuse = false;
+    sim.run_until_seen(Duration::from_secs(120), |e| {
+        matches!(e, Event::ProducerReady { producer, .. } if *producer == p)
+    });
+    sim.run_until_seen(Duration::from_secs(120), |e| {
+        matches!(e, Event::ConsumerReady { consumer, .. } if *consumer == c)
+    });
+    // an application lookup (not retried on a refused connection) has its request deadline
+    let lookup = sim.client.lookup_topic(sim.now, "t").unwrap();
+    sim.run_until_seen(Duration::from_secs(5), |e| {
+        matches!(e, Event::LookupCompleted { request, result: Ok(_) } if *request == lookup)
+    });
+}
+
+#[test]
+fn every_configured_duration_may_be_huge() {
+    // Duration::MAX everywhere a duration is configured: nothing panics on `Instant + Duration`
+    // overflow, nothing fires early, and explicit requests (flush, ack flush on close) still go.
+    let mut config = config(Duration::MAX, Duration::MAX);
+    config.keep_alive_interval = Duration::MAX;
+    config.backoff_max = Duration::MAX;
+    let mut sim = Sim::with_config(config);
+    let mut producer_options = ProducerOptions::default()
+        .with_send_timeout(Duration::MAX)
+        .with_batching(pulsar_core::BatchingOptions::enabled().with_limits(
+            1000,
+            1 << 20,
+            Duration::MAX,
+        ));
+    producer_options.partitions_check_interval = Duration::MAX;
+    let p = sim
+        .client
+        .create_producer(sim.now, "t", producer_options)
+        .unwrap();
+    let mut consumer_options = ConsumerOptions::new("s")
+        .with_ack_group_time(Duration::MAX)
+        .with_ack_timeout(Duration::MAX)
+        .with_negative_ack_delay(Duration::MAX);
+    consumer_options.expire_incomplete_chunked_message = Duration::MAX;
+    consumer_options.partitions_update_interval = Some(Duration::MAX);
+    let c = sim.client.subscribe(sim.now, "t", consumer_options).unwrap();
+    sim.run_until_seen(Duration::from_secs(5), |e| {
+        matches!(e, Event::ProducerReady { .. })
+    });
+    sim.run_until_seen(Duration::from_secs(5), |e| {
+        matches!(e, Event::ConsumerReady { .. })
+    });
+
+    // a batch that waits "forever" is sent by a flush, and its send never times out
+    let send = sim
+        .client
+        .send(sim.now, p, pulsar_core::OutgoingMessage::new("m"))
+        .unwrap();
+    sim.run_for(Duration::from_secs(3600));
+    assert!(sim.received_of(Type::Send).is_empty());
+    sim.client.flush(sim.now, p).unwrap();
+    sim.run_until_seen(Duration::from_secs(5), |e| {
+        matches!(e, Event::SendCompleted { send: s, result: Ok(_), .. } if *s == send)
+    });
+
+    // a message neither acknowledged nor negatively acknowledged "in time" is not redelivered;
+    // a negative ack waits "forever"; an acknowledgement is grouped until the close
+    let conn = *sim.conns_to(SERVICE).last().unwrap();
+    sim.inject(conn, support::message(c.get(), 1, b"a", support::meta(1)));
+    sim.inject(conn, support::message(c.get(), 2, b"b", support::meta(2)));
+    let a = sim.client.receive(sim.now, c).expect("first message");
+    let b = sim.client.receive(sim.now, c).expect("second message");
+    sim.client.negative_ack_message(sim.now, &b).unwrap();
+    sim.run_for(Duration::from_secs(3600));
+    assert!(sim
+        .received_of(Type::RedeliverUnacknowledgedMessages)
+        .is_empty());
+    assert!(sim.received_of(Type::Ping).is_empty(), "keep-alive is off");
+    sim.client.ack_message(sim.now, &a).unwrap();
+    sim.run_for(Duration::from_secs(3600));
+    assert!(sim.received_of(Type::Ack).is_empty());
+    sim.client.close(sim.now);
+    sim.run_until_seen(Duration::from_secs(5), |e| {
+        matches!(e, Event::ClientClosed)
+    });
+    assert_eq!(sim.received_of(Type::Ack).len(), 1);
+}

@@ -9,6 +9,7 @@ use pulsar_proto::pb;
 
 use crate::handle::RequestId;
 use crate::message::MessageId;
+use crate::time;
 
 /// A ledger entry: `(ledger_id, entry_id)`, ordered like positions in the topic.
 pub(crate) type Entry = (u64, u64);
@@ -257,7 +258,7 @@ impl AckTracker {
 
     fn arm(&mut self, now: Instant) {
         if self.flush_at.is_none() {
-            self.flush_at = Some(now + self.group_time);
+            self.flush_at = Some(time::after(now, self.group_time));
         }
     }
 

@@ -11,6 +11,7 @@ use pulsar_proto::pb;
 
 use super::acks::Entry;
 use super::message::ReceiveError;
+use crate::time;
 
 /// How many rejected (too large) uuids are remembered so their later chunks are dropped quietly.
 const REJECTED_MEMORY: usize = 64;
@@ -229,7 +230,7 @@ impl ChunkAssembler {
         let mut out = Vec::new();
         while let Some((at, uuid)) = self.order.front() {
             let live = self.pending.get(uuid).is_some_and(|p| p.started == *at);
-            if live && *at + self.expire > now {
+            if live && !time::passed(*at, self.expire, now) {
                 break;
             }
             let uuid = uuid.clone();
@@ -251,7 +252,7 @@ impl ChunkAssembler {
         self.order
             .iter()
             .find(|(at, uuid)| self.pending.get(uuid).is_some_and(|p| p.started == *at))
-            .map(|(at, _)| *at + self.expire)
+            .map(|(at, _)| time::after(*at, self.expire))
     }
 
     pub(crate) fn clear(&mut self) {

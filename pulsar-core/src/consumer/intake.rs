@@ -91,7 +91,9 @@ impl Sub {
         let mut data = data;
         let mut limit = sh.max_message_size(conn).saturating_mul(8);
         if chunked {
-            let expire_ms = self.opts.expire_incomplete_chunked_message.as_millis() as u64;
+            let expire_ms =
+                u64::try_from(self.opts.expire_incomplete_chunked_message.as_millis())
+                    .unwrap_or(u64::MAX);
             let expired = metadata.publish_time.saturating_add(expire_ms) < sh.unix_millis(now);
             let mut dropped = Vec::new();
             let step =

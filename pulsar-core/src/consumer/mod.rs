@@ -54,6 +54,7 @@ use crate::lookup::{OpKind, OpResult, Owner};
 use crate::message::MessageId;
 use crate::shared::{pick_broker_url, RequestKind, Shared};
 use crate::stats::{ConsumerStats, ResourceState};
+use crate::time;
 use crate::topic::TopicName;
 use acks::{entry_of, Entry};
 use group::{Discovery, Group, GroupOp, Phase, TopicEntry, Watch};
@@ -1447,7 +1448,7 @@ impl Consumers {
                 {
                     // Resynchronise with a listing, which opens a new watcher.
                     d.watch = Watch::Off;
-                    d.next_poll = now + d.backoff.next_delay(&mut sh.rng);
+                    d.next_poll = time::after(now, d.backoff.next_delay(&mut sh.rng));
                 }
             }
         }
@@ -1533,7 +1534,7 @@ impl Consumers {
                 let n = t.partitions.map_or(n, |old| old.max(n));
                 t.partitions = Some(n);
                 if n > 0 {
-                    t.next_check = interval.map(|i| now + i);
+                    t.next_check = interval.map(|i| time::after(now, i));
                 }
                 self.ensure_subs(sh, now, gid, name);
                 self.check_ready(sh, gid);
@@ -1828,7 +1829,7 @@ impl Consumers {
                 });
                 match entry {
                     Some(e) => {
-                        e.retry_at = Some(now + e.backoff.next_delay(&mut sh.rng));
+                        e.retry_at = Some(time::after(now, e.backoff.next_delay(&mut sh.rng)));
                         sh.events.push_back(Event::ConsumerReconnecting {
                             consumer: gid,
                             reason: error,
@@ -1880,7 +1881,7 @@ impl Consumers {
         match result {
             OpResult::TopicsOfNamespace(Ok(list)) => {
                 d.backoff.reset();
-                d.next_poll = now + interval;
+                d.next_poll = time::after(now, interval);
                 let matched: BTreeSet<String> =
                     list.into_iter().filter(|t| d.pattern.matches(t)).collect();
                 let watch_off = d.watch == Watch::Off;
@@ -2101,7 +2102,7 @@ impl Consumers {
         if let Some(op) = d.op.take() {
             sh.cancel_op(op);
         }
-        d.next_poll = now + std::time::Duration::from_secs(u64::from(u32::MAX));
+        d.next_poll = time::after(now, std::time::Duration::MAX);
         match d.watch {
             Watch::Active(conn) | Watch::Pending(conn, _) => {
                 let request_id = sh.next_request_id();
@@ -2137,7 +2138,7 @@ fn retry_or_fail(
     error: Error,
 ) -> Result<Instant, Error> {
     if !starting {
-        return Ok(now + delay);
+        return Ok(time::after(now, delay));
     }
     if !error.is_retriable() {
         return Err(error);

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::acks::Entry;
 use super::options::RedeliveryBackoff;
+use crate::time;
 
 /// Negatively acknowledged entries and when to redeliver them. Holds nothing until the first
 /// negative acknowledgement (most consumers never send one), and frees its state when empty.
@@ -41,7 +42,7 @@ impl NackTracker {
             Some(b) => b.delay(redelivery_count),
             None => delay,
         };
-        let at = now + delay;
+        let at = time::after(now, delay);
         let st = self.state.get_or_insert_with(Default::default);
         if let Some(old) = st.by_entry.insert(entry, at) {
             st.due.remove(&(old, entry));
@@ -156,7 +157,7 @@ impl UnackedTracker {
         if st.live.contains_key(&entry) {
             return;
         }
-        let at = now + t;
+        let at = time::after(now, t);
         st.live.insert(entry, at);
         st.order.push_back((at, entry));
     }

@@ -19,6 +19,7 @@ use pulsar_proto::pb;
 use super::message::OutgoingMessage;
 use super::options::BatchingOptions;
 use crate::handle::SendId;
+use crate::time;
 
 /// The key a batch is about, in key-based mode (written to the batch's `MessageMetadata`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -161,7 +162,7 @@ impl Batcher {
         let size = msg.payload.len();
         let hint = self.size_hint;
         if self.count == 0 {
-            self.deadline = Some(now + self.opts.max_delay);
+            self.deadline = Some(time::after(now, self.opts.max_delay));
         }
         let open = if self.opts.key_based {
             let key = || BatchKey {

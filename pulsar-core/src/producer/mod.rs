@@ -51,6 +51,7 @@ use crate::lookup::{OpKind, OpResult, Owner};
 use crate::routing::{HashingScheme, MessageRouter, RoundRobinRouter, SinglePartitionRouter};
 use crate::shared::Shared;
 use crate::stats::{ProducerStats, ResourceState};
+use crate::time;
 use crate::topic::TopicName;
 use options::PartSettings;
 use part::{Outcome, Part, Queued};
@@ -278,7 +279,7 @@ impl Producers {
             unrouted: VecDeque::new(),
             pending: 0,
             ready: false,
-            create_by: now + sh.config.operation_timeout,
+            create_by: time::after(now, sh.config.operation_timeout),
             flushes: Vec::new(),
             closing: false,
             close_error: None,
@@ -481,7 +482,7 @@ impl Producers {
         let parts = app.parts();
         drop(app);
         self.memory.used = self.memory.used.saturating_sub(freed);
-        let deadline = now + sh.config.operation_timeout;
+        let deadline = time::after(now, sh.config.operation_timeout);
         for p in parts {
             let outcome = match self.parts.get_mut(&p) {
                 Some(mut part) => part.close(sh, now, deadline),
@@ -738,7 +739,7 @@ impl Producers {
         if let Topology::Partitioned(p) = &mut app.topology {
             // A periodic check: use new partitions.
             p.check_op = None;
-            p.next_check = p.check_interval.map(|d| now + d);
+            p.next_check = p.check_interval.map(|d| time::after(now, d));
             let Ok(n) = result else { return };
             let old = p.slots.len();
             if (n as usize) <= old {
@@ -768,7 +769,10 @@ impl Producers {
                 let batching = app.settings.batching.as_ref();
                 let switch_ms = batching
                     .map_or(RoundRobinRouter::DEFAULT_PARTITION_SWITCH_MS, |b| {
-                        (b.max_delay.as_millis() as u64).saturating_mul(10).max(1)
+                        u64::try_from(b.max_delay.as_millis())
+                            .unwrap_or(u64::MAX)
+                            .saturating_mul(10)
+                            .max(1)
                     });
                 let seed = sh.rng.next_u64();
                 let router = match app.routing.take().unwrap_or_default() {
@@ -791,7 +795,7 @@ impl Producers {
                     lazy: app.lazy,
                     first: None,
                     check_interval: interval,
-                    next_check: interval.map(|d| now + d),
+                    next_check: interval.map(|d| time::after(now, d)),
                     check_op: None,
                 }));
                 let lazy = app.lazy;
@@ -880,7 +884,12 @@ impl Producers {
         let timed_out = match self.apps.get_mut(&id) {
             None => return,
             Some(mut app) => match app.settings.send_timeout {
-                Some(t) if app.unrouted.front().is_some_and(|q| q.at + t <= now) => {
+                Some(t)
+                    if app
+                        .unrouted
+                        .front()
+                        .is_some_and(|q| time::passed(q.at, t, now)) =>
+                {
                     std::mem::take(&mut app.unrouted)
                 }
                 _ => VecDeque::new(),
@@ -1213,7 +1222,7 @@ fn app_timeout(app: &App) -> Option<Instant> {
     let unrouted = app
         .settings
         .send_timeout
-        .and_then(|t| app.unrouted.front().map(|q| q.at + t));
+        .and_then(|t| app.unrouted.front().map(|q| time::after(q.at, t)));
     let own = match &app.topology {
         Topology::Unknown(r) => r.retry_at,
         Topology::Partitioned(p) if p.check_op.is_none() && !app.closing => p.next_check,

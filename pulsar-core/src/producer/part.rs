@@ -27,6 +27,7 @@ use crate::lookup::OpResult;
 use crate::message::MessageId;
 use crate::shared::{pick_broker_url, RequestKind, Shared};
 use crate::stats::ProducerStats;
+use crate::time;
 
 /// A message accepted by the application but not yet admitted (no sequence id yet).
 #[derive(Debug)]
@@ -292,7 +293,7 @@ impl Part {
         let mut next = self.link.next_timeout();
         if let Some(t) = self.cfg.send_timeout {
             if let Some(at) = self.oldest_at() {
-                next = earliest(next, at.checked_add(t));
+                next = earliest(next, Some(time::after(at, t)));
             }
         }
         if let Some(b) = self.batcher.as_deref() {
@@ -728,7 +729,7 @@ impl Part {
             self.close_batches(sh, now);
         }
         if let Some(t) = self.cfg.send_timeout {
-            if self.oldest_at().is_some_and(|at| at + t <= now) {
+            if self.oldest_at().is_some_and(|at| time::passed(at, t, now)) {
                 // The oldest message timed out: it and everything behind it fail, in order.
                 self.fail_all(sh, &SendError::Timeout);
             }
