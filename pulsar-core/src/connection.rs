@@ -10,9 +10,10 @@ use pulsar_proto::{
     encode_command, pb, DecodeError, Frame, FrameDecoder, DEFAULT_MAX_MESSAGE_SIZE,
 };
 
-use crate::error::ProtocolError;
+use crate::error::{Error, ProtocolError};
 use crate::handle::{ConnectionId, ConsumerId, ProducerId};
 use crate::pool::PoolKey;
+use crate::service_url::BrokerAddress;
 use crate::shared::RequestKind;
 use crate::stats::{ConnectionState, ConnectionStats};
 use crate::time;
@@ -29,6 +30,8 @@ pub(crate) struct PendingRequest {
 pub(crate) struct Connection {
     pub(crate) id: ConnectionId,
     pub(crate) key: PoolKey,
+    /// Where the socket goes: `key.physical`, or the SNI proxy every socket goes to.
+    pub(crate) socket: BrokerAddress,
     /// Index of the pool slot it occupies.
     pub(crate) slot: usize,
     pub(crate) state: ConnectionState,
@@ -62,6 +65,7 @@ impl Connection {
     pub(crate) fn new(
         id: ConnectionId,
         key: PoolKey,
+        socket: BrokerAddress,
         slot: usize,
         now: Instant,
         setup: Duration,
@@ -69,6 +73,7 @@ impl Connection {
         Connection {
             id,
             key,
+            socket,
             slot,
             state: ConnectionState::Connecting,
             read_buf: BytesMut::new(),
@@ -88,6 +93,20 @@ impl Connection {
             frames_out: 0,
             bytes_in: 0,
             bytes_out: 0,
+        }
+    }
+
+    /// The broker this connection is for when its socket goes to a proxy (None when direct).
+    pub(crate) fn proxy_for(&self) -> Option<BrokerAddress> {
+        (self.socket != self.key.logical).then(|| self.key.logical.clone())
+    }
+
+    /// The error for a socket that could not be opened (or not in time).
+    pub(crate) fn connect_failed(&self, reason: String) -> Error {
+        Error::ConnectFailed {
+            address: self.socket.clone(),
+            proxy_for: self.proxy_for(),
+            reason,
         }
     }
 
@@ -148,7 +167,7 @@ impl Connection {
     pub(crate) fn stats(&self) -> ConnectionStats {
         ConnectionStats {
             id: self.id,
-            address: self.key.physical.clone(),
+            address: self.socket.clone(),
             logical_address: self.key.logical.clone(),
             state: self.state,
             server_version: self.server_version.clone(),

@@ -105,6 +105,7 @@ mod tests {
     fn refused() -> Error {
         Error::ConnectFailed {
             address: BrokerAddress::parse("pulsar://127.0.0.1:7999").unwrap(),
+            proxy_for: None,
             reason: "Connection refused".into(),
         }
     }

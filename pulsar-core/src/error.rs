@@ -124,14 +124,16 @@ pub enum Error {
         last_error: Option<Box<Error>>,
     },
     /// The TCP/TLS connection could not be established.
-    #[error("cannot connect to {address}: {reason}")]
+    #[error("cannot connect to {address}{}: {reason}", proxy_note(.proxy_for.as_ref()))]
     ConnectFailed {
-        /// Where the connection was going.
+        /// Where the socket was going: the broker, or the proxy when connections go through one.
         address: BrokerAddress,
+        /// The broker the connection was for when `address` is a proxy.
+        proxy_for: Option<BrokerAddress>,
         /// The runtime's reason.
         reason: String,
     },
-    /// The broker did not answer CONNECT in time.
+    /// The broker (or the proxy the socket went to) did not answer CONNECT in time.
     #[error("handshake with {0} timed out")]
     HandshakeTimeout(BrokerAddress),
     /// Nothing was received for two keep-alive intervals.
@@ -235,6 +237,11 @@ fn timed_out_message(after: Duration, last: Option<&Error>) -> String {
         Some(e) => format!("operation timed out after {after:?}; last error: {e}"),
         None => format!("operation timed out after {after:?}"),
     }
+}
+
+/// What [`Error::ConnectFailed`] adds after a proxy's address: the broker it was for.
+fn proxy_note(broker: Option<&BrokerAddress>) -> String {
+    broker.map_or_else(String::new, |b| format!(" (proxy for {b})"))
 }
 
 /// Bad input from the broker. The connection it arrived on is closed and the client reconnects

@@ -60,7 +60,7 @@ pub enum Event {
     ConnectionOpened {
         /// The connection.
         conn: ConnectionId,
-        /// Where it goes (the physical address).
+        /// Where the socket goes: the broker, or the proxy when connections go through one.
         address: BrokerAddress,
     },
     /// A connection went away (failed to connect, closed by the peer, timed out, closed because of bad
@@ -68,7 +68,7 @@ pub enum Event {
     ConnectionClosed {
         /// The connection.
         conn: ConnectionId,
-        /// Where it went.
+        /// Where the socket went: the broker, or the proxy when connections go through one.
         address: BrokerAddress,
         /// Why.
         reason: Error,

@@ -195,19 +195,27 @@ impl Shared {
             return conn;
         }
         let conn = self.ids.connection();
-        let c = Connection::new(conn, key.clone(), slot, now, self.config.connection_timeout);
+        let socket = match &self.sni_proxy {
+            Some(proxy) => BrokerAddress {
+                tls: key.physical.tls,
+                ..proxy.clone()
+            },
+            None => key.physical.clone(),
+        };
+        let c = Connection::new(
+            conn,
+            key.clone(),
+            socket.clone(),
+            slot,
+            now,
+            self.config.connection_timeout,
+        );
         self.conns.insert(conn, c);
         self.pool.insert(key.clone(), slot, conn);
         self.counters.connections_opened += 1;
         self.io.push_back(IoRequest::Connect {
             conn,
-            address: match &self.sni_proxy {
-                Some(proxy) => BrokerAddress {
-                    tls: key.physical.tls,
-                    ..proxy.clone()
-                },
-                None => key.physical.clone(),
-            },
+            address: socket,
         });
         conn
     }
@@ -380,7 +388,7 @@ impl Shared {
         }
         self.events.push_back(Event::ConnectionClosed {
             conn,
-            address: c.key.physical.clone(),
+            address: c.socket.clone(),
             reason: reason.clone(),
         });
         // Operations on the connection fail with the reason it closed, when that says more than
@@ -468,10 +476,10 @@ impl Shared {
         if c.state != ConnectionState::Connecting {
             return Err(UsageError::AlreadyConnected(conn));
         }
-        let address = c.key.physical.clone();
+        let error = c.connect_failed(reason);
         self.counters.connect_failures += 1;
-        self.pool.service_host_failed(&address);
-        self.lose(now, conn, Error::ConnectFailed { address, reason });
+        self.pool.service_host_failed(&c.key.physical);
+        self.lose(now, conn, error);
         Ok(())
     }
 
@@ -569,10 +577,12 @@ impl Shared {
         self.counters.protocol_errors += 1;
         let reason = match self.conns.get(&conn) {
             Some(c) if c.state == ConnectionState::Handshaking => {
-                let address = c.key.physical.clone();
                 self.counters.connect_failures += 1;
-                self.pool.service_host_failed(&address);
-                Error::NotPulsar { address, cause: e }
+                self.pool.service_host_failed(&c.key.physical);
+                Error::NotPulsar {
+                    address: c.socket.clone(),
+                    cause: e,
+                }
             }
             _ => Error::Protocol(e),
         };
@@ -749,7 +759,7 @@ impl Shared {
                 if let Some(max) = connected.max_message_size.filter(|m| *m > 0) {
                     c.set_max_message_size(max as usize);
                 }
-                let address = c.key.physical.clone();
+                let address = c.socket.clone();
                 let ops = std::mem::take(&mut c.waiting_ops);
                 let producers = c.producers.iter().copied().collect();
                 let consumers = c.consumers.iter().copied().collect();
@@ -926,23 +936,19 @@ impl Shared {
                 continue;
             };
             if c.setup_deadline.is_some_and(|d| d <= now) {
-                let address = c.key.physical.clone();
                 let reason = if c.state == ConnectionState::Connecting {
-                    Error::ConnectFailed {
-                        address: address.clone(),
-                        reason: "connect timed out".into(),
-                    }
+                    c.connect_failed("connect timed out".into())
                 } else {
-                    Error::HandshakeTimeout(address.clone())
+                    Error::HandshakeTimeout(c.socket.clone())
                 };
                 self.counters.connect_failures += 1;
-                self.pool.service_host_failed(&address);
+                self.pool.service_host_failed(&c.key.physical);
                 self.close_connection(now, id, reason);
                 continue;
             }
             if c.keep_alive_deadline(interval).is_some_and(|d| d <= now) {
                 if c.ping_sent.is_some() {
-                    let address = c.key.physical.clone();
+                    let address = c.socket.clone();
                     self.close_connection(now, id, Error::KeepAliveTimeout(address));
                 } else {
                     self.send_command(id, &pb::BaseCommand::from(pb::CommandPing {}));

@@ -24,6 +24,7 @@ fn config(operation: Duration, connection: Duration) -> ClientConfig {
 fn refused() -> Error {
     Error::ConnectFailed {
         address: BrokerAddress::parse("pulsar://svc:6650").unwrap(),
+        proxy_for: None,
         reason: "connection refused".into(),
     }
 }
@@ -236,6 +237,7 @@ fn the_deadline_covers_the_partition_count_and_the_registration_together() {
             after: Duration::from_secs(3),
             last_error: Some(Box::new(Error::ConnectFailed {
                 address: b2,
+                proxy_for: None,
                 reason: "connection refused".into(),
             })),
         })
@@ -343,17 +345,20 @@ fn a_huge_operation_timeout_means_never() {
     assert!(attempts.last().unwrap() > &Duration::from_secs(3500));
     // and it all completes once the broker answers
     sim.broker(SERVICE).refuse = false;
-    sim.run_until_seen(Duration::from_secs(120), |e| {
-        matches!(e, Event::ProducerReady { producer, .. } if *producer == p)
-    });
-    sim.run_until_seen(Duration::from_secs(120), |e| {
-        matches!(e, Event::ConsumerReady { consumer, .. } if *consumer == c)
-    });
+    sim.run_until_seen(
+        Duration::from_secs(120),
+        |e| matches!(e, Event::ProducerReady { producer, .. } if *producer == p),
+    );
+    sim.run_until_seen(
+        Duration::from_secs(120),
+        |e| matches!(e, Event::ConsumerReady { consumer, .. } if *consumer == c),
+    );
     // an application lookup (not retried on a refused connection) has its request deadline
     let lookup = sim.client.lookup_topic(sim.now, "t").unwrap();
-    sim.run_until_seen(Duration::from_secs(5), |e| {
-        matches!(e, Event::LookupCompleted { request, result: Ok(_) } if *request == lookup)
-    });
+    sim.run_until_seen(
+        Duration::from_secs(5),
+        |e| matches!(e, Event::LookupCompleted { request, result: Ok(_) } if *request == lookup),
+    );
 }
 
 #[test]
@@ -382,7 +387,10 @@ fn every_configured_duration_may_be_huge() {
         .with_negative_ack_delay(Duration::MAX);
     consumer_options.expire_incomplete_chunked_message = Duration::MAX;
     consumer_options.partitions_update_interval = Some(Duration::MAX);
-    let c = sim.client.subscribe(sim.now, "t", consumer_options).unwrap();
+    let c = sim
+        .client
+        .subscribe(sim.now, "t", consumer_options)
+        .unwrap();
     sim.run_until_seen(Duration::from_secs(5), |e| {
         matches!(e, Event::ProducerReady { .. })
     });
@@ -398,9 +406,10 @@ fn every_configured_duration_may_be_huge() {
     sim.run_for(Duration::from_secs(3600));
     assert!(sim.received_of(Type::Send).is_empty());
     sim.client.flush(sim.now, p).unwrap();
-    sim.run_until_seen(Duration::from_secs(5), |e| {
-        matches!(e, Event::SendCompleted { send: s, result: Ok(_), .. } if *s == send)
-    });
+    sim.run_until_seen(
+        Duration::from_secs(5),
+        |e| matches!(e, Event::SendCompleted { send: s, result: Ok(_), .. } if *s == send),
+    );
 
     // a message neither acknowledged nor negatively acknowledged "in time" is not redelivered;
     // a negative ack waits "forever"; an acknowledgement is grouped until the close
@@ -419,8 +428,6 @@ fn every_configured_duration_may_be_huge() {
     sim.run_for(Duration::from_secs(3600));
     assert!(sim.received_of(Type::Ack).is_empty());
     sim.client.close(sim.now);
-    sim.run_until_seen(Duration::from_secs(5), |e| {
-        matches!(e, Event::ClientClosed)
-    });
+    sim.run_until_seen(Duration::from_secs(5), |e| matches!(e, Event::ClientClosed));
     assert_eq!(sim.received_of(Type::Ack).len(), 1);
 }

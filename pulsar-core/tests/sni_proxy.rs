@@ -7,7 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use pulsar_core::{
-    BrokerAddress, Client, ClientConfig, ConfigError, Event, IoRequest, ProducerOptions,
+    BrokerAddress, Client, ClientConfig, ConfigError, Error, Event, IoRequest, ProducerOptions,
     ProxyProtocol,
 };
 use pulsar_proto::pb::{self, base_command::Type};
@@ -22,16 +22,24 @@ fn sni(service: &str, proxy: Option<&str>, protocol: Option<ProxyProtocol>) -> C
     config
 }
 
-#[test]
-fn every_socket_goes_to_the_proxy_and_tls_names_the_broker() {
-    let config = sni(
+fn address(host: &str, port: u16) -> BrokerAddress {
+    BrokerAddress {
+        host: host.into(),
+        port,
+        tls: true,
+    }
+}
+
+/// A client whose lookups through the proxy name `broker-2`.
+fn through_proxy(operation_timeout: Duration) -> Sim {
+    let mut config = sni(
         "pulsar+ssl://svc:6651",
         Some("pulsar+ssl://proxy:4443"),
         Some(ProxyProtocol::Sni),
     );
+    config.operation_timeout = operation_timeout;
     let mut sim = Sim::with_config(config);
     sim.add_broker(PROXY);
-    // the topic lives on another broker, reached through the same proxy
     sim.hook(PROXY, |_, cmd| {
         let l = cmd.lookup_topic.as_deref()?;
         Some(vec![Reply::Cmd(
@@ -45,6 +53,13 @@ fn every_socket_goes_to_the_proxy_and_tls_names_the_broker() {
             .into(),
         )])
     });
+    sim
+}
+
+#[test]
+fn every_socket_goes_to_the_proxy_and_tls_names_the_broker() {
+    // the topic lives on another broker, reached through the same proxy
+    let mut sim = through_proxy(Duration::from_secs(30));
     sim.client
         .create_producer(sim.now, "t", ProducerOptions::default())
         .unwrap();
@@ -78,6 +93,104 @@ fn every_socket_goes_to_the_proxy_and_tls_names_the_broker() {
             None
         );
     }
+}
+
+#[test]
+fn a_refusing_proxy_is_named_with_the_broker_it_was_for() {
+    // Before: the error and the event named the broker (`svc`), which the client never tried to
+    // reach: the socket went to the proxy.
+    let mut sim = through_proxy(Duration::from_secs(3));
+    sim.broker(PROXY).refuse = true;
+    sim.client
+        .create_producer(sim.now, "t", ProducerOptions::default())
+        .unwrap();
+    let e = sim.run_until(Duration::from_secs(10), |e| {
+        matches!(e, Event::ProducerFailed { .. })
+    });
+    let Event::ProducerFailed { error, .. } = e else {
+        unreachable!()
+    };
+    let refused = Error::ConnectFailed {
+        address: address("proxy", 4443),
+        proxy_for: Some(address("svc", 6651)),
+        reason: "connection refused".into(),
+    };
+    assert_eq!(
+        error,
+        Error::TimedOut {
+            after: Duration::from_secs(3),
+            last_error: Some(Box::new(refused.clone())),
+        }
+    );
+    assert_eq!(
+        refused.to_string(),
+        "cannot connect to pulsar+ssl://proxy:4443 (proxy for pulsar+ssl://svc:6651): \
+         connection refused"
+    );
+    let closed: Vec<_> = sim
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::ConnectionClosed {
+                address, reason, ..
+            } => Some((address.clone(), reason.clone())),
+            _ => None,
+        })
+        .collect();
+    assert!(!closed.is_empty());
+    assert!(
+        closed
+            .iter()
+            .all(|(a, r)| *a == address("proxy", 4443) && *r == refused),
+        "{closed:?}"
+    );
+}
+
+#[test]
+fn a_proxied_connection_is_reported_at_the_proxy() {
+    let mut sim = through_proxy(Duration::from_secs(30));
+    sim.client
+        .create_producer(sim.now, "t", ProducerOptions::default())
+        .unwrap();
+    sim.run_until(Duration::from_secs(5), |e| {
+        matches!(e, Event::ProducerReady { .. })
+    });
+    let opened: Vec<_> = sim
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::ConnectionOpened { address, .. } => Some(address.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(opened, vec![address("proxy", 4443); 2]);
+    // the stats tell both: where the socket goes and the broker it serves
+    let mut stats: Vec<_> = sim
+        .client
+        .stats()
+        .connections
+        .into_iter()
+        .map(|c| (c.address, c.logical_address))
+        .collect();
+    stats.sort();
+    assert_eq!(
+        stats,
+        vec![
+            (address("proxy", 4443), address("broker-2", 6651)),
+            (address("proxy", 4443), address("svc", 6651)),
+        ]
+    );
+    // the proxy drops the producer's connection: the event names the proxy
+    let conn = *sim.conn_ids().last().unwrap();
+    assert_eq!(sim.client.tls_server_name(conn), Some("broker-2"));
+    sim.broker_close(conn);
+    let closed = sim.events.iter().find_map(|(_, e)| match e {
+        Event::ConnectionClosed {
+            conn: c, address, ..
+        } if *c == conn => Some(address.clone()),
+        _ => None,
+    });
+    assert_eq!(closed, Some(address("proxy", 4443)));
 }
 
 #[test]
