@@ -91,9 +91,8 @@ impl Sub {
         let mut data = data;
         let mut limit = sh.max_message_size(conn).saturating_mul(8);
         if chunked {
-            let expire_ms =
-                u64::try_from(self.opts.expire_incomplete_chunked_message.as_millis())
-                    .unwrap_or(u64::MAX);
+            let expire_ms = u64::try_from(self.opts.expire_incomplete_chunked_message.as_millis())
+                .unwrap_or(u64::MAX);
             let expired = metadata.publish_time.saturating_add(expire_ms) < sh.unix_millis(now);
             let mut dropped = Vec::new();
             let step =

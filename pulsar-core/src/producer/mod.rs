@@ -767,8 +767,8 @@ impl Producers {
             }
             Ok(n) => {
                 let batching = app.settings.batching.as_ref();
-                let switch_ms = batching
-                    .map_or(RoundRobinRouter::DEFAULT_PARTITION_SWITCH_MS, |b| {
+                let switch_ms =
+                    batching.map_or(RoundRobinRouter::DEFAULT_PARTITION_SWITCH_MS, |b| {
                         u64::try_from(b.max_delay.as_millis())
                             .unwrap_or(u64::MAX)
                             .saturating_mul(10)
