@@ -54,7 +54,13 @@ impl Drop for ClientRef {
                 );
             }
             st.begin_close();
-            wait.map(|bound| Instant::now() + bound)
+            // A huge operation timeout (`Duration::MAX`: never) does not fit in an Instant: wait
+            // about a century instead of panicking.
+            wait.map(|bound| {
+                let now = Instant::now();
+                now.checked_add(bound)
+                    .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 60 * 60))
+            })
         });
         if let Some(deadline) = wait {
             if !wait_until_closed(&self.shared, deadline) {

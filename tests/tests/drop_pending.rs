@@ -369,3 +369,25 @@ fn blocking_drop_waits_until_everything_is_stored() -> TestResult {
     println!("blocking: the drop waited {took:?}");
     Ok(())
 }
+
+/// blocking, with an operation timeout of `Duration::MAX` ("never"): the drop's wait for the
+/// close has no practical bound instead of panicking (`Instant + Duration::MAX` overflows), and
+/// everything is stored.
+#[test]
+fn blocking_drop_with_a_huge_operation_timeout() -> TestResult {
+    let topic = topic_with_subscription("drop-blocking-huge-timeout")?;
+    let mut o = options();
+    o.core.operation_timeout = Duration::MAX;
+    let client = pulsar_blocking::Blocking::launch(o)?;
+    let producer = client.producer(&topic).batching(batching()).create()?;
+    for i in 0..MESSAGES {
+        drop(producer.send_async(payload(i))?);
+    }
+    drop(producer);
+    drop(client);
+    assert_eq!(
+        stored(&topic, Duration::from_secs(5), Duration::from_secs(2))?,
+        MESSAGES
+    );
+    Ok(())
+}
