@@ -60,7 +60,9 @@ pub fn consume(client: &Client, args: &Consume, format: Format) -> Result<(), Cl
 /// Where `read` starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Start {
+    /// The first retained message.
     Earliest,
+    /// After the last message.
     Latest,
     /// After (or at, when inclusive) this message: ledger, entry, partition, batch index.
     At(u64, u64, i32, i32),
@@ -81,6 +83,9 @@ impl Start {
     }
 }
 
+/// The position of `read -m` and `perf read -m`: `earliest`, `latest` (any case), or a message id
+/// `ledger:entry[:partition[:batch]]` as the CLI prints it (partition and batch default to -1); a
+/// usage error otherwise.
 pub fn parse_start(s: &str) -> Result<Start, CliError> {
     match s.trim().to_ascii_lowercase().as_str() {
         "earliest" => return Ok(Start::Earliest),
