@@ -171,8 +171,13 @@ pub enum Command {
 pub struct Produce {
     /// Topic name.
     pub topic: String,
-    /// Messages to send; each value is split at the separator.
-    #[arg(short = 'm', long = "messages", value_name = "MSG")]
+    /// Messages to send; each value is split at the separator (a value may start with '-').
+    #[arg(
+        short = 'm',
+        long = "messages",
+        value_name = "MSG",
+        allow_hyphen_values = true
+    )]
     pub messages: Vec<String>,
     /// Files whose whole contents are sent, one message per file.
     #[arg(short = 'f', long = "files", value_name = "FILE")]
@@ -184,14 +189,32 @@ pub struct Produce {
     #[arg(short = 'r', long = "rate", default_value_t = 0.0)]
     pub rate: f64,
     /// Separator of the values of -m.
-    #[arg(short = 's', long = "separator", default_value = ",")]
+    #[arg(
+        short = 's',
+        long = "separator",
+        default_value = ",",
+        allow_hyphen_values = true
+    )]
     pub separator: String,
     /// Message properties, key=value (repeat the flag, or separate with commas).
     #[arg(short = 'p', long = "properties", value_name = "KEY=VALUE")]
     pub properties: Vec<String>,
     /// Partitioning key.
-    #[arg(short = 'k', long = "key")]
+    #[arg(short = 'k', long = "key", allow_hyphen_values = true)]
     pub key: Option<String>,
+    /// Schema of the values (also -vs): bytes (no schema), string, or json:<definition> with the
+    /// Avro-style record definition the broker stores, e.g.
+    /// json:{"type":"record","name":"User","fields":[{"name":"id","type":"long"}]}. Each message
+    /// must be UTF-8 (string) or one JSON document (json). avro, protobuf and key-value schemas
+    /// are not supported yet.
+    #[arg(long = "value-schema", value_name = "SCHEMA", default_value = "bytes")]
+    pub value_schema: String,
+    /// Schema of the keys of key-value messages (also -ks; not supported yet).
+    #[arg(long = "key-schema", value_name = "SCHEMA")]
+    pub key_schema: Option<String>,
+    /// Encoding of key-value messages, separated or inline (also -kvet; not supported yet).
+    #[arg(long = "key-value-encoding-type", value_name = "TYPE")]
+    pub key_value_encoding_type: Option<String>,
     /// Send each message on its own, without batching (also -db).
     #[arg(long = "disable-batching")]
     pub disable_batching: bool,
@@ -357,13 +380,14 @@ pub struct PerfRun {
     /// Stop after this many seconds (also -time; 0: no limit).
     #[arg(long = "test-duration", value_name = "SECONDS", default_value_t = 0.0)]
     pub test_duration: f64,
-    /// Seconds between interim reports (on stderr).
+    /// Seconds between interim statistics reports (on stderr); 0: none, only the final report.
     #[arg(
-        long = "stats-interval",
+        short = 'i',
+        long = "stats-interval-seconds",
         value_name = "SECONDS",
         default_value_t = 10.0
     )]
-    pub stats_interval: f64,
+    pub stats_interval_seconds: f64,
     /// Connections kept to each broker.
     #[arg(short = 'c', long = "max-connections", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
@@ -414,9 +438,19 @@ pub struct PerfProduce {
     /// Number of messages to publish in total (0: no limit).
     #[arg(short = 'm', long = "num-messages", default_value_t = 0)]
     pub num_messages: u64,
-    /// Maximum messages waiting for a receipt, per producer.
+    /// Maximum messages waiting for a receipt, per producer (0: the client's default, 1000).
     #[arg(short = 'o', long = "max-outstanding", default_value_t = 1000)]
     pub max_outstanding: usize,
+    /// Maximum messages waiting for a receipt per producer over all the partitions of a
+    /// partitioned topic (0: no bound beyond -o). This client bounds a producer's pending
+    /// messages over all its partitions only, so -o and -p bound the same count: the smaller
+    /// nonzero one applies.
+    #[arg(
+        short = 'p',
+        long = "max-outstanding-across-partitions",
+        default_value_t = 0
+    )]
+    pub max_outstanding_across_partitions: usize,
     /// Compression of the payloads.
     #[arg(short = 'z', long = "compression", value_enum, ignore_case = true, default_value_t = CompressionArg::None)]
     pub compression: CompressionArg,
@@ -460,6 +494,18 @@ pub struct PerfProduce {
     pub run: PerfRun,
 }
 
+impl PerfProduce {
+    /// The bound on each producer's pending messages from -o and -p: the smaller nonzero one, 0
+    /// (the client's default, 1000) when both are 0.
+    pub fn max_pending(&self) -> usize {
+        match (self.max_outstanding, self.max_outstanding_across_partitions) {
+            (0, p) => p,
+            (o, 0) => o,
+            (o, p) => o.min(p),
+        }
+    }
+}
+
 /// `perf consume` options.
 #[derive(Debug, Args)]
 pub struct PerfConsume {
@@ -476,7 +522,8 @@ pub struct PerfConsume {
     /// Subscription names, comma-separated (also -ss).
     #[arg(long = "subscriptions", value_delimiter = ',', default_value = "sub")]
     pub subscriptions: Vec<String>,
-    /// Subscription name prefix used with --num-subscriptions (pulsar-perf's hidden -s).
+    /// Subscription name prefix used with one subscription name and --num-subscriptions N > 1
+    /// (pulsar-perf's hidden -s); ignored otherwise: the names of -ss apply.
     #[arg(short = 's', long = "subscriber-name", hide = true)]
     pub subscriber_name: Option<String>,
     /// Subscription type (also -st).
@@ -500,11 +547,12 @@ pub struct PerfConsume {
 }
 
 impl PerfConsume {
-    /// The subscription names, expanded as pulsar-perf does.
+    /// The subscription names, expanded as pulsar-perf does: the names of -ss when there are
+    /// --num-subscriptions of them; one name (or the hidden -s, when given) as the prefix of
+    /// <prefix>-0 .. <prefix>-(N-1) otherwise.
     pub fn subscription_names(&self) -> Result<Vec<String>, String> {
         let n = self.num_subscriptions as usize;
         match self.subscriptions.as_slice() {
-            [one] if n == 1 => Ok(vec![self.subscriber_name.clone().unwrap_or(one.clone())]),
             names if names.len() == n => Ok(names.to_vec()),
             [one] => {
                 let prefix = self.subscriber_name.as_ref().unwrap_or(one);
@@ -611,6 +659,7 @@ mod tests {
             panic!()
         };
         assert_eq!(p.messages, ["a,b", "c"]);
+        assert_eq!(p.value_schema, "bytes", "pulsar-client's default");
         assert_eq!(p.num_produce, 3);
         assert!(p.disable_batching);
         assert!(
@@ -640,6 +689,33 @@ mod tests {
             panic!()
         };
         assert!(c.regex);
+    }
+
+    #[test]
+    fn values_that_look_like_java_flags_stay_values() {
+        let cli = parse(&[
+            "pulsar-cli",
+            "produce",
+            "t",
+            "-m",
+            "-ml",
+            "-k",
+            "-db",
+            "-s",
+            "-",
+            "-vs",
+            "string",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.memory_limit, None);
+        let Command::Produce(p) = cli.command else {
+            panic!()
+        };
+        assert_eq!(p.messages, ["-ml"]);
+        assert_eq!(p.key.as_deref(), Some("-db"));
+        assert!(!p.disable_batching);
+        assert_eq!(p.separator, "-");
+        assert_eq!(p.value_schema, "string");
     }
 
     #[test]
@@ -711,6 +787,10 @@ mod tests {
             "-pn",
             "p",
             "-ch",
+            "-p",
+            "15",
+            "-i",
+            "0",
         ])
         .unwrap();
         let Command::Perf(Perf::Produce(p)) = cli.command else {
@@ -728,6 +808,9 @@ mod tests {
         assert!(p.disable_batching && p.set_event_time && p.chunking);
         assert_eq!(p.run.max_connections, 2);
         assert_eq!(p.max_outstanding, 20);
+        assert_eq!(p.max_outstanding_across_partitions, 15);
+        assert_eq!(p.max_pending(), 15, "the smaller of -o and -p");
+        assert_eq!(p.run.stats_interval_seconds, 0.0);
         assert_eq!(p.compression, CompressionArg::Lz4);
         assert_eq!(p.delay, 3);
         assert_eq!(p.key_mode, Some(KeyModeArg::Random));
@@ -781,6 +864,22 @@ mod tests {
         };
         assert_eq!(c.subscription_names().unwrap(), ["x-0", "x-1", "x-2"]);
         assert_eq!(c.topics.names().unwrap(), ["a"]);
+
+        // the hidden -s: a prefix with one -ss name and -ns N > 1, ignored when -ss names them all
+        // (pulsar-perf's -ss wins)
+        let names = |args: &[&str]| {
+            let mut all = vec!["pulsar-cli", "perf", "consume", "a"];
+            all.extend_from_slice(args);
+            let Command::Perf(Perf::Consume(c)) = parse(&all).unwrap().command else {
+                panic!()
+            };
+            c.subscription_names().unwrap()
+        };
+        assert_eq!(names(&["-ss", "x", "-s", "p"]), ["x"]);
+        assert_eq!(names(&["-s", "p", "-ss", "x"]), ["x"]);
+        assert_eq!(names(&["-ss", "x,y", "-ns", "2", "-s", "p"]), ["x", "y"]);
+        assert_eq!(names(&["-ss", "x", "-ns", "2", "-s", "p"]), ["p-0", "p-1"]);
+        assert_eq!(names(&["-ns", "2"]), ["sub-0", "sub-1"]);
 
         let cli = parse(&["pulsar-cli", "perf", "consume", "a", "b", "c"]).unwrap();
         let Command::Perf(Perf::Consume(c)) = cli.command else {

@@ -4,6 +4,7 @@
 use pulsar_auth_oauth2::OAuth2Error;
 use pulsar_blocking::core::{Error as CoreError, ServerErrorCode};
 use pulsar_blocking::Error as ClientError;
+use std::error::Error as _;
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
@@ -60,10 +61,15 @@ impl CliError {
 }
 
 /// The error and every cause behind it, on one line: each source is appended after a colon unless
-/// the text already contains it (many errors print their cause themselves).
+/// the text already contains it (many errors print their cause themselves). A client error's text
+/// already says what the client error says (in words that say what to check), so its causes
+/// follow it directly.
 pub fn full_message(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
-    let mut source = error.source();
+    let mut source = match error.downcast_ref::<CliError>() {
+        Some(CliError::Client(client)) => client.source(),
+        _ => error.source(),
+    };
     while let Some(cause) = source {
         let cause_text = cause.to_string();
         if !cause_text.is_empty() && !text.contains(&cause_text) {
@@ -94,6 +100,14 @@ fn describe_core(error: &CoreError) -> String {
             code: ServerErrorCode::AuthorizationError,
             message,
         } => format!("not authorized: {message}"),
+        CoreError::Server {
+            code: ServerErrorCode::IncompatibleSchema,
+            message,
+        } => format!(
+            "incompatible schema: the broker refused the producer's schema (--value-schema) for \
+             the topic's: {}",
+            broker_reason(message)
+        ),
         CoreError::Auth(e) => format!("authentication failed: {}", e.0),
         e if e.is_timeout() => {
             format!("{e} (see --operation-timeout and --connection-timeout)")
@@ -106,9 +120,37 @@ fn describe_core(error: &CoreError) -> String {
     }
 }
 
+/// A Java broker's error message without the exception class in front and the repetition after
+/// " caused by ".
+fn broker_reason(message: &str) -> &str {
+    let first = message.split(" caused by ").next().unwrap_or(message);
+    match first.split_once(": ") {
+        Some((class, rest)) if class.ends_with("Exception") && !class.contains(' ') => rest,
+        _ => first,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn incompatible_schema_says_so_in_the_brokers_words() {
+        let error = ClientError::Client(CoreError::Server {
+            code: ServerErrorCode::IncompatibleSchema,
+            message: "org.apache.pulsar.broker.service.schema.exceptions.IncompatibleSchemaException: \
+                      Incompatible schema: exists schema type STRING, new schema type JSON caused by \
+                      org.apache.pulsar.broker.service.schema.exceptions.IncompatibleSchemaException: \
+                      Incompatible schema: exists schema type STRING, new schema type JSON"
+                .into(),
+        });
+        assert_eq!(
+            full_message(&CliError::from(error)),
+            "incompatible schema: the broker refused the producer's schema (--value-schema) for \
+             the topic's: Incompatible schema: exists schema type STRING, new schema type JSON"
+        );
+        assert_eq!(broker_reason("plain words: here"), "plain words: here");
+    }
 
     #[derive(Debug, thiserror::Error)]
     #[error("outer")]

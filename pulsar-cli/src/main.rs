@@ -18,6 +18,7 @@ mod produce;
 mod progress;
 mod reach;
 mod receive;
+mod schema;
 
 use clap::Parser;
 

@@ -11,13 +11,20 @@ use crate::args::{Format, Produce};
 use crate::error::CliError;
 use crate::output::Printer;
 use crate::progress::{Pacer, Progress};
+use crate::schema;
 
 /// Receipts waited for at most this far behind the sends (bounds memory on long runs).
 const RECEIPT_WINDOW: usize = 1000;
 
 /// Runs `produce`.
 pub fn run(client: &Client, args: &Produce, format: Format) -> Result<(), CliError> {
+    let schema = schema::value_schema(
+        &args.value_schema,
+        args.key_schema.as_deref(),
+        args.key_value_encoding_type.as_deref(),
+    )?;
     let payloads = payloads(args)?;
+    schema::check_payloads(&schema, &payloads)?;
     let properties = properties(&args.properties)?;
     let mut builder = client.producer(args.topic.clone());
     let (batching, chunking) = (!args.disable_batching, args.chunking);
@@ -26,6 +33,7 @@ pub fn run(client: &Client, args: &Produce, format: Format) -> Result<(), CliErr
             o.batching = BatchingOptions::enabled();
         }
         o.chunking = chunking;
+        o.schema = Some(schema);
     });
     let producer = builder.create()?;
     let printer = Printer::new(format, false);

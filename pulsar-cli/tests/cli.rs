@@ -334,6 +334,171 @@ fn unreachable_broker_fails_within_the_timeouts() -> TestResult {
 }
 
 #[test]
+fn perf_stats_interval_seconds_and_max_outstanding_across_partitions() -> TestResult {
+    let info = broker();
+    let url = info.service_url.clone();
+    // -i 1: an interim report on stderr about every second; -i 0: only the final one on stdout
+    let interim = |seconds: &str| -> Result<usize, Box<dyn std::error::Error>> {
+        let topic = unique_topic("cli-perf-i");
+        let run = cli(
+            &[
+                "--url", &url, "perf", "produce", &topic, "-r", "100", "-time", "3", "-i", seconds,
+            ],
+            LIMIT,
+        )?;
+        run.ok()?;
+        assert!(run.stdout.starts_with("produce: "), "{run:?}");
+        Ok(run
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("produce: "))
+            .count())
+    };
+    let reports = interim("1")?;
+    assert!((2..=4).contains(&reports), "{reports} interim reports");
+    assert_eq!(interim("0")?, 0);
+
+    // -p 1: one message outstanding at a time, so every message is an entry of its own; the
+    // default bound lets them share batches
+    let entries = |bound: &[&str]| -> Result<u64, Box<dyn std::error::Error>> {
+        let topic = unique_topic("cli-perf-p");
+        let mut args = vec![
+            "--url", &url, "perf", "produce", &topic, "-r", "0", "-s", "10", "-m", "100",
+        ];
+        args.extend_from_slice(bound);
+        cli(&args, LIMIT)?.ok()?;
+        let local = topic.rsplit('/').next().ok_or("topic name")?;
+        let stats = info.admin()?.get_json(&format!(
+            "/admin/v2/persistent/public/default/{local}/internalStats"
+        ))?;
+        Ok(stats["numberOfEntries"]
+            .as_u64()
+            .ok_or(format!("no numberOfEntries in {stats}"))?)
+    };
+    assert_eq!(entries(&["-p", "1"])?, 100);
+    let batched = entries(&[])?;
+    assert!(batched < 100, "{batched} entries without -p");
+    Ok(())
+}
+
+#[test]
+fn unresolvable_host_is_named_within_the_initial_connection_timeout() -> TestResult {
+    let run = cli(
+        &[
+            "--url",
+            "pulsar://nonexistent.invalid:6650",
+            "produce",
+            "t",
+            "-m",
+            "x",
+        ],
+        LIMIT,
+    )?;
+    let line = run.one_error_line()?;
+    assert!(
+        line.contains("cannot resolve nonexistent.invalid:6650"),
+        "{line}"
+    );
+    assert!(line.contains("--initial-connection-timeout"), "{line}");
+    // within the default --initial-connection-timeout (5 s), with margin for a slow resolver
+    assert!(
+        run.elapsed < Duration::from_secs(10),
+        "took {:?}",
+        run.elapsed
+    );
+    Ok(())
+}
+
+#[test]
+fn value_schema_string_is_registered_and_a_json_producer_is_then_refused() -> TestResult {
+    let info = broker();
+    let url = info.service_url.clone();
+    let topic = unique_topic("cli-schema");
+    cli(
+        &[
+            "--url", &url, "produce", &topic, "-vs", "string", "-m", "hello",
+        ],
+        LIMIT,
+    )?
+    .ok()?;
+    let local = topic.rsplit('/').next().ok_or("topic name")?;
+    let schema = info
+        .admin()?
+        .get_json(&format!("/admin/v2/schemas/public/default/{local}/schema"))?;
+    assert_eq!(schema["type"].as_str(), Some("STRING"), "{schema}");
+
+    // the broker's default compatibility (FULL, no automatic type change) refuses a JSON schema
+    // on a topic whose schema is STRING
+    let definition =
+        r#"json:{"type":"record","name":"User","fields":[{"name":"id","type":"long"}]}"#;
+    let run = cli(
+        &[
+            "--url",
+            &url,
+            "produce",
+            &topic,
+            "--value-schema",
+            definition,
+            "-m",
+            r#"{"id":1}"#,
+        ],
+        LIMIT,
+    )?;
+    let line = run.one_error_line()?;
+    assert!(line.contains("incompatible schema"), "{line}");
+    assert!(line.contains("--value-schema"), "{line}");
+    assert!(
+        line.contains("exists schema type STRING, new schema type JSON"),
+        "{line}"
+    );
+    assert_eq!(run.code, Some(1), "{run:?}");
+
+    // a new topic takes the JSON schema with its definition
+    let json_topic = unique_topic("cli-schema-json");
+    cli(
+        &[
+            "--url",
+            &url,
+            "produce",
+            &json_topic,
+            "-vs",
+            definition,
+            "-m",
+            r#"{"id":7}"#,
+        ],
+        LIMIT,
+    )?
+    .ok()?;
+    let local = json_topic.rsplit('/').next().ok_or("topic name")?;
+    let schema = info
+        .admin()?
+        .get_json(&format!("/admin/v2/schemas/public/default/{local}/schema"))?;
+    assert_eq!(schema["type"].as_str(), Some("JSON"), "{schema}");
+    let stored: Value = serde_json::from_str(schema["data"].as_str().ok_or("no data")?)?;
+    assert_eq!(stored["name"].as_str(), Some("User"), "{schema}");
+
+    // kinds not supported yet, and payloads that do not fit, are usage errors before connecting
+    for (args, expected) in [
+        (vec!["-vs", "avro:{}"], "not supported yet"),
+        (vec!["-vs", "protobuf"], "not supported yet"),
+        (vec!["-kvet", "separated"], "not supported yet"),
+        (vec!["-vs", "json"], "needs the record definition"),
+        (vec!["-vs", definition, "-m", "not json"], "is not JSON"),
+    ] {
+        let mut all = vec!["--url", "pulsar://127.0.0.1:1", "produce", "t", "-m", "{}"];
+        all.extend_from_slice(&args);
+        let run = cli(&all, LIMIT)?;
+        assert_eq!(run.code, Some(2), "{args:?}: {run:?}");
+        assert!(
+            run.one_error_line()?.contains(expected),
+            "{args:?}: {run:?}"
+        );
+        assert!(run.elapsed < Duration::from_secs(4), "{run:?}");
+    }
+    Ok(())
+}
+
+#[test]
 fn perf_produce_then_consume_reports_throughput_and_latency() -> TestResult {
     let url = broker().service_url.clone();
     let topic = unique_topic("cli-perf");
@@ -798,15 +963,71 @@ fn consume_with_a_regex_subscribes_to_matching_topics() -> TestResult {
     Ok(())
 }
 
+/// The distinct entries (ledger:entry) of the receipts `produce --format json` printed.
+fn entries_of_receipts(run: &Run) -> Result<std::collections::BTreeSet<String>, String> {
+    run.json_lines()?
+        .iter()
+        .map(|r| {
+            let id = r["message_id"]
+                .as_str()
+                .ok_or(format!("no message_id in {r}"))?;
+            let mut parts = id.split(':');
+            match (parts.next(), parts.next()) {
+                (Some(ledger), Some(entry)) => Ok(format!("{ledger}:{entry}")),
+                _ => Err(format!("bad message id {id}")),
+            }
+        })
+        .collect()
+}
+
 #[test]
 fn memory_limit_flag() -> TestResult {
+    // The limit bounds the payload bytes the client holds until the broker acknowledges them: with
+    // -ml 1K and 600-byte messages, a message waits until the one before it is acknowledged, so no
+    // two share a batch and each is an entry of its own. Without the limit the same sends batch.
     let url = broker().service_url.clone();
-    let topic = unique_topic("cli-ml");
-    cli(
-        &["--url", &url, "-ml", "1M", "produce", &topic, "-m", "a"],
+    let payload = "x".repeat(600);
+    let produce = |topic: &str, limit: &[&str]| -> Result<Run, Box<dyn std::error::Error>> {
+        let mut args = vec!["--url", url.as_str(), "--format", "json"];
+        args.extend_from_slice(limit);
+        args.extend_from_slice(&["produce", topic, "-m", &payload, "-n", "200"]);
+        let run = cli(&args, LIMIT)?;
+        run.ok()?;
+        Ok(run)
+    };
+    let limited = produce(&unique_topic("cli-ml"), &["-ml", "1K"])?;
+    let entries = entries_of_receipts(&limited)?;
+    assert_eq!(entries.len(), 200, "one entry per message: {entries:?}");
+    let unlimited = produce(&unique_topic("cli-ml-none"), &[])?;
+    let entries = entries_of_receipts(&unlimited)?;
+    assert!(
+        entries.len() < 200,
+        "without the limit messages share batches: {} entries",
+        entries.len()
+    );
+    // a message value spelled like the flag is a message, not the flag
+    let topic = unique_topic("cli-ml-value");
+    let run = cli(&["--url", &url, "produce", &topic, "-m", "-ml"], LIMIT)?;
+    run.ok()?;
+    let read = cli(
+        &[
+            "--url",
+            &url,
+            "--format",
+            "json",
+            "read",
+            &topic,
+            "-m",
+            "earliest",
+            "-n",
+            "1",
+            "--timeout",
+            "30",
+        ],
         LIMIT,
-    )?
-    .ok()?;
+    )?;
+    let messages = read.ok()?.json_lines()?;
+    assert_eq!(messages[0]["payload"].as_str(), Some("-ml"), "{read:?}");
     let run = cli(
         &[
             "--url",

@@ -47,7 +47,7 @@ fn producers(client: &Client, args: &PerfProduce) -> Result<Vec<Producer>, CliEr
         for _ in 0..per_topic {
             let mut builder = client
                 .producer(topic.clone())
-                .max_pending_messages(args.max_outstanding.max(1))
+                .max_pending_messages(args.max_pending())
                 .compression(compression(args.compression))
                 .send_timeout(Duration::from_secs(args.send_timeout))
                 .chunking(args.chunking);

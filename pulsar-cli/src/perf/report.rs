@@ -78,8 +78,8 @@ pub struct Limits {
     pub messages: u64,
     /// Run time.
     pub duration: Option<Duration>,
-    /// Between interim reports.
-    pub interval: Duration,
+    /// Between interim reports (`None`: no interim reports).
+    pub interval: Option<Duration>,
 }
 
 impl Limits {
@@ -90,7 +90,9 @@ impl Limits {
             duration: (run.test_duration > 0.0)
                 .then(|| seconds(run.test_duration, "--test-duration"))
                 .transpose()?,
-            interval: seconds(run.stats_interval, "--stats-interval")?,
+            interval: (run.stats_interval_seconds != 0.0)
+                .then(|| seconds(run.stats_interval_seconds, "--stats-interval-seconds"))
+                .transpose()?,
         })
     }
 
@@ -212,13 +214,14 @@ impl Report<'_> {
     }
 }
 
-/// Interim reports every `interval`, from the shared counters.
+/// Interim reports every `interval` (none when `None`), from the shared counters.
 #[derive(Debug)]
 pub struct Ticker {
     what: &'static str,
-    interval: Duration,
+    interval: Option<Duration>,
     workers: Workers,
-    next: Instant,
+    /// When the next report is due (`None`: never).
+    next: Option<Instant>,
     last_at: Instant,
     last_messages: u64,
     last_bytes: u64,
@@ -226,13 +229,13 @@ pub struct Ticker {
 
 impl Ticker {
     /// Reports start `interval` from now.
-    pub fn new(what: &'static str, interval: Duration, workers: Workers) -> Ticker {
+    pub fn new(what: &'static str, interval: Option<Duration>, workers: Workers) -> Ticker {
         let now = Instant::now();
         Ticker {
             what,
             interval,
             workers,
-            next: now + interval,
+            next: interval.map(|i| now + i),
             last_at: now,
             last_messages: 0,
             last_bytes: 0,
@@ -247,7 +250,7 @@ impl Ticker {
         progress: &Progress,
     ) {
         let now = Instant::now();
-        if now < self.next {
+        if self.next.is_none_or(|next| now < next) {
             return;
         }
         let messages = counters.messages.load(Ordering::Relaxed);
@@ -266,7 +269,7 @@ impl Ticker {
         lat.interval.reset();
         drop(lat);
         progress.println(&line);
-        self.next = now + self.interval;
+        self.next = self.interval.map(|i| now + i);
         self.last_at = now;
         self.last_messages = messages;
         self.last_bytes = bytes;
