@@ -1,6 +1,6 @@
 //! Blocking consumers and readers.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pulsar_async::core::ConsumerStats;
 use pulsar_async::{
@@ -8,7 +8,7 @@ use pulsar_async::{
     SubscriptionType, TopicMessageId,
 };
 
-use crate::wait::{wait, wait_until};
+use crate::wait::{wait, wait_for};
 
 /// Builds a [`Consumer`]. Every option of the core's [`ConsumerOptions`] is reachable through
 /// [`options`](Self::options) or [`configure`](Self::configure).
@@ -113,7 +113,7 @@ impl Consumer {
 
     /// The next message, blocking at most `timeout`; `Ok(None)` if none arrived by then.
     pub fn receive_timeout(&self, timeout: Duration) -> Result<Option<Message>, Error> {
-        wait_until(self.inner.receive(), Instant::now() + timeout).transpose()
+        wait_for(self.inner.receive(), timeout).transpose()
     }
 
     /// The next message if one is queued, without blocking.
@@ -129,11 +129,8 @@ impl Consumer {
         max_bytes: usize,
         timeout: Duration,
     ) -> Result<Vec<Message>, Error> {
-        wait_until(
-            self.inner.receive_batch(max_messages, max_bytes),
-            Instant::now() + timeout,
-        )
-        .unwrap_or(Ok(Vec::new()))
+        wait_for(self.inner.receive_batch(max_messages, max_bytes), timeout)
+            .unwrap_or(Ok(Vec::new()))
     }
 
     /// Acknowledges a message.
@@ -298,7 +295,7 @@ impl Reader {
 
     /// The next message, blocking at most `timeout`.
     pub fn receive_timeout(&self, timeout: Duration) -> Result<Option<Message>, Error> {
-        wait_until(self.inner.receive(), Instant::now() + timeout).transpose()
+        wait_for(self.inner.receive(), timeout).transpose()
     }
 
     /// Whether a message can be read without new publishes.

@@ -56,7 +56,7 @@ mod producer;
 mod wait;
 
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use pulsar_async::core::{ClientStats, LookupResult, TopicsMode};
@@ -73,7 +73,7 @@ pub use pulsar_async::{
 };
 
 use crate::driver::Input;
-use crate::wait::{wait, wait_until};
+use crate::wait::{wait, wait_for};
 
 /// The blocking adapter, for [`ClientBuilder`]: `Client::builder(url)` returns a
 /// `ClientBuilder<Blocking>` whose `build()` starts the driver thread.
@@ -211,7 +211,7 @@ impl Events {
 
     /// The next event, waiting at most `timeout`.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<ClientEvent, RecvTimeoutError> {
-        match wait_until(self.inner.next(), Instant::now() + timeout) {
+        match wait_for(self.inner.next(), timeout) {
             Some(Some(e)) => Ok(e),
             Some(None) => Err(RecvTimeoutError::Disconnected),
             None => Err(RecvTimeoutError::Timeout),

@@ -1,13 +1,13 @@
 //! Blocking producers.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pulsar_async::core::{ProducerStats, SendId};
 use pulsar_async::{
     AccessMode, BatchingOptions, CompressionType, Error, IntoMessage, MessageId, ProducerOptions,
 };
 
-use crate::wait::{wait, wait_until};
+use crate::wait::{wait, wait_for};
 
 /// Builds a [`Producer`]. Every option of the core's [`ProducerOptions`] is reachable through
 /// [`options`](Self::options) or [`configure`](Self::configure).
@@ -210,6 +210,6 @@ impl Receipt {
     /// Blocks at most `timeout`; `None` if the broker has not answered by then (the receipt can
     /// be waited for again).
     pub fn wait_timeout(&mut self, timeout: Duration) -> Option<Result<MessageId, Error>> {
-        wait_until(&mut self.inner, Instant::now() + timeout)
+        wait_for(&mut self.inner, timeout)
     }
 }

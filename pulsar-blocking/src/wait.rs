@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 struct Unpark {
     thread: Thread,
@@ -86,8 +86,17 @@ pub(crate) fn wait<F: Future>(condition: F) -> F::Output {
     })
 }
 
+/// Waits until `condition` is ready, or at most `timeout` (then `None`). A timeout too large to
+/// be added to the clock (such as `Duration::MAX`) waits without a deadline.
+pub(crate) fn wait_for<F: Future>(condition: F, timeout: Duration) -> Option<F::Output> {
+    match Instant::now().checked_add(timeout) {
+        Some(deadline) => wait_until(condition, deadline),
+        None => Some(wait(condition)),
+    }
+}
+
 /// Waits until `condition` is ready, or until `deadline` (then `None`).
-pub(crate) fn wait_until<F: Future>(condition: F, deadline: Instant) -> Option<F::Output> {
+fn wait_until<F: Future>(condition: F, deadline: Instant) -> Option<F::Output> {
     let mut condition = pin!(condition);
     with_thread_waker(|tw| {
         let mut cx = Context::from_waker(&tw.waker);
@@ -104,4 +113,24 @@ pub(crate) fn wait_until<F: Future>(condition: F, deadline: Instant) -> Option<F
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::{pending, ready};
+
+    use super::*;
+
+    #[test]
+    fn a_timeout_past_the_end_of_time_waits_without_a_deadline() {
+        // Instant::now() + Duration::MAX would panic; the wait ends when the condition is ready
+        assert_eq!(wait_for(ready(7), Duration::MAX), Some(7));
+    }
+
+    #[test]
+    fn a_condition_not_ready_by_the_timeout_gives_none() {
+        let started = Instant::now();
+        assert_eq!(wait_for(pending::<()>(), Duration::from_millis(20)), None);
+        assert!(started.elapsed() >= Duration::from_millis(20));
+    }
 }
