@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::rng::Rng;
+use crate::rng::SplitMix64;
 
 /// Fraction of the nominal delay that jitter may remove (the delay is drawn from
 /// `[nominal * (1 - JITTER), nominal]`, and is never below the initial delay).
@@ -30,7 +30,7 @@ impl Backoff {
     }
 
     /// The delay before the next attempt; grows the nominal delay for the one after.
-    pub(crate) fn next_delay(&mut self, rng: &mut Rng) -> Duration {
+    pub(crate) fn next_delay(&mut self, rng: &mut SplitMix64) -> Duration {
         let nominal = self.nominal;
         self.nominal = nominal.saturating_mul(2).min(self.max);
         self.attempts = self.attempts.saturating_add(1);
@@ -62,7 +62,7 @@ mod tests {
 
     #[test]
     fn grows_exponentially_with_bounded_jitter_caps_and_resets() {
-        let mut rng = Rng::new(7);
+        let mut rng = SplitMix64::new(7);
         let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(60));
         let mut nominal = Duration::from_millis(100);
         let mut prev = Duration::ZERO;
@@ -96,7 +96,7 @@ mod tests {
         // initial delay from being jittered down to zero, which would put the retry deadline at
         // the very instant of the failure instead of after it.
         for seed in 0..200 {
-            let mut rng = Rng::new(seed);
+            let mut rng = SplitMix64::new(seed);
             let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(60));
             assert!(b.next_delay(&mut rng) >= Duration::from_millis(100));
             let mut b = Backoff::new(Duration::from_nanos(1), Duration::from_nanos(1));
@@ -109,7 +109,7 @@ mod tests {
     #[test]
     fn a_huge_maximum_keeps_growing_without_overflow() {
         // `backoff_max: Duration::MAX` means "no maximum": the nominal delay saturates there.
-        let mut rng = Rng::new(3);
+        let mut rng = SplitMix64::new(3);
         let mut b = Backoff::new(Duration::from_secs(1), Duration::MAX);
         let delays: Vec<Duration> = (0..100).map(|_| b.next_delay(&mut rng)).collect();
         // doubling from 1 s reaches the maximum after 64 delays; jitter then keeps 80% at least
@@ -125,7 +125,7 @@ mod tests {
     #[test]
     fn jitter_is_seeded() {
         let run = |seed| {
-            let mut rng = Rng::new(seed);
+            let mut rng = SplitMix64::new(seed);
             let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(60));
             (0..5).map(|_| b.next_delay(&mut rng)).collect::<Vec<_>>()
         };

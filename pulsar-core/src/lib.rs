@@ -124,7 +124,7 @@ mod lookup;
 pub mod message;
 mod pool;
 pub mod producer;
-mod rng;
+pub mod rng;
 pub mod routing;
 pub mod service_url;
 mod shared;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::handle::ConnectionId;
-use crate::rng::Rng;
+use crate::rng::SplitMix64;
 use crate::service_url::{BrokerAddress, ServiceUrl};
 
 /// What a connection is for: the broker it serves (`logical`) and where the socket goes (`physical`,
@@ -82,7 +82,7 @@ impl Pool {
     /// The slot index for an owner hint (producers and consumers use their id, so they come back to
     /// the same slot); `None` picks a slot at random from `rng`, as the Java client does per request.
     /// With one connection per broker nothing is drawn.
-    pub(crate) fn slot_for(&self, hint: Option<u64>, rng: &mut Rng) -> usize {
+    pub(crate) fn slot_for(&self, hint: Option<u64>, rng: &mut SplitMix64) -> usize {
         let per = self.per_broker as u64;
         if per == 1 {
             return 0;
@@ -148,7 +148,7 @@ mod tests {
     fn slots() {
         let mut p = Pool::new(ServiceUrl::parse("pulsar://a").unwrap(), 2);
         let key = PoolKey::direct(p.service_host());
-        let mut rng = Rng::new(1);
+        let mut rng = SplitMix64::new(1);
         assert_eq!(p.slot_for(Some(5), &mut rng), 1);
         assert_eq!(p.slot_for(Some(4), &mut rng), 0);
         assert!(p.slot_for(None, &mut rng) < 2);

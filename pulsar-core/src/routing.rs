@@ -30,6 +30,8 @@
 //! [`SinglePartitionRouter`]. Both are plain state machines: randomness comes in as a seed and time as
 //! an argument, never from the environment.
 
+use crate::rng::SplitMix64;
+
 /// How a message key is hashed to choose a partition.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -179,13 +181,10 @@ pub trait MessageRouter {
     fn choose_partition(&mut self, key: Option<&str>, num_partitions: u32, now_ms: u64) -> u32;
 }
 
-/// Spreads a seed into an index in `0..n` (SplitMix64 finaliser, then a remainder).
+/// Spreads a seed into an index in `0..n`: the first value of a [`SplitMix64`] seeded with it,
+/// then a remainder.
 fn index_from_seed(seed: u64, n: u32) -> u32 {
-    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
-    (z % u64::from(n.max(1))) as u32
+    (SplitMix64::new(seed).next_u64() % u64::from(n.max(1))) as u32
 }
 
 /// The Java client's default router (`RoundRobinPartitionMessageRouterImpl`).

@@ -23,7 +23,7 @@ use crate::io::{IoRequest, Transmit};
 use crate::lookup::{Op, OpResult, Owner};
 use crate::pool::{Pool, PoolKey};
 use crate::producer::ProducerRequest;
-use crate::rng::Rng;
+use crate::rng::SplitMix64;
 use crate::service_url::{BrokerAddress, ServiceUrl};
 use crate::stats::{ClientCounters, ConnectionState};
 use crate::time;
@@ -118,7 +118,7 @@ pub(crate) enum Dispatch {
 pub(crate) struct Shared {
     pub(crate) config: ClientConfig,
     pub(crate) ids: IdGen,
-    pub(crate) rng: Rng,
+    pub(crate) rng: SplitMix64,
     pub(crate) pool: Pool,
     /// Where every socket goes when connections go through an SNI proxy.
     sni_proxy: Option<BrokerAddress>,
@@ -144,7 +144,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(config: ClientConfig, service: ServiceUrl, now: Instant) -> Shared {
-        let rng = Rng::new(config.seed);
+        let rng = SplitMix64::new(config.seed);
         // validated by `ClientConfig::validate`
         let sni_proxy = config.sni_proxy(&service).ok().flatten();
         let pool = Pool::new(service, config.connections_per_broker);
