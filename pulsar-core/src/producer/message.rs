@@ -192,29 +192,10 @@ impl From<Refused> for SendError {
     }
 }
 
-const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 /// Standard base64 with padding (RFC 4648), as `java.util.Base64.getEncoder()` writes it.
 pub(crate) fn base64_encode(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    let sym = |v: u32| char::from(BASE64[(v & 63) as usize]);
-    let mut chunks = data.chunks_exact(3);
-    for c in &mut chunks {
-        let v = u32::from(c[0]) << 16 | u32::from(c[1]) << 8 | u32::from(c[2]);
-        out.extend([sym(v >> 18), sym(v >> 12), sym(v >> 6), sym(v)]);
-    }
-    match *chunks.remainder() {
-        [a] => {
-            let v = u32::from(a) << 16;
-            out.extend([sym(v >> 18), sym(v >> 12), '=', '=']);
-        }
-        [a, b] => {
-            let v = u32::from(a) << 16 | u32::from(b) << 8;
-            out.extend([sym(v >> 18), sym(v >> 12), sym(v >> 6), '=']);
-        }
-        _ => {}
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
 #[cfg(test)]
