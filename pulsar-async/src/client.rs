@@ -16,7 +16,7 @@ use crate::driver::Driver;
 use crate::error::Error;
 use crate::options::{unix_millis, ClientBuilder, ClientOptions, Launch};
 use crate::producer::ProducerBuilder;
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, TimeSource};
 use crate::state::{ClientEvent, DriverWake, RequestResult, Shared, State};
 use crate::tls::TlsContext;
 
@@ -57,7 +57,7 @@ impl Drop for ClientRef {
             // A huge operation timeout (`Duration::MAX`: never) does not fit in an Instant: wait
             // about a century instead of panicking.
             wait.map(|bound| {
-                let now = Instant::now();
+                let now = st.time_source().now();
                 now.checked_add(bound)
                     .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 60 * 60))
             })
@@ -84,11 +84,12 @@ fn wait_until_closed(shared: &Shared, deadline: Instant) -> bool {
 
     let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
     let cx = Context::from_waker(&waker);
+    let time = shared.with(|st| st.time_source().clone());
     loop {
         if shared.with(|st| st.poll_closed(&cx)).is_ready() {
             return true;
         }
-        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+        let Some(left) = deadline.checked_duration_since(time.now()) else {
             return false;
         };
         std::thread::park_timeout(left);
@@ -306,13 +307,17 @@ impl Drop for EventStream {
 /// Starts a client driven by an async `runtime`: builds the TLS configuration, the core and the
 /// driver task. Adapters call this from their [`Launch`] implementation.
 pub fn start<R: Runtime>(runtime: R, options: ClientOptions) -> Result<ClientHandle, Error> {
+    let runtime: Arc<dyn Runtime> = Arc::new(runtime);
     let NewState {
         shared,
         tls,
         write_timeout,
         ..
-    } = new_state(options, DriverWake::Task(None))?;
-    let runtime: Arc<dyn Runtime> = Arc::new(runtime);
+    } = new_state(
+        options,
+        TimeSource::Runtime(runtime.clone()),
+        DriverWake::Task(None),
+    )?;
     let driver = Driver::new(shared.clone(), runtime.clone(), tls, write_timeout);
     runtime.spawn(Box::pin(driver)).map_err(Error::Runtime)?;
     Ok(ClientHandle::from_shared(shared))
@@ -334,8 +339,12 @@ pub(crate) struct NewState {
     pub(crate) connection_timeout: Duration,
 }
 
-/// Validates `options` and builds the core and the shared state.
-pub(crate) fn new_state(options: ClientOptions, wake: DriverWake) -> Result<NewState, Error> {
+/// Validates `options` and builds the core and the shared state, reading the time from `time`.
+pub(crate) fn new_state(
+    options: ClientOptions,
+    time: TimeSource,
+    wake: DriverWake,
+) -> Result<NewState, Error> {
     let url = options.validate()?;
     let tls = TlsContext::new(options.tls.clone(), options.wants_tls(&url))?;
     let mut config = options.core;
@@ -350,9 +359,10 @@ pub(crate) fn new_state(options: ClientOptions, wake: DriverWake) -> Result<NewS
     .into_iter()
     .min()
     .unwrap_or_default();
-    let core = pulsar_core::Client::new(config, Instant::now())?;
+    let core = pulsar_core::Client::new(config, time.now())?;
     let state = State::new(
         core,
+        time,
         options.max_write_buffer,
         options.event_buffer,
         wake,

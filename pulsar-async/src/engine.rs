@@ -11,6 +11,7 @@ use pulsar_core::{ConnectionId, IoRequest, Transmit};
 use crate::client::{new_state, ClientHandle, NewState};
 use crate::error::Error;
 use crate::options::ClientOptions;
+use crate::runtime::TimeSource;
 use crate::state::{DriverWake, Shared};
 use crate::tls::TlsContext;
 
@@ -21,6 +22,8 @@ const DROP_GRACE: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct Engine {
     shared: Shared,
+    /// The client's clock (the state reads the same).
+    time: TimeSource,
     tls: TlsContext,
     write_timeout: Duration,
     connection_timeout: Duration,
@@ -60,17 +63,19 @@ impl Engine {
             .operation_timeout
             .saturating_add(options.write_timeout)
             .saturating_add(DROP_GRACE);
+        let time = TimeSource::System;
         let NewState {
             shared,
             tls,
             write_timeout,
             connection_timeout,
-        } = new_state(options, DriverWake::Callback(Box::new(wake)))?;
+        } = new_state(options, time.clone(), DriverWake::Callback(Box::new(wake)))?;
         shared.with(|st| st.set_wait_on_drop(drop_bound));
         let handle = ClientHandle::from_shared(shared.clone());
         Ok((
             Engine {
                 shared,
+                time,
                 tls,
                 write_timeout,
                 connection_timeout,
@@ -82,6 +87,13 @@ impl Engine {
     /// The TLS settings.
     pub fn tls(&self) -> &TlsContext {
         &self.tls
+    }
+
+    /// The current time on the client's clock, the time to compare [`Outputs::deadline`] with:
+    /// the system clock (`Instant::now()`), as a thread driver waits with the operating system's
+    /// timeouts.
+    pub fn now(&self) -> Instant {
+        self.time.now()
     }
 
     /// How long a write may make no progress.

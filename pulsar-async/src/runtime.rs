@@ -1,4 +1,4 @@
-//! What an async runtime supplies: TCP connections, timers and task spawning.
+//! What an async runtime supplies: TCP connections, timers, task spawning and the clock.
 //!
 //! Everything else (TLS, the driver loop, waiters, futures) is shared. An implementation is a few
 //! dozen lines; see `pulsar-tokio` and `pulsar-smol`.
@@ -7,6 +7,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -41,4 +42,32 @@ pub trait Runtime: Send + Sync + fmt::Debug + 'static {
     ///
     /// Errors (no runtime in the current context, for example) are reported as text.
     fn spawn(&self, future: BoxFuture<()>) -> Result<(), String>;
+    /// The current time on the runtime's clock.
+    ///
+    /// Every time the client hands its core, and so every deadline it gives
+    /// [`timer`](Self::timer), is read here: a runtime whose time can be paused or simulated
+    /// (tokio's `test-util`, a simulation) returns its own time, one that has no clock of its own
+    /// returns `Instant::now()`.
+    fn now(&self) -> Instant;
+}
+
+/// Where a client reads the time: its runtime's clock for an async driver, the system clock for
+/// a thread driver (whose waits are the operating system's).
+#[derive(Debug, Clone)]
+pub(crate) enum TimeSource {
+    /// `Instant::now()`.
+    System,
+    /// [`Runtime::now`].
+    Runtime(Arc<dyn Runtime>),
+}
+
+impl TimeSource {
+    /// The current time.
+    #[inline]
+    pub(crate) fn now(&self) -> Instant {
+        match self {
+            TimeSource::System => Instant::now(),
+            TimeSource::Runtime(runtime) => runtime.now(),
+        }
+    }
 }

@@ -20,6 +20,7 @@ use pulsar_core::{
 
 use crate::error::Error;
 use crate::idmap::IdMap;
+use crate::runtime::TimeSource;
 pub(crate) use crate::sends::SendCallback;
 use crate::sends::{Completion, SendSlot, SendTable};
 
@@ -31,19 +32,29 @@ const MAX_SENDS_AHEAD: u32 = 1024;
 /// Sends that may reuse one clock reading while the driver has not run (see [`State::send_now`]).
 const SENDS_PER_CLOCK_READ: u32 = 64;
 
-/// The clock of application calls: the last reading since the driver last ran, and how many
-/// sends have used it.
-#[derive(Debug, Default)]
-struct Clock(Option<(Instant, u32)>);
+/// The clock of application calls: where the time is read, the last reading since the driver
+/// last ran, and how many sends have used it.
+#[derive(Debug)]
+struct Clock {
+    source: TimeSource,
+    burst: Option<(Instant, u32)>,
+}
 
 impl Clock {
+    fn new(source: TimeSource) -> Clock {
+        Clock {
+            source,
+            burst: None,
+        }
+    }
+
     /// The time for any core call other than a send (application calls and the driver's
     /// inputs alike): a fresh reading, kept for the sends that follow. As every reading handed to
     /// the core passes through here, a send never gives the core an earlier time than the call
     /// before it.
     fn now(&mut self) -> Instant {
-        let now = Instant::now();
-        self.0 = Some((now, 0));
+        let now = self.source.now();
+        self.burst = Some((now, 0));
         now
     }
 
@@ -58,14 +69,14 @@ impl Clock {
     /// from running (and then no timer fires anyway); the bound on the sends covers
     /// applications that send for long while the driver has nothing to do.
     fn send_now(&mut self) -> Instant {
-        match &mut self.0 {
+        match &mut self.burst {
             Some((at, uses)) if *uses < SENDS_PER_CLOCK_READ => {
                 *uses += 1;
                 *at
             }
             _ => {
-                let now = Instant::now();
-                self.0 = Some((now, 1));
+                let now = self.source.now();
+                self.burst = Some((now, 1));
                 now
             }
         }
@@ -73,7 +84,7 @@ impl Clock {
 
     /// The driver runs: the next call reads the clock again.
     fn reset(&mut self) {
-        self.0 = None;
+        self.burst = None;
     }
 }
 
@@ -305,10 +316,12 @@ fn closed_error(status: &Status) -> pulsar_core::Error {
 }
 
 impl State {
-    /// The state of `core`. `client_quiet` is the shortest of the client configuration's
-    /// durations (operation and connection timeouts, initial backoff, keep-alive interval).
+    /// The state of `core`, reading the time from `time`. `client_quiet` is the shortest of the
+    /// client configuration's durations (operation and connection timeouts, initial backoff,
+    /// keep-alive interval).
     pub(crate) fn new(
         core: pulsar_core::Client,
+        time: TimeSource,
         max_unwritten: usize,
         event_buffer: usize,
         wake: DriverWake,
@@ -325,7 +338,7 @@ impl State {
             driver_done: false,
             driver_pending: false,
             sends_ahead: 0,
-            clock: Clock::default(),
+            clock: Clock::new(time),
             client_quiet,
             closed: false,
             close_begun: false,
@@ -424,14 +437,19 @@ impl State {
         }
     }
 
-    /// The driver is looking at the state now (under the lock): later application calls must
-    /// wake it again, and senders held back for it may go on.
     /// A fresh clock reading for a core call made by the driver (the sends that follow reuse
     /// it, see [`Clock`]).
     pub(crate) fn now(&mut self) -> Instant {
         self.clock.now()
     }
 
+    /// Where the client reads the time (for waits that hand nothing to the core).
+    pub(crate) fn time_source(&self) -> &TimeSource {
+        &self.clock.source
+    }
+
+    /// The driver is looking at the state now (under the lock): later application calls must
+    /// wake it again, and senders held back for it may go on.
     pub(crate) fn driver_running(&mut self) {
         self.driver_pending = false;
         self.clock.reset();
@@ -1464,6 +1482,7 @@ mod tests {
     use pulsar_core::ClientConfig;
 
     use super::*;
+    use crate::runtime::{AsyncTimer, BoxFuture, BoxIo, Runtime};
 
     fn state(event_buffer: usize, wakes: Arc<AtomicUsize>) -> State {
         let core =
@@ -1471,6 +1490,7 @@ mod tests {
                 .unwrap();
         State::new(
             core,
+            TimeSource::System,
             1024,
             event_buffer,
             DriverWake::Callback(Box::new(move || {
@@ -1584,6 +1604,7 @@ mod tests {
                 .unwrap();
         let mut st = State::new(
             core,
+            TimeSource::System,
             usize::MAX,
             8,
             DriverWake::Task(None),
@@ -1676,30 +1697,121 @@ mod tests {
         assert_eq!(*ran.lock().unwrap(), [1, 2, 3, 4]);
     }
 
+    /// A runtime that only tells the time, which the test sets.
+    #[derive(Debug)]
+    struct ManualClock(Mutex<Instant>);
+
+    impl ManualClock {
+        /// A clock a week ahead of the system's, so that a reading taken from the system clock
+        /// instead cannot pass for one of its own.
+        fn new() -> Arc<ManualClock> {
+            Arc::new(ManualClock(Mutex::new(
+                Instant::now() + Duration::from_secs(7 * 24 * 3600),
+            )))
+        }
+
+        fn advance(&self, by: Duration) -> Instant {
+            let mut now = self.0.lock().unwrap();
+            *now += by;
+            *now
+        }
+    }
+
+    /// The timer of [`ManualClock`], which never fires (the tests run no driver).
+    #[derive(Debug)]
+    struct NeverTimer;
+
+    impl AsyncTimer for NeverTimer {
+        fn reset(self: std::pin::Pin<&mut Self>, _deadline: Instant) {}
+
+        fn poll(self: std::pin::Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+            Poll::Pending
+        }
+    }
+
+    impl Runtime for ManualClock {
+        fn connect(&self, _host: String, _port: u16) -> BoxFuture<std::io::Result<BoxIo>> {
+            Box::pin(std::future::pending())
+        }
+
+        fn timer(&self, _deadline: Instant) -> std::pin::Pin<Box<dyn AsyncTimer>> {
+            Box::pin(NeverTimer)
+        }
+
+        fn spawn(&self, _future: BoxFuture<()>) -> Result<(), String> {
+            Err("a clock runs no tasks".into())
+        }
+
+        fn now(&self) -> Instant {
+            *self.0.lock().unwrap()
+        }
+    }
+
     #[test]
     fn sends_share_one_clock_reading_until_the_driver_runs_or_the_bound() {
-        let tick = || std::thread::sleep(Duration::from_millis(2));
-        let mut clock = Clock::default();
+        let time = ManualClock::new();
+        let tick = || time.advance(Duration::from_millis(2));
+        let mut clock = Clock::new(TimeSource::Runtime(time.clone()));
         let first = clock.send_now();
+        assert_eq!(first, time.now());
         tick();
         for _ in 1..SENDS_PER_CLOCK_READ {
             assert_eq!(clock.send_now(), first);
         }
         // The bound: a fresh reading.
         let second = clock.send_now();
-        assert!(second > first);
+        assert_eq!(second, first + Duration::from_millis(2));
         tick();
         assert_eq!(clock.send_now(), second);
         // The driver ran: a fresh reading.
         clock.reset();
         let third = clock.send_now();
-        assert!(third > second);
-        tick();
+        assert_eq!(third, second + Duration::from_millis(2));
+        let later = tick();
         // Another application call reads the clock, and the sends after it use its reading.
         let call = clock.now();
-        assert!(call > third);
+        assert_eq!(call, later);
         tick();
         assert_eq!(clock.send_now(), call);
+    }
+
+    #[test]
+    fn the_core_and_the_sends_get_the_runtime_clock() {
+        let time = ManualClock::new();
+        let start = time.now();
+        let config = ClientConfig::new("pulsar://127.0.0.1:1");
+        let operation_timeout = config.operation_timeout;
+        let core = pulsar_core::Client::new(config, start).unwrap();
+        let mut st = State::new(
+            core,
+            TimeSource::Runtime(time.clone()),
+            1024,
+            8,
+            DriverWake::Callback(Box::new(|| {})),
+            Duration::from_secs(1),
+        );
+        // An application call starts a timer in the core on the runtime's clock.
+        let later = time.advance(Duration::from_secs(5));
+        let request = st
+            .start_request(None, |core, now| core.lookup_topic(now, "t"))
+            .unwrap();
+        let deadline = st.core.poll_timeout().unwrap();
+        assert!(
+            deadline > later && deadline <= later + operation_timeout,
+            "{:?} after the runtime's time",
+            deadline.checked_duration_since(later)
+        );
+        st.drop_request(request);
+        // The driver's readings, and a send's (the burst's reading, taken from the runtime).
+        let driver = time.advance(Duration::from_secs(1));
+        assert_eq!(st.now(), driver);
+        st.driver_running();
+        let burst = time.advance(Duration::from_secs(1));
+        assert_eq!(st.clock.send_now(), burst);
+        time.advance(Duration::from_secs(1));
+        assert_eq!(st.clock.send_now(), burst);
+        // Waits that hand nothing to the core read the same clock.
+        assert_eq!(st.time_source().now(), burst + Duration::from_secs(1));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pulsar_async::core::{BrokerAddress, ConnectionId, IoRequest};
 use pulsar_async::engine::{Engine, Outputs};
@@ -145,7 +145,7 @@ pub(crate) fn run(engine: Engine, rx: Receiver<Input>, tx: SyncSender<Input>) {
         if more {
             continue;
         }
-        let now = Instant::now();
+        let now = engine.now();
         let input = match out.deadline {
             Some(d) if d <= now => {
                 engine.handle_timeout();

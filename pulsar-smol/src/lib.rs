@@ -92,6 +92,11 @@ impl Runtime for Smol {
         smol::spawn(future).detach();
         Ok(())
     }
+
+    /// The system clock (smol's timers run on it).
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
 }
 
 /// `async-io`'s timer as an [`AsyncTimer`].

@@ -126,6 +126,12 @@ impl Runtime for Tokio {
         drop(self.handle.spawn(future));
         Ok(())
     }
+
+    /// tokio's clock, which a test can pause and advance (`tokio::time::pause`, `advance`,
+    /// `#[tokio::test(start_paused = true)]`): the client's deadlines then follow it.
+    fn now(&self) -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
 }
 
 /// tokio's `Sleep` as an [`AsyncTimer`].

@@ -1443,6 +1443,10 @@ impl pulsar_async::Runtime for Trickle {
     fn spawn(&self, future: pulsar_async::BoxFuture<()>) -> Result<(), String> {
         pulsar_smol::Smol.spawn(future)
     }
+
+    fn now(&self) -> Instant {
+        pulsar_smol::Smol.now()
+    }
 }
 
 /// Over sockets that take every write in small pieces, 300 messages of 1 KiB arrive intact and
