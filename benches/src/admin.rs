@@ -1,7 +1,5 @@
-//! The few admin REST calls the harness needs (plain HTTP/1.0 on 127.0.0.1, no TLS, no auth).
+//! The few admin REST calls the harness needs (plain HTTP on 127.0.0.1, no TLS, no auth).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -15,11 +13,11 @@ pub enum AdminError {
     Url(String),
     /// Connecting, writing or reading failed.
     #[error("admin request {what}: {source}")]
-    Io {
+    Http {
         /// The request.
         what: String,
         /// The error.
-        source: std::io::Error,
+        source: Box<ureq::Error>,
     },
     /// The broker answered with an error status.
     #[error("admin request {what}: HTTP {status}: {body}")]
@@ -36,10 +34,14 @@ pub enum AdminError {
     Answer(String),
 }
 
+/// How long the broker may take to send each part of an answer (topic deletion can be slow).
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The broker's admin endpoint.
 #[derive(Debug, Clone)]
 pub struct Admin {
     host_port: String,
+    agent: ureq::Agent,
 }
 
 /// `persistent://tenant/ns/name` (or a short name in public/default) as an admin path segment.
@@ -58,8 +60,16 @@ impl Admin {
             .map(|s| s.trim_end_matches('/'))
             .filter(|s| s.contains(':') && !s.contains('/'))
             .ok_or_else(|| AdminError::Url(web_url.to_owned()))?;
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .proxy(None)
+            .max_redirects(0)
+            .timeout_per_read(Some(READ_TIMEOUT))
+            .build()
+            .into();
         Ok(Admin {
             host_port: host_port.to_owned(),
+            agent,
         })
     }
 
@@ -71,33 +81,26 @@ impl Admin {
         body: Option<&str>,
     ) -> Result<(u16, String), AdminError> {
         let what = format!("{method} {path}");
-        let io = |source| AdminError::Io {
+        let failed = |source| AdminError::Http {
             what: what.clone(),
-            source,
+            source: Box::new(source),
         };
-        let mut s = TcpStream::connect(&self.host_port).map_err(io)?;
-        s.set_read_timeout(Some(Duration::from_secs(60)))
-            .map_err(io)?;
-        let body = body.unwrap_or("");
-        let req = format!(
-            "{method} {path} HTTP/1.0\r\nHost: {}\r\nAccept: application/json\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            self.host_port,
-            body.len()
-        );
-        s.write_all(req.as_bytes()).map_err(io)?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).map_err(io)?;
-        let text = String::from_utf8_lossy(&raw);
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .ok_or_else(|| AdminError::Answer(what.clone()))?;
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| AdminError::Answer(what.clone()))?;
-        Ok((status, body.to_owned()))
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.host_port))
+            .header("Accept", "application/json")
+            .header("Content-Type", "application/json")
+            .body(body.unwrap_or(""))
+            .map_err(|_| AdminError::Url(format!("http://{}{path}", self.host_port)))?;
+        let mut response = self.agent.run(request).map_err(failed)?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(u64::MAX)
+            .read_to_string()
+            .map_err(failed)?;
+        Ok((status, text))
     }
 
     fn ok(&self, method: &str, path: &str, body: Option<&str>) -> Result<String, AdminError> {

@@ -42,13 +42,16 @@ pub enum SupportError {
         /// Response body (lossy UTF-8).
         body: String,
     },
-    /// An HTTP response that could not be parsed.
-    #[error("malformed HTTP response from {url}: {reason}")]
-    BadHttp {
+    /// An HTTP request failed (connecting, sending, or reading the response).
+    #[error("HTTP {method} {url}: {source}")]
+    Http {
+        /// Request method.
+        method: String,
         /// Request URL.
         url: String,
-        /// What was wrong.
-        reason: String,
+        /// The underlying error.
+        #[source]
+        source: Box<ureq::Error>,
     },
     /// A URL this library cannot use.
     #[error("unsupported URL {0:?}")]

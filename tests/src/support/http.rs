@@ -1,9 +1,6 @@
-//! A minimal HTTP/1.1 client over `std::net::TcpStream` (plain HTTP only), enough for the broker's
-//! admin REST API: one request per connection (`Connection: close`), fixed-length or chunked
-//! bodies.
+//! Plain-HTTP requests to the broker's admin REST API, one `ureq` agent per request (no TLS, no
+//! proxy: the broker is local).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use super::error::SupportError;
@@ -38,14 +35,6 @@ impl Endpoint {
             port,
         })
     }
-
-    fn socket_addr(&self) -> Result<SocketAddr, SupportError> {
-        (self.host.as_str(), self.port)
-            .to_socket_addrs()
-            .map_err(|e| SupportError::io(format!("resolving {}", self.host), e))?
-            .next()
-            .ok_or_else(|| SupportError::BadUrl(format!("{}:{}", self.host, self.port)))
-    }
 }
 
 /// A response: status code and body.
@@ -69,7 +58,8 @@ impl HttpResponse {
     }
 }
 
-/// Sends one request and reads the whole response.
+/// Sends one request and reads the whole response, whatever its status. The body goes with a
+/// `Content-Length` when there is one, and always for `PUT` and `POST`.
 pub(crate) fn request(
     endpoint: &Endpoint,
     method: &str,
@@ -78,119 +68,126 @@ pub(crate) fn request(
     body: Option<&[u8]>,
 ) -> Result<HttpResponse, SupportError> {
     let url = format!("http://{}:{}{}", endpoint.host, endpoint.port, path);
-    let io_err = |e| SupportError::io(format!("HTTP {method} {url}"), e);
-    let mut stream =
-        TcpStream::connect_timeout(&endpoint.socket_addr()?, TIMEOUT).map_err(io_err)?;
-    stream.set_read_timeout(Some(TIMEOUT)).map_err(io_err)?;
-    stream.set_write_timeout(Some(TIMEOUT)).map_err(io_err)?;
-
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}:{}\r\nConnection: close\r\nAccept: application/json\r\n",
-        endpoint.host, endpoint.port
-    );
+    let failed = |source| SupportError::Http {
+        method: method.to_owned(),
+        url: url.clone(),
+        source: Box::new(source),
+    };
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(None)
+        .max_redirects(0)
+        .timeout_connect(Some(TIMEOUT))
+        .timeout_per_read(Some(TIMEOUT))
+        .timeout_per_write(Some(TIMEOUT))
+        .build()
+        .into();
+    let mut builder = ureq::http::Request::builder()
+        .method(method)
+        .uri(&url)
+        .header("Accept", "application/json");
     for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
+        builder = builder.header(*name, *value);
     }
     let body = body.unwrap_or_default();
-    if !body.is_empty() || matches!(method, "PUT" | "POST") {
-        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    head.push_str("\r\n");
-    let mut out = head.into_bytes();
-    out.extend_from_slice(body);
-    stream.write_all(&out).map_err(io_err)?;
-
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).map_err(io_err)?;
-    parse_response(&raw).map_err(|reason| SupportError::BadHttp { url, reason })
-}
-
-/// Parses a complete `Connection: close` response.
-fn parse_response(raw: &[u8]) -> Result<HttpResponse, String> {
-    let head_end = find(raw, b"\r\n\r\n").ok_or("no end of headers")?;
-    let head = std::str::from_utf8(raw.get(..head_end).unwrap_or_default())
-        .map_err(|_| "headers are not UTF-8")?;
-    let rest = raw.get(head_end + 4..).unwrap_or_default();
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().ok_or("empty response")?;
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
-    let mut chunked = false;
-    let mut length = None;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = value.eq_ignore_ascii_case("chunked");
-        } else if name.eq_ignore_ascii_case("content-length") {
-            length = Some(value.parse::<usize>().map_err(|_| "bad Content-Length")?);
-        }
-    }
-    let body = if chunked {
-        dechunk(rest)?
-    } else if let Some(length) = length {
-        rest.get(..length)
-            .ok_or("body shorter than Content-Length")?
-            .to_vec()
+    let sent = if body.is_empty() && !matches!(method, "PUT" | "POST") {
+        builder.body(()).map(|r| agent.run(r))
     } else {
-        rest.to_vec()
+        builder.body(body).map(|r| agent.run(r))
     };
+    let mut response = sent
+        .map_err(|e| SupportError::BadUrl(format!("{url}: {e}")))?
+        .map_err(failed)?;
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(u64::MAX)
+        .read_to_vec()
+        .map_err(failed)?;
     Ok(HttpResponse { status, body })
 }
 
-fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    loop {
-        let line_end = find(rest, b"\r\n").ok_or("chunk size line without CRLF")?;
-        let line = std::str::from_utf8(rest.get(..line_end).unwrap_or_default())
-            .map_err(|_| "chunk size is not UTF-8")?;
-        let size_text = line.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_text, 16)
-            .map_err(|_| format!("bad chunk size {size_text:?}"))?;
-        rest = rest.get(line_end + 2..).unwrap_or_default();
-        if size == 0 {
-            return Ok(body);
-        }
-        body.extend_from_slice(rest.get(..size).ok_or("truncated chunk")?);
-        rest = rest.get(size + 2..).ok_or("chunk without trailing CRLF")?;
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+
+    /// Serves one connection with `answer`; returns the port and the request head it received.
+    fn serve_once(answer: &'static str) -> (u16, std::thread::JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line.trim().is_empty() {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            let mut stream = stream;
+            stream.write_all(answer.as_bytes()).unwrap();
+            head
+        });
+        (port, server)
+    }
+
     #[test]
-    fn parses_fixed_length_and_chunked_bodies() {
-        let fixed = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
-        assert_eq!(
-            fixed,
-            Ok(HttpResponse {
-                status: 200,
-                body: b"hello".to_vec()
-            })
+    fn sends_headers_and_reads_chunked_bodies_of_any_status() {
+        let (port, server) = serve_once(
+            "HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+             3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n",
         );
-        let chunked = parse_response(
-            b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n",
-        );
+        let endpoint = Endpoint {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        let response = request(
+            &endpoint,
+            "PUT",
+            "/admin/v2/x",
+            &[("Authorization", "Bearer t")],
+            None,
+        )
+        .unwrap();
         assert_eq!(
-            chunked,
-            Ok(HttpResponse {
+            response,
+            HttpResponse {
                 status: 404,
                 body: b"abcde".to_vec()
-            })
+            }
         );
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort").is_err());
-        assert!(parse_response(b"garbage").is_err());
+        let head = server.join().unwrap().to_ascii_lowercase();
+        assert!(head.starts_with("put /admin/v2/x http/1.1\r\n"), "{head}");
+        assert!(head.contains("authorization: bearer t\r\n"), "{head}");
+        assert!(head.contains("content-length: 0\r\n"), "{head}");
+    }
+
+    #[test]
+    fn reads_fixed_length_bodies_and_fails_on_refused_connections() {
+        let (port, server) =
+            serve_once("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
+        let endpoint = Endpoint {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        let response = request(&endpoint, "GET", "/", &[], None).unwrap();
+        assert!(response.is_success());
+        assert_eq!(response.text(), "hello");
+        assert!(!server
+            .join()
+            .unwrap()
+            .to_ascii_lowercase()
+            .contains("content-length"));
+        // Nothing listens there any more.
+        assert!(request(&endpoint, "GET", "/", &[], None).is_err());
     }
 
     #[test]
