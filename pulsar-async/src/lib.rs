@@ -98,3 +98,18 @@ pub use pulsar_core::{
     InitialPosition, Message, MessageId, OutgoingMessage, ProducerOptions, ReaderOptions, SeekTo,
     SendError, SubscriptionType, TopicMessageId,
 };
+
+/// The application-facing API that every async runtime adapter re-exports, in one list:
+/// `pulsar-tokio` and `pulsar-smol` each say `pub use pulsar_async::api::*;` and add their own
+/// `Client` type (the shared [`Client`](crate::Client) on their runtime), so the adapters cannot
+/// drift apart, and their documentation shows each item inline.
+pub mod api {
+    pub use crate::{
+        core, tls, AccessMode, BatchingOptions, ClientBuilder, ClientEvent, ClientHandle,
+        ClientStats, CompressionType, Consumer, ConsumerBuilder, ConsumerOptions, DeadLetterPolicy,
+        Error, Event, EventStream, InitialPosition, IntoMessage, Message, MessageId,
+        OutgoingMessage, Producer, ProducerBuilder, ProducerOptions, Reader, ReaderBuilder,
+        ReaderOptions, Receipt, Result, SeekTo, SendError, SubscriptionType, TlsOptions,
+        TopicMessageId,
+    };
+}

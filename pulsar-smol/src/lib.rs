@@ -51,13 +51,7 @@ use std::time::Instant;
 use futures::FutureExt;
 use pulsar_async::{AsyncTimer, BoxFuture, BoxIo, ClientOptions, Launch, Runtime};
 
-pub use pulsar_async::{
-    core, tls, AccessMode, BatchingOptions, ClientBuilder, ClientEvent, ClientHandle, ClientStats,
-    CompressionType, Consumer, ConsumerBuilder, ConsumerOptions, DeadLetterPolicy, Error, Event,
-    EventStream, InitialPosition, IntoMessage, Message, MessageId, OutgoingMessage, Producer,
-    ProducerBuilder, ProducerOptions, Reader, ReaderBuilder, ReaderOptions, Receipt, Result,
-    SeekTo, SendError, SubscriptionType, TlsOptions, TopicMessageId,
-};
+pub use pulsar_async::api::*;
 
 /// A Pulsar client driven by smol. Build with [`Client::builder`](pulsar_async::Client::builder);
 /// its driver runs on smol's global executor, so any thread may build and use it.

@@ -68,13 +68,7 @@ use std::time::Instant;
 use pulsar_async::{AsyncTimer, BoxFuture, BoxIo, ClientOptions, Launch, Runtime};
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
-pub use pulsar_async::{
-    core, tls, AccessMode, BatchingOptions, ClientBuilder, ClientEvent, ClientHandle, ClientStats,
-    CompressionType, Consumer, ConsumerBuilder, ConsumerOptions, DeadLetterPolicy, Error, Event,
-    EventStream, InitialPosition, IntoMessage, Message, MessageId, OutgoingMessage, Producer,
-    ProducerBuilder, ProducerOptions, Reader, ReaderBuilder, ReaderOptions, Receipt, Result,
-    SeekTo, SendError, SubscriptionType, TlsOptions, TopicMessageId,
-};
+pub use pulsar_async::api::*;
 
 /// A Pulsar client driven by tokio. Build with [`Client::builder`](pulsar_async::Client::builder)
 /// inside a tokio runtime.
