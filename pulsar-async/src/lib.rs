@@ -2,7 +2,7 @@
 //!
 //! Applications use `pulsar-tokio`, `pulsar-smol` or `pulsar-blocking`; this crate holds what they
 //! share, so that an async runtime adapter is only its [`Runtime`] implementation (connect,
-//! timer, spawn):
+//! timer, spawn, clock):
 //!
 //! - the shared state: the [`pulsar_core::Client`] behind one mutex with the tables of
 //!   application-side waiters (per-send receipts, per-request answers, per-consumer wakers, room
