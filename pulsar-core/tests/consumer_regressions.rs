@@ -9,8 +9,8 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use pulsar_core::{ConsumerOptions, Event, MessageId, ReaderOptions};
+use bytes::{Bytes, BytesMut};
+use pulsar_core::{ConsumerOptions, Event, MessageId, ReaderOptions, ReceiveError};
 use pulsar_proto::pb::{self, base_command::Type};
 use support::{meta, Reply, Sim, SERVICE};
 
@@ -418,4 +418,106 @@ fn a_redelivered_partly_acknowledged_batch_is_acknowledged_once_its_rest_is() {
     assert_eq!(a.len(), 1, "the entry is acknowledged: {a:?}");
     assert_eq!(a[0].message_id[0].entry_id, 2);
     assert!(a[0].message_id[0].ack_set.is_empty(), "whole entry");
+}
+
+/// A chunk of message `uuid` (chunk `id` of `total`, `size` bytes in all) at entry `entry` of
+/// ledger 9, published at 1 s on the client's wall clock (the scripted client starts at 0).
+fn chunk(consumer: u64, entry: u64, uuid: &str, id: i32, total: i32, data: &[u8]) -> Reply {
+    let mut m = meta(entry);
+    m.publish_time = 1_000;
+    m.uuid = Some(uuid.into());
+    m.chunk_id = Some(id);
+    m.num_chunks_from_msg = Some(total);
+    m.total_chunk_msg_size = Some(total * data.len() as i32);
+    Reply::Payload(
+        pb::CommandMessage {
+            consumer_id: consumer,
+            message_id: pb::MessageIdData {
+                ledger_id: 9,
+                entry_id: entry,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .into(),
+        Box::new(m),
+        Bytes::copy_from_slice(data),
+    )
+}
+
+/// Simulation seed 52702: a producer resent the last chunks of a message that a deduplicating
+/// broker had already stored whole; the broker answered the resent last chunk as a duplicate and
+/// stored the chunks before it again. An Exclusive (or Failover) consumer meets those leftover
+/// chunks without their first chunk. It used to ask for a redelivery of everything
+/// unacknowledged (a new epoch), which can never bring that first chunk on an in-order
+/// subscription: the application got its received-but-unacknowledged messages again without
+/// any reconnection, and again each time the leftovers came back, until they expired. Now the
+/// leftovers are held and acknowledged once their message has expired, without a redelivery.
+#[test]
+fn leftover_chunks_of_a_resent_message_neither_rewind_the_subscription_nor_stay_unacknowledged() {
+    let mut sim = Sim::new();
+    let c = subscribed(
+        &mut sim,
+        ConsumerOptions::new("sub").with_ack_group_time(Duration::ZERO),
+    );
+    let conn = sim.conn_ids()[0];
+    // the whole message (entries 1-3), then a plain message, then the leftovers (entries 5-6)
+    sim.inject(conn, chunk(c.get(), 1, "u", 0, 3, b"abc"));
+    sim.inject(conn, chunk(c.get(), 2, "u", 1, 3, b"def"));
+    sim.inject(conn, chunk(c.get(), 3, "u", 2, 3, b"ghi"));
+    let mut plain = meta(4);
+    plain.publish_time = 1_000;
+    sim.inject(
+        conn,
+        Reply::Payload(
+            pb::CommandMessage {
+                consumer_id: c.get(),
+                message_id: pb::MessageIdData {
+                    ledger_id: 9,
+                    entry_id: 4,
+                    ..Default::default()
+                },
+                ..Default::default()
+            }
+            .into(),
+            Box::new(plain),
+            Bytes::from_static(b"plain"),
+        ),
+    );
+    let got = drain(&mut sim, c);
+    let payloads: Vec<&[u8]> = got.iter().map(|m| &m.payload[..]).collect();
+    assert_eq!(payloads, vec![&b"abcdefghi"[..], &b"plain"[..]]);
+    // the application holds both, unacknowledged, when the leftovers arrive
+    sim.inject(conn, chunk(c.get(), 5, "u", 1, 3, b"def"));
+    sim.inject(conn, chunk(c.get(), 6, "u", 2, 3, b"ghi"));
+    sim.run_for(Duration::from_secs(30));
+    assert!(
+        sim.received_of(Type::RedeliverUnacknowledgedMessages)
+            .is_empty(),
+        "no redelivery: it would rewind the subscription and the leftovers would come again"
+    );
+    assert!(drain(&mut sim, c).is_empty());
+    assert!(
+        sim.events.iter().any(|(_, e)| matches!(
+            e,
+            Event::ReceiveFailed {
+                error: ReceiveError::ChunkOutOfOrder { uuid, chunk_id: 1 },
+                ..
+            } if uuid == "u"
+        )),
+        "the application is told"
+    );
+    let acked = |sim: &Sim| -> Vec<u64> {
+        acks(sim)
+            .iter()
+            .flat_map(|a| a.message_id.iter().map(|m| m.entry_id))
+            .collect()
+    };
+    assert!(acked(&sim).is_empty(), "not before the message expires");
+    // the chunk expiry (60 s after publication) acknowledges the leftovers, nothing else
+    sim.run_for(Duration::from_secs(32));
+    assert_eq!(acked(&sim), vec![5, 6]);
+    assert!(sim
+        .received_of(Type::RedeliverUnacknowledgedMessages)
+        .is_empty());
 }

@@ -205,6 +205,20 @@ fn regression_seed_3667_nondurable_resubscribe_skips_chunks() {
     regression(3667);
 }
 
+// Bug I (pulsar-core, fixed): a producer resent the last five chunks of a seven-chunk message
+// that a deduplicating broker had already stored whole (it answered the resent last chunk as a
+// duplicate and stored the four before it again, entries 6:2-6:5). The Failover consumer had
+// delivered the message from its first copy; meeting the leftovers without their first chunk, it
+// asked for a redelivery of everything unacknowledged, which on an in-order subscription brings
+// the leftovers back without their first chunk again: a redelivery storm until they expired, and
+// P0#22, received but not yet acknowledged, reached the application again and again without a
+// reconnection. Now orphaned chunks are held and acknowledged when their message expires.
+
+#[test]
+fn regression_seed_52702_leftover_chunks_rewind_failover() {
+    regression(52702);
+}
+
 // Seeds that reproduced bugs at pulsar-core 635c6d0 and no longer reach them after later core
 // changes altered the timing (the code paths of bugs F and G are still there; see
 // docs/simulation.md): kept as ordinary scenario tests.

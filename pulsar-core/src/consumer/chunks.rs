@@ -16,6 +16,10 @@ use crate::time;
 /// How many rejected (too large) uuids are remembered so their later chunks are dropped quietly.
 const REJECTED_MEMORY: usize = 64;
 
+/// How many orphaned chunks are held until they expire; beyond it, the one that expires first is
+/// acknowledged at once (a hostile broker cannot grow the consumer's memory without bound).
+const HELD_LIMIT: usize = 4096;
+
 #[derive(Debug)]
 struct Partial {
     total_chunks: i32,
@@ -34,6 +38,10 @@ pub(crate) struct Dropped {
     pub(crate) ack: Vec<Entry>,
     /// Chunks to have redelivered.
     pub(crate) redeliver: Vec<Entry>,
+    /// Chunks whose earlier chunks never came to this consumer (not expired yet). On an in-order
+    /// subscription (Exclusive, Failover) a redelivery cannot bring those earlier chunks: see
+    /// [`ChunkAssembler::hold`].
+    pub(crate) orphaned: Vec<Entry>,
 }
 
 /// The outcome of one chunk.
@@ -60,6 +68,8 @@ pub(crate) struct ChunkAssembler {
     /// First-chunk arrival order (stale items skipped lazily).
     order: VecDeque<(Instant, String)>,
     rejected: VecDeque<String>,
+    /// Orphaned chunks waiting for their expiry time to be acknowledged (see [`Self::hold`]).
+    held: BTreeMap<Entry, Instant>,
 }
 
 impl ChunkAssembler {
@@ -77,6 +87,7 @@ impl ChunkAssembler {
             pending: BTreeMap::new(),
             order: VecDeque::new(),
             rejected: VecDeque::new(),
+            held: BTreeMap::new(),
         }
     }
 
@@ -110,6 +121,7 @@ impl ChunkAssembler {
                         error: None,
                         ack: old.ids,
                         redeliver: Vec::new(),
+                        orphaned: Vec::new(),
                     });
                 }
             }
@@ -127,6 +139,7 @@ impl ChunkAssembler {
                     }),
                     ack: vec![entry],
                     redeliver: Vec::new(),
+                    orphaned: Vec::new(),
                 });
             }
             if self.max_pending > 0 && self.pending.len() >= self.max_pending {
@@ -179,6 +192,7 @@ impl ChunkAssembler {
                 }),
                 ack: ids,
                 redeliver: Vec::new(),
+                orphaned: Vec::new(),
             });
         }
         p.buf.extend_from_slice(data);
@@ -198,6 +212,7 @@ impl ChunkAssembler {
                 }),
                 ack: p.ids,
                 redeliver: Vec::new(),
+                orphaned: Vec::new(),
             });
         }
         ChunkStep::Complete {
@@ -219,15 +234,62 @@ impl ChunkAssembler {
                     error: Some(ReceiveError::ChunkQueueFull { uuid, acked }),
                     ack,
                     redeliver,
+                    orphaned: Vec::new(),
                 });
             }
         }
         None
     }
 
-    /// Drops incomplete messages older than the expiry time (their chunks are acknowledged).
+    /// Holds an orphaned chunk — one whose earlier chunks never reached this consumer — until
+    /// `deadline` (its message's expiry time), when [`Self::expire`] acknowledges it.
+    ///
+    /// On an in-order subscription (Exclusive, Failover) asking for a redelivery cannot help:
+    /// everything unacknowledged comes again in log order, so the chunk comes again without its
+    /// predecessors. That happens when the chunk is a leftover of a producer's resend: a
+    /// deduplicating broker that already stored the whole message answers the resent last chunk
+    /// as a duplicate but stores the resent chunks before it again (the message itself was
+    /// delivered from its first copy). Redelivering anyway rewound the subscription each time the
+    /// leftover came back, until it expired: messages the application had received and not yet
+    /// acknowledged came again, without any reconnection (simulation seed 52702).
+    ///
+    /// Returns an entry to acknowledge now when the memory is full (the one due first).
+    pub(crate) fn hold(&mut self, entry: Entry, deadline: Instant) -> Option<Entry> {
+        let at = self.held.entry(entry).or_insert(deadline);
+        *at = (*at).min(deadline);
+        if self.held.len() <= HELD_LIMIT {
+            return None;
+        }
+        let first = self
+            .held
+            .iter()
+            .min_by_key(|(e, at)| (**at, **e))
+            .map(|(e, _)| *e)?;
+        self.held.remove(&first);
+        Some(first)
+    }
+
+    /// Drops incomplete messages older than the expiry time (their chunks are acknowledged), and
+    /// acknowledges the held orphaned chunks whose time has come.
     pub(crate) fn expire(&mut self, now: Instant) -> Vec<Dropped> {
         let mut out = Vec::new();
+        let due: Vec<Entry> = self
+            .held
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(e, _)| *e)
+            .collect();
+        if !due.is_empty() {
+            for e in &due {
+                self.held.remove(e);
+            }
+            out.push(Dropped {
+                error: None,
+                ack: due,
+                redeliver: Vec::new(),
+                orphaned: Vec::new(),
+            });
+        }
         while let Some((at, uuid)) = self.order.front() {
             let live = self.pending.get(uuid).is_some_and(|p| p.started == *at);
             if live && !time::passed(*at, self.expire, now) {
@@ -241,6 +303,7 @@ impl ChunkAssembler {
                         error: Some(ReceiveError::ChunkExpired { uuid }),
                         ack: p.ids,
                         redeliver: Vec::new(),
+                        orphaned: Vec::new(),
                     });
                 }
             }
@@ -249,15 +312,24 @@ impl ChunkAssembler {
     }
 
     pub(crate) fn next_timeout(&self) -> Option<Instant> {
-        self.order
+        let partial = self
+            .order
             .iter()
             .find(|(at, uuid)| self.pending.get(uuid).is_some_and(|p| p.started == *at))
-            .map(|(at, _)| time::after(*at, self.expire))
+            .map(|(at, _)| time::after(*at, self.expire));
+        let held = self.held.values().min().copied();
+        match (partial, held) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
+    /// Forgets everything (the registration is gone; what was unacknowledged comes again, and
+    /// orphaned chunks are held again then, until the same expiry time).
     pub(crate) fn clear(&mut self) {
         self.pending.clear();
         self.order.clear();
+        self.held.clear();
     }
 
     /// The earliest entry holding a chunk of a message still incomplete.
@@ -274,9 +346,10 @@ impl ChunkAssembler {
     }
 }
 
-/// A chunk whose predecessors are missing.
+/// A chunk whose predecessors are missing: acknowledged at once when its message has expired,
+/// otherwise left to the consumer (held until it expires, or redelivered on Shared).
 fn lost(uuid: String, chunk_id: i32, ids: Vec<Entry>, expired: bool) -> Dropped {
-    let (ack, redeliver) = if expired {
+    let (ack, orphaned) = if expired {
         (ids, Vec::new())
     } else {
         (Vec::new(), ids)
@@ -284,7 +357,8 @@ fn lost(uuid: String, chunk_id: i32, ids: Vec<Entry>, expired: bool) -> Dropped 
     Dropped {
         error: Some(ReceiveError::ChunkOutOfOrder { uuid, chunk_id }),
         ack,
-        redeliver,
+        redeliver: Vec::new(),
+        orphaned,
     }
 }
 
@@ -359,7 +433,7 @@ mod tests {
         assert_eq!(step, ChunkStep::Duplicate { ack: true });
         let step = a.accept(now, (1, 5), &meta("w", 1, 2, 10), &b, false, &mut d);
         assert!(
-            matches!(step, ChunkStep::Dropped(Dropped { error: Some(ReceiveError::ChunkOutOfOrder { .. }), ref redeliver, .. }) if redeliver == &vec![(1, 5)])
+            matches!(step, ChunkStep::Dropped(Dropped { error: Some(ReceiveError::ChunkOutOfOrder { .. }), ref orphaned, .. }) if orphaned == &vec![(1, 5)])
         );
         assert_eq!(a.next_timeout(), Some(now + Duration::from_secs(60)));
         assert!(a.expire(now + Duration::from_secs(59)).is_empty());
@@ -367,5 +441,37 @@ mod tests {
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].ack, vec![(1, 2)]);
         assert_eq!(a.next_timeout(), None);
+    }
+    #[test]
+    fn held_orphans_are_acknowledged_when_due_and_forgotten_on_clear() {
+        let now = Instant::now();
+        let s = Duration::from_secs;
+        let mut a = ChunkAssembler::new(10, 1 << 20, s(60), false);
+        assert_eq!(a.hold((1, 5), now + s(20)), None);
+        assert_eq!(a.hold((1, 4), now + s(30)), None);
+        assert_eq!(
+            a.hold((1, 5), now + s(25)),
+            None,
+            "held once, at its first deadline"
+        );
+        assert_eq!(a.next_timeout(), Some(now + s(20)));
+        assert!(a.expire(now + s(19)).is_empty());
+        let due = a.expire(now + s(20));
+        assert_eq!(due.len(), 1);
+        assert_eq!(
+            (due[0].error.clone(), due[0].ack.clone()),
+            (None, vec![(1, 5)])
+        );
+        assert_eq!(a.next_timeout(), Some(now + s(30)));
+        a.clear();
+        assert_eq!(a.next_timeout(), None);
+        for e in 0..HELD_LIMIT as u64 {
+            assert_eq!(a.hold((2, e), now + s(100 - e % 7)), None);
+        }
+        assert_eq!(
+            a.hold((3, 0), now + s(200)),
+            Some((2, 6)),
+            "full: the first due goes"
+        );
     }
 }

@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use pulsar_proto::pb::command_ack::ValidationError;
@@ -25,6 +25,7 @@ use crate::event::Event;
 use crate::handle::ConnectionId;
 use crate::message::MessageId;
 use crate::shared::Shared;
+use crate::time;
 
 /// Work the intake leaves for the consumer set (it needs the group queue or the producers).
 #[derive(Debug, Default)]
@@ -93,13 +94,20 @@ impl Sub {
         if chunked {
             let expire_ms = u64::try_from(self.opts.expire_incomplete_chunked_message.as_millis())
                 .unwrap_or(u64::MAX);
-            let expired = metadata.publish_time.saturating_add(expire_ms) < sh.unix_millis(now);
+            let expires_at = metadata.publish_time.saturating_add(expire_ms);
+            let unix_now = sh.unix_millis(now);
+            let expired = expires_at < unix_now;
+            // when this message expires, on the client's clock (orphaned chunks wait for it)
+            let expiry = time::after(
+                now,
+                Duration::from_millis(expires_at.saturating_sub(unix_now).saturating_add(1)),
+            );
             let mut dropped = Vec::new();
             let step =
                 self.chunks_mut()
                     .accept(now, entry, &metadata, &data, expired, &mut dropped);
             for d in dropped {
-                self.handle_dropped(sh, now, d, &mut out);
+                self.handle_dropped(sh, now, d, expiry, &mut out);
             }
             match step {
                 ChunkStep::Stored => {
@@ -114,7 +122,7 @@ impl Sub {
                     return out;
                 }
                 ChunkStep::Dropped(d) => {
-                    self.handle_dropped(sh, now, d, &mut out);
+                    self.handle_dropped(sh, now, d, expiry, &mut out);
                     self.return_permits(sh, 1);
                     return out;
                 }
@@ -361,16 +369,37 @@ impl Sub {
         let _ = self.ack(sh, now, &id, false, None);
     }
 
-    /// Applies the fate of a dropped chunked message.
+    /// Applies the fate of a dropped chunked message. Its orphaned chunks (see
+    /// [`ChunkAssembler::hold`](super::chunks::ChunkAssembler::hold)) wait for the ack timeout
+    /// when there is one (it redelivers them), are redelivered one by one on Shared and
+    /// Key_Shared, and are otherwise held until `orphans_expire` (their message's expiry time),
+    /// then acknowledged: asking an in-order subscription for a redelivery would rewind it for
+    /// nothing.
     pub(super) fn handle_dropped(
         &mut self,
         sh: &mut Shared,
         now: Instant,
         d: Dropped,
+        orphans_expire: Instant,
         out: &mut IntakeOut,
     ) {
         for e in d.ack {
             self.ack_entry(sh, now, e);
+        }
+        if !d.orphaned.is_empty() {
+            if self.unacked.enabled() {
+                for e in &d.orphaned {
+                    self.unacked.add(now, *e);
+                }
+            } else if self.opts.subscription_type.is_shared() {
+                out.redeliver.extend(d.orphaned);
+            } else {
+                for e in d.orphaned {
+                    if let Some(full) = self.chunks_mut().hold(e, orphans_expire) {
+                        self.ack_entry(sh, now, full);
+                    }
+                }
+            }
         }
         if !d.redeliver.is_empty() {
             if self.unacked.enabled() {

@@ -1326,7 +1326,8 @@ impl Consumers {
         let mut out = intake::IntakeOut::default();
         let expired = s.chunks.as_mut().map(|c| c.expire(now)).unwrap_or_default();
         for d in expired {
-            s.handle_dropped(sh, now, d, &mut out);
+            // (expired messages have no orphaned chunks left to hold)
+            s.handle_dropped(sh, now, d, now, &mut out);
         }
         redeliver.extend(out.redeliver);
         self.outcomes(sh, now, sid, gid, outcomes);
