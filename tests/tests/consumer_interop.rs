@@ -5,15 +5,13 @@
 //! the test interpreter ([`pulsar_tests::support::python_interpreter`]) cannot `import pulsar`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use pulsar_core::{
-    Client, ClientConfig, ConnectionId, ConsumerId, ConsumerOptions, Event, InitialPosition,
-    IoRequest, Message, SubscriptionType,
+    Client, ClientConfig, ConsumerId, ConsumerOptions, Event, InitialPosition, Message,
+    SubscriptionType,
 };
-use pulsar_tests::support::{broker, python_command, unique_topic};
+use pulsar_tests::support::{broker, python_command, unique_topic, unix_ms, StdSockets};
 
 type R<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
@@ -66,88 +64,24 @@ fn python(topic: &str, mode: &str) -> R {
 
 struct Driver {
     client: Client,
-    sockets: BTreeMap<ConnectionId, TcpStream>,
+    io: StdSockets,
     events: Vec<Event>,
-    buf: Vec<u8>,
 }
 
 impl Driver {
     fn new() -> R<Driver> {
         let mut config = ClientConfig::new(broker().service_url.clone());
-        config.unix_time_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
+        config.unix_time_ms = unix_ms();
         Ok(Driver {
             client: Client::new(config, Instant::now())?,
-            sockets: BTreeMap::new(),
+            io: StdSockets::new(),
             events: Vec::new(),
-            buf: vec![0; 1 << 20],
         })
     }
 
     fn turn(&mut self) -> R<bool> {
-        let mut busy = false;
-        while let Some(io) = self.client.poll_io() {
-            busy = true;
-            match io {
-                IoRequest::Connect { conn, address } => {
-                    let now = Instant::now();
-                    match TcpStream::connect((address.host.as_str(), address.port)) {
-                        Ok(s) => {
-                            s.set_nonblocking(true)?;
-                            self.sockets.insert(conn, s);
-                            self.client.handle_connected(now, conn)?;
-                        }
-                        Err(e) => self
-                            .client
-                            .handle_connect_failed(now, conn, e.to_string())?,
-                    }
-                }
-                IoRequest::Close { conn } => {
-                    self.sockets.remove(&conn);
-                }
-                _ => {}
-            }
-        }
-        while let Some(t) = self.client.poll_transmit() {
-            busy = true;
-            if let Some(s) = self.sockets.get_mut(&t.conn) {
-                s.set_nonblocking(false)?;
-                s.write_all(&t.data)?;
-                s.set_nonblocking(true)?;
-            }
-        }
-        while let Some(e) = self.client.poll_event() {
-            busy = true;
-            self.events.push(e);
-        }
-        let ids: Vec<ConnectionId> = self.sockets.keys().copied().collect();
-        for conn in ids {
-            let Some(s) = self.sockets.get_mut(&conn) else {
-                continue;
-            };
-            match s.read(&mut self.buf) {
-                Ok(0) => {
-                    busy = true;
-                    self.sockets.remove(&conn);
-                    self.client.handle_closed(Instant::now(), conn)?;
-                }
-                Ok(n) => {
-                    busy = true;
-                    self.client
-                        .handle_bytes(Instant::now(), conn, &self.buf[..n])?;
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        if self
-            .client
-            .poll_timeout()
-            .is_some_and(|t| t <= Instant::now())
-        {
-            busy = true;
-            self.client.handle_timeout(Instant::now());
-        }
-        Ok(busy)
+        let events = &mut self.events;
+        Ok(self.io.turn(&mut self.client, |e| events.push(e))?)
     }
 
     fn subscribe(&mut self, topic: &str, opts: ConsumerOptions) -> R<ConsumerId> {

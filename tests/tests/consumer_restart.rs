@@ -3,31 +3,21 @@
 //! (at-least-once: acknowledgements the broker had not persisted may come back). Uses a broker of
 //! its own.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
 use pulsar_core::{
-    Client, ClientConfig, ConnectionId, ConsumerId, ConsumerOptions, Event, InitialPosition,
-    IoRequest, Message, MessageId, OutgoingMessage, ProducerId, ProducerOptions,
+    Client, ClientConfig, ConsumerId, ConsumerOptions, Event, InitialPosition, Message, MessageId,
+    OutgoingMessage, ProducerId, ProducerOptions,
 };
-use pulsar_tests::support::{unique_topic, BrokerOptions, BrokerProcess};
+use pulsar_tests::support::{unique_topic, unix_ms, BrokerOptions, BrokerProcess, StdSockets};
 
 type R<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
 struct Driver {
     client: Client,
-    sockets: BTreeMap<ConnectionId, TcpStream>,
+    io: StdSockets,
     events: Vec<Event>,
-    buf: Vec<u8>,
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
 }
 
 impl Driver {
@@ -37,86 +27,14 @@ impl Driver {
         config.seed = 11;
         Ok(Driver {
             client: Client::new(config, Instant::now())?,
-            sockets: BTreeMap::new(),
+            io: StdSockets::new(),
             events: Vec::new(),
-            buf: vec![0; 256 * 1024],
         })
     }
 
     fn turn(&mut self) -> R<bool> {
-        let mut busy = false;
-        while let Some(io) = self.client.poll_io() {
-            busy = true;
-            match io {
-                IoRequest::Connect { conn, address } => {
-                    let now = Instant::now();
-                    match TcpStream::connect((address.host.as_str(), address.port)) {
-                        Ok(s) => {
-                            s.set_nonblocking(true)?;
-                            s.set_nodelay(true)?;
-                            self.sockets.insert(conn, s);
-                            self.client.handle_connected(now, conn)?;
-                        }
-                        Err(e) => self
-                            .client
-                            .handle_connect_failed(now, conn, e.to_string())?,
-                    }
-                }
-                IoRequest::Close { conn } => {
-                    self.sockets.remove(&conn);
-                }
-                _ => {}
-            }
-        }
-        while let Some(t) = self.client.poll_transmit() {
-            busy = true;
-            if let Some(s) = self.sockets.get_mut(&t.conn) {
-                s.set_nonblocking(false)?;
-                let written = s.write_all(&t.data);
-                s.set_nonblocking(true)?;
-                if written.is_err() {
-                    self.sockets.remove(&t.conn);
-                    self.client.handle_closed(Instant::now(), t.conn)?;
-                }
-            }
-        }
-        while let Some(e) = self.client.poll_event() {
-            busy = true;
-            self.events.push(e);
-        }
-        let ids: Vec<ConnectionId> = self.sockets.keys().copied().collect();
-        for conn in ids {
-            let Some(s) = self.sockets.get_mut(&conn) else {
-                continue;
-            };
-            match s.read(&mut self.buf) {
-                Ok(0) => {
-                    busy = true;
-                    self.sockets.remove(&conn);
-                    self.client.handle_closed(Instant::now(), conn)?;
-                }
-                Ok(n) => {
-                    busy = true;
-                    self.client
-                        .handle_bytes(Instant::now(), conn, &self.buf[..n])?;
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(_) => {
-                    busy = true;
-                    self.sockets.remove(&conn);
-                    self.client.handle_closed(Instant::now(), conn)?;
-                }
-            }
-        }
-        if self
-            .client
-            .poll_timeout()
-            .is_some_and(|t| t <= Instant::now())
-        {
-            busy = true;
-            self.client.handle_timeout(Instant::now());
-        }
-        Ok(busy)
+        let events = &mut self.events;
+        Ok(self.io.turn(&mut self.client, |e| events.push(e))?)
     }
 
     fn idle(&mut self) -> R {

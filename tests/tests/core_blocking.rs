@@ -2,17 +2,11 @@
 //! connect, lookup, partitioned metadata of a partitioned topic created over REST, a produce/consume
 //! round trip, and reconnection (producer and consumer re-registered) after the broker is restarted.
 
-use std::collections::BTreeMap;
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use pulsar_core::{
-    Client, ClientConfig, ConnectionId, ConsumerOptions, Event, InitialPosition, IoRequest,
-    TopicsMode,
-};
+use pulsar_core::{Client, ClientConfig, ConsumerOptions, Event, InitialPosition, TopicsMode};
 use pulsar_tests::support::{
-    broker, create_partitioned, unique_topic, BrokerOptions, BrokerProcess,
+    broker, create_partitioned, unique_topic, unix_ms, BrokerOptions, BrokerProcess, StdSockets,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -20,101 +14,28 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 /// The smallest useful runtime: non-blocking std sockets polled in one loop.
 struct Driver {
     client: Client,
-    sockets: BTreeMap<ConnectionId, TcpStream>,
+    io: StdSockets,
     events: Vec<Event>,
     seen: usize,
-    buf: Vec<u8>,
 }
 
 impl Driver {
     fn new(service_url: &str) -> Result<Driver, Box<dyn std::error::Error>> {
         let mut config = ClientConfig::new(service_url);
-        config.unix_time_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
+        config.unix_time_ms = unix_ms();
         config.seed = 7;
         Ok(Driver {
             client: Client::new(config, Instant::now())?,
-            sockets: BTreeMap::new(),
+            io: StdSockets::new(),
             events: Vec::new(),
             seen: 0,
-            buf: vec![0; 64 * 1024],
         })
     }
 
     /// Drains every output and feeds every input once. Returns whether anything happened.
     fn turn(&mut self) -> Result<bool, Box<dyn std::error::Error>> {
-        let mut busy = false;
-        while let Some(io) = self.client.poll_io() {
-            busy = true;
-            match io {
-                IoRequest::Connect { conn, address } => {
-                    let now = Instant::now();
-                    match TcpStream::connect((address.host.as_str(), address.port)) {
-                        Ok(s) => {
-                            s.set_nonblocking(true)?;
-                            s.set_nodelay(true)?;
-                            self.sockets.insert(conn, s);
-                            self.client.handle_connected(now, conn)?;
-                        }
-                        Err(e) => self
-                            .client
-                            .handle_connect_failed(now, conn, e.to_string())?,
-                    }
-                }
-                IoRequest::Close { conn } => {
-                    self.sockets.remove(&conn);
-                }
-                _ => {}
-            }
-        }
-        while let Some(t) = self.client.poll_transmit() {
-            busy = true;
-            if let Some(s) = self.sockets.get_mut(&t.conn) {
-                s.set_nonblocking(false)?;
-                let written = s.write_all(&t.data);
-                s.set_nonblocking(true)?;
-                if written.is_err() {
-                    self.sockets.remove(&t.conn);
-                    self.client.handle_closed(Instant::now(), t.conn)?;
-                }
-            }
-        }
-        while let Some(e) = self.client.poll_event() {
-            busy = true;
-            self.events.push(e);
-        }
-        let ids: Vec<ConnectionId> = self.sockets.keys().copied().collect();
-        for conn in ids {
-            let Some(s) = self.sockets.get_mut(&conn) else {
-                continue;
-            };
-            match s.read(&mut self.buf) {
-                Ok(0) => {
-                    busy = true;
-                    self.sockets.remove(&conn);
-                    self.client.handle_closed(Instant::now(), conn)?;
-                }
-                Ok(n) => {
-                    busy = true;
-                    self.client
-                        .handle_bytes(Instant::now(), conn, &self.buf[..n])?;
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(_) => {
-                    busy = true;
-                    self.sockets.remove(&conn);
-                    self.client.handle_closed(Instant::now(), conn)?;
-                }
-            }
-        }
-        if self
-            .client
-            .poll_timeout()
-            .is_some_and(|t| t <= Instant::now())
-        {
-            busy = true;
-            self.client.handle_timeout(Instant::now());
-        }
-        Ok(busy)
+        let events = &mut self.events;
+        Ok(self.io.turn(&mut self.client, |e| events.push(e))?)
     }
 
     /// Runs until an event matching `pred` arrives (events before it stay in `events`).
@@ -225,7 +146,7 @@ fn connect_lookup_and_partitioned_metadata() -> TestResult {
 
     d.client.close(Instant::now());
     d.run_until(Duration::from_secs(30), |e| *e == Event::ClientClosed)?;
-    assert!(d.sockets.is_empty());
+    assert!(d.io.is_empty());
     Ok(())
 }
 

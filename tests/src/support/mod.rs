@@ -14,6 +14,7 @@ mod http;
 mod info;
 mod process;
 mod python;
+mod sockets;
 mod topic;
 
 pub use admin::{topic_admin_path, Admin, HttpResponse};
@@ -22,6 +23,7 @@ pub use error::SupportError;
 pub use info::{AuthInfo, BrokerInfo, TlsFiles};
 pub use process::{script_path, BrokerOptions, BrokerProcess};
 pub use python::{python_command, python_interpreter};
+pub use sockets::{unix_ms, StdSockets};
 pub use topic::unique_topic;
 
 /// Creates a partitioned topic with `partitions` partitions on the shared test broker.

@@ -4,41 +4,25 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use pulsar_core::{
-    Client, ClientConfig, ConnectionId, Event, IoRequest, MessageId, OutgoingMessage, ProducerId,
-    ProducerOptions, SendError, SendId,
+    Client, ClientConfig, Event, MessageId, OutgoingMessage, ProducerId, ProducerOptions,
+    SendError, SendId,
 };
-use pulsar_tests::support::python_command;
+
+use pulsar_tests::support::{python_command, unix_ms, StdSockets};
 
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
 pub type BoxError = Box<dyn std::error::Error>;
 
-struct Sock {
-    stream: TcpStream,
-    out: VecDeque<Bytes>,
-    /// Bytes of `out.front()` already written.
-    offset: usize,
-}
-
 /// Drives one core client.
 pub struct Driver {
     pub client: Client,
-    socks: BTreeMap<ConnectionId, Sock>,
+    io: StdSockets,
     /// Events not yet taken.
     pub events: VecDeque<Event>,
-    buf: Vec<u8>,
-}
-
-pub fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl Driver {
@@ -52,109 +36,15 @@ impl Driver {
         config.unix_time_ms = unix_ms();
         Ok(Driver {
             client: Client::new(config, Instant::now())?,
-            socks: BTreeMap::new(),
+            io: StdSockets::new(),
             events: VecDeque::new(),
-            buf: vec![0; 256 * 1024],
         })
     }
 
     /// Drains every output and feeds every input once. Returns whether anything happened.
     pub fn turn(&mut self) -> Result<bool, BoxError> {
-        let mut busy = false;
-        while let Some(io) = self.client.poll_io() {
-            busy = true;
-            match io {
-                IoRequest::Connect { conn, address } => {
-                    let now = Instant::now();
-                    match TcpStream::connect((address.host.as_str(), address.port)) {
-                        Ok(s) => {
-                            s.set_nonblocking(true)?;
-                            s.set_nodelay(true)?;
-                            self.socks.insert(
-                                conn,
-                                Sock {
-                                    stream: s,
-                                    out: VecDeque::new(),
-                                    offset: 0,
-                                },
-                            );
-                            self.client.handle_connected(now, conn)?;
-                        }
-                        Err(e) => self
-                            .client
-                            .handle_connect_failed(now, conn, e.to_string())?,
-                    }
-                }
-                IoRequest::Close { conn } => {
-                    self.socks.remove(&conn);
-                }
-                _ => {}
-            }
-        }
-        while let Some(t) = self.client.poll_transmit() {
-            busy = true;
-            if let Some(s) = self.socks.get_mut(&t.conn) {
-                s.out.push_back(t.data);
-            }
-        }
-        while let Some(e) = self.client.poll_event() {
-            busy = true;
-            self.events.push_back(e);
-        }
-        // writes
-        let mut failed = Vec::new();
-        for (conn, s) in &mut self.socks {
-            while let Some(front) = s.out.front() {
-                match s.stream.write(&front[s.offset..]) {
-                    Ok(n) => {
-                        busy = true;
-                        s.offset += n;
-                        if s.offset == front.len() {
-                            s.out.pop_front();
-                            s.offset = 0;
-                        }
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(_) => {
-                        failed.push(*conn);
-                        break;
-                    }
-                }
-            }
-        }
-        // reads
-        let ids: Vec<ConnectionId> = self.socks.keys().copied().collect();
-        for conn in ids {
-            let Some(s) = self.socks.get_mut(&conn) else {
-                continue;
-            };
-            match s.stream.read(&mut self.buf) {
-                Ok(0) => failed.push(conn),
-                Ok(n) => {
-                    busy = true;
-                    let _ = self
-                        .client
-                        .handle_bytes(Instant::now(), conn, &self.buf[..n]);
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(_) => failed.push(conn),
-            }
-        }
-        for conn in failed {
-            if self.socks.remove(&conn).is_some() {
-                busy = true;
-                let _ = self.client.handle_closed(Instant::now(), conn);
-            }
-        }
-        if self
-            .client
-            .poll_timeout()
-            .is_some_and(|t| t <= Instant::now())
-        {
-            busy = true;
-            self.client.handle_timeout(Instant::now());
-        }
-        Ok(busy)
+        let events = &mut self.events;
+        Ok(self.io.turn(&mut self.client, |e| events.push_back(e))?)
     }
 
     /// Turns once, sleeping a little when idle.
