@@ -4,9 +4,10 @@
 //! asserts is the one the `Drop` documentation of `ClientHandle` and `Producer` describes; every
 //! drop with unacknowledged messages also logs a warning that counts them.
 
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::fmt::Debug;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
 use pulsar_async::{BatchingOptions, ClientHandle, ClientOptions, InitialPosition, Launch};
@@ -82,6 +83,14 @@ fn batching() -> BatchingOptions {
     BatchingOptions::enabled().with_limits(MESSAGES, 1 << 20, Duration::from_millis(200))
 }
 
+/// For a client driven by its own threads (pulsar-blocking): one batch held open by its delay,
+/// so that nothing can be acknowledged before the drop however the threads are scheduled (a
+/// batch full by count goes at once, and on a loaded machine its receipt could arrive before the
+/// test thread reaches the drop); the close sends it without waiting for the delay.
+fn held_batching() -> BatchingOptions {
+    BatchingOptions::enabled().with_limits(MESSAGES + 1, 1 << 20, Duration::from_secs(30))
+}
+
 /// Sends the messages without waiting for receipts and drops producer and client (the last
 /// handles) without closing.
 async fn send_and_drop(client: ClientHandle, topic: &str) -> TestResult {
@@ -98,9 +107,28 @@ async fn send_and_drop(client: ClientHandle, topic: &str) -> TestResult {
 #[derive(Clone, Default)]
 struct Warnings(Arc<Mutex<Vec<(String, u64)>>>);
 
+thread_local! {
+    /// Where [`Router`] puts the warnings of this thread, while [`Warnings::capture`] runs.
+    static SINK: RefCell<Option<Warnings>> = const { RefCell::new(None) };
+}
+
 impl Warnings {
+    /// Collects the warnings logged on this thread while `f` runs.
+    ///
+    /// Through one global subscriber that routes each event to its thread's sink, not a
+    /// thread-local subscriber per test: tracing caches each call site's interest process-wide,
+    /// and with scoped subscribers coming and going in parallel tests a warning was seen to reach
+    /// none (the blocking test lost its producer warning in 2 of 3 parallel runs, never alone).
     fn capture<T>(&self, f: impl FnOnce() -> T) -> T {
-        tracing::subscriber::with_default(self.clone(), f)
+        static ROUTER: Once = Once::new();
+        ROUTER.call_once(|| {
+            tracing::subscriber::set_global_default(Router)
+                .expect("no other global subscriber in this test binary");
+        });
+        SINK.with(|s| *s.borrow_mut() = Some(self.clone()));
+        let out = f();
+        SINK.with(|s| *s.borrow_mut() = None);
+        out
     }
 
     /// The `unacknowledged` counts of warnings whose message starts with `prefix`.
@@ -112,6 +140,10 @@ impl Warnings {
             .collect()
     }
 }
+
+/// The global subscriber of this binary: hands warnings with an `unacknowledged` count to the
+/// sink of the thread that logged them.
+struct Router;
 
 #[derive(Default)]
 struct Fields {
@@ -133,7 +165,7 @@ impl Visit for Fields {
     }
 }
 
-impl Subscriber for Warnings {
+impl Subscriber for Router {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
         *metadata.level() <= Level::WARN
     }
@@ -150,8 +182,12 @@ impl Subscriber for Warnings {
         let mut fields = Fields::default();
         event.record(&mut fields);
         if let Some(n) = fields.unacknowledged {
-            let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
-            seen.push((fields.message, n));
+            SINK.with(|s| {
+                if let Some(w) = &*s.borrow() {
+                    let mut seen = w.0.lock().unwrap_or_else(|p| p.into_inner());
+                    seen.push((fields.message, n));
+                }
+            });
         }
     }
 
@@ -162,7 +198,7 @@ impl Subscriber for Warnings {
 
 /// The drop logged a producer warning and a client warning, each counting every message (none
 /// can have been acknowledged: the driver had no turn since they were sent, or, on threads, the
-/// batch waits for its delay).
+/// batch waits for its delay: [`held_batching`]).
 #[track_caller]
 fn warned_of_everything(warnings: &Warnings) {
     assert_eq!(warnings.counts("producer dropped"), vec![MESSAGES as u64]);
@@ -342,7 +378,7 @@ fn blocking_drop_waits_until_everything_is_stored() -> TestResult {
     let warnings = Warnings::default();
     let took = warnings.capture(|| -> Result<Duration, Box<dyn std::error::Error>> {
         let client = pulsar_blocking::Blocking::launch(options())?;
-        let producer = client.producer(&topic).batching(batching()).create()?;
+        let producer = client.producer(&topic).batching(held_batching()).create()?;
         for i in 0..MESSAGES {
             drop(producer.send_async(payload(i))?);
         }
