@@ -521,3 +521,44 @@ fn leftover_chunks_of_a_resent_message_neither_rewind_the_subscription_nor_stay_
         .received_of(Type::RedeliverUnacknowledgedMessages)
         .is_empty());
 }
+
+/// Simulation seed 63908: a reader held a plain message (entry 3) and, behind it, a chunked
+/// message whose chunks were at entries 2 and 4 (it is queued when its last chunk comes). When
+/// the connection dropped, it resubscribed after entry 2, the entry before the first message
+/// queued: the first chunk was never fetched again and the message was lost for the reader.
+#[test]
+fn reader_resubscribing_fetches_the_first_chunk_of_a_message_queued_behind_a_later_entry() {
+    let mut sim = Sim::new();
+    let r = sim
+        .client
+        .create_reader(sim.now, "t", ReaderOptions::new(MessageId::EARLIEST))
+        .unwrap();
+    sim.run_until(Duration::from_secs(1), |e| {
+        matches!(e, Event::ConsumerReady { .. })
+    });
+    let conn = sim.conn_ids()[0];
+    sim.inject(conn, batch(r.get(), 1, 1));
+    assert!(sim.client.receive(sim.now, r).is_some());
+    sim.inject(conn, chunk(r.get(), 2, "u", 0, 2, b"ab"));
+    sim.inject(conn, batch(r.get(), 3, 1));
+    sim.inject(conn, chunk(r.get(), 4, "u", 1, 2, b"cd"));
+    sim.broker_close(conn);
+    sim.run_until(Duration::from_secs(5), |e| {
+        matches!(e, Event::ConsumerReconnected { .. })
+    });
+    let subs = sim.received_of(Type::Subscribe);
+    assert_eq!(subs.len(), 2);
+    let start = subs[1]
+        .command
+        .subscribe
+        .as_deref()
+        .unwrap()
+        .start_message_id
+        .clone()
+        .unwrap();
+    assert_eq!(
+        (start.ledger_id, start.entry_id),
+        (9, 1),
+        "after the last entry read, before the first chunk: {start:?}"
+    );
+}

@@ -219,6 +219,17 @@ fn regression_seed_52702_leftover_chunks_rewind_failover() {
     regression(52702);
 }
 
+// Bug H, a remaining case (pulsar-core, fixed; exposed by the fix of bug I, whose redelivery
+// storms had hidden it): a reader that lost its connection with a plain message (1:38) queued
+// before a chunked message whose first chunks came before it (1:36, 1:37; last chunk 1:41)
+// restarted after 1:37, the entry before the first message queued, and never got the chunked
+// message. Now it restarts before the earliest first chunk of everything queued.
+
+#[test]
+fn regression_seed_63908_reader_resubscribe_skips_chunks_queued_behind() {
+    regression(63908);
+}
+
 // Seeds that reproduced bugs at pulsar-core 635c6d0 and no longer reach them after later core
 // changes altered the timing (the code paths of bugs F and G are still there; see
 // docs/simulation.md): kept as ordinary scenario tests.

@@ -303,7 +303,7 @@ impl Sub {
             // seek, at the seek's target, set when the broker answers)...
             // (a queued chunked message comes again from its first chunk)...
             let mut start = match (first_queued, self.last_dequeued) {
-                (Some(next), _) => Some(previous_id(&self.first_chunk_of(&next))),
+                (Some(next), _) => Some(previous_id(&self.first_entry_queued_from(&next))),
                 (None, last) => last,
             };
             // ...or before the chunks of a message not yet whole (they are dropped below), so
@@ -763,15 +763,21 @@ impl Sub {
         })
     }
 
-    /// The id of the first chunk of `id` when it is a chunked message, else `id`.
-    fn first_chunk_of(&self, id: &MessageId) -> MessageId {
-        match self
+    /// Where the messages queued from `first` on begin: the first chunk of the earliest chunked
+    /// message among them when it comes before `first`, else `first`. A chunked message is
+    /// queued when its last chunk comes, so one queued behind `first` may have begun before it
+    /// (seed 63908: a reader held P1#4 at 1:38, then the message whose chunks were at 1:36,
+    /// 1:37, 1:39-1:41; restarting after 1:37 lost its first two chunks for good).
+    fn first_entry_queued_from(&self, first: &MessageId) -> MessageId {
+        let from = (first.ledger_id, first.entry_id);
+        let earliest = self
             .chunk_ids
-            .get(&(id.ledger_id, id.entry_id))
-            .and_then(|ids| ids.first())
-        {
-            Some(&first) => self.entry_id(first),
-            None => *id,
+            .range(from..)
+            .filter_map(|(_, ids)| ids.first())
+            .min();
+        match earliest {
+            Some(&e) if e < from => self.entry_id(e),
+            _ => *first,
         }
     }
 
