@@ -230,6 +230,24 @@ fn regression_seed_63908_reader_resubscribe_skips_chunks_queued_behind() {
     regression(63908);
 }
 
+// Bug G (pulsar-core, fixed: the epoch moves only when the REDELIVER is written): a redelivery of
+// everything unacknowledged (a negative ack coming due on an Exclusive / Failover consumer) while
+// the consumer resubscribed bumped the consumer epoch without sending anything. The SUBSCRIBE in
+// flight carried the old epoch, the broker stamped it on every message of the new registration,
+// and the client dropped them all as stale: the subscription never caught up. Seen after a seek
+// (the broker closes every consumer of the subscription): 40452 (the seeking consumer itself),
+// 52794 (another consumer of the Failover subscription).
+
+#[test]
+fn regression_seed_40452_epoch_bumped_during_resubscribe() {
+    regression(40452);
+}
+
+#[test]
+fn regression_seed_52794_epoch_bumped_during_resubscribe() {
+    regression(52794);
+}
+
 // Seeds that reproduced bugs at pulsar-core 635c6d0 and no longer reach them after later core
 // changes altered the timing (the code paths of bugs F and G are still there; see
 // docs/simulation.md): kept as ordinary scenario tests.

@@ -575,15 +575,23 @@ impl Sub {
 
     /// Asks the broker to redeliver everything unacknowledged (a new consumer epoch for Exclusive
     /// and Failover, so messages already in flight are recognised as stale).
+    ///
+    /// Without a ready registration nothing is sent and the epoch stays: the (re)subscription
+    /// redelivers everything unacknowledged anyway, and its SUBSCRIBE, possibly already in flight,
+    /// carries the current epoch, which the broker stamps on every message it then dispatches. A
+    /// bump here would make all of them look stale and drop them for good (bug G: a negative ack
+    /// that came due while a Failover consumer resubscribed after a seek left the subscription
+    /// stuck, simulation seeds 40452, 52794). Java's `redeliverUnacknowledgedMessages` also
+    /// increments the epoch only when it writes the command.
     pub(super) fn send_redeliver_all(&mut self, sh: &mut Shared) {
-        if !self.opts.subscription_type.is_shared() {
-            self.epoch += 1;
-        }
         self.unacked.clear();
         self.nacks.clear();
         let Some(conn) = self.link.ready_conn() else {
             return;
         };
+        if !self.opts.subscription_type.is_shared() {
+            self.epoch += 1;
+        }
         let cmd = pb::BaseCommand::from(pb::CommandRedeliverUnacknowledgedMessages {
             consumer_id: self.id.get(),
             message_ids: Vec::new(),
