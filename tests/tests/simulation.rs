@@ -230,6 +230,21 @@ fn regression_seed_63908_reader_resubscribe_skips_chunks_queued_behind() {
     regression(63908);
 }
 
+// Bug J (pulsar-core or workload, open): an Exclusive consumer of a topic with three chunking
+// producers holds 10 incomplete chunked messages (the default limit), some of them copies of
+// messages already delivered that will never complete (a resend whose last chunk the broker
+// answered as a duplicate). Each new first chunk evicts the oldest without acknowledging it
+// (the default), which asks for a redelivery of everything unacknowledged: the same chunks come
+// back in the same order and evict again, 4,205 times in seed 45130. Each redelivery rewinds the
+// subscription without a reconnection (P0#17 after P0#22) and it never settles (268 entries
+// unacknowledged). The Java client also redelivers everything on Exclusive / Failover there.
+
+#[test]
+#[ignore = "bug J: chunk queue full evictions rewind and never settle"]
+fn regression_seed_45130_chunk_queue_full_redelivery_storm() {
+    regression(45130);
+}
+
 // Bug G (pulsar-core, fixed: the epoch moves only when the REDELIVER is written): a redelivery of
 // everything unacknowledged (a negative ack coming due on an Exclusive / Failover consumer) while
 // the consumer resubscribed bumped the consumer epoch without sending anything. The SUBSCRIBE in
