@@ -230,19 +230,31 @@ fn regression_seed_63908_reader_resubscribe_skips_chunks_queued_behind() {
     regression(63908);
 }
 
-// Bug J (pulsar-core or workload, open): an Exclusive consumer of a topic with three chunking
-// producers holds 10 incomplete chunked messages (the default limit), some of them copies of
-// messages already delivered that will never complete (a resend whose last chunk the broker
-// answered as a duplicate). Each new first chunk evicts the oldest without acknowledging it
-// (the default), which asks for a redelivery of everything unacknowledged: the same chunks come
-// back in the same order and evict again, 4,205 times in seed 45130. Each redelivery rewinds the
-// subscription without a reconnection (P0#17 after P0#22) and it never settles (268 entries
-// unacknowledged). The Java client also redelivers everything on Exclusive / Failover there.
+// Bug J (pulsar-core, fixed: an evicted incomplete message's chunks are left to the consumer as
+// orphaned chunks, held until they expire on Exclusive / Failover): with more incomplete chunked
+// messages than `max_pending_chunked_messages` (10, the default) at once, some of them copies of
+// messages already delivered that never complete (a resend whose last chunk the deduplicating
+// broker answered as a duplicate, the chunks before it stored again), the consumer evicted the
+// oldest and, without auto-ack (the default), asked for a redelivery of everything
+// unacknowledged. On an in-order subscription that replays the same entries in the same order:
+// the same chunks evicted again at the same point, thousands of times (4,205 in seed 45130), each
+// rewinding the subscription without a reconnection (P0#17 after P0#22 in 45130), and the
+// messages behind never settled (13 never received and 255 entries unacknowledged in 40714, a
+// Failover subscription; 420 unacknowledged in 62597).
 
 #[test]
-#[ignore = "bug J: chunk queue full evictions rewind and never settle"]
 fn regression_seed_45130_chunk_queue_full_redelivery_storm() {
     regression(45130);
+}
+
+#[test]
+fn regression_seed_40714_chunk_queue_full_rewinds_failover() {
+    regression(40714);
+}
+
+#[test]
+fn regression_seed_62597_chunk_queue_full_rewinds_failover() {
+    regression(62597);
 }
 
 // Bug G (pulsar-core, fixed: the epoch moves only when the REDELIVER is written): a redelivery of

@@ -1,0 +1,143 @@
+//! The limit on incomplete chunked messages against a scripted broker: on an in-order
+//! subscription, evicting the oldest must not ask for a redelivery of everything, which brings
+//! the same chunks back in the same order (simulation seeds 40714 and 62597).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use pulsar_core::{ConsumerId, ConsumerOptions, Event, ReceiveError, SubscriptionType};
+use pulsar_proto::pb::{self, base_command::Type};
+use support::{meta, Reply, Sim};
+
+/// Chunk `id` of `total` of message `uuid` at entry `entry`.
+fn chunk(consumer: u64, entry: u64, uuid: &str, id: i32, total: i32, data: &[u8]) -> Reply {
+    let mut m = meta(entry);
+    m.publish_time = 1_000;
+    m.uuid = Some(uuid.into());
+    m.chunk_id = Some(id);
+    m.num_chunks_from_msg = Some(total);
+    m.total_chunk_msg_size = Some(total * data.len() as i32);
+    Reply::Payload(
+        pb::CommandMessage {
+            consumer_id: consumer,
+            message_id: pb::MessageIdData {
+                ledger_id: 9,
+                entry_id: entry,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .into(),
+        Box::new(m),
+        Bytes::copy_from_slice(data),
+    )
+}
+
+fn acked_entries(sim: &Sim) -> Vec<u64> {
+    sim.received_of(Type::Ack)
+        .iter()
+        .flat_map(|a| {
+            a.command
+                .ack
+                .as_deref()
+                .unwrap()
+                .message_id
+                .iter()
+                .map(|m| m.entry_id)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn subscribed(sim: &mut Sim, kind: SubscriptionType) -> ConsumerId {
+    let mut o = ConsumerOptions::new("sub")
+        .with_type(kind)
+        .with_ack_group_time(Duration::ZERO);
+    o.max_pending_chunked_messages = 2;
+    let c = sim.client.subscribe(sim.now, "t", o).unwrap();
+    sim.run_until(Duration::from_secs(1), |e| {
+        matches!(e, Event::ConsumerReady { .. })
+    });
+    c
+}
+
+/// Three messages begin before any completes, with room for two: the first is evicted. It used
+/// to be redelivered with everything unacknowledged (a new epoch), which on Exclusive and
+/// Failover replays the same entries in the same order, so the same eviction happened at the
+/// same point every time and the subscription never got past it. Now its chunks are held until
+/// its message expires and then acknowledged; the messages after it are delivered.
+#[test]
+fn evicting_an_incomplete_chunked_message_does_not_rewind_an_in_order_subscription() {
+    for kind in [SubscriptionType::Exclusive, SubscriptionType::Failover] {
+        let mut sim = Sim::new();
+        let c = subscribed(&mut sim, kind);
+        let conn = sim.conn_ids()[0];
+        // a, b, c start (entries 1-3): a is evicted when c starts
+        sim.inject(conn, chunk(c.get(), 1, "a", 0, 2, b"a0"));
+        sim.inject(conn, chunk(c.get(), 2, "b", 0, 2, b"b0"));
+        sim.inject(conn, chunk(c.get(), 3, "c", 0, 2, b"c0"));
+        sim.inject(conn, chunk(c.get(), 4, "b", 1, 2, b"b1"));
+        sim.inject(conn, chunk(c.get(), 5, "c", 1, 2, b"c1"));
+        sim.run_for(Duration::from_secs(1));
+        assert!(
+            sim.received_of(Type::RedeliverUnacknowledgedMessages)
+                .is_empty(),
+            "{kind:?}: no redelivery, it would replay the same eviction"
+        );
+        let got: Vec<Vec<u8>> = std::iter::from_fn(|| sim.client.receive(sim.now, c))
+            .map(|m| m.payload.to_vec())
+            .collect();
+        assert_eq!(got, vec![b"b0b1".to_vec(), b"c0c1".to_vec()], "{kind:?}");
+        assert!(
+            sim.events.iter().any(|(_, e)| matches!(
+                e,
+                Event::ReceiveFailed {
+                    error: ReceiveError::ChunkQueueFull { uuid, acked: false },
+                    ..
+                } if uuid == "a"
+            )),
+            "{kind:?}: the application is told"
+        );
+        assert!(
+            acked_entries(&sim).is_empty(),
+            "{kind:?}: nothing acknowledged before the evicted message expires"
+        );
+        // the chunk expiry (60 s after publication) acknowledges the evicted chunk, nothing else
+        sim.run_for(Duration::from_secs(61));
+        assert_eq!(acked_entries(&sim), vec![1], "{kind:?}");
+        assert!(sim
+            .received_of(Type::RedeliverUnacknowledgedMessages)
+            .is_empty());
+    }
+}
+
+/// On Shared, the evicted message's chunks are still redelivered one by one (by id): that does
+/// not rewind anything, and another consumer may complete the message.
+#[test]
+fn evicting_an_incomplete_chunked_message_redelivers_its_chunks_on_shared() {
+    let mut sim = Sim::new();
+    let c = subscribed(&mut sim, SubscriptionType::Shared);
+    let conn = sim.conn_ids()[0];
+    sim.inject(conn, chunk(c.get(), 1, "a", 0, 2, b"a0"));
+    sim.inject(conn, chunk(c.get(), 2, "b", 0, 2, b"b0"));
+    sim.inject(conn, chunk(c.get(), 3, "c", 0, 2, b"c0"));
+    sim.run_for(Duration::from_secs(1));
+    let redelivered: Vec<Vec<u64>> = sim
+        .received_of(Type::RedeliverUnacknowledgedMessages)
+        .iter()
+        .map(|r| {
+            r.command
+                .redeliver_unacknowledged_messages
+                .as_deref()
+                .unwrap()
+                .message_ids
+                .iter()
+                .map(|m| m.entry_id)
+                .collect()
+        })
+        .collect();
+    assert_eq!(redelivered, vec![vec![1]]);
+}
