@@ -101,7 +101,7 @@ pub use pulsar_core::{
 
 /// The application-facing API that every async runtime adapter re-exports, in one list:
 /// `pulsar-tokio` and `pulsar-smol` each say `pub use pulsar_async::api::*;` and add their own
-/// `Client` type (the shared [`Client`](crate::Client) on their runtime), so the adapters cannot
+/// `Client` type (the shared [`Client`] on their runtime), so the adapters cannot
 /// drift apart, and their documentation shows each item inline.
 pub mod api {
     pub use crate::{
