@@ -123,6 +123,17 @@ impl Status {
     fn is_over(&self) -> bool {
         matches!(self, Status::Failed(_) | Status::Closed(_))
     }
+
+    /// Why an operation on a producer or consumer in this state cannot run: it failed (its
+    /// error), or it is closed or closing (`Closed`).
+    fn refusal(&self, close_requested: bool) -> Option<Error> {
+        match self {
+            Status::Failed(e) => Some((**e).clone().into()),
+            Status::Closed(_) => Some(pulsar_core::Error::Closed.into()),
+            _ if close_requested => Some(pulsar_core::Error::Closed.into()),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -568,14 +579,9 @@ impl State {
         if let Some(e) = self.client_refusal() {
             return Some(e);
         }
-        let Some(c) = self.consumers.get(&id) else {
-            return Some(pulsar_core::Error::Closed.into());
-        };
-        match &c.status {
-            Status::Failed(e) => Some((**e).clone().into()),
-            Status::Closed(_) => Some(pulsar_core::Error::Closed.into()),
-            _ if c.close_requested => Some(pulsar_core::Error::Closed.into()),
-            _ => None,
+        match self.consumers.get(&id) {
+            Some(c) => c.status.refusal(c.close_requested),
+            None => Some(pulsar_core::Error::Closed.into()),
         }
     }
 
@@ -585,14 +591,9 @@ impl State {
         if let Some(e) = self.client_refusal() {
             return Some(e);
         }
-        let Some(p) = self.producers.get(&id) else {
-            return Some(pulsar_core::Error::Closed.into());
-        };
-        match &p.status {
-            Status::Failed(e) => Some((**e).clone().into()),
-            Status::Closed(_) => Some(pulsar_core::Error::Closed.into()),
-            _ if p.close_requested => Some(pulsar_core::Error::Closed.into()),
-            _ => None,
+        match self.producers.get(&id) {
+            Some(p) => p.status.refusal(p.close_requested),
+            None => Some(pulsar_core::Error::Closed.into()),
         }
     }
 
@@ -1405,15 +1406,11 @@ impl State {
             .sum()
     }
 
-    /// The same for one producer (every partition).
+    /// The same for one producer (every partition, and messages waiting for its partition count).
     pub(crate) fn unacknowledged_messages_of(&self, id: ProducerId) -> usize {
         self.core
-            .stats()
-            .producers
-            .iter()
-            .filter(|p| p.id == id)
-            .map(|p| p.pending_messages)
-            .sum()
+            .producer_stats(id)
+            .map_or(0, |s| s.pending_messages)
     }
 
     /// A thread driver's client waits, when its last handle is dropped, for the close to end
