@@ -11,8 +11,8 @@ use crate::deadline::Deadline;
 use crate::error::Error;
 use crate::event::{Event, LookupResult, Resource};
 use crate::handle::ConnectionId;
-use crate::lookup::{OpKind, OpResult, Owner};
 use crate::pool::PoolKey;
+use crate::request::{OpKind, OpResult, Owner};
 use crate::service_url::BrokerAddress;
 use crate::shared::Shared;
 use crate::stats::ResourceState;
@@ -77,9 +77,9 @@ impl Link {
                 until: now,
                 direct: None,
             },
-            backoff: Backoff::new(sh.config.backoff_initial, sh.config.backoff_max),
+            backoff: Backoff::new(sh.env.config.backoff_initial, sh.env.config.backoff_max),
             ever_ready: false,
-            deadline: Deadline::new(now, sh.config.operation_timeout),
+            deadline: Deadline::new(now, sh.env.config.operation_timeout),
             lookup_via: None,
             reconnects: 0,
         }
@@ -158,7 +158,7 @@ impl Link {
     /// The deadline of a registration request: the operation timeout, and during creation not
     /// after the creation deadline.
     pub(crate) fn request_deadline(&self, sh: &Shared, now: Instant) -> Instant {
-        let d = time::after(now, sh.config.operation_timeout);
+        let d = time::after(now, sh.env.config.operation_timeout);
         if self.ever_ready {
             d
         } else {
@@ -192,9 +192,11 @@ impl Link {
             Resource::Producer(p) => p.get(),
             Resource::Consumer(c) => c.get(),
         };
-        let conn = sh.connection_for(now, &key, Some(hint));
+        let conn = sh
+            .conns
+            .connection_for(now, &mut sh.env, &mut sh.out, &key, Some(hint));
         self.attach(sh, conn);
-        if sh.is_ready(conn) {
+        if sh.conns.is_ready(conn) {
             Step::Register(conn)
         } else {
             self.phase = Phase::Connecting { conn };
@@ -204,8 +206,8 @@ impl Link {
 
     fn attach(&self, sh: &mut Shared, conn: ConnectionId) {
         match self.resource {
-            Resource::Producer(p) => sh.attach_producer(conn, p),
-            Resource::Consumer(c) => sh.attach_consumer(conn, c),
+            Resource::Producer(p) => sh.conns.attach_producer(conn, p),
+            Resource::Consumer(c) => sh.conns.attach_consumer(conn, c),
         }
     }
 
@@ -213,8 +215,8 @@ impl Link {
     pub(crate) fn detach(&self, sh: &mut Shared) {
         if let Some(conn) = self.conn() {
             match self.resource {
-                Resource::Producer(p) => sh.detach_producer(conn, p),
-                Resource::Consumer(c) => sh.detach_consumer(conn, c),
+                Resource::Producer(p) => sh.conns.detach_producer(conn, p),
+                Resource::Consumer(c) => sh.conns.detach_consumer(conn, c),
             }
         }
     }
@@ -304,7 +306,7 @@ impl Link {
         let until = if direct.is_some() {
             now
         } else {
-            let delay = self.backoff.next_delay(&mut sh.rng);
+            let delay = self.backoff.next_delay(&mut sh.env.rng);
             if self.ever_ready {
                 time::after(now, delay)
             } else {
@@ -347,7 +349,7 @@ impl Link {
         self.detach(sh);
         let direct = assigned.map(|broker| self.key_for(sh, broker));
         if let Some(key) = &direct {
-            sh.events.push_back(Event::TopicMoved {
+            sh.out.events.push_back(Event::TopicMoved {
                 resource: self.resource,
                 to: key.logical.clone(),
             });
@@ -358,7 +360,7 @@ impl Link {
     /// The topic moved to another cluster (TOPIC_MIGRATED): look it up there from now on.
     pub(crate) fn migrated(&mut self, sh: &mut Shared, now: Instant, to: BrokerAddress) -> Step {
         self.detach(sh);
-        sh.events.push_back(Event::TopicMoved {
+        sh.out.events.push_back(Event::TopicMoved {
             resource: self.resource,
             to: to.clone(),
         });
@@ -386,8 +388,8 @@ impl Link {
         }
         if self.ever_ready {
             self.reconnects += 1;
-            sh.counters.reconnects += 1;
-            sh.events.push_back(match self.resource {
+            sh.env.counters.reconnects += 1;
+            sh.out.events.push_back(match self.resource {
                 Resource::Producer(producer) => Event::ProducerReconnecting {
                     producer,
                     reason: reason.clone(),
@@ -413,7 +415,7 @@ impl Link {
     fn key_for(&self, sh: &Shared, broker: BrokerAddress) -> PoolKey {
         let proxy = self
             .conn()
-            .and_then(|c| sh.connection(c))
+            .and_then(|c| sh.conns.connection(c))
             .filter(|c| c.key.is_proxied())
             .map(|c| c.key.physical.clone());
         match proxy {
@@ -428,7 +430,7 @@ impl Link {
     /// Cancels whatever is in flight (the owner is going away).
     pub(crate) fn abandon(&mut self, sh: &mut Shared) {
         if let Phase::LookingUp { op } = self.phase {
-            sh.cancel_op(op);
+            sh.lookups.cancel(op);
         }
         self.detach(sh);
     }

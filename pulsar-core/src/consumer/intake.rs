@@ -90,12 +90,12 @@ impl Sub {
         let chunked = !is_batch && metadata.num_chunks_from_msg.unwrap_or(0) > 1;
 
         let mut data = data;
-        let mut limit = sh.max_message_size(conn).saturating_mul(8);
+        let mut limit = sh.conns.max_message_size(conn).saturating_mul(8);
         if chunked {
             let expire_ms = u64::try_from(self.opts.expire_incomplete_chunked_message.as_millis())
                 .unwrap_or(u64::MAX);
             let expires_at = metadata.publish_time.saturating_add(expire_ms);
-            let unix_now = sh.unix_millis(now);
+            let unix_now = sh.env.unix_millis(now);
             let expired = expires_at < unix_now;
             // when this message expires, on the client's clock (orphaned chunks wait for it)
             let expiry = time::after(
@@ -350,12 +350,12 @@ impl Sub {
             validation_error: Some(error as i32),
             ..Default::default()
         });
-        sh.send_command(conn, &cmd);
+        sh.conns.send_command(conn, &cmd);
         self.return_permits(sh, permits);
     }
 
     fn report(&self, sh: &mut Shared, error: ReceiveError) {
-        sh.events.push_back(Event::ReceiveFailed {
+        sh.out.events.push_back(Event::ReceiveFailed {
             consumer: self.group,
             topic: self.topic_name.clone(),
             error,

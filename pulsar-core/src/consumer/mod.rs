@@ -50,9 +50,10 @@ use crate::error::{Error, ProtocolError};
 use crate::event::{Event, Resource};
 use crate::handle::{ConnectionId, ConsumerId, RequestId};
 use crate::link::{Phase as LinkPhase, Step};
-use crate::lookup::{OpKind, OpResult, Owner};
 use crate::message::MessageId;
-use crate::shared::{pick_broker_url, RequestKind, Shared};
+use crate::pool::pick_broker_url;
+use crate::request::{OpKind, OpResult, Owner, RequestKind};
+use crate::shared::Shared;
 use crate::stats::{ConsumerStats, ResourceState};
 use crate::time;
 use crate::topic::TopicName;
@@ -205,7 +206,7 @@ impl Consumers {
         let subscription = options
             .subscription_name
             .clone()
-            .unwrap_or_else(|| format!("reader-{:010x}", sh.rng.next_u64() & 0xff_ffff_ffff));
+            .unwrap_or_else(|| format!("reader-{:010x}", sh.env.rng.next_u64() & 0xff_ffff_ffff));
         let start = options.start_message_id;
         let opts = options.into_consumer_options(subscription);
         let label = name.to_string();
@@ -234,8 +235,8 @@ impl Consumers {
                 TopicName::parse(t)?;
             }
         }
-        let id = sh.ids.consumer();
-        let backoff = || Backoff::new(sh.config.backoff_initial, sh.config.backoff_max);
+        let id = sh.env.ids.consumer();
+        let backoff = || Backoff::new(sh.env.config.backoff_initial, sh.env.config.backoff_max);
         let mut g = Group {
             id,
             opts: Arc::new(options),
@@ -247,7 +248,7 @@ impl Consumers {
             ops: BTreeMap::new(),
             discovery: None,
             reader_start,
-            create_deadline: Deadline::new(now, sh.config.operation_timeout),
+            create_deadline: Deadline::new(now, sh.env.config.operation_timeout),
             unsubscribing: None,
         };
         for t in &topics {
@@ -374,7 +375,7 @@ impl Consumers {
                 Some(_) => Some(MessageId::EARLIEST),
                 None => opts.start_message_id,
             };
-            let id = if reuse_id { gid } else { sh.ids.consumer() };
+            let id = if reuse_id { gid } else { sh.env.ids.consumer() };
             let mut sub = Sub::new(
                 id,
                 gid,
@@ -414,7 +415,9 @@ impl Consumers {
                 .is_some_and(|s| s.link.ever_ready && !s.head_pending)
         }) {
             g.phase = Phase::Ready;
-            sh.events.push_back(Event::ConsumerReady { consumer: gid });
+            sh.out
+                .events
+                .push_back(Event::ConsumerReady { consumer: gid });
         }
     }
 
@@ -544,7 +547,7 @@ impl Consumers {
         }
         let sid = self.resolve_sub(g, id, via)?;
         let receipts = g.opts.ack_receipts;
-        let request = sh.ids.request();
+        let request = sh.env.ids.request();
         let receipt = receipts.then_some(request);
         let Some(outcomes) = self
             .subs
@@ -665,7 +668,7 @@ impl Consumers {
         {
             return Err(Error::InvalidState("a seek is already in progress"));
         }
-        let request = sh.ids.request();
+        let request = sh.env.ids.request();
         if let Some(g) = self.groups.get_mut(&gid) {
             g.ops.insert(
                 request,
@@ -742,7 +745,7 @@ impl Consumers {
         for_available: bool,
     ) -> Result<RequestId, Error> {
         let g = self.usable_group(gid)?;
-        let request = sh.ids.request();
+        let request = sh.env.ids.request();
         let subs: Vec<ConsumerId> = g.subs.iter().copied().collect();
         if for_available {
             let local = !g.queue.is_empty()
@@ -753,7 +756,7 @@ impl Consumers {
                         .unwrap_or(false)
                 });
             if local || subs.is_empty() {
-                sh.events.push_back(Event::HasMessageAvailable {
+                sh.out.events.push_back(Event::HasMessageAvailable {
                     consumer: gid,
                     request,
                     result: Ok(local),
@@ -800,7 +803,7 @@ impl Consumers {
             return Err(Error::InvalidState("already unsubscribing"));
         }
         let subs: Vec<ConsumerId> = g.subs.iter().copied().collect();
-        let request = sh.ids.request();
+        let request = sh.env.ids.request();
         if let Some(g) = self.groups.get_mut(&gid) {
             g.unsubscribing = Some(request);
             g.ops.insert(
@@ -856,7 +859,7 @@ impl Consumers {
             match o {
                 SubOutcome::Acks(rs, result) => {
                     for request in rs {
-                        sh.events.push_back(Event::AckCompleted {
+                        sh.out.events.push_back(Event::AckCompleted {
                             consumer: gid,
                             request,
                             result: result.clone(),
@@ -978,13 +981,13 @@ impl Consumers {
             return;
         };
         match op {
-            GroupOp::LastIds { ids, error, .. } => sh.events.push_back(Event::LastMessageIds {
+            GroupOp::LastIds { ids, error, .. } => sh.out.events.push_back(Event::LastMessageIds {
                 consumer: gid,
                 request,
                 result: error.map_or(Ok(ids), Err),
             }),
             GroupOp::HasAvailable { any, error, .. } => {
-                sh.events.push_back(Event::HasMessageAvailable {
+                sh.out.events.push_back(Event::HasMessageAvailable {
                     consumer: gid,
                     request,
                     result: if any {
@@ -994,7 +997,7 @@ impl Consumers {
                     },
                 })
             }
-            GroupOp::Seek { error, .. } => sh.events.push_back(Event::SeekCompleted {
+            GroupOp::Seek { error, .. } => sh.out.events.push_back(Event::SeekCompleted {
                 consumer: gid,
                 request,
                 result: error.map_or(Ok(()), Err),
@@ -1003,14 +1006,14 @@ impl Consumers {
                 g.unsubscribing = None;
                 match error {
                     None => {
-                        sh.events.push_back(Event::Unsubscribed {
+                        sh.out.events.push_back(Event::Unsubscribed {
                             consumer: gid,
                             request,
                             result: Ok(()),
                         });
                         self.end_group(sh, Some(now), gid, None, false);
                     }
-                    Some(e) => sh.events.push_back(Event::Unsubscribed {
+                    Some(e) => sh.out.events.push_back(Event::Unsubscribed {
                         consumer: gid,
                         request,
                         result: Err(e),
@@ -1073,7 +1076,7 @@ impl Consumers {
         g.phase = Phase::Closing;
         for t in g.topics.values_mut() {
             if let Some(op) = t.op.take() {
-                sh.cancel_op(op);
+                sh.lookups.cancel(op);
             }
             t.retry_at = None;
             t.next_check = None;
@@ -1146,7 +1149,7 @@ impl Consumers {
         match o {
             SubOutcome::Acks(rs, result) => {
                 for request in rs {
-                    sh.events.push_back(Event::AckCompleted {
+                    sh.out.events.push_back(Event::AckCompleted {
                         consumer: gid,
                         request,
                         result: result.clone(),
@@ -1210,16 +1213,16 @@ impl Consumers {
         };
         for t in g.topics.values() {
             if let Some(op) = t.op {
-                sh.cancel_op(op);
+                sh.lookups.cancel(op);
             }
         }
         if let Some(d) = &g.discovery {
             if let Some(op) = d.op {
-                sh.cancel_op(op);
+                sh.lookups.cancel(op);
             }
             if let Watch::Active(conn) | Watch::Pending(conn, _) | Watch::Connecting(conn) = d.watch
             {
-                sh.detach_consumer(conn, gid);
+                sh.conns.detach_consumer(conn, gid);
             }
         }
         for sid in g.subs {
@@ -1235,7 +1238,7 @@ impl Consumers {
         self.dlq.close_group(gid);
         for (request, op) in g.ops {
             let e = Error::Closed;
-            sh.events.push_back(match op {
+            sh.out.events.push_back(match op {
                 GroupOp::LastIds { .. } => Event::LastMessageIds {
                     consumer: gid,
                     request,
@@ -1258,7 +1261,7 @@ impl Consumers {
                 },
             });
         }
-        sh.events.push_back(if failed {
+        sh.out.events.push_back(if failed {
             Event::ConsumerFailed {
                 consumer: gid,
                 error: error.unwrap_or(Error::Closed),
@@ -1305,7 +1308,7 @@ impl Consumers {
             return;
         };
         let gid = s.group;
-        let mark = sh.events.len();
+        let mark = sh.out.events.len();
         let step = s.link.handle_timeout(sh, now);
         remap_events(sh, mark, sid, gid);
         self.apply(sh, now, sid, step);
@@ -1449,7 +1452,7 @@ impl Consumers {
                 {
                     // Resynchronise with a listing, which opens a new watcher.
                     d.watch = Watch::Off;
-                    d.next_poll = time::after(now, d.backoff.next_delay(&mut sh.rng));
+                    d.next_poll = time::after(now, d.backoff.next_delay(&mut sh.env.rng));
                 }
             }
         }
@@ -1473,7 +1476,7 @@ impl Consumers {
             None => (0, None),
         };
         s.reset_for_reconnect(first);
-        let mark = sh.events.len();
+        let mark = sh.out.events.len();
         let step = link_step(s, sh, now);
         remap_events(sh, mark, sid, gid);
         self.apply(sh, now, sid, step);
@@ -1504,7 +1507,7 @@ impl Consumers {
         }
         if let Some(s) = self.subs.get_mut(&id) {
             let gid = s.group;
-            let mark = sh.events.len();
+            let mark = sh.out.events.len();
             let step = s.link.op_done(sh, now, op, result);
             remap_events(sh, mark, id, gid);
             self.apply(sh, now, id, step);
@@ -1541,7 +1544,7 @@ impl Consumers {
                 self.check_ready(sh, gid);
             }
             OpResult::PartitionedMetadata(Err(e)) => {
-                let delay = t.backoff.next_delay(&mut sh.rng);
+                let delay = t.backoff.next_delay(&mut sh.env.rng);
                 match retry_or_fail(starting, &mut g.create_deadline, now, delay, e) {
                     Ok(at) => {
                         if let Some(t) = g.topics.get_mut(name) {
@@ -1628,7 +1631,8 @@ impl Consumers {
                 if first {
                     self.check_ready(sh, gid);
                 } else {
-                    sh.events
+                    sh.out
+                        .events
                         .push_back(Event::ConsumerReconnected { consumer: gid });
                 }
             }
@@ -1685,7 +1689,8 @@ impl Consumers {
             checksum_ok,
         );
         if was_empty && !g.queue.is_empty() {
-            sh.events
+            sh.out
+                .events
                 .push_back(Event::MessagesAvailable { consumer: gid });
         }
         for e in out.dead_letter {
@@ -1723,7 +1728,7 @@ impl Consumers {
                     return;
                 }
                 let assigned = match pick_broker_url(
-                    sh.pool.service_tls(),
+                    sh.conns.pool.service_tls(),
                     cc.assigned_broker_service_url.as_deref(),
                     cc.assigned_broker_service_url_tls.as_deref(),
                 ) {
@@ -1739,7 +1744,7 @@ impl Consumers {
                     return;
                 };
                 let to = match pick_broker_url(
-                    sh.pool.service_tls(),
+                    sh.conns.pool.service_tls(),
                     m.broker_service_url.as_deref(),
                     m.broker_service_url_tls.as_deref(),
                 ) {
@@ -1756,7 +1761,7 @@ impl Consumers {
                     .active_consumer_change
                     .and_then(|a| a.is_active)
                     .unwrap_or(false);
-                sh.events.push_back(Event::ActiveConsumerChanged {
+                sh.out.events.push_back(Event::ActiveConsumerChanged {
                     consumer: gid,
                     topic: s.topic_name.clone(),
                     active,
@@ -1764,7 +1769,7 @@ impl Consumers {
             }
             Some(Type::ReachedEndOfTopic) => {
                 s.reached_end = true;
-                sh.events.push_back(Event::ReachedEndOfTopic {
+                sh.out.events.push_back(Event::ReachedEndOfTopic {
                     consumer: gid,
                     topic: s.topic_name.clone(),
                 });
@@ -1787,10 +1792,10 @@ impl Consumers {
         let Some(s) = self.subs.get_mut(&sid) else {
             return;
         };
-        let request_id = sh.next_request_id();
+        let request_id = sh.env.next_request_id();
         let cmd = s.subscribe_command(request_id);
         let deadline = s.link.request_deadline(sh, now);
-        if sh.send_request_until(
+        if sh.conns.send_request_until(
             conn,
             request_id,
             &cmd,
@@ -1830,8 +1835,8 @@ impl Consumers {
                 });
                 match entry {
                     Some(e) => {
-                        e.retry_at = Some(time::after(now, e.backoff.next_delay(&mut sh.rng)));
-                        sh.events.push_back(Event::ConsumerReconnecting {
+                        e.retry_at = Some(time::after(now, e.backoff.next_delay(&mut sh.env.rng)));
+                        sh.out.events.push_back(Event::ConsumerReconnecting {
                             consumer: gid,
                             reason: error,
                         });
@@ -1863,7 +1868,7 @@ impl Consumers {
         let op = sh.start_op_until(now, Owner::Consumer(gid), kind, None, limit);
         if let Some(d) = self.groups.get_mut(&gid).and_then(|g| g.discovery.as_mut()) {
             // the op may have finished synchronously (client shut)
-            if sh.ops.contains_key(&op) {
+            if sh.lookups.contains(op) {
                 d.op = Some(op);
             }
         }
@@ -1896,7 +1901,7 @@ impl Consumers {
                 self.check_ready(sh, gid);
             }
             OpResult::TopicsOfNamespace(Err(e)) => {
-                let delay = d.backoff.next_delay(&mut sh.rng);
+                let delay = d.backoff.next_delay(&mut sh.env.rng);
                 match retry_or_fail(starting, &mut g.create_deadline, now, delay, e) {
                     Ok(at) => {
                         if let Some(d) = g.discovery.as_mut() {
@@ -1962,7 +1967,7 @@ impl Consumers {
                     partitions: Some(0),
                     op: None,
                     retry_at: None,
-                    backoff: Backoff::new(sh.config.backoff_initial, sh.config.backoff_max),
+                    backoff: Backoff::new(sh.env.config.backoff_initial, sh.env.config.backoff_max),
                     next_check: None,
                     subs: VecMap::new(),
                     discovered: true,
@@ -1985,7 +1990,7 @@ impl Consumers {
             self.close_sub(sh, now, sid);
         }
         if announce && (!added_ok.is_empty() || !removed_ok.is_empty()) {
-            sh.events.push_back(Event::TopicsChanged {
+            sh.out.events.push_back(Event::TopicsChanged {
                 consumer: gid,
                 added: added_ok,
                 removed: removed_ok,
@@ -1994,13 +1999,15 @@ impl Consumers {
     }
 
     fn start_watch(&mut self, sh: &mut Shared, now: Instant, gid: ConsumerId) {
-        let key = sh.service_key();
-        let conn = sh.connection_for(now, &key, None);
+        let key = sh.conns.service_key();
+        let conn = sh
+            .conns
+            .connection_for(now, &mut sh.env, &mut sh.out, &key, None);
         let Some(d) = self.groups.get_mut(&gid).and_then(|g| g.discovery.as_mut()) else {
             return;
         };
-        if !sh.is_ready(conn) {
-            sh.attach_consumer(conn, gid);
+        if !sh.conns.is_ready(conn) {
+            sh.conns.attach_consumer(conn, gid);
             d.watch = Watch::Connecting(conn);
             return;
         }
@@ -2014,13 +2021,13 @@ impl Consumers {
         if !matches!(d.watch, Watch::Off | Watch::Connecting(_)) {
             return;
         }
-        if !sh.supports_topic_watchers(conn) {
-            sh.detach_consumer(conn, gid);
+        if !sh.conns.supports_topic_watchers(conn) {
+            sh.conns.detach_consumer(conn, gid);
             d.watch = Watch::Off;
             return;
         }
-        sh.attach_consumer(conn, gid);
-        let request_id = sh.next_request_id();
+        sh.conns.attach_consumer(conn, gid);
+        let request_id = sh.env.next_request_id();
         let cmd = pb::BaseCommand::from(pb::CommandWatchTopicList {
             request_id,
             watcher_id: d.watcher_id,
@@ -2028,7 +2035,7 @@ impl Consumers {
             topics_pattern: d.pattern.source.clone(),
             topics_hash: None,
         });
-        if sh.send_request(
+        if sh.conns.send_request(
             now,
             conn,
             request_id,
@@ -2068,7 +2075,7 @@ impl Consumers {
             _ => {
                 // No watcher: polling alone keeps the topic set current.
                 d.watch = Watch::Off;
-                sh.detach_consumer(conn, gid);
+                sh.conns.detach_consumer(conn, gid);
             }
         }
     }
@@ -2101,26 +2108,26 @@ impl Consumers {
             return;
         };
         if let Some(op) = d.op.take() {
-            sh.cancel_op(op);
+            sh.lookups.cancel(op);
         }
         d.next_poll = time::after(now, std::time::Duration::MAX);
         match d.watch {
             Watch::Active(conn) | Watch::Pending(conn, _) => {
-                let request_id = sh.next_request_id();
+                let request_id = sh.env.next_request_id();
                 let cmd = pb::BaseCommand::from(pb::CommandWatchTopicListClose {
                     request_id,
                     watcher_id: d.watcher_id,
                 });
-                sh.send_request(
+                sh.conns.send_request(
                     now,
                     conn,
                     request_id,
                     &cmd,
                     RequestKind::Consumer(gid, ConsumerRequest::Cleanup),
                 );
-                sh.detach_consumer(conn, gid);
+                sh.conns.detach_consumer(conn, gid);
             }
-            Watch::Connecting(conn) => sh.detach_consumer(conn, gid),
+            Watch::Connecting(conn) => sh.conns.detach_consumer(conn, gid),
             Watch::Off => {}
         }
         d.watch = Watch::Off;
@@ -2164,13 +2171,13 @@ fn send_close(
     sid: ConsumerId,
     purpose: ConsumerRequest,
 ) -> u64 {
-    let request_id = sh.next_request_id();
+    let request_id = sh.env.next_request_id();
     let cmd = pb::BaseCommand::from(pb::CommandCloseConsumer {
         consumer_id: sid.get(),
         request_id,
         ..Default::default()
     });
-    sh.send_request(
+    sh.conns.send_request(
         now,
         conn,
         request_id,
@@ -2184,7 +2191,7 @@ fn remap_events(sh: &mut Shared, from: usize, sid: ConsumerId, gid: ConsumerId) 
     if sid == gid {
         return;
     }
-    for e in sh.events.iter_mut().skip(from) {
+    for e in sh.out.events.iter_mut().skip(from) {
         match e {
             Event::ConsumerReconnecting { consumer, .. }
             | Event::ConsumerReconnected { consumer }

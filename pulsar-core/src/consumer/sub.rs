@@ -18,7 +18,8 @@ use crate::event::Resource;
 use crate::handle::{ConnectionId, ConsumerId, RequestId};
 use crate::link::Link;
 use crate::message::MessageId;
-use crate::shared::{RequestKind, Shared};
+use crate::request::RequestKind;
+use crate::shared::Shared;
 use crate::topic::TopicName;
 
 /// Redeliveries requested in one REDELIVER_UNACKNOWLEDGED_MESSAGES command at most (as Java).
@@ -494,7 +495,7 @@ impl Sub {
                 continue;
             }
             self.acks_sent += ids.len() as u64;
-            let request_id = receipts.then(|| sh.next_request_id());
+            let request_id = receipts.then(|| sh.env.next_request_id());
             let cmd = pb::BaseCommand::from(pb::CommandAck {
                 consumer_id: self.id.get(),
                 ack_type: kind as i32,
@@ -504,7 +505,7 @@ impl Sub {
             });
             match request_id {
                 Some(rid) => {
-                    sh.send_request(
+                    sh.conns.send_request(
                         now,
                         conn,
                         rid,
@@ -514,7 +515,7 @@ impl Sub {
                     self.requests.insert(rid, (conn, SubRequest::Acks(rs)));
                 }
                 None => {
-                    sh.send_command(conn, &cmd);
+                    sh.conns.send_command(conn, &cmd);
                     if !rs.is_empty() {
                         out.push(SubOutcome::Acks(rs, Ok(())));
                     }
@@ -569,7 +570,7 @@ impl Sub {
                     .collect(),
                 consumer_epoch: None,
             });
-            sh.send_command(conn, &cmd);
+            sh.conns.send_command(conn, &cmd);
         }
     }
 
@@ -597,7 +598,7 @@ impl Sub {
             message_ids: Vec::new(),
             consumer_epoch: Some(self.epoch),
         });
-        sh.send_command(conn, &cmd);
+        sh.conns.send_command(conn, &cmd);
     }
 
     // ---- timers ------------------------------------------------------------------------------------
@@ -702,9 +703,9 @@ impl Sub {
         let Some(conn) = self.link.ready_conn() else {
             return false;
         };
-        let request_id = sh.next_request_id();
+        let request_id = sh.env.next_request_id();
         let cmd = command_for(request_id);
-        if sh.send_request(
+        if sh.conns.send_request(
             now,
             conn,
             request_id,
@@ -903,5 +904,5 @@ pub(super) fn send_flow(sh: &mut Shared, conn: ConnectionId, id: ConsumerId, per
         consumer_id: id.get(),
         message_permits: permits,
     });
-    sh.send_command(conn, &cmd);
+    sh.conns.send_command(conn, &cmd);
 }

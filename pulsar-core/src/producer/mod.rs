@@ -47,7 +47,7 @@ use crate::deadline::Deadline as CreateDeadline;
 use crate::error::{Error, SendError};
 use crate::event::Event;
 use crate::handle::{ConnectionId, ProducerId, RequestId, SendId};
-use crate::lookup::{OpKind, OpResult, Owner};
+use crate::request::{OpKind, OpResult, Owner};
 use crate::routing::{HashingScheme, MessageRouter, RoundRobinRouter, SinglePartitionRouter};
 use crate::shared::Shared;
 use crate::stats::{ProducerStats, ResourceState};
@@ -265,7 +265,7 @@ impl Producers {
                 "the compression codec is not compiled into this build",
             ));
         }
-        let id = sh.ids.producer();
+        let id = sh.env.ids.producer();
         let routing = std::mem::take(&mut options.routing);
         let mut app = App {
             id,
@@ -279,7 +279,7 @@ impl Producers {
             unrouted: VecDeque::new(),
             pending: 0,
             ready: false,
-            create_by: time::after(now, sh.config.operation_timeout),
+            create_by: time::after(now, sh.env.config.operation_timeout),
             flushes: Vec::new(),
             closing: false,
             close_error: None,
@@ -294,7 +294,7 @@ impl Producers {
             return Ok(id);
         } else {
             let deadline =
-                CreateDeadline::within(now, sh.config.operation_timeout, Some(app.create_by));
+                CreateDeadline::within(now, sh.env.config.operation_timeout, Some(app.create_by));
             let op = sh.start_op_until(
                 now,
                 Owner::Producer(id),
@@ -307,7 +307,7 @@ impl Producers {
             app.topology = Topology::Unknown(Box::new(Resolving {
                 op: Some(op),
                 retry_at: None,
-                backoff: Backoff::new(sh.config.backoff_initial, sh.config.backoff_max),
+                backoff: Backoff::new(sh.env.config.backoff_initial, sh.env.config.backoff_max),
                 deadline,
             }));
         }
@@ -385,12 +385,12 @@ impl Producers {
             self.memory.waiters.insert(id);
             return Err(Refusal::Intact(SendError::QueueFull));
         }
-        let limit = sh.config.memory_limit;
+        let limit = sh.env.config.memory_limit;
         if limit > 0 && self.memory.used > 0 && self.memory.used + size > limit {
             self.memory.waiters.insert(id);
             return Err(Refusal::Intact(SendError::MemoryLimit { limit }));
         }
-        let send = sh.ids.send();
+        let send = sh.env.ids.send();
         // The hot path: one partition, no map lookups beyond the two above.
         if let Some(mut part) = single {
             part.add(sh, now, send, message, now)?;
@@ -433,7 +433,7 @@ impl Producers {
     ) -> Result<RequestId, Error> {
         let (request, parts) = {
             let mut app = self.apps.get_mut(&id).ok_or(Error::UnknownProducer(id))?;
-            let request = sh.ids.request();
+            let request = sh.env.ids.request();
             // Every send id handed out so far is below the request's value.
             app.flushes.push((request, SendId(request.get())));
             (request, app.parts())
@@ -460,12 +460,12 @@ impl Producers {
         app.closing = true;
         if let Topology::Unknown(r) = &app.topology {
             if let Some(op) = r.op {
-                sh.cancel_op(op);
+                sh.lookups.cancel(op);
             }
         }
         if let Topology::Partitioned(p) = &app.topology {
             if let Some(op) = p.check_op {
-                sh.cancel_op(op);
+                sh.lookups.cancel(op);
             }
         }
         let unrouted = std::mem::take(&mut app.unrouted);
@@ -473,7 +473,7 @@ impl Producers {
         for q in unrouted {
             freed += q.size;
             app.pending = app.pending.saturating_sub(1);
-            sh.events.push_back(Event::SendCompleted {
+            sh.out.events.push_back(Event::SendCompleted {
                 producer: id,
                 send: q.send,
                 result: Err(SendError::ProducerClosed),
@@ -482,7 +482,7 @@ impl Producers {
         let parts = app.parts();
         drop(app);
         self.memory.used = self.memory.used.saturating_sub(freed);
-        let deadline = time::after(now, sh.config.operation_timeout);
+        let deadline = time::after(now, sh.env.config.operation_timeout);
         for p in parts {
             let outcome = match self.parts.get_mut(&p) {
                 Some(mut part) => part.close(sh, now, deadline),
@@ -687,7 +687,7 @@ impl Producers {
         id: ProducerId,
         msg: &OutgoingMessage,
     ) -> Option<ProducerId> {
-        let now_ms = sh.unix_millis(now);
+        let now_ms = sh.env.unix_millis(now);
         let index = {
             let mut app = self.apps.get_mut(&id)?;
             let Topology::Partitioned(p) = &mut app.topology else {
@@ -710,7 +710,7 @@ impl Producers {
         id: ProducerId,
         index: u32,
     ) -> Option<ProducerId> {
-        let part_id = sh.ids.producer();
+        let part_id = sh.env.ids.producer();
         let mut app = self.apps.get_mut(&id)?;
         let Topology::Partitioned(p) = &mut app.topology else {
             return None;
@@ -774,7 +774,7 @@ impl Producers {
                             .saturating_mul(10)
                             .max(1)
                     });
-                let seed = sh.rng.next_u64();
+                let seed = sh.env.rng.next_u64();
                 let router = match app.routing.take().unwrap_or_default() {
                     RoutingMode::RoundRobin => Router::RoundRobin(RoundRobinRouter::from_seed(
                         app.hashing,
@@ -823,7 +823,7 @@ impl Producers {
                     Some(resolving.deadline.expire_with(&e))
                 } else {
                     resolving.deadline.record(&e);
-                    let delay = resolving.backoff.next_delay(&mut sh.rng);
+                    let delay = resolving.backoff.next_delay(&mut sh.env.rng);
                     resolving.op = None;
                     resolving.retry_at = Some(resolving.deadline.retry_at(now, delay));
                     None
@@ -872,7 +872,7 @@ impl Producers {
             app.pending = app.pending.saturating_sub(1);
         }
         self.memory.used = self.memory.used.saturating_sub(size);
-        sh.events.push_back(Event::SendCompleted {
+        sh.out.events.push_back(Event::SendCompleted {
             producer: id,
             send,
             result: Err(error),
@@ -961,7 +961,7 @@ impl Producers {
             }
         }
         if self.apps.remove(&id).is_some() {
-            sh.events.push_back(Event::ProducerFailed {
+            sh.out.events.push_back(Event::ProducerFailed {
                 producer: id,
                 error,
             });
@@ -980,20 +980,20 @@ impl Producers {
                 None => SendError::ProducerClosed,
                 Some(e) => SendError::Failed(e.clone()),
             };
-            sh.events.push_back(Event::SendCompleted {
+            sh.out.events.push_back(Event::SendCompleted {
                 producer: id,
                 send: q.send,
                 result: Err(e),
             });
         }
         for (request, _) in app.flushes.drain(..) {
-            sh.events.push_back(Event::FlushCompleted {
+            sh.out.events.push_back(Event::FlushCompleted {
                 producer: id,
                 request,
             });
         }
         self.memory.waiters.remove(&id);
-        sh.events.push_back(Event::ProducerClosed {
+        sh.out.events.push_back(Event::ProducerClosed {
             producer: id,
             error,
         });
@@ -1072,7 +1072,7 @@ impl Producers {
         if let Some(mut app) = self.apps.get_mut(&id) {
             app.ready = true;
         }
-        sh.events.push_back(Event::ProducerReady {
+        sh.out.events.push_back(Event::ProducerReady {
             producer: id,
             name,
             last_sequence_id,
@@ -1156,7 +1156,7 @@ impl Producers {
                 app.flushes.retain(|(request, mark)| {
                     let done = oldest.is_none_or(|o| o > *mark);
                     if done {
-                        sh.events.push_back(Event::FlushCompleted {
+                        sh.out.events.push_back(Event::FlushCompleted {
                             producer: id,
                             request: *request,
                         });
@@ -1178,7 +1178,7 @@ impl Producers {
         if self.memory.waiters.is_empty() {
             return;
         }
-        let limit = sh.config.memory_limit;
+        let limit = sh.env.config.memory_limit;
         let memory_ok = limit == 0 || self.memory.used < limit;
         if !memory_ok {
             return;
@@ -1186,7 +1186,8 @@ impl Producers {
         let apps = &self.apps;
         self.memory.waiters.retain(|id| match apps.get(id) {
             Some(app) if app.pending < app.max_pending => {
-                sh.events
+                sh.out
+                    .events
                     .push_back(Event::ProducerHasRoom { producer: *id });
                 false
             }

@@ -23,9 +23,10 @@ use crate::error::{Error, ProtocolError, SendError, ServerErrorCode};
 use crate::event::{Event, Resource};
 use crate::handle::{ConnectionId, ProducerId, SendId};
 use crate::link::{Link, Phase, Step};
-use crate::lookup::OpResult;
 use crate::message::MessageId;
-use crate::shared::{pick_broker_url, RequestKind, Shared};
+use crate::pool::pick_broker_url;
+use crate::request::{OpResult, RequestKind};
+use crate::shared::Shared;
 use crate::stats::ProducerStats;
 use crate::time;
 
@@ -88,13 +89,13 @@ fn send_close(
     id: ProducerId,
     purpose: ProducerRequest,
 ) -> u64 {
-    let request_id = sh.next_request_id();
+    let request_id = sh.env.next_request_id();
     let cmd = pb::BaseCommand::from(pb::CommandCloseProducer {
         producer_id: id.get(),
         request_id,
         ..Default::default()
     });
-    sh.send_request(
+    sh.conns.send_request(
         now,
         conn,
         request_id,
@@ -310,7 +311,7 @@ impl Part {
         self.link
             .conn()
             .map_or(pulsar_proto::DEFAULT_MAX_MESSAGE_SIZE, |c| {
-                sh.max_message_size(c)
+                sh.conns.max_message_size(c)
             })
     }
 
@@ -387,7 +388,7 @@ impl Part {
                     Some(b) => {
                         // A batch's publish time is its first message's: only needed to open one.
                         let publish_time = if b.opens_batch_for(msg) {
-                            sh.unix_millis(at)
+                            sh.env.unix_millis(at)
                         } else {
                             0
                         };
@@ -404,11 +405,12 @@ impl Part {
                 // Whatever is batched goes first (and takes its sequence ids first).
                 self.close_batches(sh, now);
                 let seq = msg.sequence_id.unwrap_or(self.next_seq);
-                let publish_time = sh.unix_millis(at);
+                let publish_time = sh.env.unix_millis(at);
                 let deliver_at = match (msg.deliver_at, msg.deliver_after) {
                     (Some(t), _) => Some(t),
                     (None, Some(d)) => Some(
-                        sh.unix_millis(at)
+                        sh.env
+                            .unix_millis(at)
                             .saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                     ),
                     (None, None) => None,
@@ -641,7 +643,8 @@ impl Part {
     fn push_op(&mut self, sh: &mut Shared, op: Op) {
         self.pending.push_back(op);
         if let Some(conn) = self.link.ready_conn() {
-            if let (Some(op), Some(buf)) = (self.pending.back_mut(), sh.write_buffer(conn, 1)) {
+            if let (Some(op), Some(buf)) = (self.pending.back_mut(), sh.conns.write_buffer(conn, 1))
+            {
                 let name = self.name.get_or_insert_with(String::new);
                 op.encode(self.id.get(), name, buf);
                 self.counters.written(op);
@@ -655,7 +658,7 @@ impl Part {
         if n == 0 {
             return;
         }
-        if let Some(buf) = sh.write_buffer(conn, n) {
+        if let Some(buf) = sh.conns.write_buffer(conn, n) {
             let name = self.name.get_or_insert_with(String::new);
             for op in &mut self.pending {
                 op.encode(self.id.get(), name, buf);
@@ -669,7 +672,7 @@ impl Part {
         if result.is_err() {
             self.counters.messages_failed += 1;
         }
-        sh.events.push_back(Event::SendCompleted {
+        sh.out.events.push_back(Event::SendCompleted {
             producer: self.app,
             send,
             result,
@@ -713,7 +716,7 @@ impl Part {
     // ---- timers ---------------------------------------------------------------------------------
 
     pub(super) fn handle_timeout(&mut self, sh: &mut Shared, now: Instant) -> Outcome {
-        let mark = sh.events.len();
+        let mark = sh.out.events.len();
         let step = self.link.handle_timeout(sh, now);
         self.relabel(sh, mark);
         let outcome = self.apply(sh, now, step);
@@ -810,7 +813,7 @@ impl Part {
         if self.id == self.app {
             return;
         }
-        for e in sh.events.range_mut(mark.min(sh.events.len())..) {
+        for e in sh.out.events.range_mut(mark.min(sh.out.events.len())..) {
             match e {
                 Event::ProducerReconnecting { producer, .. } if *producer == self.id => {
                     *producer = self.app;
@@ -840,7 +843,7 @@ impl Part {
     }
 
     fn register(&mut self, sh: &mut Shared, now: Instant, conn: ConnectionId) -> Outcome {
-        let request_id = sh.next_request_id();
+        let request_id = sh.env.next_request_id();
         let cmd = pb::BaseCommand::from(pb::CommandProducer {
             topic: self.link.topic.clone(),
             producer_id: self.id.get(),
@@ -868,7 +871,7 @@ impl Part {
         });
         self.epoch += 1;
         let deadline = self.link.request_deadline(sh, now);
-        if sh.send_request_until(
+        if sh.conns.send_request_until(
             conn,
             request_id,
             &cmd,
@@ -891,7 +894,7 @@ impl Part {
         success: pb::CommandProducerSuccess,
     ) -> Outcome {
         let first = self.link.registered(conn);
-        self.max_size = sh.max_message_size(conn);
+        self.max_size = sh.conns.max_message_size(conn);
         self.name = Some(success.producer_name);
         if success.topic_epoch.is_some() {
             self.topic_epoch = success.topic_epoch;
@@ -918,7 +921,8 @@ impl Part {
         } else {
             // Everything pending, in order, with the original sequence ids, before anything new.
             self.write_all(sh, conn);
-            sh.events
+            sh.out
+                .events
                 .push_back(Event::ProducerReconnected { producer: self.app });
             self.try_finish_close(sh, now)
         }
@@ -948,7 +952,7 @@ impl Part {
             // The broker forgets the producer with the connection.
             return self.finish(sh, SendError::ProducerClosed, None);
         }
-        let mark = sh.events.len();
+        let mark = sh.out.events.len();
         let step = self.link.connection_lost(sh, now, conn, reason);
         self.relabel(sh, mark);
         self.apply(sh, now, step)
@@ -1001,7 +1005,7 @@ impl Part {
                         };
                         if success.producer_ready == Some(false) {
                             // WaitForExclusive: a second PRODUCER_SUCCESS follows, no deadline.
-                            sh.expect_response(
+                            sh.conns.expect_response(
                                 conn,
                                 request_id,
                                 RequestKind::Producer(self.id, ProducerRequest::Create),
@@ -1095,14 +1099,14 @@ impl Part {
                     return self.finish(sh, SendError::ProducerClosed, None);
                 }
                 let assigned = match pick_broker_url(
-                    sh.pool.service_tls(),
+                    sh.conns.pool.service_tls(),
                     c.assigned_broker_service_url.as_deref(),
                     c.assigned_broker_service_url_tls.as_deref(),
                 ) {
                     Some(Ok(a)) => Some(a),
                     _ => None,
                 };
-                let mark = sh.events.len();
+                let mark = sh.out.events.len();
                 let step = self.link.closed_by_broker(sh, now, assigned);
                 self.relabel(sh, mark);
                 self.apply(sh, now, step)
@@ -1112,7 +1116,7 @@ impl Part {
                     return Outcome::None;
                 };
                 let to = match pick_broker_url(
-                    sh.pool.service_tls(),
+                    sh.conns.pool.service_tls(),
                     m.broker_service_url.as_deref(),
                     m.broker_service_url_tls.as_deref(),
                 ) {
@@ -1122,7 +1126,7 @@ impl Part {
                 if self.closing == Closing::Requested {
                     return Outcome::None;
                 }
-                let mark = sh.events.len();
+                let mark = sh.out.events.len();
                 let step = self.link.migrated(sh, now, to);
                 self.relabel(sh, mark);
                 self.apply(sh, now, step)
@@ -1223,13 +1227,13 @@ impl Part {
             Sends::One(send) => self.complete(sh, send, Ok(id)),
             Sends::Many(sends) => {
                 let size = i32::try_from(sends.len()).unwrap_or(i32::MAX);
-                sh.events.reserve(sends.len());
+                sh.out.events.reserve(sends.len());
                 self.freed_messages += sends.len();
                 for (i, send) in sends.into_iter().enumerate() {
                     let mut m = id;
                     m.batch_index = i32::try_from(i).unwrap_or(i32::MAX);
                     m.batch_size = size;
-                    sh.events.push_back(Event::SendCompleted {
+                    sh.out.events.push_back(Event::SendCompleted {
                         producer: self.app,
                         send,
                         result: Ok(m),
