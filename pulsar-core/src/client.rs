@@ -490,9 +490,9 @@ impl Client {
         delay: Duration,
         properties: Vec<(String, String)>,
     ) -> Result<RequestId, Error> {
-        let r = self
-            .consumers
-            .reconsume_later(&mut self.shared, message, delay, properties, false);
+        let r =
+            self.consumers
+                .reconsume_later(&mut self.shared.env, message, delay, properties, false);
         self.pump(now);
         r
     }

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use crate::backoff::Backoff;
 use crate::deadline::Deadline;
+use crate::env::Env;
 use crate::error::Error;
 use crate::event::{Event, LookupResult, Resource};
 use crate::handle::ConnectionId;
@@ -157,8 +158,8 @@ impl Link {
 
     /// The deadline of a registration request: the operation timeout, and during creation not
     /// after the creation deadline.
-    pub(crate) fn request_deadline(&self, sh: &Shared, now: Instant) -> Instant {
-        let d = time::after(now, sh.env.config.operation_timeout);
+    pub(crate) fn request_deadline(&self, env: &Env, now: Instant) -> Instant {
+        let d = time::after(now, env.config.operation_timeout);
         if self.ever_ready {
             d
         } else {
@@ -289,7 +290,7 @@ impl Link {
             }
             self.deadline.record(&error);
         }
-        self.wait(sh, now, None);
+        self.wait(&mut sh.env, now, None);
         Step::Idle
     }
 
@@ -302,11 +303,11 @@ impl Link {
         !keep_trying
     }
 
-    fn wait(&mut self, sh: &mut Shared, now: Instant, direct: Option<PoolKey>) {
+    fn wait(&mut self, env: &mut Env, now: Instant, direct: Option<PoolKey>) {
         let until = if direct.is_some() {
             now
         } else {
-            let delay = self.backoff.next_delay(&mut sh.env.rng);
+            let delay = self.backoff.next_delay(&mut env.rng);
             if self.ever_ready {
                 time::after(now, delay)
             } else {
@@ -404,7 +405,7 @@ impl Link {
             // The broker named the new owner: go there at once.
             Some(key) => self.start(sh, now, Some(key)),
             None => {
-                self.wait(sh, now, None);
+                self.wait(&mut sh.env, now, None);
                 Step::Idle
             }
         }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use super::acks::Entry;
 use super::message::Message;
 use super::Consumers;
+use crate::env::Env;
 use crate::error::{Error, SendError};
 use crate::event::Event;
 use crate::handle::{ConsumerId, ProducerId, RequestId, SendId};
@@ -115,7 +116,7 @@ impl Consumers {
     /// acknowledges it; [`Event::ReconsumeCompleted`] reports the outcome.
     pub(crate) fn reconsume_later(
         &mut self,
-        sh: &mut Shared,
+        env: &mut Env,
         message: &Message,
         delay: Duration,
         properties: Vec<(String, String)>,
@@ -138,7 +139,7 @@ impl Consumers {
                 "the message was received by another consumer (or before a resubscription)",
             ));
         }
-        let request = sh.env.ids.request();
+        let request = env.ids.request();
         self.dlq.work.push_back(Work::Retry {
             sub: message.sub,
             message: Box::new(message.clone()),

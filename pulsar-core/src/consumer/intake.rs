@@ -24,6 +24,7 @@ use crate::compression::{CodecContext, CompressionType};
 use crate::event::Event;
 use crate::handle::ConnectionId;
 use crate::message::MessageId;
+use crate::outputs::Outputs;
 use crate::shared::Shared;
 use crate::time;
 
@@ -76,7 +77,7 @@ impl Sub {
             Some(p) if checksum_ok => p,
             _ => {
                 self.discard(sh, conn, entry, ValidationError::ChecksumMismatch, count);
-                self.report(sh, ReceiveError::ChecksumMismatch(base));
+                self.report(&mut sh.out, ReceiveError::ChecksumMismatch(base));
                 return out;
             }
         };
@@ -148,7 +149,7 @@ impl Sub {
                 Ok(d) => data = d,
                 Err(error) => {
                     self.discard(sh, conn, entry, ValidationError::DecompressionError, count);
-                    self.report(sh, ReceiveError::Decompression { id: base, error });
+                    self.report(&mut sh.out, ReceiveError::Decompression { id: base, error });
                     return out;
                 }
             }
@@ -231,7 +232,7 @@ impl Sub {
                         queue.truncate(before);
                         self.discard(sh, conn, entry, ValidationError::BatchDeSerializeError, n);
                         self.report(
-                            sh,
+                            &mut sh.out,
                             ReceiveError::BadBatch {
                                 id: base,
                                 reason: err.to_string(),
@@ -354,8 +355,8 @@ impl Sub {
         self.return_permits(sh, permits);
     }
 
-    fn report(&self, sh: &mut Shared, error: ReceiveError) {
-        sh.out.events.push_back(Event::ReceiveFailed {
+    fn report(&self, out: &mut Outputs, error: ReceiveError) {
+        out.events.push_back(Event::ReceiveFailed {
             consumer: self.group,
             topic: self.topic_name.clone(),
             error,
@@ -411,7 +412,7 @@ impl Sub {
             }
         }
         if let Some(error) = d.error {
-            self.report(sh, error);
+            self.report(&mut sh.out, error);
         }
     }
 }

@@ -51,6 +51,7 @@ use crate::event::{Event, Resource};
 use crate::handle::{ConnectionId, ConsumerId, RequestId};
 use crate::link::{Phase as LinkPhase, Step};
 use crate::message::MessageId;
+use crate::outputs::Outputs;
 use crate::pool::pick_broker_url;
 use crate::request::{OpKind, OpResult, Owner, RequestKind};
 use crate::shared::Shared;
@@ -281,7 +282,7 @@ impl Consumers {
             self.resolve_topic(sh, now, id, &t);
         }
         self.poll_topics(sh, now, id);
-        self.check_ready(sh, id);
+        self.check_ready(&mut sh.out, id);
         Ok(id)
     }
 
@@ -402,7 +403,7 @@ impl Consumers {
     }
 
     /// Emits `ConsumerReady` once every topic is resolved and every wire consumer subscribed.
-    fn check_ready(&mut self, sh: &mut Shared, gid: ConsumerId) {
+    fn check_ready(&mut self, out: &mut Outputs, gid: ConsumerId) {
         let Some(g) = self.groups.get_mut(&gid) else {
             return;
         };
@@ -415,9 +416,7 @@ impl Consumers {
                 .is_some_and(|s| s.link.ever_ready && !s.head_pending)
         }) {
             g.phase = Phase::Ready;
-            sh.out
-                .events
-                .push_back(Event::ConsumerReady { consumer: gid });
+            out.events.push_back(Event::ConsumerReady { consumer: gid });
         }
     }
 
@@ -713,7 +712,7 @@ impl Consumers {
         let gid = s.group;
         if (last.entry_id as i64) < 0 {
             s.head_pending = false;
-            self.check_ready(sh, gid);
+            self.check_ready(&mut sh.out, gid);
             return;
         }
         // Not sent: the registration is gone, and the next one starts over.
@@ -916,7 +915,7 @@ impl Consumers {
                         s.head_pending = false;
                     }
                     self.resume_link(sh, now, sid);
-                    self.check_ready(sh, gid);
+                    self.check_ready(&mut sh.out, gid);
                 }
                 SubOutcome::HeadLastId(Err(e)) | SubOutcome::HeadSeek(Err(e)) => {
                     self.head_failed(sh, now, sid, e)
@@ -1310,7 +1309,7 @@ impl Consumers {
         let gid = s.group;
         let mark = sh.out.events.len();
         let step = s.link.handle_timeout(sh, now);
-        remap_events(sh, mark, sid, gid);
+        remap_events(&mut sh.out, mark, sid, gid);
         self.apply(sh, now, sid, step);
     }
 
@@ -1478,7 +1477,7 @@ impl Consumers {
         s.reset_for_reconnect(first);
         let mark = sh.out.events.len();
         let step = link_step(s, sh, now);
-        remap_events(sh, mark, sid, gid);
+        remap_events(&mut sh.out, mark, sid, gid);
         self.apply(sh, now, sid, step);
     }
 
@@ -1509,7 +1508,7 @@ impl Consumers {
             let gid = s.group;
             let mark = sh.out.events.len();
             let step = s.link.op_done(sh, now, op, result);
-            remap_events(sh, mark, id, gid);
+            remap_events(&mut sh.out, mark, id, gid);
             self.apply(sh, now, id, step);
         }
     }
@@ -1541,7 +1540,7 @@ impl Consumers {
                     t.next_check = interval.map(|i| time::after(now, i));
                 }
                 self.ensure_subs(sh, now, gid, name);
-                self.check_ready(sh, gid);
+                self.check_ready(&mut sh.out, gid);
             }
             OpResult::PartitionedMetadata(Err(e)) => {
                 let delay = t.backoff.next_delay(&mut sh.env.rng);
@@ -1629,7 +1628,7 @@ impl Consumers {
                 self.outcomes(sh, now, sid, gid, outcomes);
                 self.ask_head(sh, now, sid);
                 if first {
-                    self.check_ready(sh, gid);
+                    self.check_ready(&mut sh.out, gid);
                 } else {
                     sh.out
                         .events
@@ -1794,7 +1793,7 @@ impl Consumers {
         };
         let request_id = sh.env.next_request_id();
         let cmd = s.subscribe_command(request_id);
-        let deadline = s.link.request_deadline(sh, now);
+        let deadline = s.link.request_deadline(&sh.env, now);
         if sh.conns.send_request_until(
             conn,
             request_id,
@@ -1898,7 +1897,7 @@ impl Consumers {
                 if watch_off {
                     self.start_watch(sh, now, gid);
                 }
-                self.check_ready(sh, gid);
+                self.check_ready(&mut sh.out, gid);
             }
             OpResult::TopicsOfNamespace(Err(e)) => {
                 let delay = d.backoff.next_delay(&mut sh.env.rng);
@@ -2187,11 +2186,11 @@ fn send_close(
     request_id
 }
 
-fn remap_events(sh: &mut Shared, from: usize, sid: ConsumerId, gid: ConsumerId) {
+fn remap_events(out: &mut Outputs, from: usize, sid: ConsumerId, gid: ConsumerId) {
     if sid == gid {
         return;
     }
-    for e in sh.out.events.iter_mut().skip(from) {
+    for e in out.events.iter_mut().skip(from) {
         match e {
             Event::ConsumerReconnecting { consumer, .. }
             | Event::ConsumerReconnected { consumer }

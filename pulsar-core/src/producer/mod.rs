@@ -44,9 +44,11 @@ pub use schema::{SchemaInfo, SchemaType};
 use crate::backoff::Backoff;
 use crate::compression::CompressionType;
 use crate::deadline::Deadline as CreateDeadline;
+use crate::env::Env;
 use crate::error::{Error, SendError};
 use crate::event::Event;
 use crate::handle::{ConnectionId, ProducerId, RequestId, SendId};
+use crate::outputs::Outputs;
 use crate::request::{OpKind, OpResult, Owner};
 use crate::routing::{HashingScheme, MessageRouter, RoundRobinRouter, SinglePartitionRouter};
 use crate::shared::Shared;
@@ -516,7 +518,7 @@ impl Producers {
         }
         let apps: Vec<ProducerId> = self.apps.keys().copied().collect();
         for id in apps {
-            self.end_app(sh, id, Some(error.clone()));
+            self.end_app(&mut sh.out, id, Some(error.clone()));
         }
     }
 
@@ -854,7 +856,7 @@ impl Producers {
                 None => Err(SendError::ProducerClosed),
             };
             if let Err(e) = result {
-                self.complete_unrouted(sh, id, send, size, e);
+                self.complete_unrouted(&mut sh.out, id, send, size, e);
             }
         }
         self.settle(sh, now, id);
@@ -862,7 +864,7 @@ impl Producers {
 
     fn complete_unrouted(
         &mut self,
-        sh: &mut Shared,
+        out: &mut Outputs,
         id: ProducerId,
         send: SendId,
         size: usize,
@@ -872,7 +874,7 @@ impl Producers {
             app.pending = app.pending.saturating_sub(1);
         }
         self.memory.used = self.memory.used.saturating_sub(size);
-        sh.out.events.push_back(Event::SendCompleted {
+        out.events.push_back(Event::SendCompleted {
             producer: id,
             send,
             result: Err(error),
@@ -896,7 +898,7 @@ impl Producers {
             },
         };
         for q in timed_out {
-            self.complete_unrouted(sh, id, q.send, q.size, SendError::Timeout);
+            self.complete_unrouted(&mut sh.out, id, q.send, q.size, SendError::Timeout);
         }
         let Some(mut guard) = self.apps.get_mut(&id) else {
             return;
@@ -949,7 +951,13 @@ impl Producers {
             None => return,
         };
         for q in unrouted {
-            self.complete_unrouted(sh, id, q.send, q.size, SendError::Failed(error.clone()));
+            self.complete_unrouted(
+                &mut sh.out,
+                id,
+                q.send,
+                q.size,
+                SendError::Failed(error.clone()),
+            );
         }
         let parts = self.apps.get(&id).map(App::parts).unwrap_or_default();
         for p in parts {
@@ -966,11 +974,11 @@ impl Producers {
                 error,
             });
         }
-        self.notify_room(sh);
+        self.notify_room(&sh.env, &mut sh.out);
     }
 
     /// Removes an application producer and reports it closed.
-    fn end_app(&mut self, sh: &mut Shared, id: ProducerId, error: Option<Error>) {
+    fn end_app(&mut self, out: &mut Outputs, id: ProducerId, error: Option<Error>) {
         let Some(mut app) = self.apps.remove(&id) else {
             return;
         };
@@ -980,20 +988,20 @@ impl Producers {
                 None => SendError::ProducerClosed,
                 Some(e) => SendError::Failed(e.clone()),
             };
-            sh.out.events.push_back(Event::SendCompleted {
+            out.events.push_back(Event::SendCompleted {
                 producer: id,
                 send: q.send,
                 result: Err(e),
             });
         }
         for (request, _) in app.flushes.drain(..) {
-            sh.out.events.push_back(Event::FlushCompleted {
+            out.events.push_back(Event::FlushCompleted {
                 producer: id,
                 request,
             });
         }
         self.memory.waiters.remove(&id);
-        sh.out.events.push_back(Event::ProducerClosed {
+        out.events.push_back(Event::ProducerClosed {
             producer: id,
             error,
         });
@@ -1018,7 +1026,7 @@ impl Producers {
         self.free(app_id, m, b);
         match outcome {
             Outcome::None => {}
-            Outcome::Ready => self.part_ready(sh, app_id),
+            Outcome::Ready => self.part_ready(&mut sh.out, app_id),
             Outcome::Gone { error, ever_ready } => {
                 self.parts.remove(&part_id);
                 self.part_gone(sh, app_id, part_id, error, ever_ready);
@@ -1027,7 +1035,7 @@ impl Producers {
         self.settle(sh, now, app_id);
     }
 
-    fn part_ready(&mut self, sh: &mut Shared, id: ProducerId) {
+    fn part_ready(&mut self, out: &mut Outputs, id: ProducerId) {
         let Some(app) = self.apps.get(&id) else {
             return;
         };
@@ -1072,7 +1080,7 @@ impl Producers {
         if let Some(mut app) = self.apps.get_mut(&id) {
             app.ready = true;
         }
-        sh.out.events.push_back(Event::ProducerReady {
+        out.events.push_back(Event::ProducerReady {
             producer: id,
             name,
             last_sequence_id,
@@ -1106,7 +1114,7 @@ impl Producers {
             if !app.parts().iter().any(|p| self.parts.contains_key(p)) {
                 let e = app.close_error.take();
                 drop(guard);
-                self.end_app(sh, id, e);
+                self.end_app(&mut sh.out, id, e);
             }
             return;
         }
@@ -1133,7 +1141,7 @@ impl Producers {
                             self.free(id, m, b);
                         }
                     }
-                    self.end_app(sh, id, Some(error));
+                    self.end_app(&mut sh.out, id, Some(error));
                 } else {
                     drop(guard);
                     self.fail_app(sh, id, error);
@@ -1168,17 +1176,17 @@ impl Producers {
             (app.closing && app.unrouted.is_empty() && !live()).then(|| app.close_error.take())
         });
         if let Some(error) = ended {
-            self.end_app(sh, id, error);
+            self.end_app(&mut sh.out, id, error);
         }
-        self.notify_room(sh);
+        self.notify_room(&sh.env, &mut sh.out);
     }
 
     /// Tells producers that were refused that there is room again.
-    fn notify_room(&mut self, sh: &mut Shared) {
+    fn notify_room(&mut self, env: &Env, out: &mut Outputs) {
         if self.memory.waiters.is_empty() {
             return;
         }
-        let limit = sh.env.config.memory_limit;
+        let limit = env.config.memory_limit;
         let memory_ok = limit == 0 || self.memory.used < limit;
         if !memory_ok {
             return;
@@ -1186,8 +1194,7 @@ impl Producers {
         let apps = &self.apps;
         self.memory.waiters.retain(|id| match apps.get(id) {
             Some(app) if app.pending < app.max_pending => {
-                sh.out
-                    .events
+                out.events
                     .push_back(Event::ProducerHasRoom { producer: *id });
                 false
             }

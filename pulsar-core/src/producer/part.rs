@@ -24,6 +24,7 @@ use crate::event::{Event, Resource};
 use crate::handle::{ConnectionId, ProducerId, SendId};
 use crate::link::{Link, Phase, Step};
 use crate::message::MessageId;
+use crate::outputs::Outputs;
 use crate::pool::pick_broker_url;
 use crate::request::{OpResult, RequestKind};
 use crate::shared::Shared;
@@ -615,7 +616,7 @@ impl Part {
             Ok(p) => p,
             Err(e) => {
                 for send in c.sends {
-                    self.complete(sh, send, Err(e.clone()));
+                    self.complete(&mut sh.out, send, Err(e.clone()));
                 }
                 self.freed_bytes += c.bytes;
                 let _ = now;
@@ -667,12 +668,12 @@ impl Part {
         }
     }
 
-    fn complete(&mut self, sh: &mut Shared, send: SendId, result: Result<MessageId, SendError>) {
+    fn complete(&mut self, out: &mut Outputs, send: SendId, result: Result<MessageId, SendError>) {
         self.freed_messages += 1;
         if result.is_err() {
             self.counters.messages_failed += 1;
         }
-        sh.out.events.push_back(Event::SendCompleted {
+        out.events.push_back(Event::SendCompleted {
             producer: self.app,
             send,
             result,
@@ -689,14 +690,14 @@ impl Part {
             for c in closed.drain(..) {
                 self.freed_bytes += c.bytes;
                 for send in c.sends {
-                    self.complete(sh, send, Err(error.clone()));
+                    self.complete(&mut sh.out, send, Err(error.clone()));
                 }
             }
             self.give_back(closed);
         }
         while let Some(q) = self.waiting.pop_front() {
             self.freed_bytes += q.size;
-            self.complete(sh, q.send, Err(error.clone()));
+            self.complete(&mut sh.out, q.send, Err(error.clone()));
         }
     }
 
@@ -704,10 +705,10 @@ impl Part {
         self.freed_bytes += op.bytes;
         match op.sends {
             Sends::None => {}
-            Sends::One(s) => self.complete(sh, s, Err(error.clone())),
+            Sends::One(s) => self.complete(&mut sh.out, s, Err(error.clone())),
             Sends::Many(v) => {
                 for s in v {
-                    self.complete(sh, s, Err(error.clone()));
+                    self.complete(&mut sh.out, s, Err(error.clone()));
                 }
             }
         }
@@ -870,7 +871,7 @@ impl Part {
             ..Default::default()
         });
         self.epoch += 1;
-        let deadline = self.link.request_deadline(sh, now);
+        let deadline = self.link.request_deadline(&sh.env, now);
         if sh.conns.send_request_until(
             conn,
             request_id,
@@ -914,7 +915,7 @@ impl Part {
                 let (send, size) = (q.send, q.size);
                 if let Err(e) = self.admit(sh, now, q.send, &mut q.msg, q.at) {
                     self.freed_bytes += size;
-                    self.complete(sh, send, Err(e));
+                    self.complete(&mut sh.out, send, Err(e));
                 }
             }
             Outcome::Ready
@@ -1224,7 +1225,7 @@ impl Part {
         }
         match op.sends {
             Sends::None => {}
-            Sends::One(send) => self.complete(sh, send, Ok(id)),
+            Sends::One(send) => self.complete(&mut sh.out, send, Ok(id)),
             Sends::Many(sends) => {
                 let size = i32::try_from(sends.len()).unwrap_or(i32::MAX);
                 sh.out.events.reserve(sends.len());
