@@ -7,7 +7,7 @@
 //! outcomes, bytes, timers), routing each decoded frame, and losing a connection. Producer and
 //! consumer modules receive `&mut Shared` and use the part they need; whatever the connections learn
 //! for them (responses, broker commands, readiness, loss) is queued as
-//! [`Dispatch`](crate::outputs::Dispatch) items that `Client` routes with one-line calls.
+//! [`Dispatch`] items that `Client` routes with one-line calls.
 
 use std::time::Instant;
 
@@ -242,7 +242,7 @@ impl Shared {
     }
 
     /// Processes the complete frames buffered for `conn` until `max_dispatch` items wait in
-    /// [`dispatch`](Self::dispatch). Returns whether frames may remain (route the dispatch queue,
+    /// [`dispatch`](Outputs::dispatch). Returns whether frames may remain (route the dispatch queue,
     /// then call again): the queue stays short (its items are large), as if the bytes had been read
     /// in smaller pieces.
     pub(crate) fn process_frames(
