@@ -115,6 +115,7 @@ pub mod config;
 mod connection;
 pub mod consumer;
 mod deadline;
+mod deadline_map;
 pub mod error;
 pub mod event;
 mod handle;

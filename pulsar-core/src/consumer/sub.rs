@@ -603,7 +603,7 @@ impl Sub {
     // ---- timers ------------------------------------------------------------------------------------
 }
 
-impl super::table::Timed for Sub {
+impl crate::deadline_map::NextTimeout for Sub {
     fn next_timeout(&self) -> Option<Instant> {
         // (runs after every operation on the consumer: no iterator machinery)
         fn min(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
