@@ -257,6 +257,16 @@ fn regression_seed_62597_chunk_queue_full_rewinds_failover() {
     regression(62597);
 }
 
+// Bug J with an ack timeout (fixed: on Exclusive / Failover evicted chunks are held until their
+// message expires, ack timeout or not): handed to the ack timeout, the evicted chunks came back
+// with its redelivery of everything as new incomplete messages and were evicted again, every
+// ack timeout (137 redeliveries, 2,240 evictions, no expiry in seed 101180, Failover).
+
+#[test]
+fn regression_seed_101180_chunk_queue_full_ack_timeout_loop() {
+    regression(101180);
+}
+
 // Bug G (pulsar-core, fixed: the epoch moves only when the REDELIVER is written): a redelivery of
 // everything unacknowledged (a negative ack coming due on an Exclusive / Failover consumer) while
 // the consumer resubscribed bumped the consumer epoch without sending anything. The SUBSCRIBE in

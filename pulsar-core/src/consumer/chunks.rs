@@ -223,15 +223,16 @@ impl ChunkAssembler {
 
     /// Makes room: the oldest incomplete message goes, acknowledged with `auto_ack_oldest`,
     /// otherwise its chunks are left to the consumer as orphaned chunks (see [`Self::hold`]):
-    /// redelivered one by one on Shared / Key_Shared, handed to the ack timeout when there is
-    /// one, and otherwise held until their message expires, then acknowledged, as they would
-    /// have been had they stayed pending. Asking an in-order subscription (Exclusive, Failover)
-    /// for a redelivery, as this did before, rewinds it to the same entries in the same order:
-    /// the same message is evicted at the same point, again and again, and the subscription
-    /// never passes it (bug J, simulation seeds 45130, 40714, 62597: more than 10 incomplete
-    /// copies left by a producer's resends to a deduplicating broker, thousands of redeliveries
-    /// until the end). The Java client does not ask for a redelivery here either: it leaves them
-    /// to its ack timeout (`trackMessage`), or unacknowledged until a reconnection.
+    /// redelivered one by one on Shared / Key_Shared, and on Exclusive / Failover held until
+    /// their message expires, then acknowledged, as they would have been had they stayed
+    /// pending. Asking an in-order subscription for a redelivery, as this did before, rewinds it
+    /// to the same entries in the same order: the same message is evicted at the same point,
+    /// again and again, and the subscription never passes it (bug J, simulation seeds 45130,
+    /// 40714, 62597: more than 10 incomplete copies left by a producer's resends to a
+    /// deduplicating broker, thousands of redeliveries until the end). Handing them to the ack
+    /// timeout does the same one timeout later (seed 101180), so it is not done on in-order
+    /// subscriptions either. The Java client leaves them to its ack timeout (`trackMessage`),
+    /// or unacknowledged until a reconnection.
     fn evict_oldest(&mut self) -> Option<Dropped> {
         while let Some((_, uuid)) = self.order.pop_front() {
             if let Some(p) = self.pending.remove(&uuid) {
