@@ -65,6 +65,9 @@ impl Sub {
             return out;
         }
         let entry = (m.message_id.ledger_id, m.message_id.entry_id);
+        if self.chunks.as_mut().is_some_and(|c| c.passed(entry)) {
+            self.release_held_cumulative(now);
+        }
         let base = MessageId {
             ledger_id: entry.0,
             entry_id: entry.1,
@@ -415,6 +418,7 @@ impl Sub {
         if let Some(error) = d.error {
             self.report(sh, error);
         }
+        self.release_held_cumulative(now);
     }
 }
 
