@@ -116,6 +116,7 @@ mod connection;
 mod connections;
 pub mod consumer;
 mod deadline;
+mod deadline_map;
 mod env;
 pub mod error;
 pub mod event;

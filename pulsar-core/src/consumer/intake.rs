@@ -66,6 +66,9 @@ impl Sub {
             return out;
         }
         let entry = (m.message_id.ledger_id, m.message_id.entry_id);
+        if self.chunks.as_mut().is_some_and(|c| c.passed(entry)) {
+            self.release_held_cumulative(now);
+        }
         let base = MessageId {
             ledger_id: entry.0,
             entry_id: entry.1,
@@ -371,11 +374,13 @@ impl Sub {
     }
 
     /// Applies the fate of a dropped chunked message. Its orphaned chunks (see
-    /// [`ChunkAssembler::hold`](super::chunks::ChunkAssembler::hold)) wait for the ack timeout
-    /// when there is one (it redelivers them), are redelivered one by one on Shared and
-    /// Key_Shared, and are otherwise held until `orphans_expire` (their message's expiry time),
-    /// then acknowledged: asking an in-order subscription for a redelivery would rewind it for
-    /// nothing.
+    /// [`ChunkAssembler::hold`](super::chunks::ChunkAssembler::hold)) are redelivered one by one
+    /// on Shared and Key_Shared (by the ack timeout when there is one), and are held until
+    /// `orphans_expire` (their message's expiry time), then acknowledged, on Exclusive and
+    /// Failover, ack timeout or not: a redelivery of everything unacknowledged, which is all an
+    /// in-order subscription can ask for, rewinds it for nothing. Handed to the ack timeout, an
+    /// evicted message's chunks came back with its redelivery as a new incomplete message, were
+    /// evicted again and handed to it again, every ack timeout, forever (simulation seed 101180).
     pub(super) fn handle_dropped(
         &mut self,
         sh: &mut Shared,
@@ -388,18 +393,18 @@ impl Sub {
             self.ack_entry(sh, now, e);
         }
         if !d.orphaned.is_empty() {
-            if self.unacked.enabled() {
-                for e in &d.orphaned {
-                    self.unacked.add(now, *e);
-                }
-            } else if self.opts.subscription_type.is_shared() {
-                out.redeliver.extend(d.orphaned);
-            } else {
+            if !self.opts.subscription_type.is_shared() {
                 for e in d.orphaned {
                     if let Some(full) = self.chunks_mut().hold(e, orphans_expire) {
                         self.ack_entry(sh, now, full);
                     }
                 }
+            } else if self.unacked.enabled() {
+                for e in &d.orphaned {
+                    self.unacked.add(now, *e);
+                }
+            } else {
+                out.redeliver.extend(d.orphaned);
             }
         }
         if !d.redeliver.is_empty() {
@@ -414,6 +419,7 @@ impl Sub {
         if let Some(error) = d.error {
             self.report(&mut sh.out, error);
         }
+        self.release_held_cumulative(now);
     }
 }
 

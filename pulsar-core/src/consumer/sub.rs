@@ -330,7 +330,7 @@ impl Sub {
         self.queued = 0;
         self.permits = 0;
         self.broker_permits = 0;
-        self.acks.forget_sent();
+        self.acks.forget_sent(self.cumulative_limit());
         if let Some(c) = self.chunks.as_mut() {
             c.clear();
         }
@@ -443,10 +443,37 @@ impl Sub {
         } else if self.acks.individual(now, id, receipt).entry_done {
             self.forget(entry);
         }
+        self.release_held_cumulative(now);
         if self.acks.should_flush() {
             return self.flush_acks(sh, now);
         }
         Vec::new()
+    }
+
+    /// The first entry a cumulative ack may not reach: the first chunk of the earliest chunked
+    /// message not yet acknowledged, whole (queued or delivered) or not (see
+    /// [`ChunkAssembler::first_entry`]). A chunked message is delivered at its last chunk, and
+    /// other producers' entries may lie between its chunks: acknowledging one of those
+    /// cumulatively would acknowledge its first chunks on the broker, and any rewind
+    /// (reconnection, redelivery) would then bring its later chunks alone, and the message would
+    /// be lost (bug K, simulation seeds 109508, 160023). The Java client acknowledges
+    /// cumulatively at the position given, whatever it passes.
+    fn cumulative_limit(&self) -> Option<Entry> {
+        let assembling = self.chunks.as_ref().and_then(|c| c.first_entry());
+        let whole = self.chunk_ids.values().filter_map(|ids| ids.first()).min();
+        match (assembling, whole) {
+            (Some(a), Some(&w)) => Some(a.min(w)),
+            (a, w) => a.or(w.copied()),
+        }
+    }
+
+    /// Lets a cumulative ack held back at the first chunk of a chunked message go once that
+    /// message is acknowledged or given up on (see [`AckTracker::take`]).
+    pub(super) fn release_held_cumulative(&mut self, now: Instant) {
+        if self.acks.holds_cumulative() {
+            let limit = self.cumulative_limit();
+            self.acks.release_held(now, limit);
+        }
     }
 
     /// An entry is fully acknowledged: stop its timers.
@@ -473,7 +500,7 @@ impl Sub {
             self.acks.disarm();
             return Vec::new();
         };
-        let f = self.acks.take();
+        let f = self.acks.take(self.cumulative_limit());
         let mut out = Vec::new();
         let receipts = self.opts.ack_receipts;
         for (ids, kind, rs) in [
@@ -604,7 +631,7 @@ impl Sub {
     // ---- timers ------------------------------------------------------------------------------------
 }
 
-impl super::table::Timed for Sub {
+impl crate::deadline_map::NextTimeout for Sub {
     fn next_timeout(&self) -> Option<Instant> {
         // (runs after every operation on the consumer: no iterator machinery)
         fn min(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {

@@ -24,7 +24,6 @@ mod options;
 mod part;
 mod pending;
 pub mod schema;
-mod timed;
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -44,6 +43,7 @@ pub use schema::{SchemaInfo, SchemaType};
 use crate::backoff::Backoff;
 use crate::compression::CompressionType;
 use crate::deadline::Deadline as CreateDeadline;
+use crate::deadline_map::{DeadlineMap, NextTimeout};
 use crate::env::Env;
 use crate::error::{Error, SendError};
 use crate::event::Event;
@@ -57,7 +57,6 @@ use crate::time;
 use crate::topic::TopicName;
 use options::PartSettings;
 use part::{Outcome, Part, Queued};
-use timed::{Deadline, Timed};
 
 /// How the partition of a message is chosen.
 enum Router {
@@ -170,8 +169,8 @@ struct Memory {
 /// All producers of a client.
 #[derive(Debug, Default)]
 pub(crate) struct Producers {
-    apps: Timed<App>,
-    parts: Timed<Part>,
+    apps: DeadlineMap<ProducerId, App>,
+    parts: DeadlineMap<ProducerId, Part>,
     memory: Memory,
 }
 
@@ -237,19 +236,10 @@ impl Producers {
 
     /// The earliest deadline of every producer (kept in order as they change, not scanned).
     pub(crate) fn next_timeout(&self) -> Option<Instant> {
-        let next = [self.parts.next_timeout(), self.apps.next_timeout()]
+        [self.parts.next_timeout(), self.apps.next_timeout()]
             .into_iter()
             .flatten()
-            .min();
-        debug_assert_eq!(
-            next,
-            [self.parts.scan(), self.apps.scan()]
-                .into_iter()
-                .flatten()
-                .min(),
-            "the deadline index disagrees with a scan of the producers"
-        );
-        next
+            .min()
     }
 
     // ---- application commands -------------------------------------------------------------------
@@ -1213,13 +1203,13 @@ fn precheck(cfg: &PartSettings, msg: &OutgoingMessage, max: usize) -> Result<(),
     Ok(())
 }
 
-impl Deadline for Part {
+impl NextTimeout for Part {
     fn next_timeout(&self) -> Option<Instant> {
         Part::next_timeout(self)
     }
 }
 
-impl Deadline for App {
+impl NextTimeout for App {
     fn next_timeout(&self) -> Option<Instant> {
         app_timeout(self)
     }
