@@ -283,6 +283,17 @@ fn regression_seed_160023_cumulative_ack_passes_first_chunks() {
     regression(160023);
 }
 
+// Found by the soak of 200000-299999 after the fix of bug K, caused by that fix (never in a
+// commit's soak before it): a non-durable consumer that reconnected twice with nothing received
+// in between restarted the second time just before the chunks the first reconnection had
+// forgotten, instead of where the first restart began: it skipped the messages before them
+// (fixed: the chunks' position only moves a restart earlier).
+
+#[test]
+fn regression_seed_270009_second_restart_skips_past_unread_messages() {
+    regression(270009);
+}
+
 // Bug G (pulsar-core, fixed: the epoch moves only when the REDELIVER is written): a redelivery of
 // everything unacknowledged (a negative ack coming due on an Exclusive / Failover consumer) while
 // the consumer resubscribed bumped the consumer epoch without sending anything. The SUBSCRIBE in

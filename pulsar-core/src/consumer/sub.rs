@@ -308,10 +308,14 @@ impl Sub {
                 (None, last) => last,
             };
             // ...or before the chunks of a message not yet whole (they are dropped below), so
-            // that they come again.
+            // that they come again, if that is earlier (with nothing received since, than where
+            // this registration started).
             if let Some(entry) = self.chunks.as_ref().and_then(|c| c.first_entry()) {
                 let before_chunks = previous_id(&self.entry_id(entry));
-                if start.is_none_or(|s| compare_ids(&before_chunks, &s).is_lt()) {
+                if start
+                    .or(self.start)
+                    .is_none_or(|s| compare_ids(&before_chunks, &s).is_lt())
+                {
                     start = Some(before_chunks);
                 }
             }
