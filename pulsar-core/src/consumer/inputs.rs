@@ -1,6 +1,7 @@
 //! Inputs from the connections and lookups, dispatched to the wire consumer or group they
 //! concern: lookup results, request answers, MESSAGE and the broker's other consumer commands.
 
+use super::intake::Frame;
 use super::remap_events;
 use super::ConsumerRequest;
 use super::Consumers;
@@ -109,16 +110,13 @@ impl Consumers {
             return;
         };
         let was_empty = g.queue.is_empty();
-        let out = s.intake(
-            sh,
-            now,
+        let frame = Frame {
             conn,
-            &mut self.codec,
-            &mut g.queue,
             message,
             payload,
             checksum_ok,
-        );
+        };
+        let out = s.intake(sh, now, frame, &mut self.codec, &mut g.queue);
         if was_empty && !g.queue.is_empty() {
             sh.out
                 .events
