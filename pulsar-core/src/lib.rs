@@ -106,6 +106,7 @@
 //! ```
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
+#![warn(clippy::too_many_lines)]
 
 pub mod auth;
 mod backoff;
