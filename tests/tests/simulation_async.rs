@@ -137,6 +137,14 @@ fn regression(seed: u64) {
     fail_on(&[o]);
 }
 
+// Model error of the async simulation (fixed): a dropped producer closes in the background after
+// its pending sends; a new producer of the same name created at once sent P0#20 before the old
+// one's P0#11-#19 were stored. The application now waits until the dropped producer is gone.
+#[test]
+fn regression_seed_326_dropped_producer_recreated_before_it_was_gone() {
+    regression(326);
+}
+
 // Bug L (pulsar-core, open; found by the async simulation): a producer on a partitioned topic
 // whose creation fails (here: the operation timeout, one partition's broker crashed while the
 // other partition had registered) is abandoned partition by partition without CLOSE_PRODUCER
