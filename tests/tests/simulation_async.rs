@@ -138,11 +138,18 @@ fn regression(seed: u64) {
 }
 
 // Model error of the async simulation (fixed): a dropped producer closes in the background after
-// its pending sends; a new producer of the same name created at once sent P0#20 before the old
-// one's P0#11-#19 were stored. The application now waits until the dropped producer is gone.
+// its pending sends, and a new producer of the same name created at once interleaved with them:
+// 1943, P2#16 stored after P2#20; 2985, with deduplication, the new producer reused the old one's
+// sequence ids and P2#21 was answered as a duplicate (-1:-1) and lost. The application now waits
+// until the dropped producer is gone.
 #[test]
-fn regression_seed_326_dropped_producer_recreated_before_it_was_gone() {
-    regression(326);
+fn regression_seed_1943_dropped_producer_recreated_before_it_was_gone() {
+    regression(1943);
+}
+
+#[test]
+fn regression_seed_2985_dropped_producer_recreated_before_it_was_gone_dedup() {
+    regression(2985);
 }
 
 // Bug L (pulsar-core, open; found by the async simulation): a producer on a partitioned topic

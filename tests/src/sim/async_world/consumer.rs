@@ -180,7 +180,7 @@ async fn receive_all(
             let e = ctx.env();
             (e.now(), e.healed)
         };
-        run_due_acks(ctx, spec, &sub, &mut acks, now);
+        run_due_acks(ctx, spec, mode, &sub, &mut acks, now).await;
         let recreate = spec.recreate_at.filter(|_| !planned.recreated && !healed);
         if recreate.is_some_and(|t| now >= t) {
             planned.recreated = true;
@@ -241,7 +241,7 @@ async fn receive_all(
         let until = now + pause;
         loop {
             let now = ctx.env().now();
-            run_due_acks(ctx, spec, &sub, &mut acks, now);
+            run_due_acks(ctx, spec, mode, &sub, &mut acks, now).await;
             if now >= until {
                 break;
             }
@@ -281,10 +281,12 @@ async fn take(
     Ok(out)
 }
 
-/// Acknowledges what is due.
-fn run_due_acks(
+/// Acknowledges what is due (individual acks waiting for the broker's confirmation when the
+/// mode says so).
+async fn run_due_acks(
     ctx: &Arc<Ctx>,
     spec: &ConsumerSpec,
+    mode: ConsumerMode,
     sub: &Sub,
     acks: &mut PendingAcks,
     now: Duration,
@@ -302,6 +304,13 @@ fn run_due_acks(
             c.nack(&msg)
         } else if spec.acks.cumulative {
             c.ack_cumulative(&msg)
+        } else if mode.await_ack_receipts {
+            let r = c.ack_with_receipt(&msg).await;
+            ctx.env().log(format!(
+                "app {} ack of {} confirmed: {r:?}",
+                spec.label, msg.id
+            ));
+            r
         } else {
             c.ack(&msg)
         };

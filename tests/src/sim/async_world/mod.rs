@@ -5,7 +5,7 @@
 //! simulation ([`Params`]), plus how the application uses the async API ([`params`]). Each
 //! client runs on a simulated [`Runtime`](pulsar_async::Runtime) ([`runtime`]): the clock is the
 //! scheduler's, timers are scheduler entries, connections are links of the simulated network
-//! to the model brokers ([`env`]), and every task (the clients' drivers, the application's
+//! to the model brokers ([`env`](mod@env)), and every task (the clients' drivers, the application's
 //! producers, consumers and observers) runs on one deterministic [`executor`], polled until idle
 //! between two scheduler events. The application records what it observes in the core
 //! simulation's models, and `check.rs` judges them the same way.

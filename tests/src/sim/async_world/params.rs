@@ -45,6 +45,9 @@ pub struct ProducerMode {
     pub drop_receipt: f64,
     /// The planned re-creation drops the producer instead of `close().await`.
     pub drop_on_recreate: bool,
+    /// A `send_async` still waiting for room after this long is dropped (cancelled) and the
+    /// message handed over again later (mode `Receipts`).
+    pub give_up_after: Option<std::time::Duration>,
 }
 
 /// A consumer's use of the async API.
@@ -54,6 +57,9 @@ pub struct ConsumerMode {
     pub receive: ReceiveMode,
     /// The planned re-subscription drops the consumer instead of `close().await`.
     pub drop_on_recreate: bool,
+    /// Individual acknowledgements wait for the broker's confirmation (`ack_with_receipt`, on
+    /// consumers that ask for ack receipts).
+    pub await_ack_receipts: bool,
 }
 
 /// See the [module documentation](self).
@@ -76,7 +82,7 @@ impl AsyncParams {
         } else {
             r.range(16_384, 262_144) as usize
         };
-        let producers = p
+        let mut producers: Vec<ProducerMode> = p
             .producers
             .iter()
             .map(|spec| {
@@ -92,10 +98,11 @@ impl AsyncParams {
                     flush_every: r.chance(0.4).then(|| r.range(1, 10) as u32),
                     drop_receipt: if r.chance(0.3) { 0.1 } else { 0.0 },
                     drop_on_recreate: r.chance(0.5),
+                    give_up_after: None,
                 }
             })
             .collect();
-        let consumers = p
+        let mut consumers: Vec<ConsumerMode> = p
             .consumers
             .iter()
             .map(|_| ConsumerMode {
@@ -105,8 +112,19 @@ impl AsyncParams {
                     _ => ReceiveMode::Batch,
                 },
                 drop_on_recreate: r.chance(0.5),
+                await_ack_receipts: false,
             })
             .collect();
+        // Later additions draw from their own stream, so that the draws above stay the same.
+        let mut x = SimRng::new(p.seed ^ 0xA5A5_0000_0000_0006);
+        for m in &mut producers {
+            if m.send == SendMode::Receipts && x.chance(0.5) {
+                m.give_up_after = Some(std::time::Duration::from_millis(x.range(1, 500)));
+            }
+        }
+        for (m, spec) in consumers.iter_mut().zip(&p.consumers) {
+            m.await_ack_receipts = spec.acks.receipts && x.chance(0.5);
+        }
         AsyncParams {
             socket_buffer,
             producers,

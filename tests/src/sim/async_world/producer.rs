@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::future::{select, Either};
 use pulsar_async::{
     BatchingOptions, ClientHandle, CompressionType, Error, OutgoingMessage, Producer,
-    ProducerBuilder, SendError,
+    ProducerBuilder, Receipt, SendError,
 };
 use pulsar_core::ProducerId;
 
@@ -270,8 +270,15 @@ async fn send_one(
                 }
             }
         }
-        SendMode::Receipts => match producer.send_async(message).await {
-            Ok(receipt) => {
+        SendMode::Receipts => match send_async(ctx, spec, mode, producer, message).await {
+            None => {
+                ctx.env().log(format!(
+                    "app {} gives up waiting for room for #{index}",
+                    spec.label
+                ));
+                Sent::Retry(Duration::from_millis(50))
+            }
+            Some(Ok(receipt)) => {
                 ctx.env().app_sent(i, handle, index);
                 if ctx.env().app_chance(mode.drop_receipt) {
                     drop(receipt);
@@ -292,7 +299,7 @@ async fn send_one(
                 }
                 Sent::Yes
             }
-            Err(e) => refused(ctx, spec, &e),
+            Some(Err(e)) => refused(ctx, spec, &e),
         },
         SendMode::TrySend => match producer.try_send(message) {
             Ok(receipt) => {
@@ -308,6 +315,25 @@ async fn send_one(
             Err(Error::Send(SendError::QueueFull)) => Sent::Retry(Duration::from_millis(20)),
             Err(e) => refused(ctx, spec, &e),
         },
+    }
+}
+
+/// `send_async`, dropped (`None`) when it still waits for room after the mode's bound.
+async fn send_async(
+    ctx: &Arc<Ctx>,
+    spec: &ProducerSpec,
+    mode: ProducerMode,
+    producer: &Producer,
+    message: OutgoingMessage,
+) -> Option<Result<Receipt, Error>> {
+    let queued = producer.send_async(message);
+    let Some(bound) = mode.give_up_after else {
+        return Some(queued.await);
+    };
+    let rt = &ctx.runtimes[spec.client];
+    match select(pin!(queued), rt.sleep(bound)).await {
+        Either::Left((r, _)) => Some(r),
+        Either::Right(_) => None,
     }
 }
 
