@@ -23,6 +23,7 @@
 //! # }
 //! ```
 #![deny(missing_docs)]
+#![warn(clippy::too_many_lines)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 /// The examples of the crate's README.md, compiled (and run unless `no_run`) by `cargo test --doc`

@@ -6,6 +6,7 @@
 //! with the last connection error, instead of after the operation timeout.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
+#![warn(clippy::too_many_lines)]
 
 mod args;
 mod auth;

@@ -11,10 +11,11 @@ use crate::error::{ConfigError, Error, SendError, UsageError};
 use crate::event::{Event, TopicsMode};
 use crate::handle::{ConnectionId, ConsumerId, ProducerId, RequestId, SendId};
 use crate::io::{IoRequest, Transmit};
-use crate::lookup::{OpKind, Owner};
 use crate::message::MessageId;
+use crate::outputs::Dispatch;
 use crate::producer::{OutgoingMessage, ProducerOptions, Producers, Refused};
-use crate::shared::{earliest, Dispatch, Shared};
+use crate::request::{OpKind, Owner};
+use crate::shared::Shared;
 use crate::stats::{ClientStats, ProducerStats};
 use crate::time;
 use crate::topic::{parse_namespace, TopicName};
@@ -71,7 +72,7 @@ impl Client {
     /// the proxy and TLS names the broker (server name indication and certificate check).
     /// `None`: use the address's host.
     pub fn tls_server_name(&self, conn: ConnectionId) -> Option<&str> {
-        self.shared.tls_server_name(conn)
+        self.shared.conns.tls_server_name(conn)
     }
 
     /// The connection asked for with [`IoRequest::Connect`] could not be established.
@@ -123,7 +124,7 @@ impl Client {
 
     /// Resynchronizes the wall clock used for publish times (Unix milliseconds at `now`).
     pub fn sync_wall_clock(&mut self, now: Instant, unix_ms: u64) {
-        self.shared.set_unix_millis(now, unix_ms);
+        self.shared.env.set_unix_millis(now, unix_ms);
     }
 
     // ---- core -> runtime ------------------------------------------------------------------------
@@ -131,7 +132,7 @@ impl Client {
     /// The next connection request (connect / close). Drain after every call that takes `now`.
     #[must_use]
     pub fn poll_io(&mut self) -> Option<IoRequest> {
-        self.shared.poll_io()
+        self.shared.out.poll_io()
     }
 
     /// The next bytes to write: everything queued for one connection. Drain after every call.
@@ -143,7 +144,7 @@ impl Client {
     /// The next event for the application. Drain after every call.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.shared.events.pop_front()
+        self.shared.out.events.pop_front()
     }
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next, if ever.
@@ -153,8 +154,8 @@ impl Client {
             Life::Closing { deadline } => Some(deadline),
             _ => None,
         };
-        let next = earliest(self.shared.next_timeout(), self.producers.next_timeout());
-        earliest(earliest(next, self.consumers.next_timeout()), closing)
+        let next = time::earliest(self.shared.next_timeout(), self.producers.next_timeout());
+        time::earliest(time::earliest(next, self.consumers.next_timeout()), closing)
     }
 
     // ---- application commands ---------------------------------------------------------------------
@@ -194,7 +195,7 @@ impl Client {
         kind: impl FnOnce(()) -> OpKind,
     ) -> Result<RequestId, Error> {
         self.ensure_open()?;
-        let request = self.shared.ids.request();
+        let request = self.shared.env.ids.request();
         self.shared
             .start_op(now, Owner::App(request), kind(()), None);
         self.pump(now);
@@ -244,7 +245,7 @@ impl Client {
         if self.life != Life::Open {
             return Err(Refused::with(SendError::ClientClosed, message));
         }
-        let mark = self.shared.events.len();
+        let mark = self.shared.out.events.len();
         let id = self
             .producers
             .try_send(&mut self.shared, now, producer, message)?;
@@ -252,7 +253,7 @@ impl Client {
         // route or reported something (an internal producer's event is the consumers' to take),
         // the rest of the pump has nothing to do: the previous call left no routing, dead-letter
         // work or stale consumer deadline behind, and this one added none.
-        if self.shared.events.len() != mark || !self.shared.dispatch.is_empty() {
+        if self.shared.out.events.len() != mark || !self.shared.out.dispatch.is_empty() {
             self.pump(now);
         }
         Ok(id)
@@ -489,9 +490,9 @@ impl Client {
         delay: Duration,
         properties: Vec<(String, String)>,
     ) -> Result<RequestId, Error> {
-        let r = self
-            .consumers
-            .reconsume_later(&mut self.shared, message, delay, properties, false);
+        let r =
+            self.consumers
+                .reconsume_later(&mut self.shared.env, message, delay, properties, false);
         self.pump(now);
         r
     }
@@ -561,7 +562,7 @@ impl Client {
             return;
         }
         self.life = Life::Closing {
-            deadline: time::after(now, self.shared.config.operation_timeout),
+            deadline: time::after(now, self.shared.env.config.operation_timeout),
         };
         self.producers.close_all(&mut self.shared, now);
         self.consumers.close_all(&mut self.shared, now);
@@ -572,10 +573,10 @@ impl Client {
     /// A snapshot of connections, producers, consumers and counters.
     pub fn stats(&self) -> ClientStats {
         ClientStats {
-            connections: self.shared.conns.values().map(|c| c.stats()).collect(),
+            connections: self.shared.conns.all().map(|c| c.stats()).collect(),
             producers: self.producers.stats(),
             consumers: self.consumers.stats(),
-            counters: self.shared.counters,
+            counters: self.shared.env.counters,
         }
     }
 
@@ -617,7 +618,7 @@ impl Client {
             .force_close_all(&mut self.shared, Error::Timeout);
         self.shared.shutdown(now);
         self.pump(now);
-        self.shared.events.push_back(Event::ClientClosed);
+        self.shared.out.events.push_back(Event::ClientClosed);
     }
 
     /// Routes everything the connections queued for producers and consumers.
@@ -638,7 +639,7 @@ impl Client {
     }
 
     fn route(&mut self, now: Instant) {
-        while let Some(d) = self.shared.dispatch.pop_front() {
+        while let Some(d) = self.shared.out.dispatch.pop_front() {
             let sh = &mut self.shared;
             match d {
                 Dispatch::ConnectionReady {

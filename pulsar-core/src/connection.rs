@@ -13,8 +13,8 @@ use pulsar_proto::{
 use crate::error::{Error, ProtocolError};
 use crate::handle::{ConnectionId, ConsumerId, ProducerId};
 use crate::pool::PoolKey;
+use crate::request::RequestKind;
 use crate::service_url::BrokerAddress;
-use crate::shared::RequestKind;
 use crate::stats::{ConnectionState, ConnectionStats};
 use crate::time;
 

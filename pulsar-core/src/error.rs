@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::auth::AuthError;
 use crate::handle::{ConnectionId, ConsumerId, ProducerId};
+use crate::message::MessageId;
 use crate::service_url::{BrokerAddress, UrlError};
 use crate::topic::TopicError;
 
@@ -431,6 +432,75 @@ pub enum ConfigError {
 
 /// A connection-level failure reported with [`Event::ConnectionClosed`](crate::Event::ConnectionClosed).
 pub type ConnectionError = Error;
+
+/// Why a message (or chunk) from the broker was not handed to the application. The broker was told
+/// (with the matching validation error where one exists) and the permits were returned; the
+/// application never sees the damaged data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReceiveError {
+    /// The frame's CRC32C did not match.
+    #[error("checksum mismatch for message {0}")]
+    ChecksumMismatch(MessageId),
+    /// The payload could not be decompressed.
+    #[error("cannot decompress message {id}: {error}")]
+    Decompression {
+        /// The message (entry).
+        id: MessageId,
+        /// Why.
+        error: crate::compression::CompressionError,
+    },
+    /// The batch container is malformed.
+    #[error("malformed batch {id}: {reason}")]
+    BadBatch {
+        /// The entry.
+        id: MessageId,
+        /// Why.
+        reason: String,
+    },
+    /// An incomplete chunked message was dropped after the expiry time (its chunks were
+    /// acknowledged).
+    #[error("chunked message {uuid} incomplete after the expiry time")]
+    ChunkExpired {
+        /// The chunked message's uuid.
+        uuid: String,
+    },
+    /// The oldest incomplete chunked message was dropped to stay within
+    /// `max_pending_chunked_messages`.
+    #[error("chunked message {uuid} dropped: too many chunked messages pending")]
+    ChunkQueueFull {
+        /// The chunked message's uuid.
+        uuid: String,
+        /// Whether its chunks were acknowledged (else they are redelivered).
+        acked: bool,
+    },
+    /// A chunked message declares more bytes than `max_chunked_message_size`.
+    #[error("chunked message {uuid} of {size} bytes exceeds the limit of {limit}")]
+    ChunkTooLarge {
+        /// The chunked message's uuid.
+        uuid: String,
+        /// Declared total size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A chunk arrived without its predecessors (its chunked message is dropped).
+    #[error("chunk {chunk_id} of {uuid} arrived out of order")]
+    ChunkOutOfOrder {
+        /// The chunked message's uuid.
+        uuid: String,
+        /// The chunk.
+        chunk_id: i32,
+    },
+    /// The chunks do not add up to the declared size.
+    #[error("chunked message {uuid} is corrupt: {reason}")]
+    ChunkCorrupt {
+        /// The chunked message's uuid.
+        uuid: String,
+        /// Why.
+        reason: &'static str,
+    },
+}
 
 #[cfg(test)]
 mod tests {

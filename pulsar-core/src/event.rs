@@ -2,10 +2,9 @@
 
 use std::sync::Arc;
 
-use crate::consumer::{ReceiveError, TopicMessageId};
-use crate::error::{Error, SendError};
+use crate::error::{Error, ReceiveError, SendError};
 use crate::handle::{ConnectionId, ConsumerId, ProducerId, RequestId, SendId};
-use crate::message::MessageId;
+use crate::message::{MessageId, TopicMessageId};
 use crate::service_url::BrokerAddress;
 
 /// A producer or a consumer.

@@ -106,6 +106,7 @@
 //! ```
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
+#![warn(clippy::too_many_lines)]
 
 pub mod auth;
 mod backoff;
@@ -113,8 +114,11 @@ mod client;
 pub mod compression;
 pub mod config;
 mod connection;
+mod connections;
 pub mod consumer;
 mod deadline;
+mod deadline_map;
+mod env;
 pub mod error;
 pub mod event;
 mod handle;
@@ -122,8 +126,10 @@ pub mod io;
 mod link;
 mod lookup;
 pub mod message;
+mod outputs;
 mod pool;
 pub mod producer;
+mod request;
 pub mod rng;
 pub mod routing;
 pub mod service_url;

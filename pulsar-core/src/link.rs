@@ -8,11 +8,12 @@ use std::time::Instant;
 
 use crate::backoff::Backoff;
 use crate::deadline::Deadline;
+use crate::env::Env;
 use crate::error::Error;
 use crate::event::{Event, LookupResult, Resource};
 use crate::handle::ConnectionId;
-use crate::lookup::{OpKind, OpResult, Owner};
 use crate::pool::PoolKey;
+use crate::request::{OpKind, OpResult, Owner};
 use crate::service_url::BrokerAddress;
 use crate::shared::Shared;
 use crate::stats::ResourceState;
@@ -77,9 +78,9 @@ impl Link {
                 until: now,
                 direct: None,
             },
-            backoff: Backoff::new(sh.config.backoff_initial, sh.config.backoff_max),
+            backoff: Backoff::new(sh.env.config.backoff_initial, sh.env.config.backoff_max),
             ever_ready: false,
-            deadline: Deadline::new(now, sh.config.operation_timeout),
+            deadline: Deadline::new(now, sh.env.config.operation_timeout),
             lookup_via: None,
             reconnects: 0,
         }
@@ -157,8 +158,8 @@ impl Link {
 
     /// The deadline of a registration request: the operation timeout, and during creation not
     /// after the creation deadline.
-    pub(crate) fn request_deadline(&self, sh: &Shared, now: Instant) -> Instant {
-        let d = time::after(now, sh.config.operation_timeout);
+    pub(crate) fn request_deadline(&self, env: &Env, now: Instant) -> Instant {
+        let d = time::after(now, env.config.operation_timeout);
         if self.ever_ready {
             d
         } else {
@@ -192,9 +193,11 @@ impl Link {
             Resource::Producer(p) => p.get(),
             Resource::Consumer(c) => c.get(),
         };
-        let conn = sh.connection_for(now, &key, Some(hint));
+        let conn = sh
+            .conns
+            .connection_for(now, &mut sh.env, &mut sh.out, &key, Some(hint));
         self.attach(sh, conn);
-        if sh.is_ready(conn) {
+        if sh.conns.is_ready(conn) {
             Step::Register(conn)
         } else {
             self.phase = Phase::Connecting { conn };
@@ -204,8 +207,8 @@ impl Link {
 
     fn attach(&self, sh: &mut Shared, conn: ConnectionId) {
         match self.resource {
-            Resource::Producer(p) => sh.attach_producer(conn, p),
-            Resource::Consumer(c) => sh.attach_consumer(conn, c),
+            Resource::Producer(p) => sh.conns.attach_producer(conn, p),
+            Resource::Consumer(c) => sh.conns.attach_consumer(conn, c),
         }
     }
 
@@ -213,8 +216,8 @@ impl Link {
     pub(crate) fn detach(&self, sh: &mut Shared) {
         if let Some(conn) = self.conn() {
             match self.resource {
-                Resource::Producer(p) => sh.detach_producer(conn, p),
-                Resource::Consumer(c) => sh.detach_consumer(conn, c),
+                Resource::Producer(p) => sh.conns.detach_producer(conn, p),
+                Resource::Consumer(c) => sh.conns.detach_consumer(conn, c),
             }
         }
     }
@@ -287,7 +290,7 @@ impl Link {
             }
             self.deadline.record(&error);
         }
-        self.wait(sh, now, None);
+        self.wait(&mut sh.env, now, None);
         Step::Idle
     }
 
@@ -300,11 +303,11 @@ impl Link {
         !keep_trying
     }
 
-    fn wait(&mut self, sh: &mut Shared, now: Instant, direct: Option<PoolKey>) {
+    fn wait(&mut self, env: &mut Env, now: Instant, direct: Option<PoolKey>) {
         let until = if direct.is_some() {
             now
         } else {
-            let delay = self.backoff.next_delay(&mut sh.rng);
+            let delay = self.backoff.next_delay(&mut env.rng);
             if self.ever_ready {
                 time::after(now, delay)
             } else {
@@ -347,7 +350,7 @@ impl Link {
         self.detach(sh);
         let direct = assigned.map(|broker| self.key_for(sh, broker));
         if let Some(key) = &direct {
-            sh.events.push_back(Event::TopicMoved {
+            sh.out.events.push_back(Event::TopicMoved {
                 resource: self.resource,
                 to: key.logical.clone(),
             });
@@ -358,7 +361,7 @@ impl Link {
     /// The topic moved to another cluster (TOPIC_MIGRATED): look it up there from now on.
     pub(crate) fn migrated(&mut self, sh: &mut Shared, now: Instant, to: BrokerAddress) -> Step {
         self.detach(sh);
-        sh.events.push_back(Event::TopicMoved {
+        sh.out.events.push_back(Event::TopicMoved {
             resource: self.resource,
             to: to.clone(),
         });
@@ -386,8 +389,8 @@ impl Link {
         }
         if self.ever_ready {
             self.reconnects += 1;
-            sh.counters.reconnects += 1;
-            sh.events.push_back(match self.resource {
+            sh.env.counters.reconnects += 1;
+            sh.out.events.push_back(match self.resource {
                 Resource::Producer(producer) => Event::ProducerReconnecting {
                     producer,
                     reason: reason.clone(),
@@ -402,7 +405,7 @@ impl Link {
             // The broker named the new owner: go there at once.
             Some(key) => self.start(sh, now, Some(key)),
             None => {
-                self.wait(sh, now, None);
+                self.wait(&mut sh.env, now, None);
                 Step::Idle
             }
         }
@@ -413,7 +416,7 @@ impl Link {
     fn key_for(&self, sh: &Shared, broker: BrokerAddress) -> PoolKey {
         let proxy = self
             .conn()
-            .and_then(|c| sh.connection(c))
+            .and_then(|c| sh.conns.connection(c))
             .filter(|c| c.key.is_proxied())
             .map(|c| c.key.physical.clone());
         match proxy {
@@ -428,7 +431,7 @@ impl Link {
     /// Cancels whatever is in flight (the owner is going away).
     pub(crate) fn abandon(&mut self, sh: &mut Shared) {
         if let Phase::LookingUp { op } = self.phase {
-            sh.cancel_op(op);
+            sh.lookups.cancel(op);
         }
         self.detach(sh);
     }

@@ -2,57 +2,35 @@
 //! and GET_TOPICS_OF_NAMESPACE, each tracked as an `Op` owned by the application or by a producer or
 //! consumer.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use pulsar_proto::pb;
 
 use crate::config::MAX_PARTITIONS;
+use crate::connections::Connections;
 use crate::deadline::Deadline;
+use crate::env::Env;
 use crate::error::{Error, ProtocolError};
 use crate::event::{Event, LookupResult, TopicsMode};
-use crate::handle::{ConnectionId, ConsumerId, ProducerId, RequestId};
+use crate::handle::ConnectionId;
+use crate::outputs::{Dispatch, Outputs};
+use crate::pool::pick_broker_url;
 use crate::pool::PoolKey;
-use crate::shared::{pick_broker_url, Dispatch, RequestKind, Shared};
+use crate::request::{OpKind, OpResult, Owner, RequestKind};
 
-/// Who waits for an operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Owner {
-    /// The application: the answer becomes an [`Event`].
-    App(RequestId),
-    /// A producer: the answer is dispatched to it.
-    Producer(ProducerId),
-    /// A consumer: the answer is dispatched to it.
-    Consumer(ConsumerId),
-}
-
-/// What an operation asks.
-#[derive(Debug, Clone)]
-pub(crate) enum OpKind {
-    Lookup {
-        topic: String,
-        authoritative: bool,
-        redirects: u32,
-    },
-    PartitionedMetadata {
-        topic: String,
-    },
-    TopicsOfNamespace {
-        namespace: String,
-        mode: TopicsMode,
-    },
-}
-
-/// The outcome of an operation.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum OpResult {
-    Lookup(Result<LookupResult, Error>),
-    PartitionedMetadata(Result<u32, Error>),
-    TopicsOfNamespace(Result<Vec<String>, Error>),
+/// The operations in progress.
+#[derive(Debug, Default)]
+pub(crate) struct Lookups {
+    /// By id.
+    ops: BTreeMap<u64, Op>,
+    /// (deadline, operation id), in order.
+    deadlines: BTreeSet<(Instant, u64)>,
 }
 
 /// An operation in progress.
 #[derive(Debug)]
-pub(crate) struct Op {
+struct Op {
     owner: Owner,
     kind: OpKind,
     /// Where the request goes.
@@ -65,38 +43,19 @@ pub(crate) struct Op {
     deadline: Deadline,
 }
 
-impl Shared {
-    /// Starts an operation that must end within the operation timeout. `via` overrides the service
-    /// URL as the first target (a migrated cluster's URL).
-    pub(crate) fn start_op(
+impl Lookups {
+    /// Registers operation `id` (not sent yet: see [`issue`](Self::issue)). It goes to `target`
+    /// first, which is the service URL when `on_service`, and fails at `deadline`.
+    pub(crate) fn insert(
         &mut self,
-        now: Instant,
+        id: u64,
         owner: Owner,
         kind: OpKind,
-        via: Option<PoolKey>,
-    ) -> u64 {
-        self.start_op_until(now, owner, kind, via, None)
-    }
-
-    /// [`start_op`](Self::start_op) for a part of a larger operation: it also ends by `limit`, the
-    /// larger operation's deadline.
-    pub(crate) fn start_op_until(
-        &mut self,
-        now: Instant,
-        owner: Owner,
-        kind: OpKind,
-        via: Option<PoolKey>,
-        limit: Option<Instant>,
-    ) -> u64 {
-        let deadline = Deadline::within(now, self.config.operation_timeout, limit);
-        let id = match owner {
-            Owner::App(r) => r.get(),
-            _ => self.ids.next(),
-        };
-        let (target, on_service) = match via {
-            Some(k) => (k, false),
-            None => (self.service_key(), true),
-        };
+        target: PoolKey,
+        on_service: bool,
+        deadline: Deadline,
+    ) {
+        self.deadlines.insert((deadline.at(), id));
         self.ops.insert(
             id,
             Op {
@@ -105,47 +64,57 @@ impl Shared {
                 target,
                 on_service,
                 hosts_tried: 1,
-                deadline: deadline.clone(),
+                deadline,
             },
         );
-        self.op_deadlines.insert((deadline.at(), id));
-        self.issue_op(now, id);
-        id
     }
 
     /// Sends the operation's request, or queues it until its connection is ready.
-    pub(crate) fn issue_op(&mut self, now: Instant, id: u64) {
-        if self.shut {
-            self.finish_op(id, Err(Error::ClientClosed));
+    pub(crate) fn issue(
+        &mut self,
+        now: Instant,
+        env: &mut Env,
+        conns: &mut Connections,
+        out: &mut Outputs,
+        id: u64,
+    ) {
+        if env.shut {
+            self.finish(out, id, Err(Error::ClientClosed));
             return;
         }
         let Some(op) = self.ops.get(&id) else { return };
         let target = op.target.clone();
-        let conn = self.connection_for(now, &target, None);
-        if !self.is_ready(conn) {
-            if let Some(c) = self.conns.get_mut(&conn) {
+        let conn = conns.connection_for(now, env, out, &target, None);
+        if !conns.is_ready(conn) {
+            if let Some(c) = conns.connection_mut(conn) {
                 c.waiting_ops.push(id);
             }
             return;
         }
-        self.send_op_request(conn, id);
+        self.send_request(env, conns, conn, id);
     }
 
-    pub(crate) fn send_op_request(&mut self, conn: ConnectionId, id: u64) {
+    pub(crate) fn send_request(
+        &mut self,
+        env: &mut Env,
+        conns: &mut Connections,
+        conn: ConnectionId,
+        id: u64,
+    ) {
         let Some(op) = self.ops.get(&id) else { return };
-        let request_id = self.ids.next();
+        let request_id = env.ids.next();
         let command = match &op.kind {
             OpKind::Lookup {
                 topic,
                 authoritative,
                 ..
             } => {
-                self.counters.lookups += 1;
+                env.counters.lookups += 1;
                 pb::BaseCommand::from(pb::CommandLookupTopic {
                     topic: topic.clone(),
                     request_id,
                     authoritative: Some(*authoritative),
-                    advertised_listener_name: self.config.listener_name.clone(),
+                    advertised_listener_name: env.config.listener_name.clone(),
                     ..Default::default()
                 })
             }
@@ -173,11 +142,19 @@ impl Shared {
             }
         };
         let deadline = Some(op.deadline.at());
-        self.send_request_until(conn, request_id, &command, RequestKind::Op(id), deadline);
+        conns.send_request_until(conn, request_id, &command, RequestKind::Op(id), deadline);
     }
 
     /// The connection carrying (or about to carry) the operation failed.
-    pub(crate) fn op_failed(&mut self, now: Instant, id: u64, error: Error) {
+    pub(crate) fn failed(
+        &mut self,
+        now: Instant,
+        env: &mut Env,
+        conns: &mut Connections,
+        out: &mut Outputs,
+        id: u64,
+        error: Error,
+    ) {
         let Some(op) = self.ops.get_mut(&id) else {
             return;
         };
@@ -186,20 +163,23 @@ impl Shared {
         let retry = op.on_service
             && (error.is_retriable() || matches!(error, Error::NotPulsar { .. }))
             && !error.is_timeout()
-            && op.hosts_tried < self.pool.service_hosts();
+            && op.hosts_tried < conns.pool.service_hosts();
         if retry {
             op.hosts_tried += 1;
-            op.target = PoolKey::direct(self.pool.service_host());
-            self.issue_op(now, id);
+            op.target = PoolKey::direct(conns.pool.service_host());
+            self.issue(now, env, conns, out, id);
         } else {
-            self.finish_op(id, Err(error));
+            self.finish(out, id, Err(error));
         }
     }
 
     /// The answer (or timeout) of the operation's request.
-    pub(crate) fn op_response(
+    pub(crate) fn response(
         &mut self,
         now: Instant,
+        env: &mut Env,
+        conns: &mut Connections,
+        out: &mut Outputs,
         id: u64,
         result: Result<pb::BaseCommand, Error>,
     ) {
@@ -211,17 +191,17 @@ impl Shared {
                     Some(op) => op.deadline.error(),
                     None => Error::Timeout,
                 };
-                self.finish_op(id, Err(error));
+                self.finish(out, id, Err(error));
                 return;
             }
             Err(e) => {
-                self.finish_op(id, Err(e));
+                self.finish(out, id, Err(e));
                 return;
             }
         };
         let Some(op) = self.ops.get(&id) else { return };
         match &op.kind {
-            OpKind::Lookup { .. } => self.lookup_answer(now, id, command),
+            OpKind::Lookup { .. } => self.lookup_answer(now, env, conns, out, id, command),
             OpKind::PartitionedMetadata { .. } => {
                 let result = match command.partition_metadata_response.as_deref() {
                     None => Err(Error::Protocol(ProtocolError::UnexpectedCommand(format!(
@@ -242,7 +222,7 @@ impl Shared {
                         n => Ok(n),
                     },
                 };
-                self.finish_op(id, result.map(OpResultValue::Partitions));
+                self.finish(out, id, result.map(OpResultValue::Partitions));
             }
             OpKind::TopicsOfNamespace { .. } => {
                 let result = match command.get_topics_of_namespace_response {
@@ -252,15 +232,24 @@ impl Shared {
                     )))),
                     Some(r) => Ok(r.topics),
                 };
-                self.finish_op(id, result.map(OpResultValue::Topics));
+                self.finish(out, id, result.map(OpResultValue::Topics));
             }
         }
     }
 
-    fn lookup_answer(&mut self, now: Instant, id: u64, command: pb::BaseCommand) {
+    fn lookup_answer(
+        &mut self,
+        now: Instant,
+        env: &mut Env,
+        conns: &mut Connections,
+        out: &mut Outputs,
+        id: u64,
+        command: pb::BaseCommand,
+    ) {
         use pb::command_lookup_topic_response::LookupType;
         let Some(r) = command.lookup_topic_response.as_deref() else {
-            self.finish_op(
+            self.finish(
+                out,
                 id,
                 Err(Error::Protocol(ProtocolError::UnexpectedCommand(format!(
                     "{:?} for LOOKUP",
@@ -272,24 +261,25 @@ impl Shared {
         let response = r.response.and_then(|v| LookupType::try_from(v).ok());
         if response == Some(LookupType::Failed) || response.is_none() {
             let error = Error::server(r.error.unwrap_or(0), r.message.clone().unwrap_or_default());
-            self.finish_op(id, Err(error));
+            self.finish(out, id, Err(error));
             return;
         }
         let broker = match pick_broker_url(
-            self.pool.service_tls(),
+            conns.pool.service_tls(),
             r.broker_service_url.as_deref(),
             r.broker_service_url_tls.as_deref(),
         ) {
             Some(Ok(b)) => b,
             Some(Err(e)) => {
-                self.finish_op(id, Err(e));
+                self.finish(out, id, Err(e));
                 return;
             }
             None => {
-                self.finish_op(
+                self.finish(
+                    out,
                     id,
                     Err(Error::Protocol(ProtocolError::MissingField(
-                        if self.pool.service_tls() {
+                        if conns.pool.service_tls() {
                             "brokerServiceUrlTls"
                         } else {
                             "brokerServiceUrl"
@@ -306,7 +296,7 @@ impl Shared {
             _ => broker.clone(),
         };
         let authoritative = r.authoritative.unwrap_or(false);
-        let max = self.config.max_lookup_redirects;
+        let max = env.config.max_lookup_redirects;
         let Some(op) = self.ops.get_mut(&id) else {
             return;
         };
@@ -321,7 +311,7 @@ impl Shared {
         if response == Some(LookupType::Redirect) {
             *redirects += 1;
             if *redirects > max {
-                self.finish_op(id, Err(Error::TooManyRedirects(max)));
+                self.finish(out, id, Err(Error::TooManyRedirects(max)));
                 return;
             }
             *auth = authoritative;
@@ -330,23 +320,28 @@ impl Shared {
                 physical,
             };
             op.on_service = false;
-            self.issue_op(now, id);
+            self.issue(now, env, conns, out, id);
         } else {
             let result = LookupResult {
                 broker,
                 connect_to: physical,
                 redirects: *redirects,
             };
-            self.finish_op(id, Ok(OpResultValue::Lookup(result)));
+            self.finish(out, id, Ok(OpResultValue::Lookup(result)));
         }
     }
 
     /// Ends an operation and delivers its result.
-    pub(crate) fn finish_op(&mut self, id: u64, result: Result<OpResultValue, Error>) {
+    pub(crate) fn finish(
+        &mut self,
+        out: &mut Outputs,
+        id: u64,
+        result: Result<OpResultValue, Error>,
+    ) {
         let Some(op) = self.ops.remove(&id) else {
             return;
         };
-        self.op_deadlines.remove(&(op.deadline.at(), id));
+        self.deadlines.remove(&(op.deadline.at(), id));
         let result = match op.kind {
             OpKind::Lookup { .. } => OpResult::Lookup(result.and_then(|v| match v {
                 OpResultValue::Lookup(l) => Ok(l),
@@ -366,14 +361,14 @@ impl Shared {
             }
         };
         match op.owner {
-            Owner::App(request) => self.events.push_back(match result {
+            Owner::App(request) => out.events.push_back(match result {
                 OpResult::Lookup(result) => Event::LookupCompleted { request, result },
                 OpResult::PartitionedMetadata(result) => {
                     Event::PartitionedMetadata { request, result }
                 }
                 OpResult::TopicsOfNamespace(result) => Event::TopicsOfNamespace { request, result },
             }),
-            owner => self.dispatch.push_back(Dispatch::OpDone {
+            owner => out.dispatch.push_back(Dispatch::OpDone {
                 owner,
                 op: id,
                 result,
@@ -382,30 +377,43 @@ impl Shared {
     }
 
     /// Abandons an operation whose owner went away (its answer, if any, is ignored).
-    pub(crate) fn cancel_op(&mut self, id: u64) {
+    pub(crate) fn cancel(&mut self, id: u64) {
         if let Some(op) = self.ops.remove(&id) {
-            self.op_deadlines.remove(&(op.deadline.at(), id));
+            self.deadlines.remove(&(op.deadline.at(), id));
         }
     }
 
     /// Fails the operations whose deadline has passed (waiting for a connection or an answer).
-    pub(crate) fn expire_ops(&mut self, now: Instant) {
-        while let Some(&(at, id)) = self.op_deadlines.first() {
+    pub(crate) fn expire(&mut self, now: Instant, out: &mut Outputs) {
+        while let Some(&(at, id)) = self.deadlines.first() {
             if at > now {
                 break;
             }
-            self.op_deadlines.pop_first();
+            self.deadlines.pop_first();
             let error = match self.ops.get(&id) {
                 Some(op) => op.deadline.error(),
                 None => continue,
             };
-            self.finish_op(id, Err(error));
+            self.finish(out, id, Err(error));
+        }
+    }
+
+    /// Whether operation `id` is still running.
+    pub(crate) fn contains(&self, id: u64) -> bool {
+        self.ops.contains_key(&id)
+    }
+
+    /// Ends every operation with `error` (client shutdown).
+    pub(crate) fn finish_all(&mut self, out: &mut Outputs, error: &Error) {
+        let ops: Vec<u64> = self.ops.keys().copied().collect();
+        for op in ops {
+            self.finish(out, op, Err(error.clone()));
         }
     }
 
     /// The earliest operation deadline.
-    pub(crate) fn next_op_deadline(&self) -> Option<Instant> {
-        self.op_deadlines.first().map(|d| d.0)
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.first().map(|d| d.0)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Message identifiers shared by producers and consumers.
 
 use std::fmt;
+use std::sync::Arc;
 
 use pulsar_proto::pb;
 
@@ -82,6 +83,16 @@ impl fmt::Display for MessageId {
             self.ledger_id as i64, self.entry_id as i64, self.partition, self.batch_index
         )
     }
+}
+
+/// A message id and the topic (partition) it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TopicMessageId {
+    /// The topic or partition.
+    pub topic: Arc<str>,
+    /// The id.
+    pub id: MessageId,
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::error::Error;
 use crate::handle::ConnectionId;
 use crate::rng::SplitMix64;
 use crate::service_url::{BrokerAddress, ServiceUrl};
@@ -121,6 +122,27 @@ impl Pool {
             }
         }
     }
+}
+
+/// The broker URL of a lookup answer or a close/migration command, in the service URL's TLS mode.
+///
+/// As in the Java client, TLS is client-wide: a TLS client takes only the TLS URL (never falling back
+/// to the plaintext one) and connects with TLS whatever scheme the broker wrote; a plaintext client
+/// takes the plaintext URL.
+pub(crate) fn pick_broker_url(
+    tls: bool,
+    plain: Option<&str>,
+    secure: Option<&str>,
+) -> Option<Result<BrokerAddress, Error>> {
+    let url = if tls { secure } else { plain }?;
+    if url.is_empty() {
+        return None;
+    }
+    Some(
+        BrokerAddress::parse(url)
+            .map(|address| BrokerAddress { tls, ..address })
+            .map_err(Error::from),
+    )
 }
 
 #[cfg(test)]

@@ -1,396 +1,120 @@
-//! Everything of a client except its producers and consumers: configuration, handle and random
-//! sources, connections and pool, lookup operations, and the output queues.
+//! The client minus its producers and consumers, in four parts: the environment ([`Env`]: configuration,
+//! id and random sources, wall clock, counters), the connections ([`Connections`]: pool, connection
+//! table, requests in flight), the lookup operations ([`Lookups`]) and the output queues
+//! ([`Outputs`]).
 //!
-//! Producer and consumer modules receive `&mut Shared` and use its small API: pick a connection,
-//! write commands, send requests with deadlines, attach to / detach from connections. Whatever the
-//! connections learn for them (responses, broker commands, readiness, loss) is queued as [`Dispatch`]
-//! items that `Client` routes with one-line calls.
+//! `Shared` holds the parts and does what needs several of them: the runtime's inputs (connection
+//! outcomes, bytes, timers), routing each decoded frame, and losing a connection. Producer and
+//! consumer modules receive `&mut Shared` and use the part they need; whatever the connections learn
+//! for them (responses, broker commands, readiness, loss) is queued as
+//! [`Dispatch`] items that `Client` routes with one-line calls.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use pulsar_proto::pb::{self, base_command::Type};
 use pulsar_proto::{DecodeError, Frame, Payload, PROTOCOL_VERSION};
 
 use crate::config::ClientConfig;
-use crate::connection::{Connection, PendingRequest};
-use crate::consumer::ConsumerRequest;
+use crate::connections::Connections;
+use crate::deadline::Deadline;
+use crate::env::Env;
 use crate::error::{Error, ProtocolError, UsageError};
 use crate::event::Event;
-use crate::handle::{ConnectionId, ConsumerId, IdGen, ProducerId};
+use crate::handle::{ConnectionId, ConsumerId, ProducerId};
 use crate::io::{IoRequest, Transmit};
-use crate::lookup::{Op, OpResult, Owner};
-use crate::pool::{Pool, PoolKey};
-use crate::producer::ProducerRequest;
-use crate::rng::SplitMix64;
-use crate::service_url::{BrokerAddress, ServiceUrl};
-use crate::stats::{ClientCounters, ConnectionState};
+use crate::lookup::Lookups;
+use crate::outputs::{Dispatch, Outputs};
+use crate::pool::PoolKey;
+use crate::request::{OpKind, Owner, RequestKind};
+use crate::service_url::ServiceUrl;
+use crate::stats::ConnectionState;
 use crate::time;
 
-/// What a request in flight is for; decides where its answer goes.
-///
-/// Requests of producers and consumers are not failed one by one when their connection drops: the
-/// owner gets [`Dispatch::ConnectionLost`] and handles all of them at once.
-#[derive(Debug, Clone)]
-pub(crate) enum RequestKind {
-    /// A lookup / metadata / topic list operation.
-    Op(u64),
-    /// A producer's request.
-    Producer(ProducerId, ProducerRequest),
-    /// A consumer's request.
-    Consumer(ConsumerId, ConsumerRequest),
-}
-
-/// Work the connections produced for the producer and consumer modules.
-// MESSAGE payloads travel inline: boxing them would cost an allocation per message.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-pub(crate) enum Dispatch {
-    /// The handshake finished; these producers/consumers were waiting for it.
-    ConnectionReady {
-        conn: ConnectionId,
-        producers: Vec<ProducerId>,
-        consumers: Vec<ConsumerId>,
-    },
-    /// The connection is gone; these producers/consumers were attached to it.
-    ConnectionLost {
-        conn: ConnectionId,
-        reason: Error,
-        producers: Vec<ProducerId>,
-        consumers: Vec<ConsumerId>,
-    },
-    /// The answer (or timeout) of a producer request.
-    ProducerResponse {
-        conn: ConnectionId,
-        producer: ProducerId,
-        request_id: u64,
-        request: ProducerRequest,
-        result: Result<pb::BaseCommand, Error>,
-    },
-    /// The answer (or timeout) of a consumer request.
-    ConsumerResponse {
-        conn: ConnectionId,
-        consumer: ConsumerId,
-        request_id: u64,
-        request: ConsumerRequest,
-        result: Result<pb::BaseCommand, Error>,
-    },
-    /// A SEND_RECEIPT for a producer attached to `conn`.
-    Receipt {
-        conn: ConnectionId,
-        producer: ProducerId,
-        receipt: pb::CommandSendReceipt,
-    },
-    /// A broker command naming a producer attached to `conn` (SEND_ERROR, CLOSE_PRODUCER,
-    /// TOPIC_MIGRATED).
-    ProducerCommand {
-        conn: ConnectionId,
-        producer: ProducerId,
-        command: pb::BaseCommand,
-    },
-    /// A MESSAGE for a consumer attached to `conn`. `checksum_ok` is false when its checksum did
-    /// not match (then `payload` is `None`).
-    Message {
-        conn: ConnectionId,
-        consumer: ConsumerId,
-        message: pb::CommandMessage,
-        payload: Option<Payload>,
-        checksum_ok: bool,
-    },
-    /// A broker command naming a consumer attached to `conn` (CLOSE_CONSUMER,
-    /// REACHED_END_OF_TOPIC, ACTIVE_CONSUMER_CHANGE, ACK_RESPONSE without request id, TOPIC_MIGRATED).
-    ConsumerCommand {
-        conn: ConnectionId,
-        consumer: ConsumerId,
-        command: pb::BaseCommand,
-    },
-    /// An operation started by a producer or consumer finished.
-    OpDone {
-        owner: Owner,
-        op: u64,
-        result: OpResult,
-    },
-}
-
-/// The client minus producers and consumers.
+/// The client minus producers and consumers: its parts, and what needs several of them.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub(crate) config: ClientConfig,
-    pub(crate) ids: IdGen,
-    pub(crate) rng: SplitMix64,
-    pub(crate) pool: Pool,
-    /// Where every socket goes when connections go through an SNI proxy.
-    sni_proxy: Option<BrokerAddress>,
-    pub(crate) conns: BTreeMap<ConnectionId, Connection>,
-    pub(crate) ops: BTreeMap<u64, Op>,
-    pub(crate) events: VecDeque<Event>,
-    pub(crate) dispatch: VecDeque<Dispatch>,
-    pub(crate) counters: ClientCounters,
-    io: VecDeque<IoRequest>,
-    dirty: BTreeSet<ConnectionId>,
-    /// Request deadlines: (deadline, connection, request id).
-    deadlines: BTreeSet<(Instant, ConnectionId, u64)>,
-    /// Operation deadlines: (deadline, operation id); see `lookup.rs`.
-    pub(crate) op_deadlines: BTreeSet<(Instant, u64)>,
+    /// Configuration, id and random sources, wall clock, counters.
+    pub(crate) env: Env,
+    /// The connections, their pool and the requests in flight on them.
+    pub(crate) conns: Connections,
+    /// Lookup, metadata and topic list operations in progress.
+    pub(crate) lookups: Lookups,
+    /// Events, dispatch queue and connection requests.
+    pub(crate) out: Outputs,
     /// The frame connections decode into, kept so that each frame reuses the previous one's
     /// allocations (boxed command bodies, metadata buffers).
     scratch: Option<Box<Frame>>,
-    /// Wall clock reference: (instant, unix milliseconds at that instant).
-    clock: (Instant, u64),
-    /// No new connection may be opened (the client is closed).
-    pub(crate) shut: bool,
 }
 
 impl Shared {
+    /// A client's parts before anything happened.
     pub(crate) fn new(config: ClientConfig, service: ServiceUrl, now: Instant) -> Shared {
-        let rng = SplitMix64::new(config.seed);
-        // validated by `ClientConfig::validate`
-        let sni_proxy = config.sni_proxy(&service).ok().flatten();
-        let pool = Pool::new(service, config.connections_per_broker);
         Shared {
-            clock: (now, config.unix_time_ms),
-            config,
-            ids: IdGen::new(),
-            rng,
-            pool,
-            sni_proxy,
-            conns: BTreeMap::new(),
-            ops: BTreeMap::new(),
-            events: VecDeque::new(),
-            dispatch: VecDeque::new(),
-            counters: ClientCounters::default(),
-            io: VecDeque::new(),
-            dirty: BTreeSet::new(),
-            deadlines: BTreeSet::new(),
-            op_deadlines: BTreeSet::new(),
+            conns: Connections::new(&config, service),
+            env: Env::new(config, now),
+            lookups: Lookups::default(),
+            out: Outputs::default(),
             scratch: None,
-            shut: false,
         }
     }
 
-    // ---- wall clock -------------------------------------------------------------------------
+    // ---- operations and connections of producers, consumers and the application --------------
 
-    /// Unix milliseconds at `now`, from the reference the runtime gave.
-    pub(crate) fn unix_millis(&self, now: Instant) -> u64 {
-        let (at, ms) = self.clock;
-        ms.saturating_add(now.saturating_duration_since(at).as_millis() as u64)
-    }
-
-    pub(crate) fn set_unix_millis(&mut self, now: Instant, unix_ms: u64) {
-        self.clock = (now, unix_ms);
-    }
-
-    // ---- connection API for producers, consumers and operations ------------------------------
-
-    /// The connection for `key` in the slot chosen by `hint`, opened if needed.
-    pub(crate) fn connection_for(
+    /// Starts an operation that must end within the operation timeout. `via` overrides the service
+    /// URL as the first target (a migrated cluster's URL).
+    pub(crate) fn start_op(
         &mut self,
         now: Instant,
-        key: &PoolKey,
-        hint: Option<u64>,
-    ) -> ConnectionId {
-        let slot = self.pool.slot_for(hint, &mut self.rng);
-        if let Some(conn) = self.pool.get(key, slot) {
-            return conn;
-        }
-        let conn = self.ids.connection();
-        let socket = match &self.sni_proxy {
-            Some(proxy) => BrokerAddress {
-                tls: key.physical.tls,
-                ..proxy.clone()
-            },
-            None => key.physical.clone(),
+        owner: Owner,
+        kind: OpKind,
+        via: Option<PoolKey>,
+    ) -> u64 {
+        self.start_op_until(now, owner, kind, via, None)
+    }
+
+    /// [`start_op`](Self::start_op) for a part of a larger operation: it also ends by `limit`, the
+    /// larger operation's deadline.
+    pub(crate) fn start_op_until(
+        &mut self,
+        now: Instant,
+        owner: Owner,
+        kind: OpKind,
+        via: Option<PoolKey>,
+        limit: Option<Instant>,
+    ) -> u64 {
+        let deadline = Deadline::within(now, self.env.config.operation_timeout, limit);
+        let id = match owner {
+            Owner::App(r) => r.get(),
+            _ => self.env.ids.next(),
         };
-        let c = Connection::new(
-            conn,
-            key.clone(),
-            socket.clone(),
-            slot,
-            now,
-            self.config.connection_timeout,
-        );
-        self.conns.insert(conn, c);
-        self.pool.insert(key.clone(), slot, conn);
-        self.counters.connections_opened += 1;
-        self.io.push_back(IoRequest::Connect {
-            conn,
-            address: socket,
-        });
-        conn
-    }
-
-    /// The name TLS presents and verifies on `conn` when it is not the host of its
-    /// [`IoRequest::Connect`] address: through an SNI proxy, the broker's host.
-    pub(crate) fn tls_server_name(&self, conn: ConnectionId) -> Option<&str> {
-        self.sni_proxy.as_ref()?;
-        self.conns.get(&conn).map(|c| c.key.physical.host.as_str())
-    }
-
-    /// The service URL host currently in use, as a direct pool key.
-    pub(crate) fn service_key(&self) -> PoolKey {
-        PoolKey::direct(self.pool.service_host())
-    }
-
-    /// Whether the broker on `conn` supports topic-list watchers.
-    pub(crate) fn supports_topic_watchers(&self, conn: ConnectionId) -> bool {
-        self.conns.get(&conn).is_some_and(|c| c.topic_watchers)
-    }
-
-    pub(crate) fn is_ready(&self, conn: ConnectionId) -> bool {
-        self.conns.get(&conn).is_some_and(Connection::is_ready)
-    }
-
-    pub(crate) fn connection(&self, conn: ConnectionId) -> Option<&Connection> {
-        self.conns.get(&conn)
-    }
-
-    /// The broker's maximum message size on `conn` (the default before CONNECTED).
-    pub(crate) fn max_message_size(&self, conn: ConnectionId) -> usize {
-        self.conns
-            .get(&conn)
-            .map_or(pulsar_proto::DEFAULT_MAX_MESSAGE_SIZE, |c| {
-                c.max_message_size
-            })
-    }
-
-    /// Writes a command on a ready connection. Returns false if the connection is not usable.
-    pub(crate) fn send_command(&mut self, conn: ConnectionId, command: &pb::BaseCommand) -> bool {
-        match self.conns.get_mut(&conn) {
-            Some(c) if c.state != ConnectionState::Connecting => {
-                c.write_command(command);
-                self.dirty.insert(conn);
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// The write buffer of a handshaken connection, for payload frames encoded in place. The caller
-    /// must append whole frames; `frames` is added to the frame counter.
-    pub(crate) fn write_buffer(
-        &mut self,
-        conn: ConnectionId,
-        frames: u64,
-    ) -> Option<&mut BytesMut> {
-        match self.conns.get_mut(&conn) {
-            Some(c) if c.state != ConnectionState::Connecting => {
-                c.frames_out += frames;
-                self.dirty.insert(conn);
-                Some(&mut c.write_buf)
-            }
-            _ => None,
-        }
-    }
-
-    /// A fresh wire request id.
-    pub(crate) fn next_request_id(&mut self) -> u64 {
-        self.ids.next()
-    }
-
-    /// Writes a request and waits for its answer until the operation timeout.
-    pub(crate) fn send_request(
-        &mut self,
-        now: Instant,
-        conn: ConnectionId,
-        request_id: u64,
-        command: &pb::BaseCommand,
-        kind: RequestKind,
-    ) -> bool {
-        let deadline = Some(time::after(now, self.config.operation_timeout));
-        self.send_request_until(conn, request_id, command, kind, deadline)
-    }
-
-    /// Like [`send_request`](Self::send_request) with an explicit deadline (`None`: wait forever).
-    pub(crate) fn send_request_until(
-        &mut self,
-        conn: ConnectionId,
-        request_id: u64,
-        command: &pb::BaseCommand,
-        kind: RequestKind,
-        deadline: Option<Instant>,
-    ) -> bool {
-        if !self.send_command(conn, command) {
-            return false;
-        }
-        self.expect_response(conn, request_id, kind, deadline);
-        true
-    }
-
-    /// Registers (again) a request id whose answer is expected on `conn`.
-    pub(crate) fn expect_response(
-        &mut self,
-        conn: ConnectionId,
-        request_id: u64,
-        kind: RequestKind,
-        deadline: Option<Instant>,
-    ) {
-        if let Some(c) = self.conns.get_mut(&conn) {
-            if let Some(old) = c
-                .pending
-                .insert(request_id, PendingRequest { kind, deadline })
-            {
-                if let Some(d) = old.deadline {
-                    self.deadlines.remove(&(d, conn, request_id));
-                }
-            }
-            if let Some(d) = deadline {
-                self.deadlines.insert((d, conn, request_id));
-            }
-        }
-    }
-
-    /// Attaches a producer to a connection (it gets readiness and loss notifications).
-    pub(crate) fn attach_producer(&mut self, conn: ConnectionId, producer: ProducerId) {
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.producers.insert(producer);
-        }
-    }
-
-    pub(crate) fn detach_producer(&mut self, conn: ConnectionId, producer: ProducerId) {
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.producers.remove(&producer);
-        }
-    }
-
-    pub(crate) fn attach_consumer(&mut self, conn: ConnectionId, consumer: ConsumerId) {
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.consumers.insert(consumer);
-        }
-    }
-
-    pub(crate) fn detach_consumer(&mut self, conn: ConnectionId, consumer: ConsumerId) {
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.consumers.remove(&consumer);
-        }
+        let (target, on_service) = match via {
+            Some(k) => (k, false),
+            None => (self.conns.service_key(), true),
+        };
+        self.lookups
+            .insert(id, owner, kind, target, on_service, deadline);
+        let (env, conns, out) = (&mut self.env, &mut self.conns, &mut self.out);
+        self.lookups.issue(now, env, conns, out, id);
+        id
     }
 
     /// Closes a connection on the client's initiative (bad input, keep-alive, client close).
     pub(crate) fn close_connection(&mut self, now: Instant, conn: ConnectionId, reason: Error) {
-        if self.conns.contains_key(&conn) {
-            self.io.push_back(IoRequest::Close { conn });
+        if self.conns.connection(conn).is_some() {
+            self.out.push_io(IoRequest::Close { conn });
             self.lose(now, conn, reason);
         }
     }
 
     /// Forgets a connection and tells everyone who depended on it.
     fn lose(&mut self, now: Instant, conn: ConnectionId, reason: Error) {
-        let Some(c) = self.conns.remove(&conn) else {
+        let Some(c) = self
+            .conns
+            .remove(&mut self.env.counters, &mut self.out, conn, &reason)
+        else {
             return;
         };
-        self.pool.remove(&c.key, c.slot, conn);
-        self.dirty.remove(&conn);
-        self.counters.connections_closed += 1;
-        for (id, p) in &c.pending {
-            if let Some(d) = p.deadline {
-                self.deadlines.remove(&(d, conn, *id));
-            }
-        }
-        self.events.push_back(Event::ConnectionClosed {
-            conn,
-            address: c.socket.clone(),
-            reason: reason.clone(),
-        });
         // Operations on the connection fail with the reason it closed, when that says more than
         // "connection closed".
         let failure = match &reason {
@@ -399,15 +123,18 @@ impl Shared {
             Error::NotPulsar { .. } | Error::Protocol(_) => reason.clone(),
             _ => Error::ConnectionClosed,
         };
+        let (env, conns, out) = (&mut self.env, &mut self.conns, &mut self.out);
         for p in c.pending.values() {
             if let RequestKind::Op(op) = p.kind {
-                self.op_failed(now, op, failure.clone());
+                self.lookups
+                    .failed(now, env, conns, out, op, failure.clone());
             }
         }
         for op in c.waiting_ops {
-            self.op_failed(now, op, failure.clone());
+            self.lookups
+                .failed(now, env, conns, out, op, failure.clone());
         }
-        self.dispatch.push_back(Dispatch::ConnectionLost {
+        self.out.dispatch.push_back(Dispatch::ConnectionLost {
             conn,
             reason,
             producers: c.producers.into_iter().collect(),
@@ -424,7 +151,7 @@ impl Shared {
     ) -> Result<(), UsageError> {
         let c = self
             .conns
-            .get_mut(&conn)
+            .connection_mut(conn)
             .ok_or(UsageError::UnknownConnection(conn))?;
         if c.state != ConnectionState::Connecting {
             return Err(UsageError::AlreadyConnected(conn));
@@ -433,19 +160,19 @@ impl Shared {
         c.last_received = now;
         // `setup_deadline` stays: the connection timeout bounds connect and handshake together.
         let proxy_to = c.key.is_proxied().then(|| c.key.logical.host_port());
-        let (method, data) = match self.config.auth.as_mut() {
+        let (method, data) = match self.env.config.auth.as_mut() {
             None => (None, None),
             Some(a) => match a.auth_data() {
                 Ok(d) => (Some(a.method_name().to_string()), Some(d)),
                 Err(e) => {
-                    self.counters.connect_failures += 1;
+                    self.env.counters.connect_failures += 1;
                     self.close_connection(now, conn, Error::Auth(e));
                     return Ok(());
                 }
             },
         };
         let connect = pb::CommandConnect {
-            client_version: self.config.client_version.clone(),
+            client_version: self.env.config.client_version.clone(),
             auth_method_name: method,
             auth_data: data,
             protocol_version: Some(PROTOCOL_VERSION),
@@ -459,7 +186,8 @@ impl Shared {
             }),
             ..Default::default()
         };
-        self.send_command(conn, &pb::BaseCommand::from(connect));
+        self.conns
+            .send_command(conn, &pb::BaseCommand::from(connect));
         Ok(())
     }
 
@@ -471,14 +199,14 @@ impl Shared {
     ) -> Result<(), UsageError> {
         let c = self
             .conns
-            .get(&conn)
+            .connection(conn)
             .ok_or(UsageError::UnknownConnection(conn))?;
         if c.state != ConnectionState::Connecting {
             return Err(UsageError::AlreadyConnected(conn));
         }
         let error = c.connect_failed(reason);
-        self.counters.connect_failures += 1;
-        self.pool.service_host_failed(&c.key.physical);
+        self.env.counters.connect_failures += 1;
+        self.conns.service_host_failed(conn);
         self.lose(now, conn, error);
         Ok(())
     }
@@ -490,15 +218,14 @@ impl Shared {
     ) -> Result<(), UsageError> {
         let c = self
             .conns
-            .get(&conn)
+            .connection(conn)
             .ok_or(UsageError::UnknownConnection(conn))?;
         if c.state == ConnectionState::Connecting {
             return Err(UsageError::NotConnected(conn));
         }
         if c.state == ConnectionState::Handshaking {
-            self.counters.connect_failures += 1;
-            let address = c.key.physical.clone();
-            self.pool.service_host_failed(&address);
+            self.env.counters.connect_failures += 1;
+            self.conns.service_host_failed(conn);
         }
         self.lose(now, conn, Error::ConnectionClosed);
         Ok(())
@@ -511,20 +238,11 @@ impl Shared {
         conn: ConnectionId,
         data: &[u8],
     ) -> Result<(), UsageError> {
-        let c = self
-            .conns
-            .get_mut(&conn)
-            .ok_or(UsageError::UnknownConnection(conn))?;
-        if c.state == ConnectionState::Connecting {
-            return Err(UsageError::NotConnected(conn));
-        }
-        c.ingest(now, data);
-        self.counters.bytes_in += data.len() as u64;
-        Ok(())
+        self.conns.ingest(now, &mut self.env.counters, conn, data)
     }
 
     /// Processes the complete frames buffered for `conn` until `max_dispatch` items wait in
-    /// [`dispatch`](Self::dispatch). Returns whether frames may remain (route the dispatch queue,
+    /// [`dispatch`](Outputs::dispatch). Returns whether frames may remain (route the dispatch queue,
     /// then call again): the queue stays short (its items are large), as if the bytes had been read
     /// in smaller pieces.
     pub(crate) fn process_frames(
@@ -539,28 +257,28 @@ impl Shared {
             .unwrap_or_else(|| Box::new(Frame::empty()));
         let mut more = false;
         // The connection may be closed while processing (then the loop ends).
-        while let Some(c) = self.conns.get_mut(&conn) {
-            if self.dispatch.len() >= max_dispatch {
+        while let Some(c) = self.conns.connection_mut(conn) {
+            if self.out.dispatch.len() >= max_dispatch {
                 more = true;
                 break;
             }
             match c.next_frame(&mut frame) {
                 Ok(false) => break,
                 Ok(true) => {
-                    self.counters.frames_in += 1;
+                    self.env.counters.frames_in += 1;
                     if let Err(e) = self.process_frame(now, conn, &mut frame) {
                         self.protocol_error(now, conn, e);
                         break;
                     }
                 }
                 Err(DecodeError::ChecksumMismatch { command, .. }) => {
-                    self.counters.frames_in += 1;
+                    self.env.counters.frames_in += 1;
                     self.checksum_mismatch(conn, *command);
                 }
                 Err(e) => {
                     let e = self
                         .conns
-                        .get(&conn)
+                        .connection(conn)
                         .map_or_else(|| ProtocolError::from_decode(&e), |c| c.undecodable(&e));
                     self.protocol_error(now, conn, e);
                     break;
@@ -574,15 +292,13 @@ impl Shared {
     /// Closes `conn` after bad input. Before the handshake finished the peer has not shown that it
     /// speaks the Pulsar protocol at all: that is [`Error::NotPulsar`], which is not retried.
     fn protocol_error(&mut self, now: Instant, conn: ConnectionId, e: ProtocolError) {
-        self.counters.protocol_errors += 1;
-        let reason = match self.conns.get(&conn) {
+        self.env.counters.protocol_errors += 1;
+        let reason = match self.conns.connection(conn) {
             Some(c) if c.state == ConnectionState::Handshaking => {
-                self.counters.connect_failures += 1;
-                self.pool.service_host_failed(&c.key.physical);
-                Error::NotPulsar {
-                    address: c.socket.clone(),
-                    cause: e,
-                }
+                self.env.counters.connect_failures += 1;
+                let address = c.socket.clone();
+                self.conns.service_host_failed(conn);
+                Error::NotPulsar { address, cause: e }
             }
             _ => Error::Protocol(e),
         };
@@ -604,8 +320,8 @@ impl Shared {
         checksum_ok: bool,
     ) {
         let consumer = ConsumerId(message.consumer_id);
-        if self.attached_consumer(conn, consumer) {
-            self.dispatch.push_back(Dispatch::Message {
+        if self.conns.attached_consumer(conn, consumer) {
+            self.out.dispatch.push_back(Dispatch::Message {
                 conn,
                 consumer,
                 message,
@@ -613,18 +329,6 @@ impl Shared {
                 checksum_ok,
             });
         }
-    }
-
-    fn attached_producer(&self, conn: ConnectionId, producer: ProducerId) -> bool {
-        self.conns
-            .get(&conn)
-            .is_some_and(|c| c.producers.contains(&producer))
-    }
-
-    fn attached_consumer(&self, conn: ConnectionId, consumer: ConsumerId) -> bool {
-        self.conns
-            .get(&conn)
-            .is_some_and(|c| c.consumers.contains(&consumer))
     }
 
     /// Routes one frame. The hot commands (SEND_RECEIPT, MESSAGE) are taken out of `frame` by
@@ -639,13 +343,14 @@ impl Shared {
         let kind = command
             .kind()
             .ok_or_else(|| ProtocolError::UnexpectedCommand(format!("type {}", command.r#type)))?;
-        let state = self.conns.get(&conn).map(|c| c.state);
+        let state = self.conns.connection(conn).map(|c| c.state);
         if state == Some(ConnectionState::Handshaking) {
             return self.process_handshake(now, conn, kind, std::mem::take(command));
         }
         match kind {
             Type::Ping => {
-                self.send_command(conn, &pb::BaseCommand::from(pb::CommandPong {}));
+                self.conns
+                    .send_command(conn, &pb::BaseCommand::from(pb::CommandPong {}));
             }
             Type::Pong => {}
             Type::AuthChallenge => self.answer_challenge(now, conn, command),
@@ -657,8 +362,8 @@ impl Shared {
                     .ok_or(ProtocolError::MissingField("producer_id"))?;
                 let producer = ProducerId(receipt.producer_id);
                 // A receipt for a producer no longer on this connection is stale: ignored.
-                if self.attached_producer(conn, producer) {
-                    self.dispatch.push_back(Dispatch::Receipt {
+                if self.conns.attached_producer(conn, producer) {
+                    self.out.dispatch.push_back(Dispatch::Receipt {
                         conn,
                         producer,
                         receipt: std::mem::take(receipt),
@@ -745,7 +450,7 @@ impl Shared {
         match kind {
             Type::Connected => {
                 let connected = command.connected.unwrap_or_default();
-                let Some(c) = self.conns.get_mut(&conn) else {
+                let Some(c) = self.conns.connection_mut(conn) else {
                     return Ok(());
                 };
                 c.state = ConnectionState::Ready;
@@ -763,13 +468,15 @@ impl Shared {
                 let ops = std::mem::take(&mut c.waiting_ops);
                 let producers = c.producers.iter().copied().collect();
                 let consumers = c.consumers.iter().copied().collect();
-                self.events
+                self.out
+                    .events
                     .push_back(Event::ConnectionOpened { conn, address });
                 // Sent here, on the connection they waited for (not on a new pick of the pool).
                 for op in ops {
-                    self.send_op_request(conn, op);
+                    self.lookups
+                        .send_request(&mut self.env, &mut self.conns, conn, op);
                 }
-                self.dispatch.push_back(Dispatch::ConnectionReady {
+                self.out.dispatch.push_back(Dispatch::ConnectionReady {
                     conn,
                     producers,
                     consumers,
@@ -778,7 +485,7 @@ impl Shared {
             }
             Type::Error => {
                 let e = command.error.unwrap_or_default();
-                self.counters.connect_failures += 1;
+                self.env.counters.connect_failures += 1;
                 self.close_connection(now, conn, Error::server(e.error, e.message));
                 Ok(())
             }
@@ -787,7 +494,8 @@ impl Shared {
                 Ok(())
             }
             Type::Ping => {
-                self.send_command(conn, &pb::BaseCommand::from(pb::CommandPong {}));
+                self.conns
+                    .send_command(conn, &pb::BaseCommand::from(pb::CommandPong {}));
                 Ok(())
             }
             other => Err(ProtocolError::OutOfOrder(format!("{other:?}"))),
@@ -800,31 +508,33 @@ impl Shared {
             .as_ref()
             .and_then(|c| c.challenge.clone())
             .unwrap_or_default();
-        let Some(auth) = self.config.auth.as_mut() else {
+        let Some(auth) = self.env.config.auth.as_mut() else {
             // No provider: answer like an authentication-disabled client (method "none", no data)
             // and let the broker decide.
             let response = pb::CommandAuthResponse {
-                client_version: Some(self.config.client_version.clone()),
+                client_version: Some(self.env.config.client_version.clone()),
                 response: Some(pb::AuthData {
                     auth_method_name: Some("none".into()),
                     auth_data: Some(Bytes::new()),
                 }),
                 protocol_version: Some(PROTOCOL_VERSION),
             };
-            self.send_command(conn, &pb::BaseCommand::from(response));
+            self.conns
+                .send_command(conn, &pb::BaseCommand::from(response));
             return;
         };
         match auth.challenge(&challenge) {
             Ok(data) => {
                 let response = pb::CommandAuthResponse {
-                    client_version: Some(self.config.client_version.clone()),
+                    client_version: Some(self.env.config.client_version.clone()),
                     response: Some(pb::AuthData {
                         auth_method_name: Some(auth.method_name().to_string()),
                         auth_data: Some(data),
                     }),
                     protocol_version: Some(PROTOCOL_VERSION),
                 };
-                self.send_command(conn, &pb::BaseCommand::from(response));
+                self.conns
+                    .send_command(conn, &pb::BaseCommand::from(response));
             }
             Err(e) => self.close_connection(now, conn, Error::Auth(e)),
         }
@@ -836,8 +546,8 @@ impl Shared {
         producer: ProducerId,
         command: pb::BaseCommand,
     ) {
-        if self.attached_producer(conn, producer) {
-            self.dispatch.push_back(Dispatch::ProducerCommand {
+        if self.conns.attached_producer(conn, producer) {
+            self.out.dispatch.push_back(Dispatch::ProducerCommand {
                 conn,
                 producer,
                 command,
@@ -852,8 +562,8 @@ impl Shared {
         consumer: ConsumerId,
         command: pb::BaseCommand,
     ) {
-        if self.attached_consumer(conn, consumer) {
-            self.dispatch.push_back(Dispatch::ConsumerCommand {
+        if self.conns.attached_consumer(conn, consumer) {
+            self.out.dispatch.push_back(Dispatch::ConsumerCommand {
                 conn,
                 consumer,
                 command,
@@ -868,27 +578,16 @@ impl Shared {
         request_id: u64,
         command: pb::BaseCommand,
     ) -> Result<(), ProtocolError> {
-        let Some(c) = self.conns.get_mut(&conn) else {
+        let Some(kind) = self.conns.take_response(conn, request_id, &self.env.ids)? else {
             return Ok(());
         };
-        let Some(pending) = c.pending.remove(&request_id) else {
-            // Ids are never reused: an id the client issued is a late answer to a request that
-            // timed out or was given up (ignored, however many there are); any other id is bogus.
-            if self.ids.issued(request_id) {
-                return Ok(());
-            }
-            return Err(ProtocolError::UnknownRequestId(request_id));
-        };
-        if let Some(d) = pending.deadline {
-            self.deadlines.remove(&(d, conn, request_id));
-        }
         let result = match command.error.as_deref() {
             Some(e) if command.kind() == Some(Type::Error) => {
                 Err(Error::server(e.error, e.message.clone()))
             }
             _ => Ok(command),
         };
-        self.route_response(now, conn, request_id, pending.kind, result);
+        self.route_response(now, conn, request_id, kind, result);
         Ok(())
     }
 
@@ -901,9 +600,12 @@ impl Shared {
         result: Result<pb::BaseCommand, Error>,
     ) {
         match kind {
-            RequestKind::Op(op) => self.op_response(now, op, result),
+            RequestKind::Op(op) => {
+                let (env, conns, out) = (&mut self.env, &mut self.conns, &mut self.out);
+                self.lookups.response(now, env, conns, out, op, result)
+            }
             RequestKind::Producer(producer, request) => {
-                self.dispatch.push_back(Dispatch::ProducerResponse {
+                self.out.dispatch.push_back(Dispatch::ProducerResponse {
                     conn,
                     producer,
                     request_id,
@@ -912,7 +614,7 @@ impl Shared {
                 })
             }
             RequestKind::Consumer(consumer, request) => {
-                self.dispatch.push_back(Dispatch::ConsumerResponse {
+                self.out.dispatch.push_back(Dispatch::ConsumerResponse {
                     conn,
                     consumer,
                     request_id,
@@ -925,14 +627,15 @@ impl Shared {
 
     // ---- timers -----------------------------------------------------------------------------
 
+    /// Fails the operations and requests whose deadline passed, and closes or pings the
+    /// connections whose setup or keep-alive deadline passed.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         // operations whose deadline passed, whatever they wait for
-        self.expire_ops(now);
+        self.lookups.expire(now, &mut self.out);
         // connect / handshake deadlines and keep-alive
-        let interval = self.config.keep_alive_interval;
-        let ids: Vec<ConnectionId> = self.conns.keys().copied().collect();
-        for id in ids {
-            let Some(c) = self.conns.get(&id) else {
+        let interval = self.env.config.keep_alive_interval;
+        for id in self.conns.ids() {
+            let Some(c) = self.conns.connection(id) else {
                 continue;
             };
             if c.setup_deadline.is_some_and(|d| d <= now) {
@@ -941,8 +644,8 @@ impl Shared {
                 } else {
                     Error::HandshakeTimeout(c.socket.clone())
                 };
-                self.counters.connect_failures += 1;
-                self.pool.service_host_failed(&c.key.physical);
+                self.env.counters.connect_failures += 1;
+                self.conns.service_host_failed(id);
                 self.close_connection(now, id, reason);
                 continue;
             }
@@ -951,90 +654,42 @@ impl Shared {
                     let address = c.socket.clone();
                     self.close_connection(now, id, Error::KeepAliveTimeout(address));
                 } else {
-                    self.send_command(id, &pb::BaseCommand::from(pb::CommandPing {}));
-                    if let Some(c) = self.conns.get_mut(&id) {
+                    self.conns
+                        .send_command(id, &pb::BaseCommand::from(pb::CommandPing {}));
+                    if let Some(c) = self.conns.connection_mut(id) {
                         c.ping_sent = Some(now);
                     }
                 }
             }
         }
         // request deadlines
-        while let Some(&(d, conn, request_id)) = self.deadlines.first() {
-            if d > now {
-                break;
-            }
-            self.deadlines.pop_first();
-            let Some(c) = self.conns.get_mut(&conn) else {
-                continue;
-            };
-            let Some(p) = c.pending.remove(&request_id) else {
-                continue;
-            };
-            self.counters.requests_timed_out += 1;
-            self.route_response(now, conn, request_id, p.kind, Err(Error::Timeout));
+        while let Some((conn, request_id, kind)) = self.conns.expire_request(now) {
+            self.env.counters.requests_timed_out += 1;
+            self.route_response(now, conn, request_id, kind, Err(Error::Timeout));
         }
     }
 
-    /// The earliest of the request deadlines and every connection's setup and keep-alive
-    /// deadlines. Called after every application call: a plain loop over the (few) connections.
+    /// The earliest deadline of the connections, their requests and the operations.
     pub(crate) fn next_timeout(&self) -> Option<Instant> {
-        let interval = self.config.keep_alive_interval;
-        let mut next = self.deadlines.first().map(|d| d.0);
-        next = earliest(next, self.next_op_deadline());
-        for c in self.conns.values() {
-            next = earliest(next, c.setup_deadline);
-            next = earliest(next, c.keep_alive_deadline(interval));
-        }
-        next
+        time::earliest(self.conns.next_timeout(), self.lookups.next_deadline())
     }
 
-    // ---- outputs ----------------------------------------------------------------------------
-
-    pub(crate) fn poll_io(&mut self) -> Option<IoRequest> {
-        self.io.pop_front()
-    }
-
+    /// Everything queued for the next connection with bytes to write.
     pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
-        while let Some(conn) = self.dirty.pop_first() {
-            let Some(c) = self.conns.get_mut(&conn) else {
-                continue;
-            };
-            if c.write_buf.is_empty() {
-                continue;
-            }
-            let data: Bytes = c.write_buf.split().freeze();
-            c.bytes_out += data.len() as u64;
-            self.counters.bytes_out += data.len() as u64;
-            return Some(Transmit { conn, data });
-        }
-        None
+        self.conns.poll_transmit(&mut self.env.counters)
     }
 
     /// Closes every connection (client shutdown). Operations still running fail.
     pub(crate) fn shutdown(&mut self, now: Instant) {
-        self.shut = true;
-        let ops: Vec<u64> = self.ops.keys().copied().collect();
-        for op in ops {
-            self.finish_op(op, Err(Error::ClientClosed));
-        }
-        let ids: Vec<ConnectionId> = self.conns.keys().copied().collect();
-        for id in ids {
+        self.env.shut = true;
+        self.lookups.finish_all(&mut self.out, &Error::ClientClosed);
+        for id in self.conns.ids() {
             self.close_connection(now, id, Error::ClientClosed);
         }
     }
 }
 
 /// The request id of a response command, if `command` is one.
-/// The earlier of two optional deadlines.
-#[inline]
-pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, None) => a,
-        (None, b) => b,
-    }
-}
-
 fn response_request_id(command: &pb::BaseCommand) -> Option<u64> {
     match command.kind()? {
         Type::Success => command.success.as_ref().map(|c| c.request_id),
@@ -1069,25 +724,4 @@ fn response_request_id(command: &pb::BaseCommand) -> Option<u64> {
         Type::AckResponse => command.ack_response.as_ref().and_then(|c| c.request_id),
         _ => None,
     }
-}
-
-/// The broker URL of a lookup answer or a close/migration command, in the service URL's TLS mode.
-///
-/// As in the Java client, TLS is client-wide: a TLS client takes only the TLS URL (never falling back
-/// to the plaintext one) and connects with TLS whatever scheme the broker wrote; a plaintext client
-/// takes the plaintext URL.
-pub(crate) fn pick_broker_url(
-    tls: bool,
-    plain: Option<&str>,
-    secure: Option<&str>,
-) -> Option<Result<BrokerAddress, Error>> {
-    let url = if tls { secure } else { plain }?;
-    if url.is_empty() {
-        return None;
-    }
-    Some(
-        BrokerAddress::parse(url)
-            .map(|address| BrokerAddress { tls, ..address })
-            .map_err(Error::from),
-    )
 }

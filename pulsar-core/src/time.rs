@@ -32,6 +32,16 @@ pub(crate) fn passed(start: Instant, duration: Duration, now: Instant) -> bool {
     after(start, duration) <= now
 }
 
+/// The earlier of two optional deadlines.
+#[inline]
+pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

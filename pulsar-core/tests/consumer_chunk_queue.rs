@@ -53,9 +53,20 @@ fn acked_entries(sim: &Sim) -> Vec<u64> {
 }
 
 fn subscribed(sim: &mut Sim, kind: SubscriptionType) -> ConsumerId {
+    subscribed_with(sim, kind, None)
+}
+
+fn subscribed_with(
+    sim: &mut Sim,
+    kind: SubscriptionType,
+    ack_timeout: Option<Duration>,
+) -> ConsumerId {
     let mut o = ConsumerOptions::new("sub")
         .with_type(kind)
         .with_ack_group_time(Duration::ZERO);
+    if let Some(t) = ack_timeout {
+        o = o.with_ack_timeout(t);
+    }
     o.max_pending_chunked_messages = 2;
     let c = sim.client.subscribe(sim.now, "t", o).unwrap();
     sim.run_until(Duration::from_secs(1), |e| {
@@ -111,6 +122,42 @@ fn evicting_an_incomplete_chunked_message_does_not_rewind_an_in_order_subscripti
         assert!(sim
             .received_of(Type::RedeliverUnacknowledgedMessages)
             .is_empty());
+    }
+}
+
+/// Simulation seed 101180: with an ack timeout, the evicted message's chunks were handed to it,
+/// and on Exclusive and Failover its redelivery is a redelivery of everything unacknowledged:
+/// the same chunks came back in the same order as a new incomplete message, were evicted again,
+/// handed to the ack timeout again, and so on every ack timeout until the end (the chunk expiry
+/// never ran: an evicted message has left the assembler). Now they are held until their message
+/// expires and then acknowledged, ack timeout or not.
+#[test]
+fn an_evicted_chunked_message_is_not_left_to_the_ack_timeout_on_an_in_order_subscription() {
+    for kind in [SubscriptionType::Exclusive, SubscriptionType::Failover] {
+        let mut sim = Sim::new();
+        let c = subscribed_with(&mut sim, kind, Some(Duration::from_secs(5)));
+        let conn = sim.conn_ids()[0];
+        sim.inject(conn, chunk(c.get(), 1, "a", 0, 2, b"a0"));
+        sim.inject(conn, chunk(c.get(), 2, "b", 0, 2, b"b0"));
+        sim.inject(conn, chunk(c.get(), 3, "c", 0, 2, b"c0"));
+        sim.inject(conn, chunk(c.get(), 4, "b", 1, 2, b"b1"));
+        sim.inject(conn, chunk(c.get(), 5, "c", 1, 2, b"c1"));
+        sim.run_for(Duration::from_secs(1));
+        let got: Vec<_> = std::iter::from_fn(|| sim.client.receive(sim.now, c)).collect();
+        assert_eq!(got.len(), 2, "{kind:?}: b and c");
+        for m in &got {
+            sim.client.ack_message(sim.now, m).unwrap();
+        }
+        // past the ack timeout, several times over, and past the evicted message's expiry
+        sim.run_for(Duration::from_secs(61));
+        assert!(
+            sim.received_of(Type::RedeliverUnacknowledgedMessages)
+                .is_empty(),
+            "{kind:?}: no redelivery, it would replay the same eviction"
+        );
+        let mut acked = acked_entries(&sim);
+        acked.sort_unstable();
+        assert_eq!(acked, vec![1, 2, 3, 4, 5], "{kind:?}");
     }
 }
 

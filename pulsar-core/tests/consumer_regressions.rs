@@ -562,3 +562,48 @@ fn reader_resubscribing_fetches_the_first_chunk_of_a_message_queued_behind_a_lat
         "after the last entry read, before the first chunk: {start:?}"
     );
 }
+
+/// Simulation seed 270009 (found with the chunks a reconnection forgets remembered until they
+/// come again): a non-durable consumer held a message (entry 1) it had not read yet and the first
+/// chunk of a message (entry 2); it restarted after entry 0, before both. The connection dropped
+/// again before anything came: with nothing queued or read, the restart must stay there, not
+/// move to just before the remembered chunk, which skipped entry 1 (and, in the seed, two ledgers
+/// of messages the application had never seen).
+#[test]
+fn a_second_resubscription_with_nothing_received_keeps_the_start_before_remembered_chunks() {
+    let mut sim = Sim::new();
+    let r = sim
+        .client
+        .create_reader(sim.now, "t", ReaderOptions::new(MessageId::EARLIEST))
+        .unwrap();
+    sim.run_until(Duration::from_secs(1), |e| {
+        matches!(e, Event::ConsumerReady { .. })
+    });
+    let conn = sim.conn_ids()[0];
+    sim.inject(conn, batch(r.get(), 1, 1));
+    sim.inject(conn, chunk(r.get(), 2, "u", 0, 2, b"ab"));
+    for _ in 0..2 {
+        let conn = *sim.conn_ids().last().unwrap();
+        sim.broker_close(conn);
+        sim.run_until(Duration::from_secs(5), |e| {
+            matches!(e, Event::ConsumerReconnected { .. })
+        });
+    }
+    let starts: Vec<(u64, u64)> = sim
+        .received_of(Type::Subscribe)
+        .iter()
+        .skip(1)
+        .map(|s| {
+            let id = s
+                .command
+                .subscribe
+                .as_deref()
+                .unwrap()
+                .start_message_id
+                .clone();
+            let id = id.unwrap();
+            (id.ledger_id, id.entry_id)
+        })
+        .collect();
+    assert_eq!(starts, vec![(9, 0), (9, 0)]);
+}

@@ -36,6 +36,7 @@
 //! }
 //! ```
 #![deny(missing_docs)]
+#![warn(clippy::too_many_lines)]
 
 /// The examples of the crate's README.md, compiled (and run unless `no_run`) by `cargo test --doc`
 /// so that they cannot go stale.

@@ -53,6 +53,7 @@
 //! TLS: `Client::builder("pulsar+ssl://broker:6651").tls_trust_certs_file("ca.pem")`, optionally
 //! `.tls_client_certificate("client.pem", "client.key")` for mutual TLS and `.require_tls()`.
 #![deny(missing_docs)]
+#![warn(clippy::too_many_lines)]
 
 /// The examples of the crate's README.md, compiled (and run unless `no_run`) by `cargo test --doc`
 /// so that they cannot go stale.

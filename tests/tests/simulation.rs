@@ -257,6 +257,43 @@ fn regression_seed_62597_chunk_queue_full_rewinds_failover() {
     regression(62597);
 }
 
+// Bug J with an ack timeout (fixed: on Exclusive / Failover evicted chunks are held until their
+// message expires, ack timeout or not): handed to the ack timeout, the evicted chunks came back
+// with its redelivery of everything as new incomplete messages and were evicted again, every
+// ack timeout (137 redeliveries, 2,240 evictions, no expiry in seed 101180, Failover).
+
+#[test]
+fn regression_seed_101180_chunk_queue_full_ack_timeout_loop() {
+    regression(101180);
+}
+
+// Bug K (pulsar-core, fixed: a cumulative ack stops before the first chunk of a chunked message
+// not yet acknowledged): a cumulative ack of an entry between the chunks of a chunked message
+// acknowledged its first chunks on the broker; the next rewind (the ack timeout's redelivery in
+// 109508, a reconnection in 160023) brought its later chunks alone (ChunkOutOfOrder) and the
+// message never reached the subscription.
+
+#[test]
+fn regression_seed_109508_cumulative_ack_passes_first_chunks() {
+    regression(109508);
+}
+
+#[test]
+fn regression_seed_160023_cumulative_ack_passes_first_chunks() {
+    regression(160023);
+}
+
+// Found by the soak of 200000-299999 after the fix of bug K, caused by that fix (never in a
+// commit's soak before it): a non-durable consumer that reconnected twice with nothing received
+// in between restarted the second time just before the chunks the first reconnection had
+// forgotten, instead of where the first restart began: it skipped the messages before them
+// (fixed: the chunks' position only moves a restart earlier).
+
+#[test]
+fn regression_seed_270009_second_restart_skips_past_unread_messages() {
+    regression(270009);
+}
+
 // Bug G (pulsar-core, fixed: the epoch moves only when the REDELIVER is written): a redelivery of
 // everything unacknowledged (a negative ack coming due on an Exclusive / Failover consumer) while
 // the consumer resubscribed bumped the consumer epoch without sending anything. The SUBSCRIBE in

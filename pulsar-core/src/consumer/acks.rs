@@ -129,6 +129,9 @@ pub(crate) struct AckTracker {
     pending_cumulative_receipts: Vec<RequestId>,
     /// Every entry up to here is acknowledged (sent or pending).
     cumulative_floor: Option<Entry>,
+    /// A cumulative ack [`take`](Self::take) held back at a limit (see there): position, ack
+    /// set, and the limit it met.
+    held_cumulative: Option<(Entry, Option<Vec<i64>>, Entry)>,
     flush_at: Option<Instant>,
 }
 
@@ -144,6 +147,7 @@ impl AckTracker {
             pending_cumulative: None,
             pending_cumulative_receipts: Vec::new(),
             cumulative_floor: None,
+            held_cumulative: None,
             flush_at: None,
         }
     }
@@ -288,9 +292,25 @@ impl AckTracker {
         self.flush_at = None;
     }
 
-    /// Takes everything pending.
-    pub(crate) fn take(&mut self) -> Flush {
+    /// Takes everything pending. A cumulative ack at `limit` or past it goes to the broker as
+    /// one up to the entry before `limit`, and the rest is held until
+    /// [`release_held`](Self::release_held) lets it go: `limit` is the first chunk of a chunked
+    /// message not yet acknowledged (see `Sub::cumulative_limit`).
+    pub(crate) fn take(&mut self, limit: Option<Entry>) -> Flush {
         self.flush_at = None;
+        let pending_cumulative = match (self.pending_cumulative.take(), limit) {
+            (Some((position, set)), Some(limit)) if position >= limit => {
+                if self
+                    .held_cumulative
+                    .as_ref()
+                    .is_none_or(|(held, _, _)| position >= *held)
+                {
+                    self.held_cumulative = Some((position, set, limit));
+                }
+                prev_entry(limit).map(|p| (p, None))
+            }
+            (pending, _) => pending,
+        };
         let individual = std::mem::take(&mut self.pending)
             .into_iter()
             .map(|((ledger_id, entry_id), set)| pb::MessageIdData {
@@ -300,21 +320,45 @@ impl AckTracker {
                 ..Default::default()
             })
             .collect();
-        let cumulative = self
-            .pending_cumulative
-            .take()
-            .map(|((ledger_id, entry_id), set)| pb::MessageIdData {
-                ledger_id,
-                entry_id,
-                ack_set: set.unwrap_or_default(),
-                ..Default::default()
-            });
+        let cumulative = pending_cumulative.map(|((ledger_id, entry_id), set)| pb::MessageIdData {
+            ledger_id,
+            entry_id,
+            ack_set: set.unwrap_or_default(),
+            ..Default::default()
+        });
         Flush {
             individual,
             individual_receipts: std::mem::take(&mut self.pending_receipts),
             cumulative,
             cumulative_receipts: std::mem::take(&mut self.pending_cumulative_receipts),
         }
+    }
+
+    /// Whether a cumulative ack is held back (see [`take`](Self::take)).
+    pub(crate) fn holds_cumulative(&self) -> bool {
+        self.held_cumulative.is_some()
+    }
+
+    /// Lets the held cumulative ack go (pending again, the flush armed) once `limit`, the first
+    /// chunk of a chunked message not yet acknowledged now, is past the limit it met, or gone.
+    pub(crate) fn release_held(&mut self, now: Instant, limit: Option<Entry>) {
+        let Some((_, _, at)) = &self.held_cumulative else {
+            return;
+        };
+        if limit.is_some_and(|l| l <= *at) {
+            return;
+        }
+        let Some((position, set, _)) = self.held_cumulative.take() else {
+            return;
+        };
+        if self
+            .pending_cumulative
+            .as_ref()
+            .is_none_or(|(p, _)| position > *p)
+        {
+            self.pending_cumulative = Some((position, set));
+        }
+        self.arm(now);
     }
 
     /// Whether a (non-batched) message of `entry` was already acknowledged.
@@ -366,9 +410,18 @@ impl AckTracker {
     /// it, and the broker then redelivers those messages, which must reach the application again
     /// (Java's behaviour) rather than be dropped as already acknowledged. Forgets every batch's
     /// acknowledged indexes and keeps as cumulative floor only what still waits for a flush (it
-    /// goes out on the new connection before any permits).
-    pub(crate) fn forget_sent(&mut self) {
+    /// goes out on the new connection before any permits), held to the entry before `limit`
+    /// (see [`take`](Self::take)); a cumulative ack held back is forgotten, as if it was lost:
+    /// the broker redelivers what it covers after the first chunks of `limit`'s message, which
+    /// must come again.
+    pub(crate) fn forget_sent(&mut self, limit: Option<Entry>) {
         self.batches.clear();
+        self.held_cumulative = None;
+        if let (Some(limit), Some((position, _))) = (limit, &self.pending_cumulative) {
+            if *position >= limit {
+                self.pending_cumulative = prev_entry(limit).map(|p| (p, None));
+            }
+        }
         self.cumulative_floor = self.pending_cumulative.as_ref().and_then(|(p, set)| {
             if set.is_some() {
                 prev_entry(*p)
@@ -382,6 +435,7 @@ impl AckTracker {
     pub(crate) fn reset(&mut self) {
         self.batches.clear();
         self.cumulative_floor = None;
+        self.held_cumulative = None;
     }
 }
 
@@ -412,7 +466,7 @@ mod tests {
         assert!(!t.is_index_acked((1, 5), 0));
         assert!(!t.individual(now, &batch(5, 0, 3), None).entry_done);
         assert!(t.individual(now, &batch(5, 2, 3), None).entry_done);
-        let f = t.take();
+        let f = t.take(None);
         assert_eq!(f.individual.len(), 1);
         assert!(f.individual[0].ack_set.is_empty());
     }
@@ -423,12 +477,12 @@ mod tests {
         let mut t = AckTracker::new(true, Duration::ZERO, 1000);
         t.individual(now, &batch(5, 1, 3), None);
         assert!(t.should_flush());
-        let f = t.take();
+        let f = t.take(None);
         assert_eq!(f.individual[0].ack_set, vec![0b101]);
         t.individual(now, &batch(5, 0, 3), None);
-        assert_eq!(t.take().individual[0].ack_set, vec![0b100]);
+        assert_eq!(t.take(None).individual[0].ack_set, vec![0b100]);
         t.individual(now, &batch(5, 2, 3), None);
-        assert!(t.take().individual[0].ack_set.is_empty());
+        assert!(t.take(None).individual[0].ack_set.is_empty());
     }
 
     #[test]
@@ -436,15 +490,37 @@ mod tests {
         let now = Instant::now();
         let mut t = AckTracker::new(false, Duration::ZERO, 1000);
         t.cumulative(now, &batch(5, 1, 3), None);
-        let f = t.take();
+        let f = t.take(None);
         let c = f.cumulative.unwrap();
         assert_eq!((c.ledger_id, c.entry_id), (1, 4));
         assert!(t.is_index_acked((1, 5), 0) && t.is_index_acked((1, 5), 1));
         assert!(!t.is_index_acked((1, 5), 2));
         t.cumulative(now, &batch(5, 2, 3), None);
-        let c = t.take().cumulative.unwrap();
+        let c = t.take(None).cumulative.unwrap();
         assert_eq!((c.ledger_id, c.entry_id), (1, 5));
         assert!(t.is_duplicate((1, 3)));
+    }
+
+    #[test]
+    fn cumulative_held_back_at_a_limit_until_released_and_forgotten_with_the_connection() {
+        let now = Instant::now();
+        let mut t = AckTracker::new(false, Duration::ZERO, 1000);
+        t.cumulative(now, &MessageId::new(1, 7, -1), None);
+        let c = t.take(Some((1, 5))).cumulative.unwrap();
+        assert_eq!((c.entry_id, t.holds_cumulative()), (4, true));
+        assert!(t.is_duplicate((1, 6)), "acknowledged locally all the same");
+        t.release_held(now, Some((1, 5)));
+        assert!(!t.has_pending(), "same limit: still held");
+        t.release_held(now, Some((1, 9)));
+        assert!(t.should_flush());
+        assert_eq!(t.take(Some((1, 9))).cumulative.unwrap().entry_id, 7);
+        t.cumulative(now, &MessageId::new(1, 8, -1), None);
+        t.take(Some((1, 8)));
+        t.forget_sent(None);
+        assert!(!t.holds_cumulative() && !t.is_duplicate((1, 8)));
+        t.cumulative(now, &MessageId::new(1, 9, -1), None);
+        t.forget_sent(Some((1, 9)));
+        assert_eq!(t.take(None).cumulative.unwrap().entry_id, 8);
     }
 
     #[test]
@@ -456,7 +532,7 @@ mod tests {
         assert_eq!(t.next_timeout(), Some(now + Duration::from_millis(100)));
         t.individual(now, &MessageId::new(1, 2, -1), None);
         assert!(t.should_flush());
-        assert_eq!(t.take().individual.len(), 2);
+        assert_eq!(t.take(None).individual.len(), 2);
         assert_eq!(t.next_timeout(), None);
     }
 }

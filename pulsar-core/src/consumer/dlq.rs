@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use super::acks::Entry;
 use super::message::Message;
 use super::Consumers;
+use crate::env::Env;
 use crate::error::{Error, SendError};
 use crate::event::Event;
 use crate::handle::{ConsumerId, ProducerId, RequestId, SendId};
@@ -115,7 +116,7 @@ impl Consumers {
     /// acknowledges it; [`Event::ReconsumeCompleted`] reports the outcome.
     pub(crate) fn reconsume_later(
         &mut self,
-        sh: &mut Shared,
+        env: &mut Env,
         message: &Message,
         delay: Duration,
         properties: Vec<(String, String)>,
@@ -138,7 +139,7 @@ impl Consumers {
                 "the message was received by another consumer (or before a resubscription)",
             ));
         }
-        let request = sh.ids.request();
+        let request = env.ids.request();
         self.dlq.work.push_back(Work::Retry {
             sub: message.sub,
             message: Box::new(message.clone()),
@@ -353,7 +354,7 @@ impl Consumers {
                 );
             }
             Err(error) => {
-                sh.events.push_back(Event::ReconsumeCompleted {
+                sh.out.events.push_back(Event::ReconsumeCompleted {
                     consumer: gid,
                     request,
                     result: Err(error),
@@ -368,7 +369,7 @@ impl Consumers {
         let mine: Vec<Event> = {
             let producers = &self.dlq.producers;
             let mut mine = Vec::new();
-            sh.events.retain(|e| {
+            sh.out.events.retain(|e| {
                 let p = match e {
                     Event::ProducerReady { producer, .. }
                     | Event::ProducerReconnecting { producer, .. }
@@ -436,13 +437,13 @@ impl Consumers {
                 {
                     if ok {
                         let result = self.ack(sh, now, group, &id, cumulative, Some(sub));
-                        sh.events.push_back(Event::ReconsumeCompleted {
+                        sh.out.events.push_back(Event::ReconsumeCompleted {
                             consumer: group,
                             request,
                             result: result.map(|_| ()),
                         });
                     } else {
-                        sh.events.push_back(Event::ReconsumeCompleted {
+                        sh.out.events.push_back(Event::ReconsumeCompleted {
                             consumer: group,
                             request,
                             result: Err(Error::Closed),

@@ -143,7 +143,7 @@ impl Group {
     }
 }
 
-impl super::table::Timed for Group {
+impl crate::deadline_map::NextTimeout for Group {
     fn next_timeout(&self) -> Option<Instant> {
         let topics = self
             .topics

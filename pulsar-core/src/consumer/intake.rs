@@ -24,6 +24,7 @@ use crate::compression::{CodecContext, CompressionType};
 use crate::event::Event;
 use crate::handle::ConnectionId;
 use crate::message::MessageId;
+use crate::outputs::Outputs;
 use crate::shared::Shared;
 use crate::time;
 
@@ -36,20 +37,67 @@ pub(super) struct IntakeOut {
     pub(super) dead_letter: Vec<Entry>,
 }
 
+/// One MESSAGE frame as it came from the connection.
+#[derive(Debug)]
+pub(super) struct Frame {
+    /// The connection it came on.
+    pub(super) conn: ConnectionId,
+    /// The MESSAGE command.
+    pub(super) message: pb::CommandMessage,
+    /// The metadata and payload; `None` when `checksum_ok` is false.
+    pub(super) payload: Option<Payload>,
+    /// Whether the frame's checksum (when it has one) matched.
+    pub(super) checksum_ok: bool,
+}
+
+/// What every stage of one frame's intake needs to know about it.
+struct FrameContext {
+    /// The connection it came on (a corrupt entry is reported there).
+    conn: ConnectionId,
+    /// Its entry.
+    entry: Entry,
+    /// The id of its entry, no batch index.
+    base: MessageId,
+    /// The permits it cost (its batch size; discarded entries return them all).
+    permits: u32,
+    /// How often the broker redelivered it.
+    redelivery_count: u32,
+    /// The broker's ack set of a batch: the indexes it still counts (empty: all).
+    ack_set: Vec<i64>,
+}
+
+/// What the messages of one entry share, once its payload is whole and decompressed.
+struct EntryFields {
+    producer_name: Arc<str>,
+    broker_entry: Option<BrokerEntryMetadata>,
+    /// Its messages are set aside for the dead-letter topic (redelivered the policy's maximum
+    /// number of times, on Shared and Key_Shared).
+    candidate: bool,
+    /// Its messages are not delivered but dead-lettered (redelivered more than the maximum).
+    too_many: bool,
+}
+
 impl Sub {
-    /// Takes one MESSAGE frame.
-    #[allow(clippy::too_many_arguments)]
+    /// Takes one MESSAGE frame, through the stages in the order of the module documentation:
+    /// [`is_stale`](Self::is_stale), [`checked_payload`](Self::checked_payload),
+    /// [`reassemble`](Self::reassemble) (or the duplicate check of an unbatched entry),
+    /// [`decompress`](Self::decompress), then [`take_single`](Self::take_single) or
+    /// [`take_batch`](Self::take_batch), and [`set_aside`](Self::set_aside) for the dead-letter
+    /// topic. A stage that ends the frame returns `None` (or `false`), its permits returned.
     pub(super) fn intake(
         &mut self,
         sh: &mut Shared,
         now: Instant,
-        conn: ConnectionId,
+        frame: Frame,
         codec: &mut CodecContext,
         queue: &mut VecDeque<Message>,
-        m: pb::CommandMessage,
-        payload: Option<Payload>,
-        checksum_ok: bool,
     ) -> IntakeOut {
+        let Frame {
+            conn,
+            message: m,
+            payload,
+            checksum_ok,
+        } = frame;
         let mut out = IntakeOut::default();
         let count = payload
             .as_ref()
@@ -58,257 +106,406 @@ impl Sub {
             .max(1) as u32;
         self.broker_permits -= i64::from(count);
         self.zq_waiting = false;
-        let stale_epoch = m.consumer_epoch.is_some_and(|e| e < self.epoch);
-        let stale_seek = self.seek.is_some_and(|s| s.gen == self.gen);
-        if stale_epoch || stale_seek {
+        if self.is_stale(&m) {
             self.return_permits(sh, count);
             return out;
         }
         let entry = (m.message_id.ledger_id, m.message_id.entry_id);
-        let base = MessageId {
-            ledger_id: entry.0,
-            entry_id: entry.1,
-            partition: self.partition,
-            batch_index: -1,
-            batch_size: 0,
+        if self.chunks.as_mut().is_some_and(|c| c.passed(entry)) {
+            self.release_held_cumulative(now);
+        }
+        let ctx = FrameContext {
+            conn,
+            entry,
+            base: MessageId {
+                ledger_id: entry.0,
+                entry_id: entry.1,
+                partition: self.partition,
+                batch_index: -1,
+                batch_size: 0,
+            },
+            permits: count,
+            redelivery_count: m.redelivery_count.unwrap_or(0),
+            ack_set: m.ack_set,
         };
-        let payload = match payload {
-            Some(p) if checksum_ok => p,
-            _ => {
-                self.discard(sh, conn, entry, ValidationError::ChecksumMismatch, count);
-                self.report(sh, ReceiveError::ChecksumMismatch(base));
-                return out;
-            }
+        let Some(payload) = self.checked_payload(sh, &ctx, payload, checksum_ok) else {
+            return out;
         };
         let Payload {
             broker_entry_metadata,
             metadata,
             data,
         } = payload;
-        let redelivery_count = m.redelivery_count.unwrap_or(0);
         let is_batch = metadata.num_messages_in_batch.is_some();
         let chunked = !is_batch && metadata.num_chunks_from_msg.unwrap_or(0) > 1;
-
-        let mut data = data;
-        let mut limit = sh.max_message_size(conn).saturating_mul(8);
-        if chunked {
-            let expire_ms = u64::try_from(self.opts.expire_incomplete_chunked_message.as_millis())
-                .unwrap_or(u64::MAX);
-            let expires_at = metadata.publish_time.saturating_add(expire_ms);
-            let unix_now = sh.unix_millis(now);
-            let expired = expires_at < unix_now;
-            // when this message expires, on the client's clock (orphaned chunks wait for it)
-            let expiry = time::after(
-                now,
-                Duration::from_millis(expires_at.saturating_sub(unix_now).saturating_add(1)),
-            );
-            let mut dropped = Vec::new();
-            let step =
-                self.chunks_mut()
-                    .accept(now, entry, &metadata, &data, expired, &mut dropped);
-            for d in dropped {
-                self.handle_dropped(sh, now, d, expiry, &mut out);
-            }
-            match step {
-                ChunkStep::Stored => {
-                    self.return_permits(sh, 1);
-                    return out;
-                }
-                ChunkStep::Duplicate { ack } => {
-                    if ack {
-                        self.ack_entry(sh, now, entry);
-                    }
-                    self.return_permits(sh, 1);
-                    return out;
-                }
-                ChunkStep::Dropped(d) => {
-                    self.handle_dropped(sh, now, d, expiry, &mut out);
-                    self.return_permits(sh, 1);
-                    return out;
-                }
-                ChunkStep::Complete { data: whole, ids } => {
-                    data = whole;
-                    limit = self.opts.max_chunked_message_size;
-                    if ids.len() > 1 {
-                        self.chunk_ids.insert(entry, ids);
-                    }
-                }
+        let limit = sh.conns.max_message_size(conn).saturating_mul(8);
+        let (data, limit) = if chunked {
+            match self.reassemble(sh, now, &ctx, &metadata, data, &mut out) {
+                Some(whole) => (whole, self.opts.max_chunked_message_size),
+                None => return out,
             }
         } else if !is_batch && self.acks.is_duplicate(entry) {
             self.return_permits(sh, 1);
             return out;
+        } else {
+            (data, limit)
+        };
+        let Some(data) = self.decompress(sh, codec, &ctx, &metadata, data, limit) else {
+            return out;
+        };
+        let fields = self.entry_fields(&ctx, &metadata, broker_entry_metadata);
+        let mut set_aside: Vec<Message> = Vec::new();
+        if !is_batch {
+            self.take_single(sh, &ctx, &fields, metadata, data, queue, &mut set_aside);
+        } else if !self.take_batch(
+            sh,
+            now,
+            &ctx,
+            &fields,
+            &metadata,
+            data,
+            queue,
+            &mut set_aside,
+        ) {
+            return out;
         }
+        self.set_aside(ctx.entry, set_aside, fields.too_many, &mut out);
+        out
+    }
 
-        let kind = metadata.compression.unwrap_or(0);
-        if kind != 0 {
-            let size = metadata.uncompressed_size.unwrap_or(0) as usize;
-            let decoded = CompressionType::try_from(kind)
-                .and_then(|k| codec.decompress_bytes(k, &data, size, limit));
-            match decoded {
-                Ok(d) => data = d,
-                Err(error) => {
-                    self.discard(sh, conn, entry, ValidationError::DecompressionError, count);
-                    self.report(sh, ReceiveError::Decompression { id: base, error });
-                    return out;
-                }
+    /// Stage 1: whether the frame predates the current registration's state (an older consumer
+    /// epoch, or sent before a seek still in progress on this registration).
+    fn is_stale(&self, m: &pb::CommandMessage) -> bool {
+        let stale_epoch = m.consumer_epoch.is_some_and(|e| e < self.epoch);
+        let stale_seek = self.seek.is_some_and(|s| s.gen == self.gen);
+        stale_epoch || stale_seek
+    }
+
+    /// Stage 2: the payload of a frame whose checksum matched; a corrupt one is reported to the
+    /// broker and the application (`None`).
+    fn checked_payload(
+        &mut self,
+        sh: &mut Shared,
+        ctx: &FrameContext,
+        payload: Option<Payload>,
+        checksum_ok: bool,
+    ) -> Option<Payload> {
+        match payload {
+            Some(p) if checksum_ok => Some(p),
+            _ => {
+                let (conn, entry) = (ctx.conn, ctx.entry);
+                self.discard(
+                    sh,
+                    conn,
+                    entry,
+                    ValidationError::ChecksumMismatch,
+                    ctx.permits,
+                );
+                self.report(&mut sh.out, ReceiveError::ChecksumMismatch(ctx.base));
+                None
             }
         }
+    }
 
+    /// Stage 3, for a chunk: hands it to the assembler and returns the whole message's payload
+    /// once its last chunk came; `None` while it is incomplete, or when the chunk was a
+    /// duplicate or its message was dropped (its permit returned).
+    fn reassemble(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        ctx: &FrameContext,
+        metadata: &pb::MessageMetadata,
+        data: Bytes,
+        out: &mut IntakeOut,
+    ) -> Option<Bytes> {
+        let entry = ctx.entry;
+        let expire_ms = u64::try_from(self.opts.expire_incomplete_chunked_message.as_millis())
+            .unwrap_or(u64::MAX);
+        let expires_at = metadata.publish_time.saturating_add(expire_ms);
+        let unix_now = sh.env.unix_millis(now);
+        let expired = expires_at < unix_now;
+        // when this message expires, on the client's clock (orphaned chunks wait for it)
+        let expiry = time::after(
+            now,
+            Duration::from_millis(expires_at.saturating_sub(unix_now).saturating_add(1)),
+        );
+        let mut dropped = Vec::new();
+        let step = self
+            .chunks_mut()
+            .accept(now, entry, metadata, &data, expired, &mut dropped);
+        for d in dropped {
+            self.handle_dropped(sh, now, d, expiry, out);
+        }
+        match step {
+            ChunkStep::Stored => {}
+            ChunkStep::Duplicate { ack } => {
+                if ack {
+                    self.ack_entry(sh, now, entry);
+                }
+            }
+            ChunkStep::Dropped(d) => self.handle_dropped(sh, now, d, expiry, out),
+            ChunkStep::Complete { data: whole, ids } => {
+                if ids.len() > 1 {
+                    self.chunk_ids.insert(entry, ids);
+                }
+                return Some(whole);
+            }
+        }
+        self.return_permits(sh, 1);
+        None
+    }
+
+    /// Stage 4: the decompressed payload (the same bytes without compression, no copy); an
+    /// entry that does not decompress within `limit` bytes is discarded and reported (`None`).
+    fn decompress(
+        &mut self,
+        sh: &mut Shared,
+        codec: &mut CodecContext,
+        ctx: &FrameContext,
+        metadata: &pb::MessageMetadata,
+        data: Bytes,
+        limit: usize,
+    ) -> Option<Bytes> {
+        let kind = metadata.compression.unwrap_or(0);
+        if kind == 0 {
+            return Some(data);
+        }
+        let size = metadata.uncompressed_size.unwrap_or(0) as usize;
+        let decoded = CompressionType::try_from(kind)
+            .and_then(|k| codec.decompress_bytes(k, &data, size, limit));
+        match decoded {
+            Ok(d) => Some(d),
+            Err(error) => {
+                let (conn, entry) = (ctx.conn, ctx.entry);
+                self.discard(
+                    sh,
+                    conn,
+                    entry,
+                    ValidationError::DecompressionError,
+                    ctx.permits,
+                );
+                let id = ctx.base;
+                self.report(&mut sh.out, ReceiveError::Decompression { id, error });
+                None
+            }
+        }
+    }
+
+    /// What the messages of the entry share, and its fate under the dead-letter policy.
+    fn entry_fields(
+        &self,
+        ctx: &FrameContext,
+        metadata: &pb::MessageMetadata,
+        broker_entry_metadata: Option<pb::BrokerEntryMetadata>,
+    ) -> EntryFields {
         let dlq_max = self
             .opts
             .dead_letter
             .as_ref()
             .filter(|_| self.opts.subscription_type.is_shared())
             .map(|p| p.max_redeliver_count);
-        let candidate = dlq_max.is_some_and(|max| redelivery_count >= max);
-        let too_many = dlq_max.is_some_and(|max| redelivery_count > max);
-        let producer_name: Arc<str> = Arc::from(metadata.producer_name.as_str());
-        let broker_entry = broker_entry_metadata.map(|b| BrokerEntryMetadata {
-            broker_timestamp: b.broker_timestamp,
-            index: b.index,
-        });
-        let group = self.group;
-        let mut set_aside: Vec<Message> = Vec::new();
+        EntryFields {
+            producer_name: Arc::from(metadata.producer_name.as_str()),
+            broker_entry: broker_entry_metadata.map(|b| BrokerEntryMetadata {
+                broker_timestamp: b.broker_timestamp,
+                index: b.index,
+            }),
+            candidate: dlq_max.is_some_and(|max| ctx.redelivery_count >= max),
+            too_many: dlq_max.is_some_and(|max| ctx.redelivery_count > max),
+        }
+    }
 
-        if !is_batch {
-            if self.is_before_start(entry, None) || self.seen_before(&base) {
-                self.return_permits(sh, 1);
-                return out;
-            }
-            let pb::MessageMetadata {
-                sequence_id,
-                publish_time,
-                properties,
-                partition_key,
-                event_time,
-                schema_version,
-                ordering_key,
-                null_value,
-                ..
-            } = metadata;
-            let msg = Message {
-                consumer: group,
-                topic: self.topic_name.clone(),
-                id: base,
-                payload: data,
-                key: partition_key,
-                ordering_key,
-                properties: kv(properties),
-                publish_time,
-                event_time: event_time.filter(|t| *t > 0),
-                producer_name,
-                sequence_id,
-                redelivery_count,
-                schema_version,
-                broker_entry_metadata: broker_entry,
-                null_value: null_value.unwrap_or(false),
-                sub: self.id,
+    /// Stage 5, for an unbatched entry: its message, unless it comes before a reader's start or
+    /// was seen already (its permit returned).
+    #[allow(clippy::too_many_arguments)]
+    fn take_single(
+        &mut self,
+        sh: &mut Shared,
+        ctx: &FrameContext,
+        fields: &EntryFields,
+        metadata: pb::MessageMetadata,
+        data: Bytes,
+        queue: &mut VecDeque<Message>,
+        set_aside: &mut Vec<Message>,
+    ) {
+        let base = ctx.base;
+        if self.is_before_start(ctx.entry, None) || self.seen_before(&base) {
+            self.return_permits(sh, 1);
+            return;
+        }
+        let pb::MessageMetadata {
+            sequence_id,
+            publish_time,
+            properties,
+            partition_key,
+            event_time,
+            schema_version,
+            ordering_key,
+            null_value,
+            ..
+        } = metadata;
+        let msg = Message {
+            consumer: self.group,
+            topic: self.topic_name.clone(),
+            id: base,
+            payload: data,
+            key: partition_key,
+            ordering_key,
+            properties: kv(properties),
+            publish_time,
+            event_time: event_time.filter(|t| *t > 0),
+            producer_name: fields.producer_name.clone(),
+            sequence_id,
+            redelivery_count: ctx.redelivery_count,
+            schema_version,
+            broker_entry_metadata: fields.broker_entry,
+            null_value: null_value.unwrap_or(false),
+            sub: self.id,
+        };
+        if fields.candidate {
+            set_aside.push(msg.clone());
+        }
+        if fields.too_many {
+            self.return_permits(sh, 1);
+        } else {
+            self.messages_received += 1;
+            self.bytes_received += msg.payload.len() as u64;
+            self.queued += 1;
+            queue.push_back(msg);
+        }
+    }
+
+    /// Stage 5, for a batch: splits it into messages whose payloads are slices of the batch,
+    /// skipping those the broker left out of its ack set, before a reader's start, seen
+    /// already, compacted out or acknowledged (their permits returned). A batch that does not
+    /// decode whole is discarded and reported, nothing of it queued (`false`).
+    #[allow(clippy::too_many_arguments)]
+    fn take_batch(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        ctx: &FrameContext,
+        fields: &EntryFields,
+        metadata: &pb::MessageMetadata,
+        data: Bytes,
+        queue: &mut VecDeque<Message>,
+        set_aside: &mut Vec<Message>,
+    ) -> bool {
+        let (entry, base) = (ctx.entry, ctx.base);
+        let n = metadata.num_messages_in_batch.unwrap_or(1).max(0) as u32;
+        let before = queue.len();
+        let mut skipped = 0u32;
+        let mut pushed = 0usize;
+        let mut pushed_bytes = 0u64;
+        let broker_ack_set = &ctx.ack_set;
+        for (i, e) in batch::split(data.clone(), n).enumerate() {
+            let index = i as u32;
+            let e = match e {
+                Ok(e) => e,
+                Err(err) => {
+                    // (the counters are only raised once the whole batch decoded)
+                    queue.truncate(before);
+                    self.discard(
+                        sh,
+                        ctx.conn,
+                        entry,
+                        ValidationError::BatchDeSerializeError,
+                        n,
+                    );
+                    let reason = err.to_string();
+                    self.report(&mut sh.out, ReceiveError::BadBatch { id: base, reason });
+                    return false;
+                }
             };
-            if candidate {
+            if !broker_ack_set.is_empty() && !bit_set(broker_ack_set, index) {
+                continue; // the broker did not count it
+            }
+            let id = MessageId {
+                batch_index: index as i32,
+                batch_size: n as i32,
+                ..base
+            };
+            if self.is_before_start(entry, Some(index))
+                || self.seen_before(&id)
+                || e.metadata.compacted_out.unwrap_or(false)
+                || self.acks.is_index_acked(entry, index)
+            {
+                skipped += 1;
+                continue;
+            }
+            let msg = self.batch_message(ctx, fields, metadata, id, e);
+            if fields.candidate {
                 set_aside.push(msg.clone());
             }
-            if too_many {
-                self.return_permits(sh, 1);
-            } else {
-                self.messages_received += 1;
-                self.bytes_received += msg.payload.len() as u64;
-                self.queued += 1;
-                queue.push_back(msg);
+            if fields.too_many {
+                skipped += 1;
+                continue;
             }
-        } else {
-            let n = metadata.num_messages_in_batch.unwrap_or(1).max(0) as u32;
-            let before = queue.len();
-            let mut skipped = 0u32;
-            let mut pushed = 0usize;
-            let mut pushed_bytes = 0u64;
-            let broker_ack_set = &m.ack_set;
-            for (i, e) in batch::split(data.clone(), n).enumerate() {
-                let index = i as u32;
-                let e = match e {
-                    Ok(e) => e,
-                    Err(err) => {
-                        // (the counters are only raised once the whole batch decoded)
-                        queue.truncate(before);
-                        self.discard(sh, conn, entry, ValidationError::BatchDeSerializeError, n);
-                        self.report(
-                            sh,
-                            ReceiveError::BadBatch {
-                                id: base,
-                                reason: err.to_string(),
-                            },
-                        );
-                        return out;
-                    }
-                };
-                if !broker_ack_set.is_empty() && !bit_set(broker_ack_set, index) {
-                    continue; // the broker did not count it
-                }
-                let em = e.metadata;
-                let id = MessageId {
-                    batch_index: index as i32,
-                    batch_size: n as i32,
-                    ..base
-                };
-                if self.is_before_start(entry, Some(index))
-                    || self.seen_before(&id)
-                    || em.compacted_out.unwrap_or(false)
-                    || self.acks.is_index_acked(entry, index)
-                {
-                    skipped += 1;
-                    continue;
-                }
-                let msg = Message {
-                    consumer: group,
-                    topic: self.topic_name.clone(),
-                    id: MessageId {
-                        batch_index: index as i32,
-                        batch_size: n as i32,
-                        ..base
-                    },
-                    payload: e.payload,
-                    key: em.partition_key,
-                    ordering_key: em.ordering_key.or_else(|| metadata.ordering_key.clone()),
-                    properties: kv(em.properties),
-                    publish_time: metadata.publish_time,
-                    event_time: em.event_time.or(metadata.event_time).filter(|t| *t > 0),
-                    producer_name: producer_name.clone(),
-                    sequence_id: em
-                        .sequence_id
-                        .unwrap_or(metadata.sequence_id.wrapping_add(u64::from(index))),
-                    redelivery_count,
-                    schema_version: metadata.schema_version.clone(),
-                    broker_entry_metadata: broker_entry,
-                    null_value: em.null_value.unwrap_or(false),
-                    sub: self.id,
-                };
-                if candidate {
-                    set_aside.push(msg.clone());
-                }
-                if too_many {
-                    skipped += 1;
-                    continue;
-                }
-                pushed += 1;
-                pushed_bytes += msg.payload.len() as u64;
-                queue.push_back(msg);
-            }
-            self.queued += pushed;
-            self.messages_received += pushed as u64;
-            self.bytes_received += pushed_bytes;
-            self.return_permits(sh, skipped);
-            // what the broker left out (once the batch decoded whole) is acknowledged there: the
-            // entry completes when the application acknowledges the rest
-            if !broker_ack_set.is_empty() && self.acks.broker_acked(now, entry, n, broker_ack_set) {
-                self.forget(entry);
-            }
+            pushed += 1;
+            pushed_bytes += msg.payload.len() as u64;
+            queue.push_back(msg);
         }
+        self.queued += pushed;
+        self.messages_received += pushed as u64;
+        self.bytes_received += pushed_bytes;
+        self.return_permits(sh, skipped);
+        // what the broker left out (once the batch decoded whole) is acknowledged there: the
+        // entry completes when the application acknowledges the rest
+        if !broker_ack_set.is_empty() && self.acks.broker_acked(now, entry, n, broker_ack_set) {
+            self.forget(entry);
+        }
+        true
+    }
+
+    /// Message `id` of a batch: its own metadata, the batch's where it has none.
+    fn batch_message(
+        &self,
+        ctx: &FrameContext,
+        fields: &EntryFields,
+        metadata: &pb::MessageMetadata,
+        id: MessageId,
+        e: batch::BatchEntry,
+    ) -> Message {
+        let em = e.metadata;
+        let index = id.batch_index as u32;
+        Message {
+            consumer: self.group,
+            topic: self.topic_name.clone(),
+            id,
+            payload: e.payload,
+            key: em.partition_key,
+            ordering_key: em.ordering_key.or_else(|| metadata.ordering_key.clone()),
+            properties: kv(em.properties),
+            publish_time: metadata.publish_time,
+            event_time: em.event_time.or(metadata.event_time).filter(|t| *t > 0),
+            producer_name: fields.producer_name.clone(),
+            sequence_id: em
+                .sequence_id
+                .unwrap_or(metadata.sequence_id.wrapping_add(u64::from(index))),
+            redelivery_count: ctx.redelivery_count,
+            schema_version: metadata.schema_version.clone(),
+            broker_entry_metadata: fields.broker_entry,
+            null_value: em.null_value.unwrap_or(false),
+            sub: self.id,
+        }
+    }
+
+    /// Stage 6: keeps the messages set aside for the dead-letter topic by entry, and hands the
+    /// entry to the dead-letter producer at once when its messages were not delivered.
+    fn set_aside(
+        &mut self,
+        entry: Entry,
+        set_aside: Vec<Message>,
+        too_many: bool,
+        out: &mut IntakeOut,
+    ) {
         if !set_aside.is_empty() {
             self.dlq_candidates.insert(entry, set_aside);
             if too_many {
                 out.dead_letter.push(entry);
             }
         }
-        out
     }
 
     /// Whether message `index` of `entry` (or the unbatched message) comes before a reader's start.
@@ -350,12 +547,12 @@ impl Sub {
             validation_error: Some(error as i32),
             ..Default::default()
         });
-        sh.send_command(conn, &cmd);
+        sh.conns.send_command(conn, &cmd);
         self.return_permits(sh, permits);
     }
 
-    fn report(&self, sh: &mut Shared, error: ReceiveError) {
-        sh.events.push_back(Event::ReceiveFailed {
+    fn report(&self, out: &mut Outputs, error: ReceiveError) {
+        out.events.push_back(Event::ReceiveFailed {
             consumer: self.group,
             topic: self.topic_name.clone(),
             error,
@@ -370,11 +567,13 @@ impl Sub {
     }
 
     /// Applies the fate of a dropped chunked message. Its orphaned chunks (see
-    /// [`ChunkAssembler::hold`](super::chunks::ChunkAssembler::hold)) wait for the ack timeout
-    /// when there is one (it redelivers them), are redelivered one by one on Shared and
-    /// Key_Shared, and are otherwise held until `orphans_expire` (their message's expiry time),
-    /// then acknowledged: asking an in-order subscription for a redelivery would rewind it for
-    /// nothing.
+    /// [`ChunkAssembler::hold`](super::chunks::ChunkAssembler::hold)) are redelivered one by one
+    /// on Shared and Key_Shared (by the ack timeout when there is one), and are held until
+    /// `orphans_expire` (their message's expiry time), then acknowledged, on Exclusive and
+    /// Failover, ack timeout or not: a redelivery of everything unacknowledged, which is all an
+    /// in-order subscription can ask for, rewinds it for nothing. Handed to the ack timeout, an
+    /// evicted message's chunks came back with its redelivery as a new incomplete message, were
+    /// evicted again and handed to it again, every ack timeout, forever (simulation seed 101180).
     pub(super) fn handle_dropped(
         &mut self,
         sh: &mut Shared,
@@ -387,18 +586,18 @@ impl Sub {
             self.ack_entry(sh, now, e);
         }
         if !d.orphaned.is_empty() {
-            if self.unacked.enabled() {
-                for e in &d.orphaned {
-                    self.unacked.add(now, *e);
-                }
-            } else if self.opts.subscription_type.is_shared() {
-                out.redeliver.extend(d.orphaned);
-            } else {
+            if !self.opts.subscription_type.is_shared() {
                 for e in d.orphaned {
                     if let Some(full) = self.chunks_mut().hold(e, orphans_expire) {
                         self.ack_entry(sh, now, full);
                     }
                 }
+            } else if self.unacked.enabled() {
+                for e in &d.orphaned {
+                    self.unacked.add(now, *e);
+                }
+            } else {
+                out.redeliver.extend(d.orphaned);
             }
         }
         if !d.redeliver.is_empty() {
@@ -411,8 +610,9 @@ impl Sub {
             }
         }
         if let Some(error) = d.error {
-            self.report(sh, error);
+            self.report(&mut sh.out, error);
         }
+        self.release_held_cumulative(now);
     }
 }
 
@@ -426,7 +626,3 @@ fn bit_set(words: &[i64], index: u32) -> bool {
         .get(index as usize / 64)
         .is_some_and(|w| (*w as u64) & (1 << (index % 64)) != 0)
 }
-
-/// Unused-import guard for `Bytes` in docs.
-#[allow(dead_code)]
-fn _bytes(_: Bytes) {}

@@ -386,24 +386,5 @@ pub enum SeekTo {
     PublishTime(u64),
 }
 
-/// Requests a consumer sends; the answer comes back with this tag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub(crate) enum ConsumerRequest {
-    /// SUBSCRIBE.
-    Subscribe,
-    /// CLOSE_CONSUMER requested by the application.
-    Close,
-    /// CLOSE_CONSUMER sent to clean up after a timed-out SUBSCRIBE (answer ignored).
-    Cleanup,
-    /// ACK with a request id (ack receipts).
-    Ack,
-    /// SEEK.
-    Seek,
-    /// GET_LAST_MESSAGE_ID.
-    LastMessageId,
-    /// UNSUBSCRIBE.
-    Unsubscribe,
-    /// WATCH_TOPIC_LIST (pattern consumers).
-    WatchTopics,
-}
+// Where it was defined; kept so that `super::options::ConsumerRequest` stays valid.
+pub(crate) use crate::request::ConsumerRequest;

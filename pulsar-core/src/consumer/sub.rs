@@ -18,7 +18,8 @@ use crate::event::Resource;
 use crate::handle::{ConnectionId, ConsumerId, RequestId};
 use crate::link::Link;
 use crate::message::MessageId;
-use crate::shared::{RequestKind, Shared};
+use crate::request::RequestKind;
+use crate::shared::Shared;
 use crate::topic::TopicName;
 
 /// Redeliveries requested in one REDELIVER_UNACKNOWLEDGED_MESSAGES command at most (as Java).
@@ -307,10 +308,14 @@ impl Sub {
                 (None, last) => last,
             };
             // ...or before the chunks of a message not yet whole (they are dropped below), so
-            // that they come again.
+            // that they come again, if that is earlier (with nothing received since, than where
+            // this registration started).
             if let Some(entry) = self.chunks.as_ref().and_then(|c| c.first_entry()) {
                 let before_chunks = previous_id(&self.entry_id(entry));
-                if start.is_none_or(|s| compare_ids(&before_chunks, &s).is_lt()) {
+                if start
+                    .or(self.start)
+                    .is_none_or(|s| compare_ids(&before_chunks, &s).is_lt())
+                {
                     start = Some(before_chunks);
                 }
             }
@@ -329,7 +334,7 @@ impl Sub {
         self.queued = 0;
         self.permits = 0;
         self.broker_permits = 0;
-        self.acks.forget_sent();
+        self.acks.forget_sent(self.cumulative_limit());
         if let Some(c) = self.chunks.as_mut() {
             c.clear();
         }
@@ -442,10 +447,37 @@ impl Sub {
         } else if self.acks.individual(now, id, receipt).entry_done {
             self.forget(entry);
         }
+        self.release_held_cumulative(now);
         if self.acks.should_flush() {
             return self.flush_acks(sh, now);
         }
         Vec::new()
+    }
+
+    /// The first entry a cumulative ack may not reach: the first chunk of the earliest chunked
+    /// message not yet acknowledged, whole (queued or delivered) or not (see
+    /// [`ChunkAssembler::first_entry`]). A chunked message is delivered at its last chunk, and
+    /// other producers' entries may lie between its chunks: acknowledging one of those
+    /// cumulatively would acknowledge its first chunks on the broker, and any rewind
+    /// (reconnection, redelivery) would then bring its later chunks alone, and the message would
+    /// be lost (bug K, simulation seeds 109508, 160023). The Java client acknowledges
+    /// cumulatively at the position given, whatever it passes.
+    fn cumulative_limit(&self) -> Option<Entry> {
+        let assembling = self.chunks.as_ref().and_then(|c| c.first_entry());
+        let whole = self.chunk_ids.values().filter_map(|ids| ids.first()).min();
+        match (assembling, whole) {
+            (Some(a), Some(&w)) => Some(a.min(w)),
+            (a, w) => a.or(w.copied()),
+        }
+    }
+
+    /// Lets a cumulative ack held back at the first chunk of a chunked message go once that
+    /// message is acknowledged or given up on (see [`AckTracker::take`]).
+    pub(super) fn release_held_cumulative(&mut self, now: Instant) {
+        if self.acks.holds_cumulative() {
+            let limit = self.cumulative_limit();
+            self.acks.release_held(now, limit);
+        }
     }
 
     /// An entry is fully acknowledged: stop its timers.
@@ -472,7 +504,7 @@ impl Sub {
             self.acks.disarm();
             return Vec::new();
         };
-        let f = self.acks.take();
+        let f = self.acks.take(self.cumulative_limit());
         let mut out = Vec::new();
         let receipts = self.opts.ack_receipts;
         for (ids, kind, rs) in [
@@ -494,7 +526,7 @@ impl Sub {
                 continue;
             }
             self.acks_sent += ids.len() as u64;
-            let request_id = receipts.then(|| sh.next_request_id());
+            let request_id = receipts.then(|| sh.env.next_request_id());
             let cmd = pb::BaseCommand::from(pb::CommandAck {
                 consumer_id: self.id.get(),
                 ack_type: kind as i32,
@@ -504,7 +536,7 @@ impl Sub {
             });
             match request_id {
                 Some(rid) => {
-                    sh.send_request(
+                    sh.conns.send_request(
                         now,
                         conn,
                         rid,
@@ -514,7 +546,7 @@ impl Sub {
                     self.requests.insert(rid, (conn, SubRequest::Acks(rs)));
                 }
                 None => {
-                    sh.send_command(conn, &cmd);
+                    sh.conns.send_command(conn, &cmd);
                     if !rs.is_empty() {
                         out.push(SubOutcome::Acks(rs, Ok(())));
                     }
@@ -569,7 +601,7 @@ impl Sub {
                     .collect(),
                 consumer_epoch: None,
             });
-            sh.send_command(conn, &cmd);
+            sh.conns.send_command(conn, &cmd);
         }
     }
 
@@ -597,13 +629,13 @@ impl Sub {
             message_ids: Vec::new(),
             consumer_epoch: Some(self.epoch),
         });
-        sh.send_command(conn, &cmd);
+        sh.conns.send_command(conn, &cmd);
     }
 
     // ---- timers ------------------------------------------------------------------------------------
 }
 
-impl super::table::Timed for Sub {
+impl crate::deadline_map::NextTimeout for Sub {
     fn next_timeout(&self) -> Option<Instant> {
         // (runs after every operation on the consumer: no iterator machinery)
         fn min(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
@@ -702,9 +734,9 @@ impl Sub {
         let Some(conn) = self.link.ready_conn() else {
             return false;
         };
-        let request_id = sh.next_request_id();
+        let request_id = sh.env.next_request_id();
         let cmd = command_for(request_id);
-        if sh.send_request(
+        if sh.conns.send_request(
             now,
             conn,
             request_id,
@@ -903,5 +935,5 @@ pub(super) fn send_flow(sh: &mut Shared, conn: ConnectionId, id: ConsumerId, per
         consumer_id: id.get(),
         message_permits: permits,
     });
-    sh.send_command(conn, &cmd);
+    sh.conns.send_command(conn, &cmd);
 }

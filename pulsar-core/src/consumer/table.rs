@@ -1,88 +1,58 @@
-//! The consumers' tables (wire consumers, groups) with their deadlines kept in order.
+//! The consumers' tables (wire consumers, groups): a [`DeadlineMap`] whose entries are marked
+//! when borrowed mutably and refiled together by [`Table::refresh`].
 //!
-//! `Client::poll_timeout` runs after every application call, so the next deadline must not cost a
-//! scan of every consumer. Each table keeps an ordered index of `(deadline, id)`; whatever is
-//! borrowed mutably ([`Table::get_mut`], [`Table::insert`]) is marked, and [`Table::refresh`]
-//! recomputes the deadlines of the marked entries (the consumer set refreshes after every
-//! operation). Entries are boxed: an idle consumer then costs a pointer in the map's nodes rather
-//! than its whole state times the nodes' spare room.
+//! The consumer code borrows entries through `Option` combinators (`get_mut(..).and_then(..)`),
+//! where the map's refile-on-drop guard cannot go; so a mutable borrow here marks the entry, and
+//! the consumer set refreshes the marked entries after every operation. The index itself (and its
+//! check against a full scan in debug builds) is the shared [`DeadlineMap`]'s.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
+use crate::deadline_map::{DeadlineMap, NextTimeout};
 use crate::handle::ConsumerId;
-
-/// Something with an optional next deadline.
-pub(super) trait Timed {
-    /// When it next needs the clock, if ever.
-    fn next_timeout(&self) -> Option<Instant>;
-}
 
 /// See the module documentation.
 #[derive(Debug)]
 pub(super) struct Table<T> {
-    map: BTreeMap<ConsumerId, Box<Slot<T>>>,
-    /// Every indexed deadline, in order (ties by id: deterministic).
-    order: BTreeSet<(Instant, ConsumerId)>,
+    map: DeadlineMap<ConsumerId, T>,
     /// Entries borrowed mutably since the last refresh (may repeat).
     dirty: Vec<ConsumerId>,
-}
-
-/// An entry and the deadline it is indexed under.
-#[derive(Debug)]
-struct Slot<T> {
-    value: T,
-    indexed: Option<Instant>,
 }
 
 impl<T> Default for Table<T> {
     fn default() -> Self {
         Table {
-            map: BTreeMap::new(),
-            order: BTreeSet::new(),
+            map: DeadlineMap::default(),
             dirty: Vec::new(),
         }
     }
 }
 
-impl<T: Timed> Table<T> {
+impl<T: NextTimeout> Table<T> {
     pub(super) fn get(&self, id: &ConsumerId) -> Option<&T> {
-        self.map.get(id).map(|b| &b.value)
+        self.map.get(id)
     }
 
     /// The entry, marked for a deadline refresh.
     pub(super) fn get_mut(&mut self, id: &ConsumerId) -> Option<&mut T> {
-        let e = self.map.get_mut(id)?;
+        let e = self.map.get_mut_untracked(id)?;
         if self.dirty.last() != Some(id) {
             self.dirty.push(*id);
         }
-        Some(&mut e.value)
+        Some(e)
     }
 
     /// The entry, *not* marked: only for changes no deadline depends on (the receiver queue).
     pub(super) fn get_mut_untimed(&mut self, id: &ConsumerId) -> Option<&mut T> {
-        self.map.get_mut(id).map(|b| &mut b.value)
+        self.map.get_mut_untracked(id)
     }
 
     pub(super) fn insert(&mut self, id: ConsumerId, value: T) {
-        let slot = Box::new(Slot {
-            value,
-            indexed: None,
-        });
-        if let Some(old) = self.map.insert(id, slot) {
-            if let Some(at) = old.indexed {
-                self.order.remove(&(at, id));
-            }
-        }
-        self.dirty.push(id);
+        self.map.insert(id, value);
     }
 
     pub(super) fn remove(&mut self, id: &ConsumerId) -> Option<T> {
-        let slot = self.map.remove(id)?;
-        if let Some(at) = slot.indexed {
-            self.order.remove(&(at, *id));
-        }
-        Some(slot.value)
+        self.map.remove(id)
     }
 
     pub(super) fn contains_key(&self, id: &ConsumerId) -> bool {
@@ -94,84 +64,41 @@ impl<T: Timed> Table<T> {
     }
 
     pub(super) fn values(&self) -> impl Iterator<Item = &T> {
-        self.map.values().map(|b| &b.value)
+        self.map.values()
     }
 
     pub(super) fn keys(&self) -> impl Iterator<Item = &ConsumerId> {
         self.map.keys()
     }
 
-    /// Runs `f` on the entry and updates its deadline at once (one lookup; for the per-message
+    /// Runs `f` on the entry and refiles its deadline at once (one lookup; for the per-message
     /// paths).
     pub(super) fn modify<R>(&mut self, id: &ConsumerId, f: impl FnOnce(&mut T) -> R) -> Option<R> {
-        let slot = self.map.get_mut(id)?;
-        let r = f(&mut slot.value);
-        Self::reindex(&mut self.order, *id, slot);
-        Some(r)
+        self.map.modify(id, f)
     }
 
-    #[inline]
-    fn reindex(order: &mut BTreeSet<(Instant, ConsumerId)>, id: ConsumerId, slot: &mut Slot<T>) {
-        let new = slot.value.next_timeout();
-        if new == slot.indexed {
-            return;
-        }
-        if let Some(at) = slot.indexed {
-            order.remove(&(at, id));
-        }
-        if let Some(at) = new {
-            order.insert((at, id));
-        }
-        slot.indexed = new;
-    }
-
-    /// Recomputes the deadlines of the entries borrowed mutably since the last refresh.
+    /// Refiles the deadlines of the entries borrowed mutably since the last refresh.
     pub(super) fn refresh(&mut self) {
         while let Some(id) = self.dirty.pop() {
-            if let Some(slot) = self.map.get_mut(&id) {
-                Self::reindex(&mut self.order, id, slot);
-            } // else: removed since (and unindexed then)
+            // (An entry removed since was unfiled then.)
+            self.map.modify(&id, |_| ());
         }
-        // keep the buffer (no allocation per operation), but not a burst's worth of it
+        // Keep the buffer (no allocation per operation), but not a burst's worth of it.
         if self.dirty.capacity() > 64 {
             self.dirty = Vec::new();
         }
     }
 
-    /// The earliest deadline. Exact once refreshed; debug builds compare it with a full scan.
+    /// The earliest deadline (refresh first).
     pub(super) fn next_timeout(&self) -> Option<Instant> {
-        let next = self.order.first().map(|(at, _)| *at);
         debug_assert!(self.dirty.is_empty(), "deadlines read before a refresh");
-        debug_assert_eq!(
-            next,
-            self.map
-                .values()
-                .filter_map(|v| v.value.next_timeout())
-                .min(),
-            "the deadline index disagrees with a full scan"
-        );
-        next
+        self.map.next_timeout()
     }
 
     /// The entries whose deadline is at or before `now`, in id order (refresh first).
     pub(super) fn due(&self, now: Instant) -> Vec<ConsumerId> {
-        let mut ids: Vec<ConsumerId> = self
-            .order
-            .iter()
-            .take_while(|(at, _)| *at <= now)
-            .map(|(_, id)| *id)
-            .collect();
-        ids.sort_unstable();
-        debug_assert_eq!(
-            ids,
-            self.map
-                .iter()
-                .filter(|(_, v)| v.value.next_timeout().is_some_and(|t| t <= now))
-                .map(|(id, _)| *id)
-                .collect::<Vec<_>>(),
-            "the due entries disagree with a full scan"
-        );
-        ids
+        debug_assert!(self.dirty.is_empty(), "due entries read before a refresh");
+        self.map.due(now)
     }
 }
 
@@ -183,7 +110,7 @@ mod tests {
     #[derive(Debug)]
     struct T(Option<Instant>);
 
-    impl Timed for T {
+    impl NextTimeout for T {
         fn next_timeout(&self) -> Option<Instant> {
             self.0
         }
@@ -215,7 +142,7 @@ mod tests {
         assert_eq!(t.due(now + 9 * s), vec![id(3)]);
         t.remove(&id(3));
         assert_eq!(t.next_timeout(), None);
-        assert!(t.order.is_empty());
+        assert_eq!(t.keys().copied().collect::<Vec<_>>(), vec![id(1)]);
     }
 
     #[test]

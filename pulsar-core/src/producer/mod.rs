@@ -17,14 +17,17 @@
 //! topic's partition count is checked periodically and new partitions are used.
 //!
 //! Completion events ([`Event::SendCompleted`]) of one partition come in send order.
+//!
+//! The application's commands (create, send, flush, close) are in `commands.rs`; the inputs from
+//! the connections and the routing of messages to partitions are here.
 
 mod batch;
+mod commands;
 mod message;
 mod options;
 mod part;
 mod pending;
 pub mod schema;
-mod timed;
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -44,10 +47,13 @@ pub use schema::{SchemaInfo, SchemaType};
 use crate::backoff::Backoff;
 use crate::compression::CompressionType;
 use crate::deadline::Deadline as CreateDeadline;
+use crate::deadline_map::{DeadlineMap, NextTimeout};
+use crate::env::Env;
 use crate::error::{Error, SendError};
 use crate::event::Event;
 use crate::handle::{ConnectionId, ProducerId, RequestId, SendId};
-use crate::lookup::{OpKind, OpResult, Owner};
+use crate::outputs::Outputs;
+use crate::request::{OpKind, OpResult, Owner};
 use crate::routing::{HashingScheme, MessageRouter, RoundRobinRouter, SinglePartitionRouter};
 use crate::shared::Shared;
 use crate::stats::{ProducerStats, ResourceState};
@@ -55,7 +61,6 @@ use crate::time;
 use crate::topic::TopicName;
 use options::PartSettings;
 use part::{Outcome, Part, Queued};
-use timed::{Deadline, Timed};
 
 /// How the partition of a message is chosen.
 enum Router {
@@ -168,8 +173,8 @@ struct Memory {
 /// All producers of a client.
 #[derive(Debug, Default)]
 pub(crate) struct Producers {
-    apps: Timed<App>,
-    parts: Timed<Part>,
+    apps: DeadlineMap<ProducerId, App>,
+    parts: DeadlineMap<ProducerId, Part>,
     memory: Memory,
 }
 
@@ -235,289 +240,10 @@ impl Producers {
 
     /// The earliest deadline of every producer (kept in order as they change, not scanned).
     pub(crate) fn next_timeout(&self) -> Option<Instant> {
-        let next = [self.parts.next_timeout(), self.apps.next_timeout()]
+        [self.parts.next_timeout(), self.apps.next_timeout()]
             .into_iter()
             .flatten()
-            .min();
-        debug_assert_eq!(
-            next,
-            [self.parts.scan(), self.apps.scan()]
-                .into_iter()
-                .flatten()
-                .min(),
-            "the deadline index disagrees with a scan of the producers"
-        );
-        next
-    }
-
-    // ---- application commands -------------------------------------------------------------------
-
-    pub(crate) fn create(
-        &mut self,
-        sh: &mut Shared,
-        now: Instant,
-        topic: &str,
-        mut options: ProducerOptions,
-    ) -> Result<ProducerId, Error> {
-        let topic = TopicName::parse(topic)?;
-        if !options.compression.is_available() {
-            return Err(Error::InvalidState(
-                "the compression codec is not compiled into this build",
-            ));
-        }
-        let id = sh.ids.producer();
-        let routing = std::mem::take(&mut options.routing);
-        let mut app = App {
-            id,
-            settings: Arc::new(PartSettings::from_options(&options)),
-            max_pending: options.max_pending(),
-            hashing: options.hashing_scheme,
-            routing: Some(routing),
-            lazy: options.lazy_partitions && !options.access_mode.is_exclusive(),
-            check_interval: options.partitions_check_interval,
-            topology: Topology::Single,
-            unrouted: VecDeque::new(),
-            pending: 0,
-            ready: false,
-            create_by: time::after(now, sh.config.operation_timeout),
-            flushes: Vec::new(),
-            closing: false,
-            close_error: None,
-            topic,
-        };
-        if app.topic.is_partition() {
-            // A partition named explicitly is a non-partitioned topic for the producer.
-            let (settings, topic) = (app.settings.clone(), app.topic.to_string());
-            let partition = app.topic.partition().map_or(-1, |n| n as i32);
-            self.apps.insert(id, app);
-            self.add_part(sh, now, id, settings, id, partition, topic);
-            return Ok(id);
-        } else {
-            let deadline =
-                CreateDeadline::within(now, sh.config.operation_timeout, Some(app.create_by));
-            let op = sh.start_op_until(
-                now,
-                Owner::Producer(id),
-                OpKind::PartitionedMetadata {
-                    topic: app.topic.to_string(),
-                },
-                None,
-                Some(deadline.at()),
-            );
-            app.topology = Topology::Unknown(Box::new(Resolving {
-                op: Some(op),
-                retry_at: None,
-                backoff: Backoff::new(sh.config.backoff_initial, sh.config.backoff_max),
-                deadline,
-            }));
-        }
-        self.apps.insert(id, app);
-        Ok(id)
-    }
-
-    /// Accepts a message; a refused one is dropped.
-    pub(crate) fn send(
-        &mut self,
-        sh: &mut Shared,
-        now: Instant,
-        id: ProducerId,
-        message: OutgoingMessage,
-    ) -> Result<SendId, SendError> {
-        self.try_send(sh, now, id, message).map_err(|r| r.error)
-    }
-
-    /// Accepts a message (see [`Refused`] for what comes back when it is not).
-    // The refused message comes back by value (boxing it would allocate on every refusal);
-    // an accepted one costs only the id.
-    #[allow(clippy::result_large_err)]
-    #[inline]
-    pub(crate) fn try_send(
-        &mut self,
-        sh: &mut Shared,
-        now: Instant,
-        id: ProducerId,
-        mut message: OutgoingMessage,
-    ) -> Result<SendId, Refused> {
-        // The message stays here and is lent down: a batched one is encoded straight from it
-        // (no move of the whole struct per layer), a refused one is still here to hand back.
-        match self.accept(sh, now, id, &mut message) {
-            Ok(send) => Ok(send),
-            Err(Refusal::Intact(e)) => Err(Refused::with(e, message)),
-            Err(Refusal::Consumed(e)) => Err(Refused::consumed(e)),
-        }
-    }
-
-    /// Accepts a message; whatever is kept of it is taken out of `message`.
-    #[inline]
-    fn accept(
-        &mut self,
-        sh: &mut Shared,
-        now: Instant,
-        id: ProducerId,
-        message: &mut OutgoingMessage,
-    ) -> Result<SendId, Refusal> {
-        let Some(mut app) = self.apps.get_mut(&id) else {
-            return Err(Refusal::Intact(SendError::UnknownProducer(id)));
-        };
-        if app.closing {
-            return Err(Refusal::Intact(SendError::ProducerClosed));
-        }
-        let size = message.payload.len();
-        let single = match app.topology {
-            Topology::Single => match self.parts.get_mut(&id) {
-                Some(part) => Some(part),
-                None => return Err(Refusal::Intact(SendError::UnknownProducer(id))),
-            },
-            _ => None,
-        };
-        let checked = match &single {
-            Some(part) => part.precheck(message),
-            None => precheck(
-                &app.settings,
-                message,
-                pulsar_proto::DEFAULT_MAX_MESSAGE_SIZE,
-            ),
-        };
-        if let Err(e) = checked {
-            return Err(Refusal::Intact(e));
-        }
-        if app.pending >= app.max_pending {
-            self.memory.waiters.insert(id);
-            return Err(Refusal::Intact(SendError::QueueFull));
-        }
-        let limit = sh.config.memory_limit;
-        if limit > 0 && self.memory.used > 0 && self.memory.used + size > limit {
-            self.memory.waiters.insert(id);
-            return Err(Refusal::Intact(SendError::MemoryLimit { limit }));
-        }
-        let send = sh.ids.send();
-        // The hot path: one partition, no map lookups beyond the two above.
-        if let Some(mut part) = single {
-            part.add(sh, now, send, message, now)?;
-            app.pending += 1;
-            self.memory.used += size;
-            return Ok(send);
-        }
-        drop(single);
-        if let Topology::Unknown(_) = app.topology {
-            app.unrouted.push_back(Queued {
-                send,
-                msg: std::mem::take(message),
-                at: now,
-                size,
-            });
-            app.pending += 1;
-        } else {
-            drop(app);
-            let part = self.route(sh, now, id, message);
-            let Some(mut part) = part.and_then(|p| self.parts.get_mut(&p)) else {
-                return Err(Refusal::Intact(SendError::ProducerClosed));
-            };
-            part.add(sh, now, send, message, now)?;
-            drop(part);
-            if let Some(mut app) = self.apps.get_mut(&id) {
-                app.pending += 1;
-            }
-        }
-        self.memory.used += size;
-        Ok(send)
-    }
-
-    /// Sends everything batched now; [`Event::FlushCompleted`] follows once every message sent
-    /// before is completed.
-    pub(crate) fn flush(
-        &mut self,
-        sh: &mut Shared,
-        now: Instant,
-        id: ProducerId,
-    ) -> Result<RequestId, Error> {
-        let (request, parts) = {
-            let mut app = self.apps.get_mut(&id).ok_or(Error::UnknownProducer(id))?;
-            let request = sh.ids.request();
-            // Every send id handed out so far is below the request's value.
-            app.flushes.push((request, SendId(request.get())));
-            (request, app.parts())
-        };
-        for p in parts {
-            if let Some(mut part) = self.parts.get_mut(&p) {
-                part.close_batches(sh, now);
-            }
-        }
-        self.settle(sh, now, id);
-        Ok(request)
-    }
-
-    pub(crate) fn close(
-        &mut self,
-        sh: &mut Shared,
-        now: Instant,
-        id: ProducerId,
-    ) -> Result<(), Error> {
-        let mut app = self.apps.get_mut(&id).ok_or(Error::UnknownProducer(id))?;
-        if app.closing {
-            return Ok(());
-        }
-        app.closing = true;
-        if let Topology::Unknown(r) = &app.topology {
-            if let Some(op) = r.op {
-                sh.cancel_op(op);
-            }
-        }
-        if let Topology::Partitioned(p) = &app.topology {
-            if let Some(op) = p.check_op {
-                sh.cancel_op(op);
-            }
-        }
-        let unrouted = std::mem::take(&mut app.unrouted);
-        let mut freed = 0;
-        for q in unrouted {
-            freed += q.size;
-            app.pending = app.pending.saturating_sub(1);
-            sh.events.push_back(Event::SendCompleted {
-                producer: id,
-                send: q.send,
-                result: Err(SendError::ProducerClosed),
-            });
-        }
-        let parts = app.parts();
-        drop(app);
-        self.memory.used = self.memory.used.saturating_sub(freed);
-        let deadline = time::after(now, sh.config.operation_timeout);
-        for p in parts {
-            let outcome = match self.parts.get_mut(&p) {
-                Some(mut part) => part.close(sh, now, deadline),
-                None => continue,
-            };
-            self.after_part(sh, now, p, outcome);
-        }
-        self.settle(sh, now, id);
-        Ok(())
-    }
-
-    /// Closes every producer (client shutdown).
-    pub(crate) fn close_all(&mut self, sh: &mut Shared, now: Instant) {
-        let ids: Vec<ProducerId> = self.apps.keys().copied().collect();
-        for id in ids {
-            let _ = self.close(sh, now, id);
-        }
-    }
-
-    /// Drops every producer still there (close timed out).
-    pub(crate) fn force_close_all(&mut self, sh: &mut Shared, now: Instant, error: Error) {
-        let parts: Vec<ProducerId> = self.parts.keys().copied().collect();
-        for p in parts {
-            let outcome = self.parts.get_mut(&p).map(|mut part| {
-                let e = SendError::Failed(error.clone());
-                part.finish(sh, e, Some(error.clone()))
-            });
-            if let Some(outcome) = outcome {
-                self.after_part(sh, now, p, outcome);
-            }
-        }
-        let apps: Vec<ProducerId> = self.apps.keys().copied().collect();
-        for id in apps {
-            self.end_app(sh, id, Some(error.clone()));
-        }
+            .min()
     }
 
     // ---- inputs from the connections -----------------------------------------------------------
@@ -687,7 +413,7 @@ impl Producers {
         id: ProducerId,
         msg: &OutgoingMessage,
     ) -> Option<ProducerId> {
-        let now_ms = sh.unix_millis(now);
+        let now_ms = sh.env.unix_millis(now);
         let index = {
             let mut app = self.apps.get_mut(&id)?;
             let Topology::Partitioned(p) = &mut app.topology else {
@@ -710,7 +436,7 @@ impl Producers {
         id: ProducerId,
         index: u32,
     ) -> Option<ProducerId> {
-        let part_id = sh.ids.producer();
+        let part_id = sh.env.ids.producer();
         let mut app = self.apps.get_mut(&id)?;
         let Topology::Partitioned(p) = &mut app.topology else {
             return None;
@@ -774,7 +500,7 @@ impl Producers {
                             .saturating_mul(10)
                             .max(1)
                     });
-                let seed = sh.rng.next_u64();
+                let seed = sh.env.rng.next_u64();
                 let router = match app.routing.take().unwrap_or_default() {
                     RoutingMode::RoundRobin => Router::RoundRobin(RoundRobinRouter::from_seed(
                         app.hashing,
@@ -823,7 +549,7 @@ impl Producers {
                     Some(resolving.deadline.expire_with(&e))
                 } else {
                     resolving.deadline.record(&e);
-                    let delay = resolving.backoff.next_delay(&mut sh.rng);
+                    let delay = resolving.backoff.next_delay(&mut sh.env.rng);
                     resolving.op = None;
                     resolving.retry_at = Some(resolving.deadline.retry_at(now, delay));
                     None
@@ -854,7 +580,7 @@ impl Producers {
                 None => Err(SendError::ProducerClosed),
             };
             if let Err(e) = result {
-                self.complete_unrouted(sh, id, send, size, e);
+                self.complete_unrouted(&mut sh.out, id, send, size, e);
             }
         }
         self.settle(sh, now, id);
@@ -862,7 +588,7 @@ impl Producers {
 
     fn complete_unrouted(
         &mut self,
-        sh: &mut Shared,
+        out: &mut Outputs,
         id: ProducerId,
         send: SendId,
         size: usize,
@@ -872,7 +598,7 @@ impl Producers {
             app.pending = app.pending.saturating_sub(1);
         }
         self.memory.used = self.memory.used.saturating_sub(size);
-        sh.events.push_back(Event::SendCompleted {
+        out.events.push_back(Event::SendCompleted {
             producer: id,
             send,
             result: Err(error),
@@ -896,7 +622,7 @@ impl Producers {
             },
         };
         for q in timed_out {
-            self.complete_unrouted(sh, id, q.send, q.size, SendError::Timeout);
+            self.complete_unrouted(&mut sh.out, id, q.send, q.size, SendError::Timeout);
         }
         let Some(mut guard) = self.apps.get_mut(&id) else {
             return;
@@ -949,7 +675,13 @@ impl Producers {
             None => return,
         };
         for q in unrouted {
-            self.complete_unrouted(sh, id, q.send, q.size, SendError::Failed(error.clone()));
+            self.complete_unrouted(
+                &mut sh.out,
+                id,
+                q.send,
+                q.size,
+                SendError::Failed(error.clone()),
+            );
         }
         let parts = self.apps.get(&id).map(App::parts).unwrap_or_default();
         for p in parts {
@@ -961,16 +693,16 @@ impl Producers {
             }
         }
         if self.apps.remove(&id).is_some() {
-            sh.events.push_back(Event::ProducerFailed {
+            sh.out.events.push_back(Event::ProducerFailed {
                 producer: id,
                 error,
             });
         }
-        self.notify_room(sh);
+        self.notify_room(&sh.env, &mut sh.out);
     }
 
     /// Removes an application producer and reports it closed.
-    fn end_app(&mut self, sh: &mut Shared, id: ProducerId, error: Option<Error>) {
+    fn end_app(&mut self, out: &mut Outputs, id: ProducerId, error: Option<Error>) {
         let Some(mut app) = self.apps.remove(&id) else {
             return;
         };
@@ -980,20 +712,20 @@ impl Producers {
                 None => SendError::ProducerClosed,
                 Some(e) => SendError::Failed(e.clone()),
             };
-            sh.events.push_back(Event::SendCompleted {
+            out.events.push_back(Event::SendCompleted {
                 producer: id,
                 send: q.send,
                 result: Err(e),
             });
         }
         for (request, _) in app.flushes.drain(..) {
-            sh.events.push_back(Event::FlushCompleted {
+            out.events.push_back(Event::FlushCompleted {
                 producer: id,
                 request,
             });
         }
         self.memory.waiters.remove(&id);
-        sh.events.push_back(Event::ProducerClosed {
+        out.events.push_back(Event::ProducerClosed {
             producer: id,
             error,
         });
@@ -1018,7 +750,7 @@ impl Producers {
         self.free(app_id, m, b);
         match outcome {
             Outcome::None => {}
-            Outcome::Ready => self.part_ready(sh, app_id),
+            Outcome::Ready => self.part_ready(&mut sh.out, app_id),
             Outcome::Gone { error, ever_ready } => {
                 self.parts.remove(&part_id);
                 self.part_gone(sh, app_id, part_id, error, ever_ready);
@@ -1027,7 +759,7 @@ impl Producers {
         self.settle(sh, now, app_id);
     }
 
-    fn part_ready(&mut self, sh: &mut Shared, id: ProducerId) {
+    fn part_ready(&mut self, out: &mut Outputs, id: ProducerId) {
         let Some(app) = self.apps.get(&id) else {
             return;
         };
@@ -1072,7 +804,7 @@ impl Producers {
         if let Some(mut app) = self.apps.get_mut(&id) {
             app.ready = true;
         }
-        sh.events.push_back(Event::ProducerReady {
+        out.events.push_back(Event::ProducerReady {
             producer: id,
             name,
             last_sequence_id,
@@ -1106,7 +838,7 @@ impl Producers {
             if !app.parts().iter().any(|p| self.parts.contains_key(p)) {
                 let e = app.close_error.take();
                 drop(guard);
-                self.end_app(sh, id, e);
+                self.end_app(&mut sh.out, id, e);
             }
             return;
         }
@@ -1133,7 +865,7 @@ impl Producers {
                             self.free(id, m, b);
                         }
                     }
-                    self.end_app(sh, id, Some(error));
+                    self.end_app(&mut sh.out, id, Some(error));
                 } else {
                     drop(guard);
                     self.fail_app(sh, id, error);
@@ -1156,7 +888,7 @@ impl Producers {
                 app.flushes.retain(|(request, mark)| {
                     let done = oldest.is_none_or(|o| o > *mark);
                     if done {
-                        sh.events.push_back(Event::FlushCompleted {
+                        sh.out.events.push_back(Event::FlushCompleted {
                             producer: id,
                             request: *request,
                         });
@@ -1168,17 +900,17 @@ impl Producers {
             (app.closing && app.unrouted.is_empty() && !live()).then(|| app.close_error.take())
         });
         if let Some(error) = ended {
-            self.end_app(sh, id, error);
+            self.end_app(&mut sh.out, id, error);
         }
-        self.notify_room(sh);
+        self.notify_room(&sh.env, &mut sh.out);
     }
 
     /// Tells producers that were refused that there is room again.
-    fn notify_room(&mut self, sh: &mut Shared) {
+    fn notify_room(&mut self, env: &Env, out: &mut Outputs) {
         if self.memory.waiters.is_empty() {
             return;
         }
-        let limit = sh.config.memory_limit;
+        let limit = env.config.memory_limit;
         let memory_ok = limit == 0 || self.memory.used < limit;
         if !memory_ok {
             return;
@@ -1186,7 +918,7 @@ impl Producers {
         let apps = &self.apps;
         self.memory.waiters.retain(|id| match apps.get(id) {
             Some(app) if app.pending < app.max_pending => {
-                sh.events
+                out.events
                     .push_back(Event::ProducerHasRoom { producer: *id });
                 false
             }
@@ -1205,13 +937,13 @@ fn precheck(cfg: &PartSettings, msg: &OutgoingMessage, max: usize) -> Result<(),
     Ok(())
 }
 
-impl Deadline for Part {
+impl NextTimeout for Part {
     fn next_timeout(&self) -> Option<Instant> {
         Part::next_timeout(self)
     }
 }
 
-impl Deadline for App {
+impl NextTimeout for App {
     fn next_timeout(&self) -> Option<Instant> {
         app_timeout(self)
     }

@@ -317,14 +317,5 @@ impl PartSettings {
     }
 }
 
-/// Requests a producer sends; the answer comes back with this tag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub(crate) enum ProducerRequest {
-    /// PRODUCER.
-    Create,
-    /// CLOSE_PRODUCER requested by the application.
-    Close,
-    /// CLOSE_PRODUCER sent to clean up after a timed-out PRODUCER (answer ignored).
-    Cleanup,
-}
+// Where it was defined; kept so that `super::options::ProducerRequest` stays valid.
+pub(crate) use crate::request::ProducerRequest;

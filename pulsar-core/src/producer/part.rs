@@ -5,27 +5,33 @@
 //!
 //! Messages accepted before the first registration wait unencoded (`waiting`): their sequence ids
 //! are only assigned once the broker told the last one it stored for this producer name.
+//!
+//! Compression and chunking of unbatched messages are in `encode.rs`; the broker's commands
+//! (receipts, send errors, close, migration) in `receipts.rs`.
+
+mod encode;
+mod receipts;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
-use prost::Message as _;
-use pulsar_proto::pb::{self, base_command::Type};
+use bytes::Bytes;
+use pulsar_proto::pb;
 
 use super::batch::{Batcher, Closed};
 use super::message::{OutgoingMessage, Refusal};
 use super::options::{PartSettings, ProducerRequest};
 use super::pending::{Op, Sends};
-use crate::compression::{CodecContext, CompressionType};
+use crate::compression::CodecContext;
 use crate::error::{Error, ProtocolError, SendError, ServerErrorCode};
 use crate::event::{Event, Resource};
 use crate::handle::{ConnectionId, ProducerId, SendId};
 use crate::link::{Link, Phase, Step};
-use crate::lookup::OpResult;
 use crate::message::MessageId;
-use crate::shared::{pick_broker_url, RequestKind, Shared};
+use crate::outputs::Outputs;
+use crate::request::{OpResult, RequestKind};
+use crate::shared::Shared;
 use crate::stats::ProducerStats;
 use crate::time;
 
@@ -88,13 +94,13 @@ fn send_close(
     id: ProducerId,
     purpose: ProducerRequest,
 ) -> u64 {
-    let request_id = sh.next_request_id();
+    let request_id = sh.env.next_request_id();
     let cmd = pb::BaseCommand::from(pb::CommandCloseProducer {
         producer_id: id.get(),
         request_id,
         ..Default::default()
     });
-    sh.send_request(
+    sh.conns.send_request(
         now,
         conn,
         request_id,
@@ -310,7 +316,7 @@ impl Part {
         self.link
             .conn()
             .map_or(pulsar_proto::DEFAULT_MAX_MESSAGE_SIZE, |c| {
-                sh.max_message_size(c)
+                sh.conns.max_message_size(c)
             })
     }
 
@@ -387,7 +393,7 @@ impl Part {
                     Some(b) => {
                         // A batch's publish time is its first message's: only needed to open one.
                         let publish_time = if b.opens_batch_for(msg) {
-                            sh.unix_millis(at)
+                            sh.env.unix_millis(at)
                         } else {
                             0
                         };
@@ -404,11 +410,12 @@ impl Part {
                 // Whatever is batched goes first (and takes its sequence ids first).
                 self.close_batches(sh, now);
                 let seq = msg.sequence_id.unwrap_or(self.next_seq);
-                let publish_time = sh.unix_millis(at);
+                let publish_time = sh.env.unix_millis(at);
                 let deliver_at = match (msg.deliver_at, msg.deliver_after) {
                     (Some(t), _) => Some(t),
                     (None, Some(d)) => Some(
-                        sh.unix_millis(at)
+                        sh.env
+                            .unix_millis(at)
                             .saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                     ),
                     (None, None) => None,
@@ -436,137 +443,6 @@ impl Part {
                 Ok(())
             }
         }
-    }
-
-    /// Queues one unbatched message: one entry, or its chunks.
-    #[allow(clippy::too_many_arguments)]
-    fn single_ops(
-        &mut self,
-        sh: &mut Shared,
-        send: SendId,
-        seq: u64,
-        mut metadata: pb::MessageMetadata,
-        payload: Bytes,
-        size: usize,
-        at: Instant,
-    ) -> Result<(), SendError> {
-        let payload = self.compress(&mut metadata, payload)?;
-        let max = self.max_message_size(sh);
-        // producer_name is swapped in when writing: count it now (tag + length + bytes).
-        let name = self.name.as_deref().map_or(0, str::len);
-        let name_len = name + 1 + prost::encoding::encoded_len_varint(name as u64);
-        let frame = metadata.encoded_len() + name_len + payload.len();
-        // Chunks stay a little under the broker's limit: the bookie wraps each entry in its own
-        // header, and a bookie whose frame limit equals the broker's maximum message size (5 MiB
-        // in a default standalone) refuses an entry of exactly that size (then the broker retries
-        // forever).
-        let limit = self
-            .cfg
-            .chunk_max_size
-            .unwrap_or(max)
-            .min(max.saturating_sub(CHUNK_HEADROOM));
-        if self.cfg.chunking && frame > limit {
-            return self.chunk_ops(sh, send, seq, metadata, payload, size, at, limit, name_len);
-        }
-        if frame > max {
-            return Err(SendError::MessageTooBig { size: frame, max });
-        }
-        self.push_op(
-            sh,
-            Op {
-                seq,
-                highest: seq,
-                batch_size: None,
-                is_chunk: false,
-                metadata,
-                payload,
-                sends: Sends::One(send),
-                bytes: size,
-                created: at,
-                written: false,
-            },
-        );
-        Ok(())
-    }
-
-    /// Splits a message into chunks of at most `limit` bytes of frame (metadata + payload).
-    #[allow(clippy::too_many_arguments)]
-    fn chunk_ops(
-        &mut self,
-        sh: &mut Shared,
-        send: SendId,
-        seq: u64,
-        mut metadata: pb::MessageMetadata,
-        payload: Bytes,
-        size: usize,
-        at: Instant,
-        limit: usize,
-        name_len: usize,
-    ) -> Result<(), SendError> {
-        let total = payload.len();
-        metadata.uuid = Some(format!(
-            "{}-{}",
-            self.name.as_deref().unwrap_or_default(),
-            seq
-        ));
-        metadata.total_chunk_msg_size = Some(i32::try_from(total).unwrap_or(i32::MAX));
-        // Upper bound of the chunk fields' size.
-        metadata.num_chunks_from_msg = Some(i32::MAX);
-        metadata.chunk_id = Some(i32::MAX);
-        let overhead = metadata.encoded_len() + name_len;
-        let chunk = limit.saturating_sub(overhead);
-        if chunk == 0 || i32::try_from(total).is_err() {
-            return Err(SendError::MessageTooBig {
-                size: total + overhead,
-                max: limit,
-            });
-        }
-        let count = total.div_ceil(chunk).max(1);
-        let count_i32 = i32::try_from(count).unwrap_or(i32::MAX);
-        metadata.num_chunks_from_msg = Some(count_i32);
-        for i in 0..count {
-            let start = i * chunk;
-            let end = (start + chunk).min(total);
-            let last = i + 1 == count;
-            let mut m = metadata.clone();
-            m.chunk_id = Some(i32::try_from(i).unwrap_or(i32::MAX));
-            self.push_op(
-                sh,
-                Op {
-                    seq,
-                    highest: seq,
-                    batch_size: None,
-                    is_chunk: true,
-                    metadata: m,
-                    payload: payload.slice(start..end),
-                    sends: if last { Sends::One(send) } else { Sends::None },
-                    bytes: if last { size } else { 0 },
-                    created: at,
-                    written: false,
-                },
-            );
-        }
-        Ok(())
-    }
-
-    /// Compresses a payload, recording the codec and original size in the metadata.
-    fn compress(
-        &mut self,
-        metadata: &mut pb::MessageMetadata,
-        payload: Bytes,
-    ) -> Result<Bytes, SendError> {
-        let kind = self.cfg.compression;
-        if kind == CompressionType::None {
-            return Ok(payload);
-        }
-        let mut out = BytesMut::with_capacity(payload.len() / 2 + 64);
-        self.codec
-            .get_or_insert_with(Box::default)
-            .compress(kind, &payload, &mut out)
-            .map_err(SendError::Compression)?;
-        metadata.compression = Some(kind.to_protocol());
-        metadata.uncompressed_size = Some(u32::try_from(payload.len()).unwrap_or(u32::MAX));
-        Ok(out.freeze())
     }
 
     /// Sends whatever is batched now (batch full, delay over, flush, or an unbatched message).
@@ -613,7 +489,7 @@ impl Part {
             Ok(p) => p,
             Err(e) => {
                 for send in c.sends {
-                    self.complete(sh, send, Err(e.clone()));
+                    self.complete(&mut sh.out, send, Err(e.clone()));
                 }
                 self.freed_bytes += c.bytes;
                 let _ = now;
@@ -641,7 +517,8 @@ impl Part {
     fn push_op(&mut self, sh: &mut Shared, op: Op) {
         self.pending.push_back(op);
         if let Some(conn) = self.link.ready_conn() {
-            if let (Some(op), Some(buf)) = (self.pending.back_mut(), sh.write_buffer(conn, 1)) {
+            if let (Some(op), Some(buf)) = (self.pending.back_mut(), sh.conns.write_buffer(conn, 1))
+            {
                 let name = self.name.get_or_insert_with(String::new);
                 op.encode(self.id.get(), name, buf);
                 self.counters.written(op);
@@ -655,7 +532,7 @@ impl Part {
         if n == 0 {
             return;
         }
-        if let Some(buf) = sh.write_buffer(conn, n) {
+        if let Some(buf) = sh.conns.write_buffer(conn, n) {
             let name = self.name.get_or_insert_with(String::new);
             for op in &mut self.pending {
                 op.encode(self.id.get(), name, buf);
@@ -664,12 +541,12 @@ impl Part {
         }
     }
 
-    fn complete(&mut self, sh: &mut Shared, send: SendId, result: Result<MessageId, SendError>) {
+    fn complete(&mut self, out: &mut Outputs, send: SendId, result: Result<MessageId, SendError>) {
         self.freed_messages += 1;
         if result.is_err() {
             self.counters.messages_failed += 1;
         }
-        sh.events.push_back(Event::SendCompleted {
+        out.events.push_back(Event::SendCompleted {
             producer: self.app,
             send,
             result,
@@ -686,14 +563,14 @@ impl Part {
             for c in closed.drain(..) {
                 self.freed_bytes += c.bytes;
                 for send in c.sends {
-                    self.complete(sh, send, Err(error.clone()));
+                    self.complete(&mut sh.out, send, Err(error.clone()));
                 }
             }
             self.give_back(closed);
         }
         while let Some(q) = self.waiting.pop_front() {
             self.freed_bytes += q.size;
-            self.complete(sh, q.send, Err(error.clone()));
+            self.complete(&mut sh.out, q.send, Err(error.clone()));
         }
     }
 
@@ -701,10 +578,10 @@ impl Part {
         self.freed_bytes += op.bytes;
         match op.sends {
             Sends::None => {}
-            Sends::One(s) => self.complete(sh, s, Err(error.clone())),
+            Sends::One(s) => self.complete(&mut sh.out, s, Err(error.clone())),
             Sends::Many(v) => {
                 for s in v {
-                    self.complete(sh, s, Err(error.clone()));
+                    self.complete(&mut sh.out, s, Err(error.clone()));
                 }
             }
         }
@@ -713,7 +590,7 @@ impl Part {
     // ---- timers ---------------------------------------------------------------------------------
 
     pub(super) fn handle_timeout(&mut self, sh: &mut Shared, now: Instant) -> Outcome {
-        let mark = sh.events.len();
+        let mark = sh.out.events.len();
         let step = self.link.handle_timeout(sh, now);
         self.relabel(sh, mark);
         let outcome = self.apply(sh, now, step);
@@ -810,7 +687,7 @@ impl Part {
         if self.id == self.app {
             return;
         }
-        for e in sh.events.range_mut(mark.min(sh.events.len())..) {
+        for e in sh.out.events.range_mut(mark.min(sh.out.events.len())..) {
             match e {
                 Event::ProducerReconnecting { producer, .. } if *producer == self.id => {
                     *producer = self.app;
@@ -840,7 +717,7 @@ impl Part {
     }
 
     fn register(&mut self, sh: &mut Shared, now: Instant, conn: ConnectionId) -> Outcome {
-        let request_id = sh.next_request_id();
+        let request_id = sh.env.next_request_id();
         let cmd = pb::BaseCommand::from(pb::CommandProducer {
             topic: self.link.topic.clone(),
             producer_id: self.id.get(),
@@ -867,8 +744,8 @@ impl Part {
             ..Default::default()
         });
         self.epoch += 1;
-        let deadline = self.link.request_deadline(sh, now);
-        if sh.send_request_until(
+        let deadline = self.link.request_deadline(&sh.env, now);
+        if sh.conns.send_request_until(
             conn,
             request_id,
             &cmd,
@@ -891,7 +768,7 @@ impl Part {
         success: pb::CommandProducerSuccess,
     ) -> Outcome {
         let first = self.link.registered(conn);
-        self.max_size = sh.max_message_size(conn);
+        self.max_size = sh.conns.max_message_size(conn);
         self.name = Some(success.producer_name);
         if success.topic_epoch.is_some() {
             self.topic_epoch = success.topic_epoch;
@@ -911,14 +788,15 @@ impl Part {
                 let (send, size) = (q.send, q.size);
                 if let Err(e) = self.admit(sh, now, q.send, &mut q.msg, q.at) {
                     self.freed_bytes += size;
-                    self.complete(sh, send, Err(e));
+                    self.complete(&mut sh.out, send, Err(e));
                 }
             }
             Outcome::Ready
         } else {
             // Everything pending, in order, with the original sequence ids, before anything new.
             self.write_all(sh, conn);
-            sh.events
+            sh.out
+                .events
                 .push_back(Event::ProducerReconnected { producer: self.app });
             self.try_finish_close(sh, now)
         }
@@ -948,7 +826,7 @@ impl Part {
             // The broker forgets the producer with the connection.
             return self.finish(sh, SendError::ProducerClosed, None);
         }
-        let mark = sh.events.len();
+        let mark = sh.out.events.len();
         let step = self.link.connection_lost(sh, now, conn, reason);
         self.relabel(sh, mark);
         self.apply(sh, now, step)
@@ -1001,7 +879,7 @@ impl Part {
                         };
                         if success.producer_ready == Some(false) {
                             // WaitForExclusive: a second PRODUCER_SUCCESS follows, no deadline.
-                            sh.expect_response(
+                            sh.conns.expect_response(
                                 conn,
                                 request_id,
                                 RequestKind::Producer(self.id, ProducerRequest::Create),
@@ -1055,187 +933,5 @@ impl Part {
         // has not noticed that the previous connection is gone).
         let step = self.link.failure(sh, now, Error::ConnectionClosed);
         self.apply(sh, now, step)
-    }
-
-    /// A SEND_RECEIPT from the broker.
-    pub(super) fn receipt_command(
-        &mut self,
-        sh: &mut Shared,
-        now: Instant,
-        conn: ConnectionId,
-        receipt: &pb::CommandSendReceipt,
-    ) -> Outcome {
-        self.receipt(sh, now, conn, receipt);
-        self.try_finish_close(sh, now)
-    }
-
-    pub(super) fn command(
-        &mut self,
-        sh: &mut Shared,
-        now: Instant,
-        conn: ConnectionId,
-        command: pb::BaseCommand,
-    ) -> Outcome {
-        match command.kind() {
-            Some(Type::SendReceipt) => match command.send_receipt {
-                Some(r) => self.receipt_command(sh, now, conn, &r),
-                None => Outcome::None,
-            },
-            Some(Type::SendError) => {
-                let Some(e) = command.send_error else {
-                    return Outcome::None;
-                };
-                self.send_error(sh, now, conn, *e)
-            }
-            Some(Type::CloseProducer) => {
-                let Some(c) = command.close_producer else {
-                    return Outcome::None;
-                };
-                if self.closing == Closing::Requested {
-                    return self.finish(sh, SendError::ProducerClosed, None);
-                }
-                let assigned = match pick_broker_url(
-                    sh.pool.service_tls(),
-                    c.assigned_broker_service_url.as_deref(),
-                    c.assigned_broker_service_url_tls.as_deref(),
-                ) {
-                    Some(Ok(a)) => Some(a),
-                    _ => None,
-                };
-                let mark = sh.events.len();
-                let step = self.link.closed_by_broker(sh, now, assigned);
-                self.relabel(sh, mark);
-                self.apply(sh, now, step)
-            }
-            Some(Type::TopicMigrated) => {
-                let Some(m) = command.topic_migrated else {
-                    return Outcome::None;
-                };
-                let to = match pick_broker_url(
-                    sh.pool.service_tls(),
-                    m.broker_service_url.as_deref(),
-                    m.broker_service_url_tls.as_deref(),
-                ) {
-                    Some(Ok(a)) => a,
-                    _ => return Outcome::None,
-                };
-                if self.closing == Closing::Requested {
-                    return Outcome::None;
-                }
-                let mark = sh.events.len();
-                let step = self.link.migrated(sh, now, to);
-                self.relabel(sh, mark);
-                self.apply(sh, now, step)
-            }
-            _ => Outcome::None,
-        }
-    }
-
-    fn send_error(
-        &mut self,
-        sh: &mut Shared,
-        now: Instant,
-        conn: ConnectionId,
-        e: pb::CommandSendError,
-    ) -> Outcome {
-        let code = ServerErrorCode::from_i32(e.error);
-        match code {
-            ServerErrorCode::NotAllowedError => {
-                // This message only (every entry of it, for a chunked one).
-                let send_error = SendError::Server {
-                    code,
-                    message: e.message,
-                };
-                while self.pending.front().is_some_and(|o| o.seq == e.sequence_id) {
-                    if let Some(op) = self.pending.pop_front() {
-                        self.fail_op(sh, op, &send_error);
-                    }
-                }
-                self.try_finish_close(sh, now)
-            }
-            ServerErrorCode::TopicTerminatedError => {
-                self.fail(sh, Error::server(e.error, e.message))
-            }
-            _ => {
-                // Checksum error or a transient failure: the state is unknown; reconnect and resend
-                // everything pending (the Java client's rule). The reason given for the close must
-                // be retriable, or the other users of the connection would give up.
-                let reason = if code.is_retriable() {
-                    Error::server(e.error, e.message)
-                } else {
-                    Error::Protocol(ProtocolError::UnexpectedCommand(format!(
-                        "SEND_ERROR {code:?} for sequence id {}: {}",
-                        e.sequence_id, e.message
-                    )))
-                };
-                sh.close_connection(now, conn, reason);
-                Outcome::None
-            }
-        }
-    }
-
-    fn receipt(
-        &mut self,
-        sh: &mut Shared,
-        now: Instant,
-        conn: ConnectionId,
-        r: &pb::CommandSendReceipt,
-    ) {
-        let Some(head) = self.pending.front() else {
-            return; // late duplicate after everything completed
-        };
-        if r.sequence_id < head.seq {
-            return; // late duplicate
-        }
-        // The broker sends -1 (as an unsigned 64-bit value) when no highest sequence id applies:
-        // compare as the Java client does, in signed arithmetic.
-        let highest = r.highest_sequence_id.unwrap_or(0) as i64;
-        let batch_mismatch = (r.sequence_id as i64) < highest && highest != head.highest as i64;
-        if r.sequence_id > head.seq || batch_mismatch {
-            // Client and broker disagree: reconnect and resend everything pending.
-            let detail = format!(
-                "receipt for sequence id {} (highest {highest}) while {}..={} is pending",
-                r.sequence_id, head.seq, head.highest
-            );
-            sh.close_connection(
-                now,
-                conn,
-                Error::Protocol(ProtocolError::OutOfOrder(detail)),
-            );
-            return;
-        }
-        let Some(op) = self.pending.pop_front() else {
-            return;
-        };
-        self.counters.receipts_received += 1;
-        self.counters.messages_acked += op.sends.len() as u64;
-        self.freed_bytes += op.bytes;
-        let mut id = r
-            .message_id
-            .as_ref()
-            .map(MessageId::from_pb)
-            .unwrap_or(MessageId::new(0, 0, -1));
-        if id.partition < 0 {
-            id.partition = self.partition;
-        }
-        match op.sends {
-            Sends::None => {}
-            Sends::One(send) => self.complete(sh, send, Ok(id)),
-            Sends::Many(sends) => {
-                let size = i32::try_from(sends.len()).unwrap_or(i32::MAX);
-                sh.events.reserve(sends.len());
-                self.freed_messages += sends.len();
-                for (i, send) in sends.into_iter().enumerate() {
-                    let mut m = id;
-                    m.batch_index = i32::try_from(i).unwrap_or(i32::MAX);
-                    m.batch_size = size;
-                    sh.events.push_back(Event::SendCompleted {
-                        producer: self.app,
-                        send,
-                        result: Ok(m),
-                    });
-                }
-            }
-        }
     }
 }

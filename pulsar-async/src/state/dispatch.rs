@@ -1,0 +1,239 @@
+//! Dispatching the core's events to the application's waiters.
+
+use pulsar_core::{
+    ConsumerId, Event, MessageId, ProducerId, RequestId, Resource, SendError, SendId,
+};
+
+use super::requests::RequestResult;
+use super::slots::{wake_all, Status};
+use super::{Deferred, State};
+use crate::error::Error;
+use crate::sends::Completion;
+
+impl State {
+    // ---- event dispatch ---------------------------------------------------------------------------
+
+    pub(super) fn dispatch(&mut self, event: Event) {
+        match event {
+            Event::SendCompleted {
+                producer,
+                send,
+                result,
+                ..
+            } => {
+                self.send_completed(producer, send, result);
+                return;
+            }
+            Event::MessagesAvailable { consumer, .. } => {
+                if let Some(c) = self.consumers.get_mut(&consumer) {
+                    wake_all(&mut c.waiters);
+                }
+                return;
+            }
+            _ => {}
+        }
+        match &event {
+            Event::ProducerReady {
+                producer,
+                name,
+                last_sequence_id,
+                ..
+            } => {
+                if let Some(p) = self.producers.get_mut(producer) {
+                    p.status = Status::Ready;
+                    p.registered = Some(Box::new((name.clone(), *last_sequence_id)));
+                    wake_all(&mut p.waiters);
+                }
+            }
+            Event::ProducerFailed {
+                producer, error, ..
+            } => {
+                self.producer_over(*producer, Status::Failed(Box::new(error.clone())));
+            }
+            Event::ProducerClosed {
+                producer, error, ..
+            } => {
+                self.producer_over(*producer, Status::Closed(error.clone().map(Box::new)));
+            }
+            Event::ConsumerReady { consumer, .. } => {
+                if let Some(c) = self.consumers.get_mut(consumer) {
+                    c.status = Status::Ready;
+                    wake_all(&mut c.waiters);
+                }
+            }
+            Event::ConsumerFailed {
+                consumer, error, ..
+            } => {
+                self.consumer_over(*consumer, Status::Failed(Box::new(error.clone())));
+            }
+            Event::ConsumerClosed {
+                consumer, error, ..
+            } => {
+                self.consumer_over(*consumer, Status::Closed(error.clone().map(Box::new)));
+            }
+            Event::LookupCompleted {
+                request, result, ..
+            } => {
+                self.request_done(*request, RequestResult::Lookup(result.clone()));
+            }
+            Event::PartitionedMetadata {
+                request, result, ..
+            } => {
+                self.request_done(*request, RequestResult::Partitions(result.clone()));
+            }
+            Event::TopicsOfNamespace {
+                request, result, ..
+            } => {
+                self.request_done(*request, RequestResult::Topics(result.clone()));
+            }
+            Event::FlushCompleted { request, .. } => {
+                self.request_done(*request, RequestResult::Done(Ok(())));
+                return;
+            }
+            Event::ProducerHasRoom { .. } => {
+                wake_all(&mut self.room);
+                return;
+            }
+            Event::AckCompleted {
+                request, result, ..
+            }
+            | Event::ReconsumeCompleted {
+                request, result, ..
+            }
+            | Event::SeekCompleted {
+                request, result, ..
+            }
+            | Event::Unsubscribed {
+                request, result, ..
+            } => {
+                self.request_done(*request, RequestResult::Done(result.clone()));
+            }
+            Event::LastMessageIds {
+                request, result, ..
+            } => {
+                self.request_done(*request, RequestResult::LastIds(result.clone()));
+            }
+            Event::HasMessageAvailable {
+                request, result, ..
+            } => {
+                self.request_done(*request, RequestResult::HasMessage(result.clone()));
+            }
+            Event::ClientClosed => {
+                self.closed = true;
+                wake_all(&mut self.close_waiters);
+                wake_all(&mut self.room);
+            }
+            Event::ConnectionClosed {
+                address, reason, ..
+            } => {
+                tracing::debug!(%address, %reason, "connection closed");
+            }
+            Event::ProducerReconnecting {
+                producer, reason, ..
+            } => {
+                tracing::info!(producer = producer.get(), %reason, "producer reconnecting");
+            }
+            Event::ConsumerReconnecting {
+                consumer, reason, ..
+            } => {
+                tracing::info!(consumer = consumer.get(), %reason, "consumer reconnecting");
+            }
+            _ => {}
+        }
+        self.broadcast(event);
+    }
+
+    pub(super) fn send_completed(
+        &mut self,
+        producer: ProducerId,
+        send: SendId,
+        result: Result<MessageId, SendError>,
+    ) {
+        if let Some(p) = self.producers.get_mut(&producer) {
+            match p.sends.complete(send.get(), result) {
+                Completion::Wake(waker) => {
+                    if let Some(w) = waker {
+                        w.wake();
+                    }
+                }
+                Completion::Call(callback, result) => self.deferred.push(Deferred {
+                    callback,
+                    result: result.map_err(Error::Send),
+                }),
+                Completion::Nobody => {}
+            }
+            if p.is_finished() {
+                self.producers.remove(&producer);
+            }
+        }
+        if !self.room.is_empty() {
+            wake_all(&mut self.room);
+        }
+    }
+
+    pub(super) fn producer_over(&mut self, id: ProducerId, status: Status) {
+        let Some(p) = self.producers.get_mut(&id) else {
+            return;
+        };
+        p.status = status;
+        wake_all(&mut p.waiters);
+        // The core completes pending sends when a producer goes away; fail any it did not.
+        for send in p.sends.uncompleted() {
+            if let Some(p) = self.producers.get_mut(&id) {
+                match p.sends.complete(send, Err(SendError::ProducerClosed)) {
+                    Completion::Wake(Some(w)) => w.wake(),
+                    Completion::Call(callback, result) => self.deferred.push(Deferred {
+                        callback,
+                        result: result.map_err(Error::Send),
+                    }),
+                    Completion::Wake(None) | Completion::Nobody => {}
+                }
+            }
+        }
+        wake_all(&mut self.room);
+        self.fail_requests_of(Resource::Producer(id));
+        self.forget_producer_if_finished(id);
+    }
+
+    /// Drops the slot of a producer whose handle is gone, that is over, and whose receipts were
+    /// all taken.
+    pub(super) fn forget_producer_if_finished(&mut self, id: ProducerId) {
+        if self.producers.get(&id).is_some_and(|p| p.is_finished()) {
+            self.producers.remove(&id);
+        }
+    }
+
+    pub(super) fn consumer_over(&mut self, id: ConsumerId, status: Status) {
+        let Some(c) = self.consumers.get_mut(&id) else {
+            return;
+        };
+        c.status = status;
+        wake_all(&mut c.waiters);
+        let alive = c.handle_alive;
+        self.fail_requests_of(Resource::Consumer(id));
+        if !alive {
+            self.consumers.remove(&id);
+        }
+    }
+
+    /// A producer or consumer ended: its requests without an answer fail.
+    pub(super) fn fail_requests_of(&mut self, owner: Resource) {
+        for slot in self.requests.values_mut() {
+            if slot.owner == Some(owner) && slot.result.is_none() {
+                slot.result = Some(RequestResult::Done(Err(pulsar_core::Error::Closed)));
+                if let Some(w) = slot.waker.take() {
+                    w.wake();
+                }
+            }
+        }
+    }
+
+    pub(super) fn request_done(&mut self, id: RequestId, result: RequestResult) {
+        if let Some(slot) = self.requests.get_mut(&id) {
+            slot.result = Some(result);
+            if let Some(w) = slot.waker.take() {
+                w.wake();
+            }
+        }
+    }
+}

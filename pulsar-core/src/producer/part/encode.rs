@@ -1,0 +1,149 @@
+//! Encoding an unbatched message into the ops of the pending queue: compression, then one entry or
+//! its chunks (each at most the broker's maximum frame, metadata included).
+
+use super::Part;
+use super::CHUNK_HEADROOM;
+use crate::compression::CompressionType;
+use crate::error::SendError;
+use crate::handle::SendId;
+use crate::producer::pending::Op;
+use crate::producer::pending::Sends;
+use crate::shared::Shared;
+use bytes::Bytes;
+use bytes::BytesMut;
+use prost::Message as _;
+use pulsar_proto::pb;
+use std::time::Instant;
+
+impl Part {
+    /// Queues one unbatched message: one entry, or its chunks.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn single_ops(
+        &mut self,
+        sh: &mut Shared,
+        send: SendId,
+        seq: u64,
+        mut metadata: pb::MessageMetadata,
+        payload: Bytes,
+        size: usize,
+        at: Instant,
+    ) -> Result<(), SendError> {
+        let payload = self.compress(&mut metadata, payload)?;
+        let max = self.max_message_size(sh);
+        // producer_name is swapped in when writing: count it now (tag + length + bytes).
+        let name = self.name.as_deref().map_or(0, str::len);
+        let name_len = name + 1 + prost::encoding::encoded_len_varint(name as u64);
+        let frame = metadata.encoded_len() + name_len + payload.len();
+        // Chunks stay a little under the broker's limit: the bookie wraps each entry in its own
+        // header, and a bookie whose frame limit equals the broker's maximum message size (5 MiB
+        // in a default standalone) refuses an entry of exactly that size (then the broker retries
+        // forever).
+        let limit = self
+            .cfg
+            .chunk_max_size
+            .unwrap_or(max)
+            .min(max.saturating_sub(CHUNK_HEADROOM));
+        if self.cfg.chunking && frame > limit {
+            return self.chunk_ops(sh, send, seq, metadata, payload, size, at, limit, name_len);
+        }
+        if frame > max {
+            return Err(SendError::MessageTooBig { size: frame, max });
+        }
+        self.push_op(
+            sh,
+            Op {
+                seq,
+                highest: seq,
+                batch_size: None,
+                is_chunk: false,
+                metadata,
+                payload,
+                sends: Sends::One(send),
+                bytes: size,
+                created: at,
+                written: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// Splits a message into chunks of at most `limit` bytes of frame (metadata + payload).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn chunk_ops(
+        &mut self,
+        sh: &mut Shared,
+        send: SendId,
+        seq: u64,
+        mut metadata: pb::MessageMetadata,
+        payload: Bytes,
+        size: usize,
+        at: Instant,
+        limit: usize,
+        name_len: usize,
+    ) -> Result<(), SendError> {
+        let total = payload.len();
+        metadata.uuid = Some(format!(
+            "{}-{}",
+            self.name.as_deref().unwrap_or_default(),
+            seq
+        ));
+        metadata.total_chunk_msg_size = Some(i32::try_from(total).unwrap_or(i32::MAX));
+        // Upper bound of the chunk fields' size.
+        metadata.num_chunks_from_msg = Some(i32::MAX);
+        metadata.chunk_id = Some(i32::MAX);
+        let overhead = metadata.encoded_len() + name_len;
+        let chunk = limit.saturating_sub(overhead);
+        if chunk == 0 || i32::try_from(total).is_err() {
+            return Err(SendError::MessageTooBig {
+                size: total + overhead,
+                max: limit,
+            });
+        }
+        let count = total.div_ceil(chunk).max(1);
+        let count_i32 = i32::try_from(count).unwrap_or(i32::MAX);
+        metadata.num_chunks_from_msg = Some(count_i32);
+        for i in 0..count {
+            let start = i * chunk;
+            let end = (start + chunk).min(total);
+            let last = i + 1 == count;
+            let mut m = metadata.clone();
+            m.chunk_id = Some(i32::try_from(i).unwrap_or(i32::MAX));
+            self.push_op(
+                sh,
+                Op {
+                    seq,
+                    highest: seq,
+                    batch_size: None,
+                    is_chunk: true,
+                    metadata: m,
+                    payload: payload.slice(start..end),
+                    sends: if last { Sends::One(send) } else { Sends::None },
+                    bytes: if last { size } else { 0 },
+                    created: at,
+                    written: false,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Compresses a payload, recording the codec and original size in the metadata.
+    pub(super) fn compress(
+        &mut self,
+        metadata: &mut pb::MessageMetadata,
+        payload: Bytes,
+    ) -> Result<Bytes, SendError> {
+        let kind = self.cfg.compression;
+        if kind == CompressionType::None {
+            return Ok(payload);
+        }
+        let mut out = BytesMut::with_capacity(payload.len() / 2 + 64);
+        self.codec
+            .get_or_insert_with(Box::default)
+            .compress(kind, &payload, &mut out)
+            .map_err(SendError::Compression)?;
+        metadata.compression = Some(kind.to_protocol());
+        metadata.uncompressed_size = Some(u32::try_from(payload.len()).unwrap_or(u32::MAX));
+        Ok(out.freeze())
+    }
+}
