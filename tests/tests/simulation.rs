@@ -294,6 +294,22 @@ fn regression_seed_270009_second_restart_skips_past_unread_messages() {
     regression(270009);
 }
 
+// Model (fixed: the settle bound): found by the soak of 300000-399999. The bound after healing
+// left no time for the consumers' expiry of incomplete chunked messages (332790: a cumulative ack
+// held behind the first chunk of a copy that never completes until it expired, after the end)
+// nor for a slow consumer reading everything (322013: no faults at all, 92 messages read one a
+// poll every 0.2-2.4 s, still reading when the run ended).
+
+#[test]
+fn regression_seed_332790_settle_bound_without_chunk_expiry() {
+    regression(332790);
+}
+
+#[test]
+fn regression_seed_322013_settle_bound_without_slow_reading() {
+    regression(322013);
+}
+
 // Bug G (pulsar-core, fixed: the epoch moves only when the REDELIVER is written): a redelivery of
 // everything unacknowledged (a negative ack coming due on an Exclusive / Failover consumer) while
 // the consumer resubscribed bumped the consumer epoch without sending anything. The SUBSCRIBE in

@@ -556,7 +556,7 @@ impl Producers {
                 };
                 if let Some(e) = fatal {
                     drop(guard);
-                    self.fail_app(sh, id, e);
+                    self.fail_app(sh, now, id, e);
                 }
                 return;
             }
@@ -634,7 +634,7 @@ impl Producers {
                 if r.deadline.expired(now) {
                     let error = r.deadline.error();
                     drop(guard);
-                    self.fail_app(sh, id, error);
+                    self.fail_app(sh, now, id, error);
                     return;
                 }
                 r.op = Some(sh.start_op_until(
@@ -668,8 +668,9 @@ impl Producers {
         self.settle(sh, now, id);
     }
 
-    /// Creation failed before any partition producer existed.
-    fn fail_app(&mut self, sh: &mut Shared, id: ProducerId, error: Error) {
+    /// Creation failed: the partition producers there are (some may have registered) are given
+    /// up and closed on the broker, as the Java client closes the partitions that started.
+    fn fail_app(&mut self, sh: &mut Shared, now: Instant, id: ProducerId, error: Error) {
         let unrouted = match self.apps.get_mut(&id) {
             Some(mut app) => std::mem::take(&mut app.unrouted),
             None => return,
@@ -686,8 +687,7 @@ impl Producers {
         let parts = self.apps.get(&id).map(App::parts).unwrap_or_default();
         for p in parts {
             if let Some(mut part) = self.parts.remove(&p) {
-                let outcome = part.finish(sh, SendError::Failed(error.clone()), None);
-                let _ = outcome;
+                part.discard(sh, now, SendError::Failed(error.clone()));
                 let (m, b) = part.take_freed();
                 self.free(id, m, b);
             }
@@ -753,7 +753,7 @@ impl Producers {
             Outcome::Ready => self.part_ready(&mut sh.out, app_id),
             Outcome::Gone { error, ever_ready } => {
                 self.parts.remove(&part_id);
-                self.part_gone(sh, app_id, part_id, error, ever_ready);
+                self.part_gone(sh, now, app_id, part_id, error, ever_ready);
             }
         }
         self.settle(sh, now, app_id);
@@ -815,6 +815,7 @@ impl Producers {
     fn part_gone(
         &mut self,
         sh: &mut Shared,
+        now: Instant,
         id: ProducerId,
         part_id: ProducerId,
         error: Option<Error>,
@@ -854,13 +855,12 @@ impl Producers {
             _ => {
                 let error = error.unwrap_or(Error::Closed);
                 if app.ready || ever_ready {
-                    // Fail the other partitions too.
+                    // Fail the other partitions too (and close them on the broker).
                     let others = app.parts();
                     drop(guard);
                     for p in others {
                         if let Some(mut part) = self.parts.remove(&p) {
-                            let e = SendError::Failed(error.clone());
-                            let _ = part.finish(sh, e, None);
+                            part.discard(sh, now, SendError::Failed(error.clone()));
                             let (m, b) = part.take_freed();
                             self.free(id, m, b);
                         }
@@ -868,7 +868,7 @@ impl Producers {
                     self.end_app(&mut sh.out, id, Some(error));
                 } else {
                     drop(guard);
-                    self.fail_app(sh, id, error);
+                    self.fail_app(sh, now, id, error);
                 }
             }
         }

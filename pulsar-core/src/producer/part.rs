@@ -668,6 +668,17 @@ impl Part {
         }
     }
 
+    /// Given up by its application producer (its creation failed, or another partition ended
+    /// it): completes everything held and, if registered, closes it on the broker (the answer does
+    /// not matter), so that its name is free for the next producer. A PRODUCER still in flight is
+    /// closed when its answer comes (`Producers::response`).
+    pub(super) fn discard(&mut self, sh: &mut Shared, now: Instant, send_error: SendError) {
+        if let Some(conn) = self.link.ready_conn() {
+            send_cleanup_close(sh, now, conn, self.id);
+        }
+        let _gone = self.finish(sh, send_error, None);
+    }
+
     /// Ends with a fatal error.
     fn fail(&mut self, sh: &mut Shared, error: Error) -> Outcome {
         let send_error = match &error {

@@ -442,11 +442,37 @@ impl Params {
         let persist_latency = (ms(persist_lo), ms(persist_lo + r.range(0, 50)));
         // time for everything to recover once healed: stale connections noticed by either keep-alive,
         // hung requests timing out, the longest backoff, a reconnection and the resends
+        // (with chunking, plus the consumers' expiry of incomplete chunked messages: chunks of
+        // copies that never complete are acknowledged only then, and with cumulative acks
+        // everything after their first chunk waits for it)
+        let chunk_expiry = if producers.iter().any(|p| p.chunking) {
+            ms(60_000)
+        } else {
+            Duration::ZERO
+        };
+        // (and the slowest consumer's reading of everything sent to its topic, at most
+        // `receive_batch` messages a poll and one poll every `poll_interval.1`: a slow consumer
+        // may need minutes without any fault)
+        let reading = consumers
+            .iter()
+            .map(|c| {
+                let sent: u32 = producers
+                    .iter()
+                    .filter(|p| p.topic == c.topic)
+                    .map(|p| p.messages)
+                    .sum();
+                let polls = sent as usize / c.receive_batch.max(1) + 1;
+                c.poll_interval.1 * polls as u32
+            })
+            .max()
+            .unwrap_or_default();
         let settle_bound = 2 * (2 * client.keep_alive + 2 * broker_keep_alive)
             + 2 * client.operation_timeout
             + 2 * client.connection_timeout
             + 3 * client.backoff_max
-            + ms(30_000);
+            + ms(30_000)
+            + chunk_expiry
+            + reading;
         Params {
             seed,
             intensity,
