@@ -20,11 +20,7 @@ const DEFAULT_SEEDS: u64 = 500;
 
 /// Seeds that reach a bug still open in `pulsar-core`: `seeds` skips them (unless
 /// `PULSAR_SIM_SEED` names one), and an `#[ignore]`d regression test below keeps each.
-const KNOWN_OPEN: &[(u64, &str)] = &[(
-    306,
-    "bug L: a partitioned producer whose creation fails leaves the partitions that registered \
-     on the broker (ProducerBusy for every later producer of that name)",
-)];
+const KNOWN_OPEN: &[(u64, &str)] = &[];
 
 fn fail_on(outcomes: &[Outcome]) {
     let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.passed()).collect();
@@ -152,14 +148,12 @@ fn regression_seed_2985_dropped_producer_recreated_before_it_was_gone_dedup() {
     regression(2985);
 }
 
-// Bug L (pulsar-core, open; found by the async simulation): a producer on a partitioned topic
-// whose creation fails (here: the operation timeout, one partition's broker crashed while the
-// other partition had registered) is abandoned partition by partition without CLOSE_PRODUCER
-// (`ProducerMap::fail_app` -> `Part::finish` -> `Link::abandon`). The registered partition keeps
-// the producer name on its live connection, and every later creation of a producer of that name
-// fails with ProducerBusy: P2 never sends. The producer side of bug F.
+// Bug L (pulsar-core, fixed in 226c03e; found by the async simulation): a producer on a
+// partitioned topic whose creation failed (here: the operation timeout, one partition's broker
+// crashed while the other partition had registered) dropped the registered partition without
+// CLOSE_PRODUCER; it kept the producer name on its live connection, and every later creation of a
+// producer of that name failed with ProducerBusy: P2 never sent. The producer side of bug F.
 #[test]
-#[ignore = "bug L is open in pulsar-core"]
 fn regression_seed_306_failed_partitioned_producer_keeps_its_name() {
     regression(306);
 }
