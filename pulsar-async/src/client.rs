@@ -14,7 +14,7 @@ use pulsar_core::{ClientStats, LookupResult, RequestId, Resource, TopicsMode};
 use crate::consumer::{ConsumerBuilder, ReaderBuilder};
 use crate::driver::Driver;
 use crate::error::Error;
-use crate::options::{unix_millis, ClientBuilder, ClientOptions, Launch};
+use crate::options::{ClientBuilder, ClientOptions, Launch};
 use crate::producer::ProducerBuilder;
 use crate::runtime::{Runtime, TimeSource};
 use crate::state::{ClientEvent, DriverWake, RequestResult, Shared, State};
@@ -348,7 +348,7 @@ pub(crate) fn new_state(
     let url = options.validate()?;
     let tls = TlsContext::new(options.tls.clone(), options.wants_tls(&url))?;
     let mut config = options.core;
-    config.unix_time_ms = unix_millis();
+    config.unix_time_ms = time.unix_time_ms();
     let connection_timeout = config.connection_timeout;
     let client_quiet = [
         config.operation_timeout,

@@ -49,6 +49,15 @@ pub trait Runtime: Send + Sync + fmt::Debug + 'static {
     /// (tokio's `test-util`, a simulation) returns its own time, one that has no clock of its own
     /// returns `Instant::now()`.
     fn now(&self) -> Instant;
+    /// The wall clock the client's core starts from, in milliseconds since the Unix epoch
+    /// (publish times and the like count from it, moving with [`now`](Self::now)). Read once,
+    /// when the client starts.
+    ///
+    /// The default reads the system clock, which every real runtime wants; a simulation returns
+    /// a fixed value so that a run replays exactly.
+    fn unix_time_ms(&self) -> u64 {
+        crate::options::unix_millis()
+    }
 }
 
 /// Where a client reads the time: its runtime's clock for an async driver, the system clock for
@@ -68,6 +77,15 @@ impl TimeSource {
         match self {
             TimeSource::System => Instant::now(),
             TimeSource::Runtime(runtime) => runtime.now(),
+        }
+    }
+
+    /// The wall clock at the client's start, in Unix milliseconds: the system's for a thread
+    /// driver, [`Runtime::unix_time_ms`] for an async one.
+    pub(crate) fn unix_time_ms(&self) -> u64 {
+        match self {
+            TimeSource::System => crate::options::unix_millis(),
+            TimeSource::Runtime(runtime) => runtime.unix_time_ms(),
         }
     }
 }

@@ -4,6 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
+use std::fmt;
+
 use pulsar_core::{ConsumerId, MessageId, ProducerId, SendId};
 
 use crate::sim::params::{ConsumerSpec, ProducerSpec, SubKind};
@@ -46,6 +48,31 @@ pub fn short(text: &str) -> String {
     }
 }
 
+/// What names one send: the core's handle, or (for the async client, whose callbacks never
+/// learn it) the application's index of the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SendRef {
+    /// The core's send handle.
+    Core(SendId),
+    /// The application's index of the message (per producer).
+    App(u32),
+}
+
+impl From<SendId> for SendRef {
+    fn from(send: SendId) -> SendRef {
+        SendRef::Core(send)
+    }
+}
+
+impl fmt::Display for SendRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendRef::Core(send) => send.fmt(f),
+            SendRef::App(index) => write!(f, "app-send#{index}"),
+        }
+    }
+}
+
 /// One message handed to `Client::send`.
 #[derive(Debug, Clone)]
 pub struct SendRecord {
@@ -55,8 +82,8 @@ pub struct SendRecord {
     pub payload: String,
     /// The producer handle used.
     pub handle: ProducerId,
-    /// The core's send handle.
-    pub send: SendId,
+    /// The send's name.
+    pub send: SendRef,
     /// When it was handed over.
     pub sent_at: Duration,
     /// The outcome, once the core reported it (`Err` holds the error text).
@@ -84,8 +111,8 @@ pub struct ProducerModel {
     pub sends: Vec<SendRecord>,
     /// The brokers' maximum message size (sizes the payloads of a chunking producer).
     pub max_size: usize,
-    by_send: BTreeMap<SendId, usize>,
-    outstanding: BTreeMap<ProducerId, VecDeque<SendId>>,
+    by_send: BTreeMap<SendRef, usize>,
+    outstanding: BTreeMap<ProducerId, VecDeque<SendRef>>,
     last_in_domain: BTreeMap<(ProducerId, String), u32>,
 }
 
@@ -109,7 +136,8 @@ impl ProducerModel {
     }
 
     /// Records an accepted send.
-    pub fn record_send(&mut self, handle: ProducerId, send: SendId, now: Duration) {
+    pub fn record_send(&mut self, handle: ProducerId, send: impl Into<SendRef>, now: Duration) {
+        let send = send.into();
         let index = self.next_index;
         self.next_index += 1;
         self.by_send.insert(send, self.sends.len());
@@ -130,16 +158,41 @@ impl ProducerModel {
     }
 
     /// The application index of `send`.
-    pub fn index_of(&self, send: SendId) -> Option<u32> {
+    pub fn index_of(&self, send: impl Into<SendRef>) -> Option<u32> {
         self.by_send
-            .get(&send)
+            .get(&send.into())
             .and_then(|i| self.sends.get(*i))
             .map(|r| r.index)
     }
 
     /// Whether `send` belongs to this producer.
-    pub fn owns(&self, send: SendId) -> bool {
-        self.by_send.contains_key(&send)
+    pub fn owns(&self, send: impl Into<SendRef>) -> bool {
+        self.by_send.contains_key(&send.into())
+    }
+
+    /// The ordering domain of a completion of message `index` (see [`complete`](Self::complete)):
+    /// completions are ordered per partition on a partitioned topic (`partition` of the receipt),
+    /// per key with key-based batching, and failures there are not ordered at all.
+    pub fn domain_of(
+        &self,
+        index: Option<u32>,
+        partition: Option<i32>,
+        partitioned: bool,
+    ) -> Option<String> {
+        let key_based = self.spec.keyed && self.spec.batching.is_some_and(|b| b.key_based);
+        let key = if key_based {
+            index
+                .map(|k| format!(" key k{}", k % 5))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        match (partition, partitioned, key_based) {
+            (None, true, _) | (None, _, true) => Some(String::new()),
+            (Some(p), true, _) => Some(format!("partition {p}{key}")),
+            (_, false, true) => Some(key.trim_start().to_owned()),
+            _ => None,
+        }
     }
 
     /// Records a completion; `Err` describes an order or bookkeeping violation.
@@ -151,10 +204,11 @@ impl ProducerModel {
     pub fn complete(
         &mut self,
         handle: ProducerId,
-        send: SendId,
+        send: impl Into<SendRef>,
         result: Result<MessageId, String>,
         domain: Option<&str>,
     ) -> Result<(), String> {
+        let send = send.into();
         let Some(&i) = self.by_send.get(&send) else {
             return Err(format!("{send} completed but was never sent"));
         };

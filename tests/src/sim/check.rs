@@ -6,8 +6,8 @@ use bytes::{Bytes, BytesMut};
 use pulsar_core::compression::{decompress, CompressionType};
 use pulsar_proto::{batch, pb};
 
-use crate::sim::app::{parse_payload, short, ProducerModel};
-use crate::sim::broker::{Store, TopicLog};
+use crate::sim::app::{parse_payload, short, ProducerModel, SubRecord};
+use crate::sim::broker::{ModelCluster, Store, TopicLog};
 
 /// One message of a topic's log (a batch entry yields several).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -320,4 +320,71 @@ pub fn check_log(store: &Store, dedup: bool, producers: &[ProducerModel]) -> Vec
         }
     }
     v
+}
+
+/// What keeps a run from being settled: producers that have not handed over every message or
+/// whose sends lack an outcome, subscriptions that never received a persisted message, durable
+/// subscriptions with a backlog. Empty once everything settled.
+pub fn unsettled(
+    producers: &[ProducerModel],
+    subs: &BTreeMap<(String, String), SubRecord>,
+    cluster: &ModelCluster,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in producers {
+        if p.next_index < p.spec.messages {
+            out.push(format!(
+                "{} handed over only {}/{} messages",
+                p.spec.label, p.next_index, p.spec.messages
+            ));
+        }
+        let u = p.unfinished();
+        if !u.is_empty() {
+            let names: Vec<String> = u.iter().map(|s| short(&s.payload)).collect();
+            out.push(format!("{} sends without outcome: {names:?}", p.spec.label));
+        }
+    }
+    let logs = match all_messages(cluster.store()) {
+        Ok(l) => l,
+        Err(e) => return vec![e],
+    };
+    for ((topic, sub), r) in subs {
+        let missing: Vec<String> = r
+            .physical
+            .iter()
+            .filter_map(|t| logs.get(t))
+            .flatten()
+            .map(|x| x.payload.as_str())
+            .filter(|p| !r.received.contains(*p))
+            .map(short)
+            .collect();
+        if !missing.is_empty() {
+            out.push(format!(
+                "subscription {sub} on {topic} never received {} persisted messages, e.g. {:?}",
+                missing.len(),
+                &missing[..missing.len().min(5)]
+            ));
+        }
+        if r.durable {
+            for t in &r.physical {
+                match cluster.backlog(t, sub) {
+                    Some(0) => {}
+                    Some(n) => {
+                        let left = cluster.unacked(t, sub);
+                        out.push(format!(
+                            "subscription {sub} on {t} has {n} unacknowledged messages in \
+                             entries {:?}",
+                            &left[..left.len().min(5)]
+                        ));
+                    }
+                    None => {
+                        if logs.get(t).is_some_and(|m| !m.is_empty()) {
+                            out.push(format!("subscription {sub} on {t} was never created"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
 }

@@ -5,7 +5,10 @@
 //! ([`broker`]) over a simulated network ([`net`]) in a discrete-event loop ([`sched`]), driving the
 //! core exactly as a runtime adapter does, and checks the invariants as it goes ([`app`]) and at the
 //! end ([`check`]). [`runner`] runs seeds, reports failures and checks determinism.
+//! [`async_world`] runs the async client (`pulsar-async`) on a simulated runtime against the same
+//! cluster, network and checks.
 pub mod app;
+pub mod async_world;
 pub mod broker;
 pub mod check;
 pub mod net;

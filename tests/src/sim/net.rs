@@ -95,8 +95,9 @@ pub enum Phase {
 pub struct Link {
     /// Which client opened it.
     pub client: usize,
-    /// The client core's handle.
-    pub core: ConnectionId,
+    /// The client core's handle (`None` for a connection opened through an async runtime's
+    /// `connect`, which never learns it).
+    pub core: Option<ConnectionId>,
     /// Which broker it goes to (`None`: unknown host).
     pub broker: Option<usize>,
     /// Its phase.
@@ -125,6 +126,21 @@ impl Link {
             Dir::ToBroker => self.to_broker.queue.len(),
             Dir::ToClient => self.to_client.queue.len(),
         }
+    }
+
+    /// Data bytes in flight in `dir` (written and not yet delivered).
+    pub fn bytes_in_flight(&self, dir: Dir) -> usize {
+        let pipe = match dir {
+            Dir::ToBroker => &self.to_broker,
+            Dir::ToClient => &self.to_client,
+        };
+        pipe.queue
+            .iter()
+            .map(|(_, s)| match s {
+                Segment::Data(d) => d.len(),
+                _ => 0,
+            })
+            .sum()
     }
 }
 
@@ -171,7 +187,7 @@ impl Network {
         self.links
             .iter()
             .rev()
-            .find(|(_, l)| l.client == client && l.core == core && l.phase != Phase::Done)
+            .find(|(_, l)| l.client == client && l.core == Some(core) && l.phase != Phase::Done)
             .map(|(id, _)| *id)
     }
 
@@ -208,7 +224,12 @@ impl Network {
     }
 
     /// Registers a connection the client asked for.
-    pub fn open(&mut self, client: usize, core: ConnectionId, broker: Option<usize>) -> ConnId {
+    pub fn open(
+        &mut self,
+        client: usize,
+        core: Option<ConnectionId>,
+        broker: Option<usize>,
+    ) -> ConnId {
         self.next_id += 1;
         let id = ConnId(self.next_id);
         self.links.insert(

@@ -4,8 +4,36 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
+use crate::sim::async_world;
 use crate::sim::params::Params;
 use crate::sim::world::{RunResult, RunStats, World};
+
+/// Which client a simulation runs: the core driven directly (`tests/tests/simulation.rs`) or the
+/// async client on a simulated runtime (`tests/tests/simulation_async.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sim {
+    /// `pulsar-core`, driven by the world as an adapter would.
+    Core,
+    /// `pulsar-async` (driver, waiters, futures) on the simulated runtime.
+    Async,
+}
+
+impl Sim {
+    /// The test binary that runs this simulation.
+    pub fn test_name(self) -> &'static str {
+        match self {
+            Sim::Core => "simulation",
+            Sim::Async => "simulation_async",
+        }
+    }
+
+    fn run(self, params: Params, echo: bool) -> RunResult {
+        match self {
+            Sim::Core => World::new(params, echo).run(),
+            Sim::Async => async_world::run(params, echo),
+        }
+    }
+}
 
 /// Trace lines shown in a failure report.
 pub const REPORT_TAIL: usize = 50;
@@ -13,6 +41,8 @@ pub const REPORT_TAIL: usize = 50;
 /// The outcome of one seed.
 #[derive(Debug, Clone)]
 pub struct Outcome {
+    /// The simulation that ran it.
+    pub sim: Sim,
     /// The seed.
     pub seed: u64,
     /// Its parameters.
@@ -62,28 +92,45 @@ impl Outcome {
         }
         s.push_str(&format!(
             "---- reproduce ----\n  {}\n",
-            reproduce_command(self.seed)
+            self.reproduce_command()
         ));
         s
     }
 }
 
-/// The command that replays `seed` with its full trace.
+impl Outcome {
+    /// The command that replays this seed with its full trace.
+    pub fn reproduce_command(&self) -> String {
+        format!(
+            "PULSAR_SIM_SEED={} PULSAR_SIM_TRACE=1 cargo test -p pulsar-tests --test {} -- \
+             one_seed --nocapture",
+            self.seed,
+            self.sim.test_name()
+        )
+    }
+}
+
+/// The command that replays `seed` of the core simulation with its full trace.
 pub fn reproduce_command(seed: u64) -> String {
     format!(
         "PULSAR_SIM_SEED={seed} PULSAR_SIM_TRACE=1 cargo test -p pulsar-tests --test simulation -- one_seed --nocapture"
     )
 }
 
-/// Runs one seed (`echo` prints every trace line as it happens).
+/// Runs one seed of the core simulation (`echo` prints every trace line as it happens).
 pub fn run_seed(seed: u64, echo: bool) -> Outcome {
+    run_seed_in(Sim::Core, seed, echo)
+}
+
+/// Runs one seed of `sim` (`echo` prints every trace line as it happens).
+pub fn run_seed_in(sim: Sim, seed: u64, echo: bool) -> Outcome {
     let params = Params::from_seed(seed);
     if echo {
         println!("{params}");
     }
     let started = Instant::now();
     let p = params.clone();
-    let result = catch_unwind(AssertUnwindSafe(move || World::new(p, echo).run()));
+    let result = catch_unwind(AssertUnwindSafe(move || sim.run(p, echo)));
     let wall = started.elapsed();
     match result {
         Ok(RunResult {
@@ -95,6 +142,7 @@ pub fn run_seed(seed: u64, echo: bool) -> Outcome {
             stats,
             ..
         }) => Outcome {
+            sim,
             seed,
             params,
             trace_hash,
@@ -112,6 +160,7 @@ pub fn run_seed(seed: u64, echo: bool) -> Outcome {
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
                 .unwrap_or_else(|| "non-string panic".to_owned());
             Outcome {
+                sim,
                 seed,
                 params,
                 trace_hash: 0,
@@ -126,10 +175,16 @@ pub fn run_seed(seed: u64, echo: bool) -> Outcome {
     }
 }
 
-/// Runs `seed` twice; `Err` describes a difference between the two traces.
+/// Runs `seed` of the core simulation twice; `Err` describes a difference between the two
+/// traces.
 pub fn check_determinism(seed: u64) -> Result<u64, String> {
-    let a = run_seed(seed, false);
-    let b = run_seed(seed, false);
+    check_determinism_in(Sim::Core, seed)
+}
+
+/// Runs `seed` of `sim` twice; `Err` describes a difference between the two traces.
+pub fn check_determinism_in(sim: Sim, seed: u64) -> Result<u64, String> {
+    let a = run_seed_in(sim, seed, false);
+    let b = run_seed_in(sim, seed, false);
     if a.trace_hash != b.trace_hash || a.steps != b.steps {
         return Err(format!(
             "seed {seed} is not deterministic: trace hash {:#x} vs {:#x}, {} vs {} events",

@@ -13,7 +13,7 @@ use pulsar_core::{
 
 use crate::sim::app::{parse_payload, short, ConsumerModel, ProducerModel, SubRecord};
 use crate::sim::broker::{ClusterConfig, ConnId, ModelCluster, MoveKind, Output};
-use crate::sim::check::{all_messages, base_topic, check_log};
+use crate::sim::check::{all_messages, base_topic, check_log, unsettled};
 use crate::sim::net::{Dir, Network, Phase, Segment, Wake};
 use crate::sim::params::{Params, SubKind};
 use crate::sim::rng::SimRng;
@@ -423,9 +423,12 @@ impl World {
         let Some(link) = self.net.link(w.id) else {
             return;
         };
+        let Some(core) = link.core else {
+            return;
+        };
         let (client, core, client_open, broker_open, connected) = (
             link.client,
-            link.core,
+            core,
             link.client_open,
             link.broker_open,
             link.client_connected,
@@ -593,7 +596,10 @@ impl World {
         let Some(l) = self.net.link(id) else {
             return;
         };
-        let (client, core, client_open) = (l.client, l.core, l.client_open);
+        let Some(core) = l.core else {
+            return;
+        };
+        let (client, client_open) = (l.client, l.client_open);
         self.net.finish(id);
         if !client_open {
             return;
@@ -710,7 +716,7 @@ impl World {
         match io {
             IoRequest::Connect { conn, address } => {
                 let broker = ModelCluster::broker_for_host(&address.host);
-                let id = self.net.open(ci, conn, broker);
+                let id = self.net.open(ci, Some(conn), broker);
                 self.log(format!(
                     "client {ci} connect {conn} to {}:{} as {id}",
                     address.host, address.port
@@ -794,24 +800,11 @@ impl World {
                     self.violation(format!("completion of unknown send {send}"));
                     return;
                 };
-                let spec = &self.producers[i].spec;
-                let partitioned = self.p.topics[spec.topic].partitions > 0;
-                let key_based = spec.keyed && spec.batching.is_some_and(|b| b.key_based);
+                let partitioned = self.p.topics[self.producers[i].spec.topic].partitions > 0;
                 let index = self.producers[i].index_of(send);
                 // order holds per partition, and per key with key-based batching
-                let key = if key_based {
-                    index
-                        .map(|k| format!(" key k{}", k % 5))
-                        .unwrap_or_default()
-                } else {
-                    String::new()
-                };
-                let domain = match (&result, partitioned, key_based) {
-                    (Err(_), true, _) | (Err(_), _, true) => Some(String::new()),
-                    (Ok(id), true, _) => Some(format!("partition {}{key}", id.partition)),
-                    (_, false, true) => Some(key.trim_start().to_owned()),
-                    _ => None,
-                };
+                let partition = result.as_ref().ok().map(|id| id.partition);
+                let domain = self.producers[i].domain_of(index, partition, partitioned);
                 let r = result.map_err(|e| e.to_string());
                 if r.is_ok() {
                     self.stats.acked += 1;
@@ -1440,63 +1433,7 @@ impl World {
     // ---- settling and the end ---------------------------------------------------------------------
 
     fn missing(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for p in &self.producers {
-            if p.next_index < p.spec.messages {
-                out.push(format!(
-                    "{} handed over only {}/{} messages",
-                    p.spec.label, p.next_index, p.spec.messages
-                ));
-            }
-            let u = p.unfinished();
-            if !u.is_empty() {
-                let names: Vec<String> = u.iter().map(|s| short(&s.payload)).collect();
-                out.push(format!("{} sends without outcome: {names:?}", p.spec.label));
-            }
-        }
-        let logs = match all_messages(self.cluster.store()) {
-            Ok(l) => l,
-            Err(e) => return vec![e],
-        };
-        for ((topic, sub), r) in &self.subs {
-            let missing: Vec<String> = r
-                .physical
-                .iter()
-                .filter_map(|t| logs.get(t))
-                .flatten()
-                .map(|x| x.payload.as_str())
-                .filter(|p| !r.received.contains(*p))
-                .map(short)
-                .collect();
-            if !missing.is_empty() {
-                out.push(format!(
-                    "subscription {sub} on {topic} never received {} persisted messages, e.g. {:?}",
-                    missing.len(),
-                    &missing[..missing.len().min(5)]
-                ));
-            }
-            if r.durable {
-                for t in &r.physical {
-                    match self.cluster.backlog(t, sub) {
-                        Some(0) => {}
-                        Some(n) => {
-                            let left = self.cluster.unacked(t, sub);
-                            out.push(format!(
-                                "subscription {sub} on {t} has {n} unacknowledged messages in \
-                                 entries {:?}",
-                                &left[..left.len().min(5)]
-                            ));
-                        }
-                        None => {
-                            if logs.get(t).is_some_and(|m| !m.is_empty()) {
-                                out.push(format!("subscription {sub} on {t} was never created"));
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        out
+        unsettled(&self.producers, &self.subs, &self.cluster)
     }
 
     fn check(&mut self) {
