@@ -231,18 +231,7 @@ fn request_timeout_fails_only_that_request_and_a_late_answer_is_ignored() {
     assert_eq!(sim.client.stats().connections.len(), 1);
     // a late answer to the timed-out request does not close it
     let rid = held.borrow().unwrap();
-    sim.inject(
-        conn,
-        Reply::Cmd(
-            pb::CommandPartitionedTopicMetadataResponse {
-                partitions: Some(3),
-                request_id: rid,
-                response: Some(0),
-                ..Default::default()
-            }
-            .into(),
-        ),
-    );
+    sim.inject(conn, support::partitioned_metadata(rid, 3));
     assert_eq!(sim.client.stats().connections.len(), 1);
     let again = sim.client.partitioned_metadata(sim.now, "fast").unwrap();
     let e = sim.run_until(Duration::from_secs(1), |e| {
@@ -733,18 +722,7 @@ fn many_late_answers_after_timeouts_never_poison_the_connection() {
     let late: Vec<u64> = held.borrow().clone();
     assert_eq!(late.len(), 1500);
     for rid in late {
-        sim.inject(
-            conn,
-            Reply::Cmd(
-                pb::CommandPartitionedTopicMetadataResponse {
-                    partitions: Some(1),
-                    request_id: rid,
-                    response: Some(0),
-                    ..Default::default()
-                }
-                .into(),
-            ),
-        );
+        sim.inject(conn, support::partitioned_metadata(rid, 1));
     }
     assert_eq!(closed_reason(&sim, conn), None);
     assert_eq!(sim.client.stats().connections.len(), 1);

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use pulsar_core::{
-    ConsumerId, ConsumerOptions, DeadLetterPolicy, Error, Event, KeySharedPolicy, Message,
-    MessageId, ReaderOptions, ReceiveError, RedeliveryBackoff, SeekTo, SubscriptionType,
+    ConsumerId, ConsumerOptions, DeadLetterPolicy, Error, Event, KeySharedPolicy, MessageId,
+    ReaderOptions, ReceiveError, RedeliveryBackoff, SeekTo, SubscriptionType,
 };
 use pulsar_proto::pb::{self, base_command::Type};
 use support::{meta, success, Reply, Sim, SERVICE};
@@ -60,30 +60,11 @@ fn batch(consumer: u64, entry: u64, payloads: &[&str]) -> Reply {
     msg(consumer, entry, 0, &data, m)
 }
 
-fn subscribe(sim: &mut Sim, opts: ConsumerOptions) -> ConsumerId {
-    let c = sim.client.subscribe(sim.now, "t", opts).unwrap();
-    sim.run_until(Duration::from_secs(1), |e| {
-        matches!(e, Event::ConsumerReady { .. })
-    });
-    c
-}
-
 fn flows(sim: &Sim) -> Vec<u32> {
     sim.received_of(Type::Flow)
         .iter()
         .map(|f| f.command.flow.as_deref().unwrap().message_permits)
         .collect()
-}
-
-fn acks(sim: &Sim) -> Vec<pb::CommandAck> {
-    sim.received_of(Type::Ack)
-        .iter()
-        .map(|a| a.command.ack.as_deref().unwrap().clone())
-        .collect()
-}
-
-fn drain(sim: &mut Sim, c: ConsumerId) -> Vec<Message> {
-    std::iter::from_fn(|| sim.client.receive(sim.now, c)).collect()
 }
 
 fn opts() -> ConsumerOptions {
@@ -93,13 +74,13 @@ fn opts() -> ConsumerOptions {
 #[test]
 fn batches_larger_than_the_queue_never_stall_and_cost_one_permit_per_message() {
     let mut sim = Sim::new();
-    let c = subscribe(&mut sim, opts().with_receiver_queue_size(4));
+    let c = sim.subscribed(opts().with_receiver_queue_size(4));
     assert_eq!(flows(&sim), vec![4]);
     let conn = sim.conn_ids()[0];
     let ten: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
     let refs: Vec<&str> = ten.iter().map(String::as_str).collect();
     sim.inject(conn, batch(c.get(), 1, &refs));
-    let got = drain(&mut sim, c);
+    let got = sim.drain(c);
     sim.run_until_idle();
     assert_eq!(got.len(), 10);
     assert_eq!(&got[9].payload[..], b"m9");
@@ -114,10 +95,10 @@ fn batches_larger_than_the_queue_never_stall_and_cost_one_permit_per_message() {
 #[test]
 fn batch_payloads_are_slices_of_the_frame() {
     let mut sim = Sim::new();
-    let c = subscribe(&mut sim, opts());
+    let c = sim.subscribed(opts());
     let conn = sim.conn_ids()[0];
     sim.inject(conn, batch(c.get(), 1, &["aaaa", "bbbb", "cccc"]));
-    let got = drain(&mut sim, c);
+    let got = sim.drain(c);
     // consecutive entries: payload, then the next entry's 4-byte size and metadata, then payload
     let a = got[0].payload.as_ptr() as usize;
     let b = got[1].payload.as_ptr() as usize;
@@ -127,7 +108,7 @@ fn batch_payloads_are_slices_of_the_frame() {
 #[test]
 fn zero_queue_asks_for_one_message_per_receive_and_covers_batch_deficits() {
     let mut sim = Sim::new();
-    let c = subscribe(&mut sim, opts().with_receiver_queue_size(0));
+    let c = sim.subscribed(opts().with_receiver_queue_size(0));
     assert!(flows(&sim).is_empty(), "no permits on subscribe");
     assert!(sim.client.receive(sim.now, c).is_none());
     sim.run_until_idle();
@@ -137,7 +118,7 @@ fn zero_queue_asks_for_one_message_per_receive_and_covers_batch_deficits() {
     assert_eq!(flows(&sim), vec![1], "one request outstanding at a time");
     let conn = sim.conn_ids()[0];
     sim.inject(conn, batch(c.get(), 1, &["a", "b", "c"]));
-    assert_eq!(drain(&mut sim, c).len(), 3);
+    assert_eq!(sim.drain(c).len(), 3);
     sim.run_until_idle();
     // 1 granted, 3 delivered: the next request covers the deficit
     assert_eq!(flows(&sim), vec![1, 3]);
@@ -146,25 +127,25 @@ fn zero_queue_asks_for_one_message_per_receive_and_covers_batch_deficits() {
 #[test]
 fn acknowledging_one_message_of_a_batch_never_acknowledges_its_neighbours() {
     let mut sim = Sim::new();
-    let c = subscribe(&mut sim, opts().with_ack_group_time(Duration::ZERO));
+    let c = sim.subscribed(opts().with_ack_group_time(Duration::ZERO));
     let conn = sim.conn_ids()[0];
     sim.inject(conn, batch(c.get(), 1, &["a", "b", "c"]));
-    let got = drain(&mut sim, c);
+    let got = sim.drain(c);
     sim.client.ack(sim.now, c, &got[1].id).unwrap();
     sim.client.ack(sim.now, c, &got[0].id).unwrap();
     sim.run_until_idle();
     assert!(
-        acks(&sim).is_empty(),
+        sim.acks().is_empty(),
         "nothing acknowledged while index 2 is not"
     );
     // a redelivery of the batch only shows the unacknowledged message
     sim.inject(conn, batch(c.get(), 1, &["a", "b", "c"]));
-    let again = drain(&mut sim, c);
+    let again = sim.drain(c);
     assert_eq!(again.len(), 1);
     assert_eq!(&again[0].payload[..], b"c");
     sim.client.ack_message(sim.now, &again[0]).unwrap();
     sim.run_until_idle();
-    let a = acks(&sim);
+    let a = sim.acks();
     assert_eq!(a.len(), 1);
     assert_eq!(a[0].message_id.len(), 1);
     assert_eq!(a[0].message_id[0].entry_id, 1);
@@ -176,15 +157,16 @@ fn batch_index_acks_send_the_remaining_set() {
     let mut sim = Sim::new();
     let mut o = opts().with_ack_group_time(Duration::ZERO);
     o.batch_index_ack = true;
-    let c = subscribe(&mut sim, o);
+    let c = sim.subscribed(o);
     let conn = sim.conn_ids()[0];
     sim.inject(conn, batch(c.get(), 1, &["a", "b", "c"]));
-    let got = drain(&mut sim, c);
+    let got = sim.drain(c);
     sim.client.ack(sim.now, c, &got[0].id).unwrap();
     sim.client.ack(sim.now, c, &got[2].id).unwrap();
     sim.client.ack(sim.now, c, &got[1].id).unwrap();
     sim.run_until_idle();
-    let sets: Vec<Vec<i64>> = acks(&sim)
+    let sets: Vec<Vec<i64>> = sim
+        .acks()
         .iter()
         .map(|a| a.message_id[0].ack_set.clone())
         .collect();
@@ -205,7 +187,7 @@ fn batch_index_acks_send_the_remaining_set() {
         unreachable!()
     };
     sim.inject(conn, Reply::Payload(m.into(), meta3, data));
-    let got = drain(&mut sim, c);
+    let got = sim.drain(c);
     assert_eq!(got.len(), 1);
     assert_eq!(&got[0].payload[..], b"z");
     assert_eq!(got[0].redelivery_count, 1);
@@ -216,21 +198,21 @@ fn acks_are_grouped_by_time_and_count() {
     let mut sim = Sim::new();
     let mut o = opts();
     o.ack_group_max = 3;
-    let c = subscribe(&mut sim, o);
+    let c = sim.subscribed(o);
     let conn = sim.conn_ids()[0];
     for e in 0..5 {
         sim.inject(conn, msg(c.get(), e, 0, b"x", meta(e)));
     }
-    let got = drain(&mut sim, c);
+    let got = sim.drain(c);
     let t0 = sim.elapsed();
     sim.client.ack(sim.now, c, &got[0].id).unwrap();
     sim.client.ack(sim.now, c, &got[1].id).unwrap();
     sim.run_until_idle();
-    assert!(acks(&sim).is_empty());
+    assert!(sim.acks().is_empty());
     sim.run_for(Duration::from_millis(99));
-    assert!(acks(&sim).is_empty(), "not before 100 ms");
+    assert!(sim.acks().is_empty(), "not before 100 ms");
     sim.run_for(Duration::from_millis(1));
-    let a = acks(&sim);
+    let a = sim.acks();
     assert_eq!(a.len(), 1);
     assert_eq!(a[0].message_id.len(), 2, "one ACK for both");
     assert_eq!(
@@ -242,22 +224,22 @@ fn acks_are_grouped_by_time_and_count() {
         sim.client.ack(sim.now, c, &m.id).unwrap();
     }
     sim.run_until_idle();
-    assert_eq!(acks(&sim).len(), 2);
-    assert_eq!(acks(&sim)[1].message_id.len(), 3);
+    assert_eq!(sim.acks().len(), 2);
+    assert_eq!(sim.acks()[1].message_id.len(), 3);
 }
 
 #[test]
 fn cumulative_acks_and_their_limits() {
     let mut sim = Sim::new();
-    let c = subscribe(&mut sim, opts().with_ack_group_time(Duration::ZERO));
+    let c = sim.subscribed(opts().with_ack_group_time(Duration::ZERO));
     let conn = sim.conn_ids()[0];
     for e in 0..3 {
         sim.inject(conn, msg(c.get(), e, 0, b"x", meta(e)));
     }
-    let got = drain(&mut sim, c);
+    let got = sim.drain(c);
     sim.client.ack_cumulative(sim.now, c, &got[1].id).unwrap();
     sim.run_until_idle();
-    let a = acks(&sim);
+    let a = sim.acks();
     assert_eq!(a[0].ack_type, 1);
     assert_eq!(a[0].message_id[0].entry_id, 1);
     // redelivered messages up to the cumulative position are filtered
@@ -265,7 +247,7 @@ fn cumulative_acks_and_their_limits() {
     assert!(sim.client.receive(sim.now, c).is_none());
 
     let mut shared = Sim::new();
-    let c = subscribe(&mut shared, opts().with_type(SubscriptionType::Shared));
+    let c = shared.subscribed(opts().with_type(SubscriptionType::Shared));
     assert!(matches!(
         shared
             .client
@@ -294,11 +276,11 @@ fn ack_receipts_report_the_brokers_answer() {
     });
     let mut o = opts().with_ack_group_time(Duration::ZERO);
     o.ack_receipts = true;
-    let c = subscribe(&mut sim, o);
+    let c = sim.subscribed(o);
     let conn = sim.conn_ids()[0];
     sim.inject(conn, msg(c.get(), 1, 0, b"x", meta(1)));
     sim.inject(conn, msg(c.get(), 2, 0, b"x", meta(2)));
-    let got = drain(&mut sim, c);
+    let got = sim.drain(c);
     let r1 = sim.client.ack(sim.now, c, &got[0].id).unwrap();
     let r2 = sim.client.ack(sim.now, c, &got[1].id).unwrap();
     sim.run_until_idle();
@@ -313,7 +295,7 @@ fn ack_receipts_report_the_brokers_answer() {
         })
         .collect();
     assert_eq!(done, vec![(r1, true), (r2, false)]);
-    assert!(acks(&sim).iter().all(|a| a.request_id.is_some()));
+    assert!(sim.acks().iter().all(|a| a.request_id.is_some()));
 }
 
 fn redelivers(sim: &Sim) -> Vec<(Vec<u64>, Option<u64>)> {
@@ -336,8 +318,7 @@ fn redelivers(sim: &Sim) -> Vec<(Vec<u64>, Option<u64>)> {
 #[test]
 fn negative_acks_redeliver_after_the_delay_on_shared() {
     let mut sim = Sim::new();
-    let c = subscribe(
-        &mut sim,
+    let c = sim.subscribed(
         opts()
             .with_type(SubscriptionType::Shared)
             .with_negative_ack_delay(Duration::from_secs(5)),
@@ -345,7 +326,7 @@ fn negative_acks_redeliver_after_the_delay_on_shared() {
     let conn = sim.conn_ids()[0];
     sim.inject(conn, msg(c.get(), 1, 0, b"a", meta(1)));
     sim.inject(conn, msg(c.get(), 2, 0, b"b", meta(2)));
-    let got = drain(&mut sim, c);
+    let got = sim.drain(c);
     let t0 = sim.now;
     sim.client.negative_ack_message(sim.now, &got[0]).unwrap();
     sim.run_for(Duration::from_millis(4999));
@@ -369,7 +350,7 @@ fn negative_ack_backoff_grows_with_the_redelivery_count() {
         Duration::from_secs(1),
         Duration::from_secs(60),
     ));
-    let c = subscribe(&mut sim, o);
+    let c = sim.subscribed(o);
     let conn = sim.conn_ids()[0];
     sim.inject(conn, msg(c.get(), 1, 3, b"a", meta(1)));
     let m = sim.client.receive(sim.now, c).unwrap();
@@ -384,10 +365,7 @@ fn negative_ack_backoff_grows_with_the_redelivery_count() {
 #[test]
 fn exclusive_redelivery_asks_for_everything_with_a_new_epoch_and_drops_stale_frames() {
     let mut sim = Sim::new();
-    let c = subscribe(
-        &mut sim,
-        opts().with_negative_ack_delay(Duration::from_secs(1)),
-    );
+    let c = sim.subscribed(opts().with_negative_ack_delay(Duration::from_secs(1)));
     let conn = sim.conn_ids()[0];
     sim.inject(conn, msg(c.get(), 1, 0, b"a", meta(1)));
     sim.inject(conn, msg(c.get(), 2, 0, b"b", meta(2)));
@@ -417,8 +395,7 @@ fn exclusive_redelivery_asks_for_everything_with_a_new_epoch_and_drops_stale_fra
 #[test]
 fn ack_timeout_redelivers_unacknowledged_messages() {
     let mut sim = Sim::new();
-    let c = subscribe(
-        &mut sim,
+    let c = sim.subscribed(
         opts()
             .with_type(SubscriptionType::Shared)
             .with_ack_timeout(Duration::from_secs(10))
@@ -428,7 +405,7 @@ fn ack_timeout_redelivers_unacknowledged_messages() {
     sim.inject(conn, msg(c.get(), 1, 0, b"a", meta(1)));
     sim.inject(conn, msg(c.get(), 2, 0, b"b", meta(2)));
     let t0 = sim.now;
-    let got = drain(&mut sim, c);
+    let got = sim.drain(c);
     sim.client.ack(sim.now, c, &got[1].id).unwrap();
     sim.run_for(Duration::from_secs(20));
     assert_eq!(redelivers(&sim), vec![(vec![1], None)]);
@@ -441,8 +418,7 @@ fn ack_timeout_redelivers_unacknowledged_messages() {
 #[test]
 fn messages_redelivered_too_often_go_to_the_dead_letter_topic() {
     let mut sim = Sim::new();
-    let c = subscribe(
-        &mut sim,
+    let c = sim.subscribed(
         opts()
             .with_type(SubscriptionType::Shared)
             .with_negative_ack_delay(Duration::from_secs(1))
@@ -487,7 +463,7 @@ fn messages_redelivered_too_often_go_to_the_dead_letter_topic() {
         ]
     );
     // acknowledged on its own topic once published, never redelivered
-    let a = acks(&sim);
+    let a = sim.acks();
     assert_eq!(a.len(), 1);
     assert_eq!(a[0].message_id[0].entry_id, 1);
     assert!(redelivers(&sim).is_empty());
@@ -523,8 +499,7 @@ fn chunk(
 #[test]
 fn chunked_messages_are_reassembled_and_acknowledged_as_a_whole() {
     let mut sim = Sim::new();
-    let c = subscribe(
-        &mut sim,
+    let c = sim.subscribed(
         opts()
             .with_ack_group_time(Duration::ZERO)
             .with_receiver_queue_size(4),
@@ -540,7 +515,8 @@ fn chunked_messages_are_reassembled_and_acknowledged_as_a_whole() {
     assert_eq!(m.id.entry_id, 4);
     sim.client.ack(sim.now, c, &m.id).unwrap();
     sim.run_until_idle();
-    let entries: Vec<u64> = acks(&sim)
+    let entries: Vec<u64> = sim
+        .acks()
         .iter()
         .flat_map(|a| a.message_id.iter().map(|m| m.entry_id))
         .collect();
@@ -549,7 +525,8 @@ fn chunked_messages_are_reassembled_and_acknowledged_as_a_whole() {
     assert_eq!(flows(&sim), vec![4, 2, 2]);
     // an incomplete message expires after a minute: its chunks are acknowledged, the app told
     sim.run_for(Duration::from_secs(61));
-    let entries: Vec<u64> = acks(&sim)
+    let entries: Vec<u64> = sim
+        .acks()
         .iter()
         .flat_map(|a| a.message_id.iter().map(|m| m.entry_id))
         .collect();
@@ -566,7 +543,7 @@ fn chunked_messages_are_reassembled_and_acknowledged_as_a_whole() {
 #[test]
 fn corrupt_frames_are_reported_to_the_broker_and_the_application() {
     let mut sim = Sim::new();
-    let c = subscribe(&mut sim, opts());
+    let c = sim.subscribed(opts());
     let conn = sim.conn_ids()[0];
     // a MESSAGE whose checksum does not match its content
     let mut buf = BytesMut::new();
@@ -589,7 +566,7 @@ fn corrupt_frames_are_reported_to_the_broker_and_the_application() {
     m.num_messages_in_batch = Some(2);
     sim.inject(conn, msg(c.get(), 6, 0, b"\x00\x00\x00\x02\x18\x05ab", m));
     assert!(sim.client.receive(sim.now, c).is_none(), "never garbage");
-    let a = acks(&sim);
+    let a = sim.acks();
     let v: Vec<(u64, Option<i32>)> = a
         .iter()
         .map(|a| (a.message_id[0].entry_id, a.validation_error))
@@ -623,7 +600,7 @@ fn subscribe_carries_every_option() {
     o.properties = vec![("c".into(), "d".into())];
     o.initial_position = pulsar_core::InitialPosition::Earliest;
     o.durable = false;
-    subscribe(&mut sim, o);
+    sim.subscribed(o);
     let s = sim.received_of(Type::Subscribe)[0]
         .command
         .subscribe
@@ -650,13 +627,7 @@ fn subscribe_carries_every_option() {
 #[test]
 fn reconnection_drops_the_queue_resubscribes_and_readers_resume_after_the_last_seen() {
     let mut sim = Sim::new();
-    let r = sim
-        .client
-        .create_reader(sim.now, "t", ReaderOptions::new(MessageId::EARLIEST))
-        .unwrap();
-    sim.run_until(Duration::from_secs(1), |e| {
-        matches!(e, Event::ConsumerReady { .. })
-    });
+    let r = sim.reader_from_earliest();
     let conn = sim.conn_ids()[0];
     for e in 1..=3 {
         sim.inject(conn, msg(r.get(), e, 0, b"x", meta(e)));
@@ -682,7 +653,7 @@ fn reconnection_drops_the_queue_resubscribes_and_readers_resume_after_the_last_s
     let conn = sim.conn_ids()[0];
     sim.inject(conn, msg(r.get(), 1, 0, b"x", meta(1)));
     sim.inject(conn, msg(r.get(), 2, 0, b"x", meta(2)));
-    let got = drain(&mut sim, r);
+    let got = sim.drain(r);
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].id.entry_id, 2);
 }
@@ -708,7 +679,7 @@ fn inclusive_reader_delivers_the_start_message() {
     let conn = sim.conn_ids()[0];
     sim.inject(conn, msg(r.get(), 4, 0, b"x", meta(4)));
     sim.inject(conn, msg(r.get(), 5, 0, b"y", meta(5)));
-    let got = drain(&mut sim, r);
+    let got = sim.drain(r);
     assert_eq!(
         got.iter().map(|m| m.id.entry_id).collect::<Vec<_>>(),
         vec![4, 5]
@@ -780,7 +751,7 @@ fn inclusive_reader_at_latest_is_positioned_at_the_last_message_before_it_is_rea
     let conn = sim.conn_ids()[0];
     sim.inject(conn, msg(r.get(), 6, 0, b"last", meta(6)));
     sim.inject(conn, msg(r.get(), 7, 0, b"new", meta(7)));
-    let got = drain(&mut sim, r);
+    let got = sim.drain(r);
     assert_eq!(
         got.iter().map(|m| &m.payload[..]).collect::<Vec<_>>(),
         vec![&b"last"[..], &b"new"[..]]
@@ -837,7 +808,7 @@ fn seek_drops_stale_messages_and_restarts_after_the_broker_closes_the_consumer()
             Reply::Cmd(success(s.request_id)),
         ])
     });
-    let c = subscribe(&mut sim, opts());
+    let c = sim.subscribed(opts());
     let conn = sim.conn_ids()[0];
     sim.inject(conn, msg(c.get(), 7, 0, b"old", meta(7)));
     let r = sim
@@ -895,13 +866,7 @@ fn last_message_id_and_has_message_available() {
             .into(),
         )])
     });
-    let r = sim
-        .client
-        .create_reader(sim.now, "t", ReaderOptions::new(MessageId::EARLIEST))
-        .unwrap();
-    sim.run_until(Duration::from_secs(1), |e| {
-        matches!(e, Event::ConsumerReady { .. })
-    });
+    let r = sim.reader_from_earliest();
     let q = sim.client.get_last_message_ids(sim.now, r).unwrap();
     let e = sim.run_until(Duration::from_secs(1), |e| {
         matches!(e, Event::LastMessageIds { .. })
@@ -939,19 +904,11 @@ fn partitioned_topics_merge_every_partition_under_one_consumer() {
     let mut sim = Sim::new();
     sim.hook(SERVICE, |_, cmd| {
         let m = cmd.partition_metadata.as_deref()?;
-        Some(vec![Reply::Cmd(
-            pb::CommandPartitionedTopicMetadataResponse {
-                partitions: Some(3),
-                request_id: m.request_id,
-                response: Some(0),
-                ..Default::default()
-            }
-            .into(),
-        )])
+        Some(vec![support::partitioned_metadata(m.request_id, 3)])
     });
     let mut o = opts().with_ack_group_time(Duration::ZERO);
     o.max_total_receiver_queue_size = 30;
-    let c = subscribe(&mut sim, o);
+    let c = sim.subscribed(o);
     let subs = sim.received_of(Type::Subscribe);
     let topics: Vec<String> = subs
         .iter()
@@ -976,7 +933,7 @@ fn partitioned_topics_merge_every_partition_under_one_consumer() {
     let conn = sim.conn_ids()[0];
     sim.inject(conn, msg(ids[2], 1, 0, b"p2", meta(1)));
     sim.inject(conn, msg(ids[0], 1, 0, b"p0", meta(1)));
-    let got = drain(&mut sim, c);
+    let got = sim.drain(c);
     assert_eq!(got.len(), 2);
     assert_eq!(got[0].id.partition, 2);
     assert_eq!(&*got[0].topic, format!("{T}-partition-2"));
@@ -984,7 +941,7 @@ fn partitioned_topics_merge_every_partition_under_one_consumer() {
     // acknowledged by id: the partition names the wire consumer
     sim.client.ack(sim.now, c, &got[0].id).unwrap();
     sim.run_until_idle();
-    assert_eq!(acks(&sim)[0].consumer_id, ids[2]);
+    assert_eq!(sim.acks()[0].consumer_id, ids[2]);
 }
 
 #[test]
@@ -1054,7 +1011,7 @@ fn unsubscribe_flushes_acks_then_closes() {
         let u = cmd.unsubscribe.as_deref()?;
         Some(vec![Reply::Cmd(success(u.request_id))])
     });
-    let c = subscribe(&mut sim, opts());
+    let c = sim.subscribed(opts());
     let conn = sim.conn_ids()[0];
     sim.inject(conn, msg(c.get(), 1, 0, b"x", meta(1)));
     let m = sim.client.receive(sim.now, c).unwrap();
@@ -1082,7 +1039,7 @@ fn unsubscribe_flushes_acks_then_closes() {
 #[test]
 fn close_flushes_pending_acks_first_and_broker_events_reach_the_app() {
     let mut sim = Sim::new();
-    let c = subscribe(&mut sim, opts().with_type(SubscriptionType::Failover));
+    let c = sim.subscribed(opts().with_type(SubscriptionType::Failover));
     let conn = sim.conn_ids()[0];
     sim.inject(
         conn,
@@ -1137,7 +1094,7 @@ fn reconsume_later_goes_through_the_retry_topic_then_the_dead_letter_topic() {
         .with_ack_group_time(Duration::ZERO)
         .with_dead_letter(DeadLetterPolicy::new(2));
     o.retry_enabled = true;
-    let c = subscribe(&mut sim, o);
+    let c = sim.subscribed(o);
     let subs = sim.received_of(Type::Subscribe);
     let topics: Vec<(String, u64)> = subs
         .iter()
@@ -1191,7 +1148,7 @@ fn reconsume_later_goes_through_the_retry_topic_then_the_dead_letter_topic() {
     assert_eq!(prop("why").as_deref(), Some("busy"));
     assert_eq!(md.deliver_at_time, Some(md.publish_time as i64 + 5000));
     assert_eq!(
-        acks(&sim)[0].message_id[0].entry_id,
+        sim.acks()[0].message_id[0].entry_id,
         1,
         "the original is acknowledged"
     );
@@ -1342,19 +1299,14 @@ fn partitions_added_later_are_joined() {
     let p2 = partitions.clone();
     sim.hook(SERVICE, move |_, cmd| {
         let m = cmd.partition_metadata.as_deref()?;
-        Some(vec![Reply::Cmd(
-            pb::CommandPartitionedTopicMetadataResponse {
-                partitions: Some(*p2.borrow()),
-                request_id: m.request_id,
-                response: Some(0),
-                ..Default::default()
-            }
-            .into(),
+        Some(vec![support::partitioned_metadata(
+            m.request_id,
+            *p2.borrow(),
         )])
     });
     let mut o = opts();
     o.partitions_update_interval = Some(Duration::from_secs(60));
-    subscribe(&mut sim, o);
+    sim.subscribed(o);
     assert_eq!(sim.received_of(Type::Subscribe).len(), 2);
     *partitions.borrow_mut() = 3;
     sim.run_for(Duration::from_secs(59));
@@ -1385,13 +1337,7 @@ fn a_seeking_reader_resubscribes_only_after_the_seek_is_answered() {
             .into(),
         )])
     });
-    let r = sim
-        .client
-        .create_reader(sim.now, "t", ReaderOptions::new(MessageId::EARLIEST))
-        .unwrap();
-    sim.run_until(Duration::from_secs(1), |e| {
-        matches!(e, Event::ConsumerReady { .. })
-    });
+    let r = sim.reader_from_earliest();
     let conn = sim.conn_ids()[0];
     sim.inject(conn, msg(r.get(), 5, 0, b"x", meta(5)));
     sim.client.receive(sim.now, r).unwrap();

@@ -9,34 +9,13 @@ mod support;
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use pulsar_core::{ConsumerId, ConsumerOptions, Event, Message};
-use pulsar_proto::pb::{self, base_command::Type, command_ack::AckType};
+use pulsar_core::{ConnectionId, ConsumerId, ConsumerOptions, Event};
+use pulsar_proto::pb::{base_command::Type, command_ack::AckType};
 use support::{meta, Reply, Sim};
 
-/// Chunk `id` of 2 of message `uuid` at entry `entry` of ledger 9, published at 1 s on the
-/// client's wall clock.
+/// Chunk `id` of 2 of message `uuid` at entry `entry` of ledger 9.
 fn chunk(consumer: ConsumerId, entry: u64, uuid: &str, id: i32, data: &[u8]) -> Reply {
-    let mut m = meta(entry);
-    m.publish_time = 1_000;
-    m.uuid = Some(uuid.into());
-    m.chunk_id = Some(id);
-    m.num_chunks_from_msg = Some(2);
-    m.total_chunk_msg_size = Some(2 * data.len() as i32);
-    Reply::Payload(
-        pb::CommandMessage {
-            consumer_id: consumer.get(),
-            message_id: pb::MessageIdData {
-                ledger_id: 9,
-                entry_id: entry,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .into(),
-        Box::new(m),
-        Bytes::copy_from_slice(data),
-    )
+    support::chunk(consumer.get(), entry, uuid, id, 2, data)
 }
 
 /// A plain message at entry `entry` of ledger 9.
@@ -59,17 +38,14 @@ fn cumulative(entry: u64) -> (i32, u64) {
     (AckType::Cumulative as i32, entry)
 }
 
-fn drain(sim: &mut Sim, c: ConsumerId) -> Vec<Message> {
-    std::iter::from_fn(|| sim.client.receive(sim.now, c)).collect()
-}
-
-fn subscribed(sim: &mut Sim) -> ConsumerId {
-    let o = ConsumerOptions::new("sub").with_ack_group_time(Duration::ZERO);
-    let c = sim.client.subscribe(sim.now, "t", o).unwrap();
-    sim.run_until(Duration::from_secs(1), |e| {
-        matches!(e, Event::ConsumerReady { .. })
-    });
-    c
+/// A consumer acknowledging at once gets the first chunk of message `a` at entry 5 and a plain
+/// message at entry 6.
+fn chunk_then_plain(sim: &mut Sim) -> (ConsumerId, ConnectionId) {
+    let c = sim.subscribed(ConsumerOptions::new("sub").with_ack_group_time(Duration::ZERO));
+    let conn = sim.conn_ids()[0];
+    sim.inject(conn, chunk(c, 5, "a", 0, b"a0"));
+    sim.inject(conn, plain(c, 6));
+    (c, conn)
 }
 
 /// Message `a` has its chunks at entries 5 and 8, plain messages at 6 and 7 between them.
@@ -77,19 +53,16 @@ fn subscribed(sim: &mut Sim) -> ConsumerId {
 #[test]
 fn a_cumulative_ack_stops_before_the_first_chunk_of_a_message_not_yet_acknowledged() {
     let mut sim = Sim::new();
-    let c = subscribed(&mut sim);
-    let conn = sim.conn_ids()[0];
-    sim.inject(conn, chunk(c, 5, "a", 0, b"a0"));
-    sim.inject(conn, plain(c, 6));
+    let (c, conn) = chunk_then_plain(&mut sim);
     sim.inject(conn, plain(c, 7));
-    let got = drain(&mut sim, c);
+    let got = sim.drain(c);
     assert_eq!(got.len(), 2);
     sim.client.ack_cumulative(sim.now, c, &got[1].id).unwrap();
     sim.run_until_idle();
     assert_eq!(acks(&sim), vec![cumulative(4)]);
     // whole but not acknowledged yet: still held
     sim.inject(conn, chunk(c, 8, "a", 1, b"a1"));
-    let a = drain(&mut sim, c);
+    let a = sim.drain(c);
     assert_eq!(a[0].payload.as_ref(), b"a0a1");
     sim.run_for(Duration::from_secs(1));
     assert_eq!(acks(&sim), vec![cumulative(4)]);
@@ -103,11 +76,8 @@ fn a_cumulative_ack_stops_before_the_first_chunk_of_a_message_not_yet_acknowledg
 #[test]
 fn a_cumulative_ack_held_back_goes_out_when_the_incomplete_message_expires() {
     let mut sim = Sim::new();
-    let c = subscribed(&mut sim);
-    let conn = sim.conn_ids()[0];
-    sim.inject(conn, chunk(c, 5, "a", 0, b"a0"));
-    sim.inject(conn, plain(c, 6));
-    let got = drain(&mut sim, c);
+    let (c, _) = chunk_then_plain(&mut sim);
+    let got = sim.drain(c);
     sim.client.ack_cumulative(sim.now, c, &got[0].id).unwrap();
     sim.run_until_idle();
     assert_eq!(acks(&sim), vec![cumulative(4)]);
@@ -122,11 +92,8 @@ fn a_cumulative_ack_held_back_goes_out_when_the_incomplete_message_expires() {
 #[test]
 fn a_cumulative_ack_made_while_disconnected_stops_before_the_chunks_held_at_the_loss() {
     let mut sim = Sim::new();
-    let c = subscribed(&mut sim);
-    let conn = sim.conn_ids()[0];
-    sim.inject(conn, chunk(c, 5, "a", 0, b"a0"));
-    sim.inject(conn, plain(c, 6));
-    let got = drain(&mut sim, c);
+    let (c, conn) = chunk_then_plain(&mut sim);
+    let got = sim.drain(c);
     sim.broker_close(conn);
     sim.client.ack_cumulative(sim.now, c, &got[0].id).unwrap();
     sim.run_until(Duration::from_secs(5), |e| {
@@ -139,7 +106,7 @@ fn a_cumulative_ack_made_while_disconnected_stops_before_the_chunks_held_at_the_
     sim.inject(conn, plain(c, 6));
     sim.inject(conn, chunk(c, 8, "a", 1, b"a1"));
     // (entry 6 is acknowledged, its ack only held back: not shown again)
-    let again = drain(&mut sim, c);
+    let again = sim.drain(c);
     let payloads: Vec<&[u8]> = again.iter().map(|m| m.payload.as_ref()).collect();
     assert_eq!(payloads, vec![&b"a0a1"[..]]);
     sim.client.ack_cumulative(sim.now, c, &again[0].id).unwrap();

@@ -7,34 +7,11 @@ mod support;
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use pulsar_core::{ConsumerId, ConsumerOptions, Event, ReceiveError, SubscriptionType};
-use pulsar_proto::pb::{self, base_command::Type};
-use support::{meta, Reply, Sim};
-
-/// Chunk `id` of `total` of message `uuid` at entry `entry`.
-fn chunk(consumer: u64, entry: u64, uuid: &str, id: i32, total: i32, data: &[u8]) -> Reply {
-    let mut m = meta(entry);
-    m.publish_time = 1_000;
-    m.uuid = Some(uuid.into());
-    m.chunk_id = Some(id);
-    m.num_chunks_from_msg = Some(total);
-    m.total_chunk_msg_size = Some(total * data.len() as i32);
-    Reply::Payload(
-        pb::CommandMessage {
-            consumer_id: consumer,
-            message_id: pb::MessageIdData {
-                ledger_id: 9,
-                entry_id: entry,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .into(),
-        Box::new(m),
-        Bytes::copy_from_slice(data),
-    )
-}
+use pulsar_core::{
+    ConnectionId, ConsumerId, ConsumerOptions, Event, ReceiveError, SubscriptionType,
+};
+use pulsar_proto::pb::base_command::Type;
+use support::{chunk, Sim};
 
 fn acked_entries(sim: &Sim) -> Vec<u64> {
     sim.received_of(Type::Ack)
@@ -68,11 +45,17 @@ fn subscribed_with(
         o = o.with_ack_timeout(t);
     }
     o.max_pending_chunked_messages = 2;
-    let c = sim.client.subscribe(sim.now, "t", o).unwrap();
-    sim.run_until(Duration::from_secs(1), |e| {
-        matches!(e, Event::ConsumerReady { .. })
-    });
-    c
+    sim.subscribed(o)
+}
+
+/// Messages a, b and c begin (entries 1-3) before b and c end (entries 4 and 5): with room for
+/// two incomplete messages, a is evicted when c begins.
+fn inject_three_begun_two_ended(sim: &mut Sim, conn: ConnectionId, c: ConsumerId) {
+    sim.inject(conn, chunk(c.get(), 1, "a", 0, 2, b"a0"));
+    sim.inject(conn, chunk(c.get(), 2, "b", 0, 2, b"b0"));
+    sim.inject(conn, chunk(c.get(), 3, "c", 0, 2, b"c0"));
+    sim.inject(conn, chunk(c.get(), 4, "b", 1, 2, b"b1"));
+    sim.inject(conn, chunk(c.get(), 5, "c", 1, 2, b"c1"));
 }
 
 /// Three messages begin before any completes, with room for two: the first is evicted. It used
@@ -86,21 +69,14 @@ fn evicting_an_incomplete_chunked_message_does_not_rewind_an_in_order_subscripti
         let mut sim = Sim::new();
         let c = subscribed(&mut sim, kind);
         let conn = sim.conn_ids()[0];
-        // a, b, c start (entries 1-3): a is evicted when c starts
-        sim.inject(conn, chunk(c.get(), 1, "a", 0, 2, b"a0"));
-        sim.inject(conn, chunk(c.get(), 2, "b", 0, 2, b"b0"));
-        sim.inject(conn, chunk(c.get(), 3, "c", 0, 2, b"c0"));
-        sim.inject(conn, chunk(c.get(), 4, "b", 1, 2, b"b1"));
-        sim.inject(conn, chunk(c.get(), 5, "c", 1, 2, b"c1"));
+        inject_three_begun_two_ended(&mut sim, conn, c);
         sim.run_for(Duration::from_secs(1));
         assert!(
             sim.received_of(Type::RedeliverUnacknowledgedMessages)
                 .is_empty(),
             "{kind:?}: no redelivery, it would replay the same eviction"
         );
-        let got: Vec<Vec<u8>> = std::iter::from_fn(|| sim.client.receive(sim.now, c))
-            .map(|m| m.payload.to_vec())
-            .collect();
+        let got: Vec<Vec<u8>> = sim.drain(c).iter().map(|m| m.payload.to_vec()).collect();
         assert_eq!(got, vec![b"b0b1".to_vec(), b"c0c1".to_vec()], "{kind:?}");
         assert!(
             sim.events.iter().any(|(_, e)| matches!(
@@ -137,13 +113,9 @@ fn an_evicted_chunked_message_is_not_left_to_the_ack_timeout_on_an_in_order_subs
         let mut sim = Sim::new();
         let c = subscribed_with(&mut sim, kind, Some(Duration::from_secs(5)));
         let conn = sim.conn_ids()[0];
-        sim.inject(conn, chunk(c.get(), 1, "a", 0, 2, b"a0"));
-        sim.inject(conn, chunk(c.get(), 2, "b", 0, 2, b"b0"));
-        sim.inject(conn, chunk(c.get(), 3, "c", 0, 2, b"c0"));
-        sim.inject(conn, chunk(c.get(), 4, "b", 1, 2, b"b1"));
-        sim.inject(conn, chunk(c.get(), 5, "c", 1, 2, b"c1"));
+        inject_three_begun_two_ended(&mut sim, conn, c);
         sim.run_for(Duration::from_secs(1));
-        let got: Vec<_> = std::iter::from_fn(|| sim.client.receive(sim.now, c)).collect();
+        let got = sim.drain(c);
         assert_eq!(got.len(), 2, "{kind:?}: b and c");
         for m in &got {
             sim.client.ack_message(sim.now, m).unwrap();

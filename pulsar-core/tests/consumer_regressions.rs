@@ -10,9 +10,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use pulsar_core::{ConsumerOptions, Event, MessageId, ReaderOptions, ReceiveError};
+use pulsar_core::{ConsumerOptions, Event, MessageId, ReceiveError};
 use pulsar_proto::pb::{self, base_command::Type};
-use support::{meta, Reply, Sim, SERVICE};
+use support::{chunk, meta, partitioned_metadata, Reply, Sim, SERVICE};
 
 /// SUBSCRIBE requests held back by the broker (request ids), answered by the test.
 fn hold_subscribes(sim: &mut Sim) -> Rc<RefCell<Vec<u64>>> {
@@ -110,15 +110,7 @@ fn cleanup_close_of_a_failed_partitioned_consumer_expires_when_unanswered() {
     let mut sim = Sim::new();
     sim.hook(SERVICE, |_, cmd| {
         if let Some(m) = cmd.partition_metadata.as_deref() {
-            return Some(vec![Reply::Cmd(
-                pb::CommandPartitionedTopicMetadataResponse {
-                    partitions: Some(2),
-                    request_id: m.request_id,
-                    response: Some(0),
-                    ..Default::default()
-                }
-                .into(),
-            )]);
+            return Some(vec![partitioned_metadata(m.request_id, 2)]);
         }
         if let Some(s) = cmd.subscribe.as_deref() {
             if s.topic.ends_with("-partition-1") {
@@ -194,33 +186,17 @@ fn batch(consumer: u64, entry: u64, n: usize) -> Reply {
 /// connection drops: returns the start id of the resubscription.
 fn reader_resubscribe_start(read: usize) -> pb::MessageIdData {
     let mut sim = Sim::new();
-    let r = sim
-        .client
-        .create_reader(sim.now, "t", ReaderOptions::new(MessageId::EARLIEST))
-        .unwrap();
-    sim.run_until(Duration::from_secs(1), |e| {
-        matches!(e, Event::ConsumerReady { .. })
-    });
+    let r = sim.reader_from_earliest();
     let conn = sim.conn_ids()[0];
     sim.inject(conn, batch(r.get(), 1, 1));
     sim.inject(conn, batch(r.get(), 2, 3));
     for _ in 0..read {
         sim.client.receive(sim.now, r).unwrap();
     }
-    sim.broker_close(conn);
-    sim.run_until(Duration::from_secs(5), |e| {
-        matches!(e, Event::ConsumerReconnected { .. })
-    });
-    let subs = sim.received_of(Type::Subscribe);
-    assert_eq!(subs.len(), 2);
-    subs[1]
-        .command
-        .subscribe
-        .as_deref()
-        .unwrap()
-        .start_message_id
-        .clone()
-        .unwrap()
+    sim.close_and_resubscribe(conn);
+    let starts = sim.subscribe_starts();
+    assert_eq!(starts.len(), 2);
+    starts[1].clone().unwrap()
 }
 
 #[test]
@@ -236,35 +212,13 @@ fn reader_resubscribing_before_an_unread_batch_restarts_after_the_previous_entry
     assert_eq!(start.batch_index, Some(0));
 }
 
-fn acks(sim: &Sim) -> Vec<pb::CommandAck> {
-    sim.received_of(Type::Ack)
-        .iter()
-        .map(|a| a.command.ack.as_deref().unwrap().clone())
-        .collect()
-}
-
-fn drain(sim: &mut Sim, c: pulsar_core::ConsumerId) -> Vec<pulsar_core::Message> {
-    std::iter::from_fn(|| sim.client.receive(sim.now, c)).collect()
-}
-
-fn subscribed(sim: &mut Sim, opts: ConsumerOptions) -> pulsar_core::ConsumerId {
-    let c = sim.client.subscribe(sim.now, "t", opts).unwrap();
-    sim.run_until(Duration::from_secs(1), |e| {
-        matches!(e, Event::ConsumerReady { .. })
-    });
-    c
-}
-
 #[test]
 fn hostile_batch_sizes_and_indexes_in_acks_are_clamped() {
     let mut sim = Sim::new();
-    let c = subscribed(
-        &mut sim,
-        ConsumerOptions::new("sub").with_ack_group_time(Duration::ZERO),
-    );
+    let c = sim.subscribed(ConsumerOptions::new("sub").with_ack_group_time(Duration::ZERO));
     let conn = sim.conn_ids()[0];
     sim.inject(conn, batch(c.get(), 2, 3));
-    let got = drain(&mut sim, c);
+    let got = sim.drain(c);
     assert_eq!(got.len(), 3);
     sim.client.ack(sim.now, c, &got[0].id).unwrap();
     // an id claiming a huge batch and an index far past its end: the batch's real size wins,
@@ -276,7 +230,7 @@ fn hostile_batch_sizes_and_indexes_in_acks_are_clamped() {
     sim.client.ack_cumulative(sim.now, c, &forged).unwrap();
     sim.run_until_idle();
     assert!(started.elapsed() < Duration::from_secs(2), "no huge loop");
-    let a = acks(&sim);
+    let a = sim.acks();
     assert_eq!(a.len(), 1, "{a:?}");
     assert_eq!(a[0].ack_type, pb::command_ack::AckType::Cumulative as i32);
     assert_eq!(a[0].message_id[0].entry_id, 2, "the whole entry");
@@ -287,7 +241,7 @@ fn hostile_batch_sizes_and_indexes_in_acks_are_clamped() {
     sim.client.ack(sim.now, c, &forged).unwrap();
     sim.run_until_idle();
     assert_eq!(
-        acks(&sim).len(),
+        sim.acks().len(),
         1,
         "the rest of the forged batch is unacked"
     );
@@ -319,34 +273,28 @@ fn hostile_batch_sizes_and_indexes_in_acks_are_clamped() {
 #[test]
 fn messages_redelivered_after_a_lost_ack_reach_the_application_again() {
     let mut sim = Sim::new();
-    let c = subscribed(
-        &mut sim,
-        ConsumerOptions::new("sub").with_ack_group_time(Duration::ZERO),
-    );
+    let c = sim.subscribed(ConsumerOptions::new("sub").with_ack_group_time(Duration::ZERO));
     let conn = sim.conn_ids()[0];
     for e in 1..=3 {
         sim.inject(conn, support::message(c.get(), e, b"m", meta(e)));
     }
     sim.inject(conn, batch(c.get(), 4, 3));
-    let got = drain(&mut sim, c);
+    let got = sim.drain(c);
     assert_eq!(got.len(), 6);
     // the broker never sees these acks
     sim.black_hole(conn);
     sim.client.ack_cumulative(sim.now, c, &got[2].id).unwrap();
     sim.client.ack(sim.now, c, &got[3].id).unwrap();
     sim.run_until_idle();
-    assert_eq!(acks(&sim).len(), 1, "the cumulative ack was written");
-    sim.broker_close(conn);
-    sim.run_until(Duration::from_secs(5), |e| {
-        matches!(e, Event::ConsumerReconnected { .. })
-    });
+    assert_eq!(sim.acks().len(), 1, "the cumulative ack was written");
+    sim.close_and_resubscribe(conn);
     let conn = *sim.conn_ids().last().unwrap();
     // the broker redelivers everything: the cursor never moved
     for e in 1..=3 {
         sim.inject(conn, support::message(c.get(), e, b"m", meta(e)));
     }
     sim.inject(conn, batch(c.get(), 4, 3));
-    let again = drain(&mut sim, c);
+    let again = sim.drain(c);
     assert_eq!(
         again.len(),
         6,
@@ -354,7 +302,7 @@ fn messages_redelivered_after_a_lost_ack_reach_the_application_again() {
     );
     sim.client.ack_cumulative(sim.now, c, &again[5].id).unwrap();
     sim.run_until_idle();
-    let a = acks(&sim);
+    let a = sim.acks();
     let last = a.last().unwrap();
     assert_eq!(last.ack_type, pb::command_ack::AckType::Cumulative as i32);
     assert_eq!(last.message_id[0].entry_id, 4);
@@ -366,18 +314,13 @@ fn messages_redelivered_after_a_lost_ack_reach_the_application_again() {
 #[test]
 fn pending_acks_precede_the_permits_of_a_resubscription() {
     let mut sim = Sim::new();
-    let c = subscribed(
-        &mut sim,
-        ConsumerOptions::new("sub").with_ack_group_time(Duration::from_secs(10)),
-    );
+    let c =
+        sim.subscribed(ConsumerOptions::new("sub").with_ack_group_time(Duration::from_secs(10)));
     let conn = sim.conn_ids()[0];
     sim.inject(conn, support::message(c.get(), 1, b"m", meta(1)));
-    let got = drain(&mut sim, c);
+    let got = sim.drain(c);
     sim.client.ack_cumulative(sim.now, c, &got[0].id).unwrap();
-    sim.broker_close(conn);
-    sim.run_until(Duration::from_secs(5), |e| {
-        matches!(e, Event::ConsumerReconnected { .. })
-    });
+    sim.close_and_resubscribe(conn);
     let conn = *sim.conn_ids().last().unwrap();
     let order: Vec<Type> = sim
         .received
@@ -389,7 +332,7 @@ fn pending_acks_precede_the_permits_of_a_resubscription() {
     assert_eq!(order, vec![Type::Ack, Type::Flow]);
     // still acknowledged: a redelivery racing the ack is not shown again
     sim.inject(conn, support::message(c.get(), 1, b"m", meta(1)));
-    assert!(drain(&mut sim, c).is_empty());
+    assert!(sim.drain(c).is_empty());
 }
 
 /// Bug C: without batch index acks, a redelivered partly acknowledged batch (MESSAGE with the
@@ -398,10 +341,7 @@ fn pending_acks_precede_the_permits_of_a_resubscription() {
 #[test]
 fn a_redelivered_partly_acknowledged_batch_is_acknowledged_once_its_rest_is() {
     let mut sim = Sim::new();
-    let c = subscribed(
-        &mut sim,
-        ConsumerOptions::new("sub").with_ack_group_time(Duration::ZERO),
-    );
+    let c = sim.subscribed(ConsumerOptions::new("sub").with_ack_group_time(Duration::ZERO));
     let conn = sim.conn_ids()[0];
     let Reply::Payload(mut cmd, m, data) = batch(c.get(), 2, 3) else {
         unreachable!()
@@ -409,40 +349,15 @@ fn a_redelivered_partly_acknowledged_batch_is_acknowledged_once_its_rest_is() {
     // indexes 0 and 2 acknowledged on the broker (e.g. by an earlier consumer)
     cmd.message.as_mut().unwrap().ack_set = vec![0b010];
     sim.inject(conn, Reply::Payload(cmd, m, data));
-    let got = drain(&mut sim, c);
+    let got = sim.drain(c);
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].id.batch_index, 1);
     sim.client.ack(sim.now, c, &got[0].id).unwrap();
     sim.run_until_idle();
-    let a = acks(&sim);
+    let a = sim.acks();
     assert_eq!(a.len(), 1, "the entry is acknowledged: {a:?}");
     assert_eq!(a[0].message_id[0].entry_id, 2);
     assert!(a[0].message_id[0].ack_set.is_empty(), "whole entry");
-}
-
-/// A chunk of message `uuid` (chunk `id` of `total`, `size` bytes in all) at entry `entry` of
-/// ledger 9, published at 1 s on the client's wall clock (the scripted client starts at 0).
-fn chunk(consumer: u64, entry: u64, uuid: &str, id: i32, total: i32, data: &[u8]) -> Reply {
-    let mut m = meta(entry);
-    m.publish_time = 1_000;
-    m.uuid = Some(uuid.into());
-    m.chunk_id = Some(id);
-    m.num_chunks_from_msg = Some(total);
-    m.total_chunk_msg_size = Some(total * data.len() as i32);
-    Reply::Payload(
-        pb::CommandMessage {
-            consumer_id: consumer,
-            message_id: pb::MessageIdData {
-                ledger_id: 9,
-                entry_id: entry,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .into(),
-        Box::new(m),
-        Bytes::copy_from_slice(data),
-    )
 }
 
 /// Simulation seed 52702: a producer resent the last chunks of a message that a deduplicating
@@ -456,10 +371,7 @@ fn chunk(consumer: u64, entry: u64, uuid: &str, id: i32, total: i32, data: &[u8]
 #[test]
 fn leftover_chunks_of_a_resent_message_neither_rewind_the_subscription_nor_stay_unacknowledged() {
     let mut sim = Sim::new();
-    let c = subscribed(
-        &mut sim,
-        ConsumerOptions::new("sub").with_ack_group_time(Duration::ZERO),
-    );
+    let c = sim.subscribed(ConsumerOptions::new("sub").with_ack_group_time(Duration::ZERO));
     let conn = sim.conn_ids()[0];
     // the whole message (entries 1-3), then a plain message, then the leftovers (entries 5-6)
     sim.inject(conn, chunk(c.get(), 1, "u", 0, 3, b"abc"));
@@ -484,7 +396,7 @@ fn leftover_chunks_of_a_resent_message_neither_rewind_the_subscription_nor_stay_
             Bytes::from_static(b"plain"),
         ),
     );
-    let got = drain(&mut sim, c);
+    let got = sim.drain(c);
     let payloads: Vec<&[u8]> = got.iter().map(|m| &m.payload[..]).collect();
     assert_eq!(payloads, vec![&b"abcdefghi"[..], &b"plain"[..]]);
     // the application holds both, unacknowledged, when the leftovers arrive
@@ -496,7 +408,7 @@ fn leftover_chunks_of_a_resent_message_neither_rewind_the_subscription_nor_stay_
             .is_empty(),
         "no redelivery: it would rewind the subscription and the leftovers would come again"
     );
-    assert!(drain(&mut sim, c).is_empty());
+    assert!(sim.drain(c).is_empty());
     assert!(
         sim.events.iter().any(|(_, e)| matches!(
             e,
@@ -508,7 +420,7 @@ fn leftover_chunks_of_a_resent_message_neither_rewind_the_subscription_nor_stay_
         "the application is told"
     );
     let acked = |sim: &Sim| -> Vec<u64> {
-        acks(sim)
+        sim.acks()
             .iter()
             .flat_map(|a| a.message_id.iter().map(|m| m.entry_id))
             .collect()
@@ -529,33 +441,17 @@ fn leftover_chunks_of_a_resent_message_neither_rewind_the_subscription_nor_stay_
 #[test]
 fn reader_resubscribing_fetches_the_first_chunk_of_a_message_queued_behind_a_later_entry() {
     let mut sim = Sim::new();
-    let r = sim
-        .client
-        .create_reader(sim.now, "t", ReaderOptions::new(MessageId::EARLIEST))
-        .unwrap();
-    sim.run_until(Duration::from_secs(1), |e| {
-        matches!(e, Event::ConsumerReady { .. })
-    });
+    let r = sim.reader_from_earliest();
     let conn = sim.conn_ids()[0];
     sim.inject(conn, batch(r.get(), 1, 1));
     assert!(sim.client.receive(sim.now, r).is_some());
     sim.inject(conn, chunk(r.get(), 2, "u", 0, 2, b"ab"));
     sim.inject(conn, batch(r.get(), 3, 1));
     sim.inject(conn, chunk(r.get(), 4, "u", 1, 2, b"cd"));
-    sim.broker_close(conn);
-    sim.run_until(Duration::from_secs(5), |e| {
-        matches!(e, Event::ConsumerReconnected { .. })
-    });
-    let subs = sim.received_of(Type::Subscribe);
-    assert_eq!(subs.len(), 2);
-    let start = subs[1]
-        .command
-        .subscribe
-        .as_deref()
-        .unwrap()
-        .start_message_id
-        .clone()
-        .unwrap();
+    sim.close_and_resubscribe(conn);
+    let starts = sim.subscribe_starts();
+    assert_eq!(starts.len(), 2);
+    let start = starts[1].clone().unwrap();
     assert_eq!(
         (start.ledger_id, start.entry_id),
         (9, 1),
@@ -572,36 +468,20 @@ fn reader_resubscribing_fetches_the_first_chunk_of_a_message_queued_behind_a_lat
 #[test]
 fn a_second_resubscription_with_nothing_received_keeps_the_start_before_remembered_chunks() {
     let mut sim = Sim::new();
-    let r = sim
-        .client
-        .create_reader(sim.now, "t", ReaderOptions::new(MessageId::EARLIEST))
-        .unwrap();
-    sim.run_until(Duration::from_secs(1), |e| {
-        matches!(e, Event::ConsumerReady { .. })
-    });
+    let r = sim.reader_from_earliest();
     let conn = sim.conn_ids()[0];
     sim.inject(conn, batch(r.get(), 1, 1));
     sim.inject(conn, chunk(r.get(), 2, "u", 0, 2, b"ab"));
     for _ in 0..2 {
         let conn = *sim.conn_ids().last().unwrap();
-        sim.broker_close(conn);
-        sim.run_until(Duration::from_secs(5), |e| {
-            matches!(e, Event::ConsumerReconnected { .. })
-        });
+        sim.close_and_resubscribe(conn);
     }
     let starts: Vec<(u64, u64)> = sim
-        .received_of(Type::Subscribe)
+        .subscribe_starts()
         .iter()
         .skip(1)
-        .map(|s| {
-            let id = s
-                .command
-                .subscribe
-                .as_deref()
-                .unwrap()
-                .start_message_id
-                .clone();
-            let id = id.unwrap();
+        .map(|id| {
+            let id = id.as_ref().unwrap();
             (id.ledger_id, id.entry_id)
         })
         .collect();

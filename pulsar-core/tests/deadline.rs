@@ -216,18 +216,7 @@ fn the_deadline_covers_the_partition_count_and_the_registration_together() {
         .unwrap();
     sim.run_for(Duration::from_secs(2));
     let (conn, request_id) = held.borrow().expect("metadata asked");
-    sim.inject(
-        conn,
-        Reply::Cmd(
-            pb::CommandPartitionedTopicMetadataResponse {
-                partitions: Some(0),
-                request_id,
-                response: Some(0),
-                ..Default::default()
-            }
-            .into(),
-        ),
-    );
+    sim.inject(conn, support::partitioned_metadata(request_id, 0));
     let (at, result) = producer_outcome(&mut sim, Duration::from_secs(60));
     assert_eq!(at, Duration::from_secs(3));
     let b2 = BrokerAddress::parse("pulsar://b2:6650").unwrap();

@@ -86,14 +86,9 @@ proptest! {
 fn claims_partitions(sim: &mut Sim, partitions: u32) {
     sim.hook(support::SERVICE, move |_, cmd| {
         let m = cmd.partition_metadata.as_deref()?;
-        Some(vec![Reply::Cmd(
-            pb::CommandPartitionedTopicMetadataResponse {
-                request_id: m.request_id,
-                partitions: Some(partitions),
-                response: Some(0),
-                ..Default::default()
-            }
-            .into(),
+        Some(vec![support::partitioned_metadata(
+            m.request_id,
+            partitions,
         )])
     });
 }

@@ -241,15 +241,7 @@ fn partitioned_metadata_and_topic_list() {
     sim.hook(SERVICE, |_, cmd| {
         let m = cmd.partition_metadata.as_deref()?;
         let n = if m.topic.ends_with("/parted") { 4 } else { 0 };
-        Some(vec![Reply::Cmd(
-            pb::CommandPartitionedTopicMetadataResponse {
-                partitions: Some(n),
-                request_id: m.request_id,
-                response: Some(0),
-                ..Default::default()
-            }
-            .into(),
-        )])
+        Some(vec![support::partitioned_metadata(m.request_id, n)])
     });
     let a = sim.client.partitioned_metadata(sim.now, "parted").unwrap();
     let b = sim.client.partitioned_metadata(sim.now, "plain").unwrap();

@@ -47,15 +47,7 @@ fn broker(
     move |_, cmd| {
         if let Some(m) = cmd.partition_metadata.as_deref() {
             let n = if m.topic == TOPIC { 2 } else { 0 };
-            return Some(vec![Reply::Cmd(
-                pb::CommandPartitionedTopicMetadataResponse {
-                    partitions: Some(n),
-                    request_id: m.request_id,
-                    response: Some(0),
-                    ..Default::default()
-                }
-                .into(),
-            )]);
+            return Some(vec![support::partitioned_metadata(m.request_id, n)]);
         }
         if let Some(c) = cmd.close_producer.as_deref() {
             registry.borrow_mut().producers.remove(&c.producer_id);

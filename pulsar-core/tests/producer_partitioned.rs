@@ -40,15 +40,7 @@ fn metadata(
         } else {
             0
         };
-        Some(vec![Reply::Cmd(
-            pb::CommandPartitionedTopicMetadataResponse {
-                partitions: Some(n),
-                request_id: m.request_id,
-                response: Some(0),
-                ..Default::default()
-            }
-            .into(),
-        )])
+        Some(vec![support::partitioned_metadata(m.request_id, n)])
     }
 }
 
@@ -419,15 +411,7 @@ fn a_partition_failing_at_creation_fails_the_whole_producer() {
     let mut sim = partitioned_sim(Rc::new(Cell::new(3)));
     sim.hook(SERVICE, |_, cmd| {
         if let Some(m) = cmd.partition_metadata.as_deref() {
-            return Some(vec![Reply::Cmd(
-                pb::CommandPartitionedTopicMetadataResponse {
-                    partitions: Some(3),
-                    request_id: m.request_id,
-                    response: Some(0),
-                    ..Default::default()
-                }
-                .into(),
-            )]);
+            return Some(vec![support::partitioned_metadata(m.request_id, 3)]);
         }
         let p = cmd.producer.as_deref()?;
         p.topic.ends_with("-partition-1").then(|| {

@@ -96,6 +96,35 @@ pub(super) enum GroupOp {
     },
 }
 
+impl GroupOp {
+    /// How many wire consumers have yet to answer.
+    pub(super) fn waiting(&self) -> usize {
+        match self {
+            GroupOp::LastIds { waiting, .. }
+            | GroupOp::HasAvailable { waiting, .. }
+            | GroupOp::Seek { waiting, .. }
+            | GroupOp::Unsubscribe { waiting, .. } => *waiting,
+        }
+    }
+
+    /// One wire consumer answered: one fewer to wait for, and its error, if any, becomes the
+    /// request's (replacing an earlier one). Returns the answer when it is not an error.
+    pub(super) fn answered<T>(&mut self, result: Result<T, Error>) -> Option<T> {
+        let (GroupOp::LastIds { waiting, error, .. }
+        | GroupOp::HasAvailable { waiting, error, .. }
+        | GroupOp::Seek { waiting, error }
+        | GroupOp::Unsubscribe { waiting, error }) = self;
+        *waiting = waiting.saturating_sub(1);
+        match result {
+            Ok(answer) => Some(answer),
+            Err(e) => {
+                *error = Some(e);
+                None
+            }
+        }
+    }
+}
+
 /// See the module documentation.
 #[derive(Debug)]
 pub(super) struct Group {

@@ -12,6 +12,7 @@ use crate::error::Error;
 use crate::event::Event;
 use crate::handle::ConsumerId;
 use crate::handle::RequestId;
+use crate::outputs::Outputs;
 use crate::shared::Shared;
 use pulsar_proto::pb;
 use std::sync::Arc;
@@ -140,55 +141,29 @@ impl Consumers {
     ) {
         for o in outcomes {
             match o {
-                SubOutcome::Acks(rs, result) => {
-                    for request in rs {
-                        sh.out.events.push_back(Event::AckCompleted {
-                            consumer: gid,
-                            request,
-                            result: result.clone(),
-                        });
-                    }
-                }
+                SubOutcome::Acks(rs, result) => acks_completed(&mut sh.out, gid, rs, &result),
                 SubOutcome::LastId(request, result) => {
                     let available = match (&result, self.subs.get(&sid)) {
                         (Ok(answer), Some(s)) => Some(s.has_message_available_with(answer)),
                         _ => None,
                     };
                     let topic = self.subs.get(&sid).map(|s| s.topic_name.clone());
-                    let Some(op) = self
-                        .groups
-                        .get_mut(&gid)
-                        .and_then(|g| g.ops.get_mut(&request))
-                    else {
+                    let Some(op) = self.group_op(gid, request) else {
                         continue;
                     };
-                    match op {
-                        GroupOp::LastIds {
-                            waiting,
-                            ids,
-                            error,
-                        } => {
-                            *waiting = waiting.saturating_sub(1);
-                            match result {
-                                Ok(answer) => ids.push(TopicMessageId {
+                    if matches!(op, GroupOp::LastIds { .. } | GroupOp::HasAvailable { .. }) {
+                        if let Some(answer) = op.answered(result) {
+                            match op {
+                                GroupOp::LastIds { ids, .. } => ids.push(TopicMessageId {
                                     topic: topic.unwrap_or_else(|| Arc::from("")),
                                     id: answer.last,
                                 }),
-                                Err(e) => *error = Some(e),
+                                GroupOp::HasAvailable { any, .. } => {
+                                    *any |= available.unwrap_or(false);
+                                }
+                                _ => {}
                             }
                         }
-                        GroupOp::HasAvailable {
-                            waiting,
-                            any,
-                            error,
-                        } => {
-                            *waiting = waiting.saturating_sub(1);
-                            match result {
-                                Ok(_) => *any |= available.unwrap_or(false),
-                                Err(e) => *error = Some(e),
-                            }
-                        }
-                        _ => {}
                     }
                     self.finish_op(sh, now, gid, request);
                 }
@@ -211,15 +186,8 @@ impl Consumers {
                         s.seek = None;
                     }
                     self.resume_link(sh, now, sid);
-                    if let Some(GroupOp::Seek { waiting, error }) = self
-                        .groups
-                        .get_mut(&gid)
-                        .and_then(|g| g.ops.get_mut(&request))
-                    {
-                        *waiting = waiting.saturating_sub(1);
-                        if let Err(e) = result {
-                            *error = Some(e);
-                        }
+                    if let Some(op @ GroupOp::Seek { .. }) = self.group_op(gid, request) {
+                        op.answered(result);
                     }
                     self.finish_op(sh, now, gid, request);
                 }
@@ -227,15 +195,8 @@ impl Consumers {
                     if result.is_ok() {
                         self.finish_sub(sh, now, sid);
                     }
-                    if let Some(GroupOp::Unsubscribe { waiting, error }) = self
-                        .groups
-                        .get_mut(&gid)
-                        .and_then(|g| g.ops.get_mut(&request))
-                    {
-                        *waiting = waiting.saturating_sub(1);
-                        if let Err(e) = result {
-                            *error = Some(e);
-                        }
+                    if let Some(op @ GroupOp::Unsubscribe { .. }) = self.group_op(gid, request) {
+                        op.answered(result);
                     }
                     self.finish_op(sh, now, gid, request);
                 }
@@ -251,45 +212,35 @@ impl Consumers {
         o: SubOutcome,
     ) {
         match o {
-            SubOutcome::Acks(rs, result) => {
-                for request in rs {
-                    sh.out.events.push_back(Event::AckCompleted {
-                        consumer: gid,
-                        request,
-                        result: result.clone(),
-                    });
-                }
-            }
+            SubOutcome::Acks(rs, result) => acks_completed(&mut sh.out, gid, rs, &result),
             SubOutcome::LastId(r, res) => {
-                if let Some(
-                    GroupOp::LastIds { waiting, error, .. }
-                    | GroupOp::HasAvailable { waiting, error, .. },
-                ) = self.groups.get_mut(&gid).and_then(|g| g.ops.get_mut(&r))
+                if let Some(op @ (GroupOp::LastIds { .. } | GroupOp::HasAvailable { .. })) =
+                    self.group_op(gid, r)
                 {
-                    *waiting = waiting.saturating_sub(1);
-                    if let Err(e) = res {
-                        *error = Some(e);
-                    }
+                    op.answered(res);
                 }
                 self.finish_op(sh, now, gid, r);
             }
             SubOutcome::Seek(r, res) | SubOutcome::Unsubscribe(r, res) => {
-                if let Some(
-                    GroupOp::Seek { waiting, error } | GroupOp::Unsubscribe { waiting, error },
-                ) = self.groups.get_mut(&gid).and_then(|g| g.ops.get_mut(&r))
+                if let Some(op @ (GroupOp::Seek { .. } | GroupOp::Unsubscribe { .. })) =
+                    self.group_op(gid, r)
                 {
-                    *waiting = waiting.saturating_sub(1);
-                    if let Err(e) = res {
-                        if !matches!(e, Error::Closed) {
-                            *error = Some(e);
-                        }
-                    }
+                    // a wire consumer closed meanwhile does not fail the request
+                    op.answered(res.or_else(|e| match e {
+                        Error::Closed => Ok(()),
+                        e => Err(e),
+                    }));
                 }
                 self.finish_op(sh, now, gid, r);
             }
             // the reader's own positioning: nothing waits for it once the wire consumer is gone
             SubOutcome::HeadLastId(_) | SubOutcome::HeadSeek(_) => {}
         }
+    }
+
+    /// The application request `request` of group `gid`, while it waits for wire consumers.
+    fn group_op(&mut self, gid: ConsumerId, request: RequestId) -> Option<&mut GroupOp> {
+        self.groups.get_mut(&gid)?.ops.get_mut(&request)
     }
 
     /// Completes an application request once every wire consumer answered.
@@ -303,16 +254,7 @@ impl Consumers {
         let Some(g) = self.groups.get_mut(&gid) else {
             return;
         };
-        let done = match g.ops.get(&request) {
-            Some(
-                GroupOp::LastIds { waiting, .. }
-                | GroupOp::HasAvailable { waiting, .. }
-                | GroupOp::Seek { waiting, .. }
-                | GroupOp::Unsubscribe { waiting, .. },
-            ) => *waiting == 0,
-            None => false,
-        };
-        if !done {
+        if g.ops.get(&request).is_none_or(|op| op.waiting() != 0) {
             return;
         }
         let Some(op) = g.ops.remove(&request) else {
@@ -359,5 +301,21 @@ impl Consumers {
                 }
             }
         }
+    }
+}
+
+/// Tells the application how its acknowledgement requests `requests` on consumer `gid` ended.
+fn acks_completed(
+    out: &mut Outputs,
+    gid: ConsumerId,
+    requests: Vec<RequestId>,
+    result: &Result<(), Error>,
+) {
+    for request in requests {
+        out.events.push_back(Event::AckCompleted {
+            consumer: gid,
+            request,
+            result: result.clone(),
+        });
     }
 }

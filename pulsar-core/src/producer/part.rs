@@ -34,6 +34,7 @@ use crate::request::{OpResult, RequestKind};
 use crate::shared::Shared;
 use crate::stats::ProducerStats;
 use crate::time;
+use encode::Unbatched;
 
 /// A message accepted by the application but not yet admitted (no sequence id yet).
 #[derive(Debug)]
@@ -438,7 +439,15 @@ impl Part {
                     ..Default::default()
                 };
                 let payload = std::mem::take(&mut msg.payload);
-                self.single_ops(sh, send, seq, metadata, payload, size, at)?;
+                let unbatched = Unbatched {
+                    send,
+                    seq,
+                    metadata,
+                    payload,
+                    size,
+                    at,
+                };
+                self.single_ops(sh, unbatched)?;
                 self.next_seq = self.next_seq.max(seq.wrapping_add(1));
                 Ok(())
             }

@@ -10,7 +10,10 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use pulsar_core::{Client, ClientConfig, ConnectionId, Event, IoRequest};
+use pulsar_core::{
+    Client, ClientConfig, ConnectionId, ConsumerId, ConsumerOptions, Event, IoRequest, Message,
+    MessageId, ReaderOptions,
+};
 use pulsar_proto::pb::{self, base_command::Type};
 use pulsar_proto::{encode_command, encode_payload_command, Frame, FrameDecoder};
 
@@ -103,13 +106,7 @@ impl Broker {
             }
             Some(Type::PartitionedMetadata) => {
                 let m = cmd.partition_metadata.as_deref().unwrap();
-                c(pb::CommandPartitionedTopicMetadataResponse {
-                    partitions: Some(0),
-                    request_id: m.request_id,
-                    response: Some(0),
-                    ..Default::default()
-                }
-                .into())
+                vec![partitioned_metadata(m.request_id, 0)]
             }
             Some(Type::GetTopicsOfNamespace) => {
                 let m = cmd.get_topics_of_namespace.as_deref().unwrap();
@@ -589,6 +586,33 @@ pub fn message(consumer_id: u64, entry: u64, payload: &[u8], meta: pb::MessageMe
     )
 }
 
+/// A chunk of message `uuid` (chunk `id` of `total`, each `data.len()` bytes) for `consumer_id`
+/// at entry `entry` of ledger 9, published at 1 s on the client's wall clock (the scripted client
+/// starts at 0).
+pub fn chunk(consumer_id: u64, entry: u64, uuid: &str, id: i32, total: i32, data: &[u8]) -> Reply {
+    let mut m = meta(entry);
+    m.publish_time = 1_000;
+    m.uuid = Some(uuid.into());
+    m.chunk_id = Some(id);
+    m.num_chunks_from_msg = Some(total);
+    m.total_chunk_msg_size = Some(total * data.len() as i32);
+    message(consumer_id, entry, data, m)
+}
+
+/// The answer to PARTITIONED_METADATA `request_id`: the topic has `partitions` partitions (0: not
+/// partitioned).
+pub fn partitioned_metadata(request_id: u64, partitions: u32) -> Reply {
+    Reply::Cmd(
+        pb::CommandPartitionedTopicMetadataResponse {
+            partitions: Some(partitions),
+            request_id,
+            response: Some(0),
+            ..Default::default()
+        }
+        .into(),
+    )
+}
+
 /// Plain metadata for a message.
 pub fn meta(seq: u64) -> pb::MessageMetadata {
     pb::MessageMetadata {
@@ -607,5 +631,62 @@ impl Sim {
             return;
         }
         self.run_until(max, pred);
+    }
+
+    /// Subscribes to topic `t` with `opts` and runs until the consumer is ready.
+    pub fn subscribed(&mut self, opts: ConsumerOptions) -> ConsumerId {
+        let c = self.client.subscribe(self.now, "t", opts).unwrap();
+        self.run_until(Duration::from_secs(1), |e| {
+            matches!(e, Event::ConsumerReady { .. })
+        });
+        c
+    }
+
+    /// Creates a reader of topic `t` from its earliest message and runs until it is ready.
+    pub fn reader_from_earliest(&mut self) -> ConsumerId {
+        let r = self
+            .client
+            .create_reader(self.now, "t", ReaderOptions::new(MessageId::EARLIEST))
+            .unwrap();
+        self.run_until(Duration::from_secs(1), |e| {
+            matches!(e, Event::ConsumerReady { .. })
+        });
+        r
+    }
+
+    /// Every message the application can receive from consumer `c` now.
+    pub fn drain(&mut self, c: ConsumerId) -> Vec<Message> {
+        std::iter::from_fn(|| self.client.receive(self.now, c)).collect()
+    }
+
+    /// The ACKs the brokers got, in order.
+    pub fn acks(&self) -> Vec<pb::CommandAck> {
+        self.received_of(Type::Ack)
+            .iter()
+            .map(|a| a.command.ack.as_deref().unwrap().clone())
+            .collect()
+    }
+
+    /// The broker closes `conn`; runs until a consumer has resubscribed.
+    pub fn close_and_resubscribe(&mut self, conn: ConnectionId) {
+        self.broker_close(conn);
+        self.run_until(Duration::from_secs(5), |e| {
+            matches!(e, Event::ConsumerReconnected { .. })
+        });
+    }
+
+    /// The start ids of the SUBSCRIBEs the brokers got, in order (`None`: no start id).
+    pub fn subscribe_starts(&self) -> Vec<Option<pb::MessageIdData>> {
+        self.received_of(Type::Subscribe)
+            .iter()
+            .map(|s| {
+                s.command
+                    .subscribe
+                    .as_deref()
+                    .unwrap()
+                    .start_message_id
+                    .clone()
+            })
+            .collect()
     }
 }

@@ -15,25 +15,34 @@ use prost::Message as _;
 use pulsar_proto::pb;
 use std::time::Instant;
 
+/// An unbatched message on its way into the pending queue.
+#[derive(Debug)]
+pub(super) struct Unbatched {
+    pub(super) send: SendId,
+    /// Its sequence id (the first chunk's and every other chunk's too).
+    pub(super) seq: u64,
+    pub(super) metadata: pb::MessageMetadata,
+    /// The payload, not compressed yet.
+    pub(super) payload: Bytes,
+    /// Uncompressed payload bytes held for the application (memory accounting).
+    pub(super) size: usize,
+    /// When the application handed it over (send timeout).
+    pub(super) at: Instant,
+}
+
 impl Part {
     /// Queues one unbatched message: one entry, or its chunks.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn single_ops(
         &mut self,
         sh: &mut Shared,
-        send: SendId,
-        seq: u64,
-        mut metadata: pb::MessageMetadata,
-        payload: Bytes,
-        size: usize,
-        at: Instant,
+        mut msg: Unbatched,
     ) -> Result<(), SendError> {
-        let payload = self.compress(&mut metadata, payload)?;
+        msg.payload = self.compress(&mut msg.metadata, std::mem::take(&mut msg.payload))?;
         let max = self.max_message_size(sh);
         // producer_name is swapped in when writing: count it now (tag + length + bytes).
         let name = self.name.as_deref().map_or(0, str::len);
         let name_len = name + 1 + prost::encoding::encoded_len_varint(name as u64);
-        let frame = metadata.encoded_len() + name_len + payload.len();
+        let frame = msg.metadata.encoded_len() + name_len + msg.payload.len();
         // Chunks stay a little under the broker's limit: the bookie wraps each entry in its own
         // header, and a bookie whose frame limit equals the broker's maximum message size (5 MiB
         // in a default standalone) refuses an entry of exactly that size (then the broker retries
@@ -44,7 +53,7 @@ impl Part {
             .unwrap_or(max)
             .min(max.saturating_sub(CHUNK_HEADROOM));
         if self.cfg.chunking && frame > limit {
-            return self.chunk_ops(sh, send, seq, metadata, payload, size, at, limit, name_len);
+            return self.chunk_ops(sh, msg, limit, name_len);
         }
         if frame > max {
             return Err(SendError::MessageTooBig { size: frame, max });
@@ -52,35 +61,38 @@ impl Part {
         self.push_op(
             sh,
             Op {
-                seq,
-                highest: seq,
+                seq: msg.seq,
+                highest: msg.seq,
                 batch_size: None,
                 is_chunk: false,
-                metadata,
-                payload,
-                sends: Sends::One(send),
-                bytes: size,
-                created: at,
+                metadata: msg.metadata,
+                payload: msg.payload,
+                sends: Sends::One(msg.send),
+                bytes: msg.size,
+                created: msg.at,
                 written: false,
             },
         );
         Ok(())
     }
 
-    /// Splits a message into chunks of at most `limit` bytes of frame (metadata + payload).
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn chunk_ops(
+    /// Splits a (compressed) message into chunks of at most `limit` bytes of frame (metadata +
+    /// payload); `name_len` is what the producer's name adds to the metadata.
+    fn chunk_ops(
         &mut self,
         sh: &mut Shared,
-        send: SendId,
-        seq: u64,
-        mut metadata: pb::MessageMetadata,
-        payload: Bytes,
-        size: usize,
-        at: Instant,
+        msg: Unbatched,
         limit: usize,
         name_len: usize,
     ) -> Result<(), SendError> {
+        let Unbatched {
+            send,
+            seq,
+            mut metadata,
+            payload,
+            size,
+            at,
+        } = msg;
         let total = payload.len();
         metadata.uuid = Some(format!(
             "{}-{}",
