@@ -13,6 +13,7 @@ use crate::sim::app::{parse_payload, short, ConsumerModel, ProducerModel, SendRe
 use crate::sim::async_world::env::Env;
 use crate::sim::check::base_topic;
 use crate::sim::params::Params;
+use crate::sim::records::Records;
 use crate::sim::rng::SimRng;
 
 /// See the [module documentation](self).
@@ -38,31 +39,11 @@ pub struct Models {
 impl Models {
     /// The records of `p`'s workload, nothing sent or received yet.
     pub fn new(p: &Params, rng: SimRng, feature_rng: SimRng) -> Models {
-        let producers = p
-            .producers
-            .iter()
-            .map(|s| {
-                ProducerModel::new(
-                    s.clone(),
-                    p.topics[s.topic].name.clone(),
-                    p.max_message_size as usize,
-                )
-            })
-            .collect();
-        let consumers: Vec<ConsumerModel> = p
-            .consumers
-            .iter()
-            .map(|s| ConsumerModel::new(s.clone(), p.topics[s.topic].name.clone()))
-            .collect();
-        let mut subs: BTreeMap<(String, String), SubRecord> = BTreeMap::new();
-        for c in &consumers {
-            let r = subs
-                .entry((c.topic.clone(), c.spec.subscription.clone()))
-                .or_default();
-            r.durable = c.spec.durable;
-            r.members += 1;
-            r.physical = p.topics[c.spec.topic].physical();
-        }
+        let Records {
+            producers,
+            consumers,
+            subs,
+        } = Records::new(p);
         Models {
             producers,
             consumers,
@@ -118,7 +99,7 @@ impl Env {
         ordered: bool,
     ) {
         let m = &self.app.producers[i];
-        let partitioned = self.p.topics[m.spec.topic].partitions > 0;
+        let partitioned = self.fab.p.topics[m.spec.topic].partitions > 0;
         let partition = result.as_ref().ok().map(|id| id.partition);
         let domain = if ordered {
             m.domain_of(Some(index), partition, partitioned)
@@ -128,11 +109,11 @@ impl Env {
         let shown = short(&m.payload_of(index));
         match &result {
             Ok(id) => {
-                self.stats.acked += 1;
+                self.fab.stats.acked += 1;
                 self.log(format!("app {shown} on {handle} acked {id}"));
             }
             Err(e) => {
-                self.stats.failed += 1;
+                self.fab.stats.failed += 1;
                 self.log(format!("app {shown} on {handle} failed: {e}"));
             }
         }
@@ -172,16 +153,16 @@ impl Env {
     /// Consumer `i` received `msg`; the checks of the core simulation. Returns whether to
     /// acknowledge it negatively.
     pub fn app_received(&mut self, i: usize, msg: &Message) -> bool {
-        self.stats.received += 1;
+        self.fab.stats.received += 1;
         let text = String::from_utf8_lossy(&msg.payload).into_owned();
-        if msg.payload.len() > self.p.max_message_size as usize {
-            self.stats.chunked += 1;
+        if msg.payload.len() > self.fab.p.max_message_size as usize {
+            self.fab.stats.chunked += 1;
         }
         let c = &self.app.consumers[i];
         let label = c.spec.label.clone();
         let key = (c.topic.clone(), c.spec.subscription.clone());
         let members = self.app.subs.get(&key).map_or(1, |s| s.members);
-        let partitioned = self.p.topics[c.spec.topic].partitions > 0;
+        let partitioned = self.fab.p.topics[c.spec.topic].partitions > 0;
         let acks = c.spec.acks;
         let ordered = c.checks_order(members)
             && !partitioned
@@ -211,9 +192,12 @@ impl Env {
             ));
         }
         if msg.redelivery_count == 0 && !partitioned {
-            let dispatched =
-                self.cluster
-                    .first_dispatch(&msg.topic, &key.1, msg.id.ledger_id, msg.id.entry_id);
+            let dispatched = self.fab.cluster.first_dispatch(
+                &msg.topic,
+                &key.1,
+                msg.id.ledger_id,
+                msg.id.entry_id,
+            );
             if let (Some(d), Some(lost)) = (dispatched, self.app.consumers[i].last_loss) {
                 if d < lost {
                     self.violation(format!(
