@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use pulsar_core::ClientStats;
+use pulsar_core::{ClientStats, Message};
 
-use crate::sim::app::{ConsumerModel, ProducerModel, SubRecord};
+use crate::sim::app::{parse_payload, short, ConsumerModel, ProducerModel, SubRecord};
+use crate::sim::broker::ModelCluster;
+use crate::sim::check::base_topic;
 use crate::sim::params::Params;
 
 /// What the application records of its producers, consumers and subscriptions.
@@ -102,6 +104,67 @@ pub fn queue_limit_violations(
                 m.spec.label, cs.queued_messages, m.spec.queue_size
             ));
         }
+    }
+    found
+}
+
+/// The checks of one message `consumer` received (`text`: its payload as text), in this order:
+/// the payload is one the workload sent, byte for byte (a chunked message comes back whole); a
+/// first delivery (`check_stale`) was not dispatched on a connection the consumer had already
+/// lost; the consumer's own checks (`ordered`: order is checked); the topic is the one it
+/// subscribed to. Returns the violations.
+pub fn received_violations(
+    cluster: &ModelCluster,
+    producers: &[ProducerModel],
+    consumer: &mut ConsumerModel,
+    msg: &Message,
+    text: &str,
+    check_stale: bool,
+    ordered: bool,
+) -> Vec<String> {
+    let mut found = Vec::new();
+    let sent = parse_payload(&msg.payload).and_then(|(label, index)| {
+        producers
+            .iter()
+            .find(|p| p.spec.label == label)
+            .map(|p| p.payload_of(index))
+    });
+    if sent.as_deref() != Some(text) {
+        found.push(format!(
+            "received a payload the workload never sent: {:?} ({} bytes)",
+            short(text),
+            text.len()
+        ));
+    }
+    let label = &consumer.spec.label;
+    if check_stale {
+        let dispatched = cluster.first_dispatch(
+            &msg.topic,
+            &consumer.spec.subscription,
+            msg.id.ledger_id,
+            msg.id.entry_id,
+        );
+        if let (Some(d), Some(lost)) = (dispatched, consumer.last_loss) {
+            if d < lost {
+                found.push(format!(
+                    "{label} received {text} ({}) dispatched at {d:?} on a connection it lost at \
+                     {lost:?}: a stale message survived the resubscription",
+                    msg.id
+                ));
+            }
+        }
+    }
+    let subscribed = base_topic(&msg.topic) == consumer.topic;
+    let foreign = format!(
+        "{label} received {text} from {} which it did not subscribe to",
+        msg.topic
+    );
+    let pos = (msg.id.ledger_id, msg.id.entry_id, msg.id.batch_index);
+    if let Err(v) = consumer.on_message(&short(text), pos, ordered) {
+        found.push(v);
+    }
+    if !subscribed {
+        found.push(foreign);
     }
     found
 }

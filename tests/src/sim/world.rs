@@ -11,13 +11,13 @@ use pulsar_core::{
     SubscriptionType,
 };
 
-use crate::sim::app::{parse_payload, short, ConsumerModel, ProducerModel, SubRecord};
+use crate::sim::app::{short, ConsumerModel, ProducerModel, SubRecord};
 use crate::sim::broker::{ConnId, ModelCluster};
-use crate::sim::check::{all_messages, base_topic, check_log, unsettled};
+use crate::sim::check::{all_messages, check_log, unsettled};
 use crate::sim::fabric::{configure_client, ClientEnds, Fabric, NetEv, SimEvent, ToClient};
 use crate::sim::net::Dir;
 use crate::sim::params::{Params, SubKind};
-use crate::sim::records::{queue_limit_violations, Records};
+use crate::sim::records::{queue_limit_violations, received_violations, Records};
 use crate::sim::rng::SimRng;
 
 /// Most events one run may process.
@@ -748,46 +748,17 @@ impl World {
             if let Some(r) = self.subs.get_mut(&key) {
                 r.received.insert(text.clone());
             }
-            let sent = parse_payload(&msg.payload).and_then(|(label, index)| {
-                self.producers
-                    .iter()
-                    .find(|p| p.spec.label == label)
-                    .map(|p| p.payload_of(index))
-            });
-            if sent.as_deref() != Some(text.as_str()) {
-                // a chunked message must come back whole and byte-identical
-                self.violation(format!(
-                    "received a payload the workload never sent: {:?} ({} bytes)",
-                    short(&text),
-                    text.len()
-                ));
-            }
-            let pos = (msg.id.ledger_id, msg.id.entry_id, msg.id.batch_index);
-            if msg.redelivery_count == 0 && !partitioned {
-                let dispatched = self.fab.cluster.first_dispatch(
-                    &msg.topic,
-                    &key.1,
-                    msg.id.ledger_id,
-                    msg.id.entry_id,
-                );
-                if let (Some(d), Some(lost)) = (dispatched, self.consumers[i].last_loss) {
-                    if d < lost {
-                        self.violation(format!(
-                            "{} received {text} ({}) dispatched at {d:?} on a connection it lost at \
-                             {lost:?}: a stale message survived the resubscription",
-                            self.consumers[i].spec.label, msg.id
-                        ));
-                    }
-                }
-            }
-            if let Err(v) = self.consumers[i].on_message(&short(&text), pos, ordered) {
+            let found = received_violations(
+                &self.fab.cluster,
+                &self.producers,
+                &mut self.consumers[i],
+                &msg,
+                &text,
+                msg.redelivery_count == 0 && !partitioned,
+                ordered,
+            );
+            for v in found {
                 self.violation(v);
-            }
-            if base_topic(&msg.topic) != self.consumers[i].topic {
-                self.violation(format!(
-                    "{} received {text} from {} which it did not subscribe to",
-                    self.consumers[i].spec.label, msg.topic
-                ));
             }
             let (lo, hi) = self.consumers[i].spec.ack_delay;
             let d = self.app_rng.duration(lo, hi);

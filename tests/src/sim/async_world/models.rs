@@ -9,11 +9,10 @@ use std::time::Duration;
 use pulsar_async::{Error, Message, MessageId};
 use pulsar_core::ProducerId;
 
-use crate::sim::app::{parse_payload, short, ConsumerModel, ProducerModel, SendRef, SubRecord};
+use crate::sim::app::{short, ConsumerModel, ProducerModel, SendRef, SubRecord};
 use crate::sim::async_world::env::Env;
-use crate::sim::check::base_topic;
 use crate::sim::params::Params;
-use crate::sim::records::Records;
+use crate::sim::records::{received_violations, Records};
 use crate::sim::rng::SimRng;
 
 /// See the [module documentation](self).
@@ -177,46 +176,17 @@ impl Env {
         if let Some(r) = self.app.subs.get_mut(&key) {
             r.received.insert(text.clone());
         }
-        let sent = parse_payload(&msg.payload).and_then(|(l, index)| {
-            self.app
-                .producers
-                .iter()
-                .find(|p| p.spec.label == l)
-                .map(|p| p.payload_of(index))
-        });
-        if sent.as_deref() != Some(text.as_str()) {
-            self.violation(format!(
-                "received a payload the workload never sent: {:?} ({} bytes)",
-                short(&text),
-                text.len()
-            ));
-        }
-        if msg.redelivery_count == 0 && !partitioned {
-            let dispatched = self.fab.cluster.first_dispatch(
-                &msg.topic,
-                &key.1,
-                msg.id.ledger_id,
-                msg.id.entry_id,
-            );
-            if let (Some(d), Some(lost)) = (dispatched, self.app.consumers[i].last_loss) {
-                if d < lost {
-                    self.violation(format!(
-                        "{label} received {text} ({}) dispatched at {d:?} on a connection it lost \
-                         at {lost:?}: a stale message survived the resubscription",
-                        msg.id
-                    ));
-                }
-            }
-        }
-        let pos = (msg.id.ledger_id, msg.id.entry_id, msg.id.batch_index);
-        if let Err(v) = self.app.consumers[i].on_message(&short(&text), pos, ordered) {
+        let found = received_violations(
+            &self.fab.cluster,
+            &self.app.producers,
+            &mut self.app.consumers[i],
+            msg,
+            &text,
+            msg.redelivery_count == 0 && !partitioned,
+            ordered,
+        );
+        for v in found {
             self.violation(v);
-        }
-        if base_topic(&msg.topic) != self.app.consumers[i].topic {
-            self.violation(format!(
-                "{label} received {text} from {} which it did not subscribe to",
-                msg.topic
-            ));
         }
         msg.redelivery_count == 0
             && acks.nack_rate > 0.0
