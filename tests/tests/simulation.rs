@@ -11,36 +11,10 @@
 
 use std::time::Instant;
 
-use pulsar_tests::sim::runner::{
-    check_determinism, run_seed, seeds_from_env, trace_from_env, Outcome,
-};
+use pulsar_tests::sim::runner::{self, fail_on, run_seed, seeds_from_env, Outcome, Sim};
 
 /// Seeds run by default (CI).
 const DEFAULT_SEEDS: u64 = 2000;
-
-fn fail_on(outcomes: &[Outcome]) {
-    let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.passed()).collect();
-    if failed.is_empty() {
-        return;
-    }
-    for o in failed.iter().take(3) {
-        eprintln!("{}", o.report());
-    }
-    for o in failed.iter().take(200) {
-        eprintln!(
-            "seed {}: {}",
-            o.seed,
-            o.violations.first().map_or("", String::as_str)
-        );
-    }
-    let seeds: Vec<u64> = failed.iter().map(|o| o.seed).collect();
-    panic!(
-        "{} of {} seeds failed: {:?}",
-        failed.len(),
-        outcomes.len(),
-        &seeds[..seeds.len().min(50)]
-    );
-}
 
 #[test]
 fn seeds() {
@@ -75,28 +49,17 @@ fn seeds() {
 
 #[test]
 fn one_seed() {
-    let seed = seeds_from_env(1).first().copied().unwrap_or(0);
-    let o = run_seed(seed, trace_from_env());
-    println!(
-        "seed {seed}: {} events, {:?} simulated, {:?} wall, stats {:?}, trace hash {:#x}",
-        o.steps, o.sim_time, o.wall, o.stats, o.trace_hash
-    );
-    fail_on(&[o]);
+    runner::one_seed(Sim::Core);
 }
 
 #[test]
 fn determinism() {
-    for seed in [1, 2, 3, 17, 99] {
-        if let Err(e) = check_determinism(seed) {
-            panic!("{e}");
-        }
-    }
+    runner::determinism(Sim::Core, &[1, 2, 3, 17, 99]);
 }
 
 /// Runs one recorded seed and fails with its report.
 fn regression(seed: u64) {
-    let o = run_seed(seed, false);
-    fail_on(&[o]);
+    runner::regression(Sim::Core, seed);
 }
 
 // Bug A (pulsar-core, found by the simulator): closing a consumer while its SUBSCRIBE is in flight

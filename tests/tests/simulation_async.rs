@@ -11,9 +11,7 @@
 
 use std::time::Instant;
 
-use pulsar_tests::sim::runner::{
-    check_determinism_in, run_seed_in, seeds_from_env, trace_from_env, Outcome, Sim,
-};
+use pulsar_tests::sim::runner::{self, fail_on, run_seed_in, seeds_from_env, Sim};
 
 /// Seeds run by default (CI).
 const DEFAULT_SEEDS: u64 = 500;
@@ -21,30 +19,6 @@ const DEFAULT_SEEDS: u64 = 500;
 /// Seeds that reach a bug still open in `pulsar-core`: `seeds` skips them (unless
 /// `PULSAR_SIM_SEED` names one), and an `#[ignore]`d regression test below keeps each.
 const KNOWN_OPEN: &[(u64, &str)] = &[];
-
-fn fail_on(outcomes: &[Outcome]) {
-    let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.passed()).collect();
-    if failed.is_empty() {
-        return;
-    }
-    for o in failed.iter().take(3) {
-        eprintln!("{}", o.report());
-    }
-    for o in failed.iter().take(200) {
-        eprintln!(
-            "seed {}: {}",
-            o.seed,
-            o.violations.first().map_or("", String::as_str)
-        );
-    }
-    let seeds: Vec<u64> = failed.iter().map(|o| o.seed).collect();
-    panic!(
-        "{} of {} seeds failed: {:?}",
-        failed.len(),
-        outcomes.len(),
-        &seeds[..seeds.len().min(50)]
-    );
-}
 
 /// The seeds of `seeds`: `PULSAR_SIM_ASYNC_SEEDS` (a count) takes precedence over
 /// `PULSAR_SIM_SEEDS` here, so that one environment can size both simulations.
@@ -109,28 +83,17 @@ fn seeds() {
 
 #[test]
 fn one_seed() {
-    let seed = seeds_from_env(1).first().copied().unwrap_or(0);
-    let o = run_seed_in(Sim::Async, seed, trace_from_env());
-    println!(
-        "seed {seed}: {} events, {:?} simulated, {:?} wall, stats {:?}, trace hash {:#x}",
-        o.steps, o.sim_time, o.wall, o.stats, o.trace_hash
-    );
-    fail_on(&[o]);
+    runner::one_seed(Sim::Async);
 }
 
 #[test]
 fn determinism() {
-    for seed in [1, 2, 3, 17, 99] {
-        if let Err(e) = check_determinism_in(Sim::Async, seed) {
-            panic!("{e}");
-        }
-    }
+    runner::determinism(Sim::Async, &[1, 2, 3, 17, 99]);
 }
 
 /// Runs one recorded seed and fails with its report.
 fn regression(seed: u64) {
-    let o = run_seed_in(Sim::Async, seed, false);
-    fail_on(&[o]);
+    runner::regression(Sim::Async, seed);
 }
 
 // Model error of the async simulation (fixed): a dropped producer closes in the background after

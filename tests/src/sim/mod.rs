@@ -6,13 +6,16 @@
 //! core exactly as a runtime adapter does, and checks the invariants as it goes ([`app`]) and at the
 //! end ([`check`]). [`runner`] runs seeds, reports failures and checks determinism.
 //! [`async_world`] runs the async client (`pulsar-async`) on a simulated runtime against the same
-//! cluster, network and checks.
+//! cluster, network and checks: both run on a [`fabric`] (network, cluster, faults) and keep the
+//! same [`records`].
 pub mod app;
 pub mod async_world;
 pub mod broker;
 pub mod check;
+pub mod fabric;
 pub mod net;
 pub mod params;
+pub mod records;
 pub mod rng;
 pub mod runner;
 pub mod sched;

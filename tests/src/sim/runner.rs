@@ -215,3 +215,56 @@ pub fn seeds_from_env(default_count: u64) -> Vec<u64> {
 pub fn trace_from_env() -> bool {
     std::env::var("PULSAR_SIM_TRACE").is_ok_and(|v| v != "0" && !v.is_empty())
 }
+
+/// Fails the test if any seed failed: the full reports of the first three, the first violation
+/// of each of the first 200, and the failed seeds.
+pub fn fail_on(outcomes: &[Outcome]) {
+    let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.passed()).collect();
+    if failed.is_empty() {
+        return;
+    }
+    for o in failed.iter().take(3) {
+        eprintln!("{}", o.report());
+    }
+    for o in failed.iter().take(200) {
+        eprintln!(
+            "seed {}: {}",
+            o.seed,
+            o.violations.first().map_or("", String::as_str)
+        );
+    }
+    let seeds: Vec<u64> = failed.iter().map(|o| o.seed).collect();
+    panic!(
+        "{} of {} seeds failed: {:?}",
+        failed.len(),
+        outcomes.len(),
+        &seeds[..seeds.len().min(50)]
+    );
+}
+
+/// The `one_seed` test of `sim`: runs `PULSAR_SIM_SEED` (default 0), printing its parameters, its
+/// figures and trace hash (and every trace line with `PULSAR_SIM_TRACE`); fails with its report.
+pub fn one_seed(sim: Sim) {
+    let seed = seeds_from_env(1).first().copied().unwrap_or(0);
+    let o = run_seed_in(sim, seed, trace_from_env());
+    println!(
+        "seed {seed}: {} events, {:?} simulated, {:?} wall, stats {:?}, trace hash {:#x}",
+        o.steps, o.sim_time, o.wall, o.stats, o.trace_hash
+    );
+    fail_on(&[o]);
+}
+
+/// The `determinism` test of `sim`: each of `seeds` twice, the same trace hash.
+pub fn determinism(sim: Sim, seeds: &[u64]) {
+    for seed in seeds {
+        if let Err(e) = check_determinism_in(sim, *seed) {
+            panic!("{e}");
+        }
+    }
+}
+
+/// Runs one recorded seed of `sim` and fails with its report.
+pub fn regression(sim: Sim, seed: u64) {
+    let o = run_seed_in(sim, seed, false);
+    fail_on(&[o]);
+}

@@ -45,7 +45,7 @@ pub async fn consumer_task(ctx: Arc<Ctx>, i: usize, start: Duration) {
     let (spec, mode, topic) = {
         let e = ctx.env();
         (
-            e.p.consumers[i].clone(),
+            e.fab.p.consumers[i].clone(),
             e.ap.consumers[i],
             e.app.consumers[i].topic.clone(),
         )
@@ -178,7 +178,7 @@ async fn receive_all(
     loop {
         let (now, healed) = {
             let e = ctx.env();
-            (e.now(), e.healed)
+            (e.now(), e.fab.healed)
         };
         run_due_acks(ctx, spec, mode, &sub, &mut acks, now).await;
         let recreate = spec.recreate_at.filter(|_| !planned.recreated && !healed);

@@ -13,7 +13,6 @@
 pub mod consumer;
 pub mod env;
 pub mod executor;
-mod faults;
 pub mod models;
 pub mod observers;
 pub mod params;
@@ -25,14 +24,14 @@ use std::time::Duration;
 
 use futures::future::poll_fn;
 use pulsar_async::{ClientHandle, ClientOptions};
-use pulsar_core::TokenAuth;
 
-use crate::sim::async_world::env::{Env, Ev, TOKEN};
+use crate::sim::async_world::env::{Env, Ev};
 use crate::sim::async_world::executor::{Executor, Spawner};
 use crate::sim::async_world::params::AsyncParams;
 use crate::sim::async_world::runtime::SimRuntime;
 use crate::sim::broker::ModelCluster;
 use crate::sim::check::{all_messages, check_log, unsettled};
+use crate::sim::fabric::configure_client;
 use crate::sim::params::Params;
 use crate::sim::world::RunResult;
 
@@ -93,7 +92,7 @@ pub fn run(p: Params, echo: bool) -> RunResult {
     let spawner = exec.spawner();
     let ctx = start_clients(&p, &env, &spawner);
     spawn_workload(&ctx, &p);
-    lock(&env).start_chaos();
+    lock(&env).fab.start_chaos();
     let steps = run_loop(&ctx, &mut exec);
     let result = finish(&env, steps, exec.polls);
     // The end: every task dropped (the drivers with them), then nothing may hold the world.
@@ -118,16 +117,8 @@ fn start_clients(p: &Params, env: &Arc<Mutex<Env>>, spawner: &Spawner) -> Arc<Ct
     for i in 0..p.clients {
         let rt = SimRuntime::new(env.clone(), i, spawner.clone());
         let mut options = ClientOptions::new(ModelCluster::service_url(p.brokers));
-        let cfg = &mut options.core;
-        cfg.seed = seeds.next_u64() ^ i as u64;
-        cfg.operation_timeout = p.client.operation_timeout;
-        cfg.connection_timeout = p.client.connection_timeout;
-        cfg.keep_alive_interval = p.client.keep_alive;
-        cfg.backoff_initial = p.client.backoff_initial;
-        cfg.backoff_max = p.client.backoff_max;
-        if p.auth {
-            cfg.auth = Some(Box::new(TokenAuth::new(TOKEN)));
-        }
+        options.core.seed = seeds.next_u64() ^ i as u64;
+        configure_client(&mut options.core, p);
         options.event_buffer = 1 << 20;
         match pulsar_async::start(rt.clone(), options) {
             Ok(c) => clients.push(c),
@@ -149,19 +140,17 @@ fn spawn_workload(ctx: &Arc<Ctx>, p: &Params) {
         ctx.spawner.spawn(observers::events_task(ctx.clone(), ci));
         ctx.spawner.spawn(observers::limits_task(ctx.clone(), ci));
     }
+    let start = || {
+        ctx.env()
+            .app_delay(Duration::ZERO, Duration::from_millis(500))
+    };
     for i in 0..p.producers.len() {
-        let start = ctx
-            .env()
-            .app_delay(Duration::ZERO, Duration::from_millis(500));
-        ctx.spawner
-            .spawn(producer::producer_task(ctx.clone(), i, start));
+        let task = producer::producer_task(ctx.clone(), i, start());
+        ctx.spawner.spawn(task);
     }
     for i in 0..p.consumers.len() {
-        let start = ctx
-            .env()
-            .app_delay(Duration::ZERO, Duration::from_millis(500));
-        ctx.spawner
-            .spawn(consumer::consumer_task(ctx.clone(), i, start));
+        let task = consumer::consumer_task(ctx.clone(), i, start());
+        ctx.spawner.spawn(task);
     }
 }
 
@@ -177,14 +166,14 @@ fn run_loop(ctx: &Arc<Ctx>, exec: &mut Executor) -> u64 {
             return steps;
         }
         let mut e = ctx.env();
-        if e.fatal {
+        if e.fab.fatal {
             return steps;
         }
         if e.app.closing && e.app.closed.iter().all(|c| *c) {
             e.log("every client closed");
             return steps;
         }
-        let Some((now, ev)) = e.sched.pop() else {
+        let Some((now, ev)) = e.fab.sched.pop() else {
             e.violation("the event queue ran dry before the run finished".into());
             return steps;
         };
@@ -234,20 +223,20 @@ fn check_settled(e: &mut Env) -> bool {
     if e.app.closing {
         return false;
     }
-    let missing = unsettled(&e.app.producers, &e.app.subs, &e.cluster);
+    let missing = unsettled(&e.app.producers, &e.app.subs, &e.fab.cluster);
     let now = e.now();
     if missing.is_empty() {
         e.log("settled: every send finished, every subscription caught up");
         return true;
     }
-    if now >= e.p.chaos + e.p.settle_bound {
-        let bound = e.p.settle_bound;
+    if now >= e.fab.p.chaos + e.fab.p.settle_bound {
+        let bound = e.fab.p.settle_bound;
         for m in missing {
             e.violation(format!("not settled {bound:?} after healing: {m}"));
         }
         return true;
     }
-    e.sched.after(Duration::from_secs(1), Ev::Check);
+    e.fab.sched.after(Duration::from_secs(1), Ev::Check);
     false
 }
 
@@ -256,9 +245,9 @@ fn begin_close(ctx: &Arc<Ctx>) {
     let bound = {
         let mut e = ctx.env();
         e.app.begin_closing();
-        e.p.client.operation_timeout + Duration::from_secs(5)
+        e.fab.p.client.operation_timeout + Duration::from_secs(5)
     };
-    ctx.env().sched.after(bound, Ev::CloseBound);
+    ctx.env().fab.sched.after(bound, Ev::CloseBound);
     for ci in 0..ctx.clients.len() {
         ctx.spawner.spawn(observers::close_task(ctx.clone(), ci));
     }
@@ -267,25 +256,25 @@ fn begin_close(ctx: &Arc<Ctx>) {
 /// The end-of-run checks over the log, and the result.
 fn finish(env: &Arc<Mutex<Env>>, steps: u64, polls: u64) -> RunResult {
     let mut e = lock(env);
-    if !e.fatal {
-        let v = check_log(e.cluster.store(), e.p.dedup, &e.app.producers);
+    if !e.fab.fatal {
+        let v = check_log(e.fab.cluster.store(), e.fab.p.dedup, &e.app.producers);
         for x in v {
             e.violation(x);
         }
     }
-    e.stats.persisted = all_messages(e.cluster.store())
+    e.fab.stats.persisted = all_messages(e.fab.cluster.store())
         .map(|m| m.values().map(|v| v.len() as u64).sum())
         .unwrap_or(0);
-    let stats = e.stats.clone();
-    let n = e.violations.len();
+    let stats = e.fab.stats.clone();
+    let n = e.fab.violations.len();
     e.log(format!(
         "end: {n} violations, stats {stats:?}, {polls} task polls"
     ));
-    let (trace_hash, trace_lines, tail) = e.trace_summary();
+    let (trace_hash, trace_lines, tail) = e.fab.trace_summary();
     RunResult {
         trace_hash,
         trace_lines,
-        violations: e.violations.clone(),
+        violations: e.fab.violations.clone(),
         tail,
         steps,
         sim_time: e.now(),

@@ -9,10 +9,10 @@ use std::time::Duration;
 use pulsar_async::{Error, Message, MessageId};
 use pulsar_core::ProducerId;
 
-use crate::sim::app::{parse_payload, short, ConsumerModel, ProducerModel, SendRef, SubRecord};
+use crate::sim::app::{short, ConsumerModel, ProducerModel, SendRef, SubRecord};
 use crate::sim::async_world::env::Env;
-use crate::sim::check::base_topic;
 use crate::sim::params::Params;
+use crate::sim::records::{received_violations, Records};
 use crate::sim::rng::SimRng;
 
 /// See the [module documentation](self).
@@ -38,31 +38,11 @@ pub struct Models {
 impl Models {
     /// The records of `p`'s workload, nothing sent or received yet.
     pub fn new(p: &Params, rng: SimRng, feature_rng: SimRng) -> Models {
-        let producers = p
-            .producers
-            .iter()
-            .map(|s| {
-                ProducerModel::new(
-                    s.clone(),
-                    p.topics[s.topic].name.clone(),
-                    p.max_message_size as usize,
-                )
-            })
-            .collect();
-        let consumers: Vec<ConsumerModel> = p
-            .consumers
-            .iter()
-            .map(|s| ConsumerModel::new(s.clone(), p.topics[s.topic].name.clone()))
-            .collect();
-        let mut subs: BTreeMap<(String, String), SubRecord> = BTreeMap::new();
-        for c in &consumers {
-            let r = subs
-                .entry((c.topic.clone(), c.spec.subscription.clone()))
-                .or_default();
-            r.durable = c.spec.durable;
-            r.members += 1;
-            r.physical = p.topics[c.spec.topic].physical();
-        }
+        let Records {
+            producers,
+            consumers,
+            subs,
+        } = Records::new(p);
         Models {
             producers,
             consumers,
@@ -118,7 +98,7 @@ impl Env {
         ordered: bool,
     ) {
         let m = &self.app.producers[i];
-        let partitioned = self.p.topics[m.spec.topic].partitions > 0;
+        let partitioned = self.fab.p.topics[m.spec.topic].partitions > 0;
         let partition = result.as_ref().ok().map(|id| id.partition);
         let domain = if ordered {
             m.domain_of(Some(index), partition, partitioned)
@@ -128,11 +108,11 @@ impl Env {
         let shown = short(&m.payload_of(index));
         match &result {
             Ok(id) => {
-                self.stats.acked += 1;
+                self.fab.stats.acked += 1;
                 self.log(format!("app {shown} on {handle} acked {id}"));
             }
             Err(e) => {
-                self.stats.failed += 1;
+                self.fab.stats.failed += 1;
                 self.log(format!("app {shown} on {handle} failed: {e}"));
             }
         }
@@ -172,16 +152,16 @@ impl Env {
     /// Consumer `i` received `msg`; the checks of the core simulation. Returns whether to
     /// acknowledge it negatively.
     pub fn app_received(&mut self, i: usize, msg: &Message) -> bool {
-        self.stats.received += 1;
+        self.fab.stats.received += 1;
         let text = String::from_utf8_lossy(&msg.payload).into_owned();
-        if msg.payload.len() > self.p.max_message_size as usize {
-            self.stats.chunked += 1;
+        if msg.payload.len() > self.fab.p.max_message_size as usize {
+            self.fab.stats.chunked += 1;
         }
         let c = &self.app.consumers[i];
         let label = c.spec.label.clone();
         let key = (c.topic.clone(), c.spec.subscription.clone());
         let members = self.app.subs.get(&key).map_or(1, |s| s.members);
-        let partitioned = self.p.topics[c.spec.topic].partitions > 0;
+        let partitioned = self.fab.p.topics[c.spec.topic].partitions > 0;
         let acks = c.spec.acks;
         let ordered = c.checks_order(members)
             && !partitioned
@@ -196,43 +176,17 @@ impl Env {
         if let Some(r) = self.app.subs.get_mut(&key) {
             r.received.insert(text.clone());
         }
-        let sent = parse_payload(&msg.payload).and_then(|(l, index)| {
-            self.app
-                .producers
-                .iter()
-                .find(|p| p.spec.label == l)
-                .map(|p| p.payload_of(index))
-        });
-        if sent.as_deref() != Some(text.as_str()) {
-            self.violation(format!(
-                "received a payload the workload never sent: {:?} ({} bytes)",
-                short(&text),
-                text.len()
-            ));
-        }
-        if msg.redelivery_count == 0 && !partitioned {
-            let dispatched =
-                self.cluster
-                    .first_dispatch(&msg.topic, &key.1, msg.id.ledger_id, msg.id.entry_id);
-            if let (Some(d), Some(lost)) = (dispatched, self.app.consumers[i].last_loss) {
-                if d < lost {
-                    self.violation(format!(
-                        "{label} received {text} ({}) dispatched at {d:?} on a connection it lost \
-                         at {lost:?}: a stale message survived the resubscription",
-                        msg.id
-                    ));
-                }
-            }
-        }
-        let pos = (msg.id.ledger_id, msg.id.entry_id, msg.id.batch_index);
-        if let Err(v) = self.app.consumers[i].on_message(&short(&text), pos, ordered) {
+        let found = received_violations(
+            &self.fab.cluster,
+            &self.app.producers,
+            &mut self.app.consumers[i],
+            msg,
+            &text,
+            msg.redelivery_count == 0 && !partitioned,
+            ordered,
+        );
+        for v in found {
             self.violation(v);
-        }
-        if base_topic(&msg.topic) != self.app.consumers[i].topic {
-            self.violation(format!(
-                "{label} received {text} from {} which it did not subscribe to",
-                msg.topic
-            ));
         }
         msg.redelivery_count == 0
             && acks.nack_rate > 0.0

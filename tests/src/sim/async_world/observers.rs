@@ -9,6 +9,7 @@ use futures::StreamExt;
 use pulsar_async::{ClientEvent, Event};
 
 use crate::sim::async_world::Ctx;
+use crate::sim::records::queue_limit_violations;
 
 /// Follows client `ci`'s events: a consumer reconnecting may rewind once, and the messages
 /// dispatched on the connection it lost must not reach it any more.
@@ -50,49 +51,8 @@ pub async fn limits_task(ctx: Arc<Ctx>, ci: usize) {
         }
         let stats = ctx.clients[ci].stats();
         let mut e = ctx.env();
-        let mut found = Vec::new();
-        for ps in &stats.producers {
-            let Some(m) = e
-                .app
-                .producers
-                .iter()
-                .find(|m| m.spec.client == ci && m.handle == Some(ps.id))
-            else {
-                continue;
-            };
-            let limit = if m.spec.max_pending == 0 {
-                1000
-            } else {
-                m.spec.max_pending
-            };
-            if ps.pending_messages > limit {
-                found.push(format!(
-                    "{} holds {} pending messages, above max_pending_messages {limit}",
-                    m.spec.label, ps.pending_messages
-                ));
-            }
-        }
-        for cs in &stats.consumers {
-            let Some(m) = e
-                .app
-                .consumers
-                .iter()
-                .find(|m| m.spec.client == ci && m.handle == Some(cs.id))
-            else {
-                continue;
-            };
-            if e.p.topics[m.spec.topic].partitions > 0 {
-                continue;
-            }
-            // a batch may overshoot the permits by its size minus one (10 messages at most)
-            let limit = m.spec.queue_size.max(1) as usize + 9;
-            if cs.queued_messages > limit {
-                found.push(format!(
-                    "{} queues {} messages, above its receiver queue of {} (+ one batch)",
-                    m.spec.label, cs.queued_messages, m.spec.queue_size
-                ));
-            }
-        }
+        let found =
+            queue_limit_violations(&e.fab.p, ci, &stats, &e.app.producers, &e.app.consumers);
         for v in found {
             e.violation(v);
         }

@@ -44,7 +44,7 @@ pub async fn producer_task(ctx: Arc<Ctx>, i: usize, start: Duration) {
     let (spec, mode, topic) = {
         let e = ctx.env();
         (
-            e.p.producers[i].clone(),
+            e.fab.p.producers[i].clone(),
             e.ap.producers[i],
             e.app.producers[i].topic.clone(),
         )
@@ -175,7 +175,7 @@ async fn send_all(
     loop {
         let (next, now, healed) = {
             let e = ctx.env();
-            (e.app.producers[i].next_index, e.now(), e.healed)
+            (e.app.producers[i].next_index, e.now(), e.fab.healed)
         };
         let recreate = spec.recreate_at.filter(|_| !*recreated && !healed);
         if recreate.is_some_and(|t| now >= t) {

@@ -1,34 +1,31 @@
-//! Fault injection and healing of an async run: the core simulation's faults (resets,
-//! half-open connections, clogs, partitions, broker crashes, topic moves) at the seed's rates.
+//! Fault injection and healing: resets, half-open connections, clogs, partitions, broker
+//! crashes and topic moves at the seed's rates during the chaos phase, then the healing.
 
 use std::time::Duration;
 
-use crate::sim::async_world::env::{Env, Ev};
 use crate::sim::broker::{ConnId, MoveKind};
+use crate::sim::fabric::{Fabric, NetEv, SimEvent};
 use crate::sim::net::{Dir, Phase};
 
-impl Env {
+impl<E: SimEvent> Fabric<E> {
     /// Schedules the first fault and the end of the chaos phase.
     pub fn start_chaos(&mut self) {
         if self.p.has_faults() {
             self.schedule_fault();
         }
         let chaos = self.p.chaos;
-        self.sched.at(chaos, Ev::Heal);
-    }
-
-    fn schedule_fault_after(&mut self, total: f64) {
-        let mean = 60.0 / total;
-        let d = Duration::from_secs_f64(self.fault_rng.next_f64() * 2.0 * mean);
-        self.sched.after(d, Ev::Fault);
+        self.sched.at(chaos, NetEv::Heal.into());
     }
 
     fn schedule_fault(&mut self) {
         let f = &self.p.faults;
         let total = f.reset + f.half_open + f.clog + f.partition + f.crash + f.move_topic;
-        if total > 0.0 {
-            self.schedule_fault_after(total);
+        if total <= 0.0 {
+            return;
         }
+        let mean = 60.0 / total;
+        let d = Duration::from_secs_f64(self.fault_rng.next_f64() * 2.0 * mean);
+        self.sched.after(d, NetEv::Fault.into());
     }
 
     /// Injects one fault, drawn by the seed's rates, and schedules the next.
@@ -37,7 +34,7 @@ impl Env {
             return;
         }
         self.schedule_fault();
-        let f = self.p.faults.clone();
+        let f = &self.p.faults;
         let weights = [
             f.reset,
             f.half_open,
@@ -125,7 +122,8 @@ impl Env {
             .duration(Duration::from_secs(1), Duration::from_secs(12));
         self.log(format!("FAULT partition c{client}-b{broker} for {d:?}"));
         self.net.block(client, broker);
-        self.sched.after(d, Ev::Unblock { client, broker });
+        self.sched
+            .after(d, NetEv::Unblock { client, broker }.into());
     }
 
     fn fault_crash(&mut self) {
@@ -154,7 +152,7 @@ impl Env {
             }
         }
         self.drain_cluster();
-        self.sched.after(d, Ev::Restart(b));
+        self.sched.after(d, NetEv::Restart(b).into());
     }
 
     fn fault_move(&mut self) {
@@ -178,6 +176,23 @@ impl Env {
         }
     }
 
+    /// A partition ends (unless the run already healed): held data and SYNs go on.
+    pub(crate) fn unblock(&mut self, client: usize, broker: usize) {
+        if !self.healed {
+            self.log(format!("partition c{client}-b{broker} heals"));
+            let wakes = self.net.unblock(client, broker);
+            self.schedule_wakes(wakes);
+            self.retry_syns();
+        }
+    }
+
+    /// A crashed broker restarts.
+    pub(crate) fn restart(&mut self, b: usize) {
+        let now = self.now();
+        self.cluster.restart(now, b);
+        self.drain_cluster();
+    }
+
     /// The chaos phase ends: partitions and clogs end, brokers restart, no more faults; the
     /// settle checks begin a second later.
     pub(crate) fn heal(&mut self) {
@@ -192,6 +207,6 @@ impl Env {
         self.cluster.set_faults_enabled(false);
         self.drain_cluster();
         self.retry_syns();
-        self.sched.after(Duration::from_secs(1), Ev::Check);
+        self.sched.after(Duration::from_secs(1), E::settle_check());
     }
 }
