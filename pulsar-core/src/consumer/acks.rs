@@ -114,6 +114,17 @@ pub(crate) struct Flush {
     pub(crate) cumulative_receipts: Vec<RequestId>,
 }
 
+/// A cumulative ack held back before the chunks of a chunked message (see [`AckTracker::take`]).
+#[derive(Debug)]
+struct HeldCumulative {
+    /// The position the application acknowledged up to.
+    position: Entry,
+    /// Its ack set (a batch acknowledged in part).
+    ack_set: Option<Vec<i64>>,
+    /// The first chunk it stopped before.
+    limit: Entry,
+}
+
 /// See the module documentation.
 #[derive(Debug)]
 pub(crate) struct AckTracker {
@@ -130,8 +141,8 @@ pub(crate) struct AckTracker {
     /// Every entry up to here is acknowledged (sent or pending).
     cumulative_floor: Option<Entry>,
     /// A cumulative ack [`take`](Self::take) held back at a limit (see there): position, ack
-    /// set, and the limit it met.
-    held_cumulative: Option<(Entry, Option<Vec<i64>>, Entry)>,
+    /// set, and the limit it met. Boxed: rare, and every idle consumer carries the field.
+    held_cumulative: Option<Box<HeldCumulative>>,
     flush_at: Option<Instant>,
 }
 
@@ -303,9 +314,13 @@ impl AckTracker {
                 if self
                     .held_cumulative
                     .as_ref()
-                    .is_none_or(|(held, _, _)| position >= *held)
+                    .is_none_or(|held| position >= held.position)
                 {
-                    self.held_cumulative = Some((position, set, limit));
+                    self.held_cumulative = Some(Box::new(HeldCumulative {
+                        position,
+                        ack_set: set,
+                        limit,
+                    }));
                 }
                 prev_entry(limit).map(|p| (p, None))
             }
@@ -342,15 +357,20 @@ impl AckTracker {
     /// Lets the held cumulative ack go (pending again, the flush armed) once `limit`, the first
     /// chunk of a chunked message not yet acknowledged now, is past the limit it met, or gone.
     pub(crate) fn release_held(&mut self, now: Instant, limit: Option<Entry>) {
-        let Some((_, _, at)) = &self.held_cumulative else {
+        let Some(held) = &self.held_cumulative else {
             return;
         };
-        if limit.is_some_and(|l| l <= *at) {
+        if limit.is_some_and(|l| l <= held.limit) {
             return;
         }
-        let Some((position, set, _)) = self.held_cumulative.take() else {
+        let Some(held) = self.held_cumulative.take() else {
             return;
         };
+        let HeldCumulative {
+            position,
+            ack_set: set,
+            ..
+        } = *held;
         if self
             .pending_cumulative
             .as_ref()

@@ -177,7 +177,7 @@ impl Sub {
     /// epoch, or sent before a seek still in progress on this registration).
     fn is_stale(&self, m: &pb::CommandMessage) -> bool {
         let stale_epoch = m.consumer_epoch.is_some_and(|e| e < self.epoch);
-        let stale_seek = self.seek.is_some_and(|s| s.gen == self.gen);
+        let stale_seek = self.seek.as_ref().is_some_and(|s| s.gen == self.gen);
         stale_epoch || stale_seek
     }
 

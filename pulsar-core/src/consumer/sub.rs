@@ -100,8 +100,9 @@ pub(super) struct Sub {
     pub(super) last_dequeued: Option<MessageId>,
     /// After a non-durable resubscription that started before the chunks of an incomplete
     /// chunked message: messages up to this one were delivered already and are dropped when they
-    /// come again (a chunked message counts by its last chunk).
-    pub(super) seen_through: Option<MessageId>,
+    /// come again (a chunked message counts by its last chunk). Boxed: rare, and every idle
+    /// consumer carries the field.
+    pub(super) seen_through: Option<Box<MessageId>>,
     pub(super) acks: AckTracker,
     pub(super) nacks: NackTracker,
     pub(super) unacked: UnackedTracker,
@@ -111,7 +112,8 @@ pub(super) struct Sub {
     pub(super) chunk_ids: BTreeMap<Entry, Vec<Entry>>,
     /// Messages redelivered `max_redeliver_count` times or more, by entry.
     pub(super) dlq_candidates: BTreeMap<Entry, Vec<Message>>,
-    pub(super) seek: Option<SeekState>,
+    /// Boxed: rare, and every idle consumer carries the field.
+    pub(super) seek: Option<Box<SeekState>>,
     pub(super) sought_by_time: bool,
     /// A reader starting inclusively at the latest message that is not positioned yet: after
     /// SUBSCRIBE it asks for the last message id and seeks to it (so that the last message is
@@ -324,7 +326,7 @@ impl Sub {
                 // (other producers' messages between the chunks): they are dropped on arrival.
                 if let Some(seen) = self.last_dequeued {
                     if compare_ids(&start, &seen).is_lt() {
-                        self.seen_through = Some(seen);
+                        self.seen_through = Some(Box::new(seen));
                     }
                 }
                 self.start = Some(start);
@@ -696,12 +698,12 @@ impl Sub {
             SeekTo::Id(id) => (id, false, Some(super::seek_target(&id)), None),
             SeekTo::PublishTime(t) => (MessageId::EARLIEST, true, None, Some(t)),
         };
-        self.seek = Some(SeekState {
+        self.seek = Some(Box::new(SeekState {
             request_id: 0,
             gen: self.gen,
             start,
             by_time,
-        });
+        }));
         let consumer_id = self.id.get();
         let sent = self.send_tracked(
             sh,
@@ -836,7 +838,8 @@ impl Sub {
     /// incomplete message (see [`seen_through`](Self::seen_through)).
     pub(super) fn seen_before(&self, id: &MessageId) -> bool {
         self.seen_through
-            .is_some_and(|seen| compare_ids(id, &seen).is_le())
+            .as_deref()
+            .is_some_and(|seen| compare_ids(id, seen).is_le())
     }
 
     /// Whether a message may be available without asking the broker (`None`: ask).
