@@ -45,14 +45,13 @@ impl Producers {
         }
         let id = sh.env.ids.producer();
         let routing = std::mem::take(&mut options.routing);
+        let lazy = options.lazy_partitions && !options.access_mode.is_exclusive();
         let mut app = App {
             id,
             settings: Arc::new(PartSettings::from_options(&options)),
             max_pending: options.max_pending(),
             hashing: options.hashing_scheme,
             routing: Some(routing),
-            lazy: options.lazy_partitions && !options.access_mode.is_exclusive(),
-            check_interval: options.partitions_check_interval,
             topology: Topology::Single,
             unrouted: VecDeque::new(),
             pending: 0,
@@ -87,6 +86,8 @@ impl Producers {
                 retry_at: None,
                 backoff: Backoff::new(sh.env.config.backoff_initial, sh.env.config.backoff_max),
                 deadline,
+                lazy,
+                check_interval: options.partitions_check_interval,
             }));
         }
         self.apps.insert(id, app);

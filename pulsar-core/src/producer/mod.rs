@@ -109,6 +109,10 @@ struct Resolving {
     backoff: Backoff,
     /// The creation's deadline (its operations carry it too; retries never wait past it).
     deadline: CreateDeadline,
+    /// Lazy partitions (see `ProducerOptions::lazy_partitions`), for the topology to come.
+    lazy: bool,
+    /// How often a partitioned topology checks for new partitions (zero: never).
+    check_interval: Duration,
 }
 
 #[derive(Debug)]
@@ -135,8 +139,6 @@ struct App {
     hashing: HashingScheme,
     /// Taken once the partition count is known.
     routing: Option<RoutingMode>,
-    lazy: bool,
-    check_interval: Duration,
     topology: Topology,
     /// Messages accepted before the partition count is known.
     unrouted: VecDeque<Queued>,
@@ -148,8 +150,9 @@ struct App {
     /// Flush requests: done when every message with a smaller send id is completed.
     flushes: Vec<(RequestId, SendId)>,
     closing: bool,
-    /// The first error a partition ended with while closing.
-    close_error: Option<Error>,
+    /// The first error a partition ended with while closing (boxed: rare, and every idle
+    /// producer carries the field).
+    close_error: Option<Box<Error>>,
 }
 
 impl App {
@@ -492,6 +495,7 @@ impl Producers {
                 self.add_part(sh, now, id, settings, id, -1, topic);
             }
             Ok(n) => {
+                let (lazy, check_interval) = (resolving.lazy, resolving.check_interval);
                 let batching = app.settings.batching.as_ref();
                 let switch_ms =
                     batching.map_or(RoundRobinRouter::DEFAULT_PARTITION_SWITCH_MS, |b| {
@@ -514,17 +518,16 @@ impl Producers {
                     }
                     RoutingMode::Custom(r) => Router::Custom(r),
                 };
-                let interval = (!app.check_interval.is_zero()).then_some(app.check_interval);
+                let interval = (!check_interval.is_zero()).then_some(check_interval);
                 app.topology = Topology::Partitioned(Box::new(Partitions {
                     slots: vec![None; n as usize],
                     router,
-                    lazy: app.lazy,
+                    lazy,
                     first: None,
                     check_interval: interval,
                     next_check: interval.map(|d| time::after(now, d)),
                     check_op: None,
                 }));
-                let lazy = app.lazy;
                 drop(guard);
                 if lazy {
                     // One partition up front, to detect errors early (the Java client does so).
@@ -827,7 +830,7 @@ impl Producers {
         let app = &mut *guard;
         if app.closing {
             if app.close_error.is_none() {
-                app.close_error = error;
+                app.close_error = error.map(Box::new);
             }
             if let Topology::Partitioned(p) = &mut app.topology {
                 for s in p.slots.iter_mut() {
@@ -837,7 +840,7 @@ impl Producers {
                 }
             }
             if !app.parts().iter().any(|p| self.parts.contains_key(p)) {
-                let e = app.close_error.take();
+                let e = app.close_error.take().map(|e| *e);
                 drop(guard);
                 self.end_app(&mut sh.out, id, e);
             }
@@ -897,7 +900,8 @@ impl Producers {
                 });
             }
             let live = || app.parts().iter().any(|p| self.parts.contains_key(p));
-            (app.closing && app.unrouted.is_empty() && !live()).then(|| app.close_error.take())
+            (app.closing && app.unrouted.is_empty() && !live())
+                .then(|| app.close_error.take().map(|e| *e))
         });
         if let Some(error) = ended {
             self.end_app(&mut sh.out, id, error);
