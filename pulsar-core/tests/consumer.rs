@@ -9,13 +9,13 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use pulsar_core::{
     ConsumerId, ConsumerOptions, DeadLetterPolicy, Error, Event, KeySharedPolicy, MessageId,
     ReaderOptions, ReceiveError, RedeliveryBackoff, SeekTo, SubscriptionType,
 };
 use pulsar_proto::pb::{self, base_command::Type};
-use support::{meta, success, Reply, Sim, SERVICE};
+use support::{message_with, meta, success, Reply, Sim, SERVICE};
 
 const T: &str = "persistent://public/default/t";
 
@@ -27,21 +27,9 @@ fn msg(
     payload: &[u8],
     meta: pb::MessageMetadata,
 ) -> Reply {
-    Reply::Payload(
-        pb::CommandMessage {
-            consumer_id: consumer,
-            message_id: pb::MessageIdData {
-                ledger_id: 9,
-                entry_id: entry,
-                ..Default::default()
-            },
-            redelivery_count: Some(redeliveries),
-            ..Default::default()
-        }
-        .into(),
-        Box::new(meta),
-        Bytes::copy_from_slice(payload),
-    )
+    message_with(consumer, entry, payload, meta, |m| {
+        m.redelivery_count = Some(redeliveries);
+    })
 }
 
 /// A batch of `payloads` (uncompressed) with keys `k<i>`.

@@ -9,31 +9,18 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use pulsar_core::{ConsumerOptions, Event, SubscriptionType};
-use pulsar_proto::pb::{self, base_command::Type};
-use support::{meta, success, Reply, Sim, SERVICE};
+use pulsar_proto::pb::base_command::Type;
+use support::{message_with, meta, success, Reply, Sim, SERVICE};
 
 /// SUBSCRIBE requests held back by the broker: request id and consumer epoch.
 type Held = Rc<RefCell<Vec<(u64, Option<u64>)>>>;
 
 /// A MESSAGE frame stamped with the broker's consumer epoch.
 fn msg_with_epoch(consumer: u64, entry: u64, payload: &[u8], epoch: u64) -> Reply {
-    Reply::Payload(
-        pb::CommandMessage {
-            consumer_id: consumer,
-            message_id: pb::MessageIdData {
-                ledger_id: 9,
-                entry_id: entry,
-                ..Default::default()
-            },
-            consumer_epoch: Some(epoch),
-            ..Default::default()
-        }
-        .into(),
-        Box::new(meta(entry)),
-        Bytes::copy_from_slice(payload),
-    )
+    message_with(consumer, entry, payload, meta(entry), |m| {
+        m.consumer_epoch = Some(epoch);
+    })
 }
 
 /// A negative ack that comes due while the resubscription's SUBSCRIBE is in flight: the SUBSCRIBE

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use pulsar_core::{ConsumerOptions, Event, MessageId, ReceiveError};
 use pulsar_proto::pb::{self, base_command::Type};
-use support::{chunk, meta, partitioned_metadata, Reply, Sim, SERVICE};
+use support::{chunk, message, meta, partitioned_metadata, Reply, Sim, SERVICE};
 
 /// SUBSCRIBE requests held back by the broker (request ids), answered by the test.
 fn hold_subscribes(sim: &mut Sim) -> Rc<RefCell<Vec<u64>>> {
@@ -166,20 +166,7 @@ fn batch(consumer: u64, entry: u64, n: usize) -> Reply {
     }
     let mut m = meta(entry);
     m.num_messages_in_batch = Some(n as i32);
-    Reply::Payload(
-        pb::CommandMessage {
-            consumer_id: consumer,
-            message_id: pb::MessageIdData {
-                ledger_id: 9,
-                entry_id: entry,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .into(),
-        Box::new(m),
-        data.freeze(),
-    )
+    message(consumer, entry, &data, m)
 }
 
 /// A reader gets entry 1 and the batch at entry 2, the application reads `read` messages, the

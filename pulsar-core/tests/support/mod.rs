@@ -568,19 +568,31 @@ pub fn fnv(data: &[u8]) -> u64 {
     h
 }
 
-/// A MESSAGE frame for `consumer_id`.
+/// A MESSAGE frame for `consumer_id` at entry `entry` of ledger 9.
 pub fn message(consumer_id: u64, entry: u64, payload: &[u8], meta: pb::MessageMetadata) -> Reply {
-    Reply::Payload(
-        pb::CommandMessage {
-            consumer_id,
-            message_id: pb::MessageIdData {
-                ledger_id: 9,
-                entry_id: entry,
-                ..Default::default()
-            },
+    message_with(consumer_id, entry, payload, meta, |_| {})
+}
+
+/// [`message`] with the command's other fields set by `edit` (redelivery count, epoch, ...).
+pub fn message_with(
+    consumer_id: u64,
+    entry: u64,
+    payload: &[u8],
+    meta: pb::MessageMetadata,
+    edit: impl FnOnce(&mut pb::CommandMessage),
+) -> Reply {
+    let mut command = pb::CommandMessage {
+        consumer_id,
+        message_id: pb::MessageIdData {
+            ledger_id: 9,
+            entry_id: entry,
             ..Default::default()
-        }
-        .into(),
+        },
+        ..Default::default()
+    };
+    edit(&mut command);
+    Reply::Payload(
+        command.into(),
         Box::new(meta),
         Bytes::copy_from_slice(payload),
     )
