@@ -4,6 +4,7 @@
 //!   project's `scripts/pulsar-broker` starts one, once per test process, stopped when the process
 //!   exits), separate broker variants (TLS, authentication, deduplication) owned by a test,
 //!   unique topic names, and admin REST calls.
+//! * [`facade`]: one API over the tokio, smol and blocking adapters, for tests run on each.
 //! * [`wire`]: a blocking client speaking raw protocol frames (pulsar-proto) over a
 //!   `std::net::TcpStream`.
 //! * [`proxy`]: a recording TCP proxy on 127.0.0.1 capturing both directions of a connection.
@@ -17,6 +18,7 @@
 #[doc = include_str!("../../README.md")]
 struct ReadmeExamples;
 
+pub mod facade;
 pub mod golden;
 pub mod proxy;
 pub mod sim;

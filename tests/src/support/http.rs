@@ -44,6 +44,8 @@ pub struct HttpResponse {
     pub status: u16,
     /// Body, de-chunked.
     pub body: Vec<u8>,
+    /// The `Location` header (of a redirect), if any.
+    pub location: Option<String>,
 }
 
 impl HttpResponse {
@@ -99,13 +101,22 @@ pub(crate) fn request(
         .map_err(|e| SupportError::BadUrl(format!("{url}: {e}")))?
         .map_err(failed)?;
     let status = response.status().as_u16();
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let body = response
         .body_mut()
         .with_config()
         .limit(u64::MAX)
         .read_to_vec()
         .map_err(failed)?;
-    Ok(HttpResponse { status, body })
+    Ok(HttpResponse {
+        status,
+        body,
+        location,
+    })
 }
 
 #[cfg(test)]
@@ -161,7 +172,8 @@ mod tests {
             response,
             HttpResponse {
                 status: 404,
-                body: b"abcde".to_vec()
+                body: b"abcde".to_vec(),
+                location: None,
             }
         );
         let head = server.join().unwrap().to_ascii_lowercase();

@@ -42,7 +42,11 @@ impl JavaProgram {
             classes,
             lib,
         };
-        if !program.classes.join(format!("{main_class}.class")).is_file() {
+        if !program
+            .classes
+            .join(format!("{main_class}.class"))
+            .is_file()
+        {
             program.javac(&source)?;
         }
         Ok(program)
@@ -71,7 +75,9 @@ impl JavaProgram {
 
     fn javac(&self, source: &Path) -> Result<(), SupportError> {
         // Compile into a scratch directory, then rename: a reader never sees half the classes.
-        let scratch = self.classes.with_extension(format!("tmp{}", std::process::id()));
+        let scratch = self
+            .classes
+            .with_extension(format!("tmp{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&scratch);
         std::fs::create_dir_all(&scratch)
             .map_err(|e| SupportError::io(format!("creating {}", scratch.display()), e))?;

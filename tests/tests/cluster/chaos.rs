@@ -1,0 +1,1 @@
+//! A chaos run.
