@@ -358,3 +358,50 @@ fn kill_owner_with_dedup() -> TestResult {
     }
     Ok(())
 }
+
+/// Through the proxy (smol): the broker behind the proxy that owns the topic is killed while a
+/// producer sends and an Exclusive consumer receives. Both resume through the proxy on the
+/// survivor; every message is stored exactly once in order and received in order.
+#[test]
+fn proxy_broker_killed_mid_stream() -> TestResult {
+    let (cluster, _turn) = take_cluster();
+    let env = Env::new(Rt::Smol);
+    let ns = namespace(cluster, "proxy-kill")?;
+    let topic = place_topics(cluster, &ns, &[2])?.remove(0);
+    let _revive = Revive { cluster, index: 2 };
+
+    let client = env.client(options_for(cluster.proxy_url()))?;
+    let consuming = Consuming::start(
+        client.consumer(&topic, consumer_options("sub", SubscriptionType::Exclusive))?,
+    );
+    let tag = "proxied";
+    let producing = Producing::start(
+        patient_producer(&client, &topic)?,
+        tag,
+        Duration::from_millis(5),
+    );
+    sleep(Duration::from_secs(2));
+    cluster.kill_broker(2)?;
+    wait_moved(cluster, &[&topic], 2, cluster.session_timeout() * 6)?;
+    sleep(Duration::from_secs(3));
+    let produced = producing.finish()?;
+    assert!(
+        consuming.wait_for_all(tag, produced.sent, Duration::from_secs(60)),
+        "the consumer received every message"
+    );
+    let (consumer, seen) = consuming.finish()?;
+    check_consumed(tag, produced.sent, &seen, true)?;
+    check_exactly_once_in_order(tag, &produced, &stored(&client, &topic)?)?;
+    let proxy = cluster.proxy_url().trim_start_matches("pulsar://");
+    assert!(
+        client
+            .stats()
+            .connections
+            .iter()
+            .all(|c| c.address.host_port() == proxy),
+        "every socket still goes to the proxy"
+    );
+    consumer.close()?;
+    client.close()?;
+    Ok(())
+}
