@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 
 use futures::future::poll_fn;
 use futures::Stream;
-use pulsar_core::{ClientStats, LookupResult, RequestId, Resource, TopicsMode};
+use pulsar_core::{ClientStats, ClusterFailover, LookupResult, RequestId, Resource, TopicsMode};
 
 use crate::consumer::{ConsumerBuilder, ReaderBuilder};
 use crate::driver::Driver;
 use crate::error::Error;
+use crate::failover::{self, FailoverControl};
 use crate::options::{ClientBuilder, ClientOptions, Launch};
 use crate::producer::ProducerBuilder;
 use crate::runtime::{Runtime, TimeSource};
@@ -242,6 +243,16 @@ impl ClientHandle {
         poll_fn(|cx| self.shared().with(|st| st.poll_request(id, cx))).await
     }
 
+    /// Switches to another service URL, typically another cluster (the Java client's
+    /// `updateServiceUrl`): lookups go there from now on, every connection to the old one is
+    /// closed, and producers and consumers look their topics up again and resend what is pending
+    /// (messages in flight at the switch may be stored in both clusters). Returns whether the URL
+    /// changed. [`ClientOptions::cluster_failover`] does this by itself when clusters become
+    /// unreachable.
+    pub fn set_service_url(&self, url: &str) -> Result<bool, Error> {
+        Ok(self.shared().with(|st| st.set_service_url(url))?)
+    }
+
     /// Closes the client gracefully: producers and consumers are closed on the broker (waiting at
     /// most the operation timeout), then the connections; returns once the driver has finished.
     /// Producers and consumers still held fail with a "closed" error afterwards.
@@ -312,6 +323,7 @@ pub fn start<R: Runtime>(runtime: R, options: ClientOptions) -> Result<ClientHan
         shared,
         tls,
         write_timeout,
+        failover,
         ..
     } = new_state(
         options,
@@ -320,6 +332,9 @@ pub fn start<R: Runtime>(runtime: R, options: ClientOptions) -> Result<ClientHan
     )?;
     let driver = Driver::new(shared.clone(), runtime.clone(), tls, write_timeout);
     runtime.spawn(Box::pin(driver)).map_err(Error::Runtime)?;
+    if let Some(control) = failover {
+        failover::spawn(runtime, control)?;
+    }
     Ok(ClientHandle::from_shared(shared))
 }
 
@@ -337,14 +352,25 @@ pub(crate) struct NewState {
     pub(crate) tls: TlsContext,
     pub(crate) write_timeout: Duration,
     pub(crate) connection_timeout: Duration,
+    /// The cluster failover prober, when the options ask for one.
+    pub(crate) failover: Option<FailoverControl>,
 }
 
 /// Validates `options` and builds the core and the shared state, reading the time from `time`.
 pub(crate) fn new_state(
-    options: ClientOptions,
+    mut options: ClientOptions,
     time: TimeSource,
     wake: DriverWake,
 ) -> Result<NewState, Error> {
+    let policy = options
+        .cluster_failover
+        .take()
+        .map(ClusterFailover::new)
+        .transpose()?;
+    if let Some(policy) = &policy {
+        options.core.service_url = policy.config().primary.clone();
+        options.cluster_failover = Some(policy.config().clone());
+    }
     let url = options.validate()?;
     let tls = TlsContext::new(options.tls.clone(), options.wants_tls(&url))?;
     let mut config = options.core;
@@ -368,8 +394,10 @@ pub(crate) fn new_state(
         wake,
         client_quiet,
     );
+    let shared = Shared::new(state);
     Ok(NewState {
-        shared: Shared::new(state),
+        failover: policy.map(|p| FailoverControl::new(shared.clone(), p)),
+        shared,
         tls,
         write_timeout: options.write_timeout,
         connection_timeout,

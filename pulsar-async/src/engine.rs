@@ -10,6 +10,7 @@ use pulsar_core::{ConnectionId, IoRequest, Transmit};
 
 use crate::client::{new_state, ClientHandle, NewState};
 use crate::error::Error;
+use crate::failover::FailoverControl;
 use crate::options::ClientOptions;
 use crate::runtime::TimeSource;
 use crate::state::{DriverWake, Shared};
@@ -27,6 +28,7 @@ pub struct Engine {
     tls: TlsContext,
     write_timeout: Duration,
     connection_timeout: Duration,
+    failover: Option<FailoverControl>,
 }
 
 /// What the driver must do next, from [`Engine::take_outputs`].
@@ -69,6 +71,7 @@ impl Engine {
             tls,
             write_timeout,
             connection_timeout,
+            failover,
         } = new_state(options, time.clone(), DriverWake::Callback(Box::new(wake)))?;
         shared.with(|st| st.set_wait_on_drop(drop_bound));
         let handle = ClientHandle::from_shared(shared.clone());
@@ -79,9 +82,16 @@ impl Engine {
                 tls,
                 write_timeout,
                 connection_timeout,
+                failover,
             },
             handle,
         ))
+    }
+
+    /// The cluster failover prober, when the options asked for one: the driver runs it (probing
+    /// with blocking connects) until [`FailoverControl::is_closing`]. `None` once taken.
+    pub fn take_failover(&mut self) -> Option<FailoverControl> {
+        self.failover.take()
     }
 
     /// The TLS settings.

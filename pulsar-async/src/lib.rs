@@ -71,6 +71,7 @@ mod consumer;
 mod driver;
 pub mod engine;
 mod error;
+pub mod failover;
 mod idmap;
 mod options;
 mod producer;

@@ -33,6 +33,12 @@ pub struct ClientOptions {
     /// A connection whose socket accepts no byte for this long while bytes wait is closed (and
     /// its producers and consumers reconnect).
     pub write_timeout: Duration,
+    /// Cluster-level failover (the Java client's `AutoClusterFailover`): when set, the client
+    /// starts on its primary (in place of `core.service_url`), probes every cluster and switches
+    /// between them as [`ClusterFailover`](pulsar_core::ClusterFailover) describes. `None` (the
+    /// default): one service URL for the client's life, unless
+    /// [`ClientHandle::set_service_url`](crate::ClientHandle::set_service_url) changes it.
+    pub cluster_failover: Option<pulsar_core::ClusterFailoverConfig>,
 }
 
 impl ClientOptions {
@@ -46,6 +52,7 @@ impl ClientOptions {
             max_write_buffer: DEFAULT_MAX_WRITE_BUFFER,
             event_buffer: DEFAULT_EVENT_BUFFER,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
+            cluster_failover: None,
         }
     }
 
@@ -59,9 +66,15 @@ impl ClientOptions {
         Ok(url)
     }
 
-    /// Whether a TLS configuration must be built at start (TLS URL or TLS settings given).
+    /// Whether a TLS configuration must be built at start (TLS URL or TLS settings given, or a
+    /// TLS cluster to fail over to).
     pub fn wants_tls(&self, url: &ServiceUrl) -> bool {
-        url.tls || self.tls.is_customized()
+        let failover_tls = self.cluster_failover.as_ref().is_some_and(|f| {
+            f.secondaries
+                .iter()
+                .any(|s| ServiceUrl::parse(s).is_ok_and(|s| s.tls))
+        });
+        url.tls || self.tls.is_customized() || failover_tls
     }
 }
 

@@ -53,6 +53,7 @@ struct ReadmeExamples;
 
 mod consumer;
 mod driver;
+mod failover;
 mod producer;
 mod wait;
 
@@ -87,14 +88,18 @@ impl Launch for Blocking {
     fn launch(options: ClientOptions) -> Result<Client, Error> {
         let (tx, rx) = mpsc::sync_channel::<Input>(driver::CHANNEL_BOUND);
         let wake_tx = tx.clone();
-        let (engine, handle) = Engine::new(options, move || {
+        let (mut engine, handle) = Engine::new(options, move || {
             // Never blocks: a full channel means the driver has work queued already.
             let _ = wake_tx.try_send(Input::Wake);
         })?;
+        let failover = engine.take_failover();
         std::thread::Builder::new()
             .name("pulsar-driver".into())
             .spawn(move || driver::run(engine, rx, tx))
             .map_err(|e| Error::Runtime(format!("cannot spawn the driver thread: {e}")))?;
+        if let Some(control) = failover {
+            failover::spawn(control)?;
+        }
         Ok(Client { handle })
     }
 }
@@ -164,6 +169,12 @@ impl Client {
     /// A snapshot of connections, producers, consumers and counters.
     pub fn stats(&self) -> ClientStats {
         self.handle.stats()
+    }
+
+    /// Switches to another service URL, typically another cluster: see
+    /// [`ClientHandle::set_service_url`]. `ClientOptions::cluster_failover` does this by itself.
+    pub fn set_service_url(&self, url: &str) -> Result<bool, Error> {
+        self.handle.set_service_url(url)
     }
 
     /// Looks up the broker serving `topic`.

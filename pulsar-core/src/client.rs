@@ -15,6 +15,7 @@ use crate::message::MessageId;
 use crate::outputs::Dispatch;
 use crate::producer::{OutgoingMessage, ProducerOptions, Producers, Refused};
 use crate::request::{OpKind, Owner};
+use crate::service_url::ServiceUrl;
 use crate::shared::Shared;
 use crate::stats::{ClientStats, ProducerStats};
 use crate::time;
@@ -568,6 +569,39 @@ impl Client {
         self.consumers.close_all(&mut self.shared, now);
         self.pump(now);
         self.check_closing(now);
+    }
+
+    /// Switches to another service URL, typically another cluster (the Java client's
+    /// `updateServiceUrl`): lookups go to its hosts from now on, and every open connection is
+    /// closed, so that producers and consumers look their topics up again there (after the usual
+    /// short backoff) and resend what is pending. Returns whether the URL changed; the URL in use
+    /// changes nothing. Emits [`Event::ServiceUrlChanged`].
+    ///
+    /// Fails with [`Error::InvalidUrl`] for a URL that does not parse, [`Error::InvalidState`]
+    /// when the client's SNI proxy cannot serve it, and [`Error::ClientClosed`] after
+    /// [`close`](Self::close).
+    pub fn set_service_url(&mut self, now: Instant, url: &str) -> Result<bool, Error> {
+        if self.life != Life::Open {
+            return Err(Error::ClientClosed);
+        }
+        let service = ServiceUrl::parse(url)?;
+        let changed = self.shared.set_service(service).map_err(|e| match e {
+            ConfigError::ServiceUrl(e) => Error::InvalidUrl(e),
+            ConfigError::Invalid { reason, .. } => Error::InvalidState(reason),
+        })?;
+        if !changed {
+            return Ok(false);
+        }
+        self.shared.env.config.service_url = url.to_owned();
+        self.shared.out.events.push_back(Event::ServiceUrlChanged {
+            url: url.to_owned(),
+        });
+        for conn in self.shared.conns.ids() {
+            self.shared
+                .close_connection(now, conn, Error::ServiceUrlChanged(url.to_owned()));
+        }
+        self.pump(now);
+        Ok(true)
     }
 
     /// A snapshot of connections, producers, consumers and counters.

@@ -14,7 +14,7 @@ use pulsar_proto::pb;
 use crate::config::ClientConfig;
 use crate::connection::{Connection, PendingRequest};
 use crate::env::Env;
-use crate::error::{Error, ProtocolError, UsageError};
+use crate::error::{ConfigError, Error, ProtocolError, UsageError};
 use crate::event::Event;
 use crate::handle::{ConnectionId, ConsumerId, IdGen, ProducerId};
 use crate::io::{IoRequest, Transmit};
@@ -61,6 +61,21 @@ impl Connections {
             operation_timeout: config.operation_timeout,
             keep_alive_interval: config.keep_alive_interval,
         }
+    }
+
+    /// Uses `service` from now on (and the SNI proxy `config` gives for it); returns whether it
+    /// differs from the service URL in use.
+    pub(crate) fn set_service(
+        &mut self,
+        config: &ClientConfig,
+        service: ServiceUrl,
+    ) -> Result<bool, ConfigError> {
+        let sni_proxy = config.sni_proxy(&service)?;
+        if !self.pool.set_service(service) {
+            return Ok(false);
+        }
+        self.sni_proxy = sni_proxy;
+        Ok(true)
     }
 
     /// The connection for `key` in the slot chosen by `hint`, opened if needed (its id comes from

@@ -183,6 +183,10 @@ pub enum Error {
     /// The operation is not valid in the current state.
     #[error("invalid state: {0}")]
     InvalidState(&'static str),
+    /// The client switched to another service URL (another cluster): connections to the old one
+    /// were closed, and producers and consumers look their topics up again in the new one.
+    #[error("the client switched to service URL {0}")]
+    ServiceUrlChanged(String),
 }
 
 impl Error {
@@ -197,6 +201,7 @@ impl Error {
             | Error::KeepAliveTimeout(_)
             | Error::ConnectionClosed
             | Error::ClosedByBroker
+            | Error::ServiceUrlChanged(_)
             | Error::Protocol(_) => true,
             Error::InvalidTopic(_)
             | Error::InvalidUrl(_)

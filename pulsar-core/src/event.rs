@@ -295,6 +295,12 @@ pub enum Event {
         /// Where to.
         to: BrokerAddress,
     },
+    /// [`Client::set_service_url`](crate::Client::set_service_url) switched to another service
+    /// URL: the old connections are closing, and producers and consumers look up again there.
+    ServiceUrlChanged {
+        /// The service URL now in use.
+        url: String,
+    },
     /// [`Client::close`](crate::Client::close) finished: every connection is closed.
     ClientClosed,
 }

@@ -121,6 +121,7 @@ mod deadline_map;
 mod env;
 pub mod error;
 pub mod event;
+pub mod failover;
 mod handle;
 pub mod io;
 mod link;
@@ -148,6 +149,7 @@ pub use consumer::{
 };
 pub use error::{ConfigError, Error, ProtocolError, SendError, ServerErrorCode, UsageError};
 pub use event::{Event, LookupResult, Resource, TopicsMode};
+pub use failover::{ClusterFailover, ClusterFailoverConfig};
 pub use handle::{ConnectionId, ConsumerId, ProducerId, RequestId, SendId};
 pub use io::{IoRequest, Transmit};
 pub use message::MessageId;

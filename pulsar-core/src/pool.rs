@@ -49,6 +49,16 @@ impl Pool {
         }
     }
 
+    /// Uses `service` from now on (from its first host); returns whether it differs.
+    pub(crate) fn set_service(&mut self, service: ServiceUrl) -> bool {
+        if self.service == service {
+            return false;
+        }
+        self.service = service;
+        self.service_index = 0;
+        true
+    }
+
     /// The service URL host currently in use.
     pub(crate) fn service_host(&self) -> BrokerAddress {
         let i = self.service_index % self.service.hosts.len().max(1);

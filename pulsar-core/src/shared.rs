@@ -19,7 +19,7 @@ use crate::config::ClientConfig;
 use crate::connections::Connections;
 use crate::deadline::Deadline;
 use crate::env::Env;
-use crate::error::{Error, ProtocolError, UsageError};
+use crate::error::{ConfigError, Error, ProtocolError, UsageError};
 use crate::event::Event;
 use crate::handle::{ConnectionId, ConsumerId, ProducerId};
 use crate::io::{IoRequest, Transmit};
@@ -97,6 +97,11 @@ impl Shared {
         let (env, conns, out) = (&mut self.env, &mut self.conns, &mut self.out);
         self.lookups.issue(now, env, conns, out, id);
         id
+    }
+
+    /// Uses `service` for lookups from now on; returns whether it differs from the one in use.
+    pub(crate) fn set_service(&mut self, service: ServiceUrl) -> Result<bool, ConfigError> {
+        self.conns.set_service(&self.env.config, service)
     }
 
     /// Closes a connection on the client's initiative (bad input, keep-alive, client close).

@@ -490,3 +490,65 @@ fn after_migration_behind_a_proxy_the_producer_stays_behind_the_new_clusters_pro
     assert_eq!(reg.broker, "c2:6650", "through the new cluster's proxy");
     assert_eq!(proxy_to(&sim, &reg).as_deref(), Some("b8:6650"));
 }
+
+#[test]
+fn a_new_service_url_moves_producers_and_consumers_to_the_other_cluster() {
+    let mut sim = Sim::new();
+    sim.add_broker("other:6650");
+    let p = sim
+        .client
+        .create_producer(sim.now, "t", ProducerOptions::default())
+        .unwrap();
+    sim.run_until(Duration::from_secs(1), |e| {
+        matches!(e, Event::ProducerReady { .. })
+    });
+    let c = sim.subscribed(ConsumerOptions::new("s"));
+    assert!(!sim.conns_to(SERVICE).is_empty());
+
+    // The URL in use changes nothing; a bad one is refused and changes nothing either.
+    assert!(!sim
+        .client
+        .set_service_url(sim.now, "pulsar://svc:6650")
+        .unwrap());
+    assert!(matches!(
+        sim.client.set_service_url(sim.now, "http://x"),
+        Err(Error::InvalidUrl(_))
+    ));
+    assert!(sim
+        .client
+        .set_service_url(sim.now, "pulsar://other:6650")
+        .unwrap());
+    sim.run_until_seen(
+        Duration::from_secs(1),
+        |e| matches!(e, Event::ServiceUrlChanged { url } if url == "pulsar://other:6650"),
+    );
+    sim.run_until_seen(Duration::from_secs(5), |e| {
+        *e == Event::ProducerReconnected { producer: p }
+    });
+    sim.run_until_seen(Duration::from_secs(5), |e| {
+        *e == Event::ConsumerReconnected { consumer: c }
+    });
+    // Everything now goes to the other cluster, looked up there; nothing to the old one.
+    assert!(sim.conns_to(SERVICE).is_empty(), "old connections closed");
+    assert!(!sim.conns_to("other:6650").is_empty());
+    let reconnecting = sim.events.iter().any(|(_, e)| {
+        matches!(e, Event::ProducerReconnecting { reason: Error::ServiceUrlChanged(url), .. }
+            if url == "pulsar://other:6650")
+    });
+    assert!(reconnecting, "the reason names the new service URL");
+    let lookups_on_other = sim
+        .received_of(Type::Lookup)
+        .iter()
+        .filter(|r| r.broker == "other:6650")
+        .count();
+    assert!(
+        lookups_on_other >= 2,
+        "both looked up again in the new cluster"
+    );
+
+    sim.client.close(sim.now);
+    assert_eq!(
+        sim.client.set_service_url(sim.now, "pulsar://svc:6650"),
+        Err(Error::ClientClosed)
+    );
+}

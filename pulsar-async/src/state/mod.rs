@@ -395,7 +395,7 @@ impl State {
     // ---- refusals -------------------------------------------------------------------------------
 
     /// Whether the client is closing or closed.
-    fn client_closing(&self) -> bool {
+    pub(crate) fn client_closing(&self) -> bool {
         self.close_begun || self.closed
     }
 
@@ -487,6 +487,18 @@ impl State {
         let bound = self.wait_on_drop?;
         let on_driver = self.driver_thread == Some(std::thread::current().id());
         (!on_driver && !self.driver_done).then_some(bound)
+    }
+
+    /// Switches the core to another service URL (see
+    /// [`ClientHandle::set_service_url`](crate::ClientHandle::set_service_url)).
+    pub(crate) fn set_service_url(&mut self, url: &str) -> Result<bool, pulsar_core::Error> {
+        let now = self.clock.now();
+        let changed = self.core.set_service_url(now, url)?;
+        if changed {
+            self.after_app();
+            self.wake_driver();
+        }
+        Ok(changed)
     }
 
     pub(crate) fn begin_close(&mut self) {

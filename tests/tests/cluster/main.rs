@@ -8,6 +8,7 @@
 //! the broker it wants, and with retention, so that stored messages can be counted.
 
 mod chaos;
+mod failover;
 mod load;
 mod moves;
 mod placement;
