@@ -2,11 +2,15 @@
 // prints one line per receipt: "receipt <n> <unix time in ms>". The cluster tests run it beside this
 // client's producer through a broker kill, to compare how soon each resumes on the surviving broker.
 //
-//   java -cp "<classes>:<pulsar jars>/*" ResumeLag SERVICE_URL TOPIC INTERVAL_MS
+//   java -cp "<classes>:<pulsar jars>/*" ResumeLag SERVICE_URL TOPIC INTERVAL_MS [TOKEN_FILE]
 import java.io.InputStream;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
+import java.nio.file.Files;
+import java.nio.file.Paths;
+import org.apache.pulsar.client.api.AuthenticationFactory;
+import org.apache.pulsar.client.api.ClientBuilder;
 import org.apache.pulsar.client.api.Producer;
 import org.apache.pulsar.client.api.PulsarClient;
 import org.apache.pulsar.client.api.Schema;
@@ -32,8 +36,13 @@ public class ResumeLag {
         stdinWatch.start();
 
         AtomicLong failed = new AtomicLong();
-        try (PulsarClient client = PulsarClient.builder().serviceUrl(url)
-                .operationTimeout(60, TimeUnit.SECONDS).build();
+        ClientBuilder builder = PulsarClient.builder().serviceUrl(url)
+                .operationTimeout(60, TimeUnit.SECONDS);
+        if (args.length > 3) {
+            String token = new String(Files.readAllBytes(Paths.get(args[3]))).trim();
+            builder = builder.authentication(AuthenticationFactory.token(token));
+        }
+        try (PulsarClient client = builder.build();
              Producer<String> producer = client.newProducer(Schema.STRING).topic(topic)
                 .sendTimeout(0, TimeUnit.SECONDS).blockIfQueueFull(true).enableBatching(false).create()) {
             System.out.println("ready");

@@ -311,12 +311,17 @@ pub enum TReceipt {
 impl TReceipt {
     /// The message id, waiting at most 60 s.
     pub fn wait(self) -> Result<MessageId, Error> {
+        self.wait_timeout(Duration::from_secs(60))
+    }
+
+    /// The message id, waiting at most `limit` (then [`Error::Client`] with a timeout).
+    pub fn wait_timeout(self, limit: Duration) -> Result<MessageId, Error> {
         match self {
             TReceipt::Async(env, r) => env
-                .timeout(Duration::from_secs(60), r)
+                .timeout(limit, r)
                 .unwrap_or(Err(Error::Client(pulsar_async::core::Error::Timeout))),
             TReceipt::Blocking(mut r) => r
-                .wait_timeout(Duration::from_secs(60))
+                .wait_timeout(limit)
                 .unwrap_or(Err(Error::Client(pulsar_async::core::Error::Timeout))),
         }
     }

@@ -1,6 +1,7 @@
 //! A real multi-broker Apache Pulsar cluster for the tests: ZooKeeper, a bookie, three brokers with
 //! the extensible load manager and deduplication, and a Pulsar proxy, started by the project's
-//! `scripts/pulsar-cluster`.
+//! `scripts/pulsar-cluster` with TLS listeners beside the plain ones and token authentication
+//! (every client and admin call presents a token).
 //!
 //! [`cluster`] returns the cluster named by `PULSAR_TEST_CLUSTER_DIR` (a directory holding the
 //! `cluster.env` of a running cluster), or else starts one once per test process in
@@ -33,6 +34,19 @@ pub struct ClusterBroker {
     pub web_url: String,
     /// The broker id the admin API uses (`127.0.0.1:<web port>`).
     pub id: String,
+    /// `pulsar+ssl://127.0.0.1:port`, when the cluster has TLS.
+    pub service_url_tls: Option<String>,
+}
+
+/// What a client needs to talk to the cluster: a token and the CA of its TLS certificates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterCredentials {
+    /// A file holding the `client` role's token, when the cluster authenticates.
+    pub client_token_file: Option<PathBuf>,
+    /// The `admin` role's token (the admin calls send it).
+    pub admin_token: Option<String>,
+    /// The CA of the brokers' and the proxy's certificates, when the cluster has TLS.
+    pub tls_ca: Option<PathBuf>,
 }
 
 /// A running cluster and its admin helpers.
@@ -42,6 +56,7 @@ pub struct Cluster {
     brokers: Vec<ClusterBroker>,
     service_url: String,
     proxy_url: String,
+    credentials: ClusterCredentials,
     session_timeout: Duration,
     started_here: bool,
 }
@@ -78,6 +93,8 @@ fn find_or_start() -> Result<Cluster, SupportError> {
         "--brokers",
         "3",
         "--dedup",
+        "--tls",
+        "--auth",
         "--port-offset",
         &offset,
         "--watch-pid",
@@ -144,12 +161,38 @@ impl Cluster {
         for i in 0..count {
             let web_url = get(&format!("PULSAR_CLUSTER_BROKER_{i}_WEB_URL"))?;
             let id = web_url.trim_start_matches("http://").to_owned();
+            let service_url_tls = vars
+                .get("PULSAR_CLUSTER_SERVICE_URL_TLS")
+                .and_then(|all| all.trim_start_matches("pulsar+ssl://").split(',').nth(i))
+                .map(|host| format!("pulsar+ssl://{host}"));
             brokers.push(ClusterBroker {
                 service_url: get(&format!("PULSAR_CLUSTER_BROKER_{i}_URL"))?,
                 web_url,
                 id,
+                service_url_tls,
             });
         }
+        let admin_token = match vars.get("PULSAR_CLUSTER_ADMIN_TOKEN_FILE") {
+            Some(file) => Some(
+                std::fs::read_to_string(file)
+                    .map_err(|e| SupportError::io(format!("reading {file}"), e))?
+                    .trim()
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        let credentials = ClusterCredentials {
+            client_token_file: vars
+                .get("PULSAR_CLUSTER_CLIENT_TOKEN_FILE")
+                .map(PathBuf::from),
+            admin_token,
+            tls_ca: vars.get("PULSAR_CLUSTER_TLS_CA").map(PathBuf::from),
+        };
+        // With TLS, the proxy reaches the brokers over TLS: clients use its TLS port.
+        let proxy_url = match vars.get("PULSAR_CLUSTER_PROXY_URL_TLS") {
+            Some(url) => (*url).to_owned(),
+            None => get("PULSAR_CLUSTER_PROXY_URL")?,
+        };
         let session_ms: u64 = get("PULSAR_CLUSTER_SESSION_TIMEOUT_MS")?
             .parse()
             .map_err(|_| bad("PULSAR_CLUSTER_SESSION_TIMEOUT_MS is not a number"))?;
@@ -157,7 +200,8 @@ impl Cluster {
             dir: dir.to_owned(),
             brokers,
             service_url: get("PULSAR_CLUSTER_SERVICE_URL")?,
-            proxy_url: get("PULSAR_CLUSTER_PROXY_URL")?,
+            proxy_url,
+            credentials,
             session_timeout: Duration::from_millis(session_ms),
             started_here,
         })
@@ -178,9 +222,15 @@ impl Cluster {
         &self.service_url
     }
 
-    /// The proxy's service URL.
+    /// The proxy's service URL: `pulsar+ssl://` when the cluster has TLS (the proxy then
+    /// reaches the brokers over TLS, which a client on its plain port cannot use).
     pub fn proxy_url(&self) -> &str {
         &self.proxy_url
+    }
+
+    /// The token and CA a client needs.
+    pub fn credentials(&self) -> &ClusterCredentials {
+        &self.credentials
     }
 
     /// The brokers' metadata session timeout: how long a killed broker keeps its topics.
@@ -196,7 +246,7 @@ impl Cluster {
     /// The admin client of broker `i`.
     pub fn admin(&self, i: usize) -> Result<Admin, SupportError> {
         let broker = self.broker(i)?;
-        Admin::new(&broker.web_url, None)
+        Admin::new(&broker.web_url, self.credentials.admin_token.clone())
     }
 
     fn broker(&self, i: usize) -> Result<&ClusterBroker, SupportError> {
@@ -220,7 +270,8 @@ impl Cluster {
     ) -> Result<String, SupportError> {
         let mut last = None;
         for broker in &self.brokers {
-            match call_following(&broker.web_url, method, path, json_body) {
+            let token = self.credentials.admin_token.as_deref();
+            match call_following(&broker.web_url, token, method, path, json_body) {
                 Ok(response) if response.is_success() => return Ok(response.text()),
                 Ok(response) => {
                     return Err(SupportError::HttpStatus {
@@ -361,8 +412,9 @@ impl Cluster {
 
     /// Whether broker `i` answers its health check.
     pub fn broker_healthy(&self, i: usize) -> bool {
+        let token = self.credentials.admin_token.as_deref();
         self.brokers.get(i).is_some_and(|b| {
-            call_following(&b.web_url, "GET", "/admin/v2/brokers/health", None)
+            call_following(&b.web_url, token, "GET", "/admin/v2/brokers/health", None)
                 .is_ok_and(|r| r.is_success())
         })
     }
@@ -408,23 +460,27 @@ fn namespace_of(topic: &str) -> Result<String, SupportError> {
 /// bundles they do not own with 307 to the owner).
 fn call_following(
     web_url: &str,
+    token: Option<&str>,
     method: &str,
     path: &str,
     json_body: Option<&str>,
 ) -> Result<HttpResponse, SupportError> {
     let mut endpoint = Endpoint::parse(web_url)?;
     let mut path = path.to_owned();
-    let headers: &[(&str, &str)] = if json_body.is_some() {
-        &[("Content-Type", "application/json")]
-    } else {
-        &[]
-    };
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let mut headers = Vec::new();
+    if let Some(bearer) = &bearer {
+        headers.push(("Authorization", bearer.as_str()));
+    }
+    if json_body.is_some() {
+        headers.push(("Content-Type", "application/json"));
+    }
     for _ in 0..5 {
         let response = request(
             &endpoint,
             method,
             &path,
-            headers,
+            &headers,
             json_body.map(str::as_bytes),
         )?;
         match (&response.status, &response.location) {

@@ -18,6 +18,7 @@ use pulsar_tests::support::Cluster;
 
 use crate::load::{
     check_consumed, check_exactly_once_in_order, stored, unix_ms_now, Consuming, Producing,
+    Timeline,
 };
 use crate::{consumer_options, namespace, options_for, place_topics, take_cluster, TestResult};
 
@@ -28,10 +29,25 @@ struct Lane {
     topic: String,
     producing: Producing,
     consuming: Consuming,
+    timeline: Timeline,
 }
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+/// Faults injected so far: counts by kind, and a log with times (to explain long pauses).
+#[derive(Default)]
+struct Faults {
+    counts: BTreeMap<&'static str, u32>,
+    log: Vec<(Instant, String)>,
+}
+
+impl Faults {
+    fn note(&mut self, kind: &'static str, detail: String) {
+        *self.counts.entry(kind).or_default() += 1;
+        self.log.push((Instant::now(), format!("{kind}: {detail}")));
+    }
 }
 
 /// What is down and when it comes back.
@@ -43,24 +59,19 @@ struct Outages {
 
 impl Outages {
     /// Restarts what is due (everything when `all`).
-    fn restore(
-        &mut self,
-        cluster: &Cluster,
-        all: bool,
-        counts: &mut BTreeMap<&'static str, u32>,
-    ) -> TestResult {
+    fn restore(&mut self, cluster: &Cluster, all: bool, faults: &mut Faults) -> TestResult {
         let now = Instant::now();
         if let Some((broker, at)) = self.broker {
             if all || now >= at {
                 cluster.start_broker(broker)?;
-                *counts.entry("broker restarts").or_default() += 1;
+                faults.note("broker restarts", format!("broker {broker}"));
                 self.broker = None;
             }
         }
         if let Some(at) = self.proxy {
             if all || now >= at {
                 cluster.start_proxy()?;
-                *counts.entry("proxy restarts").or_default() += 1;
+                faults.note("proxy restarts", String::new());
                 self.proxy = None;
             }
         }
@@ -75,7 +86,7 @@ fn inject(
     rng: &mut SimRng,
     topics: &[String],
     outages: &mut Outages,
-    counts: &mut BTreeMap<&'static str, u32>,
+    faults: &mut Faults,
 ) -> TestResult {
     let brokers = cluster.brokers().len();
     let topic = rng.pick(topics).ok_or("no topics")?;
@@ -87,13 +98,13 @@ fn inject(
             let back =
                 Instant::now() + rng.duration(Duration::from_secs(3), Duration::from_secs(12));
             outages.broker = Some((broker, back));
-            *counts.entry("broker kills (-9)").or_default() += 1;
+            faults.note("broker kills (-9)", format!("broker {broker}"));
         }
         1 => {
             // The owner may be the dead broker: the unload is then refused, and counted so.
             match cluster.unload_bundle(topic, None) {
-                Ok(()) => *counts.entry("bundle unloads").or_default() += 1,
-                Err(_) => *counts.entry("unloads refused (owner down)").or_default() += 1,
+                Ok(()) => faults.note("bundle unloads", topic.clone()),
+                Err(_) => faults.note("unloads refused (owner down)", topic.clone()),
             }
         }
         2 => {
@@ -102,8 +113,8 @@ fn inject(
             if Some(to) != down {
                 let id = cluster.brokers()[to].id.clone();
                 match cluster.unload_bundle(topic, Some(&id)) {
-                    Ok(()) => *counts.entry("bundle transfers").or_default() += 1,
-                    Err(_) => *counts.entry("transfers refused (owner down)").or_default() += 1,
+                    Ok(()) => faults.note("bundle transfers", format!("{topic} to broker {to}")),
+                    Err(_) => faults.note("transfers refused (owner down)", topic.clone()),
                 }
             }
         }
@@ -111,7 +122,7 @@ fn inject(
             cluster.kill_proxy()?;
             outages.proxy =
                 Some(Instant::now() + rng.duration(Duration::from_secs(1), Duration::from_secs(6)));
-            *counts.entry("proxy kills (-9)").or_default() += 1;
+            faults.note("proxy kills (-9)", String::new());
         }
         _ => {}
     }
@@ -135,7 +146,7 @@ fn chaos() -> TestResult {
             } else {
                 cluster.service_url()
             };
-            let client = Env::new(rt).client(options_for(url))?;
+            let client = Env::new(rt).client(options_for(cluster, url))?;
             let topic = topics[i * 2 + j].clone();
             let name = format!("{rt:?}-{via}").to_lowercase();
             let consuming = Consuming::start(client.consumer(
@@ -148,12 +159,14 @@ fn chaos() -> TestResult {
                 true,
             )?;
             let producing = Producing::start(producer, &name, Duration::from_millis(10));
+            let timeline = Timeline::record(client.events());
             lanes.push(Lane {
                 name,
                 client,
                 topic,
                 producing,
                 consuming,
+                timeline,
             });
         }
     }
@@ -161,15 +174,15 @@ fn chaos() -> TestResult {
     let started = Instant::now();
     let mut rng = SimRng::new(seed);
     let mut outages = Outages::default();
-    let mut counts = BTreeMap::new();
+    let mut faults = Faults::default();
     while started.elapsed() < Duration::from_secs(seconds) {
         sleep(rng.duration(Duration::from_secs(2), Duration::from_secs(5)));
-        outages.restore(cluster, false, &mut counts)?;
-        let first = counts.is_empty();
-        inject(cluster, first, &mut rng, &topics, &mut outages, &mut counts)?;
+        outages.restore(cluster, false, &mut faults)?;
+        let first = faults.counts.is_empty();
+        inject(cluster, first, &mut rng, &topics, &mut outages, &mut faults)?;
     }
-    outages.restore(cluster, true, &mut counts)?;
-    let faults = started.elapsed();
+    outages.restore(cluster, true, &mut faults)?;
+    let faulty = started.elapsed();
 
     // Checker: every producer finishes (no client stuck), every consumer catches up, and the
     // topics hold every message exactly once, in order.
@@ -177,6 +190,7 @@ fn chaos() -> TestResult {
     let mut reconnects = 0;
     for lane in lanes {
         let produced = lane.producing.finish()?;
+        let timeline = lane.timeline.finish();
         assert!(
             lane.consuming
                 .wait_for_all(&lane.name, produced.sent, Duration::from_secs(120)),
@@ -194,18 +208,37 @@ fn chaos() -> TestResult {
             produced.sent,
             produced.longest_pause()
         );
+        // A pause longer than the longest outage the schedule makes (12 s for a broker, plus its
+        // session timeout and a restart) is explained with the client's events meanwhile.
+        if let Some((from, to)) = produced
+            .longest_pause_at()
+            .filter(|(from, to)| to.duration_since(*from) > Duration::from_secs(25))
+        {
+            eprintln!("chaos: {}: events during its longest pause:", lane.name);
+            let mut moments: Vec<&(Instant, String)> = timeline
+                .iter()
+                .chain(&faults.log)
+                .filter(|(at, _)| *at >= from && *at <= to)
+                .collect();
+            moments.sort_by_key(|(at, _)| *at);
+            for (at, what) in moments {
+                eprintln!("  +{:>6} ms {what}", at.duration_since(from).as_millis());
+            }
+        }
         consumer.close()?;
         lane.client.close()?;
     }
     eprintln!(
-        "chaos: {total} messages over {:.0} s of faults ({:.0} s in all), faults {counts:?}, \
+        "chaos: {total} messages over {:.0} s of faults ({:.0} s in all), faults {:?}, \
          {reconnects} producer and consumer re-registrations, seed {seed}",
-        faults.as_secs_f64(),
-        started.elapsed().as_secs_f64()
+        faulty.as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+        faults.counts
     );
     assert!(
-        counts.contains_key("broker kills (-9)"),
-        "the run killed a broker: {counts:?}"
+        faults.counts.contains_key("broker kills (-9)"),
+        "the run killed a broker: {:?}",
+        faults.counts
     );
     Ok(())
 }

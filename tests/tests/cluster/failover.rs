@@ -37,12 +37,12 @@ fn fails_over_to_another_cluster_and_back(env: Env) -> TestResult {
     let secondary = standalone.service_url.clone();
     let local = support::unique_topic(&format!("failover-{:?}", env.rt).to_lowercase());
     let topic = local.as_str();
-    let on_primary = env.client(options_for(&primary))?;
-    let on_secondary = env.client(options_for(&secondary))?;
+    let on_primary = env.client(options_for(cluster, &primary))?;
+    let on_secondary = env.client(options_for(cluster, &secondary))?;
     keep(&on_primary, topic)?;
     keep(&on_secondary, topic)?;
 
-    let mut options = options_for(&primary);
+    let mut options = options_for(cluster, &primary);
     options.cluster_failover = Some(
         ClusterFailoverConfig::new(&primary, [&secondary])
             .failover_delay(Duration::from_secs(1))

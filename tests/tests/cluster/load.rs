@@ -10,7 +10,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pulsar_async::{Message, MessageId, OutgoingMessage, ReaderOptions};
-use pulsar_tests::facade::{TClient, TConsumer, TProducer};
+use pulsar_tests::facade::{TClient, TConsumer, TEvents, TProducer};
+
+/// A producer with no receipt for this long is stuck: longer than any outage the tests make
+/// (a dead broker's session timeout, restarts, and reconnection backoffs grown meanwhile).
+pub const STUCK: Duration = Duration::from_secs(180);
 
 /// One receipt: the message's number, its id, and when it came (also as unix time in ms, to
 /// compare with other processes).
@@ -48,10 +52,16 @@ pub struct Produced {
 impl Produced {
     /// The longest time between two consecutive receipts.
     pub fn longest_pause(&self) -> Option<Duration> {
+        self.longest_pause_at()
+            .map(|(from, to)| to.duration_since(from))
+    }
+
+    /// The receipts around the longest pause: when it began and when it ended.
+    pub fn longest_pause_at(&self) -> Option<(Instant, Instant)> {
         self.receipts
             .windows(2)
-            .map(|w| w[1].at.duration_since(w[0].at))
-            .max()
+            .map(|w| (w[0].at, w[1].at))
+            .max_by_key(|(from, to)| to.duration_since(*from))
     }
 
     /// The unix ms of the first receipt at or after unix ms `t`.
@@ -94,7 +104,7 @@ impl Producing {
         let waiter = std::thread::spawn(move || {
             let mut produced = Produced::default();
             for (n, queued) in rx {
-                match queued.and_then(|receipt| receipt.wait()) {
+                match queued.and_then(|receipt| receipt.wait_timeout(STUCK)) {
                     Ok(id) => produced.receipts.push(Receipt {
                         n,
                         id,
@@ -312,4 +322,35 @@ pub fn check_consumed(tag: &str, sent: u64, seen: &[String], ordered: bool) -> R
         }
     }
     Ok(())
+}
+
+/// A client's events with the time each arrived, recorded in a thread until stopped: what a
+/// long pause between receipts can be explained with.
+pub struct Timeline {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<Vec<(Instant, String)>>,
+}
+
+impl Timeline {
+    /// Starts recording `events`.
+    pub fn record(mut events: TEvents) -> Timeline {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            while !stopping.load(Ordering::Relaxed) {
+                if let Some(e) = events.next_timeout(Duration::from_millis(200)) {
+                    seen.push((Instant::now(), format!("{e:?}")));
+                }
+            }
+            seen
+        });
+        Timeline { stop, thread }
+    }
+
+    /// Stops and returns what was recorded.
+    pub fn finish(self) -> Vec<(Instant, String)> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or_default()
+    }
 }

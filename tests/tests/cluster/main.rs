@@ -17,7 +17,8 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use pulsar_async::{ClientOptions, ConsumerOptions, InitialPosition, SubscriptionType};
+use pulsar_async::core::TokenAuth;
+use pulsar_async::{ClientOptions, ConsumerOptions, InitialPosition, SubscriptionType, TrustRoots};
 use pulsar_tests::support::{self, Cluster};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -94,11 +95,35 @@ fn place_partitioned(
     Err("no partitioned topic name with distinct bundles".into())
 }
 
-/// Client options with the timeouts a cluster test wants.
-fn options_for(url: &str) -> ClientOptions {
+/// Client options for `url` with the cluster's token and CA, and the timeouts a cluster test
+/// wants.
+fn options_for(cluster: &Cluster, url: &str) -> ClientOptions {
     let mut o = ClientOptions::new(url);
     o.core.operation_timeout = Duration::from_secs(60);
+    let credentials = cluster.credentials();
+    if let Some(file) = &credentials.client_token_file {
+        o.core.auth = Some(Box::new(TokenAuth::from_file(file)));
+    }
+    if let Some(ca) = &credentials.tls_ca {
+        o.tls.trust = TrustRoots::PemFile(ca.clone());
+    }
     o
+}
+
+/// `host:port` of a `pulsar://` or `pulsar+ssl://` URL of one host.
+fn host_port(url: &str) -> &str {
+    url.trim_start_matches("pulsar+ssl://")
+        .trim_start_matches("pulsar://")
+}
+
+/// The URL a client through the proxy names broker `b` by: its TLS URL when the proxy is on
+/// TLS.
+fn behind_proxy(cluster: &Cluster, b: usize) -> String {
+    let broker = &cluster.brokers()[b];
+    match &broker.service_url_tls {
+        Some(tls) if cluster.proxy_url().starts_with("pulsar+ssl://") => tls.clone(),
+        _ => broker.service_url.clone(),
+    }
 }
 
 fn consumer_options(sub: &str, t: SubscriptionType) -> ConsumerOptions {

@@ -53,7 +53,7 @@ fn transfer_while_producing_and_consuming(env: Env) -> TestResult {
     let (cluster, _turn) = take_cluster();
     let ns = namespace(cluster, &format!("transfer-{:?}", env.rt).to_lowercase())?;
     let topic = place_topics(cluster, &ns, &[0])?.remove(0);
-    let client = env.client(options_for(cluster.service_url()))?;
+    let client = env.client(options_for(cluster, cluster.service_url()))?;
     let consumer = client.consumer(&topic, consumer_options("sub", SubscriptionType::Failover))?;
     let tag = "moved";
     let producing = Producing::start(
@@ -118,13 +118,21 @@ struct JavaProducer {
 
 impl JavaProducer {
     fn start(
-        url: &str,
+        cluster: &Cluster,
         topic: &str,
         interval_ms: u64,
     ) -> Result<JavaProducer, Box<dyn std::error::Error>> {
         let program = JavaProgram::compile("ResumeLag")?;
+        let mut args = vec![
+            cluster.service_url().to_owned(),
+            topic.to_owned(),
+            interval_ms.to_string(),
+        ];
+        if let Some(file) = &cluster.credentials().client_token_file {
+            args.push(file.display().to_string());
+        }
         let mut child = program
-            .command([url, topic, &interval_ms.to_string()])
+            .command(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -219,7 +227,7 @@ fn kill_owner_with_dedup() -> TestResult {
     let (topic, java_topic) = (placed[0].as_str(), placed[1].as_str());
     let _revive = Revive { cluster, index: 1 };
 
-    let client = env.client(options_for(cluster.service_url()))?;
+    let client = env.client(options_for(cluster, cluster.service_url()))?;
     let subscribe =
         |client: &TClient, name: &str, kind| -> Result<Consuming, pulsar_async::Error> {
             Ok(Consuming::start(
@@ -252,15 +260,15 @@ fn kill_owner_with_dedup() -> TestResult {
     ];
     // Failover: two consumers on clients of their own; the active one's client goes away.
     let failover_clients = [
-        env.client(options_for(cluster.service_url()))?,
-        env.client(options_for(cluster.service_url()))?,
+        env.client(options_for(cluster, cluster.service_url()))?,
+        env.client(options_for(cluster, cluster.service_url()))?,
     ];
     let failover = [
         subscribe(&failover_clients[0], "failover", SubscriptionType::Failover)?,
         subscribe(&failover_clients[1], "failover", SubscriptionType::Failover)?,
     ];
 
-    let java = JavaProducer::start(cluster.service_url(), java_topic, 5)?;
+    let java = JavaProducer::start(cluster, java_topic, 5)?;
     let tag = "killed";
     let producing = Producing::start(
         patient_producer(&client, topic)?,
@@ -370,7 +378,7 @@ fn proxy_broker_killed_mid_stream() -> TestResult {
     let topic = place_topics(cluster, &ns, &[2])?.remove(0);
     let _revive = Revive { cluster, index: 2 };
 
-    let client = env.client(options_for(cluster.proxy_url()))?;
+    let client = env.client(options_for(cluster, cluster.proxy_url()))?;
     let consuming = Consuming::start(
         client.consumer(&topic, consumer_options("sub", SubscriptionType::Exclusive))?,
     );
@@ -392,7 +400,7 @@ fn proxy_broker_killed_mid_stream() -> TestResult {
     let (consumer, seen) = consuming.finish()?;
     check_consumed(tag, produced.sent, &seen, true)?;
     check_exactly_once_in_order(tag, &produced, &stored(&client, &topic)?)?;
-    let proxy = cluster.proxy_url().trim_start_matches("pulsar://");
+    let proxy = crate::host_port(cluster.proxy_url());
     assert!(
         client
             .stats()

@@ -4,13 +4,14 @@
 use std::collections::BTreeSet;
 use std::net::TcpListener;
 
+use pulsar_async::core::ServerErrorCode;
 use pulsar_async::{MessageId, OutgoingMessage, ReaderOptions, SubscriptionType};
 use pulsar_tests::facade::{Env, TClient};
 
 use crate::load::text;
 use crate::{
-    consumer_options, namespace, options_for, per_runtime, place_partitioned, place_topics,
-    take_cluster, TestResult,
+    behind_proxy, consumer_options, host_port, namespace, options_for, per_runtime,
+    place_partitioned, place_topics, take_cluster, TestResult,
 };
 
 per_runtime!(
@@ -49,7 +50,7 @@ fn redirects_and_partitions_spread(env: Env) -> TestResult {
     let topics = place_topics(cluster, &ns, &[0, 1, 2])?;
     let partitioned = place_partitioned(cluster, &ns, &[2, 0, 1])?;
 
-    let client = env.client(options_for(&cluster.brokers()[0].service_url))?;
+    let client = env.client(options_for(cluster, &cluster.brokers()[0].service_url))?;
     for (i, topic) in topics.iter().enumerate() {
         round_trip(&client, topic, &format!("owned-by-{i}"), 10)?;
     }
@@ -93,7 +94,7 @@ fn through_the_proxy(env: Env) -> TestResult {
     let topics = place_topics(cluster, &ns, &[0, 1, 2])?;
     let partitioned = place_partitioned(cluster, &ns, &[1, 2, 0])?;
 
-    let client = env.client(options_for(cluster.proxy_url()))?;
+    let client = env.client(options_for(cluster, cluster.proxy_url()))?;
     for (i, topic) in topics.iter().enumerate() {
         round_trip(&client, topic, &format!("proxied-{i}"), 10)?;
     }
@@ -109,7 +110,7 @@ fn through_the_proxy(env: Env) -> TestResult {
     assert_eq!(read, expected, "the reader reads the topic in order");
 
     let stats = client.stats();
-    let proxy = cluster.proxy_url().trim_start_matches("pulsar://");
+    let proxy = host_port(cluster.proxy_url());
     assert!(
         stats
             .connections
@@ -121,13 +122,13 @@ fn through_the_proxy(env: Env) -> TestResult {
     let behind: BTreeSet<String> = stats
         .connections
         .iter()
-        .map(|c| format!("pulsar://{}", c.logical_address.host_port()))
+        .map(|c| c.logical_address.host_port())
         .collect();
-    for broker in cluster.brokers() {
+    for b in 0..cluster.brokers().len() {
+        let broker = behind_proxy(cluster, b);
         assert!(
-            behind.contains(&broker.service_url),
-            "a connection through the proxy to {}: {behind:?}",
-            broker.service_url
+            behind.contains(host_port(&broker)),
+            "a connection through the proxy to {broker}: {behind:?}"
         );
     }
     client.close()?;
@@ -149,8 +150,43 @@ fn first_host_down(env: Env) -> TestResult {
         .collect();
     let url = format!("pulsar://127.0.0.1:{dead_port},{}", hosts.join(","));
     for attempt in 0..3 {
-        let client = env.client(options_for(&url))?;
+        let client = env.client(options_for(cluster, &url))?;
         round_trip(&client, &topics[0], &format!("first-down-{attempt}"), 5)?;
+        client.close()?;
+    }
+    Ok(())
+}
+
+/// The cluster authenticates, directly and through the proxy: a client without a token is
+/// refused with an authentication error, and one with it gets through (the other tests).
+#[test]
+fn a_client_without_a_token_is_refused() -> TestResult {
+    let (cluster, _turn) = take_cluster();
+    assert!(
+        cluster.credentials().client_token_file.is_some(),
+        "the test cluster authenticates"
+    );
+    let env = pulsar_tests::facade::Env::new(pulsar_tests::facade::Rt::Blocking);
+    for url in [
+        cluster.brokers()[0].service_url.as_str(),
+        cluster.proxy_url(),
+    ] {
+        let mut options = options_for(cluster, url);
+        options.core.auth = None;
+        options.core.operation_timeout = std::time::Duration::from_secs(10);
+        let client = env.client(options)?;
+        let refused = client
+            .producer("persistent://public/default/no-token")
+            .expect_err("no token: refused");
+        let code = match &refused {
+            pulsar_async::Error::Client(e) => e.server_code(),
+            _ => None,
+        };
+        assert_eq!(
+            code,
+            Some(ServerErrorCode::AuthenticationError),
+            "{url}: refused for authentication: {refused}"
+        );
         client.close()?;
     }
     Ok(())
