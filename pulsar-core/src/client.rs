@@ -684,6 +684,10 @@ impl Client {
                     self.producers.connection_ready(sh, now, conn, &producers);
                     self.consumers.connection_ready(sh, now, conn, &consumers);
                 }
+                Dispatch::AddressUp { address } => {
+                    self.producers.address_up(sh, now, &address);
+                    self.consumers.address_up(sh, now, &address);
+                }
                 Dispatch::ConnectionLost {
                     conn,
                     reason,

@@ -216,6 +216,17 @@ impl Error {
         }
     }
 
+    /// The address this failure says could not be reached (a refused or failed connection, a
+    /// handshake or keep-alive timeout), if it names one: the socket's, the proxy's behind one.
+    pub(crate) fn unreachable_address(&self) -> Option<&BrokerAddress> {
+        match self {
+            Error::ConnectFailed { address, .. }
+            | Error::HandshakeTimeout(address)
+            | Error::KeepAliveTimeout(address) => Some(address),
+            _ => None,
+        }
+    }
+
     /// Whether the operation ran out of time ([`Error::Timeout`] or [`Error::TimedOut`]).
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout | Error::TimedOut { .. })

@@ -65,6 +65,9 @@ pub(crate) struct Link {
     deadline: Deadline,
     /// Lookups go here instead of the service URL (after a topic migration).
     lookup_via: Option<Box<PoolKey>>,
+    /// While waiting after failing to reach this address (a broker or the proxy): a connection
+    /// that reaches it again ends the wait at once (see [`address_up`](Self::address_up)).
+    retry_when_up: Option<Box<BrokerAddress>>,
     /// Re-registrations after a loss.
     pub(crate) reconnects: u64,
 }
@@ -82,6 +85,7 @@ impl Link {
             ever_ready: false,
             deadline: Deadline::new(now, sh.env.config.operation_timeout),
             lookup_via: None,
+            retry_when_up: None,
             reconnects: 0,
         }
     }
@@ -167,7 +171,30 @@ impl Link {
         }
     }
 
+    /// A connection to `address` finished its handshake: a link waiting because it could not
+    /// reach that address tries again now rather than at the end of its backoff (which keeps
+    /// growing if this attempt fails too). After an outage the link resumes as soon as the
+    /// broker or proxy is back, however long its backoff had grown.
+    pub(crate) fn address_up(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        address: &BrokerAddress,
+    ) -> Step {
+        if self.retry_when_up.as_deref() != Some(address) {
+            return Step::Idle;
+        }
+        match &self.phase {
+            Phase::Waiting { until, direct } if *until > now => {
+                let direct = direct.as_deref().cloned();
+                self.start(sh, now, direct)
+            }
+            _ => Step::Idle,
+        }
+    }
+
     fn start(&mut self, sh: &mut Shared, now: Instant, direct: Option<PoolKey>) -> Step {
+        self.retry_when_up = None;
         if let Some(key) = direct {
             return self.connect(sh, now, key);
         }
@@ -291,6 +318,7 @@ impl Link {
             self.deadline.record(&error);
         }
         self.wait(&mut sh.env, now, None);
+        self.retry_when_up = error.unreachable_address().cloned().map(Box::new);
         Step::Idle
     }
 
@@ -406,6 +434,7 @@ impl Link {
             Some(key) => self.start(sh, now, Some(key)),
             None => {
                 self.wait(&mut sh.env, now, None);
+                self.retry_when_up = reason.unreachable_address().cloned().map(Box::new);
                 Step::Idle
             }
         }

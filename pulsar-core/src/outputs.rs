@@ -11,6 +11,7 @@ use crate::event::Event;
 use crate::handle::{ConnectionId, ConsumerId, ProducerId};
 use crate::io::IoRequest;
 use crate::request::{ConsumerRequest, OpResult, Owner, ProducerRequest};
+use crate::service_url::BrokerAddress;
 
 /// The queues the client's connections and lookups fill and the client drains.
 #[derive(Debug, Default)]
@@ -46,6 +47,9 @@ pub(crate) enum Dispatch {
         producers: Vec<ProducerId>,
         consumers: Vec<ConsumerId>,
     },
+    /// A connection reached `address` again after it could not be reached: producers and
+    /// consumers waiting because of that retry now.
+    AddressUp { address: BrokerAddress },
     /// The connection is gone; these producers/consumers were attached to it.
     ConnectionLost {
         conn: ConnectionId,

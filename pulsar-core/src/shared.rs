@@ -9,6 +9,7 @@
 //! for them (responses, broker commands, readiness, loss) is queued as
 //! [`Dispatch`] items that `Client` routes with one-line calls.
 
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -27,7 +28,7 @@ use crate::lookup::Lookups;
 use crate::outputs::{Dispatch, Outputs};
 use crate::pool::PoolKey;
 use crate::request::{OpKind, Owner, RequestKind};
-use crate::service_url::ServiceUrl;
+use crate::service_url::{BrokerAddress, ServiceUrl};
 use crate::stats::ConnectionState;
 use crate::time;
 
@@ -45,6 +46,10 @@ pub(crate) struct Shared {
     /// The frame connections decode into, kept so that each frame reuses the previous one's
     /// allocations (boxed command bodies, metadata buffers).
     scratch: Option<Box<Frame>>,
+    /// Socket addresses that could not be reached since a connection last reached them: the
+    /// next connection that does tells the waiting producers and consumers
+    /// ([`Dispatch::AddressUp`]).
+    unreachable: BTreeSet<BrokerAddress>,
 }
 
 impl Shared {
@@ -56,6 +61,7 @@ impl Shared {
             lookups: Lookups::default(),
             out: Outputs::default(),
             scratch: None,
+            unreachable: BTreeSet::new(),
         }
     }
 
@@ -120,6 +126,9 @@ impl Shared {
         else {
             return;
         };
+        if let Some(address) = reason.unreachable_address() {
+            self.unreachable.insert(address.clone());
+        }
         // Operations on the connection fail with the reason it closed, when that says more than
         // "connection closed".
         let failure = match &reason {
@@ -473,6 +482,12 @@ impl Shared {
                 let ops = std::mem::take(&mut c.waiting_ops);
                 let producers = c.producers.iter().copied().collect();
                 let consumers = c.consumers.iter().copied().collect();
+                // Links waiting because this address was unreachable may try again now.
+                if self.unreachable.remove(&address) {
+                    self.out.dispatch.push_back(Dispatch::AddressUp {
+                        address: address.clone(),
+                    });
+                }
                 self.out
                     .events
                     .push_back(Event::ConnectionOpened { conn, address });

@@ -552,3 +552,55 @@ fn a_new_service_url_moves_producers_and_consumers_to_the_other_cluster() {
         Err(Error::ClientClosed)
     );
 }
+
+#[test]
+fn a_link_waiting_on_an_unreachable_broker_retries_when_a_connection_reaches_it_again() {
+    let mut sim = Sim::new();
+    let p = sim
+        .client
+        .create_producer(sim.now, "t", ProducerOptions::default())
+        .unwrap();
+    sim.run_until(Duration::from_secs(1), |e| {
+        matches!(e, Event::ProducerReady { .. })
+    });
+    // The broker goes away and refuses connections: the producer's backoff grows past 3 s.
+    sim.broker(SERVICE).refuse = true;
+    let conn = sim.conns_to(SERVICE)[0];
+    sim.broker_close(conn);
+    sim.run_for(Duration::from_millis(6_500));
+    let attempts = connect_times(&sim);
+    let last_attempt = *attempts.last().unwrap();
+    assert!(attempts.len() >= 6, "{attempts:?}");
+
+    // The broker is back; a new consumer reaches it at once (its first attempt has no backoff).
+    sim.broker(SERVICE).refuse = false;
+    let back_at = sim.elapsed();
+    let c = sim
+        .client
+        .subscribe(sim.now, "t2", ConsumerOptions::new("s"))
+        .unwrap();
+    sim.run_until(Duration::from_secs(1), |e| {
+        *e == Event::ConsumerReady { consumer: c }
+    });
+    // The waiting producer did not wait for its backoff (over 3 s since its last attempt): the
+    // connection that reached the broker woke it.
+    sim.run_until_seen(Duration::from_millis(100), |e| {
+        *e == Event::ProducerReconnected { producer: p }
+    });
+    let reconnected_at = sim
+        .events
+        .iter()
+        .find(|(_, e)| *e == Event::ProducerReconnected { producer: p })
+        .map(|(t, _)| *t)
+        .unwrap();
+    assert!(
+        reconnected_at - back_at < Duration::from_millis(100),
+        "reconnected {reconnected_at:?}, broker back {back_at:?}, last attempt {last_attempt:?}"
+    );
+    // Six failed attempts put the next one at least 2.56 s (3.2 s less 20 % jitter) after the
+    // last: it was not due when the broker came back.
+    assert!(
+        back_at - last_attempt < Duration::from_millis(2_500),
+        "the next attempt was due already: last {last_attempt:?}, back {back_at:?}"
+    );
+}

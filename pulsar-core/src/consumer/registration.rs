@@ -16,6 +16,7 @@ use crate::handle::ConsumerId;
 use crate::link::Phase as LinkPhase;
 use crate::link::Step;
 use crate::request::RequestKind;
+use crate::service_url::BrokerAddress;
 use crate::shared::Shared;
 use crate::time;
 use pulsar_proto::pb;
@@ -36,6 +37,17 @@ impl Consumers {
                 self.apply(sh, now, id, step);
             } else if self.groups.contains_key(&id) {
                 self.send_watch(sh, now, id, conn);
+            }
+        }
+    }
+
+    /// `address` can be reached again: consumers waiting because it could not retry now.
+    pub(crate) fn address_up(&mut self, sh: &mut Shared, now: Instant, address: &BrokerAddress) {
+        let ids: Vec<ConsumerId> = self.subs.keys().copied().collect();
+        for id in ids {
+            if let Some(s) = self.subs.get_mut(&id) {
+                let step = s.link.address_up(sh, now, address);
+                self.apply(sh, now, id, step);
             }
         }
     }

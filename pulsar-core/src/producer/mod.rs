@@ -55,6 +55,7 @@ use crate::handle::{ConnectionId, ProducerId, RequestId, SendId};
 use crate::outputs::Outputs;
 use crate::request::{OpKind, OpResult, Owner};
 use crate::routing::{HashingScheme, MessageRouter, RoundRobinRouter, SinglePartitionRouter};
+use crate::service_url::BrokerAddress;
 use crate::shared::Shared;
 use crate::stats::{ProducerStats, ResourceState};
 use crate::time;
@@ -274,6 +275,14 @@ impl Producers {
     ) {
         for &id in ids {
             self.on_part(sh, now, id, |part, sh| part.connection_ready(sh, now, conn));
+        }
+    }
+
+    /// `address` can be reached again: parts waiting because it could not retry now.
+    pub(crate) fn address_up(&mut self, sh: &mut Shared, now: Instant, address: &BrokerAddress) {
+        let ids: Vec<ProducerId> = self.parts.keys().copied().collect();
+        for id in ids {
+            self.on_part(sh, now, id, |part, sh| part.address_up(sh, now, address));
         }
     }
 

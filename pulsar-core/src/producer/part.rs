@@ -31,6 +31,7 @@ use crate::link::{Link, Phase, Step};
 use crate::message::MessageId;
 use crate::outputs::Outputs;
 use crate::request::{OpResult, RequestKind};
+use crate::service_url::BrokerAddress;
 use crate::shared::Shared;
 use crate::stats::ProducerStats;
 use crate::time;
@@ -829,6 +830,18 @@ impl Part {
         conn: ConnectionId,
     ) -> Outcome {
         let step = self.link.connection_ready(conn);
+        self.apply(sh, now, step)
+    }
+
+    pub(super) fn address_up(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        address: &BrokerAddress,
+    ) -> Outcome {
+        let mark = sh.out.events.len();
+        let step = self.link.address_up(sh, now, address);
+        self.relabel(sh, mark);
         self.apply(sh, now, step)
     }
 
