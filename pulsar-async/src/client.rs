@@ -248,7 +248,8 @@ impl ClientHandle {
     /// closed, and producers and consumers look their topics up again and resend what is pending
     /// (messages in flight at the switch may be stored in both clusters). Returns whether the URL
     /// changed. [`ClientOptions::cluster_failover`] does this by itself when clusters become
-    /// unreachable.
+    /// unreachable. A `pulsar+ssl://` URL needs a client started with TLS (a TLS service URL or
+    /// TLS settings), whose trust settings it uses.
     pub fn set_service_url(&self, url: &str) -> Result<bool, Error> {
         Ok(self.shared().with(|st| st.set_service_url(url))?)
     }
