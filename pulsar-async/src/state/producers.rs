@@ -2,7 +2,9 @@
 
 use std::task::{Context, Poll};
 
-use pulsar_core::{MessageId, OutgoingMessage, ProducerId, ProducerOptions, SendError, SendId};
+use pulsar_core::{
+    MessageId, OutgoingMessage, ProducerId, ProducerOptions, SendError, SendId, TxnId,
+};
 
 use super::slots::{
     add_waker, closed_error, is_backpressure, producer_quiet, ProducerSlot, Status,
@@ -61,7 +63,9 @@ impl State {
         }
     }
 
-    /// Queues a message. `cx: None` never waits: a full queue fails with `QueueFull`.
+    /// Queues a message (in transaction `txn`, when given). `cx: None` never waits: a full
+    /// queue fails with `QueueFull`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn poll_enqueue(
         &mut self,
         id: ProducerId,
@@ -69,6 +73,7 @@ impl State {
         callback: &mut Option<SendCallback>,
         want_receipt: bool,
         cx: Option<&Context<'_>>,
+        txn: Option<TxnId>,
     ) -> Poll<Result<SendId, Error>> {
         if self.client_closing() {
             return Poll::Ready(Err(SendError::ClientClosed.into()));
@@ -106,7 +111,11 @@ impl State {
             return Poll::Ready(Err(Error::Missing("message")));
         };
         let now = self.clock.send_now();
-        match self.core.try_send(now, id, msg) {
+        let sent = match txn {
+            None => self.core.try_send(now, id, msg),
+            Some(txn) => self.core.send_in_transaction(now, id, txn, msg),
+        };
+        match sent {
             Ok(send) => {
                 if let Some(cb) = callback.take() {
                     p.sends.insert(send.get(), SendSlot::Callback(cb));
