@@ -303,7 +303,7 @@ impl Producer {
         match self
             .client
             .shared()
-            .with(|st| st.poll_enqueue(self.id, &mut message, &mut callback, true, None, None))
+            .with(|st| st.poll_enqueue(self.id, &mut message, &mut callback, true, None))
         {
             Poll::Ready(Ok(send)) => Ok(Receipt {
                 client: self.client.clone(),
@@ -352,7 +352,7 @@ impl Producer {
                 None => given.take().map(IntoMessage::into_message),
             };
             let polled = self.client.shared().with(|st| {
-                st.poll_enqueue(
+                st.poll_enqueue_in(
                     id,
                     &mut message,
                     &mut callback,

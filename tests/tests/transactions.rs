@@ -76,7 +76,11 @@ fn committed_messages_are_delivered_exactly_once_and_aborted_ones_never() -> Tes
         // Not visible before the commit.
         assert!(consumer.receive_timeout(Duration::from_secs(2))?.is_none());
         txn.commit()?;
-        assert_eq!(txn.state(), None, "{rt:?}: an ended transaction is forgotten");
+        assert_eq!(
+            txn.state(),
+            None,
+            "{rt:?}: an ended transaction is forgotten"
+        );
 
         let aborted = client.new_transaction(Duration::from_secs(60))?;
         for i in 0..3 {
@@ -92,5 +96,175 @@ fn committed_messages_are_delivered_exactly_once_and_aborted_ones_never() -> Tes
         assert!(txn_error(&again).is_some(), "{rt:?}: {again:?}");
         client.close()?;
     }
+    Ok(())
+}
+
+#[test]
+fn transactional_acks_apply_only_on_commit_and_conflicts_are_reported() -> TestResult {
+    for rt in RUNTIMES {
+        let env = Env::new(rt);
+        let client = client(&env)?;
+        let topic = unique_topic(&format!("txn-ack-{rt:?}"));
+        let shared = sub("s").with_type(SubscriptionType::Shared);
+        let mut consumer = client.consumer(&topic, shared.clone())?;
+        let producer = client.producer(&topic)?;
+        for i in 0..4 {
+            producer.send(msg(format!("m{i}")))?;
+        }
+        let mut got = Vec::new();
+        for _ in 0..4 {
+            got.push(consumer.receive()?);
+        }
+        consumer.ack(&got[2])?;
+        consumer.ack(&got[3])?;
+
+        // Acknowledged in a transaction that aborts: the messages come back.
+        let aborted = client.new_transaction(Duration::from_secs(60))?;
+        consumer.ack_with_txn(&aborted, &got[0], false)?;
+        consumer.ack_with_txn(&aborted, &got[1], false)?;
+        aborted.abort()?;
+        let mut again: Vec<Message> = Vec::new();
+        for _ in 0..2 {
+            again.push(consumer.receive()?);
+        }
+        let mut names: Vec<String> = again.iter().map(text).collect();
+        names.sort();
+        assert_eq!(names, vec!["m0", "m1"], "{rt:?}");
+
+        // A second transaction acknowledging a message pending in the first one conflicts; its
+        // commit then aborts it.
+        let txn = client.new_transaction(Duration::from_secs(60))?;
+        let rival = client.new_transaction(Duration::from_secs(60))?;
+        consumer.ack_with_txn(&txn, &again[0], false)?;
+        consumer.ack_with_txn(&txn, &again[1], false)?;
+        let conflict = consumer
+            .ack_with_txn(&rival, &again[0], false)
+            .expect_err("conflicting acknowledgement");
+        let t = txn_error(&conflict).ok_or("not a transaction error")?;
+        assert!(matches!(t, TxnError::Conflict(_)), "{rt:?}: {t:?}");
+        assert!(!conflict.is_retriable());
+        let failed = rival.commit().expect_err("commit after a conflict");
+        assert!(
+            matches!(txn_error(&failed), Some(TxnError::OperationFailed(_))),
+            "{rt:?}: {failed:?}"
+        );
+        txn.commit()?;
+        consumer.close()?;
+
+        // Everything is acknowledged now: a new consumer of the subscription gets nothing.
+        let mut after = client.consumer(&topic, shared)?;
+        assert!(
+            after.receive_timeout(Duration::from_secs(3))?.is_none(),
+            "{rt:?}"
+        );
+        client.close()?;
+    }
+    Ok(())
+}
+
+#[test]
+fn an_open_transaction_times_out_its_messages_are_never_delivered() -> TestResult {
+    let env = Env::new(Rt::Tokio);
+    let client = client(&env)?;
+    let topic = unique_topic("txn-timeout");
+    let mut consumer = client.consumer(&topic, sub("s"))?;
+    let producer = client.producer(&topic)?;
+    let txn = client.new_transaction(Duration::from_secs(3))?;
+    producer.send_with_txn(&txn, msg("late"))?;
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(txn.state(), Some(TxnState::TimedOut));
+    let e = producer
+        .send_with_txn(&txn, msg("later"))
+        .expect_err("send after the timeout");
+    assert!(
+        matches!(txn_error(&e), Some(TxnError::TimedOut(_))),
+        "{e:?}"
+    );
+    let e = txn.commit().expect_err("commit after the timeout");
+    assert!(
+        matches!(txn_error(&e), Some(TxnError::TimedOut(_))),
+        "{e:?}"
+    );
+    assert!(!e.is_retriable());
+    // The coordinator aborted it: a message sent after it is delivered, the transaction's never.
+    producer.send(msg("plain"))?;
+    let got = drain(&mut consumer, Duration::from_secs(5))?;
+    assert_eq!(got, vec!["plain"]);
+    client.close()?;
+    Ok(())
+}
+
+#[test]
+fn one_transaction_spans_partitions_and_topics() -> TestResult {
+    for rt in [Rt::Tokio, Rt::Blocking] {
+        let env = Env::new(rt);
+        let client = client(&env)?;
+        let admin = support::txn_broker()?.admin()?;
+        let partitioned = unique_topic(&format!("txn-parts-{rt:?}"));
+        admin.create_partitioned(&partitioned, 3)?;
+        let other = unique_topic(&format!("txn-other-{rt:?}"));
+        let mut c1 = client.consumer(&partitioned, sub("s"))?;
+        let mut c2 = client.consumer(&other, sub("s"))?;
+        let p1 = client.producer(&partitioned)?;
+        let p2 = client.producer(&other)?;
+
+        let txn = client.new_transaction(Duration::from_secs(60))?;
+        // Queued without waiting for receipts: the commit waits for them.
+        for i in 0..30 {
+            p1.send_async_with_txn(&txn, msg(format!("p{i}")).with_key(format!("k{i}")))?;
+        }
+        for i in 0..10 {
+            p2.send_async_with_txn(&txn, msg(format!("o{i}")))?;
+        }
+        let rolled_back = client.new_transaction(Duration::from_secs(60))?;
+        for i in 0..6 {
+            p1.send_with_txn(&rolled_back, msg(format!("x{i}")).with_key(format!("x{i}")))?;
+            p2.send_with_txn(&rolled_back, msg(format!("y{i}")))?;
+        }
+        rolled_back.abort()?;
+        txn.commit()?;
+
+        let got1: BTreeSet<String> = drain(&mut c1, Duration::from_secs(3))?
+            .into_iter()
+            .collect();
+        let want1: BTreeSet<String> = (0..30).map(|i| format!("p{i}")).collect();
+        assert_eq!(got1, want1, "{rt:?}");
+        let got2 = drain(&mut c2, Duration::from_secs(3))?;
+        let want2: Vec<String> = (0..10).map(|i| format!("o{i}")).collect();
+        assert_eq!(got2, want2, "{rt:?}");
+        client.close()?;
+    }
+    Ok(())
+}
+
+#[test]
+fn a_transaction_survives_a_broker_restart() -> TestResult {
+    let mut broker = BrokerProcess::start(BrokerOptions::new().txn())?;
+    let env = Env::new(Rt::Tokio);
+    let client = env.client(options_for(&broker.info().service_url))?;
+    let topic = unique_topic("txn-restart");
+    let mut consumer = client.consumer(&topic, sub("s"))?;
+    let producer = client.producer(&topic)?;
+    let txn = client.new_transaction(Duration::from_secs(120))?;
+    for i in 0..3 {
+        producer.send_with_txn(&txn, msg(format!("before{i}")))?;
+    }
+    broker.restart()?;
+    // The producer, the consumer and the coordinator connection come back.
+    for i in 0..2 {
+        producer.send_with_txn(&txn, msg(format!("after{i}")))?;
+    }
+    txn.commit()?;
+    let got = drain(&mut consumer, Duration::from_secs(5))?;
+    assert_eq!(
+        got,
+        vec!["before0", "before1", "before2", "after0", "after1"]
+    );
+    // And new transactions work.
+    let next = client.new_transaction(Duration::from_secs(60))?;
+    producer.send_with_txn(&next, msg("next"))?;
+    next.commit()?;
+    assert_eq!(drain(&mut consumer, Duration::from_secs(3))?, vec!["next"]);
+    client.close()?;
     Ok(())
 }

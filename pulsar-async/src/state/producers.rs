@@ -63,10 +63,21 @@ impl State {
         }
     }
 
-    /// Queues a message (in transaction `txn`, when given). `cx: None` never waits: a full
-    /// queue fails with `QueueFull`.
-    #[allow(clippy::too_many_arguments)]
+    /// Queues a message. `cx: None` never waits: a full queue fails with `QueueFull`.
     pub(crate) fn poll_enqueue(
+        &mut self,
+        id: ProducerId,
+        message: &mut Option<OutgoingMessage>,
+        callback: &mut Option<SendCallback>,
+        want_receipt: bool,
+        cx: Option<&Context<'_>>,
+    ) -> Poll<Result<SendId, Error>> {
+        self.poll_enqueue_in(id, message, callback, want_receipt, cx, None)
+    }
+
+    /// [`poll_enqueue`](Self::poll_enqueue) in transaction `txn`, when given.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn poll_enqueue_in(
         &mut self,
         id: ProducerId,
         message: &mut Option<OutgoingMessage>,
