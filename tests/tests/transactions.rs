@@ -12,7 +12,7 @@ use pulsar_async::{
     SubscriptionType, TxnError, TxnState,
 };
 use pulsar_tests::facade::{Env, Rt, TClient, TConsumer};
-use pulsar_tests::support::{self, unique_topic, BrokerOptions, BrokerProcess};
+use pulsar_tests::support::{self, unique_topic, BrokerOptions, BrokerProcess, JavaProgram};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -265,6 +265,73 @@ fn a_transaction_survives_a_broker_restart() -> TestResult {
     producer.send_with_txn(&next, msg("next"))?;
     next.commit()?;
     assert_eq!(drain(&mut consumer, Duration::from_secs(3))?, vec!["next"]);
+    client.close()?;
+    Ok(())
+}
+
+// ------------------------------------------------------------------ the official Java client
+
+/// Runs `tests/java/TxnInterop.java` with `args`; its `msg` lines.
+fn java(args: &[&str]) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let program = JavaProgram::compile("TxnInterop")?;
+    let output = program.command(args).output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(30).collect();
+        return Err(format!("TxnInterop {args:?} failed: {stdout}\n{}", tail.join("\n")).into());
+    }
+    Ok(stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("msg ").map(str::to_owned))
+        .collect())
+}
+
+#[test]
+fn java_commits_and_aborts_and_this_client_reads_committed_only() -> TestResult {
+    let broker = support::txn_broker()?;
+    let env = Env::new(Rt::Tokio);
+    let client = env.client(options_for(&broker.service_url))?;
+    let topic = unique_topic("txn-java-produce");
+    let mut consumer = client.consumer(&topic, sub("s"))?;
+    java(&["produce", &broker.service_url, &topic, "j"])?;
+    let got = drain(&mut consumer, Duration::from_secs(3))?;
+    let mut want: Vec<String> = (0..5).map(|i| format!("j-commit-{i}")).collect();
+    want.push("j-end".into());
+    assert_eq!(got, want);
+    client.close()?;
+    Ok(())
+}
+
+#[test]
+fn this_client_commits_and_aborts_and_java_reads_committed_only() -> TestResult {
+    let broker = support::txn_broker()?;
+    let env = Env::new(Rt::Blocking);
+    let client = env.client(options_for(&broker.service_url))?;
+    let topic = unique_topic("txn-java-consume");
+    let producer = client.producer(&topic)?;
+    let commit = client.new_transaction(Duration::from_secs(60))?;
+    let abort = client.new_transaction(Duration::from_secs(60))?;
+    for i in 0..5 {
+        producer.send_with_txn(&commit, msg(format!("r-commit-{i}")))?;
+        if i < 3 {
+            producer.send_with_txn(&abort, msg(format!("r-abort-{i}")))?;
+        }
+    }
+    // Open: the Java consumer sees nothing (not even later plain messages: they wait behind
+    // the open transactions).
+    producer.send(msg("r-plain"))?;
+    assert_eq!(
+        java(&["consume", &broker.service_url, &topic, "java", "3000"])?,
+        Vec::<String>::new()
+    );
+    abort.abort()?;
+    commit.commit()?;
+    producer.send(msg("r-end"))?;
+    let got = java(&["consume", &broker.service_url, &topic, "java", "3000"])?;
+    let mut want: Vec<String> = (0..5).map(|i| format!("r-commit-{i}")).collect();
+    want.extend(["r-plain".to_string(), "r-end".to_string()]);
+    assert_eq!(got, want);
     client.close()?;
     Ok(())
 }
