@@ -5,6 +5,7 @@
 //! middle of a transaction. The main bodies run once per runtime (tokio, smol, blocking).
 
 use std::collections::BTreeSet;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use pulsar_async::{
@@ -332,6 +333,74 @@ fn this_client_commits_and_aborts_and_java_reads_committed_only() -> TestResult 
     let mut want: Vec<String> = (0..5).map(|i| format!("r-commit-{i}")).collect();
     want.extend(["r-plain".to_string(), "r-end".to_string()]);
     assert_eq!(got, want);
+    client.close()?;
+    Ok(())
+}
+
+// ------------------------------------------------- the exactly-once pipeline, crashed midway
+
+/// Runs the pipeline example (`pulsar-tokio/examples/exactly_once.rs`) to its end.
+fn pipeline(url: &str, input: &str, output: &str, extra: &[&str]) -> std::io::Result<Output> {
+    let mut args = vec![
+        url,
+        input,
+        output,
+        "--batch",
+        "10",
+        "--txn-timeout-secs",
+        "5",
+    ];
+    args.extend_from_slice(&["--idle-secs", "8"]);
+    args.extend_from_slice(extra);
+    Command::new(env!("CARGO_BIN_EXE_txn-pipeline"))
+        .args(&args)
+        .output()
+}
+
+#[test]
+fn the_exactly_once_pipeline_survives_a_crash_mid_transaction() -> TestResult {
+    let broker = support::txn_broker()?;
+    let env = Env::new(Rt::Blocking);
+    let client = env.client(options_for(&broker.service_url))?;
+    let input = unique_topic("txn-pipeline-in");
+    let output = unique_topic("txn-pipeline-out");
+    let mut results = client.consumer(&output, sub("check"))?;
+    let producer = client.producer(&input)?;
+    for i in 0..25 {
+        producer.send(msg(format!("in-{i}")))?;
+    }
+    // First run: one transaction of 10 committed, then a crash after 5 messages of the second
+    // (their outputs sent and their inputs acknowledged, in the open transaction).
+    let crashed = pipeline(
+        &broker.service_url,
+        &input,
+        &output,
+        &["--crash-after", "15"],
+    )?;
+    let log = String::from_utf8_lossy(&crashed.stdout).into_owned();
+    assert_eq!(crashed.status.code(), Some(3), "{log}");
+    assert!(log.contains("crashing in transaction"), "{log}");
+    // Nothing of the crashed transaction is visible, the first one is.
+    let seen_early = drain(&mut results, Duration::from_secs(2))?;
+    assert_eq!(seen_early.len(), 10, "{seen_early:?}");
+
+    // The restarted pipeline redoes the crashed transaction's work once the coordinator
+    // aborted it (its timeout), and the rest.
+    let rerun = pipeline(&broker.service_url, &input, &output, &[])?;
+    let log = String::from_utf8_lossy(&rerun.stdout).into_owned();
+    assert!(
+        rerun.status.success(),
+        "{log}\n{}",
+        String::from_utf8_lossy(&rerun.stderr)
+    );
+    let mut got = seen_early;
+    got.extend(drain(&mut results, Duration::from_secs(3))?);
+    let mut sorted = got.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), got.len(), "duplicates downstream: {got:?}");
+    let want: BTreeSet<String> = (0..25).map(|i| format!("out-{i}")).collect();
+    assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), want, "{log}");
     client.close()?;
     Ok(())
 }
