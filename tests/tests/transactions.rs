@@ -404,3 +404,55 @@ fn the_exactly_once_pipeline_survives_a_crash_mid_transaction() -> TestResult {
     client.close()?;
     Ok(())
 }
+
+#[test]
+fn batched_messages_are_acknowledged_in_transactions_one_by_one_and_cumulatively() -> TestResult {
+    let env = Env::new(Rt::Tokio);
+    let client = client(&env)?;
+    let topic = unique_topic("txn-batch-ack");
+    let exclusive = sub("s").with_type(SubscriptionType::Exclusive);
+    let mut consumer = client.consumer(&topic, exclusive.clone())?;
+    let batching = pulsar_async::BatchingOptions::enabled().with_limits(
+        10,
+        1 << 20,
+        Duration::from_millis(200),
+    );
+    let producer = client.producer_with(
+        &topic,
+        pulsar_async::ProducerOptions::default().with_batching(batching),
+        true,
+    )?;
+    let receipts: Vec<_> = (0..10)
+        .map(|i| producer.send_async(msg(format!("b{i}"))))
+        .collect::<Result<_, _>>()?;
+    for r in receipts {
+        r.wait()?;
+    }
+    let got: Vec<Message> = (0..10)
+        .map(|_| consumer.receive())
+        .collect::<Result<_, _>>()?;
+    assert!(got[9].id.batch_size > 1, "not batched: {:?}", got[9].id);
+
+    // Cumulatively up to the 5th in a transaction that aborts: everything comes back.
+    let aborted = client.new_transaction(Duration::from_secs(60))?;
+    consumer.ack_with_txn(&aborted, &got[4], true)?;
+    aborted.abort()?;
+    let again: Vec<Message> = (0..10)
+        .map(|_| consumer.receive())
+        .collect::<Result<_, _>>()?;
+    assert_eq!(again.iter().map(text).collect::<Vec<_>>()[0], "b0");
+
+    // The first five one by one, the rest cumulatively, committed: nothing is left.
+    let txn = client.new_transaction(Duration::from_secs(60))?;
+    for m in &again[..5] {
+        consumer.ack_with_txn(&txn, m, false)?;
+    }
+    consumer.ack_with_txn(&txn, &again[9], true)?;
+    txn.commit()?;
+    consumer.close()?;
+    let mut after = client.consumer(&topic, exclusive)?;
+    let left = drain(&mut after, Duration::from_secs(3))?;
+    assert!(left.is_empty(), "{left:?}");
+    client.close()?;
+    Ok(())
+}

@@ -109,7 +109,9 @@ impl Consumers {
 }
 
 /// The ack set of a batch index: every bit of the batch set, but `index` cleared (cumulative:
-/// `0..=index` cleared).
+/// `0..=index` cleared). Trailing zero words are left out, as Java's `BitSet.toLongArray` does:
+/// a cumulative acknowledgement of a batch's last message has an empty set (the whole entry),
+/// which the broker reads differently from a set of zeros.
 fn batch_ack_set(size: u32, index: u32, cumulative: bool) -> Vec<i64> {
     let mut words = vec![0u64; size.div_ceil(64) as usize];
     for i in 0..size {
@@ -117,6 +119,9 @@ fn batch_ack_set(size: u32, index: u32, cumulative: bool) -> Vec<i64> {
         if !acked {
             words[(i / 64) as usize] |= 1u64 << (i % 64);
         }
+    }
+    while words.last() == Some(&0) {
+        words.pop();
     }
     words.into_iter().map(|w| w as i64).collect()
 }
@@ -129,6 +134,8 @@ mod tests {
     fn ack_sets_clear_the_acknowledged_indexes() {
         assert_eq!(batch_ack_set(4, 1, false), vec![0b1101]);
         assert_eq!(batch_ack_set(4, 1, true), vec![0b1100]);
-        assert_eq!(batch_ack_set(65, 64, false), vec![-1, 0]);
+        assert_eq!(batch_ack_set(65, 64, false), vec![-1]);
+        assert_eq!(batch_ack_set(10, 9, true), Vec::<i64>::new());
+        assert_eq!(batch_ack_set(10, 9, false), vec![0x1ff]);
     }
 }
