@@ -467,8 +467,8 @@ pub enum TxnError {
         /// The broker's message.
         message: String,
     },
-    /// The request was lost with its connection and could not be retried (the outcome of an
-    /// end request is unknown). Retriable.
+    /// The request was lost with its connection (or the client closed) before its coordinator
+    /// could answer; the outcome of an end request is unknown. Retriable when the cause is.
     #[error("transaction request failed: {0}")]
     Connection(Box<Error>),
 }
@@ -477,9 +477,8 @@ impl TxnError {
     /// Whether the same operation may succeed when tried again later.
     pub fn is_retriable(&self) -> bool {
         match self {
-            TxnError::CoordinatorNotAvailable { .. }
-            | TxnError::RequestTimeout
-            | TxnError::Connection(_) => true,
+            TxnError::CoordinatorNotAvailable { .. } | TxnError::RequestTimeout => true,
+            TxnError::Connection(e) => e.is_retriable(),
             TxnError::Server { code, .. } => code.is_retriable(),
             TxnError::NotEnabled
             | TxnError::TimedOut(_)

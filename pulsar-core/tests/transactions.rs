@@ -810,3 +810,100 @@ fn a_batch_never_mixes_transactions() {
         ]
     );
 }
+
+#[test]
+fn a_refused_partition_fails_its_waiting_messages_and_the_commit_aborts() {
+    let (mut sim, _tc) = tc_sim(Tc {
+        coordinators: 1,
+        ..Tc::default()
+    });
+    let p = producer(&mut sim);
+    let txn = open(&mut sim, SEC * 60).unwrap();
+    let prev = RefCell::new(sim.broker(SERVICE).hook.take().unwrap());
+    sim.hook(SERVICE, move |ctx, cmd| {
+        if let Some(r) = cmd.add_partition_to_txn.as_deref() {
+            return reply(pb::CommandAddPartitionToTxnResponse {
+                request_id: r.request_id,
+                txnid_least_bits: r.txnid_least_bits,
+                txnid_most_bits: r.txnid_most_bits,
+                error: Some(21), // InvalidTxnStatus
+                message: Some("refused".into()),
+            });
+        }
+        (prev.borrow_mut())(ctx, cmd)
+    });
+    let s1 = sim
+        .client
+        .send_in_transaction(sim.now, p, txn, OutgoingMessage::new("a"))
+        .unwrap();
+    let s2 = sim
+        .client
+        .send_in_transaction(sim.now, p, txn, OutgoingMessage::new("b"))
+        .unwrap();
+    sim.run_until_idle();
+    for s in [s1, s2] {
+        let failed = sim.events.iter().any(|(_, e)| {
+            matches!(e, Event::SendCompleted { send, result: Err(SendError::Transaction(TxnError::Server { code: ServerErrorCode::InvalidTxnStatus, .. })), .. } if *send == s)
+        });
+        assert!(failed, "{s:?} did not fail: {:#?}", sim.events);
+    }
+    assert!(
+        sim.received_of(Type::Send).is_empty(),
+        "sent without its partition"
+    );
+    let commit = sim.client.commit_transaction(sim.now, txn).unwrap();
+    let err = ended(&mut sim, commit).unwrap_err();
+    assert_eq!(txn_error(&err), &TxnError::OperationFailed(txn));
+}
+
+#[test]
+fn a_producer_closed_while_its_messages_wait_fails_them() {
+    let (mut sim, _tc) = tc_sim(Tc {
+        coordinators: 1,
+        ..Tc::default()
+    });
+    let p = producer(&mut sim);
+    let txn = open(&mut sim, SEC * 60).unwrap();
+    let s = sim
+        .client
+        .send_in_transaction(sim.now, p, txn, OutgoingMessage::new("a"))
+        .unwrap();
+    // Closed before ADD_PARTITION_TO_TXN is answered.
+    sim.client.close_producer(sim.now, p).unwrap();
+    sim.run_until_idle();
+    assert!(sim.events.iter().any(|(_, e)| matches!(
+        e,
+        Event::SendCompleted { send, result: Err(_), .. } if *send == s
+    )));
+    let abort = sim.client.abort_transaction(sim.now, txn).unwrap();
+    ended(&mut sim, abort).unwrap();
+}
+
+#[test]
+fn closing_the_client_fails_a_transaction_waiting_for_its_coordinator() {
+    let (mut sim, _tc) = tc_sim(Tc {
+        coordinators: 1,
+        connect_errors: vec![Some(20); 1000],
+        ..Tc::default()
+    });
+    let r = sim.client.new_transaction(sim.now, SEC * 10).unwrap();
+    sim.run_for(Duration::from_millis(500));
+    sim.client.close(sim.now);
+    let e = sim.run_until(
+        SEC * 5,
+        |e| matches!(e, Event::TransactionOpened { request, .. } if *request == r),
+    );
+    let Event::TransactionOpened {
+        result: Err(err), ..
+    } = e
+    else {
+        panic!("{e:?}");
+    };
+    assert_eq!(
+        txn_error(&err),
+        &TxnError::Connection(Box::new(Error::ClientClosed))
+    );
+    assert!(!err.is_retriable());
+    let after = sim.client.new_transaction(sim.now, SEC).unwrap_err();
+    assert_eq!(after, Error::ClientClosed);
+}
