@@ -77,7 +77,8 @@ impl Transaction {
         self.id
     }
 
-    /// Where the transaction stands; `None` once it ended (committed, aborted or failed).
+    /// Where the transaction stands; `None` once it ended (committed, aborted or failed), and
+    /// ten minutes after it timed out.
     pub fn state(&self) -> Option<TxnState> {
         self.client
             .shared()

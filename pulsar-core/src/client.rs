@@ -726,7 +726,9 @@ impl Client {
     }
 
     /// Where transaction `txn` stands; `None` once it ended (committed, aborted, failed) or for
-    /// a transaction this client does not know.
+    /// a transaction this client does not know. A transaction that timed out is reported
+    /// [`TxnState::TimedOut`] until it is committed or aborted (both fail), for ten minutes at
+    /// most.
     pub fn transaction_state(&self, txn: TxnId) -> Option<TxnState> {
         self.txns.state(txn)
     }

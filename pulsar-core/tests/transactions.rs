@@ -685,6 +685,16 @@ fn a_transaction_times_out_and_refuses_sends_acks_and_commit() {
     assert_eq!(txn_error(&e), &TxnError::TimedOut(txn));
     assert!(!e.is_retriable());
     assert!(sim.received_of(Type::EndTxn).is_empty());
+    // The commit forgot it; another timed-out one is forgotten after ten minutes.
+    assert_eq!(sim.client.transaction_state(txn), None);
+    let other = open(&mut sim, SEC).unwrap();
+    sim.run_for(SEC * 2);
+    assert_eq!(
+        sim.client.transaction_state(other),
+        Some(TxnState::TimedOut)
+    );
+    sim.run_for(SEC * 601);
+    assert_eq!(sim.client.transaction_state(other), None);
 }
 
 #[test]

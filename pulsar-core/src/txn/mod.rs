@@ -32,6 +32,10 @@ use crate::producer::OutgoingMessage;
 use crate::shared::Shared;
 use coordinator::Coordinators;
 
+/// How long a transaction that timed out while open stays known (its calls fail with
+/// [`TxnError::TimedOut`]) before it is forgotten (then they fail with [`TxnError::NotFound`]).
+pub(crate) const TIMED_OUT_KEPT: Duration = Duration::from_secs(600);
+
 /// What a coordinator request asks.
 #[derive(Debug)]
 enum What {
@@ -141,7 +145,7 @@ impl Transactions {
     }
 
     /// The state of a transaction this client knows (ended ones are forgotten, timed-out ones
-    /// kept until committed or aborted).
+    /// kept until committed or aborted, at most [`TIMED_OUT_KEPT`]).
     pub(crate) fn state(&self, txn: TxnId) -> Option<TxnState> {
         self.txns.get(&txn).map(|t| t.state)
     }
@@ -205,7 +209,7 @@ impl Transactions {
             }
         }
         for t in self.txns.values() {
-            if t.state == TxnState::Open {
+            if matches!(t.state, TxnState::Open | TxnState::TimedOut) {
                 next = crate::time::earliest(next, Some(t.expires));
             }
         }

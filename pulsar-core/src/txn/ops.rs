@@ -611,8 +611,11 @@ impl Transactions {
             .map(|(id, _)| *id)
             .collect();
         for txn in timed_out {
-            self.time_out(sh, txn);
+            self.time_out(sh, now, txn);
         }
+        // Timed-out transactions nobody ended are forgotten after a while.
+        self.txns
+            .retain(|_, t| !(t.state == TxnState::TimedOut && t.expires <= now));
     }
 
     /// Why a request that waited for its coordinator until its deadline failed.
@@ -660,12 +663,14 @@ impl Transactions {
         }
     }
 
-    /// `txn` reached its timeout while open: what waits for it fails.
-    fn time_out(&mut self, sh: &mut Shared, txn: TxnId) {
+    /// `txn` reached its timeout while open: what waits for it fails. It is kept (calls on it
+    /// fail with [`TxnError::TimedOut`]) for [`TIMED_OUT_KEPT`], then forgotten.
+    fn time_out(&mut self, sh: &mut Shared, now: Instant, txn: TxnId) {
         let Some(t) = self.txns.get_mut(&txn) else {
             return;
         };
         t.state = TxnState::TimedOut;
+        t.expires = time::after(now, super::TIMED_OUT_KEPT);
         for h in std::mem::take(&mut t.held_sends) {
             self.sends.remove(&h.send);
             sh.out.events.push_back(Event::SendCompleted {
