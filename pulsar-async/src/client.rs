@@ -20,6 +20,7 @@ use crate::producer::ProducerBuilder;
 use crate::runtime::{Runtime, TimeSource};
 use crate::state::{ClientEvent, DriverWake, RequestResult, Shared, State};
 use crate::tls::TlsContext;
+use crate::transaction::TransactionBuilder;
 
 /// Owns the client's state for the application side; closing the client when the last handle
 /// (client, producer, consumer, receipt or event stream) goes away.
@@ -158,6 +159,13 @@ impl ClientHandle {
     /// (`persistent://tenant/ns/<regex>`), joining topics created later.
     pub fn consumer_pattern(&self, pattern: impl Into<String>) -> ConsumerBuilder {
         ConsumerBuilder::pattern(self.clone(), pattern.into())
+    }
+
+    /// Starts building a transaction (the Java client's `newTransaction()`): set its
+    /// [`timeout`](TransactionBuilder::timeout), then [`build`](TransactionBuilder::build) it.
+    /// The broker needs `transactionCoordinatorEnabled=true`.
+    pub fn new_transaction(&self) -> TransactionBuilder {
+        TransactionBuilder::new(self.clone())
     }
 
     /// A reader of `topic`, from the earliest message unless told otherwise.

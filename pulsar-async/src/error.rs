@@ -42,6 +42,7 @@ impl Error {
     pub fn is_retriable(&self) -> bool {
         match self {
             Error::Client(e) => e.is_retriable(),
+            Error::Send(pulsar_core::SendError::Transaction(e)) => e.is_retriable(),
             Error::Send(e) => matches!(
                 e,
                 pulsar_core::SendError::QueueFull | pulsar_core::SendError::Timeout

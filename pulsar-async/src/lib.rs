@@ -79,6 +79,7 @@ mod runtime;
 mod sends;
 mod state;
 pub mod tls;
+mod transaction;
 
 pub use client::{start, Client, ClientHandle, EventStream};
 pub use consumer::{Consumer, ConsumerBuilder, Reader, ReaderBuilder};
@@ -91,6 +92,7 @@ pub use producer::{IntoMessage, Producer, ProducerBuilder, Receipt};
 pub use runtime::{AsyncIo, AsyncTimer, BoxFuture, BoxIo, Runtime};
 pub use state::ClientEvent;
 pub use tls::{ClientCertificate, TlsError, TlsOptions, TrustRoots};
+pub use transaction::{Transaction, TransactionBuilder, DEFAULT_TRANSACTION_TIMEOUT};
 
 /// The core crate, re-exported: options, messages, events, errors and stats types.
 pub use pulsar_core as core;
@@ -98,7 +100,7 @@ pub use pulsar_core::compression::CompressionType;
 pub use pulsar_core::{
     AccessMode, BatchingOptions, ClientStats, ConsumerOptions, DeadLetterPolicy, Event,
     InitialPosition, Message, MessageId, OutgoingMessage, ProducerOptions, ReaderOptions, SeekTo,
-    SendError, SubscriptionType, TopicMessageId,
+    SendError, SubscriptionType, TopicMessageId, TxnError, TxnId, TxnState,
 };
 
 /// The application-facing API that every async runtime adapter re-exports, in one list:
@@ -112,6 +114,7 @@ pub mod api {
         Error, Event, EventStream, InitialPosition, IntoMessage, Message, MessageId,
         OutgoingMessage, Producer, ProducerBuilder, ProducerOptions, Reader, ReaderBuilder,
         ReaderOptions, Receipt, Result, SeekTo, SendError, SubscriptionType, TlsOptions,
-        TopicMessageId,
+        TopicMessageId, Transaction, TransactionBuilder, TxnError, TxnId, TxnState,
+        DEFAULT_TRANSACTION_TIMEOUT,
     };
 }

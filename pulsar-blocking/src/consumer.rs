@@ -8,6 +8,7 @@ use pulsar_async::{
     SubscriptionType, TopicMessageId,
 };
 
+use crate::transaction::Transaction;
 use crate::wait::{wait, wait_for};
 
 /// Builds a [`Consumer`]. Every option of the core's [`ConsumerOptions`] is reachable through
@@ -151,6 +152,22 @@ impl Consumer {
     /// Acknowledges every message up to and including this one (Exclusive and Failover).
     pub fn ack_cumulative(&self, message: &Message) -> Result<(), Error> {
         self.inner.ack_cumulative(message)
+    }
+
+    /// Acknowledges a message in transaction `txn`, blocking until the broker answered (applied
+    /// only if the transaction commits; a conflict with another transaction is an error).
+    pub fn ack_with_txn(&self, txn: &Transaction, message: &Message) -> Result<(), Error> {
+        wait(self.inner.ack_with_txn(txn.inner(), message))
+    }
+
+    /// Acknowledges every message up to and including this one in transaction `txn`
+    /// (Exclusive and Failover), blocking until the broker answered.
+    pub fn ack_cumulative_with_txn(
+        &self,
+        txn: &Transaction,
+        message: &Message,
+    ) -> Result<(), Error> {
+        wait(self.inner.ack_cumulative_with_txn(txn.inner(), message))
     }
 
     /// Negatively acknowledges a message (redelivered after the negative-ack delay).

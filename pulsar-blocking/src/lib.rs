@@ -55,6 +55,7 @@ mod consumer;
 mod driver;
 mod failover;
 mod producer;
+mod transaction;
 mod wait;
 
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -71,8 +72,9 @@ pub use pulsar_async::{
     core, tls, AccessMode, BatchingOptions, ClientBuilder, ClientEvent, CompressionType,
     ConsumerOptions, DeadLetterPolicy, Error, Event, InitialPosition, IntoMessage, Message,
     MessageId, OutgoingMessage, ProducerOptions, ReaderOptions, Result, SeekTo, SendError,
-    SubscriptionType, TlsOptions, TopicMessageId,
+    SubscriptionType, TlsOptions, TopicMessageId, TxnError, TxnId, TxnState,
 };
+pub use transaction::{Transaction, TransactionBuilder};
 
 use crate::driver::Input;
 use crate::wait::{wait, wait_for};
@@ -152,6 +154,11 @@ impl Client {
     /// (`persistent://tenant/ns/<regex>`).
     pub fn consumer_pattern(&self, pattern: impl Into<String>) -> ConsumerBuilder {
         ConsumerBuilder::new(self.handle.consumer_pattern(pattern))
+    }
+
+    /// Starts building a transaction (needs a broker with `transactionCoordinatorEnabled=true`).
+    pub fn new_transaction(&self) -> TransactionBuilder {
+        TransactionBuilder::new(self.handle.new_transaction())
     }
 
     /// A reader of `topic`, from the earliest message unless told otherwise.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::error::{Error, ReceiveError, SendError};
-use crate::handle::{ConnectionId, ConsumerId, ProducerId, RequestId, SendId};
+use crate::handle::{ConnectionId, ConsumerId, ProducerId, RequestId, SendId, TxnId};
 use crate::message::{MessageId, TopicMessageId};
 use crate::service_url::BrokerAddress;
 
@@ -15,6 +15,9 @@ pub enum Resource {
     Producer(ProducerId),
     /// A consumer.
     Consumer(ConsumerId),
+    /// The client's connection to transaction coordinator `n` (a partition of
+    /// `pulsar/system/transaction_coordinator_assign`).
+    Coordinator(u64),
 }
 
 /// The answer to a topic lookup.
@@ -213,6 +216,26 @@ pub enum Event {
         /// The request returned by the ack call.
         request: RequestId,
         /// The broker's answer.
+        result: Result<(), Error>,
+    },
+    /// Answer to [`Client::new_transaction`](crate::Client::new_transaction): the new
+    /// transaction's id, or why none was opened.
+    TransactionOpened {
+        /// The request returned by `new_transaction`.
+        request: RequestId,
+        /// The transaction, or the error ([`Error::Transaction`] for the coordinator's refusals).
+        result: Result<TxnId, Error>,
+    },
+    /// Answer to [`Client::commit_transaction`](crate::Client::commit_transaction) or
+    /// [`Client::abort_transaction`](crate::Client::abort_transaction).
+    TransactionEnded {
+        /// The request returned by the commit or abort call.
+        request: RequestId,
+        /// The transaction.
+        txn: TxnId,
+        /// `Ok`: committed (or aborted, for an abort). A commit after a failed operation of the
+        /// transaction aborts it and fails with
+        /// [`TxnError::OperationFailed`](crate::TxnError::OperationFailed).
         result: Result<(), Error>,
     },
     /// Answer to [`Client::reconsume_later`](crate::Client::reconsume_later).

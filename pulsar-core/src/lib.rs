@@ -138,6 +138,7 @@ mod shared;
 pub mod stats;
 mod time;
 pub mod topic;
+mod txn;
 
 pub use auth::{AuthError, AuthProvider, BasicAuth, TokenAuth};
 pub use client::Client;
@@ -147,10 +148,12 @@ pub use consumer::{
     KeySharedPolicy, Message, ReaderOptions, ReceiveError, RedeliveryBackoff, SeekTo,
     SubscriptionType, TopicMessageId,
 };
-pub use error::{ConfigError, Error, ProtocolError, SendError, ServerErrorCode, UsageError};
+pub use error::{
+    ConfigError, Error, ProtocolError, SendError, ServerErrorCode, TxnError, UsageError,
+};
 pub use event::{Event, LookupResult, Resource, TopicsMode};
 pub use failover::{ClusterFailover, ClusterFailoverConfig};
-pub use handle::{ConnectionId, ConsumerId, ProducerId, RequestId, SendId};
+pub use handle::{ConnectionId, ConsumerId, ProducerId, RequestId, SendId, TxnId, TxnState};
 pub use io::{IoRequest, Transmit};
 pub use message::MessageId;
 pub use producer::{

@@ -19,6 +19,10 @@ pub(crate) enum RequestKind {
     Producer(ProducerId, ProducerRequest),
     /// A consumer's request.
     Consumer(ConsumerId, ConsumerRequest),
+    /// A request to transaction coordinator `.0` (TC_CLIENT_CONNECT, NEW_TXN, ADD_*_TO_TXN,
+    /// END_TXN); the answer goes to the transactions module, which fails them itself when the
+    /// connection drops.
+    Coordinator(u64),
 }
 
 /// Requests a producer sends; the answer comes back with this tag.
@@ -64,6 +68,9 @@ pub(crate) enum Owner {
     Producer(ProducerId),
     /// A consumer: the answer is dispatched to it.
     Consumer(ConsumerId),
+    /// The transactions module: the coordinators' discovery (`.0 == None`) or coordinator
+    /// `.0`'s lookup.
+    Coordinator(Option<u64>),
 }
 
 /// What an operation asks.

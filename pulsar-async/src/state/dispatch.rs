@@ -108,6 +108,14 @@ impl State {
             } => {
                 self.request_done(*request, RequestResult::Done(result.clone()));
             }
+            Event::TransactionOpened { request, result } => {
+                self.request_done(*request, RequestResult::Txn(result.clone()));
+            }
+            Event::TransactionEnded {
+                request, result, ..
+            } => {
+                self.request_done(*request, RequestResult::Done(result.clone()));
+            }
             Event::LastMessageIds {
                 request, result, ..
             } => {

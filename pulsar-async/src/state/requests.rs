@@ -18,6 +18,8 @@ pub(crate) enum RequestResult {
     Done(Result<(), pulsar_core::Error>),
     LastIds(Result<Vec<TopicMessageId>, pulsar_core::Error>),
     HasMessage(Result<bool, pulsar_core::Error>),
+    /// A new transaction.
+    Txn(Result<pulsar_core::TxnId, pulsar_core::Error>),
 }
 
 #[derive(Debug, Default)]

@@ -28,6 +28,7 @@ mod options;
 mod part;
 mod pending;
 pub mod schema;
+mod txn;
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -35,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use pulsar_proto::pb;
 
-use message::Refusal;
+pub(crate) use message::Refusal;
 pub use message::{OutgoingMessage, Refused};
 pub(crate) use options::ProducerRequest;
 pub use options::{
