@@ -27,7 +27,8 @@ mod message;
 mod options;
 mod part;
 mod pending;
-pub mod schema;
+/// Schemas (moved to the crate root: [`crate::schema`]; this path stays for compatibility).
+pub use crate::schema;
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -35,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use pulsar_proto::pb;
 
+pub use crate::schema::{SchemaInfo, SchemaType};
 use message::Refusal;
 pub use message::{OutgoingMessage, Refused};
 pub(crate) use options::ProducerRequest;
@@ -42,7 +44,6 @@ pub use options::{
     AccessMode, BatchingOptions, ProducerOptions, RoutingMode, DEFAULT_MAX_PENDING_MESSAGES,
     DEFAULT_PARTITIONS_CHECK_INTERVAL, DEFAULT_SEND_TIMEOUT,
 };
-pub use schema::{SchemaInfo, SchemaType};
 
 use crate::backoff::Backoff;
 use crate::compression::CompressionType;
