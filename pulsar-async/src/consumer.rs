@@ -197,6 +197,11 @@ impl Consumer {
         Ok(consumer)
     }
 
+    /// The client this consumer belongs to.
+    pub(crate) fn client_handle(&self) -> ClientHandle {
+        self.client.clone()
+    }
+
     /// The core's handle.
     pub fn id(&self) -> ConsumerId {
         self.id

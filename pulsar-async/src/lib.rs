@@ -78,6 +78,7 @@ mod runtime;
 mod sends;
 mod state;
 pub mod tls;
+mod typed;
 
 pub use client::{start, Client, ClientHandle, EventStream};
 pub use consumer::{Consumer, ConsumerBuilder, Reader, ReaderBuilder};
@@ -90,6 +91,15 @@ pub use producer::{IntoMessage, Producer, ProducerBuilder, Receipt};
 pub use runtime::{AsyncIo, AsyncTimer, BoxFuture, BoxIo, Runtime};
 pub use state::ClientEvent;
 pub use tls::{ClientCertificate, TlsError, TlsOptions, TrustRoots};
+#[cfg(feature = "json")]
+pub use typed::AutoProducer;
+pub use typed::{
+    TypedConsumer, TypedConsumerBuilder, TypedMessage, TypedProducer, TypedProducerBuilder,
+};
+
+/// The schema crate, re-exported: [`schema::Schema`], the codecs ([`schema::JsonSchema`],
+/// [`schema::primitive`], ...), [`schema::SchemaError`].
+pub use pulsar_schema as schema;
 
 /// The core crate, re-exported: options, messages, events, errors and stats types.
 pub use pulsar_core as core;
@@ -105,12 +115,16 @@ pub use pulsar_core::{
 /// `Client` type (the shared [`Client`] on their runtime), so the adapters cannot
 /// drift apart, and their documentation shows each item inline.
 pub mod api {
+    pub use crate::schema;
+    #[cfg(feature = "json")]
+    pub use crate::AutoProducer;
     pub use crate::{
         core, tls, AccessMode, BatchingOptions, ClientBuilder, ClientEvent, ClientHandle,
         ClientStats, CompressionType, Consumer, ConsumerBuilder, ConsumerOptions, DeadLetterPolicy,
         Error, Event, EventStream, InitialPosition, IntoMessage, Message, MessageId,
         OutgoingMessage, Producer, ProducerBuilder, ProducerOptions, Reader, ReaderBuilder,
         ReaderOptions, Receipt, Result, SeekTo, SendError, SubscriptionType, TlsOptions,
-        TopicMessageId,
+        TopicMessageId, TypedConsumer, TypedConsumerBuilder, TypedMessage, TypedProducer,
+        TypedProducerBuilder,
     };
 }

@@ -23,6 +23,10 @@ impl ConsumerBuilder {
         ConsumerBuilder { inner }
     }
 
+    pub(crate) fn into_async(self) -> pulsar_async::ConsumerBuilder {
+        self.inner
+    }
+
     fn map(
         self,
         f: impl FnOnce(pulsar_async::ConsumerBuilder) -> pulsar_async::ConsumerBuilder,

@@ -54,6 +54,7 @@ struct ReadmeExamples;
 mod consumer;
 mod driver;
 mod producer;
+mod typed;
 mod wait;
 
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -68,11 +69,14 @@ use pulsar_async::{ClientHandle, ClientOptions, EventStream, Launch};
 
 pub use consumer::{Consumer, ConsumerBuilder, Reader, ReaderBuilder};
 pub use producer::{Producer, ProducerBuilder, Receipt};
+pub use typed::{
+    AutoProducer, TypedConsumer, TypedConsumerBuilder, TypedProducer, TypedProducerBuilder,
+};
 pub use pulsar_async::{
-    core, tls, AccessMode, BatchingOptions, ClientBuilder, ClientEvent, CompressionType,
+    core, schema, tls, AccessMode, BatchingOptions, ClientBuilder, ClientEvent, CompressionType,
     ConsumerOptions, DeadLetterPolicy, Error, Event, InitialPosition, IntoMessage, Message,
     MessageId, OutgoingMessage, ProducerOptions, ReaderOptions, Result, SeekTo, SendError,
-    SubscriptionType, TlsOptions, TopicMessageId,
+    SubscriptionType, TlsOptions, TopicMessageId, TypedMessage,
 };
 
 use crate::driver::Input;
