@@ -121,7 +121,7 @@ fn rust_produce<S: Schema>(c: &Client, topic: &str, schema: S, values: &[S::Valu
 fn user(i: usize) -> User {
     User {
         id: i as i64,
-        name: (i % 2 == 0).then(|| format!("java-{i}")),
+        name: i.is_multiple_of(2).then(|| format!("java-{i}")),
     }
 }
 
@@ -258,12 +258,15 @@ fn key_values_inline_and_separated_both_ways() -> R {
     Ok(())
 }
 
+/// A step on a topic.
+type Check = Box<dyn Fn(&Client, &str) -> R>;
+
 /// One primitive kind: Java's values, their JSON form, and the checks of both directions given
 /// the topic Java wrote and what Java read from the topic this client wrote.
 struct Case {
     kind: &'static str,
-    produce: Box<dyn Fn(&Client, &str) -> R>,
-    consume: Box<dyn Fn(&Client, &str) -> R>,
+    produce: Check,
+    consume: Check,
     json: Vec<Value>,
 }
 
@@ -295,7 +298,7 @@ where
 fn primitive_kinds_both_ways() -> R {
     let cases = [
         case("string", |i| format!("java-{i}"), |v| json!(v)),
-        case("bool", |i| i % 2 == 0, |v| json!(v)),
+        case("bool", |i| i.is_multiple_of(2), |v| json!(v)),
         case("int8", |i| i as i8 - 3, |v| json!(v)),
         case("int16", |i| i as i16 * 300, |v| json!(v)),
         case("int32", |i| i as i32 * 100_000, |v| json!(v)),
