@@ -12,6 +12,36 @@ use crate::wait::{wait, wait_for};
 
 impl ProducerBuilder {
     /// Makes a producer of values with `schema` (declared on `PRODUCER`; `send(&value)` encodes).
+    ///
+    /// ```no_run
+    /// use pulsar_blocking::schema::{JsonSchema, Schema};
+    /// use pulsar_blocking::{Client, InitialPosition};
+    ///
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct User {
+    ///     id: i64,
+    /// }
+    /// const USER: &str = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"long"}]}"#;
+    ///
+    /// # fn main() -> Result<(), pulsar_blocking::Error> {
+    /// let client = Client::builder("pulsar://127.0.0.1:6650").build()?;
+    /// let producer = client.producer("users").schema(JsonSchema::<User>::new(USER)).create()?;
+    /// producer.send(&User { id: 7 })?;
+    /// let consumer = client
+    ///     .consumer("users")
+    ///     .subscription("s")
+    ///     .initial_position(InitialPosition::Earliest)
+    ///     .schema(JsonSchema::<User>::new(USER))
+    ///     .subscribe()?;
+    /// let message = consumer.receive()?;
+    /// match message.value() {
+    ///     Ok(user) => println!("user {}", user.id),
+    ///     Err(e) => println!("message {:?} did not decode: {e}", message.id()),
+    /// }
+    /// consumer.ack(&message)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn schema<S: Schema>(self, schema: S) -> TypedProducerBuilder<S> {
         TypedProducerBuilder {
             inner: self.into_async().schema(schema),

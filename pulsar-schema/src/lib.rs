@@ -9,9 +9,9 @@
 //!   [`Instant`], [`LocalDate`], [`LocalTime`], [`LocalDateTime`]);
 //! - JSON ([`JsonSchema`], feature `json`, on by default): serde values with the Avro-style
 //!   record definition Java's `JSONSchema` declares;
-//! - Avro ([`AvroSchema`], feature `avro`): Avro binary through `apache-avro`, typed with serde,
+//! - Avro (`AvroSchema`, feature `avro`): Avro binary through `apache-avro`, typed with serde,
 //!   reading messages written under older versions of the schema (schema resolution);
-//! - Protobuf ([`ProtobufSchema`], [`ProtobufNativeSchema`], feature `protobuf`): prost messages;
+//! - Protobuf (`ProtobufSchema`, `ProtobufNativeSchema`, feature `protobuf`): prost messages;
 //! - [`KeyValueSchema`]: a key and a value with their own schemas, INLINE or SEPARATED;
 //! - [`AutoConsume`] (feature `json`): whatever schema each message was written with, decoded
 //!   into a [`GenericValue`] (printable as JSON).
