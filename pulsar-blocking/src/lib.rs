@@ -69,14 +69,14 @@ use pulsar_async::{ClientHandle, ClientOptions, EventStream, Launch};
 
 pub use consumer::{Consumer, ConsumerBuilder, Reader, ReaderBuilder};
 pub use producer::{Producer, ProducerBuilder, Receipt};
-pub use typed::{
-    AutoProducer, TypedConsumer, TypedConsumerBuilder, TypedProducer, TypedProducerBuilder,
-};
 pub use pulsar_async::{
     core, schema, tls, AccessMode, BatchingOptions, ClientBuilder, ClientEvent, CompressionType,
     ConsumerOptions, DeadLetterPolicy, Error, Event, InitialPosition, IntoMessage, Message,
     MessageId, OutgoingMessage, ProducerOptions, ReaderOptions, Result, SeekTo, SendError,
     SubscriptionType, TlsOptions, TopicMessageId, TypedMessage,
+};
+pub use typed::{
+    AutoProducer, TypedConsumer, TypedConsumerBuilder, TypedProducer, TypedProducerBuilder,
 };
 
 use crate::driver::Input;
