@@ -67,8 +67,20 @@ where
 
     fn encode(&self, value: &T) -> Result<Bytes, SchemaError> {
         let mut out = Vec::new();
-        apache_avro::write_avro_datum_ref(&self.schema, value, &mut out).map_err(avro_error)?;
-        Ok(Bytes::from(out))
+        match apache_avro::write_avro_datum_ref(&self.schema, value, &mut out) {
+            Ok(_) => Ok(Bytes::from(out)),
+            // The direct serializer takes a record only from a struct; a map (a JSON object, a
+            // `serde_json::Value`) goes through apache-avro's generic value, resolved into the
+            // schema.
+            Err(direct) => {
+                let generic = apache_avro::to_value(value)
+                    .and_then(|v| v.resolve(&self.schema))
+                    .map_err(|_| avro_error(direct))?;
+                apache_avro::to_avro_datum(&self.schema, generic)
+                    .map(Bytes::from)
+                    .map_err(avro_error)
+            }
+        }
     }
 
     fn decode(&self, payload: &[u8]) -> Result<T, SchemaError> {
@@ -216,6 +228,28 @@ mod tests {
     }
 
     #[test]
+    fn json_values_encode_as_records() {
+        let json = AvroSchema::<serde_json::Value>::new(V1).unwrap();
+        let typed = AvroSchema::<UserV1>::new(V1).unwrap();
+        let u = UserV1 {
+            id: 3,
+            name: Some("ab".into()),
+        };
+        let b = json
+            .encode(&serde_json::json!({"id": 3, "name": "ab"}))
+            .unwrap();
+        assert_eq!(b, typed.encode(&u).unwrap());
+        let none = json.encode(&serde_json::json!({"id": 3})).unwrap();
+        assert_eq!(&none[..], &[6, 0]);
+        assert!(json.encode(&serde_json::json!({"name": "no id"})).is_err());
+    }
+
+    #[test]
+    fn definitions_written_from_a_parsed_schema_have_javas_form() {
+        assert_eq!(definition_of(&parse(V1).unwrap()), V1);
+    }
+
+    #[test]
     fn bad_definitions_and_payloads_are_typed_errors() {
         assert!(matches!(
             AvroSchema::<UserV1>::new("{"),
@@ -225,3 +259,4 @@ mod tests {
         assert!(matches!(s.decode(&[6, 9]), Err(SchemaError::Avro(_))));
     }
 }
+

@@ -212,8 +212,9 @@ pub fn split_info(info: &SchemaInfo) -> Result<(SchemaInfo, SchemaInfo), SchemaE
     Ok((side("key", k)?, side("value", v)?))
 }
 
-/// Java's key-value `SchemaInfo` for these key and value schemas.
-fn key_value_info(key: &SchemaInfo, value: &SchemaInfo, encoding: KeyValueEncoding) -> SchemaInfo {
+/// Java's key-value `SchemaInfo` for these key and value schemas (what [`KeyValueSchema`]
+/// declares; for tools that build key-value messages without typed schemas).
+pub fn key_value_info(key: &SchemaInfo, value: &SchemaInfo, encoding: KeyValueEncoding) -> SchemaInfo {
     let data = |i: &SchemaInfo| match i.kind {
         SchemaType::Bytes | SchemaType::None => Bytes::new(),
         _ => i.definition.clone(),
@@ -233,6 +234,12 @@ fn key_value_info(key: &SchemaInfo, value: &SchemaInfo, encoding: KeyValueEncodi
             );
     }
     info.with_property("kv.encoding.type", encoding.java_name())
+}
+
+/// The INLINE payload of a key and a value already encoded:
+/// `[len: i32][key][len: i32][value]`, big-endian.
+pub fn encode_inline(key: &[u8], value: &[u8]) -> Bytes {
+    join(key, value)
 }
 
 /// `[len: i32][a][len: i32][b]`, big-endian.

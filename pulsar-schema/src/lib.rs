@@ -54,7 +54,9 @@ pub use auto::{generic_decoder, validate, AutoConsume, GenericValue};
 pub use avro::AvroSchema;
 #[cfg(feature = "json")]
 pub use json::JsonSchema;
-pub use keyvalue::{split_info, KeyValue, KeyValueEncoding, KeyValueSchema};
+pub use keyvalue::{
+    encode_inline, key_value_info, split_info, KeyValue, KeyValueEncoding, KeyValueSchema,
+};
 pub use primitive::{
     primitive, Date, Instant, LocalDate, LocalDateTime, LocalTime, Primitive, PrimitiveValue, Time,
     Timestamp,
