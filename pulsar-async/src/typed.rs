@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use futures::Stream;
-use pulsar_core::{Message, MessageId, OutgoingMessage, SchemaVersion};
+use pulsar_core::{Message, MessageId, OutgoingMessage, SchemaType, SchemaVersion};
 use pulsar_schema::{Decoder, Schema, SchemaError};
 
 use crate::client::ClientHandle;
@@ -216,7 +216,11 @@ impl<S: Schema> TypedConsumer<S> {
 
     /// Decodes one message, fetching the schema of its version first when needed.
     async fn decode(&self, message: &Message) -> Result<S::Value, SchemaError> {
-        let key = message.key_bytes();
+        // only key-value schemas (and AUTO_CONSUME, which may meet one) read the key
+        let key = match self.schema.info().kind {
+            SchemaType::KeyValue | SchemaType::AutoConsume => message.key_bytes(),
+            _ => None,
+        };
         let version = match &message.schema_version {
             Some(v) if self.schema.uses_writer_schema() && !v.is_empty() => v,
             _ => return self.schema.decode_message(&message.payload, key.as_deref()),

@@ -66,9 +66,12 @@ where
     }
 
     fn encode(&self, value: &T) -> Result<Bytes, SchemaError> {
-        let mut out = Vec::new();
-        match apache_avro::write_avro_datum_ref(&self.schema, value, &mut out) {
-            Ok(_) => Ok(Bytes::from(out)),
+        let direct = crate::arena::encode(|buf| {
+            apache_avro::write_avro_datum_ref(&self.schema, value, &mut bytes::BufMut::writer(buf))
+                .map(drop)
+        });
+        match direct {
+            Ok(payload) => Ok(payload),
             // The direct serializer takes a record only from a struct; a map (a JSON object, a
             // `serde_json::Value`) goes through apache-avro's generic value, resolved into the
             // schema.
@@ -259,4 +262,3 @@ mod tests {
         assert!(matches!(s.decode(&[6, 9]), Err(SchemaError::Avro(_))));
     }
 }
-

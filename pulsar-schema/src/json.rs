@@ -56,9 +56,10 @@ where
     }
 
     fn encode(&self, value: &T) -> Result<Bytes, SchemaError> {
-        serde_json::to_vec(value)
-            .map(Bytes::from)
-            .map_err(|e| SchemaError::Json(e.to_string()))
+        crate::arena::encode(|buf| {
+            serde_json::to_writer(bytes::BufMut::writer(buf), value)
+                .map_err(|e| SchemaError::Json(e.to_string()))
+        })
     }
 
     fn decode(&self, payload: &[u8]) -> Result<T, SchemaError> {

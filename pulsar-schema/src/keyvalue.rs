@@ -214,7 +214,11 @@ pub fn split_info(info: &SchemaInfo) -> Result<(SchemaInfo, SchemaInfo), SchemaE
 
 /// Java's key-value `SchemaInfo` for these key and value schemas (what [`KeyValueSchema`]
 /// declares; for tools that build key-value messages without typed schemas).
-pub fn key_value_info(key: &SchemaInfo, value: &SchemaInfo, encoding: KeyValueEncoding) -> SchemaInfo {
+pub fn key_value_info(
+    key: &SchemaInfo,
+    value: &SchemaInfo,
+    encoding: KeyValueEncoding,
+) -> SchemaInfo {
     let data = |i: &SchemaInfo| match i.kind {
         SchemaType::Bytes | SchemaType::None => Bytes::new(),
         _ => i.definition.clone(),

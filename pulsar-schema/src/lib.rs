@@ -37,6 +37,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+mod arena;
 #[cfg(feature = "json")]
 mod auto;
 #[cfg(feature = "avro")]
@@ -64,6 +65,14 @@ pub use primitive::{
 #[cfg(feature = "protobuf")]
 pub use protobuf::{ProtobufNativeSchema, ProtobufSchema};
 pub use pulsar_core::schema::{SchemaInfo, SchemaType, SchemaVersion, VersionedSchema};
+
+/// The Avro crate this one is built on (for `apache_avro::AvroSchema` impls and derives of the
+/// same version, used by `AvroSchema::of`).
+#[cfg(feature = "avro")]
+pub use apache_avro;
+/// The Protobuf crate this one is built on (`prost::Message` of the same version).
+#[cfg(feature = "protobuf")]
+pub use prost;
 
 /// A schema: how values become payloads and back, and what is declared to the broker.
 ///

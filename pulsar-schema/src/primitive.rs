@@ -53,6 +53,20 @@ impl<T: PrimitiveValue> Schema for Primitive<T> {
     }
 }
 
+/// `parts` one after the other, cut from the encoding arena.
+fn copied(parts: &[&[u8]]) -> Bytes {
+    let written: Result<Bytes, std::convert::Infallible> = crate::arena::encode(|buf| {
+        for part in parts {
+            bytes::BufMut::put_slice(buf, part);
+        }
+        Ok(())
+    });
+    match written {
+        Ok(b) => b,
+        Err(never) => match never {},
+    }
+}
+
 /// The first `N` bytes of `payload`, which must be exactly `N` long.
 fn fixed<const N: usize>(kind: SchemaType, payload: &[u8]) -> Result<[u8; N], SchemaError> {
     payload.try_into().map_err(|_| SchemaError::Size {
@@ -69,7 +83,7 @@ macro_rules! number {
             const KIND: SchemaType = SchemaType::$kind;
 
             fn to_payload(&self) -> Bytes {
-                Bytes::copy_from_slice(&self.to_be_bytes())
+                copied(&[&self.to_be_bytes()])
             }
 
             fn from_payload(payload: &[u8]) -> Result<Self, SchemaError> {
@@ -105,7 +119,7 @@ impl PrimitiveValue for String {
     const KIND: SchemaType = SchemaType::String;
 
     fn to_payload(&self) -> Bytes {
-        Bytes::copy_from_slice(self.as_bytes())
+        copied(&[self.as_bytes()])
     }
 
     fn from_payload(payload: &[u8]) -> Result<Self, SchemaError> {
@@ -131,7 +145,7 @@ impl PrimitiveValue for Vec<u8> {
     const KIND: SchemaType = SchemaType::Bytes;
 
     fn to_payload(&self) -> Bytes {
-        Bytes::copy_from_slice(self)
+        copied(&[self])
     }
 
     fn from_payload(payload: &[u8]) -> Result<Self, SchemaError> {
@@ -187,10 +201,7 @@ impl PrimitiveValue for Instant {
     const KIND: SchemaType = SchemaType::Instant;
 
     fn to_payload(&self) -> Bytes {
-        let mut out = Vec::with_capacity(12);
-        out.extend_from_slice(&self.seconds.to_be_bytes());
-        out.extend_from_slice(&self.nanos.to_be_bytes());
-        Bytes::from(out)
+        copied(&[&self.seconds.to_be_bytes(), &self.nanos.to_be_bytes()])
     }
 
     fn from_payload(payload: &[u8]) -> Result<Self, SchemaError> {
@@ -217,10 +228,10 @@ impl PrimitiveValue for LocalDateTime {
     const KIND: SchemaType = SchemaType::LocalDateTime;
 
     fn to_payload(&self) -> Bytes {
-        let mut out = Vec::with_capacity(16);
-        out.extend_from_slice(&self.epoch_day.to_be_bytes());
-        out.extend_from_slice(&self.nano_of_day.to_be_bytes());
-        Bytes::from(out)
+        copied(&[
+            &self.epoch_day.to_be_bytes(),
+            &self.nano_of_day.to_be_bytes(),
+        ])
     }
 
     fn from_payload(payload: &[u8]) -> Result<Self, SchemaError> {

@@ -38,7 +38,7 @@ impl<M: prost::Message + Default + 'static> Schema for ProtobufSchema<M> {
     }
 
     fn encode(&self, value: &M) -> Result<Bytes, SchemaError> {
-        Ok(Bytes::from(value.encode_to_vec()))
+        encode(value)
     }
 
     fn decode(&self, payload: &[u8]) -> Result<M, SchemaError> {
@@ -80,12 +80,22 @@ impl<M: prost::Message + Default + 'static> Schema for ProtobufNativeSchema<M> {
     }
 
     fn encode(&self, value: &M) -> Result<Bytes, SchemaError> {
-        Ok(Bytes::from(value.encode_to_vec()))
+        encode(value)
     }
 
     fn decode(&self, payload: &[u8]) -> Result<M, SchemaError> {
         M::decode(payload).map_err(|e| SchemaError::Protobuf(e.to_string()))
     }
+}
+
+/// The Protobuf encoding of `value`, cut from the encoding arena.
+fn encode<M: prost::Message>(value: &M) -> Result<Bytes, SchemaError> {
+    crate::arena::encode(|buf| {
+        buf.reserve(value.encoded_len());
+        value
+            .encode(buf)
+            .map_err(|e| SchemaError::Protobuf(e.to_string()))
+    })
 }
 
 /// `s` as a JSON string literal (names of messages and files: no control characters expected,

@@ -63,14 +63,17 @@ pub struct Message {
 
 impl Message {
     /// The key as bytes: base64-decoded when [`key_is_base64`](Self::key_is_base64) (`None` if it
-    /// is not valid base64), the UTF-8 text otherwise.
-    pub fn key_bytes(&self) -> Option<Vec<u8>> {
+    /// is not valid base64), the UTF-8 text (borrowed) otherwise.
+    pub fn key_bytes(&self) -> Option<std::borrow::Cow<'_, [u8]>> {
         use base64::Engine as _;
         let key = self.key.as_deref()?;
         if self.key_is_base64 {
-            base64::engine::general_purpose::STANDARD.decode(key).ok()
+            base64::engine::general_purpose::STANDARD
+                .decode(key)
+                .ok()
+                .map(std::borrow::Cow::Owned)
         } else {
-            Some(key.as_bytes().to_vec())
+            Some(std::borrow::Cow::Borrowed(key.as_bytes()))
         }
     }
 
