@@ -530,6 +530,11 @@ pub struct Reader {
 }
 
 impl Reader {
+    /// The client this reader belongs to.
+    pub(crate) fn client_handle(&self) -> ClientHandle {
+        self.inner.client_handle()
+    }
+
     /// The topic.
     pub fn topic(&self) -> &str {
         self.inner.topic()

@@ -95,6 +95,7 @@ pub use tls::{ClientCertificate, TlsError, TlsOptions, TrustRoots};
 pub use typed::AutoProducer;
 pub use typed::{
     TypedConsumer, TypedConsumerBuilder, TypedMessage, TypedProducer, TypedProducerBuilder,
+    TypedReader, TypedReaderBuilder,
 };
 
 /// The schema crate, re-exported: [`schema::Schema`], the codecs ([`schema::JsonSchema`],
@@ -125,6 +126,6 @@ pub mod api {
         OutgoingMessage, Producer, ProducerBuilder, ProducerOptions, Reader, ReaderBuilder,
         ReaderOptions, Receipt, Result, SeekTo, SendError, SubscriptionType, TlsOptions,
         TopicMessageId, TypedConsumer, TypedConsumerBuilder, TypedMessage, TypedProducer,
-        TypedProducerBuilder,
+        TypedProducerBuilder, TypedReader, TypedReaderBuilder,
     };
 }

@@ -16,7 +16,7 @@ use pulsar_core::{Message, MessageId, OutgoingMessage, SchemaType, SchemaVersion
 use pulsar_schema::{Decoder, Schema, SchemaError};
 
 use crate::client::ClientHandle;
-use crate::consumer::{Consumer, ConsumerBuilder};
+use crate::consumer::{Consumer, ConsumerBuilder, Reader, ReaderBuilder};
 use crate::error::Error;
 use crate::producer::{Producer, ProducerBuilder, Receipt};
 
@@ -140,10 +140,8 @@ impl<S: Schema> TypedConsumerBuilder<S> {
     pub async fn subscribe(self) -> Result<TypedConsumer<S>, Error> {
         let inner = self.inner.subscribe().await?;
         Ok(TypedConsumer {
-            client: inner.client_handle(),
+            decoding: Decoding::new(inner.client_handle(), self.schema),
             inner,
-            schema: self.schema,
-            decoders: Mutex::new(HashMap::new()),
         })
     }
 }
@@ -155,16 +153,14 @@ type DecoderCache<T> = HashMap<(Arc<str>, Bytes), Option<Arc<dyn Decoder<T>>>>;
 /// ...) is [`consumer`](Self::consumer).
 pub struct TypedConsumer<S: Schema> {
     inner: Consumer,
-    client: ClientHandle,
-    schema: Arc<S>,
-    decoders: Mutex<DecoderCache<S::Value>>,
+    decoding: Decoding<S>,
 }
 
 impl<S: Schema> std::fmt::Debug for TypedConsumer<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TypedConsumer")
             .field("inner", &self.inner)
-            .field("schema", &self.schema.info())
+            .field("schema", &self.decoding.schema.info())
             .finish_non_exhaustive()
     }
 }
@@ -177,15 +173,14 @@ impl<S: Schema> TypedConsumer<S> {
 
     /// The schema.
     pub fn schema(&self) -> &S {
-        &self.schema
+        &self.decoding.schema
     }
 
     /// The next message and its decoded value (or why it did not decode). Fails only as
     /// [`Consumer::receive`] does.
     pub async fn receive(&self) -> Result<TypedMessage<S::Value>, Error> {
         let message = self.inner.receive().await?;
-        let value = self.decode(&message).await;
-        Ok(TypedMessage { message, value })
+        Ok(self.decoding.typed(message).await)
     }
 
     /// Acknowledges a message.
@@ -212,6 +207,92 @@ impl<S: Schema> TypedConsumer<S> {
     /// Closes the consumer.
     pub async fn close(self) -> Result<(), Error> {
         self.inner.close().await
+    }
+}
+
+/// Builds a [`TypedReader`]: [`ReaderBuilder::schema`].
+#[derive(Debug)]
+#[must_use]
+pub struct TypedReaderBuilder<S> {
+    inner: ReaderBuilder,
+    schema: Arc<S>,
+}
+
+impl<S: Schema> TypedReaderBuilder<S> {
+    /// Changes the untyped builder's settings (start, queue size, ...).
+    pub fn configure(mut self, f: impl FnOnce(ReaderBuilder) -> ReaderBuilder) -> Self {
+        self.inner = f(self.inner);
+        self
+    }
+
+    /// Creates the reader with the schema and waits until the broker registered it.
+    pub async fn create(self) -> Result<TypedReader<S>, Error> {
+        let inner = self.inner.create().await?;
+        Ok(TypedReader {
+            decoding: Decoding::new(inner.client_handle(), self.schema),
+            inner,
+        })
+    }
+}
+
+/// A reader of values decoded with a schema (see [`TypedConsumer`] for the decoding).
+pub struct TypedReader<S: Schema> {
+    inner: Reader,
+    decoding: Decoding<S>,
+}
+
+impl<S: Schema> std::fmt::Debug for TypedReader<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypedReader")
+            .field("inner", &self.inner)
+            .field("schema", &self.decoding.schema.info())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Schema> TypedReader<S> {
+    /// The untyped reader (seek, has_message_available, ...).
+    pub fn reader(&self) -> &Reader {
+        &self.inner
+    }
+
+    /// The schema.
+    pub fn schema(&self) -> &S {
+        &self.decoding.schema
+    }
+
+    /// The next message and its decoded value (or why it did not decode).
+    pub async fn receive(&self) -> Result<TypedMessage<S::Value>, Error> {
+        let message = self.inner.receive().await?;
+        Ok(self.decoding.typed(message).await)
+    }
+
+    /// Closes the reader.
+    pub async fn close(self) -> Result<(), Error> {
+        self.inner.close().await
+    }
+}
+
+/// Decodes messages with a schema, with the decoders of other schema versions fetched and kept.
+struct Decoding<S: Schema> {
+    client: ClientHandle,
+    schema: Arc<S>,
+    decoders: Mutex<DecoderCache<S::Value>>,
+}
+
+impl<S: Schema> Decoding<S> {
+    fn new(client: ClientHandle, schema: Arc<S>) -> Self {
+        Decoding {
+            client,
+            schema,
+            decoders: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The message with its decoded value.
+    async fn typed(&self, message: Message) -> TypedMessage<S::Value> {
+        let value = self.decode(&message).await;
+        TypedMessage { message, value }
     }
 
     /// Decodes one message, fetching the schema of its version first when needed.
@@ -383,5 +464,16 @@ impl ConsumerBuilder {
     /// Makes a consumer of values with `schema` (declared on `SUBSCRIBE`; `receive()` decodes).
     pub fn schema<S: Schema>(self, schema: S) -> TypedConsumerBuilder<S> {
         TypedConsumerBuilder::new(self, schema)
+    }
+}
+
+impl ReaderBuilder {
+    /// Makes a reader of values with `schema` (declared on `SUBSCRIBE`; `receive()` decodes).
+    pub fn schema<S: Schema>(self, schema: S) -> TypedReaderBuilder<S> {
+        let info = schema.info().clone();
+        TypedReaderBuilder {
+            inner: self.configure(|o| o.schema = Some(info)),
+            schema: Arc::new(schema),
+        }
     }
 }

@@ -235,6 +235,10 @@ impl ReaderBuilder {
         ReaderBuilder { inner }
     }
 
+    pub(crate) fn into_async(self) -> pulsar_async::ReaderBuilder {
+        self.inner
+    }
+
     fn map(
         self,
         f: impl FnOnce(pulsar_async::ReaderBuilder) -> pulsar_async::ReaderBuilder,

@@ -77,6 +77,7 @@ pub use pulsar_async::{
 };
 pub use typed::{
     AutoProducer, TypedConsumer, TypedConsumerBuilder, TypedProducer, TypedProducerBuilder,
+    TypedReader, TypedReaderBuilder,
 };
 
 use crate::driver::Input;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use pulsar_async::schema::Schema;
 use pulsar_async::{Error, MessageId, OutgoingMessage, TypedMessage};
 
-use crate::consumer::ConsumerBuilder;
+use crate::consumer::{ConsumerBuilder, ReaderBuilder};
 use crate::producer::ProducerBuilder;
 use crate::wait::{wait, wait_for};
 
@@ -61,6 +61,55 @@ impl ConsumerBuilder {
         TypedConsumerBuilder {
             inner: self.into_async().schema(schema),
         }
+    }
+}
+
+impl ReaderBuilder {
+    /// Makes a reader of values with `schema` (declared on `SUBSCRIBE`; `receive()` decodes).
+    pub fn schema<S: Schema>(self, schema: S) -> TypedReaderBuilder<S> {
+        TypedReaderBuilder {
+            inner: self.into_async().schema(schema),
+        }
+    }
+}
+
+/// Builds a [`TypedReader`].
+#[derive(Debug)]
+#[must_use]
+pub struct TypedReaderBuilder<S> {
+    inner: pulsar_async::TypedReaderBuilder<S>,
+}
+
+impl<S: Schema> TypedReaderBuilder<S> {
+    /// Creates the reader, blocking until the broker registered it.
+    pub fn create(self) -> Result<TypedReader<S>, Error> {
+        wait(self.inner.create()).map(|inner| TypedReader { inner })
+    }
+}
+
+/// A reader of values decoded with a schema, whose receives block.
+#[derive(Debug)]
+pub struct TypedReader<S: Schema> {
+    inner: pulsar_async::TypedReader<S>,
+}
+
+impl<S: Schema> TypedReader<S> {
+    /// The next message and its value, blocking until one arrives.
+    pub fn receive(&self) -> Result<TypedMessage<S::Value>, Error> {
+        wait(self.inner.receive())
+    }
+
+    /// The next message and its value, blocking at most `timeout` (`Ok(None)`: none came).
+    pub fn receive_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<Option<TypedMessage<S::Value>>, Error> {
+        wait_for(self.inner.receive(), timeout).transpose()
+    }
+
+    /// Closes the reader.
+    pub fn close(self) -> Result<(), Error> {
+        wait(self.inner.close())
     }
 }
 

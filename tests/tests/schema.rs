@@ -497,3 +497,33 @@ fn auto_consume_reads_every_kind_as_generic_values() -> R {
     }
     Ok(())
 }
+
+#[test]
+fn a_typed_reader_decodes_from_a_position() -> R {
+    let c = client()?;
+    let topic = unique_topic("schema-reader");
+    let p = c
+        .producer(&topic)
+        .schema(AvroSchema::<UserV1>::new(USER_V1)?)
+        .create()?;
+    let first = p.send(&UserV1 { id: 1, name: None })?;
+    p.send(&UserV1 {
+        id: 2,
+        name: Some("b".into()),
+    })?;
+    let typed = c
+        .reader(&topic)
+        .start_message_id(first)
+        .schema(AvroSchema::<UserV1>::new(USER_V1)?)
+        .create()?;
+    let m = typed.receive_timeout(TIMEOUT)?.ok_or("no message")?;
+    assert_eq!(m.value()?.id, 2, "after the start id");
+    let auto = c
+        .reader(&topic)
+        .start_message_id(MessageId::EARLIEST)
+        .schema(AutoConsume::new())
+        .create()?;
+    let m = auto.receive_timeout(TIMEOUT)?.ok_or("no message")?;
+    assert_eq!(m.value()?.to_json(), serde_json::json!({"id": 1, "name": null}));
+    Ok(())
+}
