@@ -507,7 +507,15 @@ fn avro_and_key_value_messages_are_printed_as_json_with_auto_consume() -> TestRe
     let avro_topic = unique_topic("cli-avro");
     cli(
         &[
-            "--url", &url, "produce", &avro_topic, "-vs", &avro, "-s", ";", "-m",
+            "--url",
+            &url,
+            "produce",
+            &avro_topic,
+            "-vs",
+            &avro,
+            "-s",
+            ";",
+            "-m",
             r#"{"id":1,"name":"ada"};{"id":2}"#,
         ],
         LIMIT,
@@ -516,16 +524,42 @@ fn avro_and_key_value_messages_are_printed_as_json_with_auto_consume() -> TestRe
     let kv_topic = unique_topic("cli-kv");
     cli(
         &[
-            "--url", &url, "produce", &kv_topic, "-ks", "string", "-vs", &avro, "-kvet",
-            "separated", "-kvk", "the-key", "-s", ";", "-m", r#"{"id":3,"name":"kv"}"#,
+            "--url",
+            &url,
+            "produce",
+            &kv_topic,
+            "-ks",
+            "string",
+            "-vs",
+            &avro,
+            "-kvet",
+            "separated",
+            "-kvk",
+            "the-key",
+            "-s",
+            ";",
+            "-m",
+            r#"{"id":3,"name":"kv"}"#,
         ],
         LIMIT,
     )?
     .ok()?;
     let avro_values = cli(
         &[
-            "--url", &url, "--format", "json", "consume", &avro_topic, "-s", "s", "-p",
-            "Earliest", "-st", "auto_consume", "-n", "2",
+            "--url",
+            &url,
+            "--format",
+            "json",
+            "consume",
+            &avro_topic,
+            "-s",
+            "s",
+            "-p",
+            "Earliest",
+            "-st",
+            "auto_consume",
+            "-n",
+            "2",
         ],
         LIMIT,
     )?
@@ -542,7 +576,16 @@ fn avro_and_key_value_messages_are_printed_as_json_with_auto_consume() -> TestRe
     );
     let kv = cli(
         &[
-            "--url", &url, "read", &kv_topic, "-m", "earliest", "-st", "auto_consume", "-n", "1",
+            "--url",
+            &url,
+            "read",
+            &kv_topic,
+            "-m",
+            "earliest",
+            "-st",
+            "auto_consume",
+            "-n",
+            "1",
         ],
         LIMIT,
     )?;
@@ -554,7 +597,16 @@ fn avro_and_key_value_messages_are_printed_as_json_with_auto_consume() -> TestRe
     // without a schema type the payload is printed as it is (Avro binary, here not UTF-8 text)
     let raw = cli(
         &[
-            "--url", &url, "--format", "json", "read", &avro_topic, "-m", "earliest", "-n", "1",
+            "--url",
+            &url,
+            "--format",
+            "json",
+            "read",
+            &avro_topic,
+            "-m",
+            "earliest",
+            "-n",
+            "1",
         ],
         LIMIT,
     )?

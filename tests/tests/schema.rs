@@ -524,6 +524,9 @@ fn a_typed_reader_decodes_from_a_position() -> R {
         .schema(AutoConsume::new())
         .create()?;
     let m = auto.receive_timeout(TIMEOUT)?.ok_or("no message")?;
-    assert_eq!(m.value()?.to_json(), serde_json::json!({"id": 1, "name": null}));
+    assert_eq!(
+        m.value()?.to_json(),
+        serde_json::json!({"id": 1, "name": null})
+    );
     Ok(())
 }
