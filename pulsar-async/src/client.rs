@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use futures::future::poll_fn;
 use futures::Stream;
-use pulsar_core::{ClientStats, ClusterFailover, LookupResult, RequestId, Resource, TopicsMode};
+use pulsar_core::{
+    ClientStats, ClusterFailover, LookupResult, RequestId, Resource, SchemaInfo, SchemaVersion,
+    TopicsMode, VersionedSchema,
+};
 
 use crate::consumer::{ConsumerBuilder, ReaderBuilder};
 use crate::driver::Driver;
@@ -228,6 +231,39 @@ impl ClientHandle {
             .await?
         {
             RequestResult::Topics(r) => r.map_err(Error::from),
+            _ => Err(Error::DriverStopped),
+        }
+    }
+
+    /// The schema of `topic` at `version` (`None`: the latest) from the schema registry, `None`
+    /// when the topic has no schema.
+    pub async fn get_schema(
+        &self,
+        topic: &str,
+        version: Option<SchemaVersion>,
+    ) -> Result<Option<VersionedSchema>, Error> {
+        match self
+            .request(|core, now| core.get_schema(now, topic, version))
+            .await?
+        {
+            RequestResult::Schema(r) => r.map_err(Error::from),
+            _ => Err(Error::DriverStopped),
+        }
+    }
+
+    /// The version of `schema` on `topic`, registered first if the topic does not have it yet
+    /// (the topic's compatibility strategy decides: a refusal is
+    /// [`pulsar_core::Error::IncompatibleSchema`]).
+    pub async fn get_or_create_schema(
+        &self,
+        topic: &str,
+        schema: &SchemaInfo,
+    ) -> Result<SchemaVersion, Error> {
+        match self
+            .request(|core, now| core.get_or_create_schema(now, topic, schema))
+            .await?
+        {
+            RequestResult::SchemaVersion(r) => r.map_err(Error::from),
             _ => Err(Error::DriverStopped),
         }
     }

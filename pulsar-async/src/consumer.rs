@@ -198,6 +198,11 @@ impl Consumer {
         Ok(consumer)
     }
 
+    /// The client this consumer belongs to.
+    pub(crate) fn client_handle(&self) -> ClientHandle {
+        self.client.clone()
+    }
+
     /// The core's handle.
     pub fn id(&self) -> ConsumerId {
         self.id
@@ -548,6 +553,11 @@ pub struct Reader {
 }
 
 impl Reader {
+    /// The client this reader belongs to.
+    pub(crate) fn client_handle(&self) -> ClientHandle {
+        self.inner.client_handle()
+    }
+
     /// The topic.
     pub fn topic(&self) -> &str {
         self.inner.topic()

@@ -15,6 +15,10 @@ pub enum Error {
     /// A send failed (queue full when failing fast, broker error, producer closed, ...).
     #[error(transparent)]
     Send(#[from] pulsar_core::SendError),
+    /// A value did not encode with the producer's schema, or bytes sent with AUTO_PRODUCE_BYTES
+    /// are not valid for the topic's schema.
+    #[error(transparent)]
+    Schema(#[from] pulsar_schema::SchemaError),
     /// The client configuration is invalid.
     #[error(transparent)]
     Config(#[from] pulsar_core::ConfigError),

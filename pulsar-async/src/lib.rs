@@ -80,6 +80,7 @@ mod sends;
 mod state;
 pub mod tls;
 mod transaction;
+mod typed;
 
 pub use client::{start, Client, ClientHandle, EventStream};
 pub use consumer::{Consumer, ConsumerBuilder, Reader, ReaderBuilder};
@@ -93,6 +94,16 @@ pub use runtime::{AsyncIo, AsyncTimer, BoxFuture, BoxIo, Runtime};
 pub use state::ClientEvent;
 pub use tls::{ClientCertificate, TlsError, TlsOptions, TrustRoots};
 pub use transaction::{Transaction, TransactionBuilder, DEFAULT_TRANSACTION_TIMEOUT};
+#[cfg(feature = "json")]
+pub use typed::AutoProducer;
+pub use typed::{
+    TypedConsumer, TypedConsumerBuilder, TypedMessage, TypedProducer, TypedProducerBuilder,
+    TypedReader, TypedReaderBuilder,
+};
+
+/// The schema crate, re-exported: [`schema::Schema`], the codecs ([`schema::JsonSchema`],
+/// [`schema::primitive`], ...), [`schema::SchemaError`].
+pub use pulsar_schema as schema;
 
 /// The core crate, re-exported: options, messages, events, errors and stats types.
 pub use pulsar_core as core;
@@ -108,6 +119,9 @@ pub use pulsar_core::{
 /// `Client` type (the shared [`Client`] on their runtime), so the adapters cannot
 /// drift apart, and their documentation shows each item inline.
 pub mod api {
+    pub use crate::schema;
+    #[cfg(feature = "json")]
+    pub use crate::AutoProducer;
     pub use crate::{
         core, tls, AccessMode, BatchingOptions, ClientBuilder, ClientEvent, ClientHandle,
         ClientStats, CompressionType, Consumer, ConsumerBuilder, ConsumerOptions, DeadLetterPolicy,
@@ -115,6 +129,7 @@ pub mod api {
         OutgoingMessage, Producer, ProducerBuilder, ProducerOptions, Reader, ReaderBuilder,
         ReaderOptions, Receipt, Result, SeekTo, SendError, SubscriptionType, TlsOptions,
         TopicMessageId, Transaction, TransactionBuilder, TxnError, TxnId, TxnState,
-        DEFAULT_TRANSACTION_TIMEOUT,
+        DEFAULT_TRANSACTION_TIMEOUT, TypedConsumer, TypedConsumerBuilder, TypedMessage, TypedProducer,
+        TypedProducerBuilder, TypedReader, TypedReaderBuilder,
     };
 }

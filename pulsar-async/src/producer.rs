@@ -88,6 +88,11 @@ impl ProducerBuilder {
         }
     }
 
+    /// The topic and the client (for the builders layered on this one).
+    pub(crate) fn target(&self) -> (&ClientHandle, &str) {
+        (&self.client, &self.topic)
+    }
+
     /// Producer name (the broker picks one when unset).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.options.name = Some(name.into());

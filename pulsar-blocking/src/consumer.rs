@@ -24,6 +24,10 @@ impl ConsumerBuilder {
         ConsumerBuilder { inner }
     }
 
+    pub(crate) fn into_async(self) -> pulsar_async::ConsumerBuilder {
+        self.inner
+    }
+
     fn map(
         self,
         f: impl FnOnce(pulsar_async::ConsumerBuilder) -> pulsar_async::ConsumerBuilder,
@@ -246,6 +250,10 @@ pub struct ReaderBuilder {
 impl ReaderBuilder {
     pub(crate) fn new(inner: pulsar_async::ReaderBuilder) -> Self {
         ReaderBuilder { inner }
+    }
+
+    pub(crate) fn into_async(self) -> pulsar_async::ReaderBuilder {
+        self.inner
     }
 
     fn map(

@@ -23,6 +23,10 @@ impl ProducerBuilder {
         ProducerBuilder { inner }
     }
 
+    pub(crate) fn into_async(self) -> pulsar_async::ProducerBuilder {
+        self.inner
+    }
+
     /// Producer name (the broker picks one when unset).
     pub fn name(self, name: impl Into<String>) -> Self {
         ProducerBuilder {

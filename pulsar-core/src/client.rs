@@ -16,6 +16,7 @@ use crate::outputs::Dispatch;
 use crate::producer::{OutgoingMessage, ProducerOptions, Producers, Refused};
 use crate::request::{OpKind, Owner};
 use crate::service_url::ServiceUrl;
+use crate::schema::{SchemaInfo, SchemaVersion};
 use crate::shared::Shared;
 use crate::stats::{ClientStats, ProducerStats};
 use crate::time;
@@ -200,6 +201,41 @@ impl Client {
     ) -> Result<RequestId, Error> {
         let namespace = parse_namespace(namespace)?;
         self.app_op(now, |_| OpKind::TopicsOfNamespace { namespace, mode })
+    }
+
+    /// Asks the schema registry for `topic`'s schema at `version` (`None`: the latest); the answer
+    /// is [`Event::SchemaFetched`]. Goes to the service URL, as the Java client's `getSchema` does
+    /// (the registry is cluster-wide).
+    pub fn get_schema(
+        &mut self,
+        now: Instant,
+        topic: &str,
+        version: Option<SchemaVersion>,
+    ) -> Result<RequestId, Error> {
+        let topic = TopicName::parse(topic)?;
+        self.app_op(now, |_| OpKind::GetSchema {
+            topic: topic.to_string(),
+            version,
+        })
+    }
+
+    /// Registers `schema` on `topic` if it is new there (the topic's compatibility strategy
+    /// decides) and asks for its version; the answer is [`Event::SchemaCreated`]. The topic must
+    /// exist and be served by the broker the request reaches (the service URL).
+    pub fn get_or_create_schema(
+        &mut self,
+        now: Instant,
+        topic: &str,
+        schema: &SchemaInfo,
+    ) -> Result<RequestId, Error> {
+        let topic = TopicName::parse(topic)?;
+        let Some(schema) = schema.to_pb() else {
+            return Err(Error::InvalidState("a bytes schema is not registered"));
+        };
+        self.app_op(now, |_| OpKind::GetOrCreateSchema {
+            topic: topic.to_string(),
+            schema: Box::new(schema),
+        })
     }
 
     fn app_op(

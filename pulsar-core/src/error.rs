@@ -108,6 +108,15 @@ pub enum Error {
         /// The broker's message.
         message: String,
     },
+    /// The broker refused the schema of a producer or consumer being created (its `ServerError`
+    /// `IncompatibleSchema`): the topic's schema, under its compatibility strategy, does not accept
+    /// it. Not retriable.
+    #[error("incompatible schema: {}", broker_reason(.message))]
+    IncompatibleSchema {
+        /// The broker's message, as sent (the display form drops the Java exception class in
+        /// front of it and the repetition after " caused by ": [`Error::broker_reason`]).
+        message: String,
+    },
     /// A request got no answer within the operation timeout (the broker is connected but silent).
     /// Operations that retry (creating a producer or consumer, lookups) end with
     /// [`Error::TimedOut`] instead, which also names the last failure.
@@ -207,6 +216,7 @@ impl Error {
             | Error::ServiceUrlChanged(_)
             | Error::Protocol(_) => true,
             Error::InvalidTopic(_)
+            | Error::IncompatibleSchema { .. }
             | Error::InvalidUrl(_)
             | Error::NotPulsar { .. }
             | Error::TooManyRedirects(_)
@@ -240,15 +250,45 @@ impl Error {
     pub fn server_code(&self) -> Option<ServerErrorCode> {
         match self {
             Error::Server { code, .. } => Some(*code),
+            Error::IncompatibleSchema { .. } => Some(ServerErrorCode::IncompatibleSchema),
             _ => None,
         }
     }
 
-    pub(crate) fn server(code: i32, message: impl Into<String>) -> Error {
-        Error::Server {
-            code: ServerErrorCode::from_i32(code),
-            message: message.into(),
+    /// The broker's reason, for an error the broker sent ([`Error::Server`],
+    /// [`Error::IncompatibleSchema`]): its message without the Java exception class in front and
+    /// the repetition after " caused by ".
+    pub fn broker_reason(&self) -> Option<&str> {
+        match self {
+            Error::Server { message, .. } | Error::IncompatibleSchema { message } => {
+                Some(broker_reason(message))
+            }
+            _ => None,
         }
+    }
+
+    /// The error for the broker's `ServerError` `code` and `message`: [`Error::IncompatibleSchema`]
+    /// for that code, [`Error::Server`] for the others.
+    pub(crate) fn server(code: i32, message: impl Into<String>) -> Error {
+        match ServerErrorCode::from_i32(code) {
+            ServerErrorCode::IncompatibleSchema => Error::IncompatibleSchema {
+                message: message.into(),
+            },
+            code => Error::Server {
+                code,
+                message: message.into(),
+            },
+        }
+    }
+}
+
+/// A Java broker's error message without the exception class in front (`org.apache...Exception: `)
+/// and the repetition after " caused by ".
+fn broker_reason(message: &str) -> &str {
+    let first = message.split(" caused by ").next().unwrap_or(message);
+    match first.split_once(": ") {
+        Some((class, rest)) if class.ends_with("Exception") && !class.contains(' ') => rest,
+        _ => first,
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::error::{Error, ReceiveError, SendError};
 use crate::handle::{ConnectionId, ConsumerId, ProducerId, RequestId, SendId, TxnId};
 use crate::message::{MessageId, TopicMessageId};
+use crate::schema::{SchemaVersion, VersionedSchema};
 use crate::service_url::BrokerAddress;
 
 /// A producer or a consumer.
@@ -96,6 +97,23 @@ pub enum Event {
         request: RequestId,
         /// The fully qualified topic names, or why not.
         result: Result<Vec<String>, Error>,
+    },
+    /// Answer to [`Client::get_schema`](crate::Client::get_schema): the schema, `None` when the
+    /// topic has none (or not that version).
+    SchemaFetched {
+        /// The request.
+        request: RequestId,
+        /// The schema and its version, or why not.
+        result: Result<Option<VersionedSchema>, Error>,
+    },
+    /// Answer to [`Client::get_or_create_schema`](crate::Client::get_or_create_schema): the
+    /// schema's version on the topic.
+    SchemaCreated {
+        /// The request.
+        request: RequestId,
+        /// The version (new or existing), or why not ([`Error::IncompatibleSchema`] when the
+        /// topic's compatibility strategy refuses it).
+        result: Result<SchemaVersion, Error>,
     },
     /// The producer is registered on the broker for the first time and accepts sends.
     ProducerReady {

@@ -133,6 +133,7 @@ pub mod producer;
 mod request;
 pub mod rng;
 pub mod routing;
+pub mod schema;
 pub mod service_url;
 mod shared;
 pub mod stats;
@@ -158,8 +159,8 @@ pub use io::{IoRequest, Transmit};
 pub use message::MessageId;
 pub use producer::{
     AccessMode, BatchingOptions, OutgoingMessage, ProducerOptions, Refused, RoutingMode,
-    SchemaInfo, SchemaType,
 };
+pub use schema::{SchemaInfo, SchemaType, SchemaVersion, VersionedSchema};
 pub use service_url::{BrokerAddress, ServiceUrl, UrlError};
 pub use stats::{
     ClientCounters, ClientStats, ConnectionState, ConnectionStats, ConsumerStats, ProducerStats,

@@ -6,6 +6,8 @@
 use crate::error::Error;
 use crate::event::{LookupResult, TopicsMode};
 use crate::handle::{ConsumerId, ProducerId, RequestId};
+use crate::schema::{SchemaVersion, VersionedSchema};
+use pulsar_proto::pb;
 
 /// What a request in flight is for; decides where its answer goes.
 ///
@@ -88,6 +90,16 @@ pub(crate) enum OpKind {
         namespace: String,
         mode: TopicsMode,
     },
+    /// GET_SCHEMA: the topic's schema at `version`, or its latest.
+    GetSchema {
+        topic: String,
+        version: Option<SchemaVersion>,
+    },
+    /// GET_OR_CREATE_SCHEMA: the version of `schema` on the topic, registered if new.
+    GetOrCreateSchema {
+        topic: String,
+        schema: Box<pb::Schema>,
+    },
 }
 
 /// The outcome of an operation.
@@ -96,4 +108,6 @@ pub(crate) enum OpResult {
     Lookup(Result<LookupResult, Error>),
     PartitionedMetadata(Result<u32, Error>),
     TopicsOfNamespace(Result<Vec<String>, Error>),
+    GetSchema(Result<Option<VersionedSchema>, Error>),
+    GetOrCreateSchema(Result<SchemaVersion, Error>),
 }

@@ -132,7 +132,9 @@ impl Shared {
         // Operations on the connection fail with the reason it closed, when that says more than
         // "connection closed".
         let failure = match &reason {
-            Error::Server { .. } | Error::Auth(_) => reason.clone(),
+            Error::Server { .. } | Error::IncompatibleSchema { .. } | Error::Auth(_) => {
+                reason.clone()
+            }
             Error::ConnectFailed { .. } | Error::HandshakeTimeout(_) => reason.clone(),
             Error::NotPulsar { .. } | Error::Protocol(_) => reason.clone(),
             _ => Error::ConnectionClosed,

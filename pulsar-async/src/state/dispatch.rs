@@ -86,6 +86,16 @@ impl State {
             } => {
                 self.request_done(*request, RequestResult::Topics(result.clone()));
             }
+            Event::SchemaFetched {
+                request, result, ..
+            } => {
+                self.request_done(*request, RequestResult::Schema(result.clone()));
+            }
+            Event::SchemaCreated {
+                request, result, ..
+            } => {
+                self.request_done(*request, RequestResult::SchemaVersion(result.clone()));
+            }
             Event::FlushCompleted { request, .. } => {
                 self.request_done(*request, RequestResult::Done(Ok(())));
                 return;

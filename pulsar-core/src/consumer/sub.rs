@@ -19,6 +19,7 @@ use crate::handle::{ConnectionId, ConsumerId, RequestId};
 use crate::link::Link;
 use crate::message::MessageId;
 use crate::request::RequestKind;
+use crate::schema::SchemaInfo;
 use crate::shared::Shared;
 use crate::topic::TopicName;
 
@@ -266,6 +267,7 @@ impl Sub {
             key_shared_meta,
             subscription_properties: kv(&o.subscription_properties),
             consumer_epoch: Some(self.epoch),
+            schema: o.schema.as_ref().and_then(SchemaInfo::to_pb),
             ..Default::default()
         })
     }

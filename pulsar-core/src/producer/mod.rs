@@ -27,7 +27,8 @@ mod message;
 mod options;
 mod part;
 mod pending;
-pub mod schema;
+/// Schemas (moved to the crate root: [`crate::schema`]; this path stays for compatibility).
+pub use crate::schema;
 mod txn;
 
 use std::collections::{BTreeSet, VecDeque};
@@ -36,6 +37,7 @@ use std::time::{Duration, Instant};
 
 use pulsar_proto::pb;
 
+pub use crate::schema::{SchemaInfo, SchemaType};
 pub(crate) use message::Refusal;
 pub use message::{OutgoingMessage, Refused};
 pub(crate) use options::ProducerRequest;
@@ -43,7 +45,6 @@ pub use options::{
     AccessMode, BatchingOptions, ProducerOptions, RoutingMode, DEFAULT_MAX_PENDING_MESSAGES,
     DEFAULT_PARTITIONS_CHECK_INTERVAL, DEFAULT_SEND_TIMEOUT,
 };
-pub use schema::{SchemaInfo, SchemaType};
 
 use crate::backoff::Backoff;
 use crate::compression::CompressionType;

@@ -701,6 +701,10 @@ impl Part {
                 code: *code,
                 message: message.clone(),
             },
+            Error::IncompatibleSchema { message } => SendError::Server {
+                code: ServerErrorCode::IncompatibleSchema,
+                message: message.clone(),
+            },
             e => SendError::Failed(e.clone()),
         };
         self.finish(sh, send_error, Some(error))

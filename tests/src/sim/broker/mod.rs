@@ -17,6 +17,7 @@ mod conn;
 mod consumer;
 mod lookup;
 mod producer;
+mod schema;
 pub mod store;
 mod topic;
 
@@ -664,6 +665,11 @@ impl ModelCluster {
             Type::Unsubscribe => {
                 if let Some(c) = cmd.unsubscribe {
                     self.handle_unsubscribe(conn, &c);
+                }
+            }
+            Type::GetSchema => {
+                if let Some(c) = cmd.get_schema {
+                    self.handle_get_schema(conn, &c);
                 }
             }
             Type::GetLastMessageId => {

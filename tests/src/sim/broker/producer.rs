@@ -44,13 +44,31 @@ impl ModelCluster {
             self.reply_error(conn, request_id, e, "injected");
             return;
         }
+        if !self.conns.contains_key(&conn) {
+            return;
+        }
+        let schema_version = match self.producer_schema(&topic, c.schema.as_ref()) {
+            Ok(v) => v,
+            Err(reason) => {
+                self.note(format!(
+                    "{conn} refuses the schema of PRODUCER {topic}: {reason}"
+                ));
+                self.reply_error(
+                    conn,
+                    request_id,
+                    pb::ServerError::IncompatibleSchema,
+                    &reason,
+                );
+                return;
+            }
+        };
         let Some(cn) = self.conns.get(&conn) else {
             return;
         };
         if let Some(reg) = cn.producers.get(&c.producer_id) {
             if reg.topic == topic {
                 let name = reg.name.clone();
-                self.producer_success(conn, request_id, &topic, name);
+                self.producer_success(conn, request_id, &topic, name, schema_version);
             } else {
                 self.reply_error(
                     conn,
@@ -126,10 +144,17 @@ impl ModelCluster {
             "{conn} producer p{} {name} on {topic} registration {registration}",
             c.producer_id
         ));
-        self.producer_success(conn, request_id, &topic, name);
+        self.producer_success(conn, request_id, &topic, name, schema_version);
     }
 
-    fn producer_success(&mut self, conn: ConnId, request_id: u64, topic: &str, name: String) {
+    fn producer_success(
+        &mut self,
+        conn: ConnId,
+        request_id: u64,
+        topic: &str,
+        name: String,
+        schema_version: Option<bytes::Bytes>,
+    ) {
         let last = if self.store.dedup {
             self.loaded
                 .get(topic)
@@ -144,7 +169,7 @@ impl ModelCluster {
                 request_id,
                 producer_name: name,
                 last_sequence_id: Some(last),
-                schema_version: None,
+                schema_version,
                 topic_epoch: None,
                 producer_ready: Some(true),
             }
