@@ -128,8 +128,8 @@ pub mod api {
         Error, Event, EventStream, InitialPosition, IntoMessage, Message, MessageId,
         OutgoingMessage, Producer, ProducerBuilder, ProducerOptions, Reader, ReaderBuilder,
         ReaderOptions, Receipt, Result, SeekTo, SendError, SubscriptionType, TlsOptions,
-        TopicMessageId, Transaction, TransactionBuilder, TxnError, TxnId, TxnState,
-        DEFAULT_TRANSACTION_TIMEOUT, TypedConsumer, TypedConsumerBuilder, TypedMessage, TypedProducer,
-        TypedProducerBuilder, TypedReader, TypedReaderBuilder,
+        TopicMessageId, Transaction, TransactionBuilder, TxnError, TxnId, TxnState, TypedConsumer,
+        TypedConsumerBuilder, TypedMessage, TypedProducer, TypedProducerBuilder, TypedReader,
+        TypedReaderBuilder, DEFAULT_TRANSACTION_TIMEOUT,
     };
 }
