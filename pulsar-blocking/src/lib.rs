@@ -77,11 +77,11 @@ pub use pulsar_async::{
     MessageId, OutgoingMessage, ProducerOptions, ReaderOptions, Result, SeekTo, SendError,
     SubscriptionType, TlsOptions, TopicMessageId, TxnError, TxnId, TxnState, TypedMessage,
 };
+pub use transaction::{Transaction, TransactionBuilder};
 pub use typed::{
     AutoProducer, TypedConsumer, TypedConsumerBuilder, TypedProducer, TypedProducerBuilder,
     TypedReader, TypedReaderBuilder,
 };
-pub use transaction::{Transaction, TransactionBuilder};
 
 use crate::driver::Input;
 use crate::wait::{wait, wait_for};
