@@ -15,7 +15,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -24,6 +23,7 @@ use serde_json::Value;
 use super::admin::{topic_admin_path, Admin};
 use super::error::SupportError;
 use super::http::{request, Endpoint, HttpResponse};
+use super::process::run_project_script;
 
 /// One broker of the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,24 +116,12 @@ pub fn cluster_script_path() -> PathBuf {
 }
 
 fn run_cluster_script(dir: &Path, args: &[&str]) -> Result<String, SupportError> {
-    let script = cluster_script_path();
-    let output = Command::new(&script)
-        .args(args)
-        .env("PULSAR_CLUSTER_DIR", dir)
-        .env_remove("PULSAR_CLUSTER_PORT_OFFSET")
-        .output()
-        .map_err(|e| SupportError::io(format!("running {}", script.display()), e))?;
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    if output.status.success() {
-        Ok(stdout)
-    } else {
-        Err(SupportError::Script {
-            script,
-            args: args.join(" "),
-            status: output.status.to_string(),
-            output: format!("{stdout}{}", String::from_utf8_lossy(&output.stderr)),
-        })
-    }
+    run_project_script(
+        &cluster_script_path(),
+        ("PULSAR_CLUSTER_DIR", dir),
+        "PULSAR_CLUSTER_PORT_OFFSET",
+        args,
+    )
 }
 
 impl Cluster {

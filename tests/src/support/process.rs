@@ -258,11 +258,27 @@ fn ports_free(offset: u32, tls: bool) -> bool {
 
 /// Runs the broker script with `PULSAR_HOME_DIR=home`; returns its standard output.
 pub(crate) fn run_script(home: &Path, args: &[String]) -> Result<String, SupportError> {
-    let script = script_path();
-    let output = Command::new(&script)
-        .args(args)
-        .env("PULSAR_HOME_DIR", home)
-        .env_remove("PULSAR_PORT_OFFSET")
+    run_project_script(
+        &script_path(),
+        ("PULSAR_HOME_DIR", home),
+        "PULSAR_PORT_OFFSET",
+        args,
+    )
+}
+
+/// Runs one of the project's scripts with `dir_var` set (the directory it works in) and
+/// `offset_var` unset (a port offset from the caller's environment would move its ports); returns
+/// its standard output, or the script's error with everything it printed.
+pub(crate) fn run_project_script<S: AsRef<str>>(
+    script: &Path,
+    (dir_var, dir): (&str, &Path),
+    offset_var: &str,
+    args: &[S],
+) -> Result<String, SupportError> {
+    let output = Command::new(script)
+        .args(args.iter().map(AsRef::as_ref))
+        .env(dir_var, dir)
+        .env_remove(offset_var)
         .output()
         .map_err(|e| SupportError::io(format!("running {}", script.display()), e))?;
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -270,8 +286,8 @@ pub(crate) fn run_script(home: &Path, args: &[String]) -> Result<String, Support
         Ok(stdout)
     } else {
         Err(SupportError::Script {
-            script,
-            args: args.join(" "),
+            script: script.to_owned(),
+            args: args.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(" "),
             status: output.status.to_string(),
             output: format!("{stdout}{}", String::from_utf8_lossy(&output.stderr)),
         })

@@ -354,3 +354,23 @@ impl Timeline {
         self.thread.join().unwrap_or_default()
     }
 }
+
+/// Stops `producing`, waits until `consuming` received every message (for at most a minute),
+/// stops it, and checks that it received everything in order and that `topic` stores every
+/// message exactly once, in order. Returns what was produced and the consumer.
+pub fn finish_and_check(
+    client: &TClient,
+    topic: &str,
+    tag: &str,
+    producing: Producing,
+    consuming: Consuming,
+) -> Result<(Produced, TConsumer), Box<dyn std::error::Error>> {
+    let produced = producing.finish()?;
+    if !consuming.wait_for_all(tag, produced.sent, Duration::from_secs(60)) {
+        return Err(format!("{tag}: the consumer did not receive every message").into());
+    }
+    let (consumer, seen) = consuming.finish()?;
+    check_consumed(tag, produced.sent, &seen, true)?;
+    check_exactly_once_in_order(tag, &produced, &stored(client, topic)?)?;
+    Ok((produced, consumer))
+}

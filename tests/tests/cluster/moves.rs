@@ -15,8 +15,8 @@ use pulsar_tests::facade::{Env, Rt, TClient, TProducer};
 use pulsar_tests::support::{Cluster, JavaProgram};
 
 use crate::load::{
-    check_consumed, check_exactly_once_in_order, numbers, stored, unix_ms_now, wait_for_all,
-    Consuming, Producing,
+    check_consumed, check_exactly_once_in_order, finish_and_check, numbers, stored, unix_ms_now,
+    wait_for_all, Consuming, Producing,
 };
 use crate::TestResult;
 use crate::{consumer_options, namespace, options_for, per_runtime, place_topics, take_cluster};
@@ -71,14 +71,7 @@ fn transfer_while_producing_and_consuming(env: Env) -> TestResult {
     cluster.transfer(&topic, 2)?;
     sleep(Duration::from_secs(1));
     let moved = client.stats();
-    let produced = producing.finish()?;
-    assert!(
-        consuming.wait_for_all(tag, produced.sent, Duration::from_secs(60)),
-        "the consumer received every message"
-    );
-    let (consumer, seen) = consuming.finish()?;
-    check_consumed(tag, produced.sent, &seen, true)?;
-    check_exactly_once_in_order(tag, &produced, &stored(&client, &topic)?)?;
+    let (_, consumer) = finish_and_check(&client, &topic, tag, producing, consuming)?;
 
     assert!(
         moved.counters.reconnects >= reconnects_before + 4,
@@ -392,14 +385,7 @@ fn proxy_broker_killed_mid_stream() -> TestResult {
     cluster.kill_broker(2)?;
     wait_moved(cluster, &[&topic], 2, cluster.session_timeout() * 6)?;
     sleep(Duration::from_secs(3));
-    let produced = producing.finish()?;
-    assert!(
-        consuming.wait_for_all(tag, produced.sent, Duration::from_secs(60)),
-        "the consumer received every message"
-    );
-    let (consumer, seen) = consuming.finish()?;
-    check_consumed(tag, produced.sent, &seen, true)?;
-    check_exactly_once_in_order(tag, &produced, &stored(&client, &topic)?)?;
+    let (_, consumer) = finish_and_check(&client, &topic, tag, producing, consuming)?;
     let proxy = crate::host_port(cluster.proxy_url());
     assert!(
         client
