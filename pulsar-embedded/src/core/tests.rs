@@ -14,7 +14,7 @@ use super::*;
 const T: &str = "persistent://public/default/t";
 
 struct H {
-    c: ModelCluster,
+    c: Cluster,
     now: Duration,
     closed: Vec<ConnId>,
 }
@@ -22,7 +22,7 @@ struct H {
 impl H {
     fn new(cfg: ClusterConfig) -> H {
         H {
-            c: ModelCluster::new(cfg),
+            c: Cluster::new(cfg),
             now: Duration::ZERO,
             closed: Vec::new(),
         }

@@ -7,7 +7,7 @@ use pulsar_proto::{encode_command, encode_send, pb, Payload};
 use super::conn::ProducerReg;
 use super::store::Entry;
 use super::topic::{NameHolder, PendingWrite};
-use super::{normalize_topic, ConnId, ModelCluster, ReceivedSend, SendOutcome};
+use super::{normalize_topic, ConnId, Cluster, ReceivedSend, SendOutcome};
 
 /// Slack the broker's frame decoder allows above `maxMessageSize` (the real broker's
 /// `Commands.MESSAGE_SIZE_FRAME_PADDING`): a larger frame closes the connection.
@@ -25,7 +25,7 @@ pub(crate) fn non_last_chunk(md: &pb::MessageMetadata) -> bool {
 /// How long a broker waits for an old producer's connection to prove alive before dropping it.
 const LIVENESS_PROBE: std::time::Duration = std::time::Duration::from_secs(5);
 
-impl ModelCluster {
+impl Cluster {
     pub(crate) fn handle_producer(&mut self, conn: ConnId, c: &pb::CommandProducer) {
         let topic = normalize_topic(&c.topic);
         let request_id = c.request_id;
@@ -99,6 +99,9 @@ impl ModelCluster {
                 }
             }
         }
+        if !self.check_access_mode(conn, c, &topic) {
+            return;
+        }
         let registration = self.next_registration();
         if let Some(t) = self.loaded.get_mut(&topic) {
             t.names.insert(
@@ -147,6 +150,87 @@ impl ModelCluster {
                 schema_version: None,
                 topic_epoch: None,
                 producer_ready: Some(true),
+            }
+            .into(),
+        );
+    }
+
+    /// Applies the producer's access mode (`CommandProducer.producer_access_mode`): a Shared
+    /// producer is refused while an exclusive one holds the topic (ProducerBusy); an Exclusive
+    /// (or WaitForExclusive, which this broker does not queue) producer is refused while any other
+    /// producer is there (ProducerFenced); ExclusiveWithFencing closes the others. Returns whether
+    /// the registration goes on (the exclusive hold is taken then).
+    fn check_access_mode(&mut self, conn: ConnId, c: &pb::CommandProducer, topic: &str) -> bool {
+        const SHARED: i32 = 0;
+        const WITH_FENCING: i32 = 3;
+        let mode = c.producer_access_mode.unwrap_or(SHARED);
+        let me = (conn, c.producer_id);
+        let others: Vec<(ConnId, u64)> = self
+            .conns
+            .iter()
+            .flat_map(|(id, x)| {
+                x.producers
+                    .iter()
+                    .filter(|(_, p)| p.topic == topic)
+                    .map(move |(pid, _)| (*id, *pid))
+            })
+            .filter(|k| *k != me)
+            .collect();
+        let exclusive = self
+            .loaded
+            .get(topic)
+            .and_then(|t| t.exclusive)
+            .filter(|k| others.contains(k));
+        let refused = match mode {
+            SHARED => exclusive.map(|_| {
+                (
+                    pb::ServerError::ProducerBusy,
+                    "topic has an existing exclusive producer",
+                )
+            }),
+            WITH_FENCING => {
+                for (oc, pid) in others {
+                    self.close_producer_from_broker(oc, pid);
+                }
+                None
+            }
+            _ => (!others.is_empty()).then_some((
+                pb::ServerError::ProducerFenced,
+                "topic has existing producers",
+            )),
+        };
+        if let Some((error, message)) = refused {
+            self.reply_error(conn, c.request_id, error, message);
+            return false;
+        }
+        if mode != SHARED {
+            if let Some(t) = self.loaded.get_mut(topic) {
+                t.exclusive = Some(me);
+            }
+        }
+        true
+    }
+
+    /// CLOSE_PRODUCER from the broker: the client reconnects (or gives up when fenced).
+    fn close_producer_from_broker(&mut self, conn: ConnId, pid: u64) {
+        let removed = self
+            .conns
+            .get_mut(&conn)
+            .and_then(|x| x.producers.remove(&pid));
+        let Some(reg) = removed else {
+            return;
+        };
+        if let Some(x) = self.conns.get_mut(&conn) {
+            x.closed_producers.insert(pid);
+        }
+        self.release_name(&reg.topic, &reg.name, conn, pid);
+        self.write(
+            conn,
+            pb::CommandCloseProducer {
+                producer_id: pid,
+                request_id: u64::MAX,
+                assigned_broker_service_url: None,
+                assigned_broker_service_url_tls: None,
             }
             .into(),
         );
@@ -328,6 +412,8 @@ impl ModelCluster {
             .pending
             .back()
             .map_or(now + latency, |w| w.ready_at.max(now + latency));
+        t.msg_in += u64::try_from(num_messages.max(1)).unwrap_or(1);
+        t.bytes_in += payload.data.len() as u64;
         t.pending.push_back(PendingWrite {
             ready_at,
             conn,
@@ -458,6 +544,9 @@ impl ModelCluster {
 
     pub(crate) fn release_name(&mut self, topic: &str, name: &str, conn: ConnId, pid: u64) {
         if let Some(t) = self.loaded.get_mut(topic) {
+            if t.exclusive == Some((conn, pid)) {
+                t.exclusive = None;
+            }
             if t.names
                 .get(name)
                 .is_some_and(|h| h.conn == conn && h.producer_id == pid)

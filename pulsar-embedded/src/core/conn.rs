@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use pulsar_proto::{pb, FrameDecoder, PROTOCOL_VERSION};
 
-use super::{ConnId, ModelCluster};
+use super::{Cluster, ConnId, Listener};
 
 /// Where a connection is in its handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +57,14 @@ pub(crate) struct Conn {
     /// A liveness probe: close unless input arrives after `probe_started` by this time.
     pub(crate) probe_deadline: Option<Duration>,
     pub(crate) probe_started: Duration,
+    /// How the connection reached the broker.
+    pub(crate) listener: Listener,
+    /// When it was accepted.
+    pub(crate) connected_at: Duration,
+    /// The client's `client_version` from CONNECT.
+    pub(crate) client_version: String,
+    /// The authenticated role (`None` without authentication).
+    pub(crate) role: Option<String>,
 }
 
 impl Conn {
@@ -76,11 +84,15 @@ impl Conn {
             auth_refresh_pending: false,
             probe_deadline: None,
             probe_started: now,
+            listener: Listener::default(),
+            connected_at: now,
+            client_version: String::new(),
+            role: None,
         }
     }
 }
 
-impl ModelCluster {
+impl Cluster {
     pub(crate) fn handle_connect(&mut self, conn: ConnId, c: &pb::CommandConnect) {
         if let Some(token) = self.config.auth_token.clone() {
             let ok = c.auth_method_name.as_deref() == Some("token")
@@ -104,8 +116,11 @@ impl ModelCluster {
             .as_ref()
             .and_then(|f| f.supports_auth_refresh)
             .unwrap_or(false);
+        let role = self.config.auth_token.as_ref().map(|_| "token".to_owned());
         if let Some(cn) = self.conns.get_mut(&conn) {
             cn.supports_auth_refresh = refresh;
+            cn.client_version = c.client_version.clone();
+            cn.role = role;
         }
         if self.config.auth_token.is_some() && self.fault(|f| f.auth_challenge) {
             if let Some(cn) = self.conns.get_mut(&conn) {
@@ -121,7 +136,7 @@ impl ModelCluster {
         self.write(
             conn,
             pb::CommandAuthChallenge {
-                server_version: Some("sim-broker".into()),
+                server_version: Some(self.config.server_version.clone()),
                 challenge: Some(pb::AuthData {
                     auth_method_name: Some("token".into()),
                     auth_data: Some(Bytes::from_static(what.as_bytes())),
@@ -141,7 +156,7 @@ impl ModelCluster {
         self.write(
             conn,
             pb::CommandConnected {
-                server_version: "sim-broker".into(),
+                server_version: self.config.server_version.clone(),
                 protocol_version: Some(PROTOCOL_VERSION),
                 max_message_size: Some(max),
                 feature_flags: Some(pb::FeatureFlags {

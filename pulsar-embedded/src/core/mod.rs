@@ -1,10 +1,11 @@
-//! A model Pulsar cluster: several brokers sharing one persisted store, speaking the binary protocol
-//! through pulsar-proto, with every behaviour the client core must survive.
+//! The sans-IO broker: one or more brokers sharing one store, speaking the binary protocol through
+//! pulsar-proto.
 //!
-//! It is sans-IO like the core: the simulator hands it connections and bytes
-//! ([`ModelCluster::accept`], [`ModelCluster::on_bytes`], [`ModelCluster::on_closed`]) and time
-//! ([`ModelCluster::tick`] at [`ModelCluster::poll_timeout`]), and drains bytes and closes with
-//! [`ModelCluster::poll_transmit`]. All of its random choices come from [`ClusterConfig::seed`].
+//! It does no I/O and reads no clock: its driver (the tokio server of this crate, or a simulator)
+//! hands it connections and bytes ([`Cluster::accept`], [`Cluster::on_bytes`],
+//! [`Cluster::on_closed`]) and time ([`Cluster::tick`] at [`Cluster::poll_timeout`]), and drains
+//! bytes and closes with [`Cluster::poll_transmit`]. All of its random choices come from
+//! [`ClusterConfig::seed`], so the same inputs give the same outputs.
 //!
 //! Modelled: handshake with optional auth challenges and refreshes, keep-alive pings, lookups with
 //! redirects following topic ownership (which moves on demand), partitioned metadata, producers with
@@ -15,8 +16,11 @@
 
 mod conn;
 mod consumer;
+mod delayed;
 mod lookup;
 mod producer;
+mod rng;
+mod stats;
 pub mod store;
 mod topic;
 
@@ -32,8 +36,9 @@ use pulsar_proto::{encode_command, encode_payload_command, pb};
 
 use self::conn::{Conn, ConnState};
 use self::topic::LoadedTopic;
-use crate::sim::rng::SimRng;
+use self::rng::Rng;
 
+pub use self::stats::{ClientInfo, ConsumerStats, ProducerStats, SubscriptionStats, TopicStats};
 pub use self::store::{Cursor, Entry, Store, TopicLog};
 
 /// A connection as the cluster knows it (chosen by the simulator, unique over a run).
@@ -43,6 +48,35 @@ pub struct ConnId(pub u64);
 impl fmt::Display for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "n{}", self.0)
+    }
+}
+
+/// How a connection reached the broker: what lookups answered on it name, and who is at the
+/// other end (for [`Cluster::clients`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Listener {
+    /// `pulsar://host:port` lookups answer (`None`: the simulator's `broker-N` names).
+    pub service_url: Option<String>,
+    /// `pulsar+ssl://host:port` lookups answer.
+    pub service_url_tls: Option<String>,
+    /// The peer's address, as the driver knows it (`127.0.0.1:50122`, `in-process`).
+    pub peer: String,
+}
+
+impl Listener {
+    /// A listener answering lookups with `service_url` (and `service_url_tls`), the peer at
+    /// `peer`.
+    pub fn new(
+        service_url: Option<String>,
+        service_url_tls: Option<String>,
+        peer: impl Into<String>,
+    ) -> Listener {
+        Listener {
+            service_url,
+            service_url_tls,
+            peer: peer.into(),
+        }
     }
 }
 
@@ -98,6 +132,12 @@ pub struct ClusterConfig {
     pub faults: Faults,
     /// Record a note for every frame in and out (for traces).
     pub trace_frames: bool,
+    /// The wall clock, in milliseconds since the Unix epoch, at time zero of the driver's clock.
+    /// With it, messages carrying `deliver_at_time` (delayed delivery) wait on Shared and
+    /// Key_Shared subscriptions until then; without it (`None`) they are delivered at once.
+    pub unix_time_at_zero_ms: Option<u64>,
+    /// The `server_version` announced in CONNECTED.
+    pub server_version: String,
 }
 
 impl ClusterConfig {
@@ -113,13 +153,14 @@ impl ClusterConfig {
             max_message_size: 5 * 1024 * 1024,
             faults: Faults::none(),
             trace_frames: false,
+            unix_time_at_zero_ms: None,
+            server_version: format!("pulsar-embedded {}", env!("CARGO_PKG_VERSION")),
         }
     }
 }
 
 /// What the cluster asks of the network.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Output {
     /// Write these bytes on the connection, in order.
     Data {
@@ -135,9 +176,8 @@ pub enum Output {
     },
 }
 
-/// How [`ModelCluster::move_topic`] tells the clients.
+/// How [`Cluster::move_topic`] tells the clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum MoveKind {
     /// CLOSE_PRODUCER / CLOSE_CONSUMER without a destination: clients look the topic up again.
     Close,
@@ -147,7 +187,7 @@ pub enum MoveKind {
     Migrated,
 }
 
-/// Why [`ModelCluster::accept`] refused a connection.
+/// Why [`Cluster::accept`] refused a connection.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AcceptError {
@@ -164,7 +204,6 @@ pub enum AcceptError {
 
 /// What became of a SEND the cluster received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum SendOutcome {
     /// Queued for persistence.
     Accepted,
@@ -195,11 +234,11 @@ pub struct ReceivedSend {
     pub outcome: SendOutcome,
 }
 
-/// The model cluster. See the [module documentation](self).
+/// The broker (one or more brokers sharing a store). See the [module documentation](self).
 #[derive(Debug)]
-pub struct ModelCluster {
+pub struct Cluster {
     config: ClusterConfig,
-    rng: SimRng,
+    rng: Rng,
     up: Vec<bool>,
     store: Store,
     conns: BTreeMap<ConnId, Conn>,
@@ -215,15 +254,15 @@ pub struct ModelCluster {
     first_dispatch: BTreeMap<(String, String, u64, u64), Duration>,
 }
 
-impl ModelCluster {
+impl Cluster {
     /// A cluster with every broker up and an empty store.
-    pub fn new(config: ClusterConfig) -> ModelCluster {
+    pub fn new(config: ClusterConfig) -> Cluster {
         let store = Store {
             dedup: config.dedup,
             ..Store::default()
         };
-        ModelCluster {
-            rng: SimRng::new(config.seed),
+        Cluster {
+            rng: Rng::new(config.seed),
             up: vec![true; config.brokers.max(1)],
             store,
             conns: BTreeMap::new(),
@@ -247,9 +286,25 @@ impl ModelCluster {
         format!("broker-{b}")
     }
 
-    /// Service URL of broker `b`.
+    /// Service URL of broker `b` (as a simulator names it; a connection accepted through a
+    /// [`Listener`] with URLs is answered with those).
     pub fn broker_url(b: usize) -> String {
         format!("pulsar://broker-{b}:6650")
+    }
+
+    /// The URLs (plain, TLS) a lookup on `conn` answers for broker `b`.
+    pub(crate) fn urls_for(&self, conn: ConnId, b: usize) -> (String, Option<String>) {
+        let listener = self.conns.get(&conn).map(|c| &c.listener);
+        match listener {
+            Some(l) if l.service_url.is_some() || l.service_url_tls.is_some() => (
+                l.service_url
+                    .clone()
+                    .or_else(|| l.service_url_tls.clone())
+                    .unwrap_or_else(|| Self::broker_url(b)),
+                l.service_url_tls.clone(),
+            ),
+            _ => (Self::broker_url(b), None),
+        }
     }
 
     /// The broker behind a host name.
@@ -388,6 +443,18 @@ impl ModelCluster {
         conn: ConnId,
         broker: usize,
     ) -> Result<(), AcceptError> {
+        self.accept_from(now, conn, broker, Listener::default())
+    }
+
+    /// A connection to broker `broker` was opened through `listener`: lookups answered on it name
+    /// the listener's URLs for this broker, and [`clients`](Self::clients) shows its peer address.
+    pub fn accept_from(
+        &mut self,
+        now: Duration,
+        conn: ConnId,
+        broker: usize,
+        listener: Listener,
+    ) -> Result<(), AcceptError> {
         self.now = now;
         if broker >= self.up.len() {
             return Err(AcceptError::UnknownBroker(broker));
@@ -400,6 +467,7 @@ impl ModelCluster {
         }
         let keep_alive = self.config.keep_alive;
         let mut c = Conn::new(broker, now, keep_alive);
+        c.listener = listener;
         // the frame decoder allows some slack above maxMessageSize; larger frames close the
         // connection
         let max = usize::try_from(self.config.max_message_size).unwrap_or(usize::MAX);
@@ -448,6 +516,7 @@ impl ModelCluster {
     pub fn tick(&mut self, now: Duration) {
         self.now = now;
         self.persist_ready();
+        self.release_delayed();
         self.probe_checks();
         self.keep_alive_checks();
     }
@@ -464,7 +533,11 @@ impl ModelCluster {
             .filter(|_| !self.config.keep_alive.is_zero())
             .map(|c| c.next_check);
         let probes = self.conns.values().filter_map(|c| c.probe_deadline);
-        writes.chain(checks).chain(probes).min()
+        writes
+            .chain(checks)
+            .chain(probes)
+            .chain(self.next_delayed())
+            .min()
     }
 
     /// The next output for the network.

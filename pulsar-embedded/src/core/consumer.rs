@@ -8,17 +8,17 @@ use pulsar_proto::pb;
 use super::conn::ConsumerReg;
 use super::store::{Cursor, Entry, TopicLog};
 use super::topic::{ConsumerKey, SubState};
-use super::{normalize_topic, partition_index, ConnId, ModelCluster};
+use super::{normalize_topic, partition_index, ConnId, Cluster};
 
-const EXCLUSIVE: i32 = 0;
-const SHARED: i32 = 1;
-const FAILOVER: i32 = 2;
-const KEY_SHARED: i32 = 3;
+pub(crate) const EXCLUSIVE: i32 = 0;
+pub(crate) const SHARED: i32 = 1;
+pub(crate) const FAILOVER: i32 = 2;
+pub(crate) const KEY_SHARED: i32 = 3;
 
 /// Entries a Key_Shared dispatch may set aside (blocked consumer) in one pass.
 const MAX_DEFERRED: usize = 64;
 
-impl ModelCluster {
+impl Cluster {
     pub(crate) fn handle_subscribe(&mut self, conn: ConnId, c: &pb::CommandSubscribe) {
         let topic = normalize_topic(&c.topic);
         let request_id = c.request_id;
@@ -50,7 +50,10 @@ impl ModelCluster {
         }
         let broker = cn.broker;
         self.ensure_loaded(&topic, broker);
-        let durable = c.durable.unwrap_or(true);
+        // A non-persistent topic keeps no cursor: each subscription sees only what is published
+        // while it exists, from its creation on.
+        let non_persistent = topic.starts_with("non-persistent://");
+        let durable = c.durable.unwrap_or(true) && !non_persistent;
         let sub_name = c.subscription.clone();
         let log_len = self.store.topics.get(&topic).map_or(0, |l| l.entries.len());
         if durable {
@@ -66,6 +69,8 @@ impl ModelCluster {
                 .get(&topic)
                 .and_then(|l| l.cursors.get(&sub_name))
                 .map_or(0, |cur| cur.mark_delete)
+        } else if non_persistent {
+            log_len
         } else {
             let log = self.store.topics.get(&topic);
             let earliest = c.initial_position == Some(1);
@@ -240,6 +245,15 @@ impl ModelCluster {
             else {
                 return;
             };
+            if !redelivered {
+                if let Some(at) = self.delivery_time(s, entry) {
+                    self.consume_candidate(topic, sub, index, false);
+                    if let Some(s) = self.sub_mut(topic, sub) {
+                        s.delayed.insert(index, at);
+                    }
+                    continue;
+                }
+            }
             let target = self.choose_consumer(topic, s, entry);
             let Some(target) = target else {
                 return;
@@ -366,6 +380,7 @@ impl ModelCluster {
             ack_set.iter().map(|w| i64::from(w.count_ones())).sum()
         };
         reg.permits -= cost;
+        let bytes = entry.payload.len() as u64;
         let cmd = pb::CommandMessage {
             consumer_id: target.1,
             message_id: pb::MessageIdData {
@@ -390,8 +405,12 @@ impl ModelCluster {
             self.first_dispatch.insert(key, self.now);
         }
         self.write_payload(target.0, cmd.into(), &metadata, &payload);
-        if let (Some(next), Some(s)) = (rr_next, self.sub_mut(topic, sub)) {
-            s.rr = next;
+        if let Some(s) = self.sub_mut(topic, sub) {
+            if let Some(next) = rr_next {
+                s.rr = next;
+            }
+            s.msg_out += cost.max(0) as u64;
+            s.bytes_out += bytes;
         }
     }
 
@@ -578,6 +597,7 @@ impl ModelCluster {
                 s.pending.clear();
                 s.redeliver.clear();
                 s.redelivery_count.clear();
+                s.delayed.clear();
                 s.read_pos = index;
                 s.active = None;
                 std::mem::take(&mut s.consumers)
