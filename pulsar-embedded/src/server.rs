@@ -64,6 +64,7 @@ impl Default for Builder {
     fn default() -> Builder {
         let mut config = ClusterConfig::new(1, 0);
         config.persist_latency = (Duration::ZERO, Duration::ZERO);
+        config.notes = false;
         Builder {
             binds: Vec::new(),
             tls: None,

@@ -62,12 +62,14 @@ fn parse_args() -> Result<Config, String> {
     let mut stats = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        let mut value = || args.next().ok_or_else(|| format!("{a} needs a value\n{USAGE}"));
+        let mut value = || {
+            args.next()
+                .ok_or_else(|| format!("{a} needs a value\n{USAGE}"))
+        };
         match a.as_str() {
             "--config" => {
                 let path = value()?;
-                let text =
-                    std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+                let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
                 config = serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
             }
             "--bind" => bind = Some(value()?),

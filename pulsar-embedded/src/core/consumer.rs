@@ -8,7 +8,7 @@ use pulsar_proto::pb;
 use super::conn::ConsumerReg;
 use super::store::{Cursor, Entry, TopicLog};
 use super::topic::{ConsumerKey, SubState};
-use super::{normalize_topic, partition_index, ConnId, Cluster};
+use super::{normalize_topic, partition_index, Cluster, ConnId};
 
 pub(crate) const EXCLUSIVE: i32 = 0;
 pub(crate) const SHARED: i32 = 1;
@@ -753,12 +753,12 @@ fn reader_start(
             let Some(log) = log else {
                 return 0;
             };
-            // As the real broker: a start id naming a batch position (the field present, even -1)
-            // steps back one entry, since the batch may be partly consumed; the client discards
-            // what it already saw. A plain entry id starts after the entry.
+            // As the real broker (`PersistentTopic.getNonDurableSubscription`, whose start id is
+            // always a `BatchMessageIdImpl`): a valid start id steps back one entry, since a batch
+            // there may be partly consumed; the client discards what comes before its start (the
+            // start itself too unless inclusive).
             match log.index_of(id.ledger_id, id.entry_id) {
-                Some(i) if id.batch_index.is_some() => i,
-                Some(i) => i + 1,
+                Some(i) => i,
                 None => log.first_at_or_after(id.ledger_id, id.entry_id),
             }
         }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 use pulsar_proto::pb;
 
 use super::topic::LoadedTopic;
-use super::{normalize_topic, ConnId, Cluster, MoveKind};
+use super::{normalize_topic, Cluster, ConnId, MoveKind};
 
 impl Cluster {
     /// The owner of `topic`, assigning a live broker when it has none or its owner is down.

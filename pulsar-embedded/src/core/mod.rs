@@ -35,8 +35,8 @@ use bytes::{Bytes, BytesMut};
 use pulsar_proto::{encode_command, encode_payload_command, pb};
 
 use self::conn::{Conn, ConnState};
-use self::topic::LoadedTopic;
 use self::rng::Rng;
+use self::topic::LoadedTopic;
 
 pub use self::stats::{ClientInfo, ConsumerStats, ProducerStats, SubscriptionStats, TopicStats};
 pub use self::store::{Cursor, Entry, Store, TopicLog};
@@ -132,6 +132,9 @@ pub struct ClusterConfig {
     pub faults: Faults,
     /// Record a note for every frame in and out (for traces).
     pub trace_frames: bool,
+    /// Keep notes for [`Cluster::poll_note`] (a driver that never polls them turns this off, or
+    /// they pile up).
+    pub notes: bool,
     /// The wall clock, in milliseconds since the Unix epoch, at time zero of the driver's clock.
     /// With it, messages carrying `deliver_at_time` (delayed delivery) wait on Shared and
     /// Key_Shared subscriptions until then; without it (`None`) they are delivered at once.
@@ -153,6 +156,7 @@ impl ClusterConfig {
             max_message_size: 5 * 1024 * 1024,
             faults: Faults::none(),
             trace_frames: false,
+            notes: true,
             unix_time_at_zero_ms: None,
             server_version: format!("pulsar-embedded {}", env!("CARGO_PKG_VERSION")),
         }
@@ -376,18 +380,12 @@ impl Cluster {
             .collect()
     }
 
-    /// Number of messages (not entries) persisted but not yet acknowledged on a durable subscription.
+    /// Number of messages (not entries) persisted but not yet acknowledged on a durable
+    /// subscription (a partly acknowledged batch counts its unacknowledged messages).
     pub fn backlog(&self, topic: &str, subscription: &str) -> Option<u64> {
         let log = self.store.topics.get(topic)?;
         let cursor = log.cursors.get(subscription)?;
-        Some(
-            log.entries
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !cursor.is_acked(*i))
-                .map(|(_, e)| e.num_messages.max(1) as u64)
-                .sum(),
-        )
+        Some(cursor_backlog(log, cursor))
     }
 
     /// When `(ledger, entry)` of `topic` was last dispatched on `subscription` with redelivery
@@ -598,7 +596,7 @@ impl Cluster {
         if let Some(u) = self.up.get_mut(b) {
             if !*u {
                 *u = true;
-                self.notes.push_back(format!("b{b} RESTART"));
+                self.note(format!("b{b} RESTART"));
             }
         }
     }
@@ -628,7 +626,9 @@ impl Cluster {
     }
 
     fn note(&mut self, line: String) {
-        self.notes.push_back(line);
+        if self.config.notes {
+            self.notes.push_back(line);
+        }
     }
 
     fn handle_frame(&mut self, conn: ConnId, frame: pulsar_proto::Frame) {
@@ -823,6 +823,19 @@ impl Cluster {
         self.next_registration += 1;
         self.next_registration
     }
+}
+
+/// Messages of `log` not acknowledged on `cursor`.
+pub(crate) fn cursor_backlog(log: &TopicLog, cursor: &Cursor) -> u64 {
+    log.entries
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !cursor.is_acked(*i))
+        .map(|(i, e)| match cursor.partial.get(&i) {
+            Some(set) => set.iter().map(|w| u64::from(w.count_ones())).sum(),
+            None => e.num_messages.max(1) as u64,
+        })
+        .sum()
 }
 
 /// `my-topic` → `persistent://public/default/my-topic`; full names unchanged.

@@ -7,7 +7,7 @@ use pulsar_proto::{encode_command, encode_send, pb, Payload};
 use super::conn::ProducerReg;
 use super::store::Entry;
 use super::topic::{NameHolder, PendingWrite};
-use super::{normalize_topic, ConnId, Cluster, ReceivedSend, SendOutcome};
+use super::{normalize_topic, Cluster, ConnId, ReceivedSend, SendOutcome};
 
 /// Slack the broker's frame decoder allows above `maxMessageSize` (the real broker's
 /// `Commands.MESSAGE_SIZE_FRAME_PADDING`): a larger frame closes the connection.

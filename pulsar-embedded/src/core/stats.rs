@@ -183,9 +183,8 @@ impl Cluster {
         let log = self.store.topics.get(name);
         let loaded = self.loaded.get(name);
         let mut subs: Vec<SubscriptionStats> = Vec::new();
-        let mut sub_names: Vec<&String> = log
-            .map(|l| l.cursors.keys().collect())
-            .unwrap_or_default();
+        let mut sub_names: Vec<&String> =
+            log.map(|l| l.cursors.keys().collect()).unwrap_or_default();
         if let Some(t) = loaded {
             sub_names.extend(t.subs.keys());
         }
@@ -195,16 +194,10 @@ impl Cluster {
         for s in sub_names {
             let state = loaded.and_then(|t| t.subs.get(s));
             let backlog = match state {
-                Some(st) if !st.durable => st.local_cursor.as_ref().map_or(0, |c| {
-                    log.map_or(0, |l| {
-                        l.entries
-                            .iter()
-                            .enumerate()
-                            .filter(|(i, _)| !c.is_acked(*i))
-                            .map(|(_, e)| e.num_messages.max(1) as u64)
-                            .sum()
-                    })
-                }),
+                Some(st) if !st.durable => st
+                    .local_cursor
+                    .as_ref()
+                    .map_or(0, |c| log.map_or(0, |l| super::cursor_backlog(l, c))),
                 _ => self.backlog(name, s).unwrap_or(0),
             };
             msg_out += state.map_or(0, |st| st.msg_out);
@@ -226,12 +219,20 @@ impl Cluster {
         let elapsed = loaded
             .map(|t| self.now.saturating_sub(t.loaded_at).as_secs_f64())
             .unwrap_or(0.0);
-        let rate = |n: u64| if elapsed > 0.0 { n as f64 / elapsed } else { 0.0 };
+        let rate = |n: u64| {
+            if elapsed > 0.0 {
+                n as f64 / elapsed
+            } else {
+                0.0
+            }
+        };
         TopicStats {
             name: name.to_owned(),
             broker: self.store.owners.get(name).copied(),
             entries: log.map_or(0, |l| l.entries.len()),
-            storage_bytes: log.map_or(0, |l| l.entries.iter().map(|e| e.payload.len() as u64).sum()),
+            storage_bytes: log.map_or(0, |l| {
+                l.entries.iter().map(|e| e.payload.len() as u64).sum()
+            }),
             msg_in: loaded.map_or(0, |t| t.msg_in),
             bytes_in: loaded.map_or(0, |t| t.bytes_in),
             msg_rate_in: rate(loaded.map_or(0, |t| t.msg_in)),
