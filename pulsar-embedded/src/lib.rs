@@ -16,8 +16,9 @@
 //! use pulsar_embedded::EmbeddedBroker;
 //!
 //! let broker = EmbeddedBroker::builder().bind("127.0.0.1:0").start().await?;
-//! // any Pulsar client, over TCP
-//! let client = pulsar_tokio::Client::builder(broker.service_url()).build()?;
+//! // any Pulsar client over TCP; this one is pulsar-async on tokio, which would reach the broker
+//! // through memory with `broker.in_process_url()`
+//! let client = pulsar_embedded::InProcessClient::builder(broker.service_url()).build()?;
 //! let producer = client.producer("my-topic").create().await?;
 //! producer.send("hello").await?;
 //! println!("{:?}", broker.stats());
