@@ -607,3 +607,102 @@ fn python_client() -> TestResult {
     broker_runtime().block_on(broker.shutdown());
     Ok(())
 }
+
+/// Runs `openssl` with `args` in `dir`.
+fn openssl(dir: &std::path::Path, args: &[&str]) -> TestResult {
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()?;
+    if !out.status.success() {
+        return Err(format!("openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    Ok(())
+}
+
+/// The TLS listener: a client trusting the CA that signed the broker's certificate produces and
+/// consumes over `pulsar+ssl://`; lookups answer the TLS URL.
+#[test]
+fn tls_listener() -> TestResult {
+    let dir = std::env::temp_dir().join(format!("pulsar-embedded-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=test-ca",
+        ],
+    )?;
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    )?;
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )?;
+    openssl(
+        &dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "1",
+            "-extfile",
+            "ext.cnf",
+        ],
+    )?;
+    let tls = pulsar_embedded::TlsConfig::new(dir.join("server.pem"), dir.join("server.key"));
+    let broker = start(|b| b.bind_tls("127.0.0.1:0", tls));
+    let url = broker.service_url_tls().ok_or("a TLS URL")?;
+    assert!(url.starts_with("pulsar+ssl://127.0.0.1:"), "{url}");
+    let mut o = ClientOptions::new(url);
+    o.core.operation_timeout = Duration::from_secs(10);
+    o.tls.trust = pulsar_async::TrustRoots::PemFile(dir.join("ca.pem"));
+    o.tls.require_tls = true;
+    let env = Env::new(Rt::Tokio);
+    let client = env.client(o)?;
+    let mut c = client.consumer("tls", consumer_options("s", SubscriptionType::Exclusive))?;
+    let p = client.producer("tls")?;
+    for i in 0..10 {
+        p.send(msg(format!("t{i}")))?;
+    }
+    for i in 0..10 {
+        assert_eq!(text(&c.receive()?), format!("t{i}"));
+    }
+    client.close()?;
+    broker_runtime().block_on(broker.shutdown());
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
