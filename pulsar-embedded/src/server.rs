@@ -2,7 +2,7 @@
 //! all sharing the sans-IO [`Cluster`] behind a mutex (held only while it runs, never across an
 //! `.await`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -14,7 +14,9 @@ use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::core::{ClientInfo, Cluster, ClusterConfig, ConnId, Listener, Output, TopicStats};
+use crate::core::{
+    ClientInfo, Cluster, ClusterConfig, ConnId, Listener, Output, RoleRules, TopicStats,
+};
 use crate::tls::TlsConfig;
 
 /// Why the broker could not start.
@@ -58,6 +60,7 @@ pub struct Builder {
     advertised_host: Option<String>,
     config: ClusterConfig,
     partitioned: Vec<(String, u32)>,
+    rules: Option<BTreeMap<String, RoleRules>>,
 }
 
 impl Default for Builder {
@@ -71,6 +74,7 @@ impl Default for Builder {
             advertised_host: None,
             config,
             partitioned: Vec::new(),
+            rules: None,
         }
     }
 }
@@ -103,6 +107,21 @@ impl Builder {
     /// Requires clients to present this token (`token` authentication); their role is `token`.
     pub fn auth_token(mut self, token: impl Into<String>) -> Self {
         self.config.auth_token = Some(token.into());
+        self
+    }
+
+    /// Accepts `token` (`token` authentication) as role `role`; authentication is on once a token
+    /// is given.
+    pub fn token(mut self, token: impl Into<String>, role: impl Into<String>) -> Self {
+        self.config.tokens.insert(token.into(), role.into());
+        self
+    }
+
+    /// Authorization rules by role: where each may connect from, what it may produce to and
+    /// consume from (the role of connections without credentials is
+    /// [`ANONYMOUS`](crate::core::ANONYMOUS)). Without rules everything is allowed.
+    pub fn rules(mut self, rules: BTreeMap<String, RoleRules>) -> Self {
+        self.rules = Some(rules);
         self
     }
 
@@ -139,6 +158,7 @@ impl Builder {
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         config.unix_time_at_zero_ms.get_or_insert(unix_ms);
         let mut cluster = Cluster::new(config);
+        cluster.set_rules(self.rules.clone());
         for (topic, n) in &self.partitioned {
             cluster.create_partitioned_topic(topic, *n);
         }
@@ -483,6 +503,12 @@ impl BrokerHandle {
     /// Unloads `topic`: its producers and consumers reconnect (a fault for tests).
     pub fn unload(&self, topic: &str) {
         self.inner.with(|c, now| c.unload(now, topic));
+    }
+
+    /// Replaces the authorization rules (see [`Builder::rules`]); connections keep the rights they
+    /// had when they connected until [`force_disconnect`](Self::force_disconnect).
+    pub fn set_rules(&self, rules: Option<BTreeMap<String, RoleRules>>) {
+        self.inner.with(|c, _| c.set_rules(rules));
     }
 
     /// Closes every connection authenticated as `role`; returns how many.

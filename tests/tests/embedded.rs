@@ -706,3 +706,86 @@ fn tls_listener() -> TestResult {
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
+
+/// Tokens give roles; rules say what each role may produce to and consume from, and from where;
+/// a role whose rights change is disconnected and reconnects under the new rules.
+#[test]
+fn roles_rules_and_forced_disconnect() -> TestResult {
+    use pulsar_embedded::core::RoleRules;
+    let rules = |alice_produces: &[&str]| {
+        BTreeMap::from([
+            ("alice".to_string(), RoleRules::new(alice_produces, &["*"])),
+            (
+                "bob".to_string(),
+                RoleRules::new(&[], &["persistent://public/default/a-*"])
+                    .from_networks(&["127.0.0.0/8"]),
+            ),
+            (
+                "mallory".to_string(),
+                RoleRules::new(&["*"], &["*"]).from_networks(&["10.0.0.0/8"]),
+            ),
+        ])
+    };
+    let broker = start(|b| {
+        b.token("t-alice", "alice")
+            .token("t-bob", "bob")
+            .token("t-mallory", "mallory")
+            .rules(rules(&["persistent://public/default/a-*"]))
+    });
+    let env = Env::new(Rt::Blocking);
+    let as_role = |token: &str| {
+        let mut o = options(&broker);
+        o.core.auth = Some(Box::new(pulsar_async::core::TokenAuth::new(token)));
+        env.client(o)
+    };
+    let code = |r: Result<pulsar_tests::facade::TProducer, Error>| match r {
+        Err(Error::Client(e)) => e.server_code(),
+        Err(_) => None,
+        Ok(_) => Some(ServerErrorCode::UnknownError),
+    };
+    let alice = as_role("t-alice")?;
+    let bob = as_role("t-bob")?;
+    let p = alice.producer("a-1")?;
+    p.send(msg("hello"))?;
+    assert_eq!(
+        code(alice.producer("b-1")),
+        Some(ServerErrorCode::AuthorizationError)
+    );
+    assert_eq!(
+        code(bob.producer("a-1")),
+        Some(ServerErrorCode::AuthorizationError)
+    );
+    let mut c = bob.consumer("a-1", consumer_options("s", SubscriptionType::Exclusive))?;
+    assert_eq!(text(&c.receive()?), "hello");
+    match bob.consumer("b-1", consumer_options("s", SubscriptionType::Exclusive)) {
+        Err(Error::Client(e)) => {
+            assert_eq!(e.server_code(), Some(ServerErrorCode::AuthorizationError));
+        }
+        other => panic!("bob consumes b-1: {other:?}"),
+    }
+    // mallory's token is good, but not from this network
+    let mallory = as_role("t-mallory")?;
+    assert!(mallory.producer("a-1").is_err());
+    let roles: Vec<Option<String>> = broker.clients().into_iter().map(|c| c.role).collect();
+    assert!(roles.contains(&Some("alice".into())) && roles.contains(&Some("bob".into())));
+
+    // alice loses the right to produce: her connection is closed, the producer cannot come back
+    broker.set_rules(Some(rules(&[])));
+    assert_eq!(broker.force_disconnect("alice"), 1);
+    assert!(eventually(Duration::from_secs(5), || !broker
+        .clients()
+        .iter()
+        .any(
+            |c| c.role.as_deref() == Some("alice") && !c.producers.is_empty()
+        )));
+    assert_eq!(
+        code(alice.producer("a-2")),
+        Some(ServerErrorCode::AuthorizationError)
+    );
+    assert!(
+        p.send(msg("after")).is_err(),
+        "the fenced-out producer fails"
+    );
+    broker_runtime().block_on(broker.shutdown());
+    Ok(())
+}

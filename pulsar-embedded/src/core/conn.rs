@@ -65,6 +65,8 @@ pub(crate) struct Conn {
     pub(crate) client_version: String,
     /// The authenticated role (`None` without authentication).
     pub(crate) role: Option<String>,
+    /// The rights the role had when the connection authenticated (`None`: everything).
+    pub(crate) rights: Option<super::RoleRules>,
 }
 
 impl Conn {
@@ -88,39 +90,73 @@ impl Conn {
             connected_at: now,
             client_version: String::new(),
             role: None,
+            rights: None,
         }
     }
 }
 
 impl Cluster {
-    pub(crate) fn handle_connect(&mut self, conn: ConnId, c: &pb::CommandConnect) {
-        if let Some(token) = self.config.auth_token.clone() {
-            let ok = c.auth_method_name.as_deref() == Some("token")
-                && c.auth_data.as_deref() == Some(token.as_bytes());
-            if !ok {
-                self.write(
-                    conn,
-                    pb::CommandError {
-                        request_id: u64::MAX,
-                        error: pb::ServerError::AuthenticationError as i32,
-                        message: "bad credentials".into(),
-                    }
-                    .into(),
-                );
-                self.close_conn(conn, "authentication failed");
-                return;
+    /// The role the credentials of CONNECT prove (`Ok(None)` without authentication).
+    fn authenticate(&self, c: &pb::CommandConnect) -> Result<Option<String>, ()> {
+        let cfg = &self.config;
+        if cfg.auth_token.is_none() && cfg.tokens.is_empty() {
+            return Ok(None);
+        }
+        if c.auth_method_name.as_deref() != Some("token") {
+            return Err(());
+        }
+        let data = c.auth_data.as_deref().unwrap_or_default();
+        if cfg.auth_token.as_deref().map(str::as_bytes) == Some(data) {
+            return Ok(Some("token".to_owned()));
+        }
+        let token = std::str::from_utf8(data).map_err(|_| ())?;
+        cfg.tokens.get(token).cloned().map(Some).ok_or(())
+    }
+
+    fn refuse_connect(&mut self, conn: ConnId, error: pb::ServerError, message: &str) {
+        self.write(
+            conn,
+            pb::CommandError {
+                request_id: u64::MAX,
+                error: error as i32,
+                message: message.into(),
             }
+            .into(),
+        );
+        self.close_conn(conn, message);
+    }
+
+    pub(crate) fn handle_connect(&mut self, conn: ConnId, c: &pb::CommandConnect) {
+        let Ok(role) = self.authenticate(c) else {
+            self.refuse_connect(conn, pb::ServerError::AuthenticationError, "bad credentials");
+            return;
+        };
+        let rights = self.rights_of(role.as_deref().unwrap_or(super::ANONYMOUS));
+        let peer = self
+            .conns
+            .get(&conn)
+            .map(|x| x.listener.peer.clone())
+            .unwrap_or_default();
+        if rights.as_ref().is_some_and(|r| !r.allows_peer(&peer)) {
+            self.refuse_connect(
+                conn,
+                pb::ServerError::AuthorizationError,
+                "not allowed to connect from this address",
+            );
+            return;
+        }
+        if let Some(cn) = self.conns.get_mut(&conn) {
+            cn.role = role;
+            cn.rights = rights;
         }
         let refresh = c
             .feature_flags
             .as_ref()
             .and_then(|f| f.supports_auth_refresh)
             .unwrap_or(false);
-        let role = self.config.auth_token.as_ref().map(|_| "token".to_owned());
         if let Some(cn) = self.conns.get_mut(&conn) {
             cn.supports_auth_refresh = refresh;
             cn.client_version = c.client_version.clone();
-            cn.role = role;
         }
         if self.config.auth_token.is_some() && self.fault(|f| f.auth_challenge) {
             if let Some(cn) = self.conns.get_mut(&conn) {

@@ -31,6 +31,15 @@ impl Cluster {
             );
             return;
         }
+        if !self.may(conn, |r| r.may_consume(&topic)) {
+            self.reply_error(
+                conn,
+                request_id,
+                pb::ServerError::AuthorizationError,
+                "not authorized to consume from this topic",
+            );
+            return;
+        }
         if self.fault(|f| f.subscribe_error) {
             let e = self.retriable_error();
             self.note(format!("{conn} inject {e:?} on SUBSCRIBE {topic}"));

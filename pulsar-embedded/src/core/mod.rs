@@ -21,6 +21,7 @@ mod describe;
 mod lookup;
 mod producer;
 mod rng;
+mod security;
 mod stats;
 pub mod store;
 mod topic;
@@ -40,6 +41,7 @@ use self::rng::Rng;
 use self::topic::LoadedTopic;
 
 pub use self::describe::describe;
+pub use self::security::{RoleRules, ANONYMOUS};
 pub use self::stats::{ClientInfo, ConsumerStats, ProducerStats, SubscriptionStats, TopicStats};
 pub use self::store::{Cursor, Entry, Store, TopicLog};
 
@@ -122,8 +124,11 @@ pub struct ClusterConfig {
     pub seed: u64,
     /// Broker-side message deduplication on every topic.
     pub dedup: bool,
-    /// Token the clients must present (`None`: no authentication).
+    /// Token the clients must present (`None`: no authentication); its role is `token`.
     pub auth_token: Option<String>,
+    /// More tokens, each with its role (token → role); any of them (or `auth_token`) is accepted
+    /// once this or `auth_token` is set.
+    pub tokens: BTreeMap<String, String>,
     /// Keep-alive interval (PING, then close when unanswered by the next check); zero disables.
     pub keep_alive: Duration,
     /// Storage write latency range.
@@ -153,6 +158,7 @@ impl ClusterConfig {
             seed,
             dedup: false,
             auth_token: None,
+            tokens: BTreeMap::new(),
             keep_alive: Duration::from_secs(30),
             persist_latency: (Duration::from_millis(1), Duration::from_millis(5)),
             max_message_size: 5 * 1024 * 1024,
@@ -256,6 +262,8 @@ pub struct Cluster {
     next_registration: u64,
     sends: Vec<ReceivedSend>,
     faults_on: bool,
+    /// Authorization rules by role (`None`: everything allowed).
+    rules: Option<BTreeMap<String, security::RoleRules>>,
     /// Latest first-time (redelivery count 0) dispatch of each entry, per subscription.
     first_dispatch: BTreeMap<(String, String, u64, u64), Duration>,
 }
@@ -281,6 +289,7 @@ impl Cluster {
             sends: Vec::new(),
             faults_on: true,
             first_dispatch: BTreeMap::new(),
+            rules: None,
             config,
         }
     }

@@ -38,6 +38,15 @@ impl Cluster {
             );
             return;
         }
+        if !self.may(conn, |r| r.may_produce(&topic)) {
+            self.reply_error(
+                conn,
+                request_id,
+                pb::ServerError::AuthorizationError,
+                "not authorized to produce to this topic",
+            );
+            return;
+        }
         if self.fault(|f| f.producer_error) {
             let e = self.retriable_error();
             self.note(format!("{conn} inject {e:?} on PRODUCER {topic}"));
@@ -234,6 +243,13 @@ impl Cluster {
             }
             .into(),
         );
+    }
+
+    /// Whether `conn`'s rights pass `check` (no rules: yes).
+    pub(crate) fn may(&self, conn: ConnId, check: impl Fn(&super::RoleRules) -> bool) -> bool {
+        self.conns
+            .get(&conn)
+            .is_some_and(|c| c.rights.as_ref().is_none_or(check))
     }
 
     /// Pings `conn` and closes it unless it shows life within [`LIVENESS_PROBE`].

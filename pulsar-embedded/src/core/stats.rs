@@ -274,14 +274,15 @@ impl Cluster {
             .collect()
     }
 
-    /// Closes every connection of `role` (after what was written to them): for when its rights
-    /// change. Returns how many were closed.
+    /// Closes every connection of `role` (after what was written to them; connections without
+    /// credentials are [`ANONYMOUS`](super::ANONYMOUS)): for when its rights change. Returns how
+    /// many were closed.
     pub fn force_disconnect(&mut self, now: Duration, role: &str) -> usize {
         self.now = now;
         let conns: Vec<ConnId> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.role.as_deref() == Some(role))
+            .filter(|(_, c)| c.role.as_deref().unwrap_or(super::ANONYMOUS) == role)
             .map(|(id, _)| *id)
             .collect();
         for c in &conns {
