@@ -6,6 +6,9 @@
 //! * `server` (feature `server`, on by default) — the tokio adapter: [`EmbeddedBroker`] listens on
 //!   TCP (optionally TLS), starts in about a millisecond, and answers [`stats`](BrokerHandle::stats),
 //!   [`clients`](BrokerHandle::clients) and [`info`](BrokerHandle::info).
+//! * `admin` (feature `admin`, on by default) — a small subset of the admin REST API
+//!   ([`Builder::bind_admin`]): tenants, namespaces, topic lists, partitioned topics, topic stats,
+//!   unload.
 //! * `in-process` (feature `in-process`, on by default) — [`InProcess`], a `pulsar-async` client
 //!   runtime whose connections to an embedded broker go through memory, no socket.
 //!
@@ -37,6 +40,8 @@
 #![deny(missing_docs)]
 #![warn(clippy::too_many_lines)]
 
+#[cfg(feature = "admin")]
+mod admin;
 pub mod core;
 #[cfg(feature = "in-process")]
 mod in_process;

@@ -56,6 +56,7 @@ impl EmbeddedBroker {
 #[must_use]
 pub struct Builder {
     binds: Vec<String>,
+    admin: Option<String>,
     tls: Option<(String, TlsConfig)>,
     advertised_host: Option<String>,
     config: ClusterConfig,
@@ -70,6 +71,7 @@ impl Default for Builder {
         config.notes = false;
         Builder {
             binds: Vec::new(),
+            admin: None,
             tls: None,
             advertised_host: None,
             config,
@@ -83,6 +85,14 @@ impl Builder {
     /// Listens for plain connections on `addr` (`127.0.0.1:6650`; port 0 picks a free port).
     pub fn bind(mut self, addr: impl Into<String>) -> Self {
         self.binds.push(addr.into());
+        self
+    }
+
+    /// Serves the admin REST subset (`/admin/v2/...`: tenants, namespaces, topic lists,
+    /// partitioned topics, topic stats, unload) over HTTP on `addr` (feature `admin`).
+    #[cfg(feature = "admin")]
+    pub fn bind_admin(mut self, addr: impl Into<String>) -> Self {
+        self.admin = Some(addr.into());
         self
     }
 
@@ -182,6 +192,23 @@ impl Builder {
                 })?;
             listeners.push((l, Some(acceptor)));
         }
+        let admin = match &self.admin {
+            Some(addr) => {
+                Some(
+                    TcpListener::bind(addr.as_str())
+                        .await
+                        .map_err(|source| Error::Bind {
+                            addr: addr.clone(),
+                            source,
+                        })?,
+                )
+            }
+            None => None,
+        };
+        let admin_url = admin
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| format!("http://{a}"));
         let url = |l: &TcpListener, scheme: &str| {
             l.local_addr().ok().map(|a| {
                 let host = self
@@ -205,6 +232,7 @@ impl Builder {
             .and_then(|(l, _)| l.local_addr().ok());
         let inner = Arc::new(Inner {
             local_addr,
+            admin_url,
             state: Mutex::new(State {
                 cluster,
                 writers: HashMap::new(),
@@ -221,6 +249,12 @@ impl Builder {
             tokio::spawn(accept_loop(inner.clone(), l, tls));
         }
         tokio::spawn(timer_loop(inner.clone()));
+        #[cfg(feature = "admin")]
+        if let Some(l) = admin {
+            tokio::spawn(crate::admin::admin_loop(inner.clone(), l));
+        }
+        #[cfg(not(feature = "admin"))]
+        drop(admin);
         let handle = BrokerHandle { inner };
         #[cfg(feature = "in-process")]
         crate::in_process::register(&handle);
@@ -271,12 +305,13 @@ impl State {
 #[derive(Debug)]
 pub(crate) struct Inner {
     local_addr: Option<SocketAddr>,
+    admin_url: Option<String>,
     state: Mutex<State>,
     /// Wakes the timer task when the cluster's next deadline may have moved.
     wake: Notify,
     /// Time zero of the cluster's clock.
     base: Instant,
-    stop: CancellationToken,
+    pub(crate) stop: CancellationToken,
     service_url: Option<String>,
     service_url_tls: Option<String>,
     in_process_name: String,
@@ -294,8 +329,19 @@ impl Inner {
         Instant::now().saturating_duration_since(self.base)
     }
 
+    /// Statistics of every topic.
+    pub(crate) fn stats(&self) -> Vec<TopicStats> {
+        self.lock().cluster.stats()
+    }
+
+    /// The partition count of a partitioned topic.
+    #[cfg(feature = "admin")]
+    pub(crate) fn partitions(&self, topic: &str) -> Option<u32> {
+        self.lock().cluster.store().partitions.get(topic).copied()
+    }
+
     /// Runs `f` on the cluster, then delivers its output and re-arms the timer.
-    fn with<R>(&self, f: impl FnOnce(&mut Cluster, Duration) -> R) -> R {
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Cluster, Duration) -> R) -> R {
         let now = self.now();
         let r = {
             let mut st = self.lock();
@@ -461,8 +507,14 @@ impl BrokerHandle {
         format!("pulsar://{}:6650", self.inner.in_process_name)
     }
 
+    #[cfg(feature = "in-process")]
     pub(crate) fn in_process_name(&self) -> &str {
         &self.inner.in_process_name
+    }
+
+    /// `http://host:port` of the admin REST listener, if any.
+    pub fn admin_url(&self) -> Option<String> {
+        self.inner.admin_url.clone()
     }
 
     /// The address of the plain listener.
@@ -472,7 +524,7 @@ impl BrokerHandle {
 
     /// Statistics of every topic.
     pub fn stats(&self) -> Vec<TopicStats> {
-        self.inner.lock().cluster.stats()
+        self.inner.stats()
     }
 
     /// Every connected client with its producers and consumers.

@@ -789,3 +789,58 @@ fn roles_rules_and_forced_disconnect() -> TestResult {
     broker_runtime().block_on(broker.shutdown());
     Ok(())
 }
+
+/// The admin REST subset, through the tests' own admin client (as against Apache Pulsar).
+#[test]
+fn admin_rest_subset() -> TestResult {
+    let broker = start(|b| b.bind_admin("127.0.0.1:0"));
+    let admin = pulsar_tests::support::Admin::new(&broker.admin_url().ok_or("admin URL")?, None)?;
+    assert!(admin.is_ready());
+    admin.create_partitioned("persistent://public/default/adm-parts", 2)?;
+    assert_eq!(
+        admin.partitions("persistent://public/default/adm-parts")?,
+        2
+    );
+    assert!(admin
+        .create_partitioned("persistent://public/default/adm-parts", 2)
+        .is_err());
+    let env = Env::new(Rt::Blocking);
+    let client = env.client(options(&broker))?;
+    assert_eq!(client.partitions("adm-parts")?, 2);
+    let topic = "persistent://public/default/adm";
+    let _c = client.consumer(topic, consumer_options("s", SubscriptionType::Shared))?;
+    let p = client.producer(topic)?;
+    for i in 0..3 {
+        p.send(msg(format!("m{i}")))?;
+    }
+    let stats = admin.topic_stats(topic)?;
+    assert_eq!(stats["msgInCounter"], 3);
+    assert_eq!(stats["publishers"].as_array().map(Vec::len), Some(1));
+    assert_eq!(stats["subscriptions"]["s"]["type"], "Shared");
+    assert_eq!(
+        stats["subscriptions"]["s"]["consumers"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    let topics = admin.get_json("/admin/v2/persistent/public/default")?;
+    assert!(topics
+        .as_array()
+        .is_some_and(|t| t.iter().any(|x| x == topic)));
+    assert_eq!(
+        admin.get_json("/admin/v2/tenants")?,
+        serde_json::json!(["public"])
+    );
+    admin.call(
+        "PUT",
+        "/admin/v2/persistent/public/default/adm/unload",
+        None,
+    )?;
+    p.send(msg("after unload"))?; // the producer reconnects
+    assert!(admin
+        .get_json("/admin/v2/persistent/public/default/none/stats")
+        .is_err());
+    client.close()?;
+    broker_runtime().block_on(broker.shutdown());
+    Ok(())
+}

@@ -9,10 +9,13 @@
 //! ```json
 //! {
 //!   "bind": "127.0.0.1:6650",
+//!   "admin_bind": "127.0.0.1:8080",
 //!   "tls": { "bind": "127.0.0.1:6651", "cert_chain_file": "cert.pem", "key_file": "key.pem" },
 //!   "advertised_host": "localhost",
 //!   "deduplication": false,
 //!   "auth_token": null,
+//!   "tokens": { "secret-of-alice": "alice" },
+//!   "rules": { "alice": { "networks": ["127.0.0.0/8"], "produce": ["*"], "consume": ["*"] } },
 //!   "max_message_size": 5242880,
 //!   "keep_alive_secs": 30,
 //!   "partitioned_topics": { "persistent://public/default/orders": 4 },
@@ -26,6 +29,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use pulsar_embedded::core::RoleRules;
 use pulsar_embedded::{EmbeddedBroker, TlsConfig};
 use serde::Deserialize;
 
@@ -33,11 +37,15 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 struct Config {
     bind: Option<String>,
+    admin_bind: Option<String>,
     tls: Option<Tls>,
     advertised_host: Option<String>,
     #[serde(default)]
     deduplication: bool,
     auth_token: Option<String>,
+    #[serde(default)]
+    tokens: BTreeMap<String, String>,
+    rules: Option<BTreeMap<String, Rules>>,
     max_message_size: Option<i32>,
     keep_alive_secs: Option<u64>,
     #[serde(default)]
@@ -52,6 +60,21 @@ struct Tls {
     bind: String,
     cert_chain_file: String,
     key_file: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rules {
+    #[serde(default)]
+    networks: Vec<String>,
+    #[serde(default)]
+    produce: Vec<String>,
+    #[serde(default)]
+    consume: Vec<String>,
+}
+
+fn as_refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
 }
 
 const USAGE: &str = "usage: pulsar-embedded [--config FILE] [--bind ADDR] [--stats SECONDS]";
@@ -131,6 +154,23 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(t) = config.auth_token {
         b = b.auth_token(t);
     }
+    if let Some(a) = config.admin_bind {
+        b = b.bind_admin(a);
+    }
+    for (token, role) in config.tokens {
+        b = b.token(token, role);
+    }
+    if let Some(rules) = config.rules {
+        let rules = rules
+            .into_iter()
+            .map(|(role, r)| {
+                let rr = RoleRules::new(&as_refs(&r.produce), &as_refs(&r.consume))
+                    .from_networks(&as_refs(&r.networks));
+                (role, rr)
+            })
+            .collect();
+        b = b.rules(rules);
+    }
     if let Some(m) = config.max_message_size {
         b = b.max_message_size(m);
     }
@@ -142,9 +182,10 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     }
     let broker = b.start().await?;
     println!(
-        "ready {} {} ({:?})",
+        "ready {} {} {} ({:?})",
         broker.service_url(),
         broker.service_url_tls().unwrap_or_default(),
+        broker.admin_url().unwrap_or_default(),
         started.elapsed()
     );
     let interval = config.stats_interval_secs;

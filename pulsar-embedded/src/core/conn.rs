@@ -128,7 +128,11 @@ impl Cluster {
 
     pub(crate) fn handle_connect(&mut self, conn: ConnId, c: &pb::CommandConnect) {
         let Ok(role) = self.authenticate(c) else {
-            self.refuse_connect(conn, pb::ServerError::AuthenticationError, "bad credentials");
+            self.refuse_connect(
+                conn,
+                pb::ServerError::AuthenticationError,
+                "bad credentials",
+            );
             return;
         };
         let rights = self.rights_of(role.as_deref().unwrap_or(super::ANONYMOUS));

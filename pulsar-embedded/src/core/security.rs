@@ -154,8 +154,14 @@ mod tests {
     #[test]
     fn globs_networks_and_partitions() {
         assert!(glob("*", "anything"));
-        assert!(glob("persistent://public/default/a-*", "persistent://public/default/a-1"));
-        assert!(!glob("persistent://public/default/a-*", "persistent://public/default/b-1"));
+        assert!(glob(
+            "persistent://public/default/a-*",
+            "persistent://public/default/a-1"
+        ));
+        assert!(!glob(
+            "persistent://public/default/a-*",
+            "persistent://public/default/b-1"
+        ));
         assert!(glob("*://public/*/x", "persistent://public/default/x"));
         assert!(!glob("a*b", "ac"));
         assert!(glob("exact", "exact") && !glob("exact", "exactly"));
