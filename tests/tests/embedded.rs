@@ -844,3 +844,108 @@ fn admin_rest_subset() -> TestResult {
     broker_runtime().block_on(broker.shutdown());
     Ok(())
 }
+
+/// One scripted workload; what the application sees, broker-independent (texts, error codes,
+/// redelivery counts), one line per observation.
+fn workload(url: &str, prefix: &str) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let env = Env::new(Rt::Blocking);
+    let mut o = ClientOptions::new(url);
+    o.core.operation_timeout = Duration::from_secs(10);
+    let client = env.client(o)?;
+    let mut log = Vec::new();
+    let code = |r: Result<(), Error>| match r {
+        Ok(()) => "ok".to_string(),
+        Err(Error::Client(e)) => format!("{:?}", e.server_code()),
+        Err(e) => format!("other error {e}"),
+    };
+    let t = format!("{prefix}-main");
+    let p = client.producer_with(&t, ProducerOptions::with_name(format!("{prefix}-p")), true)?;
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        ids.push(p.send(msg(format!("m{i}")).with_key(format!("k{}", i % 3)))?);
+    }
+    let same_name =
+        client.producer_with(&t, ProducerOptions::with_name(format!("{prefix}-p")), true);
+    log.push(format!("same producer name: {}", code(same_name.map(drop))));
+
+    let mut ex = client.consumer(&t, consumer_options("ex", SubscriptionType::Exclusive))?;
+    let got: Vec<String> = (0..10)
+        .map(|_| ex.receive().map(|m| text(&m)))
+        .collect::<Result<_, _>>()?;
+    log.push(format!("exclusive: {got:?}"));
+    let busy = client.consumer(&t, consumer_options("ex", SubscriptionType::Exclusive));
+    log.push(format!("second exclusive: {}", code(busy.map(drop))));
+    let other_type = client.consumer(&t, consumer_options("ex", SubscriptionType::Shared));
+    log.push(format!("other type: {}", code(other_type.map(drop))));
+    ex.seek(SeekTo::Id(MessageId::EARLIEST))?;
+    log.push(format!("after seek: {}", text(&ex.receive()?)));
+
+    let mut nack = consumer_options("sh", SubscriptionType::Shared);
+    nack.negative_ack_delay = Duration::from_millis(100);
+    let mut sh = client.consumer(&t, nack)?;
+    let first = sh.receive()?;
+    sh.nack(&first)?;
+    let mut seen = BTreeMap::new();
+    for _ in 0..10 {
+        let m = sh.receive()?;
+        sh.ack(&m)?;
+        seen.insert(text(&m), m.redelivery_count);
+    }
+    log.push(format!("shared with a nack: {seen:?}"));
+
+    let mut reader = client.reader(&t, ReaderOptions::new(MessageId::EARLIEST))?;
+    let read: Vec<String> = (0..10)
+        .map(|_| reader.receive().map(|m| text(&m)))
+        .collect::<Result<_, _>>()?;
+    log.push(format!(
+        "reader: {read:?}, more: {}",
+        reader.has_message_available()?
+    ));
+    let mut after = client.reader(&t, ReaderOptions::new(ids[4]))?;
+    let mut at = client.reader(&t, ReaderOptions::new(ids[4]).inclusive())?;
+    log.push(format!(
+        "reader after m4: {}, inclusive: {}",
+        text(&after.receive()?),
+        text(&at.receive()?)
+    ));
+
+    let t2 = format!("{prefix}-modes");
+    let exclusive = || ProducerOptions::default().with_access_mode(AccessMode::Exclusive);
+    let holder = client.producer_with(&t2, exclusive(), true)?;
+    log.push(format!(
+        "shared beside exclusive: {}",
+        code(client.producer(&t2).map(drop))
+    ));
+    let second = client.producer_with(&t2, exclusive(), true);
+    log.push(format!(
+        "exclusive beside exclusive: {}",
+        code(second.map(drop))
+    ));
+    holder.close()?;
+    let shared = client.producer(&t2)?;
+    let third = client.producer_with(&t2, exclusive(), true);
+    log.push(format!(
+        "exclusive beside shared: {}",
+        code(third.map(drop))
+    ));
+    shared.close()?;
+    client.close()?;
+    Ok(log)
+}
+
+/// The same workload against Apache Pulsar (the tests' shared broker) and the embedded broker
+/// gives the same observations.
+#[test]
+fn differential_against_apache_pulsar() -> TestResult {
+    let real = pulsar_tests::support::broker();
+    let prefix = pulsar_tests::support::unique_topic("diff");
+    let apache = workload(&real.service_url, &prefix)?;
+    let broker = start(|b| b);
+    let embedded = workload(&broker.service_url(), "persistent://public/default/diff")?;
+    for (a, e) in apache.iter().zip(&embedded) {
+        println!("apache:   {a}\nembedded: {e}");
+    }
+    assert_eq!(apache, embedded);
+    broker_runtime().block_on(broker.shutdown());
+    Ok(())
+}
