@@ -720,14 +720,18 @@ impl Cluster {
         };
         let partition = partition_index(&reg.topic);
         let partition = (partition >= 0).then_some(partition);
+        // as the real broker: the last entry, with the index of its last message when batched
         let last = self
             .store
             .topics
             .get(&reg.topic)
             .and_then(|l| l.entries.last())
-            .map(|e| (e.ledger_id, e.entry_id));
+            .map(|e| {
+                let batch = e.metadata.num_messages_in_batch.map_or(-1, |n| n - 1);
+                (e.ledger_id, e.entry_id, batch)
+            });
         let ledger = self.loaded.get(&reg.topic).map_or(0, |t| t.ledger_id);
-        let (ledger_id, entry_id) = last.unwrap_or((ledger, u64::MAX));
+        let (ledger_id, entry_id, batch_index) = last.unwrap_or((ledger, u64::MAX, -1));
         self.write(
             conn,
             pb::CommandGetLastMessageIdResponse {
@@ -735,6 +739,7 @@ impl Cluster {
                     ledger_id,
                     entry_id,
                     partition,
+                    batch_index: Some(batch_index),
                     ..Default::default()
                 },
                 request_id: c.request_id,
