@@ -69,6 +69,7 @@ impl Default for Builder {
         let mut config = ClusterConfig::new(1, 0);
         config.persist_latency = (Duration::ZERO, Duration::ZERO);
         config.notes = false;
+        config.history = false;
         Builder {
             binds: Vec::new(),
             admin: None,
@@ -153,9 +154,12 @@ impl Builder {
         self
     }
 
-    /// The whole sans-IO configuration (faults included, for users' own fault tests).
+    /// The whole sans-IO configuration (faults included, for users' own fault tests). Its
+    /// `history` is turned off here (it grows with the traffic); `notes` are kept as given (read
+    /// them with [`BrokerHandle::with_cluster`] and [`Cluster::poll_note`], or they pile up).
     pub fn cluster_config(mut self, config: ClusterConfig) -> Self {
         self.config = config;
+        self.config.history = false;
         self
     }
 

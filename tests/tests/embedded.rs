@@ -282,6 +282,7 @@ fn acks_and_redelivery(env: Env) -> TestResult {
         let mut c = pulsar_embedded::core::ClusterConfig::new(1, 0);
         c.persist_latency = (Duration::ZERO, Duration::ZERO);
         c.trace_frames = std::env::var_os("EMBEDDED_TRACE").is_some();
+        c.notes = c.trace_frames;
         b.cluster_config(c)
     });
     let dump = |b: &BrokerHandle| {

@@ -410,7 +410,7 @@ impl Cluster {
             entry.ledger_id,
             entry.entry_id,
         );
-        if count == 0 {
+        if count == 0 && self.config.history {
             self.first_dispatch.insert(key, self.now);
         }
         self.write_payload(target.0, cmd.into(), &metadata, &payload);

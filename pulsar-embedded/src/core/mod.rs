@@ -139,6 +139,10 @@ pub struct ClusterConfig {
     pub faults: Faults,
     /// Record a note for every frame in and out (for traces).
     pub trace_frames: bool,
+    /// Keep the history a simulator checks: every SEND received
+    /// ([`Cluster::received_sends`]) and first dispatches ([`Cluster::first_dispatch`]). It grows
+    /// with the traffic: a long-running broker turns it off.
+    pub history: bool,
     /// Keep notes for [`Cluster::poll_note`] (a driver that never polls them turns this off, or
     /// they pile up).
     pub notes: bool,
@@ -165,6 +169,7 @@ impl ClusterConfig {
             faults: Faults::none(),
             trace_frames: false,
             notes: true,
+            history: true,
             unix_time_at_zero_ms: None,
             server_version: format!("pulsar-embedded {}", env!("CARGO_PKG_VERSION")),
         }

@@ -335,7 +335,7 @@ impl Cluster {
                     "earlier message failed to persist",
                 );
                 record.outcome = SendOutcome::Failed;
-                self.sends.push(record);
+                self.record_send(record);
                 return;
             }
             if let Some(r) = self
@@ -361,7 +361,7 @@ impl Cluster {
             if size > max {
                 self.refuse_too_big(conn, c, size, max);
                 record.outcome = SendOutcome::Failed;
-                self.sends.push(record);
+                self.record_send(record);
                 return;
             }
         }
@@ -402,14 +402,14 @@ impl Cluster {
                     );
                     record.outcome = SendOutcome::DupUnknown;
                 }
-                self.sends.push(record);
+                self.record_send(record);
                 return;
             }
         }
         if self.fault(|f| f.persist_error) {
             self.fail_registration(conn, c.producer_id, &reg, seq, payload.metadata.chunk_id);
             record.outcome = SendOutcome::Failed;
-            self.sends.push(record);
+            self.record_send(record);
             return;
         }
         let latency = {
@@ -442,7 +442,14 @@ impl Cluster {
             metadata: payload.metadata,
             payload: payload.data,
         });
-        self.sends.push(record);
+        self.record_send(record);
+    }
+
+    /// Keeps a SEND for [`received_sends`](Cluster::received_sends) when history is on.
+    fn record_send(&mut self, record: ReceivedSend) {
+        if self.config.history {
+            self.sends.push(record);
+        }
     }
 
     /// The broker's size check on publish (skipped for chunks): NotAllowedError.
