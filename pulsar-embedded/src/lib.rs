@@ -4,7 +4,7 @@
 //!   `pulsar-proto`) on connections its driver hands it, keeps topics in memory and reads no clock.
 //!   The project's deterministic simulation drives the same code.
 //! * `server` (feature `server`, on by default) — the tokio adapter: [`EmbeddedBroker`] listens on
-//!   TCP (optionally TLS), starts in about a millisecond, and answers [`stats`](BrokerHandle::stats),
+//!   TCP (optionally TLS), starts in well under a millisecond, and answers [`stats`](BrokerHandle::stats),
 //!   [`clients`](BrokerHandle::clients) and [`info`](BrokerHandle::info).
 //! * `admin` (feature `admin`, on by default) — a small subset of the admin REST API
 //!   ([`Builder::bind_admin`]): tenants, namespaces, topic lists, partitioned topics, topic stats,

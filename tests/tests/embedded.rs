@@ -950,3 +950,36 @@ fn differential_against_apache_pulsar() -> TestResult {
     broker_runtime().block_on(broker.shutdown());
     Ok(())
 }
+
+/// WaitForExclusive: the producer waits (PRODUCER_SUCCESS "not ready") while an exclusive one
+/// holds the topic, and becomes ready when it closes; a shared producer is refused meanwhile.
+#[test]
+fn wait_for_exclusive() -> TestResult {
+    let broker = start(|b| b);
+    let env = Env::new(Rt::Blocking);
+    let client = std::sync::Arc::new(env.client(options(&broker))?);
+    let exclusive = ProducerOptions::default().with_access_mode(AccessMode::Exclusive);
+    let holder = client.producer_with("wfe", exclusive, true)?;
+    holder.send(msg("first"))?;
+    let c2 = client.clone();
+    let waiter = std::thread::spawn(move || {
+        let o = ProducerOptions::default().with_access_mode(AccessMode::WaitForExclusive);
+        let p = c2.producer_with("wfe", o, true)?;
+        p.send(msg("second"))?;
+        Ok::<_, Error>(())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!waiter.is_finished(), "the second producer waits");
+    assert!(
+        client.producer("wfe").is_err(),
+        "no shared producer meanwhile"
+    );
+    holder.close()?;
+    waiter.join().map_err(|_| "waiter panicked")??;
+    let mut c = client.consumer("wfe", consumer_options("s", SubscriptionType::Exclusive))?;
+    assert_eq!(text(&c.receive()?), "first");
+    assert_eq!(text(&c.receive()?), "second");
+    client.close()?;
+    broker_runtime().block_on(broker.shutdown());
+    Ok(())
+}

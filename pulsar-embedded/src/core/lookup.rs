@@ -179,6 +179,7 @@ impl Cluster {
                 names: BTreeMap::new(),
                 subs: BTreeMap::new(),
                 exclusive: None,
+                waiting: VecDeque::new(),
                 loaded_at: self.now,
                 msg_in: 0,
                 bytes_in: 0,

@@ -825,6 +825,9 @@ impl Cluster {
         for (pid, p) in &c.producers {
             self.release_name(&p.topic, &p.name, conn, *pid);
         }
+        for p in c.producers.values() {
+            self.wake_waiting(&p.topic);
+        }
         let mut touched = Vec::new();
         for (cid, reg) in &c.consumers {
             self.detach_consumer(&reg.topic, &reg.subscription, (conn, *cid));

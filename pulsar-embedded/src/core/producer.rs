@@ -108,7 +108,7 @@ impl Cluster {
                 }
             }
         }
-        if !self.check_access_mode(conn, c, &topic) {
+        if !self.check_access_mode(conn, c, &topic, &name) {
             return;
         }
         let registration = self.next_registration();
@@ -164,13 +164,21 @@ impl Cluster {
         );
     }
 
-    /// Applies the producer's access mode (`CommandProducer.producer_access_mode`): a Shared
-    /// producer is refused while an exclusive one holds the topic (ProducerBusy); an Exclusive
-    /// (or WaitForExclusive, which this broker does not queue) producer is refused while any other
-    /// producer is there (ProducerFenced); ExclusiveWithFencing closes the others. Returns whether
-    /// the registration goes on (the exclusive hold is taken then).
-    fn check_access_mode(&mut self, conn: ConnId, c: &pb::CommandProducer, topic: &str) -> bool {
+    /// Applies the producer's access mode (`CommandProducer.producer_access_mode`), as Apache
+    /// Pulsar does: a Shared producer is refused while an exclusive one holds the topic or one
+    /// waits (ProducerBusy); an Exclusive producer is refused while any other producer is there or
+    /// waits (ProducerFenced); a WaitForExclusive producer is answered "not ready" and queued
+    /// until the topic is free; ExclusiveWithFencing closes the others. Returns whether the
+    /// registration goes on (the exclusive hold is taken then).
+    fn check_access_mode(
+        &mut self,
+        conn: ConnId,
+        c: &pb::CommandProducer,
+        topic: &str,
+        name: &str,
+    ) -> bool {
         const SHARED: i32 = 0;
+        const WAIT_FOR_EXCLUSIVE: i32 = 2;
         const WITH_FENCING: i32 = 3;
         let mode = c.producer_access_mode.unwrap_or(SHARED);
         let me = (conn, c.producer_id);
@@ -190,20 +198,41 @@ impl Cluster {
             .get(topic)
             .and_then(|t| t.exclusive)
             .filter(|k| others.contains(k));
+        let waiting = self
+            .loaded
+            .get(topic)
+            .is_some_and(|t| t.waiting.iter().any(|(wc, w)| (*wc, w.producer_id) != me));
+        if mode == WAIT_FOR_EXCLUSIVE && (!others.is_empty() || waiting) {
+            // as Apache Pulsar: answered "not ready" now, "ready" once the topic is free
+            if let Some(t) = self.loaded.get_mut(topic) {
+                t.waiting.push_back((conn, c.clone()));
+            }
+            self.write(
+                conn,
+                pb::CommandProducerSuccess {
+                    request_id: c.request_id,
+                    producer_name: name.to_owned(),
+                    last_sequence_id: Some(-1),
+                    schema_version: None,
+                    topic_epoch: None,
+                    producer_ready: Some(false),
+                }
+                .into(),
+            );
+            return false;
+        }
         let refused = match mode {
-            SHARED => exclusive.map(|_| {
-                (
-                    pb::ServerError::ProducerBusy,
-                    "topic has an existing exclusive producer",
-                )
-            }),
+            SHARED => (exclusive.is_some() || waiting).then_some((
+                pb::ServerError::ProducerBusy,
+                "topic has an existing exclusive producer",
+            )),
             WITH_FENCING => {
                 for (oc, pid) in others {
                     self.close_producer_from_broker(oc, pid);
                 }
                 None
             }
-            _ => (!others.is_empty()).then_some((
+            _ => (!others.is_empty() || waiting).then_some((
                 pb::ServerError::ProducerFenced,
                 "topic has existing producers",
             )),
@@ -554,6 +583,11 @@ impl Cluster {
                 x.closed_producers.insert(c.producer_id);
             }
             self.release_name(&reg.topic, &reg.name, conn, c.producer_id);
+            self.wake_waiting(&reg.topic);
+        }
+        for t in self.loaded.values_mut() {
+            t.waiting
+                .retain(|(wc, w)| (*wc, w.producer_id) != (conn, c.producer_id));
         }
         self.write(
             conn,
@@ -563,6 +597,41 @@ impl Cluster {
             }
             .into(),
         );
+    }
+
+    /// Registers the first WaitForExclusive producer still connected once `topic` has no
+    /// producer left.
+    pub(crate) fn wake_waiting(&mut self, topic: &str) {
+        let busy = self
+            .conns
+            .values()
+            .any(|x| x.producers.values().any(|p| p.topic == topic));
+        if busy {
+            return;
+        }
+        loop {
+            let Some((conn, cmd)) = self
+                .loaded
+                .get_mut(topic)
+                .and_then(|t| t.waiting.pop_front())
+            else {
+                return;
+            };
+            if self.conns.contains_key(&conn) {
+                // the others keep waiting, behind it
+                let rest = self
+                    .loaded
+                    .get_mut(topic)
+                    .map(|t| std::mem::take(&mut t.waiting))
+                    .unwrap_or_default();
+                self.handle_producer(conn, &cmd);
+                if let Some(t) = self.loaded.get_mut(topic) {
+                    let newer = std::mem::replace(&mut t.waiting, rest);
+                    t.waiting.extend(newer);
+                }
+                return;
+            }
+        }
     }
 
     pub(crate) fn release_name(&mut self, topic: &str, name: &str, conn: ConnId, pid: u64) {

@@ -113,6 +113,8 @@ pub(crate) struct LoadedTopic {
     /// The producer holding the topic exclusively (access mode Exclusive or
     /// ExclusiveWithFencing).
     pub(crate) exclusive: Option<ConsumerKey>,
+    /// WaitForExclusive producers answered "not ready", in arrival order.
+    pub(crate) waiting: VecDeque<(ConnId, pb::CommandProducer)>,
     /// When it was loaded (for stats rates).
     pub(crate) loaded_at: Duration,
     /// Messages published while loaded (for stats).
