@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use futures::future::poll_fn;
 use futures::Stream;
-use pulsar_core::{ClientStats, ClusterFailover, LookupResult, RequestId, Resource, TopicsMode};
+use pulsar_core::{
+    ClientStats, ClusterFailover, LookupResult, RequestId, Resource, SchemaInfo, SchemaVersion,
+    TopicsMode, VersionedSchema,
+};
 
 use crate::consumer::{ConsumerBuilder, ReaderBuilder};
 use crate::driver::Driver;
@@ -20,6 +23,7 @@ use crate::producer::ProducerBuilder;
 use crate::runtime::{Runtime, TimeSource};
 use crate::state::{ClientEvent, DriverWake, RequestResult, Shared, State};
 use crate::tls::TlsContext;
+use crate::transaction::TransactionBuilder;
 
 /// Owns the client's state for the application side; closing the client when the last handle
 /// (client, producer, consumer, receipt or event stream) goes away.
@@ -160,6 +164,13 @@ impl ClientHandle {
         ConsumerBuilder::pattern(self.clone(), pattern.into())
     }
 
+    /// Starts building a transaction (the Java client's `newTransaction()`): set its
+    /// [`timeout`](TransactionBuilder::timeout), then [`build`](TransactionBuilder::build) it.
+    /// The broker needs `transactionCoordinatorEnabled=true`.
+    pub fn new_transaction(&self) -> TransactionBuilder {
+        TransactionBuilder::new(self.clone())
+    }
+
     /// A reader of `topic`, from the earliest message unless told otherwise.
     pub fn reader(&self, topic: impl Into<String>) -> ReaderBuilder {
         ReaderBuilder::new(self.clone(), topic.into())
@@ -220,6 +231,39 @@ impl ClientHandle {
             .await?
         {
             RequestResult::Topics(r) => r.map_err(Error::from),
+            _ => Err(Error::DriverStopped),
+        }
+    }
+
+    /// The schema of `topic` at `version` (`None`: the latest) from the schema registry, `None`
+    /// when the topic has no schema.
+    pub async fn get_schema(
+        &self,
+        topic: &str,
+        version: Option<SchemaVersion>,
+    ) -> Result<Option<VersionedSchema>, Error> {
+        match self
+            .request(|core, now| core.get_schema(now, topic, version))
+            .await?
+        {
+            RequestResult::Schema(r) => r.map_err(Error::from),
+            _ => Err(Error::DriverStopped),
+        }
+    }
+
+    /// The version of `schema` on `topic`, registered first if the topic does not have it yet
+    /// (the topic's compatibility strategy decides: a refusal is
+    /// [`pulsar_core::Error::IncompatibleSchema`]).
+    pub async fn get_or_create_schema(
+        &self,
+        topic: &str,
+        schema: &SchemaInfo,
+    ) -> Result<SchemaVersion, Error> {
+        match self
+            .request(|core, now| core.get_or_create_schema(now, topic, schema))
+            .await?
+        {
+            RequestResult::SchemaVersion(r) => r.map_err(Error::from),
             _ => Err(Error::DriverStopped),
         }
     }

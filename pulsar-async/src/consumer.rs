@@ -16,6 +16,7 @@ use pulsar_core::{
 use crate::client::ClientHandle;
 use crate::error::Error;
 use crate::state::RequestResult;
+use crate::transaction::Transaction;
 
 /// What a consumer subscribes to.
 #[derive(Debug, Clone)]
@@ -197,6 +198,11 @@ impl Consumer {
         Ok(consumer)
     }
 
+    /// The client this consumer belongs to.
+    pub(crate) fn client_handle(&self) -> ClientHandle {
+        self.client.clone()
+    }
+
     /// The core's handle.
     pub fn id(&self) -> ConsumerId {
         self.id
@@ -278,6 +284,28 @@ impl Consumer {
     /// Acknowledges every message up to and including this one (Exclusive and Failover).
     pub fn ack_cumulative(&self, message: &Message) -> Result<(), Error> {
         self.command(|core, now| core.ack_cumulative_message(now, message).map(drop))
+    }
+
+    /// Acknowledges a message in transaction `txn` and waits for the broker's answer: the
+    /// acknowledgement applies only if the transaction commits. A message acknowledged in
+    /// another transaction already fails with [`pulsar_core::TxnError::Conflict`] (and the
+    /// commit then aborts).
+    pub async fn ack_with_txn(&self, txn: &Transaction, message: &Message) -> Result<(), Error> {
+        let id = txn.id();
+        self.done(|core, now| core.ack_message_in_transaction(now, message, false, id))
+            .await
+    }
+
+    /// Acknowledges every message up to and including this one in transaction `txn`
+    /// (Exclusive and Failover subscriptions), waiting for the broker's answer.
+    pub async fn ack_cumulative_with_txn(
+        &self,
+        txn: &Transaction,
+        message: &Message,
+    ) -> Result<(), Error> {
+        let id = txn.id();
+        self.done(|core, now| core.ack_message_in_transaction(now, message, true, id))
+            .await
     }
 
     /// Negatively acknowledges a message: it is redelivered after the negative-ack delay.
@@ -525,6 +553,11 @@ pub struct Reader {
 }
 
 impl Reader {
+    /// The client this reader belongs to.
+    pub(crate) fn client_handle(&self) -> ClientHandle {
+        self.inner.client_handle()
+    }
+
     /// The topic.
     pub fn topic(&self) -> &str {
         self.inner.topic()

@@ -15,6 +15,10 @@ pub enum Error {
     /// A send failed (queue full when failing fast, broker error, producer closed, ...).
     #[error(transparent)]
     Send(#[from] pulsar_core::SendError),
+    /// A value did not encode with the producer's schema, or bytes sent with AUTO_PRODUCE_BYTES
+    /// are not valid for the topic's schema.
+    #[error(transparent)]
+    Schema(#[from] pulsar_schema::SchemaError),
     /// The client configuration is invalid.
     #[error(transparent)]
     Config(#[from] pulsar_core::ConfigError),
@@ -42,6 +46,7 @@ impl Error {
     pub fn is_retriable(&self) -> bool {
         match self {
             Error::Client(e) => e.is_retriable(),
+            Error::Send(pulsar_core::SendError::Transaction(e)) => e.is_retriable(),
             Error::Send(e) => matches!(
                 e,
                 pulsar_core::SendError::QueueFull | pulsar_core::SendError::Timeout

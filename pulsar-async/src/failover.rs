@@ -1,6 +1,6 @@
 //! Cluster-level failover, the probing side: [`FailoverControl`] feeds the core's
 //! [`ClusterFailover`] policy with probe results and switches the client's service URL when it
-//! says so. The async client runs it in a task of its runtime ([`spawn`]); `pulsar-blocking` runs
+//! says so. The async client runs it in a task of its runtime (`spawn`); `pulsar-blocking` runs
 //! it in a thread of its own with blocking probes.
 //!
 //! A probe is a TCP connection to each host of a cluster's service URL, closed at once: a cluster

@@ -79,6 +79,8 @@ mod runtime;
 mod sends;
 mod state;
 pub mod tls;
+mod transaction;
+mod typed;
 
 pub use client::{start, Client, ClientHandle, EventStream};
 pub use consumer::{Consumer, ConsumerBuilder, Reader, ReaderBuilder};
@@ -91,6 +93,17 @@ pub use producer::{IntoMessage, Producer, ProducerBuilder, Receipt};
 pub use runtime::{AsyncIo, AsyncTimer, BoxFuture, BoxIo, Runtime};
 pub use state::ClientEvent;
 pub use tls::{ClientCertificate, TlsError, TlsOptions, TrustRoots};
+pub use transaction::{Transaction, TransactionBuilder, DEFAULT_TRANSACTION_TIMEOUT};
+#[cfg(feature = "json")]
+pub use typed::AutoProducer;
+pub use typed::{
+    TypedConsumer, TypedConsumerBuilder, TypedMessage, TypedProducer, TypedProducerBuilder,
+    TypedReader, TypedReaderBuilder,
+};
+
+/// The schema crate, re-exported: [`schema::Schema`], the codecs ([`schema::JsonSchema`],
+/// [`schema::primitive`], ...), [`schema::SchemaError`].
+pub use pulsar_schema as schema;
 
 /// The core crate, re-exported: options, messages, events, errors and stats types.
 pub use pulsar_core as core;
@@ -98,7 +111,7 @@ pub use pulsar_core::compression::CompressionType;
 pub use pulsar_core::{
     AccessMode, BatchingOptions, ClientStats, ConsumerOptions, DeadLetterPolicy, Event,
     InitialPosition, Message, MessageId, OutgoingMessage, ProducerOptions, ReaderOptions, SeekTo,
-    SendError, SubscriptionType, TopicMessageId,
+    SendError, SubscriptionType, TopicMessageId, TxnError, TxnId, TxnState,
 };
 
 /// The application-facing API that every async runtime adapter re-exports, in one list:
@@ -106,12 +119,17 @@ pub use pulsar_core::{
 /// `Client` type (the shared [`Client`] on their runtime), so the adapters cannot
 /// drift apart, and their documentation shows each item inline.
 pub mod api {
+    pub use crate::schema;
+    #[cfg(feature = "json")]
+    pub use crate::AutoProducer;
     pub use crate::{
         core, tls, AccessMode, BatchingOptions, ClientBuilder, ClientEvent, ClientHandle,
         ClientStats, CompressionType, Consumer, ConsumerBuilder, ConsumerOptions, DeadLetterPolicy,
         Error, Event, EventStream, InitialPosition, IntoMessage, Message, MessageId,
         OutgoingMessage, Producer, ProducerBuilder, ProducerOptions, Reader, ReaderBuilder,
         ReaderOptions, Receipt, Result, SeekTo, SendError, SubscriptionType, TlsOptions,
-        TopicMessageId,
+        TopicMessageId, Transaction, TransactionBuilder, TxnError, TxnId, TxnState, TypedConsumer,
+        TypedConsumerBuilder, TypedMessage, TypedProducer, TypedProducerBuilder, TypedReader,
+        TypedReaderBuilder, DEFAULT_TRANSACTION_TIMEOUT,
     };
 }

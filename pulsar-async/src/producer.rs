@@ -18,6 +18,7 @@ use pulsar_core::{
 use crate::client::ClientHandle;
 use crate::error::Error;
 use crate::state::RequestResult;
+use crate::transaction::Transaction;
 
 /// Anything that can be sent: an [`OutgoingMessage`] (key, properties, event time, ...) or a bare
 /// payload (`Vec<u8>`, `Bytes`, `String`, `&'static str`, `&'static [u8]`).
@@ -85,6 +86,11 @@ impl ProducerBuilder {
             options: ProducerOptions::default(),
             block_if_queue_full: true,
         }
+    }
+
+    /// The topic and the client (for the builders layered on this one).
+    pub(crate) fn target(&self) -> (&ClientHandle, &str) {
+        (&self.client, &self.topic)
     }
 
     /// Producer name (the broker picks one when unset).
@@ -256,7 +262,7 @@ impl Producer {
         &'a self,
         message: impl IntoMessage + 'a,
     ) -> impl Future<Output = Result<Receipt, Error>> + Send + 'a {
-        self.enqueue(message, None, true).map(move |r| {
+        self.enqueue(message, None, true, None).map(move |r| {
             r.map(|send| Receipt {
                 client: self.client.clone(),
                 producer: self.id,
@@ -264,6 +270,35 @@ impl Producer {
                 done: false,
             })
         })
+    }
+
+    /// Sends a message in transaction `txn` and waits for the broker's receipt. The message is
+    /// delivered to consumers only once the transaction commits (never if it aborts); its
+    /// partition joins the transaction before the first message sent to it.
+    pub async fn send_with_txn(
+        &self,
+        txn: &Transaction,
+        message: impl IntoMessage,
+    ) -> Result<MessageId, Error> {
+        self.send_async_with_txn(txn, message).await?.await
+    }
+
+    /// [`send_async`](Self::send_async) in transaction `txn`: queues the message and returns its
+    /// [`Receipt`] (a commit waits for every receipt of the transaction anyway).
+    pub fn send_async_with_txn<'a>(
+        &'a self,
+        txn: &Transaction,
+        message: impl IntoMessage + 'a,
+    ) -> impl Future<Output = Result<Receipt, Error>> + Send + 'a {
+        self.enqueue(message, None, true, Some(txn.id()))
+            .map(move |r| {
+                r.map(|send| Receipt {
+                    client: self.client.clone(),
+                    producer: self.id,
+                    send,
+                    done: false,
+                })
+            })
     }
 
     /// Queues a message without ever waiting: a full queue fails with `SendError::QueueFull`.
@@ -295,7 +330,7 @@ impl Producer {
         message: impl IntoMessage + 'a,
         callback: impl FnOnce(Result<MessageId, Error>) + Send + 'static,
     ) -> impl Future<Output = Result<(), Error>> + Send + 'a {
-        self.enqueue(message, Some(Box::new(callback)), false)
+        self.enqueue(message, Some(Box::new(callback)), false, None)
             .map(|r| r.map(drop))
     }
 
@@ -309,6 +344,7 @@ impl Producer {
         message: impl IntoMessage + 'a,
         callback: Option<crate::state::SendCallback>,
         want_receipt: bool,
+        txn: Option<pulsar_core::TxnId>,
     ) -> impl Future<Output = Result<SendId, Error>> + Send + 'a {
         let mut given = Some(message);
         let mut waiting: Option<Box<OutgoingMessage>> = None;
@@ -321,12 +357,13 @@ impl Producer {
                 None => given.take().map(IntoMessage::into_message),
             };
             let polled = self.client.shared().with(|st| {
-                st.poll_enqueue(
+                st.poll_enqueue_in(
                     id,
                     &mut message,
                     &mut callback,
                     want_receipt,
                     block.then_some(&*cx),
+                    txn,
                 )
             });
             if polled.is_pending() {

@@ -8,6 +8,7 @@ use pulsar_async::{
     SubscriptionType, TopicMessageId,
 };
 
+use crate::transaction::Transaction;
 use crate::wait::{wait, wait_for};
 
 /// Builds a [`Consumer`]. Every option of the core's [`ConsumerOptions`] is reachable through
@@ -21,6 +22,10 @@ pub struct ConsumerBuilder {
 impl ConsumerBuilder {
     pub(crate) fn new(inner: pulsar_async::ConsumerBuilder) -> Self {
         ConsumerBuilder { inner }
+    }
+
+    pub(crate) fn into_async(self) -> pulsar_async::ConsumerBuilder {
+        self.inner
     }
 
     fn map(
@@ -153,6 +158,22 @@ impl Consumer {
         self.inner.ack_cumulative(message)
     }
 
+    /// Acknowledges a message in transaction `txn`, blocking until the broker answered (applied
+    /// only if the transaction commits; a conflict with another transaction is an error).
+    pub fn ack_with_txn(&self, txn: &Transaction, message: &Message) -> Result<(), Error> {
+        wait(self.inner.ack_with_txn(txn.inner(), message))
+    }
+
+    /// Acknowledges every message up to and including this one in transaction `txn`
+    /// (Exclusive and Failover), blocking until the broker answered.
+    pub fn ack_cumulative_with_txn(
+        &self,
+        txn: &Transaction,
+        message: &Message,
+    ) -> Result<(), Error> {
+        wait(self.inner.ack_cumulative_with_txn(txn.inner(), message))
+    }
+
     /// Negatively acknowledges a message (redelivered after the negative-ack delay).
     pub fn nack(&self, message: &Message) -> Result<(), Error> {
         self.inner.nack(message)
@@ -229,6 +250,10 @@ pub struct ReaderBuilder {
 impl ReaderBuilder {
     pub(crate) fn new(inner: pulsar_async::ReaderBuilder) -> Self {
         ReaderBuilder { inner }
+    }
+
+    pub(crate) fn into_async(self) -> pulsar_async::ReaderBuilder {
+        self.inner
     }
 
     fn map(

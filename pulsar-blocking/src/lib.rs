@@ -55,23 +55,32 @@ mod consumer;
 mod driver;
 mod failover;
 mod producer;
+mod transaction;
+mod typed;
 mod wait;
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
 use futures::StreamExt;
-use pulsar_async::core::{ClientStats, LookupResult, TopicsMode};
+use pulsar_async::core::{
+    ClientStats, LookupResult, SchemaInfo, SchemaVersion, TopicsMode, VersionedSchema,
+};
 use pulsar_async::engine::Engine;
 use pulsar_async::{ClientHandle, ClientOptions, EventStream, Launch};
 
 pub use consumer::{Consumer, ConsumerBuilder, Reader, ReaderBuilder};
 pub use producer::{Producer, ProducerBuilder, Receipt};
 pub use pulsar_async::{
-    core, tls, AccessMode, BatchingOptions, ClientBuilder, ClientEvent, CompressionType,
+    core, schema, tls, AccessMode, BatchingOptions, ClientBuilder, ClientEvent, CompressionType,
     ConsumerOptions, DeadLetterPolicy, Error, Event, InitialPosition, IntoMessage, Message,
     MessageId, OutgoingMessage, ProducerOptions, ReaderOptions, Result, SeekTo, SendError,
-    SubscriptionType, TlsOptions, TopicMessageId,
+    SubscriptionType, TlsOptions, TopicMessageId, TxnError, TxnId, TxnState, TypedMessage,
+};
+pub use transaction::{Transaction, TransactionBuilder};
+pub use typed::{
+    AutoProducer, TypedConsumer, TypedConsumerBuilder, TypedProducer, TypedProducerBuilder,
+    TypedReader, TypedReaderBuilder,
 };
 
 use crate::driver::Input;
@@ -154,6 +163,11 @@ impl Client {
         ConsumerBuilder::new(self.handle.consumer_pattern(pattern))
     }
 
+    /// Starts building a transaction (needs a broker with `transactionCoordinatorEnabled=true`).
+    pub fn new_transaction(&self) -> TransactionBuilder {
+        TransactionBuilder::new(self.handle.new_transaction())
+    }
+
     /// A reader of `topic`, from the earliest message unless told otherwise.
     pub fn reader(&self, topic: impl Into<String>) -> ReaderBuilder {
         ReaderBuilder::new(self.handle.reader(topic))
@@ -190,6 +204,22 @@ impl Client {
     /// The topics of `namespace` (`tenant/ns`).
     pub fn topics_of_namespace(&self, namespace: &str, mode: TopicsMode) -> Result<Vec<String>> {
         wait(self.handle.topics_of_namespace(namespace, mode))
+    }
+
+    /// The schema of `topic` at `version` (`None`: the latest) from the schema registry, `None`
+    /// when the topic has none.
+    pub fn get_schema(
+        &self,
+        topic: &str,
+        version: Option<SchemaVersion>,
+    ) -> Result<Option<VersionedSchema>> {
+        wait(self.handle.get_schema(topic, version))
+    }
+
+    /// The version of `schema` on `topic`, registered first if new (a refusal is
+    /// [`pulsar_async::core::Error::IncompatibleSchema`]).
+    pub fn get_or_create_schema(&self, topic: &str, schema: &SchemaInfo) -> Result<SchemaVersion> {
+        wait(self.handle.get_or_create_schema(topic, schema))
     }
 
     /// Closes gracefully (producers and consumers on the broker, then the connections) and waits

@@ -7,6 +7,7 @@ use pulsar_async::{
     AccessMode, BatchingOptions, CompressionType, Error, IntoMessage, MessageId, ProducerOptions,
 };
 
+use crate::transaction::Transaction;
 use crate::wait::{wait, wait_for};
 
 /// Builds a [`Producer`]. Every option of the core's [`ProducerOptions`] is reachable through
@@ -20,6 +21,10 @@ pub struct ProducerBuilder {
 impl ProducerBuilder {
     pub(crate) fn new(inner: pulsar_async::ProducerBuilder) -> Self {
         ProducerBuilder { inner }
+    }
+
+    pub(crate) fn into_async(self) -> pulsar_async::ProducerBuilder {
+        self.inner
     }
 
     /// Producer name (the broker picks one when unset).
@@ -150,6 +155,25 @@ impl Producer {
     /// Queues a message (blocking only while the queue is full) and returns its [`Receipt`].
     pub fn send_async(&self, message: impl IntoMessage) -> Result<Receipt, Error> {
         wait(self.inner.send_async(message)).map(|inner| Receipt { inner })
+    }
+
+    /// Sends a message in transaction `txn` and blocks until the broker's receipt (delivered
+    /// to consumers only once the transaction commits).
+    pub fn send_with_txn(
+        &self,
+        txn: &Transaction,
+        message: impl IntoMessage,
+    ) -> Result<MessageId, Error> {
+        wait(self.inner.send_with_txn(txn.inner(), message))
+    }
+
+    /// Queues a message in transaction `txn` and returns its [`Receipt`].
+    pub fn send_async_with_txn(
+        &self,
+        txn: &Transaction,
+        message: impl IntoMessage,
+    ) -> Result<Receipt, Error> {
+        wait(self.inner.send_async_with_txn(txn.inner(), message)).map(|inner| Receipt { inner })
     }
 
     /// Queues a message without ever blocking: a full queue fails with `SendError::QueueFull`.

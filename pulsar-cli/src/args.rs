@@ -202,19 +202,23 @@ pub struct Produce {
     /// Partitioning key.
     #[arg(short = 'k', long = "key", allow_hyphen_values = true)]
     pub key: Option<String>,
-    /// Schema of the values (also -vs): bytes (no schema), string, or json:<definition> with the
-    /// Avro-style record definition the broker stores, e.g.
+    /// Schema of the values (also -vs): bytes (no schema), string, json:<definition> or
+    /// avro:<definition> with the Avro-style record definition the broker stores, e.g.
     /// json:{"type":"record","name":"User","fields":[{"name":"id","type":"long"}]}. Each message
-    /// must be UTF-8 (string) or one JSON document (json). avro, protobuf and key-value schemas
-    /// are not supported yet.
+    /// must be UTF-8 (string) or one JSON document (json; avro: written as Avro binary).
     #[arg(long = "value-schema", value_name = "SCHEMA", default_value = "bytes")]
     pub value_schema: String,
-    /// Schema of the keys of key-value messages (also -ks; not supported yet).
+    /// Schema of the keys (also -ks): makes the messages key-value pairs, the key given by
+    /// --key-value-key, with the same spellings as --value-schema.
     #[arg(long = "key-schema", value_name = "SCHEMA")]
     pub key_schema: Option<String>,
-    /// Encoding of key-value messages, separated or inline (also -kvet; not supported yet).
+    /// Encoding of key-value messages (also -kvet): inline (key and value in the payload, the
+    /// default) or separated (the key in the message key).
     #[arg(long = "key-value-encoding-type", value_name = "TYPE")]
     pub key_value_encoding_type: Option<String>,
+    /// The key of key-value messages (also -kvk), encoded with --key-schema.
+    #[arg(long = "key-value-key", value_name = "KEY", allow_hyphen_values = true)]
+    pub key_value_key: Option<String>,
     /// Send each message on its own, without batching (also -db).
     #[arg(long = "disable-batching")]
     pub disable_batching: bool,
@@ -330,6 +334,21 @@ pub struct ReceiveArgs {
     /// Give up (exit code 1) when no message arrived for this many seconds.
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<f64>,
+    /// Schema of the consumer (also -st): bytes (payloads as they are) or auto_consume (each
+    /// message decoded with the schema of its version and printed as JSON).
+    #[arg(long = "schema-type", value_enum, ignore_case = true, default_value_t = SchemaTypeArg::Bytes)]
+    pub schema_type: SchemaTypeArg,
+}
+
+/// The consumer schemas of `consume` and `read`, with pulsar-client's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaTypeArg {
+    /// No schema: payloads as bytes.
+    #[value(name = "bytes")]
+    Bytes,
+    /// AUTO_CONSUME: decoded with the topic's schema of each message's version.
+    #[value(name = "auto_consume", alias = "auto-consume")]
+    AutoConsume,
 }
 
 /// `perf` subcommands: the flags and defaults of Apache's `pulsar-perf`.

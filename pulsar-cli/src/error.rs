@@ -100,13 +100,10 @@ fn describe_core(error: &CoreError) -> String {
             code: ServerErrorCode::AuthorizationError,
             message,
         } => format!("not authorized: {message}"),
-        CoreError::Server {
-            code: ServerErrorCode::IncompatibleSchema,
-            message,
-        } => format!(
+        CoreError::IncompatibleSchema { .. } => format!(
             "incompatible schema: the broker refused the producer's schema (--value-schema) for \
              the topic's: {}",
-            broker_reason(message)
+            error.broker_reason().unwrap_or_default()
         ),
         CoreError::Auth(e) => format!("authentication failed: {}", e.0),
         e if e.is_timeout() => {
@@ -120,24 +117,13 @@ fn describe_core(error: &CoreError) -> String {
     }
 }
 
-/// A Java broker's error message without the exception class in front and the repetition after
-/// " caused by ".
-fn broker_reason(message: &str) -> &str {
-    let first = message.split(" caused by ").next().unwrap_or(message);
-    match first.split_once(": ") {
-        Some((class, rest)) if class.ends_with("Exception") && !class.contains(' ') => rest,
-        _ => first,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn incompatible_schema_says_so_in_the_brokers_words() {
-        let error = ClientError::Client(CoreError::Server {
-            code: ServerErrorCode::IncompatibleSchema,
+        let error = ClientError::Client(CoreError::IncompatibleSchema {
             message: "org.apache.pulsar.broker.service.schema.exceptions.IncompatibleSchemaException: \
                       Incompatible schema: exists schema type STRING, new schema type JSON caused by \
                       org.apache.pulsar.broker.service.schema.exceptions.IncompatibleSchemaException: \
@@ -149,7 +135,10 @@ mod tests {
             "incompatible schema: the broker refused the producer's schema (--value-schema) for \
              the topic's: Incompatible schema: exists schema type STRING, new schema type JSON"
         );
-        assert_eq!(broker_reason("plain words: here"), "plain words: here");
+        let plain = CoreError::IncompatibleSchema {
+            message: "plain words: here".into(),
+        };
+        assert_eq!(plain.broker_reason(), Some("plain words: here"));
     }
 
     #[derive(Debug, thiserror::Error)]

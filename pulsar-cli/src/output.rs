@@ -25,12 +25,34 @@ impl Printer {
         Printer { format, hex }
     }
 
-    /// Prints one received message.
-    pub fn message(&self, m: &Message) -> Result<(), CliError> {
+    /// Prints one received message; `value` is its value decoded with its schema
+    /// (`--schema-type auto_consume`), or why it did not decode.
+    pub fn message(
+        &self,
+        m: &Message,
+        value: Option<&Result<Value, String>>,
+    ) -> Result<(), CliError> {
         let line = match self.format {
-            Format::Json => message_json(m).to_string(),
+            Format::Json => {
+                let mut json = message_json(m);
+                match (value, json.as_object_mut()) {
+                    (Some(Ok(v)), Some(o)) => {
+                        o.insert("value".into(), v.clone());
+                    }
+                    (Some(Err(e)), Some(o)) => {
+                        o.insert("value_error".into(), Value::String(e.clone()));
+                    }
+                    _ => {}
+                }
+                json.to_string()
+            }
             Format::Text => {
-                let content = if self.hex {
+                let content = if let Some(v) = value {
+                    match v {
+                        Ok(v) => v.to_string(),
+                        Err(e) => format!("<does not decode: {e}>"),
+                    }
+                } else if self.hex {
                     hex_dump(&m.payload)
                 } else {
                     String::from_utf8_lossy(&m.payload).into_owned()

@@ -23,8 +23,13 @@ pub fn run(client: &Client, args: &Produce, format: Format) -> Result<(), CliErr
         args.key_schema.as_deref(),
         args.key_value_encoding_type.as_deref(),
     )?;
-    let payloads = payloads(args)?;
-    schema::check_payloads(&schema, &payloads)?;
+    let payloads = schema.encode_all(&payloads(args)?, args.key_value_key.as_deref())?;
+    if schema.is_key_value() && args.key.is_some() {
+        return Err(CliError::Usage(
+            "--key and a key-value schema: the key-value key (-kvk) is the message's key".into(),
+        ));
+    }
+    let schema = schema.info();
     let properties = properties(&args.properties)?;
     let mut builder = client.producer(args.topic.clone());
     let (batching, chunking) = (!args.disable_batching, args.chunking);
@@ -44,11 +49,14 @@ pub fn run(client: &Client, args: &Produce, format: Format) -> Result<(), CliErr
     let mut receipts: VecDeque<Receipt> = VecDeque::new();
     let mut done = 0u64;
     for _ in 0..args.num_produce {
-        for payload in &payloads {
+        for (payload, separated_key) in &payloads {
             pacer.wait();
             let mut message = OutgoingMessage::new(payload.clone());
             if let Some(key) = &args.key {
                 message = message.with_key(key.clone());
+            }
+            if let Some(key) = separated_key {
+                message = message.with_key_bytes(key);
             }
             for (k, v) in &properties {
                 message = message.with_property(k.clone(), v.clone());

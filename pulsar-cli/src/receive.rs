@@ -3,11 +3,14 @@
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use pulsar_blocking::core::{Message, MessageId};
+use pulsar_blocking::core::{Message, MessageId, SchemaInfo};
 use pulsar_blocking::{Client, InitialPosition, SubscriptionType};
 
-use crate::args::{Consume, Format, ModeArg, PositionArg, Read, ReceiveArgs, SubscriptionTypeArg};
+use crate::args::{
+    Consume, Format, ModeArg, PositionArg, Read, ReceiveArgs, SchemaTypeArg, SubscriptionTypeArg,
+};
 use crate::connect::seconds;
+use crate::decode::AutoDecoder;
 use crate::error::CliError;
 use crate::output::Printer;
 use crate::progress::{Pacer, Progress};
@@ -45,10 +48,16 @@ pub fn consume(client: &Client, args: &Consume, format: Format) -> Result<(), Cl
     if let Some(q) = args.receive.queue_size.filter(|q| *q > 0) {
         builder = builder.receiver_queue_size(q);
     }
+    let auto = args.receive.schema_type == SchemaTypeArg::AutoConsume;
+    if auto {
+        builder = builder.configure(|o| o.schema = Some(SchemaInfo::auto_consume()));
+    }
     let consumer = builder.subscribe()?;
+    let decoder = auto.then(|| AutoDecoder::new(client));
     let count = receive_loop(
         |t| consumer.receive_timeout(t),
         |m| consumer.ack(m),
+        decoder.as_ref(),
         &args.receive,
         format,
     )?;
@@ -132,10 +141,16 @@ pub fn read(client: &Client, args: &Read, format: Format) -> Result<(), CliError
     if let Some(q) = args.receive.queue_size.filter(|q| *q > 0) {
         builder = builder.receiver_queue_size(q);
     }
+    let auto = args.receive.schema_type == SchemaTypeArg::AutoConsume;
+    if auto {
+        builder = builder.configure(|o| o.schema = Some(SchemaInfo::auto_consume()));
+    }
     let reader = builder.create()?;
+    let decoder = auto.then(|| AutoDecoder::new(client));
     let count = receive_loop(
         |t| reader.receive_timeout(t),
         |_| Ok(()),
+        decoder.as_ref(),
         &args.receive,
         format,
     )?;
@@ -144,10 +159,12 @@ pub fn read(client: &Client, args: &Read, format: Format) -> Result<(), CliError
     Ok(())
 }
 
-/// Receives until `-n` messages arrived (0: forever), printing and acknowledging them.
+/// Receives until `-n` messages arrived (0: forever), printing (decoded with `decoder` when
+/// given) and acknowledging them.
 fn receive_loop(
     receive: impl Fn(Duration) -> Result<Option<Message>, pulsar_blocking::Error>,
     ack: impl Fn(&Message) -> Result<(), pulsar_blocking::Error>,
+    decoder: Option<&AutoDecoder<'_>>,
     args: &ReceiveArgs,
     format: Format,
 ) -> Result<u64, CliError> {
@@ -170,7 +187,8 @@ fn receive_loop(
                 last = Instant::now();
                 count += 1;
                 if !args.hide_content {
-                    printer.message(&message)?;
+                    let value = decoder.and_then(|d| d.decode(&message));
+                    printer.message(&message, value.as_ref())?;
                 } else if count.is_multiple_of(1000) && !progress.is_shown() {
                     eprintln!("Received {count} messages");
                 }

@@ -477,11 +477,12 @@ fn value_schema_string_is_registered_and_a_json_producer_is_then_refused() -> Te
     let stored: Value = serde_json::from_str(schema["data"].as_str().ok_or("no data")?)?;
     assert_eq!(stored["name"].as_str(), Some("User"), "{schema}");
 
-    // kinds not supported yet, and payloads that do not fit, are usage errors before connecting
+    // kinds not supported, and payloads that do not fit, are usage errors before connecting
     for (args, expected) in [
-        (vec!["-vs", "avro:{}"], "not supported yet"),
-        (vec!["-vs", "protobuf"], "not supported yet"),
-        (vec!["-kvet", "separated"], "not supported yet"),
+        (vec!["-vs", "avro:{}"], "avro:<definition>"),
+        (vec!["-vs", "protobuf"], "not supported"),
+        (vec!["-kvet", "separated"], "needs a key-value schema"),
+        (vec!["-ks", "string"], "-kvk"),
         (vec!["-vs", "json"], "needs the record definition"),
         (vec!["-vs", definition, "-m", "not json"], "is not JSON"),
     ] {
@@ -495,6 +496,123 @@ fn value_schema_string_is_registered_and_a_json_producer_is_then_refused() -> Te
         );
         assert!(run.elapsed < Duration::from_secs(4), "{run:?}");
     }
+    Ok(())
+}
+
+#[test]
+fn avro_and_key_value_messages_are_printed_as_json_with_auto_consume() -> TestResult {
+    let url = broker().service_url.clone();
+    let user = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"long"},{"name":"name","type":["null","string"],"default":null}]}"#;
+    let avro = format!("avro:{user}");
+    let avro_topic = unique_topic("cli-avro");
+    cli(
+        &[
+            "--url",
+            &url,
+            "produce",
+            &avro_topic,
+            "-vs",
+            &avro,
+            "-s",
+            ";",
+            "-m",
+            r#"{"id":1,"name":"ada"};{"id":2}"#,
+        ],
+        LIMIT,
+    )?
+    .ok()?;
+    let kv_topic = unique_topic("cli-kv");
+    cli(
+        &[
+            "--url",
+            &url,
+            "produce",
+            &kv_topic,
+            "-ks",
+            "string",
+            "-vs",
+            &avro,
+            "-kvet",
+            "separated",
+            "-kvk",
+            "the-key",
+            "-s",
+            ";",
+            "-m",
+            r#"{"id":3,"name":"kv"}"#,
+        ],
+        LIMIT,
+    )?
+    .ok()?;
+    let avro_values = cli(
+        &[
+            "--url",
+            &url,
+            "--format",
+            "json",
+            "consume",
+            &avro_topic,
+            "-s",
+            "s",
+            "-p",
+            "Earliest",
+            "-st",
+            "auto_consume",
+            "-n",
+            "2",
+        ],
+        LIMIT,
+    )?
+    .ok()?
+    .json_lines()?;
+    let values: Vec<&Value> = avro_values.iter().map(|m| &m["value"]).collect();
+    assert_eq!(
+        values,
+        [
+            &serde_json::json!({"id": 1, "name": "ada"}),
+            &serde_json::json!({"id": 2, "name": null})
+        ],
+        "{avro_values:?}"
+    );
+    let kv = cli(
+        &[
+            "--url",
+            &url,
+            "read",
+            &kv_topic,
+            "-m",
+            "earliest",
+            "-st",
+            "auto_consume",
+            "-n",
+            "1",
+        ],
+        LIMIT,
+    )?;
+    let stdout = &kv.ok()?.stdout;
+    assert!(
+        stdout.contains(r#"content:{"key":"the-key","value":{"id":3,"name":"kv"}}"#),
+        "{stdout}"
+    );
+    // without a schema type the payload is printed as it is (Avro binary, here not UTF-8 text)
+    let raw = cli(
+        &[
+            "--url",
+            &url,
+            "--format",
+            "json",
+            "read",
+            &avro_topic,
+            "-m",
+            "earliest",
+            "-n",
+            "1",
+        ],
+        LIMIT,
+    )?
+    .ok()?
+    .json_lines()?;
+    assert!(raw[0].get("value").is_none(), "{raw:?}");
     Ok(())
 }
 

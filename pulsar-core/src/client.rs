@@ -9,17 +9,19 @@ use crate::config::ClientConfig;
 use crate::consumer::{ConsumerOptions, Consumers, Message, ReaderOptions, SeekTo};
 use crate::error::{ConfigError, Error, SendError, UsageError};
 use crate::event::{Event, TopicsMode};
-use crate::handle::{ConnectionId, ConsumerId, ProducerId, RequestId, SendId};
+use crate::handle::{ConnectionId, ConsumerId, ProducerId, RequestId, SendId, TxnId, TxnState};
 use crate::io::{IoRequest, Transmit};
 use crate::message::MessageId;
 use crate::outputs::Dispatch;
 use crate::producer::{OutgoingMessage, ProducerOptions, Producers, Refused};
 use crate::request::{OpKind, Owner};
+use crate::schema::{SchemaInfo, SchemaVersion};
 use crate::service_url::ServiceUrl;
 use crate::shared::Shared;
 use crate::stats::{ClientStats, ProducerStats};
 use crate::time;
 use crate::topic::{parse_namespace, TopicName};
+use crate::txn::Transactions;
 
 /// Frames decoded before what they produced is routed (see [`Shared::process_frames`]).
 const DISPATCH_BATCH: usize = 16;
@@ -43,6 +45,7 @@ pub struct Client {
     shared: Shared,
     producers: Producers,
     consumers: Consumers,
+    txns: Transactions,
     life: Life,
 }
 
@@ -50,8 +53,10 @@ impl Client {
     /// A client for `config`. Opens nothing until the first command that needs the broker.
     pub fn new(config: ClientConfig, now: Instant) -> Result<Client, ConfigError> {
         let service = config.validate()?;
+        let shared = Shared::new(config, service, now);
         Ok(Client {
-            shared: Shared::new(config, service, now),
+            txns: Transactions::new(&shared),
+            shared,
             producers: Producers::default(),
             consumers: Consumers::default(),
             life: Life::Open,
@@ -120,6 +125,9 @@ impl Client {
         self.pump(now);
         self.consumers.handle_timeout(&mut self.shared, now);
         self.pump(now);
+        let (sh, p, c) = (&mut self.shared, &mut self.producers, &mut self.consumers);
+        self.txns.handle_timeout(sh, p, c, now);
+        self.pump(now);
         self.check_closing(now);
     }
 
@@ -145,7 +153,11 @@ impl Client {
     /// The next event for the application. Drain after every call.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.shared.out.events.pop_front()
+        let e = self.shared.out.events.pop_front();
+        if e.is_some() {
+            self.txns.event_taken();
+        }
+        e
     }
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next, if ever.
@@ -156,6 +168,7 @@ impl Client {
             _ => None,
         };
         let next = time::earliest(self.shared.next_timeout(), self.producers.next_timeout());
+        let next = time::earliest(next, self.txns.next_timeout());
         time::earliest(time::earliest(next, self.consumers.next_timeout()), closing)
     }
 
@@ -188,6 +201,41 @@ impl Client {
     ) -> Result<RequestId, Error> {
         let namespace = parse_namespace(namespace)?;
         self.app_op(now, |_| OpKind::TopicsOfNamespace { namespace, mode })
+    }
+
+    /// Asks the schema registry for `topic`'s schema at `version` (`None`: the latest); the answer
+    /// is [`Event::SchemaFetched`]. Goes to the service URL, as the Java client's `getSchema` does
+    /// (the registry is cluster-wide).
+    pub fn get_schema(
+        &mut self,
+        now: Instant,
+        topic: &str,
+        version: Option<SchemaVersion>,
+    ) -> Result<RequestId, Error> {
+        let topic = TopicName::parse(topic)?;
+        self.app_op(now, |_| OpKind::GetSchema {
+            topic: topic.to_string(),
+            version,
+        })
+    }
+
+    /// Registers `schema` on `topic` if it is new there (the topic's compatibility strategy
+    /// decides) and asks for its version; the answer is [`Event::SchemaCreated`]. The topic must
+    /// exist and be served by the broker the request reaches (the service URL).
+    pub fn get_or_create_schema(
+        &mut self,
+        now: Instant,
+        topic: &str,
+        schema: &SchemaInfo,
+    ) -> Result<RequestId, Error> {
+        let topic = TopicName::parse(topic)?;
+        let Some(schema) = schema.to_pb() else {
+            return Err(Error::InvalidState("a bytes schema is not registered"));
+        };
+        self.app_op(now, |_| OpKind::GetOrCreateSchema {
+            topic: topic.to_string(),
+            schema: Box::new(schema),
+        })
     }
 
     fn app_op(
@@ -604,6 +652,123 @@ impl Client {
         Ok(true)
     }
 
+    // ---- transactions ---------------------------------------------------------------------------
+
+    /// Starts a transaction that the coordinator aborts if it is not committed or aborted within
+    /// `timeout`. The first call finds the transaction coordinators (the partitions of
+    /// `persistent://pulsar/system/transaction_coordinator_assign`) and registers with each
+    /// (TC_CLIENT_CONNECT); new transactions go to them in turn. [`Event::TransactionOpened`]
+    /// with the returned request follows, naming the transaction or failing with
+    /// [`Error::Transaction`] (for example [`TxnError::NotEnabled`](crate::TxnError::NotEnabled)
+    /// when the broker has no coordinator, or
+    /// [`TxnError::CoordinatorNotAvailable`](crate::TxnError::CoordinatorNotAvailable) when
+    /// none answered within the operation timeout).
+    pub fn new_transaction(&mut self, now: Instant, timeout: Duration) -> Result<RequestId, Error> {
+        self.ensure_open()?;
+        let request = self.shared.env.ids.request();
+        self.txns.open(&mut self.shared, now, request, timeout);
+        self.pump(now);
+        Ok(request)
+    }
+
+    /// Sends `message` in transaction `txn`: it is delivered to consumers only once the
+    /// transaction is committed, and never if it is aborted. The message's partition joins the
+    /// transaction first (ADD_PARTITION_TO_TXN, once per partition; the message waits for it).
+    /// [`Event::SendCompleted`] names the returned [`SendId`]; a commit waits for every one of
+    /// them. The producer must be ready (its partition count known).
+    #[allow(clippy::result_large_err)]
+    pub fn send_in_transaction(
+        &mut self,
+        now: Instant,
+        producer: ProducerId,
+        txn: TxnId,
+        message: OutgoingMessage,
+    ) -> Result<SendId, Refused> {
+        if self.life != Life::Open {
+            return Err(Refused::with(SendError::ClientClosed, message));
+        }
+        let (sh, p) = (&mut self.shared, &mut self.producers);
+        let id = self.txns.send(sh, p, now, producer, txn, message)?;
+        self.pump(now);
+        Ok(id)
+    }
+
+    /// Acknowledges a message by id in transaction `txn` (cumulatively on Exclusive and Failover
+    /// subscriptions when `cumulative`): applied only if the transaction commits. The
+    /// subscription joins the transaction first (ADD_SUBSCRIPTION_TO_TXN, once per topic and
+    /// subscription). [`Event::AckCompleted`] with the returned request reports the broker's
+    /// answer: an acknowledgement that conflicts with another transaction's fails with
+    /// [`TxnError::Conflict`](crate::TxnError::Conflict), and the commit then aborts.
+    pub fn ack_in_transaction(
+        &mut self,
+        now: Instant,
+        consumer: ConsumerId,
+        message: &MessageId,
+        cumulative: bool,
+        txn: TxnId,
+    ) -> Result<RequestId, Error> {
+        let (sh, c) = (&mut self.shared, &mut self.consumers);
+        let r = self
+            .txns
+            .ack(sh, c, now, consumer, message, cumulative, None, txn);
+        self.pump(now);
+        r
+    }
+
+    /// [`ack_in_transaction`](Self::ack_in_transaction) for a received message (needed on a
+    /// consumer of several topics).
+    pub fn ack_message_in_transaction(
+        &mut self,
+        now: Instant,
+        message: &Message,
+        cumulative: bool,
+        txn: TxnId,
+    ) -> Result<RequestId, Error> {
+        let (sh, c) = (&mut self.shared, &mut self.consumers);
+        let (consumer, id, via) = (message.consumer, &message.id, Some(message.sub));
+        let r = self
+            .txns
+            .ack(sh, c, now, consumer, id, cumulative, via, txn);
+        self.pump(now);
+        r
+    }
+
+    /// Commits `txn` once every send and acknowledgement made in it completed (END_TXN).
+    /// [`Event::TransactionEnded`] with the returned request follows. Fails at once with
+    /// [`TxnError::InvalidStatus`](crate::TxnError::InvalidStatus) unless the transaction is
+    /// open, and with [`TxnError::TimedOut`](crate::TxnError::TimedOut) after its timeout.
+    pub fn commit_transaction(&mut self, now: Instant, txn: TxnId) -> Result<RequestId, Error> {
+        self.end_transaction(now, txn, true)
+    }
+
+    /// Aborts `txn` once every send and acknowledgement made in it completed: its messages are
+    /// never delivered, its acknowledgements dropped (the consumers that made them get their
+    /// unacknowledged messages again). [`Event::TransactionEnded`] follows.
+    pub fn abort_transaction(&mut self, now: Instant, txn: TxnId) -> Result<RequestId, Error> {
+        self.end_transaction(now, txn, false)
+    }
+
+    fn end_transaction(
+        &mut self,
+        now: Instant,
+        txn: TxnId,
+        commit: bool,
+    ) -> Result<RequestId, Error> {
+        self.ensure_open()?;
+        let request = self.shared.env.ids.request();
+        self.txns.end(&mut self.shared, now, txn, commit, request)?;
+        self.pump(now);
+        Ok(request)
+    }
+
+    /// Where transaction `txn` stands; `None` once it ended (committed, aborted, failed) or for
+    /// a transaction this client does not know. A transaction that timed out is reported
+    /// [`TxnState::TimedOut`] until it is committed or aborted (both fail), for ten minutes at
+    /// most.
+    pub fn transaction_state(&self, txn: TxnId) -> Option<TxnState> {
+        self.txns.state(txn)
+    }
+
     /// A snapshot of connections, producers, consumers and counters.
     pub fn stats(&self) -> ClientStats {
         ClientStats {
@@ -650,6 +815,8 @@ impl Client {
             .force_close_all(&mut self.shared, now, Error::Timeout);
         self.consumers
             .force_close_all(&mut self.shared, Error::Timeout);
+        let (sh, p, c) = (&mut self.shared, &mut self.producers, &mut self.consumers);
+        self.txns.shutdown(sh, p, c, now);
         self.shared.shutdown(now);
         self.pump(now);
         self.shared.out.events.push_back(Event::ClientClosed);
@@ -667,6 +834,7 @@ impl Client {
                 break;
             }
         }
+        self.txns.observe(&mut self.shared, now);
         if matches!(self.life, Life::Closing { .. }) {
             self.check_closing_soft(now);
         }
@@ -683,6 +851,7 @@ impl Client {
                 } => {
                     self.producers.connection_ready(sh, now, conn, &producers);
                     self.consumers.connection_ready(sh, now, conn, &consumers);
+                    self.txns.connection_ready(sh, now, conn);
                 }
                 Dispatch::AddressUp { address } => {
                     self.producers.address_up(sh, now, &address);
@@ -698,6 +867,7 @@ impl Client {
                         .connection_lost(sh, now, conn, &reason, &producers);
                     self.consumers
                         .connection_lost(sh, now, conn, &reason, &consumers);
+                    self.txns.connection_lost(sh, now, conn, &reason);
                 }
                 Dispatch::ProducerResponse {
                     conn,
@@ -744,8 +914,19 @@ impl Client {
                 Dispatch::OpDone { owner, op, result } => match owner {
                     Owner::Producer(p) => self.producers.op_done(sh, now, p, op, result),
                     Owner::Consumer(c) => self.consumers.op_done(sh, now, c, op, result),
+                    Owner::Coordinator(which) => self.txns.op_done(sh, now, which, op, result),
                     Owner::App(_) => {}
                 },
+                Dispatch::CoordinatorResponse {
+                    conn,
+                    coordinator,
+                    request_id,
+                    result,
+                } => {
+                    let (p, c) = (&mut self.producers, &mut self.consumers);
+                    self.txns
+                        .response(sh, p, c, now, conn, coordinator, request_id, result)
+                }
             }
         }
     }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::auth::AuthError;
-use crate::handle::{ConnectionId, ConsumerId, ProducerId};
+use crate::handle::{ConnectionId, ConsumerId, ProducerId, TxnId, TxnState};
 use crate::message::MessageId;
 use crate::service_url::{BrokerAddress, UrlError};
 use crate::topic::TopicError;
@@ -108,6 +108,15 @@ pub enum Error {
         /// The broker's message.
         message: String,
     },
+    /// The broker refused the schema of a producer or consumer being created (its `ServerError`
+    /// `IncompatibleSchema`): the topic's schema, under its compatibility strategy, does not accept
+    /// it. Not retriable.
+    #[error("incompatible schema: {}", broker_reason(.message))]
+    IncompatibleSchema {
+        /// The broker's message, as sent (the display form drops the Java exception class in
+        /// front of it and the repetition after " caused by ": [`Error::broker_reason`]).
+        message: String,
+    },
     /// A request got no answer within the operation timeout (the broker is connected but silent).
     /// Operations that retry (creating a producer or consumer, lookups) end with
     /// [`Error::TimedOut`] instead, which also names the last failure.
@@ -187,6 +196,9 @@ pub enum Error {
     /// were closed, and producers and consumers look their topics up again in the new one.
     #[error("the client switched to service URL {0}")]
     ServiceUrlChanged(String),
+    /// A transaction operation failed (see [`TxnError::is_retriable`]).
+    #[error(transparent)]
+    Transaction(#[from] TxnError),
 }
 
 impl Error {
@@ -204,6 +216,7 @@ impl Error {
             | Error::ServiceUrlChanged(_)
             | Error::Protocol(_) => true,
             Error::InvalidTopic(_)
+            | Error::IncompatibleSchema { .. }
             | Error::InvalidUrl(_)
             | Error::NotPulsar { .. }
             | Error::TooManyRedirects(_)
@@ -213,6 +226,7 @@ impl Error {
             | Error::UnknownProducer(_)
             | Error::UnknownConsumer(_)
             | Error::InvalidState(_) => false,
+            Error::Transaction(e) => e.is_retriable(),
         }
     }
 
@@ -236,15 +250,45 @@ impl Error {
     pub fn server_code(&self) -> Option<ServerErrorCode> {
         match self {
             Error::Server { code, .. } => Some(*code),
+            Error::IncompatibleSchema { .. } => Some(ServerErrorCode::IncompatibleSchema),
             _ => None,
         }
     }
 
-    pub(crate) fn server(code: i32, message: impl Into<String>) -> Error {
-        Error::Server {
-            code: ServerErrorCode::from_i32(code),
-            message: message.into(),
+    /// The broker's reason, for an error the broker sent ([`Error::Server`],
+    /// [`Error::IncompatibleSchema`]): its message without the Java exception class in front and
+    /// the repetition after " caused by ".
+    pub fn broker_reason(&self) -> Option<&str> {
+        match self {
+            Error::Server { message, .. } | Error::IncompatibleSchema { message } => {
+                Some(broker_reason(message))
+            }
+            _ => None,
         }
+    }
+
+    /// The error for the broker's `ServerError` `code` and `message`: [`Error::IncompatibleSchema`]
+    /// for that code, [`Error::Server`] for the others.
+    pub(crate) fn server(code: i32, message: impl Into<String>) -> Error {
+        match ServerErrorCode::from_i32(code) {
+            ServerErrorCode::IncompatibleSchema => Error::IncompatibleSchema {
+                message: message.into(),
+            },
+            code => Error::Server {
+                code,
+                message: message.into(),
+            },
+        }
+    }
+}
+
+/// A Java broker's error message without the exception class in front (`org.apache...Exception: `)
+/// and the repetition after " caused by ".
+fn broker_reason(message: &str) -> &str {
+    let first = message.split(" caused by ").next().unwrap_or(message);
+    match first.split_once(": ") {
+        Some((class, rest)) if class.ends_with("Exception") && !class.contains(' ') => rest,
+        _ => first,
     }
 }
 
@@ -399,6 +443,10 @@ pub enum SendError {
     /// The producer failed with a non-retriable error.
     #[error("producer failed: {0}")]
     Failed(Error),
+    /// The message was sent in a transaction that refused it (not open, timed out) or could not
+    /// add the message's partition to the transaction.
+    #[error(transparent)]
+    Transaction(TxnError),
 }
 
 impl SendError {
@@ -408,6 +456,102 @@ impl SendError {
             SendError::Server { code, .. } => Some(*code),
             SendError::Failed(e) => e.server_code(),
             _ => None,
+        }
+    }
+}
+
+/// Why a transaction operation failed. [`is_retriable`](TxnError::is_retriable) says whether the
+/// same operation may succeed when tried again (a new transaction for the errors that end one).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TxnError {
+    /// The broker has no transaction coordinator: transactions are disabled
+    /// (`transactionCoordinatorEnabled=false`) or the coordinator topic
+    /// `pulsar/system/transaction_coordinator_assign` does not exist. Not retriable.
+    #[error("transactions are not enabled on the broker (no transaction coordinator)")]
+    NotEnabled,
+    /// The coordinator is not found or not ready (loading, moving to another broker); the client
+    /// retried until the operation timeout. Retriable.
+    #[error("transaction coordinator {coordinator} not available: {message}")]
+    CoordinatorNotAvailable {
+        /// The coordinator's id.
+        coordinator: u64,
+        /// The last reason.
+        message: String,
+    },
+    /// The coordinator (or the broker) gave no answer within the operation timeout; the
+    /// outcome is unknown. Retriable.
+    #[error("transaction request timed out")]
+    RequestTimeout,
+    /// The transaction timed out: the coordinator aborts it. Not retriable (start a new one).
+    #[error("transaction {0} timed out")]
+    TimedOut(TxnId),
+    /// The transaction conflicts with another one (an acknowledgement of a message that another
+    /// transaction acknowledged, or acknowledged already). Not retriable: abort, then redo the
+    /// work in a new transaction.
+    #[error("transaction conflict: {0}")]
+    Conflict(String),
+    /// The transaction is not in a state that allows the operation (for example committed, or
+    /// already ending). Not retriable.
+    #[error("transaction {txn} is {state:?}: cannot {operation}")]
+    InvalidStatus {
+        /// The transaction.
+        txn: TxnId,
+        /// Its state.
+        state: TxnState,
+        /// What was asked.
+        operation: &'static str,
+    },
+    /// The coordinator does not know the transaction (ended, timed out, or never created). Not
+    /// retriable.
+    #[error("transaction {0} not found")]
+    NotFound(TxnId),
+    /// A send or acknowledgement of the transaction failed, so the commit was refused and the
+    /// transaction aborted. Not retriable (redo the work in a new transaction).
+    #[error("transaction {0} had a failed operation: aborted instead of committed")]
+    OperationFailed(TxnId),
+    /// The coordinator refused the request with another error.
+    #[error("transaction coordinator error {code:?}: {message}")]
+    Server {
+        /// The broker's code.
+        code: ServerErrorCode,
+        /// The broker's message.
+        message: String,
+    },
+    /// The request was lost with its connection (or the client closed) before its coordinator
+    /// could answer; the outcome of an end request is unknown. Retriable when the cause is.
+    #[error("transaction request failed: {0}")]
+    Connection(Box<Error>),
+}
+
+impl TxnError {
+    /// Whether the same operation may succeed when tried again later.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            TxnError::CoordinatorNotAvailable { .. } | TxnError::RequestTimeout => true,
+            TxnError::Connection(e) => e.is_retriable(),
+            TxnError::Server { code, .. } => code.is_retriable(),
+            TxnError::NotEnabled
+            | TxnError::TimedOut(_)
+            | TxnError::Conflict(_)
+            | TxnError::InvalidStatus { .. }
+            | TxnError::NotFound(_)
+            | TxnError::OperationFailed(_) => false,
+        }
+    }
+
+    /// The typed error for a coordinator's or broker's error code in a transaction answer.
+    pub(crate) fn from_server(txn: Option<TxnId>, code: ServerErrorCode, message: String) -> Self {
+        match (code, txn) {
+            (ServerErrorCode::TransactionConflict, _) => TxnError::Conflict(message),
+            (ServerErrorCode::TransactionNotFound, Some(t)) => TxnError::NotFound(t),
+            (ServerErrorCode::TransactionCoordinatorNotFound, _) => {
+                TxnError::CoordinatorNotAvailable {
+                    coordinator: txn.map_or(0, |t| t.most_bits),
+                    message,
+                }
+            }
+            (code, _) => TxnError::Server { code, message },
         }
     }
 }

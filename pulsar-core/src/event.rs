@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use crate::error::{Error, ReceiveError, SendError};
-use crate::handle::{ConnectionId, ConsumerId, ProducerId, RequestId, SendId};
+use crate::handle::{ConnectionId, ConsumerId, ProducerId, RequestId, SendId, TxnId};
 use crate::message::{MessageId, TopicMessageId};
+use crate::schema::{SchemaVersion, VersionedSchema};
 use crate::service_url::BrokerAddress;
 
 /// A producer or a consumer.
@@ -15,6 +16,9 @@ pub enum Resource {
     Producer(ProducerId),
     /// A consumer.
     Consumer(ConsumerId),
+    /// The client's connection to transaction coordinator `n` (a partition of
+    /// `pulsar/system/transaction_coordinator_assign`).
+    Coordinator(u64),
 }
 
 /// The answer to a topic lookup.
@@ -93,6 +97,23 @@ pub enum Event {
         request: RequestId,
         /// The fully qualified topic names, or why not.
         result: Result<Vec<String>, Error>,
+    },
+    /// Answer to [`Client::get_schema`](crate::Client::get_schema): the schema, `None` when the
+    /// topic has none (or not that version).
+    SchemaFetched {
+        /// The request.
+        request: RequestId,
+        /// The schema and its version, or why not.
+        result: Result<Option<VersionedSchema>, Error>,
+    },
+    /// Answer to [`Client::get_or_create_schema`](crate::Client::get_or_create_schema): the
+    /// schema's version on the topic.
+    SchemaCreated {
+        /// The request.
+        request: RequestId,
+        /// The version (new or existing), or why not ([`Error::IncompatibleSchema`] when the
+        /// topic's compatibility strategy refuses it).
+        result: Result<SchemaVersion, Error>,
     },
     /// The producer is registered on the broker for the first time and accepts sends.
     ProducerReady {
@@ -213,6 +234,26 @@ pub enum Event {
         /// The request returned by the ack call.
         request: RequestId,
         /// The broker's answer.
+        result: Result<(), Error>,
+    },
+    /// Answer to [`Client::new_transaction`](crate::Client::new_transaction): the new
+    /// transaction's id, or why none was opened.
+    TransactionOpened {
+        /// The request returned by `new_transaction`.
+        request: RequestId,
+        /// The transaction, or the error ([`Error::Transaction`] for the coordinator's refusals).
+        result: Result<TxnId, Error>,
+    },
+    /// Answer to [`Client::commit_transaction`](crate::Client::commit_transaction) or
+    /// [`Client::abort_transaction`](crate::Client::abort_transaction).
+    TransactionEnded {
+        /// The request returned by the commit or abort call.
+        request: RequestId,
+        /// The transaction.
+        txn: TxnId,
+        /// `Ok`: committed (or aborted, for an abort). A commit after a failed operation of the
+        /// transaction aborts it and fails with
+        /// [`TxnError::OperationFailed`](crate::TxnError::OperationFailed).
         result: Result<(), Error>,
     },
     /// Answer to [`Client::reconsume_later`](crate::Client::reconsume_later).

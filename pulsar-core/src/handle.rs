@@ -53,6 +53,54 @@ handle!(
     "send"
 );
 
+/// A transaction's id, given by its coordinator: `most_bits` is the coordinator's id (the partition
+/// of `pulsar/system/transaction_coordinator_assign` that serves it) and `least_bits` the
+/// coordinator's sequence number. Shown as `(most,least)`, as the Java client shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TxnId {
+    /// The coordinator's id.
+    pub most_bits: u64,
+    /// The coordinator's sequence number.
+    pub least_bits: u64,
+}
+
+impl TxnId {
+    /// The id of transaction `least_bits` of coordinator `most_bits`.
+    pub fn new(most_bits: u64, least_bits: u64) -> TxnId {
+        TxnId {
+            most_bits,
+            least_bits,
+        }
+    }
+}
+
+impl fmt::Display for TxnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "({},{})", self.most_bits, self.least_bits)
+    }
+}
+
+/// Where a transaction stands (the Java client's `Transaction.State`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum TxnState {
+    /// Sends and acknowledgements are accepted.
+    Open,
+    /// A commit was asked: it waits for the transaction's sends and acknowledgements, then ends
+    /// the transaction at its coordinator.
+    Committing,
+    /// An abort was asked (or a commit turned into one after a failed operation).
+    Aborting,
+    /// Committed: its messages are visible and its acknowledgements applied.
+    Committed,
+    /// Aborted: its messages are never delivered and its acknowledgements are dropped.
+    Aborted,
+    /// The coordinator refused to end the transaction (not found, invalid status).
+    Error,
+    /// The transaction's timeout passed before a commit or abort: the coordinator aborts it.
+    TimedOut,
+}
+
 /// The single monotonic source of every handle value of one client.
 #[derive(Debug, Clone)]
 pub(crate) struct IdGen {

@@ -133,11 +133,13 @@ pub mod producer;
 mod request;
 pub mod rng;
 pub mod routing;
+pub mod schema;
 pub mod service_url;
 mod shared;
 pub mod stats;
 mod time;
 pub mod topic;
+mod txn;
 
 pub use auth::{AuthError, AuthProvider, BasicAuth, TokenAuth};
 pub use client::Client;
@@ -147,16 +149,18 @@ pub use consumer::{
     KeySharedPolicy, Message, ReaderOptions, ReceiveError, RedeliveryBackoff, SeekTo,
     SubscriptionType, TopicMessageId,
 };
-pub use error::{ConfigError, Error, ProtocolError, SendError, ServerErrorCode, UsageError};
+pub use error::{
+    ConfigError, Error, ProtocolError, SendError, ServerErrorCode, TxnError, UsageError,
+};
 pub use event::{Event, LookupResult, Resource, TopicsMode};
 pub use failover::{ClusterFailover, ClusterFailoverConfig};
-pub use handle::{ConnectionId, ConsumerId, ProducerId, RequestId, SendId};
+pub use handle::{ConnectionId, ConsumerId, ProducerId, RequestId, SendId, TxnId, TxnState};
 pub use io::{IoRequest, Transmit};
 pub use message::MessageId;
 pub use producer::{
     AccessMode, BatchingOptions, OutgoingMessage, ProducerOptions, Refused, RoutingMode,
-    SchemaInfo, SchemaType,
 };
+pub use schema::{SchemaInfo, SchemaType, SchemaVersion, VersionedSchema};
 pub use service_url::{BrokerAddress, ServiceUrl, UrlError};
 pub use stats::{
     ClientCounters, ClientStats, ConnectionState, ConnectionStats, ConsumerStats, ProducerStats,

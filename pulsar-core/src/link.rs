@@ -94,6 +94,7 @@ impl Link {
         match self.resource {
             Resource::Producer(p) => Owner::Producer(p),
             Resource::Consumer(c) => Owner::Consumer(c),
+            Resource::Coordinator(n) => Owner::Coordinator(Some(n)),
         }
     }
 
@@ -219,6 +220,7 @@ impl Link {
         let hint = match self.resource {
             Resource::Producer(p) => p.get(),
             Resource::Consumer(c) => c.get(),
+            Resource::Coordinator(n) => n,
         };
         let conn = sh
             .conns
@@ -236,6 +238,8 @@ impl Link {
         match self.resource {
             Resource::Producer(p) => sh.conns.attach_producer(conn, p),
             Resource::Consumer(c) => sh.conns.attach_consumer(conn, c),
+            // The transactions module follows its coordinators' connections itself.
+            Resource::Coordinator(_) => {}
         }
     }
 
@@ -245,6 +249,7 @@ impl Link {
             match self.resource {
                 Resource::Producer(p) => sh.conns.detach_producer(conn, p),
                 Resource::Consumer(c) => sh.conns.detach_consumer(conn, c),
+                Resource::Coordinator(_) => {}
             }
         }
     }
@@ -418,16 +423,21 @@ impl Link {
         if self.ever_ready {
             self.reconnects += 1;
             sh.env.counters.reconnects += 1;
-            sh.out.events.push_back(match self.resource {
-                Resource::Producer(producer) => Event::ProducerReconnecting {
-                    producer,
-                    reason: reason.clone(),
-                },
-                Resource::Consumer(consumer) => Event::ConsumerReconnecting {
-                    consumer,
-                    reason: reason.clone(),
-                },
-            });
+            match self.resource {
+                Resource::Producer(producer) => {
+                    sh.out.events.push_back(Event::ProducerReconnecting {
+                        producer,
+                        reason: reason.clone(),
+                    })
+                }
+                Resource::Consumer(consumer) => {
+                    sh.out.events.push_back(Event::ConsumerReconnecting {
+                        consumer,
+                        reason: reason.clone(),
+                    })
+                }
+                Resource::Coordinator(_) => {}
+            }
         }
         match direct {
             // The broker named the new owner: go there at once.

@@ -1,5 +1,5 @@
-//! Service discovery operations: LOOKUP (redirects, authoritative flag, proxying), PARTITIONED_METADATA
-//! and GET_TOPICS_OF_NAMESPACE, each tracked as an `Op` owned by the application or by a producer or
+//! Service discovery operations: LOOKUP (redirects, authoritative flag, proxying), PARTITIONED_METADATA,
+//! GET_TOPICS_OF_NAMESPACE and the schema registry's GET_SCHEMA / GET_OR_CREATE_SCHEMA, each tracked as an `Op` owned by the application or by a producer or
 //! consumer.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -11,13 +11,14 @@ use crate::config::MAX_PARTITIONS;
 use crate::connections::Connections;
 use crate::deadline::Deadline;
 use crate::env::Env;
-use crate::error::{Error, ProtocolError};
+use crate::error::{Error, ProtocolError, ServerErrorCode};
 use crate::event::{Event, LookupResult, TopicsMode};
 use crate::handle::ConnectionId;
 use crate::outputs::{Dispatch, Outputs};
 use crate::pool::pick_broker_url;
 use crate::pool::PoolKey;
 use crate::request::{OpKind, OpResult, Owner, RequestKind};
+use crate::schema::{SchemaInfo, SchemaVersion, VersionedSchema};
 
 /// The operations in progress.
 #[derive(Debug, Default)]
@@ -140,6 +141,19 @@ impl Lookups {
                     ..Default::default()
                 })
             }
+            OpKind::GetSchema { topic, version } => pb::BaseCommand::from(pb::CommandGetSchema {
+                request_id,
+                topic: topic.clone(),
+                schema_version: version.as_ref().map(|v| v.0.clone()),
+            }),
+            OpKind::GetOrCreateSchema { topic, schema } => {
+                pb::BaseCommand::from(pb::CommandGetOrCreateSchema {
+                    request_id,
+                    topic: topic.clone(),
+                    schema: (**schema).clone(),
+                    producer_name: None,
+                })
+            }
         };
         let deadline = Some(op.deadline.at());
         conns.send_request_until(conn, request_id, &command, RequestKind::Op(id), deadline);
@@ -233,6 +247,14 @@ impl Lookups {
                     Some(r) => Ok(r.topics),
                 };
                 self.finish(out, id, result.map(OpResultValue::Topics));
+            }
+            OpKind::GetSchema { .. } => {
+                let result = schema_answer(&command).map(OpResultValue::Schema);
+                self.finish(out, id, result);
+            }
+            OpKind::GetOrCreateSchema { .. } => {
+                let result = schema_created_answer(&command).map(OpResultValue::SchemaVersion);
+                self.finish(out, id, result);
             }
         }
     }
@@ -359,6 +381,16 @@ impl Lookups {
                     _ => Err(Error::InvalidState("topics result")),
                 }))
             }
+            OpKind::GetSchema { .. } => OpResult::GetSchema(result.and_then(|v| match v {
+                OpResultValue::Schema(s) => Ok(s),
+                _ => Err(Error::InvalidState("schema result")),
+            })),
+            OpKind::GetOrCreateSchema { .. } => {
+                OpResult::GetOrCreateSchema(result.and_then(|v| match v {
+                    OpResultValue::SchemaVersion(v) => Ok(v),
+                    _ => Err(Error::InvalidState("schema version result")),
+                }))
+            }
         };
         match op.owner {
             Owner::App(request) => out.events.push_back(match result {
@@ -367,6 +399,8 @@ impl Lookups {
                     Event::PartitionedMetadata { request, result }
                 }
                 OpResult::TopicsOfNamespace(result) => Event::TopicsOfNamespace { request, result },
+                OpResult::GetSchema(result) => Event::SchemaFetched { request, result },
+                OpResult::GetOrCreateSchema(result) => Event::SchemaCreated { request, result },
             }),
             owner => out.dispatch.push_back(Dispatch::OpDone {
                 owner,
@@ -423,4 +457,59 @@ pub(crate) enum OpResultValue {
     Lookup(LookupResult),
     Partitions(u32),
     Topics(Vec<String>),
+    Schema(Option<VersionedSchema>),
+    SchemaVersion(SchemaVersion),
+}
+
+/// The value of a GET_SCHEMA answer: the schema and its version; `None` when the broker says the
+/// topic has no schema (`TopicNotFound`, as the Java client reads it).
+fn schema_answer(command: &pb::BaseCommand) -> Result<Option<VersionedSchema>, Error> {
+    let Some(r) = command.get_schema_response.as_deref() else {
+        return Err(unexpected(command, "GET_SCHEMA"));
+    };
+    if let Some(code) = r.error_code {
+        return match ServerErrorCode::from_i32(code) {
+            ServerErrorCode::TopicNotFound => Ok(None),
+            _ => Err(Error::server(
+                code,
+                r.error_message.clone().unwrap_or_default(),
+            )),
+        };
+    }
+    let Some(schema) = r.schema.as_ref() else {
+        return Ok(None);
+    };
+    let info = SchemaInfo::from_pb(schema).ok_or(Error::Protocol(ProtocolError::OutOfRange {
+        field: "Schema.type",
+        value: u64::from(schema.r#type.unsigned_abs()),
+    }))?;
+    let version = SchemaVersion(r.schema_version.clone().unwrap_or_default());
+    Ok(Some(VersionedSchema::new(info, version)))
+}
+
+/// The value of a GET_OR_CREATE_SCHEMA answer: the schema's version.
+fn schema_created_answer(command: &pb::BaseCommand) -> Result<SchemaVersion, Error> {
+    let Some(r) = command.get_or_create_schema_response.as_deref() else {
+        return Err(unexpected(command, "GET_OR_CREATE_SCHEMA"));
+    };
+    if let Some(code) = r.error_code {
+        return Err(Error::server(
+            code,
+            r.error_message.clone().unwrap_or_default(),
+        ));
+    }
+    match &r.schema_version {
+        Some(v) => Ok(SchemaVersion(v.clone())),
+        None => Err(Error::Protocol(ProtocolError::MissingField(
+            "schema_version",
+        ))),
+    }
+}
+
+/// The error for an answer of the wrong kind to `request`.
+fn unexpected(command: &pb::BaseCommand, request: &str) -> Error {
+    Error::Protocol(ProtocolError::UnexpectedCommand(format!(
+        "{:?} for {request}",
+        command.kind()
+    )))
 }

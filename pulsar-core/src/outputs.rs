@@ -102,6 +102,13 @@ pub(crate) enum Dispatch {
         consumer: ConsumerId,
         command: pb::BaseCommand,
     },
+    /// The answer (or timeout) of a request to transaction coordinator `coordinator`.
+    CoordinatorResponse {
+        conn: ConnectionId,
+        coordinator: u64,
+        request_id: u64,
+        result: Result<pb::BaseCommand, Error>,
+    },
     /// An operation started by a producer or consumer finished.
     OpDone {
         owner: Owner,

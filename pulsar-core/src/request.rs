@@ -6,6 +6,8 @@
 use crate::error::Error;
 use crate::event::{LookupResult, TopicsMode};
 use crate::handle::{ConsumerId, ProducerId, RequestId};
+use crate::schema::{SchemaVersion, VersionedSchema};
+use pulsar_proto::pb;
 
 /// What a request in flight is for; decides where its answer goes.
 ///
@@ -19,6 +21,10 @@ pub(crate) enum RequestKind {
     Producer(ProducerId, ProducerRequest),
     /// A consumer's request.
     Consumer(ConsumerId, ConsumerRequest),
+    /// A request to transaction coordinator `.0` (TC_CLIENT_CONNECT, NEW_TXN, ADD_*_TO_TXN,
+    /// END_TXN); the answer goes to the transactions module, which fails them itself when the
+    /// connection drops.
+    Coordinator(u64),
 }
 
 /// Requests a producer sends; the answer comes back with this tag.
@@ -64,6 +70,9 @@ pub(crate) enum Owner {
     Producer(ProducerId),
     /// A consumer: the answer is dispatched to it.
     Consumer(ConsumerId),
+    /// The transactions module: the coordinators' discovery (`.0 == None`) or coordinator
+    /// `.0`'s lookup.
+    Coordinator(Option<u64>),
 }
 
 /// What an operation asks.
@@ -81,6 +90,16 @@ pub(crate) enum OpKind {
         namespace: String,
         mode: TopicsMode,
     },
+    /// GET_SCHEMA: the topic's schema at `version`, or its latest.
+    GetSchema {
+        topic: String,
+        version: Option<SchemaVersion>,
+    },
+    /// GET_OR_CREATE_SCHEMA: the version of `schema` on the topic, registered if new.
+    GetOrCreateSchema {
+        topic: String,
+        schema: Box<pb::Schema>,
+    },
 }
 
 /// The outcome of an operation.
@@ -89,4 +108,6 @@ pub(crate) enum OpResult {
     Lookup(Result<LookupResult, Error>),
     PartitionedMetadata(Result<u32, Error>),
     TopicsOfNamespace(Result<Vec<String>, Error>),
+    GetSchema(Result<Option<VersionedSchema>, Error>),
+    GetOrCreateSchema(Result<SchemaVersion, Error>),
 }

@@ -132,7 +132,9 @@ impl Shared {
         // Operations on the connection fail with the reason it closed, when that says more than
         // "connection closed".
         let failure = match &reason {
-            Error::Server { .. } | Error::Auth(_) => reason.clone(),
+            Error::Server { .. } | Error::IncompatibleSchema { .. } | Error::Auth(_) => {
+                reason.clone()
+            }
             Error::ConnectFailed { .. } | Error::HandshakeTimeout(_) => reason.clone(),
             Error::NotPulsar { .. } | Error::Protocol(_) => reason.clone(),
             _ => Error::ConnectionClosed,
@@ -633,6 +635,14 @@ impl Shared {
                     result,
                 })
             }
+            RequestKind::Coordinator(coordinator) => {
+                self.out.dispatch.push_back(Dispatch::CoordinatorResponse {
+                    conn,
+                    coordinator,
+                    request_id,
+                    result,
+                })
+            }
             RequestKind::Consumer(consumer, request) => {
                 self.out.dispatch.push_back(Dispatch::ConsumerResponse {
                     conn,
@@ -742,6 +752,20 @@ fn response_request_id(command: &pb::BaseCommand) -> Option<u64> {
             .as_ref()
             .map(|c| c.request_id),
         Type::AckResponse => command.ack_response.as_ref().and_then(|c| c.request_id),
+        Type::TcClientConnectResponse => command
+            .tc_client_connect_response
+            .as_ref()
+            .map(|c| c.request_id),
+        Type::NewTxnResponse => command.new_txn_response.as_ref().map(|c| c.request_id),
+        Type::AddPartitionToTxnResponse => command
+            .add_partition_to_txn_response
+            .as_ref()
+            .map(|c| c.request_id),
+        Type::AddSubscriptionToTxnResponse => command
+            .add_subscription_to_txn_response
+            .as_ref()
+            .map(|c| c.request_id),
+        Type::EndTxnResponse => command.end_txn_response.as_ref().map(|c| c.request_id),
         _ => None,
     }
 }

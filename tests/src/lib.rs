@@ -19,6 +19,7 @@
 struct ReadmeExamples;
 
 pub mod facade;
+pub mod facade_txn;
 pub mod golden;
 pub mod proxy;
 pub mod sim;

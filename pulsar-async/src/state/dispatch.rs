@@ -86,6 +86,16 @@ impl State {
             } => {
                 self.request_done(*request, RequestResult::Topics(result.clone()));
             }
+            Event::SchemaFetched {
+                request, result, ..
+            } => {
+                self.request_done(*request, RequestResult::Schema(result.clone()));
+            }
+            Event::SchemaCreated {
+                request, result, ..
+            } => {
+                self.request_done(*request, RequestResult::SchemaVersion(result.clone()));
+            }
             Event::FlushCompleted { request, .. } => {
                 self.request_done(*request, RequestResult::Done(Ok(())));
                 return;
@@ -104,6 +114,14 @@ impl State {
                 request, result, ..
             }
             | Event::Unsubscribed {
+                request, result, ..
+            } => {
+                self.request_done(*request, RequestResult::Done(result.clone()));
+            }
+            Event::TransactionOpened { request, result } => {
+                self.request_done(*request, RequestResult::Txn(result.clone()));
+            }
+            Event::TransactionEnded {
                 request, result, ..
             } => {
                 self.request_done(*request, RequestResult::Done(result.clone()));

@@ -2,7 +2,9 @@
 
 use std::task::{Context, Poll};
 
-use pulsar_core::{MessageId, OutgoingMessage, ProducerId, ProducerOptions, SendError, SendId};
+use pulsar_core::{
+    MessageId, OutgoingMessage, ProducerId, ProducerOptions, SendError, SendId, TxnId,
+};
 
 use super::slots::{
     add_waker, closed_error, is_backpressure, producer_quiet, ProducerSlot, Status,
@@ -70,6 +72,20 @@ impl State {
         want_receipt: bool,
         cx: Option<&Context<'_>>,
     ) -> Poll<Result<SendId, Error>> {
+        self.poll_enqueue_in(id, message, callback, want_receipt, cx, None)
+    }
+
+    /// [`poll_enqueue`](Self::poll_enqueue) in transaction `txn`, when given.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn poll_enqueue_in(
+        &mut self,
+        id: ProducerId,
+        message: &mut Option<OutgoingMessage>,
+        callback: &mut Option<SendCallback>,
+        want_receipt: bool,
+        cx: Option<&Context<'_>>,
+        txn: Option<TxnId>,
+    ) -> Poll<Result<SendId, Error>> {
         if self.client_closing() {
             return Poll::Ready(Err(SendError::ClientClosed.into()));
         }
@@ -106,7 +122,11 @@ impl State {
             return Poll::Ready(Err(Error::Missing("message")));
         };
         let now = self.clock.send_now();
-        match self.core.try_send(now, id, msg) {
+        let sent = match txn {
+            None => self.core.try_send(now, id, msg),
+            Some(txn) => self.core.send_in_transaction(now, id, txn, msg),
+        };
+        match sent {
             Ok(send) => {
                 if let Some(cb) = callback.take() {
                     p.sends.insert(send.get(), SendSlot::Callback(cb));

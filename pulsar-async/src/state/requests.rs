@@ -3,7 +3,9 @@
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use pulsar_core::{LookupResult, RequestId, Resource, TopicMessageId};
+use pulsar_core::{
+    LookupResult, RequestId, Resource, SchemaVersion, TopicMessageId, VersionedSchema,
+};
 
 use super::State;
 use crate::error::Error;
@@ -18,6 +20,10 @@ pub(crate) enum RequestResult {
     Done(Result<(), pulsar_core::Error>),
     LastIds(Result<Vec<TopicMessageId>, pulsar_core::Error>),
     HasMessage(Result<bool, pulsar_core::Error>),
+    /// A new transaction.
+    Txn(Result<pulsar_core::TxnId, pulsar_core::Error>),
+    Schema(Result<Option<VersionedSchema>, pulsar_core::Error>),
+    SchemaVersion(Result<SchemaVersion, pulsar_core::Error>),
 }
 
 #[derive(Debug, Default)]

@@ -343,6 +343,7 @@ impl Sub {
             schema_version,
             ordering_key,
             null_value,
+            partition_key_b64_encoded,
             ..
         } = metadata;
         let msg = Message {
@@ -351,6 +352,7 @@ impl Sub {
             id: base,
             payload: data,
             key: partition_key,
+            key_is_base64: partition_key_b64_encoded.unwrap_or(false),
             ordering_key,
             properties: kv(properties),
             publish_time,
@@ -475,6 +477,7 @@ impl Sub {
             id,
             payload: e.payload,
             key: em.partition_key,
+            key_is_base64: em.partition_key_b64_encoded.unwrap_or(false),
             ordering_key: em.ordering_key.or_else(|| metadata.ordering_key.clone()),
             properties: kv(em.properties),
             publish_time: metadata.publish_time,

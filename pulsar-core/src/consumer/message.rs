@@ -34,6 +34,9 @@ pub struct Message {
     pub payload: Bytes,
     /// Partition key.
     pub key: Option<String>,
+    /// The key is base64 text of bytes (`partition_key_b64_encoded`: a byte key, or the key of a
+    /// key-value schema with SEPARATED encoding); [`key_bytes`](Self::key_bytes) decodes it.
+    pub key_is_base64: bool,
     /// Ordering key (Key_Shared routing key when set).
     pub ordering_key: Option<Bytes>,
     /// Properties.
@@ -59,6 +62,21 @@ pub struct Message {
 }
 
 impl Message {
+    /// The key as bytes: base64-decoded when [`key_is_base64`](Self::key_is_base64) (`None` if it
+    /// is not valid base64), the UTF-8 text (borrowed) otherwise.
+    pub fn key_bytes(&self) -> Option<std::borrow::Cow<'_, [u8]>> {
+        use base64::Engine as _;
+        let key = self.key.as_deref()?;
+        if self.key_is_base64 {
+            base64::engine::general_purpose::STANDARD
+                .decode(key)
+                .ok()
+                .map(std::borrow::Cow::Owned)
+        } else {
+            Some(std::borrow::Cow::Borrowed(key.as_bytes()))
+        }
+    }
+
     /// The value of a property.
     pub fn property(&self, key: &str) -> Option<&str> {
         self.properties

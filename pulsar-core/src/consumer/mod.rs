@@ -44,6 +44,7 @@ mod sub;
 mod subscribe;
 mod table;
 mod timers;
+mod txn;
 mod vecmap;
 
 use std::time::Instant;

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::event::TopicsMode;
 use crate::message::MessageId;
+use crate::schema::SchemaInfo;
 
 /// How messages are distributed among the consumers of a subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -227,6 +228,11 @@ pub struct ConsumerOptions {
     /// Partitioned topics: how often the partition count is checked for new partitions
     /// (`None`: never).
     pub partitions_update_interval: Option<Duration>,
+    /// Schema declared on `SUBSCRIBE` (`None`, or bytes: none is declared). The broker checks it
+    /// against the topic's schema and refuses an incompatible one
+    /// ([`Error::IncompatibleSchema`](crate::Error::IncompatibleSchema)); with
+    /// [`SchemaInfo::auto_consume`] the consumer takes whatever the messages were written with.
+    pub schema: Option<SchemaInfo>,
 }
 
 impl ConsumerOptions {
@@ -266,6 +272,7 @@ impl ConsumerOptions {
             pattern_discovery_interval: Duration::from_secs(60),
             pattern_topics_mode: TopicsMode::Persistent,
             partitions_update_interval: Some(Duration::from_secs(60)),
+            schema: None,
         }
     }
 
@@ -316,6 +323,12 @@ impl ConsumerOptions {
         self.dead_letter = Some(policy);
         self
     }
+
+    /// Sets the schema declared on `SUBSCRIBE` (builder style).
+    pub fn with_schema(mut self, schema: SchemaInfo) -> Self {
+        self.schema = Some(schema);
+        self
+    }
 }
 
 /// Where a reader starts.
@@ -336,6 +349,8 @@ pub struct ReaderOptions {
     pub subscription_name: Option<String>,
     /// Read the compacted view of the topic.
     pub read_compacted: bool,
+    /// Schema declared on `SUBSCRIBE` (see [`ConsumerOptions::schema`]).
+    pub schema: Option<SchemaInfo>,
 }
 
 impl ReaderOptions {
@@ -348,6 +363,7 @@ impl ReaderOptions {
             reader_name: None,
             subscription_name: None,
             read_compacted: false,
+            schema: None,
         }
     }
 
@@ -364,6 +380,7 @@ impl ReaderOptions {
         o.receiver_queue_size = self.receiver_queue_size;
         o.consumer_name = self.reader_name;
         o.read_compacted = self.read_compacted;
+        o.schema = self.schema;
         o.start_message_id = Some(self.start_message_id);
         o.start_message_id_inclusive = self.start_message_id_inclusive;
         o.initial_position = if self.start_message_id == MessageId::EARLIEST {

@@ -19,6 +19,7 @@ use crate::handle::{ConnectionId, ConsumerId, RequestId};
 use crate::link::Link;
 use crate::message::MessageId;
 use crate::request::RequestKind;
+use crate::schema::SchemaInfo;
 use crate::shared::Shared;
 use crate::topic::TopicName;
 
@@ -30,6 +31,8 @@ const MAX_REDELIVER_IDS: usize = 1000;
 pub(super) enum SubRequest {
     /// An ACK with a request id: the application requests it covers.
     Acks(Vec<RequestId>),
+    /// An ACK in a transaction (its errors are the transaction's: a conflict, mostly).
+    TxnAck(RequestId, crate::handle::TxnId),
     /// GET_LAST_MESSAGE_ID for an application request.
     LastId(RequestId),
     /// SEEK for an application request.
@@ -264,6 +267,7 @@ impl Sub {
             key_shared_meta,
             subscription_properties: kv(&o.subscription_properties),
             consumer_epoch: Some(self.epoch),
+            schema: o.schema.as_ref().and_then(SchemaInfo::to_pb),
             ..Default::default()
         })
     }
@@ -370,6 +374,7 @@ impl Sub {
             .filter_map(|id| self.requests.remove(&id))
             .map(|(_, r)| match r {
                 SubRequest::Acks(rs) => SubOutcome::Acks(rs, Err(error.clone())),
+                SubRequest::TxnAck(r, _) => SubOutcome::Acks(vec![r], Err(error.clone())),
                 SubRequest::LastId(r) => SubOutcome::LastId(r, Err(error.clone())),
                 SubRequest::Seek(r) => SubOutcome::Seek(r, Err(error.clone())),
                 SubRequest::Unsubscribe(r) => SubOutcome::Unsubscribe(r, Err(error.clone())),
@@ -774,6 +779,17 @@ impl Sub {
                     _ => Ok(()),
                 });
                 SubOutcome::Acks(rs, r)
+            }
+            SubRequest::TxnAck(r, txn) => {
+                let result = result.and_then(|cmd| match cmd.ack_response {
+                    Some(a) if a.error.is_some() => {
+                        let code = crate::error::ServerErrorCode::from_i32(a.error.unwrap_or(0));
+                        let message = a.message.unwrap_or_default();
+                        Err(crate::error::TxnError::from_server(Some(txn), code, message).into())
+                    }
+                    _ => Ok(()),
+                });
+                SubOutcome::Acks(vec![r], result)
             }
             SubRequest::LastId(r) => SubOutcome::LastId(r, self.last_id_answer(result)),
             SubRequest::Seek(r) => SubOutcome::Seek(r, result.map(|_| ())),

@@ -18,7 +18,7 @@ use pulsar_proto::pb;
 
 use super::message::OutgoingMessage;
 use super::options::BatchingOptions;
-use crate::handle::SendId;
+use crate::handle::{SendId, TxnId};
 use crate::time;
 
 /// The key a batch is about, in key-based mode (written to the batch's `MessageMetadata`).
@@ -58,6 +58,8 @@ pub(super) struct Closed {
     pub(super) created: Instant,
     pub(super) publish_time: u64,
     pub(super) key: Option<BatchKey>,
+    /// The transaction of every message inside.
+    pub(super) txn: Option<TxnId>,
 }
 
 /// The open batch (or batches, key-based) of one producer.
@@ -77,6 +79,8 @@ pub(super) struct Batcher {
     size_hint: (usize, usize),
     /// The list [`Batcher::close`] fills (kept for reuse).
     closed: Vec<Closed>,
+    /// The transaction of the open batches' messages (a batch never mixes transactions).
+    txn: Option<TxnId>,
 }
 
 impl Batcher {
@@ -91,7 +95,14 @@ impl Batcher {
             scratch: pb::SingleMessageMetadata::default(),
             size_hint: (256, 8),
             closed: Vec::new(),
+            txn: None,
         }
+    }
+
+    /// Whether the open batches hold messages of another transaction (or of none) than `msg`:
+    /// then they are closed first.
+    pub(super) fn holds_other_txn(&self, msg: &OutgoingMessage) -> bool {
+        self.count > 0 && self.txn != msg.txn
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -163,6 +174,7 @@ impl Batcher {
         let hint = self.size_hint;
         if self.count == 0 {
             self.deadline = Some(time::after(now, self.opts.max_delay));
+            self.txn = msg.txn;
         }
         let open = if self.opts.key_based {
             let key = || BatchKey {
@@ -217,7 +229,7 @@ impl Batcher {
         self.deadline = None;
         if let Some(o) = self.single.take() {
             self.size_hint = (o.buf.len().max(64), o.sends.len());
-            out.push(o.close());
+            out.push(o.close(self.txn));
         }
         if !self.keyed.is_empty() {
             let mut open: Vec<Open> = std::mem::take(&mut self.keyed).into_values().collect();
@@ -235,7 +247,7 @@ impl Batcher {
                     encode(&mut self.scratch, seq, &mut msg, &mut o.buf);
                 }
                 total += o.buf.len();
-                out.push(o.close());
+                out.push(o.close(self.txn));
             }
             self.size_hint = (total.max(64), 8);
         }
@@ -342,7 +354,7 @@ impl Open {
         }
     }
 
-    fn close(mut self) -> Closed {
+    fn close(mut self, txn: Option<TxnId>) -> Closed {
         Closed {
             payload: self.buf.split().freeze(),
             sends: self.sends,
@@ -352,6 +364,7 @@ impl Open {
             created: self.created,
             publish_time: self.publish_time,
             key: self.key,
+            txn,
         }
     }
 }

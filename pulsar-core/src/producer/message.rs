@@ -43,6 +43,10 @@ pub struct OutgoingMessage {
     pub replication_clusters: Vec<String>,
     /// Do not replicate this message to other clusters.
     pub disable_replication: bool,
+    /// The transaction the message is sent in (set by
+    /// [`Client::send_in_transaction`](crate::Client::send_in_transaction), never by hand: the
+    /// message's partition must join the transaction first).
+    pub(crate) txn: Option<crate::handle::TxnId>,
 }
 
 impl OutgoingMessage {
@@ -182,6 +186,14 @@ impl Refusal {
     pub(crate) fn into_error(self) -> SendError {
         match self {
             Refusal::Intact(e) | Refusal::Consumed(e) => e,
+        }
+    }
+
+    /// The [`Refused`] for the application, with `message` back when it is intact.
+    pub(crate) fn into_refused(self, message: OutgoingMessage) -> Refused {
+        match self {
+            Refusal::Intact(e) => Refused::with(e, message),
+            Refusal::Consumed(e) => Refused::consumed(e),
         }
     }
 }

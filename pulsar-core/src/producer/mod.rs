@@ -27,7 +27,9 @@ mod message;
 mod options;
 mod part;
 mod pending;
-pub mod schema;
+/// Schemas (moved to the crate root: [`crate::schema`]; this path stays for compatibility).
+pub use crate::schema;
+mod txn;
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -35,14 +37,14 @@ use std::time::{Duration, Instant};
 
 use pulsar_proto::pb;
 
-use message::Refusal;
+pub use crate::schema::{SchemaInfo, SchemaType};
+pub(crate) use message::Refusal;
 pub use message::{OutgoingMessage, Refused};
 pub(crate) use options::ProducerRequest;
 pub use options::{
     AccessMode, BatchingOptions, ProducerOptions, RoutingMode, DEFAULT_MAX_PENDING_MESSAGES,
     DEFAULT_PARTITIONS_CHECK_INTERVAL, DEFAULT_SEND_TIMEOUT,
 };
-pub use schema::{SchemaInfo, SchemaType};
 
 use crate::backoff::Backoff;
 use crate::compression::CompressionType;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::compression::CompressionType;
 use crate::routing::{HashingScheme, MessageRouter};
 
-use super::schema::SchemaInfo;
+use crate::schema::SchemaInfo;
 
 /// Default send timeout: a message without a receipt after this long fails with
 /// [`SendError::Timeout`](crate::SendError::Timeout).

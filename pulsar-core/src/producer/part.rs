@@ -383,6 +383,7 @@ impl Part {
                 // wire order (assuming they increase).
                 let key_based = b.key_based();
                 let overflow = b.would_overflow(size)
+                    || b.holds_other_txn(msg)
                     || (key_based && msg.sequence_id.is_some() && b.holds_other_keys(msg));
                 if overflow {
                     self.close_batches(sh, now);
@@ -437,6 +438,8 @@ impl Part {
                     event_time: msg.event_time,
                     deliver_at_time: deliver_at.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
                     schema_version: self.schema_version.clone(),
+                    txnid_most_bits: msg.txn.map(|t| t.most_bits),
+                    txnid_least_bits: msg.txn.map(|t| t.least_bits),
                     ..Default::default()
                 };
                 let payload = std::mem::take(&mut msg.payload);
@@ -493,6 +496,8 @@ impl Part {
             partition_key: key,
             partition_key_b64_encoded: key_b64.then_some(true),
             ordering_key,
+            txnid_most_bits: c.txn.map(|t| t.most_bits),
+            txnid_least_bits: c.txn.map(|t| t.least_bits),
             ..Default::default()
         };
         let payload = match self.compress(&mut metadata, c.payload) {
@@ -694,6 +699,10 @@ impl Part {
         let send_error = match &error {
             Error::Server { code, message } => SendError::Server {
                 code: *code,
+                message: message.clone(),
+            },
+            Error::IncompatibleSchema { message } => SendError::Server {
+                code: ServerErrorCode::IncompatibleSchema,
                 message: message.clone(),
             },
             e => SendError::Failed(e.clone()),

@@ -72,6 +72,8 @@ impl Op {
             num_messages: self.batch_size,
             highest_sequence_id: (self.highest > self.seq).then_some(self.highest),
             is_chunk: self.is_chunk.then_some(true),
+            txnid_least_bits: self.metadata.txnid_least_bits,
+            txnid_most_bits: self.metadata.txnid_most_bits,
             ..Default::default()
         };
         std::mem::swap(&mut self.metadata.producer_name, name);

@@ -46,6 +46,18 @@ impl Cluster {
             self.reply_error(conn, request_id, e, "injected");
             return;
         }
+        if let Err(reason) = self.consumer_schema(&topic, c.schema.as_ref()) {
+            self.note(format!(
+                "{conn} refuses the schema of SUBSCRIBE {topic}: {reason}"
+            ));
+            self.reply_error(
+                conn,
+                request_id,
+                pb::ServerError::IncompatibleSchema,
+                &reason,
+            );
+            return;
+        }
         let Some(cn) = self.conns.get(&conn) else {
             return;
         };

@@ -21,6 +21,7 @@ mod describe;
 mod lookup;
 mod producer;
 mod rng;
+mod schema;
 mod security;
 mod stats;
 pub mod store;
@@ -753,6 +754,11 @@ impl Cluster {
             Type::Unsubscribe => {
                 if let Some(c) = cmd.unsubscribe {
                     self.handle_unsubscribe(conn, &c);
+                }
+            }
+            Type::GetSchema => {
+                if let Some(c) = cmd.get_schema {
+                    self.handle_get_schema(conn, &c);
                 }
             }
             Type::GetLastMessageId => {

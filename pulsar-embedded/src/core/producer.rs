@@ -53,13 +53,31 @@ impl Cluster {
             self.reply_error(conn, request_id, e, "injected");
             return;
         }
+        if !self.conns.contains_key(&conn) {
+            return;
+        }
+        let schema_version = match self.producer_schema(&topic, c.schema.as_ref()) {
+            Ok(v) => v,
+            Err(reason) => {
+                self.note(format!(
+                    "{conn} refuses the schema of PRODUCER {topic}: {reason}"
+                ));
+                self.reply_error(
+                    conn,
+                    request_id,
+                    pb::ServerError::IncompatibleSchema,
+                    &reason,
+                );
+                return;
+            }
+        };
         let Some(cn) = self.conns.get(&conn) else {
             return;
         };
         if let Some(reg) = cn.producers.get(&c.producer_id) {
             if reg.topic == topic {
                 let name = reg.name.clone();
-                self.producer_success(conn, request_id, &topic, name);
+                self.producer_success(conn, request_id, &topic, name, schema_version);
             } else {
                 self.reply_error(
                     conn,
@@ -138,10 +156,17 @@ impl Cluster {
             "{conn} producer p{} {name} on {topic} registration {registration}",
             c.producer_id
         ));
-        self.producer_success(conn, request_id, &topic, name);
+        self.producer_success(conn, request_id, &topic, name, schema_version);
     }
 
-    fn producer_success(&mut self, conn: ConnId, request_id: u64, topic: &str, name: String) {
+    fn producer_success(
+        &mut self,
+        conn: ConnId,
+        request_id: u64,
+        topic: &str,
+        name: String,
+        schema_version: Option<bytes::Bytes>,
+    ) {
         let last = if self.store.dedup {
             self.loaded
                 .get(topic)
@@ -156,7 +181,7 @@ impl Cluster {
                 request_id,
                 producer_name: name,
                 last_sequence_id: Some(last),
-                schema_version: None,
+                schema_version,
                 topic_epoch: None,
                 producer_ready: Some(true),
             }

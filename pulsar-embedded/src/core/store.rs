@@ -160,6 +160,8 @@ pub struct Store {
     pub partitions: BTreeMap<String, u32>,
     /// Broker-side deduplication enabled for every topic.
     pub dedup: bool,
+    /// The schema registry: each topic's versions (protocol type, data), version `n` at `n`.
+    pub schemas: BTreeMap<String, Vec<(i32, Vec<u8>)>>,
     pub(crate) next_ledger: u64,
     pub(crate) next_name: u64,
 }

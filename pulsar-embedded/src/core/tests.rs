@@ -701,3 +701,109 @@ fn moving_a_topic_closes_or_migrates_clients() {
         vec![Type::TopicMigrated, Type::CloseProducer]
     );
 }
+
+#[test]
+fn the_schema_registry_versions_refuses_other_kinds_and_answers_get_schema() {
+    let mut h = H::quiet(1);
+    h.connect(1, 0);
+    let schema = |kind: i32, data: &'static [u8]| pb::Schema {
+        name: String::new(),
+        schema_data: bytes::Bytes::from_static(data),
+        r#type: kind,
+        properties: Vec::new(),
+    };
+    let producer = |h: &mut H, id: u64, s: pb::Schema| {
+        h.raw(
+            1,
+            pb::CommandProducer {
+                topic: T.into(),
+                producer_id: id,
+                request_id: 100 + id,
+                schema: Some(s),
+                ..Default::default()
+            },
+        );
+        h.take(1)
+    };
+    let f = producer(&mut h, 1, schema(2, b"v0"));
+    let v0 = f[0]
+        .command
+        .producer_success
+        .clone()
+        .unwrap()
+        .schema_version;
+    assert_eq!(v0.as_deref(), Some(&[0u8; 8][..]));
+    let f = producer(&mut h, 2, schema(2, b"v1"));
+    let v1 = f[0]
+        .command
+        .producer_success
+        .clone()
+        .unwrap()
+        .schema_version;
+    assert_eq!(v1.as_deref(), Some(&[0, 0, 0, 0, 0, 0, 0, 1][..]));
+    let f = producer(&mut h, 3, schema(2, b"v0"));
+    let again = f[0]
+        .command
+        .producer_success
+        .clone()
+        .unwrap()
+        .schema_version;
+    assert_eq!(again, v0, "the same schema is the same version");
+    let f = producer(&mut h, 4, schema(1, b""));
+    let e = f[0].command.error.clone().unwrap();
+    assert_eq!(e.error, pb::ServerError::IncompatibleSchema as i32);
+
+    h.raw(
+        1,
+        pb::CommandSubscribe {
+            topic: T.into(),
+            subscription: "s".into(),
+            consumer_id: 1,
+            request_id: 300,
+            schema: Some(schema(1, b"")),
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        kinds(&h.take(1)),
+        vec![Type::Error],
+        "a STRING consumer on JSON"
+    );
+    h.raw(
+        1,
+        pb::CommandSubscribe {
+            topic: T.into(),
+            subscription: "s".into(),
+            consumer_id: 2,
+            request_id: 301,
+            schema: Some(schema(21, b"")),
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        kinds(&h.take(1)),
+        vec![Type::Success],
+        "AUTO_CONSUME fits anything"
+    );
+
+    for (version, expected) in [
+        (None, Some(b"v1")),
+        (Some(0u64), Some(b"v0")),
+        (Some(9), None),
+    ] {
+        h.raw(
+            1,
+            pb::CommandGetSchema {
+                request_id: 400,
+                topic: T.into(),
+                schema_version: version.map(|v| bytes::Bytes::copy_from_slice(&v.to_be_bytes())),
+            },
+        );
+        let f = h.take(1);
+        let r = f[0].command.get_schema_response.clone().unwrap();
+        match expected {
+            Some(data) => assert_eq!(&r.schema.unwrap().schema_data[..], &data[..]),
+            None => assert_eq!(r.error_code, Some(pb::ServerError::TopicNotFound as i32)),
+        }
+    }
+}

@@ -102,6 +102,17 @@ pub struct ProducerSpec {
     /// Chunking on (batching off): two messages in three are larger than the broker's maximum
     /// message size and leave in chunks.
     pub chunking: bool,
+    /// Declares a STRING schema on PRODUCER (otherwise none: bytes).
+    pub schema: bool,
+}
+
+/// A consumer's schema in the simulation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsumerSchema {
+    /// STRING, the producers' kind.
+    String,
+    /// AUTO_CONSUME.
+    AutoConsume,
 }
 
 /// A consumer of the workload.
@@ -137,6 +148,8 @@ pub struct ConsumerSpec {
     pub acks: AckSpec,
     /// When to seek the subscription back to the earliest message.
     pub seek_at: Option<Duration>,
+    /// The schema declared on SUBSCRIBE (`None`: none).
+    pub schema: Option<ConsumerSchema>,
 }
 
 /// Rates of network and cluster faults (per minute of simulated chaos).
@@ -266,6 +279,7 @@ impl Params {
                 send_timeout: None,
                 keyed: false,
                 chunking: false,
+                schema: false,
             });
         }
 
@@ -315,6 +329,7 @@ impl Params {
                             receipts: false,
                         },
                         seek_at: None,
+                        schema: None,
                     });
                 }
             }
@@ -393,6 +408,24 @@ impl Params {
             }
             if producers.iter().any(|p| p.chunking) {
                 max_message_size = k.range(2_048, 4_096) as i32;
+            }
+        }
+
+        // schemas (a stream of its own): in about a third of the seeds the producers declare a
+        // STRING schema (most of them; the others stay bytes) and the consumers STRING or
+        // AUTO_CONSUME, so the model broker's registry sees versions, refusals never happen, and
+        // every message of a schema'd producer must arrive with its version
+        let mut sc = SimRng::new(seed ^ 0x5C4E_0000_0000_0003);
+        if sc.chance(0.3) {
+            for p in &mut producers {
+                p.schema = sc.chance(0.8);
+            }
+            for c in &mut consumers {
+                c.schema = match sc.range(0, 2) {
+                    0 => Some(ConsumerSchema::String),
+                    1 => Some(ConsumerSchema::AutoConsume),
+                    _ => None,
+                };
             }
         }
 

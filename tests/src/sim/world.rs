@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use pulsar_core::compression::CompressionType;
 use pulsar_core::{
     BatchingOptions, Client, ClientConfig, ConnectionId, ConsumerOptions, Event, InitialPosition,
-    IoRequest, MessageId, OutgoingMessage, ProducerOptions, ReaderOptions, SeekTo,
+    IoRequest, MessageId, OutgoingMessage, ProducerOptions, ReaderOptions, SchemaInfo, SeekTo,
     SubscriptionType,
 };
 
@@ -16,7 +16,7 @@ use crate::sim::broker::{ConnId, ModelCluster};
 use crate::sim::check::{all_messages, check_log, unsettled};
 use crate::sim::fabric::{configure_client, ClientEnds, Fabric, NetEv, SimEvent, ToClient};
 use crate::sim::net::Dir;
-use crate::sim::params::{Params, SubKind};
+use crate::sim::params::{ConsumerSchema, Params, SubKind};
 use crate::sim::records::{queue_limit_violations, received_violations, Records};
 use crate::sim::rng::SimRng;
 
@@ -414,6 +414,19 @@ impl World {
 
     fn on_event(&mut self, ci: usize, ev: Event) {
         self.log(format!("client {ci} event {}", short_event(&ev)));
+        if let Event::ProducerFailed {
+            error: pulsar_core::Error::IncompatibleSchema { message },
+            ..
+        }
+        | Event::ConsumerFailed {
+            error: pulsar_core::Error::IncompatibleSchema { message },
+            ..
+        } = &ev
+        {
+            // every producer declares STRING or nothing, every consumer STRING, AUTO_CONSUME or
+            // nothing: the registry has no reason to refuse
+            self.violation(format!("client {ci}: schema refused: {message}"));
+        }
         match ev {
             Event::ProducerReady { producer, .. } | Event::ProducerReconnected { producer } => {
                 let _ = producer;
@@ -548,6 +561,9 @@ impl World {
             opts.send_timeout = t;
         }
         opts.chunking = m.spec.chunking;
+        if m.spec.schema {
+            opts.schema = Some(SchemaInfo::string());
+        }
         let topic = m.topic.clone();
         let first = m.sends.is_empty() && !m.creating && m.next_index == 0;
         let early = (first && !m.recreated)
@@ -661,8 +677,14 @@ impl World {
         opts.ack_receipts = m.spec.acks.receipts;
         opts.ack_timeout = m.spec.acks.ack_timeout;
         opts.negative_ack_delay = Duration::from_millis(300);
+        let schema = m.spec.schema.map(|s| match s {
+            ConsumerSchema::String => SchemaInfo::string(),
+            ConsumerSchema::AutoConsume => SchemaInfo::auto_consume(),
+        });
+        opts.schema = schema.clone();
         let reader = m.spec.reader.then(|| {
             let mut r = ReaderOptions::new(MessageId::EARLIEST);
+            r.schema = schema;
             r.receiver_queue_size = m.spec.queue_size;
             r.reader_name = Some(m.spec.label.clone());
             r.subscription_name = Some(m.spec.subscription.clone());
@@ -748,6 +770,9 @@ impl World {
             if let Some(r) = self.subs.get_mut(&key) {
                 r.received.insert(text.clone());
             }
+            if let Some(v) = self.schema_version_violation(&text, msg.schema_version.as_ref()) {
+                self.violation(format!("app {}: {v}", self.consumers[i].spec.label));
+            }
             let found = received_violations(
                 &self.fab.cluster,
                 &self.producers,
@@ -784,6 +809,28 @@ impl World {
             self.fab.sched.after(d, Ev::Poll(i));
         }
         self.drain_client(ci);
+    }
+
+    /// A message (`label#index`) of a producer that declared a schema carries a schema version, a
+    /// message of one that did not carries none.
+    fn schema_version_violation(
+        &self,
+        text: &str,
+        version: Option<&bytes::Bytes>,
+    ) -> Option<String> {
+        let label = text.split('#').next()?;
+        let p = self.producers.iter().find(|p| p.spec.label == label)?;
+        match (p.spec.schema, version) {
+            (true, None) => Some(format!(
+                "{} from a STRING producer has no schema version",
+                short(text)
+            )),
+            (false, Some(v)) => Some(format!(
+                "{} from a bytes producer has schema version {v:?}",
+                short(text)
+            )),
+            _ => None,
+        }
     }
 
     fn ack(&mut self, i: usize, h: pulsar_core::ConsumerId, id: MessageId, nack: bool) {

@@ -132,6 +132,20 @@ fn is_ready(info: &BrokerInfo) -> bool {
     binary_up && info.admin().is_ok_and(|admin| admin.is_ready())
 }
 
+/// The broker for transaction tests: `PULSAR_TEST_TXN_URL` (and `PULSAR_TEST_TXN_ADMIN_URL`,
+/// default `http://127.0.0.1:8080`) when set, a broker started with transactions enabled
+/// otherwise (`scripts/pulsar-broker start --txn`), shared by the tests of this process.
+pub fn txn_broker() -> Result<BrokerInfo, SupportError> {
+    match std::env::var("PULSAR_TEST_TXN_URL") {
+        Ok(url) if !url.is_empty() => {
+            let web = std::env::var("PULSAR_TEST_TXN_ADMIN_URL")
+                .unwrap_or_else(|_| DEFAULT_WEB_URL.to_owned());
+            Ok(BrokerInfo::plain(&url, &web))
+        }
+        _ => shared_broker(BrokerOptions::new().txn()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,6 +41,8 @@ pub struct BrokerOptions {
     pub dedup: bool,
     /// The broker's `authenticationRefreshCheckSeconds` (default 60).
     pub auth_refresh_seconds: Option<u32>,
+    /// Transactions: the coordinator enabled (`--txn`).
+    pub txn: bool,
 }
 
 impl BrokerOptions {
@@ -74,6 +76,12 @@ impl BrokerOptions {
         self
     }
 
+    /// With transactions (`transactionCoordinatorEnabled=true`, the coordinator topic created).
+    pub fn txn(mut self) -> Self {
+        self.txn = true;
+        self
+    }
+
     /// With the given `authenticationRefreshCheckSeconds`.
     pub fn auth_refresh_seconds(mut self, seconds: u32) -> Self {
         self.auth_refresh_seconds = Some(seconds);
@@ -92,6 +100,9 @@ impl BrokerOptions {
         }
         if self.dedup {
             args.push("--dedup".to_owned());
+        }
+        if self.txn {
+            args.push("--txn".to_owned());
         }
         if let Some(seconds) = self.auth_refresh_seconds {
             args.push("--auth-refresh-seconds".to_owned());
