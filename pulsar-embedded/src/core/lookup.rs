@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, VecDeque};
 use pulsar_proto::pb;
 
 use super::topic::LoadedTopic;
-use super::{normalize_topic, ConnId, ModelCluster, MoveKind};
+use super::{normalize_topic, Cluster, ConnId, MoveKind};
 
-impl ModelCluster {
+impl Cluster {
     /// The owner of `topic`, assigning a live broker when it has none or its owner is down.
     pub(crate) fn owner_of(&mut self, topic: &str) -> Option<usize> {
         if let Some(&b) = self.store.owners.get(topic) {
@@ -79,11 +79,12 @@ impl ModelCluster {
         } else {
             (LookupType::Connect, owner)
         };
+        let (url, url_tls) = self.urls_for(conn, target);
         self.write(
             conn,
             pb::CommandLookupTopicResponse {
-                broker_service_url: Some(Self::broker_url(target)),
-                broker_service_url_tls: None,
+                broker_service_url: Some(url),
+                broker_service_url_tls: url_tls,
                 response: Some(kind as i32),
                 request_id: c.request_id,
                 authoritative: Some(true),
@@ -177,6 +178,11 @@ impl ModelCluster {
                 pushed,
                 names: BTreeMap::new(),
                 subs: BTreeMap::new(),
+                exclusive: None,
+                waiting: VecDeque::new(),
+                loaded_at: self.now,
+                msg_in: 0,
+                bytes_in: 0,
             },
         );
         self.note(format!("b{broker} loads {topic} (ledger {ledger_id})"));

@@ -7,7 +7,7 @@ use pulsar_proto::{encode_command, encode_send, pb, Payload};
 use super::conn::ProducerReg;
 use super::store::Entry;
 use super::topic::{NameHolder, PendingWrite};
-use super::{normalize_topic, ConnId, ModelCluster, ReceivedSend, SendOutcome};
+use super::{normalize_topic, Cluster, ConnId, ReceivedSend, SendOutcome};
 
 /// Slack the broker's frame decoder allows above `maxMessageSize` (the real broker's
 /// `Commands.MESSAGE_SIZE_FRAME_PADDING`): a larger frame closes the connection.
@@ -25,7 +25,7 @@ pub(crate) fn non_last_chunk(md: &pb::MessageMetadata) -> bool {
 /// How long a broker waits for an old producer's connection to prove alive before dropping it.
 const LIVENESS_PROBE: std::time::Duration = std::time::Duration::from_secs(5);
 
-impl ModelCluster {
+impl Cluster {
     pub(crate) fn handle_producer(&mut self, conn: ConnId, c: &pb::CommandProducer) {
         let topic = normalize_topic(&c.topic);
         let request_id = c.request_id;
@@ -35,6 +35,15 @@ impl ModelCluster {
                 request_id,
                 pb::ServerError::ServiceNotReady,
                 "not served here",
+            );
+            return;
+        }
+        if !self.may(conn, |r| r.may_produce(&topic)) {
+            self.reply_error(
+                conn,
+                request_id,
+                pb::ServerError::AuthorizationError,
+                "not authorized to produce to this topic",
             );
             return;
         }
@@ -117,6 +126,9 @@ impl ModelCluster {
                 }
             }
         }
+        if !self.check_access_mode(conn, c, &topic, &name) {
+            return;
+        }
         let registration = self.next_registration();
         if let Some(t) = self.loaded.get_mut(&topic) {
             t.names.insert(
@@ -175,6 +187,123 @@ impl ModelCluster {
             }
             .into(),
         );
+    }
+
+    /// Applies the producer's access mode (`CommandProducer.producer_access_mode`), as Apache
+    /// Pulsar does: a Shared producer is refused while an exclusive one holds the topic or one
+    /// waits (ProducerBusy); an Exclusive producer is refused while any other producer is there or
+    /// waits (ProducerFenced); a WaitForExclusive producer is answered "not ready" and queued
+    /// until the topic is free; ExclusiveWithFencing closes the others. Returns whether the
+    /// registration goes on (the exclusive hold is taken then).
+    fn check_access_mode(
+        &mut self,
+        conn: ConnId,
+        c: &pb::CommandProducer,
+        topic: &str,
+        name: &str,
+    ) -> bool {
+        const SHARED: i32 = 0;
+        const WAIT_FOR_EXCLUSIVE: i32 = 2;
+        const WITH_FENCING: i32 = 3;
+        let mode = c.producer_access_mode.unwrap_or(SHARED);
+        let me = (conn, c.producer_id);
+        let others: Vec<(ConnId, u64)> = self
+            .conns
+            .iter()
+            .flat_map(|(id, x)| {
+                x.producers
+                    .iter()
+                    .filter(|(_, p)| p.topic == topic)
+                    .map(move |(pid, _)| (*id, *pid))
+            })
+            .filter(|k| *k != me)
+            .collect();
+        let exclusive = self
+            .loaded
+            .get(topic)
+            .and_then(|t| t.exclusive)
+            .filter(|k| others.contains(k));
+        let waiting = self
+            .loaded
+            .get(topic)
+            .is_some_and(|t| t.waiting.iter().any(|(wc, w)| (*wc, w.producer_id) != me));
+        if mode == WAIT_FOR_EXCLUSIVE && (!others.is_empty() || waiting) {
+            // as Apache Pulsar: answered "not ready" now, "ready" once the topic is free
+            if let Some(t) = self.loaded.get_mut(topic) {
+                t.waiting.push_back((conn, c.clone()));
+            }
+            self.write(
+                conn,
+                pb::CommandProducerSuccess {
+                    request_id: c.request_id,
+                    producer_name: name.to_owned(),
+                    last_sequence_id: Some(-1),
+                    schema_version: None,
+                    topic_epoch: None,
+                    producer_ready: Some(false),
+                }
+                .into(),
+            );
+            return false;
+        }
+        let refused = match mode {
+            SHARED => (exclusive.is_some() || waiting).then_some((
+                pb::ServerError::ProducerBusy,
+                "topic has an existing exclusive producer",
+            )),
+            WITH_FENCING => {
+                for (oc, pid) in others {
+                    self.close_producer_from_broker(oc, pid);
+                }
+                None
+            }
+            _ => (!others.is_empty() || waiting).then_some((
+                pb::ServerError::ProducerFenced,
+                "topic has existing producers",
+            )),
+        };
+        if let Some((error, message)) = refused {
+            self.reply_error(conn, c.request_id, error, message);
+            return false;
+        }
+        if mode != SHARED {
+            if let Some(t) = self.loaded.get_mut(topic) {
+                t.exclusive = Some(me);
+            }
+        }
+        true
+    }
+
+    /// CLOSE_PRODUCER from the broker: the client reconnects (or gives up when fenced).
+    fn close_producer_from_broker(&mut self, conn: ConnId, pid: u64) {
+        let removed = self
+            .conns
+            .get_mut(&conn)
+            .and_then(|x| x.producers.remove(&pid));
+        let Some(reg) = removed else {
+            return;
+        };
+        if let Some(x) = self.conns.get_mut(&conn) {
+            x.closed_producers.insert(pid);
+        }
+        self.release_name(&reg.topic, &reg.name, conn, pid);
+        self.write(
+            conn,
+            pb::CommandCloseProducer {
+                producer_id: pid,
+                request_id: u64::MAX,
+                assigned_broker_service_url: None,
+                assigned_broker_service_url_tls: None,
+            }
+            .into(),
+        );
+    }
+
+    /// Whether `conn`'s rights pass `check` (no rules: yes).
+    pub(crate) fn may(&self, conn: ConnId, check: impl Fn(&super::RoleRules) -> bool) -> bool {
+        self.conns
+            .get(&conn)
+            .is_some_and(|c| c.rights.as_ref().is_none_or(check))
     }
 
     /// Pings `conn` and closes it unless it shows life within [`LIVENESS_PROBE`].
@@ -260,7 +389,7 @@ impl ModelCluster {
                     "earlier message failed to persist",
                 );
                 record.outcome = SendOutcome::Failed;
-                self.sends.push(record);
+                self.record_send(record);
                 return;
             }
             if let Some(r) = self
@@ -286,7 +415,7 @@ impl ModelCluster {
             if size > max {
                 self.refuse_too_big(conn, c, size, max);
                 record.outcome = SendOutcome::Failed;
-                self.sends.push(record);
+                self.record_send(record);
                 return;
             }
         }
@@ -327,14 +456,14 @@ impl ModelCluster {
                     );
                     record.outcome = SendOutcome::DupUnknown;
                 }
-                self.sends.push(record);
+                self.record_send(record);
                 return;
             }
         }
         if self.fault(|f| f.persist_error) {
             self.fail_registration(conn, c.producer_id, &reg, seq, payload.metadata.chunk_id);
             record.outcome = SendOutcome::Failed;
-            self.sends.push(record);
+            self.record_send(record);
             return;
         }
         let latency = {
@@ -353,6 +482,8 @@ impl ModelCluster {
             .pending
             .back()
             .map_or(now + latency, |w| w.ready_at.max(now + latency));
+        t.msg_in += u64::try_from(num_messages.max(1)).unwrap_or(1);
+        t.bytes_in += payload.data.len() as u64;
         t.pending.push_back(PendingWrite {
             ready_at,
             conn,
@@ -365,7 +496,14 @@ impl ModelCluster {
             metadata: payload.metadata,
             payload: payload.data,
         });
-        self.sends.push(record);
+        self.record_send(record);
+    }
+
+    /// Keeps a SEND for [`received_sends`](Cluster::received_sends) when history is on.
+    fn record_send(&mut self, record: ReceivedSend) {
+        if self.config.history {
+            self.sends.push(record);
+        }
     }
 
     /// The broker's size check on publish (skipped for chunks): NotAllowedError.
@@ -470,6 +608,11 @@ impl ModelCluster {
                 x.closed_producers.insert(c.producer_id);
             }
             self.release_name(&reg.topic, &reg.name, conn, c.producer_id);
+            self.wake_waiting(&reg.topic);
+        }
+        for t in self.loaded.values_mut() {
+            t.waiting
+                .retain(|(wc, w)| (*wc, w.producer_id) != (conn, c.producer_id));
         }
         self.write(
             conn,
@@ -481,8 +624,46 @@ impl ModelCluster {
         );
     }
 
+    /// Registers the first WaitForExclusive producer still connected once `topic` has no
+    /// producer left.
+    pub(crate) fn wake_waiting(&mut self, topic: &str) {
+        let busy = self
+            .conns
+            .values()
+            .any(|x| x.producers.values().any(|p| p.topic == topic));
+        if busy {
+            return;
+        }
+        loop {
+            let Some((conn, cmd)) = self
+                .loaded
+                .get_mut(topic)
+                .and_then(|t| t.waiting.pop_front())
+            else {
+                return;
+            };
+            if self.conns.contains_key(&conn) {
+                // the others keep waiting, behind it
+                let rest = self
+                    .loaded
+                    .get_mut(topic)
+                    .map(|t| std::mem::take(&mut t.waiting))
+                    .unwrap_or_default();
+                self.handle_producer(conn, &cmd);
+                if let Some(t) = self.loaded.get_mut(topic) {
+                    let newer = std::mem::replace(&mut t.waiting, rest);
+                    t.waiting.extend(newer);
+                }
+                return;
+            }
+        }
+    }
+
     pub(crate) fn release_name(&mut self, topic: &str, name: &str, conn: ConnId, pid: u64) {
         if let Some(t) = self.loaded.get_mut(topic) {
+            if t.exclusive == Some((conn, pid)) {
+                t.exclusive = None;
+            }
             if t.names
                 .get(name)
                 .is_some_and(|h| h.conn == conn && h.producer_id == pid)

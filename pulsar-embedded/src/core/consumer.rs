@@ -8,17 +8,17 @@ use pulsar_proto::pb;
 use super::conn::ConsumerReg;
 use super::store::{Cursor, Entry, TopicLog};
 use super::topic::{ConsumerKey, SubState};
-use super::{normalize_topic, partition_index, ConnId, ModelCluster};
+use super::{normalize_topic, partition_index, Cluster, ConnId};
 
-const EXCLUSIVE: i32 = 0;
-const SHARED: i32 = 1;
-const FAILOVER: i32 = 2;
-const KEY_SHARED: i32 = 3;
+pub(crate) const EXCLUSIVE: i32 = 0;
+pub(crate) const SHARED: i32 = 1;
+pub(crate) const FAILOVER: i32 = 2;
+pub(crate) const KEY_SHARED: i32 = 3;
 
 /// Entries a Key_Shared dispatch may set aside (blocked consumer) in one pass.
 const MAX_DEFERRED: usize = 64;
 
-impl ModelCluster {
+impl Cluster {
     pub(crate) fn handle_subscribe(&mut self, conn: ConnId, c: &pb::CommandSubscribe) {
         let topic = normalize_topic(&c.topic);
         let request_id = c.request_id;
@@ -28,6 +28,15 @@ impl ModelCluster {
                 request_id,
                 pb::ServerError::ServiceNotReady,
                 "not served here",
+            );
+            return;
+        }
+        if !self.may(conn, |r| r.may_consume(&topic)) {
+            self.reply_error(
+                conn,
+                request_id,
+                pb::ServerError::AuthorizationError,
+                "not authorized to consume from this topic",
             );
             return;
         }
@@ -62,7 +71,10 @@ impl ModelCluster {
         }
         let broker = cn.broker;
         self.ensure_loaded(&topic, broker);
-        let durable = c.durable.unwrap_or(true);
+        // A non-persistent topic keeps no cursor: each subscription sees only what is published
+        // while it exists, from its creation on.
+        let non_persistent = topic.starts_with("non-persistent://");
+        let durable = c.durable.unwrap_or(true) && !non_persistent;
         let sub_name = c.subscription.clone();
         let log_len = self.store.topics.get(&topic).map_or(0, |l| l.entries.len());
         if durable {
@@ -78,6 +90,8 @@ impl ModelCluster {
                 .get(&topic)
                 .and_then(|l| l.cursors.get(&sub_name))
                 .map_or(0, |cur| cur.mark_delete)
+        } else if non_persistent {
+            log_len
         } else {
             let log = self.store.topics.get(&topic);
             let earliest = c.initial_position == Some(1);
@@ -252,6 +266,15 @@ impl ModelCluster {
             else {
                 return;
             };
+            if !redelivered {
+                if let Some(at) = self.delivery_time(s, entry) {
+                    self.consume_candidate(topic, sub, index, false);
+                    if let Some(s) = self.sub_mut(topic, sub) {
+                        s.delayed.insert(index, at);
+                    }
+                    continue;
+                }
+            }
             let target = self.choose_consumer(topic, s, entry);
             let Some(target) = target else {
                 return;
@@ -378,6 +401,7 @@ impl ModelCluster {
             ack_set.iter().map(|w| i64::from(w.count_ones())).sum()
         };
         reg.permits -= cost;
+        let bytes = entry.payload.len() as u64;
         let cmd = pb::CommandMessage {
             consumer_id: target.1,
             message_id: pb::MessageIdData {
@@ -398,12 +422,16 @@ impl ModelCluster {
             entry.ledger_id,
             entry.entry_id,
         );
-        if count == 0 {
+        if count == 0 && self.config.history {
             self.first_dispatch.insert(key, self.now);
         }
         self.write_payload(target.0, cmd.into(), &metadata, &payload);
-        if let (Some(next), Some(s)) = (rr_next, self.sub_mut(topic, sub)) {
-            s.rr = next;
+        if let Some(s) = self.sub_mut(topic, sub) {
+            if let Some(next) = rr_next {
+                s.rr = next;
+            }
+            s.msg_out += cost.max(0) as u64;
+            s.bytes_out += bytes;
         }
     }
 
@@ -590,6 +618,7 @@ impl ModelCluster {
                 s.pending.clear();
                 s.redeliver.clear();
                 s.redelivery_count.clear();
+                s.delayed.clear();
                 s.read_pos = index;
                 s.active = None;
                 std::mem::take(&mut s.consumers)
@@ -703,14 +732,18 @@ impl ModelCluster {
         };
         let partition = partition_index(&reg.topic);
         let partition = (partition >= 0).then_some(partition);
+        // as the real broker: the last entry, with the index of its last message when batched
         let last = self
             .store
             .topics
             .get(&reg.topic)
             .and_then(|l| l.entries.last())
-            .map(|e| (e.ledger_id, e.entry_id));
+            .map(|e| {
+                let batch = e.metadata.num_messages_in_batch.map_or(-1, |n| n - 1);
+                (e.ledger_id, e.entry_id, batch)
+            });
         let ledger = self.loaded.get(&reg.topic).map_or(0, |t| t.ledger_id);
-        let (ledger_id, entry_id) = last.unwrap_or((ledger, u64::MAX));
+        let (ledger_id, entry_id, batch_index) = last.unwrap_or((ledger, u64::MAX, -1));
         self.write(
             conn,
             pb::CommandGetLastMessageIdResponse {
@@ -718,6 +751,7 @@ impl ModelCluster {
                     ledger_id,
                     entry_id,
                     partition,
+                    batch_index: Some(batch_index),
                     ..Default::default()
                 },
                 request_id: c.request_id,
@@ -745,12 +779,12 @@ fn reader_start(
             let Some(log) = log else {
                 return 0;
             };
-            // As the real broker: a start id naming a batch position (the field present, even -1)
-            // steps back one entry, since the batch may be partly consumed; the client discards
-            // what it already saw. A plain entry id starts after the entry.
+            // As the real broker (`PersistentTopic.getNonDurableSubscription`, whose start id is
+            // always a `BatchMessageIdImpl`): a valid start id steps back one entry, since a batch
+            // there may be partly consumed; the client discards what comes before its start (the
+            // start itself too unless inclusive).
             match log.index_of(id.ledger_id, id.entry_id) {
-                Some(i) if id.batch_index.is_some() => i,
-                Some(i) => i + 1,
+                Some(i) => i,
                 None => log.first_at_or_after(id.ledger_id, id.entry_id),
             }
         }

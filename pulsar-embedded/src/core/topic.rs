@@ -56,6 +56,12 @@ pub(crate) struct SubState {
     pub(crate) rr: usize,
     /// The consumer last told it is active (Failover).
     pub(crate) active: Option<ConsumerKey>,
+    /// Entries set aside until their delivery time (Unix ms): delayed delivery.
+    pub(crate) delayed: BTreeMap<usize, u64>,
+    /// Messages dispatched on this subscription while loaded (for stats).
+    pub(crate) msg_out: u64,
+    /// Bytes dispatched on this subscription while loaded (for stats).
+    pub(crate) bytes_out: u64,
 }
 
 impl SubState {
@@ -71,6 +77,9 @@ impl SubState {
             redelivery_count: BTreeMap::new(),
             rr: 0,
             active: None,
+            delayed: BTreeMap::new(),
+            msg_out: 0,
+            bytes_out: 0,
         }
     }
 
@@ -101,4 +110,15 @@ pub(crate) struct LoadedTopic {
     pub(crate) pushed: BTreeMap<String, u64>,
     pub(crate) names: BTreeMap<String, NameHolder>,
     pub(crate) subs: BTreeMap<String, SubState>,
+    /// The producer holding the topic exclusively (access mode Exclusive or
+    /// ExclusiveWithFencing).
+    pub(crate) exclusive: Option<ConsumerKey>,
+    /// WaitForExclusive producers answered "not ready", in arrival order.
+    pub(crate) waiting: VecDeque<(ConnId, pb::CommandProducer)>,
+    /// When it was loaded (for stats rates).
+    pub(crate) loaded_at: Duration,
+    /// Messages published while loaded (for stats).
+    pub(crate) msg_in: u64,
+    /// Bytes published while loaded (for stats).
+    pub(crate) bytes_in: u64,
 }

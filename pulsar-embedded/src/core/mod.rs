@@ -1,10 +1,11 @@
-//! A model Pulsar cluster: several brokers sharing one persisted store, speaking the binary protocol
-//! through pulsar-proto, with every behaviour the client core must survive.
+//! The sans-IO broker: one or more brokers sharing one store, speaking the binary protocol through
+//! pulsar-proto.
 //!
-//! It is sans-IO like the core: the simulator hands it connections and bytes
-//! ([`ModelCluster::accept`], [`ModelCluster::on_bytes`], [`ModelCluster::on_closed`]) and time
-//! ([`ModelCluster::tick`] at [`ModelCluster::poll_timeout`]), and drains bytes and closes with
-//! [`ModelCluster::poll_transmit`]. All of its random choices come from [`ClusterConfig::seed`].
+//! It does no I/O and reads no clock: its driver (the tokio server of this crate, or a simulator)
+//! hands it connections and bytes ([`Cluster::accept`], [`Cluster::on_bytes`],
+//! [`Cluster::on_closed`]) and time ([`Cluster::tick`] at [`Cluster::poll_timeout`]), and drains
+//! bytes and closes with [`Cluster::poll_transmit`]. All of its random choices come from
+//! [`ClusterConfig::seed`], so the same inputs give the same outputs.
 //!
 //! Modelled: handshake with optional auth challenges and refreshes, keep-alive pings, lookups with
 //! redirects following topic ownership (which moves on demand), partitioned metadata, producers with
@@ -15,9 +16,14 @@
 
 mod conn;
 mod consumer;
+mod delayed;
+mod describe;
 mod lookup;
 mod producer;
+mod rng;
 mod schema;
+mod security;
+mod stats;
 pub mod store;
 mod topic;
 
@@ -32,9 +38,12 @@ use bytes::{Bytes, BytesMut};
 use pulsar_proto::{encode_command, encode_payload_command, pb};
 
 use self::conn::{Conn, ConnState};
+use self::rng::Rng;
 use self::topic::LoadedTopic;
-use crate::sim::rng::SimRng;
 
+pub use self::describe::describe;
+pub use self::security::{RoleRules, ANONYMOUS};
+pub use self::stats::{ClientInfo, ConsumerStats, ProducerStats, SubscriptionStats, TopicStats};
 pub use self::store::{Cursor, Entry, Store, TopicLog};
 
 /// A connection as the cluster knows it (chosen by the simulator, unique over a run).
@@ -44,6 +53,35 @@ pub struct ConnId(pub u64);
 impl fmt::Display for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "n{}", self.0)
+    }
+}
+
+/// How a connection reached the broker: what lookups answered on it name, and who is at the
+/// other end (for [`Cluster::clients`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Listener {
+    /// `pulsar://host:port` lookups answer (`None`: the simulator's `broker-N` names).
+    pub service_url: Option<String>,
+    /// `pulsar+ssl://host:port` lookups answer.
+    pub service_url_tls: Option<String>,
+    /// The peer's address, as the driver knows it (`127.0.0.1:50122`, `in-process`).
+    pub peer: String,
+}
+
+impl Listener {
+    /// A listener answering lookups with `service_url` (and `service_url_tls`), the peer at
+    /// `peer`.
+    pub fn new(
+        service_url: Option<String>,
+        service_url_tls: Option<String>,
+        peer: impl Into<String>,
+    ) -> Listener {
+        Listener {
+            service_url,
+            service_url_tls,
+            peer: peer.into(),
+        }
     }
 }
 
@@ -87,8 +125,11 @@ pub struct ClusterConfig {
     pub seed: u64,
     /// Broker-side message deduplication on every topic.
     pub dedup: bool,
-    /// Token the clients must present (`None`: no authentication).
+    /// Token the clients must present (`None`: no authentication); its role is `token`.
     pub auth_token: Option<String>,
+    /// More tokens, each with its role (token → role); any of them (or `auth_token`) is accepted
+    /// once this or `auth_token` is set.
+    pub tokens: BTreeMap<String, String>,
     /// Keep-alive interval (PING, then close when unanswered by the next check); zero disables.
     pub keep_alive: Duration,
     /// Storage write latency range.
@@ -99,6 +140,19 @@ pub struct ClusterConfig {
     pub faults: Faults,
     /// Record a note for every frame in and out (for traces).
     pub trace_frames: bool,
+    /// Keep the history a simulator checks: every SEND received
+    /// ([`Cluster::received_sends`]) and first dispatches ([`Cluster::first_dispatch`]). It grows
+    /// with the traffic: a long-running broker turns it off.
+    pub history: bool,
+    /// Keep notes for [`Cluster::poll_note`] (a driver that never polls them turns this off, or
+    /// they pile up).
+    pub notes: bool,
+    /// The wall clock, in milliseconds since the Unix epoch, at time zero of the driver's clock.
+    /// With it, messages carrying `deliver_at_time` (delayed delivery) wait on Shared and
+    /// Key_Shared subscriptions until then; without it (`None`) they are delivered at once.
+    pub unix_time_at_zero_ms: Option<u64>,
+    /// The `server_version` announced in CONNECTED.
+    pub server_version: String,
 }
 
 impl ClusterConfig {
@@ -109,18 +163,22 @@ impl ClusterConfig {
             seed,
             dedup: false,
             auth_token: None,
+            tokens: BTreeMap::new(),
             keep_alive: Duration::from_secs(30),
             persist_latency: (Duration::from_millis(1), Duration::from_millis(5)),
             max_message_size: 5 * 1024 * 1024,
             faults: Faults::none(),
             trace_frames: false,
+            notes: true,
+            history: true,
+            unix_time_at_zero_ms: None,
+            server_version: format!("pulsar-embedded {}", env!("CARGO_PKG_VERSION")),
         }
     }
 }
 
 /// What the cluster asks of the network.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Output {
     /// Write these bytes on the connection, in order.
     Data {
@@ -136,9 +194,8 @@ pub enum Output {
     },
 }
 
-/// How [`ModelCluster::move_topic`] tells the clients.
+/// How [`Cluster::move_topic`] tells the clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum MoveKind {
     /// CLOSE_PRODUCER / CLOSE_CONSUMER without a destination: clients look the topic up again.
     Close,
@@ -148,7 +205,7 @@ pub enum MoveKind {
     Migrated,
 }
 
-/// Why [`ModelCluster::accept`] refused a connection.
+/// Why [`Cluster::accept`] refused a connection.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AcceptError {
@@ -165,7 +222,6 @@ pub enum AcceptError {
 
 /// What became of a SEND the cluster received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum SendOutcome {
     /// Queued for persistence.
     Accepted,
@@ -196,11 +252,11 @@ pub struct ReceivedSend {
     pub outcome: SendOutcome,
 }
 
-/// The model cluster. See the [module documentation](self).
+/// The broker (one or more brokers sharing a store). See the [module documentation](self).
 #[derive(Debug)]
-pub struct ModelCluster {
+pub struct Cluster {
     config: ClusterConfig,
-    rng: SimRng,
+    rng: Rng,
     up: Vec<bool>,
     store: Store,
     conns: BTreeMap<ConnId, Conn>,
@@ -212,19 +268,21 @@ pub struct ModelCluster {
     next_registration: u64,
     sends: Vec<ReceivedSend>,
     faults_on: bool,
+    /// Authorization rules by role (`None`: everything allowed).
+    rules: Option<BTreeMap<String, security::RoleRules>>,
     /// Latest first-time (redelivery count 0) dispatch of each entry, per subscription.
     first_dispatch: BTreeMap<(String, String, u64, u64), Duration>,
 }
 
-impl ModelCluster {
+impl Cluster {
     /// A cluster with every broker up and an empty store.
-    pub fn new(config: ClusterConfig) -> ModelCluster {
+    pub fn new(config: ClusterConfig) -> Cluster {
         let store = Store {
             dedup: config.dedup,
             ..Store::default()
         };
-        ModelCluster {
-            rng: SimRng::new(config.seed),
+        Cluster {
+            rng: Rng::new(config.seed),
             up: vec![true; config.brokers.max(1)],
             store,
             conns: BTreeMap::new(),
@@ -237,6 +295,7 @@ impl ModelCluster {
             sends: Vec::new(),
             faults_on: true,
             first_dispatch: BTreeMap::new(),
+            rules: None,
             config,
         }
     }
@@ -248,9 +307,25 @@ impl ModelCluster {
         format!("broker-{b}")
     }
 
-    /// Service URL of broker `b`.
+    /// Service URL of broker `b` (as a simulator names it; a connection accepted through a
+    /// [`Listener`] with URLs is answered with those).
     pub fn broker_url(b: usize) -> String {
         format!("pulsar://broker-{b}:6650")
+    }
+
+    /// The URLs (plain, TLS) a lookup on `conn` answers for broker `b`.
+    pub(crate) fn urls_for(&self, conn: ConnId, b: usize) -> (String, Option<String>) {
+        let listener = self.conns.get(&conn).map(|c| &c.listener);
+        match listener {
+            Some(l) if l.service_url.is_some() || l.service_url_tls.is_some() => (
+                l.service_url
+                    .clone()
+                    .or_else(|| l.service_url_tls.clone())
+                    .unwrap_or_else(|| Self::broker_url(b)),
+                l.service_url_tls.clone(),
+            ),
+            _ => (Self::broker_url(b), None),
+        }
     }
 
     /// The broker behind a host name.
@@ -322,18 +397,12 @@ impl ModelCluster {
             .collect()
     }
 
-    /// Number of messages (not entries) persisted but not yet acknowledged on a durable subscription.
+    /// Number of messages (not entries) persisted but not yet acknowledged on a durable
+    /// subscription (a partly acknowledged batch counts its unacknowledged messages).
     pub fn backlog(&self, topic: &str, subscription: &str) -> Option<u64> {
         let log = self.store.topics.get(topic)?;
         let cursor = log.cursors.get(subscription)?;
-        Some(
-            log.entries
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !cursor.is_acked(*i))
-                .map(|(_, e)| e.num_messages.max(1) as u64)
-                .sum(),
-        )
+        Some(cursor_backlog(log, cursor))
     }
 
     /// When `(ledger, entry)` of `topic` was last dispatched on `subscription` with redelivery
@@ -389,6 +458,18 @@ impl ModelCluster {
         conn: ConnId,
         broker: usize,
     ) -> Result<(), AcceptError> {
+        self.accept_from(now, conn, broker, Listener::default())
+    }
+
+    /// A connection to broker `broker` was opened through `listener`: lookups answered on it name
+    /// the listener's URLs for this broker, and [`clients`](Self::clients) shows its peer address.
+    pub fn accept_from(
+        &mut self,
+        now: Duration,
+        conn: ConnId,
+        broker: usize,
+        listener: Listener,
+    ) -> Result<(), AcceptError> {
         self.now = now;
         if broker >= self.up.len() {
             return Err(AcceptError::UnknownBroker(broker));
@@ -401,6 +482,7 @@ impl ModelCluster {
         }
         let keep_alive = self.config.keep_alive;
         let mut c = Conn::new(broker, now, keep_alive);
+        c.listener = listener;
         // the frame decoder allows some slack above maxMessageSize; larger frames close the
         // connection
         let max = usize::try_from(self.config.max_message_size).unwrap_or(usize::MAX);
@@ -449,6 +531,7 @@ impl ModelCluster {
     pub fn tick(&mut self, now: Duration) {
         self.now = now;
         self.persist_ready();
+        self.release_delayed();
         self.probe_checks();
         self.keep_alive_checks();
     }
@@ -465,7 +548,11 @@ impl ModelCluster {
             .filter(|_| !self.config.keep_alive.is_zero())
             .map(|c| c.next_check);
         let probes = self.conns.values().filter_map(|c| c.probe_deadline);
-        writes.chain(checks).chain(probes).min()
+        writes
+            .chain(checks)
+            .chain(probes)
+            .chain(self.next_delayed())
+            .min()
     }
 
     /// The next output for the network.
@@ -526,7 +613,7 @@ impl ModelCluster {
         if let Some(u) = self.up.get_mut(b) {
             if !*u {
                 *u = true;
-                self.notes.push_back(format!("b{b} RESTART"));
+                self.note(format!("b{b} RESTART"));
             }
         }
     }
@@ -556,7 +643,9 @@ impl ModelCluster {
     }
 
     fn note(&mut self, line: String) {
-        self.notes.push_back(line);
+        if self.config.notes {
+            self.notes.push_back(line);
+        }
     }
 
     fn handle_frame(&mut self, conn: ConnId, frame: pulsar_proto::Frame) {
@@ -742,6 +831,9 @@ impl ModelCluster {
         for (pid, p) in &c.producers {
             self.release_name(&p.topic, &p.name, conn, *pid);
         }
+        for p in c.producers.values() {
+            self.wake_waiting(&p.topic);
+        }
         let mut touched = Vec::new();
         for (cid, reg) in &c.consumers {
             self.detach_consumer(&reg.topic, &reg.subscription, (conn, *cid));
@@ -756,6 +848,19 @@ impl ModelCluster {
         self.next_registration += 1;
         self.next_registration
     }
+}
+
+/// Messages of `log` not acknowledged on `cursor`.
+pub(crate) fn cursor_backlog(log: &TopicLog, cursor: &Cursor) -> u64 {
+    log.entries
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !cursor.is_acked(*i))
+        .map(|(i, e)| match cursor.partial.get(&i) {
+            Some(set) => set.iter().map(|w| u64::from(w.count_ones())).sum(),
+            None => e.num_messages.max(1) as u64,
+        })
+        .sum()
 }
 
 /// `my-topic` → `persistent://public/default/my-topic`; full names unchanged.
@@ -775,169 +880,4 @@ pub fn partition_index(topic: &str) -> i32 {
         .rsplit_once("-partition-")
         .and_then(|(_, i)| i.parse().ok())
         .unwrap_or(-1)
-}
-
-/// A one-line summary of a command (for traces).
-pub fn describe(cmd: &pb::BaseCommand) -> String {
-    use pb::base_command::Type;
-    let kind = cmd.kind();
-    match kind {
-        Some(Type::Send) => cmd.send.as_deref().map_or_else(String::new, |s| {
-            format!(
-                "SEND p{} seq {} n {}",
-                s.producer_id,
-                s.sequence_id,
-                s.num_messages.unwrap_or(1)
-            )
-        }),
-        Some(Type::SendReceipt) => cmd.send_receipt.as_deref().map_or_else(String::new, |s| {
-            let id = s
-                .message_id
-                .as_ref()
-                .map(|m| format!("{}:{}", m.ledger_id as i64, m.entry_id as i64))
-                .unwrap_or_default();
-            format!(
-                "SEND_RECEIPT p{} seq {} id {id}",
-                s.producer_id, s.sequence_id
-            )
-        }),
-        Some(Type::SendError) => cmd.send_error.as_deref().map_or_else(String::new, |s| {
-            format!(
-                "SEND_ERROR p{} seq {} err {}",
-                s.producer_id, s.sequence_id, s.error
-            )
-        }),
-        Some(Type::Message) => cmd.message.as_deref().map_or_else(String::new, |m| {
-            format!(
-                "MESSAGE c{} {}:{} redeliveries {} epoch {:?}",
-                m.consumer_id,
-                m.message_id.ledger_id,
-                m.message_id.entry_id,
-                m.redelivery_count.unwrap_or(0),
-                m.consumer_epoch
-            )
-        }),
-        Some(Type::Ack) => cmd.ack.as_deref().map_or_else(String::new, |a| {
-            let ids: Vec<String> = a
-                .message_id
-                .iter()
-                .map(|m| {
-                    format!(
-                        "{}:{}:{}{}",
-                        m.ledger_id,
-                        m.entry_id,
-                        m.batch_index.unwrap_or(-1),
-                        if m.ack_set.is_empty() { "" } else { "+set" }
-                    )
-                })
-                .collect();
-            format!(
-                "ACK c{} type {} [{}]",
-                a.consumer_id,
-                a.ack_type,
-                ids.join(" ")
-            )
-        }),
-        Some(Type::Flow) => cmd.flow.as_deref().map_or_else(String::new, |f| {
-            format!("FLOW c{} permits {}", f.consumer_id, f.message_permits)
-        }),
-        Some(Type::Producer) => cmd.producer.as_deref().map_or_else(String::new, |p| {
-            format!(
-                "PRODUCER p{} req {} {} name {:?} epoch {}",
-                p.producer_id,
-                p.request_id,
-                p.topic,
-                p.producer_name,
-                p.epoch.unwrap_or(0)
-            )
-        }),
-        Some(Type::Subscribe) => cmd.subscribe.as_deref().map_or_else(String::new, |s| {
-            let start = s
-                .start_message_id
-                .as_ref()
-                .map(|m| {
-                    format!(
-                        " start {}:{} batch {:?}",
-                        m.ledger_id as i64, m.entry_id as i64, m.batch_index
-                    )
-                })
-                .unwrap_or_default();
-            format!(
-                "SUBSCRIBE c{} req {} {} sub {} type {} durable {} initial {} epoch {:?}{start}",
-                s.consumer_id,
-                s.request_id,
-                s.topic,
-                s.subscription,
-                s.sub_type,
-                s.durable.unwrap_or(true),
-                s.initial_position.unwrap_or(0),
-                s.consumer_epoch
-            )
-        }),
-        Some(Type::Error) => cmd.error.as_deref().map_or_else(String::new, |e| {
-            format!("ERROR req {} err {} {}", e.request_id, e.error, e.message)
-        }),
-        Some(Type::Success) => cmd
-            .success
-            .as_deref()
-            .map_or_else(String::new, |s| format!("SUCCESS req {}", s.request_id)),
-        Some(Type::ProducerSuccess) => {
-            cmd.producer_success
-                .as_deref()
-                .map_or_else(String::new, |s| {
-                    format!(
-                        "PRODUCER_SUCCESS req {} name {} last_seq {}",
-                        s.request_id,
-                        s.producer_name,
-                        s.last_sequence_id.unwrap_or(-1)
-                    )
-                })
-        }
-        Some(Type::Lookup) => cmd.lookup_topic.as_deref().map_or_else(String::new, |l| {
-            format!(
-                "LOOKUP req {} {} auth {}",
-                l.request_id,
-                l.topic,
-                l.authoritative.unwrap_or(false)
-            )
-        }),
-        Some(Type::LookupResponse) => {
-            cmd.lookup_topic_response
-                .as_deref()
-                .map_or_else(String::new, |l| {
-                    format!(
-                        "LOOKUP_RESPONSE req {} type {} url {:?} err {:?}",
-                        l.request_id,
-                        l.response.unwrap_or(-1),
-                        l.broker_service_url,
-                        l.error
-                    )
-                })
-        }
-        Some(Type::CloseProducer) => cmd.close_producer.as_deref().map_or_else(String::new, |c| {
-            format!(
-                "CLOSE_PRODUCER p{} req {} url {:?}",
-                c.producer_id, c.request_id, c.assigned_broker_service_url
-            )
-        }),
-        Some(Type::CloseConsumer) => cmd.close_consumer.as_deref().map_or_else(String::new, |c| {
-            format!(
-                "CLOSE_CONSUMER c{} req {} url {:?}",
-                c.consumer_id, c.request_id, c.assigned_broker_service_url
-            )
-        }),
-        Some(Type::RedeliverUnacknowledgedMessages) => cmd
-            .redeliver_unacknowledged_messages
-            .as_deref()
-            .map_or_else(String::new, |r| {
-                format!(
-                    "REDELIVER c{} ids {} epoch {:?}",
-                    r.consumer_id,
-                    r.message_ids.len(),
-                    r.consumer_epoch
-                )
-            }),
-        Some(k) => format!("{k:?}"),
-        None => format!("unknown type {}", cmd.r#type),
-    }
 }

@@ -8,7 +8,7 @@
 use bytes::Bytes;
 use pulsar_proto::pb;
 
-use super::{normalize_topic, ConnId, ModelCluster};
+use super::{normalize_topic, Cluster, ConnId};
 
 /// Protocol `Schema.Type` numbers that declare nothing to register.
 const NONE: i32 = 0;
@@ -27,7 +27,7 @@ pub(crate) fn version(n: usize) -> Bytes {
     Bytes::copy_from_slice(&(n as u64).to_be_bytes())
 }
 
-impl ModelCluster {
+impl Cluster {
     /// The version of a producer's `schema` on `topic`, registered when new; `Err` with the
     /// broker's message when its kind is not the topic's.
     pub(crate) fn producer_schema(

@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use pulsar_proto::{pb, FrameDecoder, PROTOCOL_VERSION};
 
-use super::{ConnId, ModelCluster};
+use super::{Cluster, ConnId, Listener};
 
 /// Where a connection is in its handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +57,16 @@ pub(crate) struct Conn {
     /// A liveness probe: close unless input arrives after `probe_started` by this time.
     pub(crate) probe_deadline: Option<Duration>,
     pub(crate) probe_started: Duration,
+    /// How the connection reached the broker.
+    pub(crate) listener: Listener,
+    /// When it was accepted.
+    pub(crate) connected_at: Duration,
+    /// The client's `client_version` from CONNECT.
+    pub(crate) client_version: String,
+    /// The authenticated role (`None` without authentication).
+    pub(crate) role: Option<String>,
+    /// The rights the role had when the connection authenticated (`None`: everything).
+    pub(crate) rights: Option<super::RoleRules>,
 }
 
 impl Conn {
@@ -76,28 +86,72 @@ impl Conn {
             auth_refresh_pending: false,
             probe_deadline: None,
             probe_started: now,
+            listener: Listener::default(),
+            connected_at: now,
+            client_version: String::new(),
+            role: None,
+            rights: None,
         }
     }
 }
 
-impl ModelCluster {
-    pub(crate) fn handle_connect(&mut self, conn: ConnId, c: &pb::CommandConnect) {
-        if let Some(token) = self.config.auth_token.clone() {
-            let ok = c.auth_method_name.as_deref() == Some("token")
-                && c.auth_data.as_deref() == Some(token.as_bytes());
-            if !ok {
-                self.write(
-                    conn,
-                    pb::CommandError {
-                        request_id: u64::MAX,
-                        error: pb::ServerError::AuthenticationError as i32,
-                        message: "bad credentials".into(),
-                    }
-                    .into(),
-                );
-                self.close_conn(conn, "authentication failed");
-                return;
+impl Cluster {
+    /// The role the credentials of CONNECT prove (`Ok(None)` without authentication).
+    fn authenticate(&self, c: &pb::CommandConnect) -> Result<Option<String>, ()> {
+        let cfg = &self.config;
+        if cfg.auth_token.is_none() && cfg.tokens.is_empty() {
+            return Ok(None);
+        }
+        if c.auth_method_name.as_deref() != Some("token") {
+            return Err(());
+        }
+        let data = c.auth_data.as_deref().unwrap_or_default();
+        if cfg.auth_token.as_deref().map(str::as_bytes) == Some(data) {
+            return Ok(Some("token".to_owned()));
+        }
+        let token = std::str::from_utf8(data).map_err(|_| ())?;
+        cfg.tokens.get(token).cloned().map(Some).ok_or(())
+    }
+
+    fn refuse_connect(&mut self, conn: ConnId, error: pb::ServerError, message: &str) {
+        self.write(
+            conn,
+            pb::CommandError {
+                request_id: u64::MAX,
+                error: error as i32,
+                message: message.into(),
             }
+            .into(),
+        );
+        self.close_conn(conn, message);
+    }
+
+    pub(crate) fn handle_connect(&mut self, conn: ConnId, c: &pb::CommandConnect) {
+        let Ok(role) = self.authenticate(c) else {
+            self.refuse_connect(
+                conn,
+                pb::ServerError::AuthenticationError,
+                "bad credentials",
+            );
+            return;
+        };
+        let rights = self.rights_of(role.as_deref().unwrap_or(super::ANONYMOUS));
+        let peer = self
+            .conns
+            .get(&conn)
+            .map(|x| x.listener.peer.clone())
+            .unwrap_or_default();
+        if rights.as_ref().is_some_and(|r| !r.allows_peer(&peer)) {
+            self.refuse_connect(
+                conn,
+                pb::ServerError::AuthorizationError,
+                "not allowed to connect from this address",
+            );
+            return;
+        }
+        if let Some(cn) = self.conns.get_mut(&conn) {
+            cn.role = role;
+            cn.rights = rights;
         }
         let refresh = c
             .feature_flags
@@ -106,6 +160,7 @@ impl ModelCluster {
             .unwrap_or(false);
         if let Some(cn) = self.conns.get_mut(&conn) {
             cn.supports_auth_refresh = refresh;
+            cn.client_version = c.client_version.clone();
         }
         if self.config.auth_token.is_some() && self.fault(|f| f.auth_challenge) {
             if let Some(cn) = self.conns.get_mut(&conn) {
@@ -121,7 +176,7 @@ impl ModelCluster {
         self.write(
             conn,
             pb::CommandAuthChallenge {
-                server_version: Some("sim-broker".into()),
+                server_version: Some(self.config.server_version.clone()),
                 challenge: Some(pb::AuthData {
                     auth_method_name: Some("token".into()),
                     auth_data: Some(Bytes::from_static(what.as_bytes())),
@@ -141,7 +196,7 @@ impl ModelCluster {
         self.write(
             conn,
             pb::CommandConnected {
-                server_version: "sim-broker".into(),
+                server_version: self.config.server_version.clone(),
                 protocol_version: Some(PROTOCOL_VERSION),
                 max_message_size: Some(max),
                 feature_flags: Some(pb::FeatureFlags {
