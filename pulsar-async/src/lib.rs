@@ -73,6 +73,7 @@ pub mod engine;
 mod error;
 pub mod failover;
 mod idmap;
+mod listener;
 mod options;
 mod producer;
 mod runtime;
@@ -85,6 +86,7 @@ mod typed;
 pub use client::{start, Client, ClientHandle, EventStream};
 pub use consumer::{Consumer, ConsumerBuilder, Reader, ReaderBuilder};
 pub use error::{Error, Result};
+pub use listener::Listener;
 pub use options::{
     ClientBuilder, ClientOptions, Launch, DEFAULT_EVENT_BUFFER, DEFAULT_MAX_WRITE_BUFFER,
     DEFAULT_WRITE_TIMEOUT,
@@ -109,9 +111,10 @@ pub use pulsar_schema as schema;
 pub use pulsar_core as core;
 pub use pulsar_core::compression::CompressionType;
 pub use pulsar_core::{
-    AccessMode, BatchingOptions, ClientStats, ConsumerOptions, DeadLetterPolicy, Event,
-    InitialPosition, Message, MessageId, OutgoingMessage, ProducerOptions, ReaderOptions, SeekTo,
-    SendError, SubscriptionType, TopicMessageId, TxnError, TxnId, TxnState,
+    AccessMode, BatchReceivePolicy, BatchingOptions, ClientStats, ConsumerOptions,
+    DeadLetterPolicy, Event, InitialPosition, Message, MessageId, OutgoingMessage,
+    ParseMessageIdError, ProducerOptions, ReaderOptions, SeekTo, SendError, SubscriptionType,
+    TopicMessageId, TxnError, TxnId, TxnState,
 };
 
 /// The application-facing API that every async runtime adapter re-exports, in one list:
@@ -123,13 +126,13 @@ pub mod api {
     #[cfg(feature = "json")]
     pub use crate::AutoProducer;
     pub use crate::{
-        core, tls, AccessMode, BatchingOptions, ClientBuilder, ClientEvent, ClientHandle,
-        ClientStats, CompressionType, Consumer, ConsumerBuilder, ConsumerOptions, DeadLetterPolicy,
-        Error, Event, EventStream, InitialPosition, IntoMessage, Message, MessageId,
-        OutgoingMessage, Producer, ProducerBuilder, ProducerOptions, Reader, ReaderBuilder,
-        ReaderOptions, Receipt, Result, SeekTo, SendError, SubscriptionType, TlsOptions,
-        TopicMessageId, Transaction, TransactionBuilder, TxnError, TxnId, TxnState, TypedConsumer,
-        TypedConsumerBuilder, TypedMessage, TypedProducer, TypedProducerBuilder, TypedReader,
-        TypedReaderBuilder, DEFAULT_TRANSACTION_TIMEOUT,
+        core, tls, AccessMode, BatchReceivePolicy, BatchingOptions, ClientBuilder, ClientEvent,
+        ClientHandle, ClientStats, CompressionType, Consumer, ConsumerBuilder, ConsumerOptions,
+        DeadLetterPolicy, Error, Event, EventStream, InitialPosition, IntoMessage, Listener,
+        Message, MessageId, OutgoingMessage, ParseMessageIdError, Producer, ProducerBuilder,
+        ProducerOptions, Reader, ReaderBuilder, ReaderOptions, Receipt, Result, SeekTo, SendError,
+        SubscriptionType, TlsOptions, TopicMessageId, Transaction, TransactionBuilder, TxnError,
+        TxnId, TxnState, TypedConsumer, TypedConsumerBuilder, TypedMessage, TypedProducer,
+        TypedProducerBuilder, TypedReader, TypedReaderBuilder, DEFAULT_TRANSACTION_TIMEOUT,
     };
 }

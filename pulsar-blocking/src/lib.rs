@@ -54,6 +54,7 @@ struct ReadmeExamples;
 mod consumer;
 mod driver;
 mod failover;
+mod listener;
 mod producer;
 mod transaction;
 mod typed;
@@ -70,12 +71,14 @@ use pulsar_async::engine::Engine;
 use pulsar_async::{ClientHandle, ClientOptions, EventStream, Launch};
 
 pub use consumer::{Consumer, ConsumerBuilder, Reader, ReaderBuilder};
+pub use listener::Listener;
 pub use producer::{Producer, ProducerBuilder, Receipt};
 pub use pulsar_async::{
-    core, schema, tls, AccessMode, BatchingOptions, ClientBuilder, ClientEvent, CompressionType,
-    ConsumerOptions, DeadLetterPolicy, Error, Event, InitialPosition, IntoMessage, Message,
-    MessageId, OutgoingMessage, ProducerOptions, ReaderOptions, Result, SeekTo, SendError,
-    SubscriptionType, TlsOptions, TopicMessageId, TxnError, TxnId, TxnState, TypedMessage,
+    core, schema, tls, AccessMode, BatchReceivePolicy, BatchingOptions, ClientBuilder, ClientEvent,
+    CompressionType, ConsumerOptions, DeadLetterPolicy, Error, Event, InitialPosition, IntoMessage,
+    Message, MessageId, OutgoingMessage, ParseMessageIdError, ProducerOptions, ReaderOptions,
+    Result, SeekTo, SendError, SubscriptionType, TlsOptions, TopicMessageId, TxnError, TxnId,
+    TxnState, TypedMessage,
 };
 pub use transaction::{Transaction, TransactionBuilder};
 pub use typed::{

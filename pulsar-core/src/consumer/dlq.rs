@@ -495,6 +495,7 @@ fn letter_message(m: &Message, extra: Vec<(String, String)>) -> OutgoingMessage 
     out.key = m.key.clone();
     out.properties = props.into_iter().collect();
     out.event_time = m.event_time;
+    out.null_value = m.null_value;
     out
 }
 

@@ -436,13 +436,18 @@ impl Part {
                     partition_key_b64_encoded: msg.key_is_base64.then_some(true),
                     ordering_key: msg.ordering_key.take(),
                     event_time: msg.event_time,
+                    null_value: msg.null_value.then_some(true),
                     deliver_at_time: deliver_at.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
                     schema_version: self.schema_version.clone(),
                     txnid_most_bits: msg.txn.map(|t| t.most_bits),
                     txnid_least_bits: msg.txn.map(|t| t.least_bits),
                     ..Default::default()
                 };
-                let payload = std::mem::take(&mut msg.payload);
+                let payload = if msg.null_value {
+                    Bytes::new()
+                } else {
+                    std::mem::take(&mut msg.payload)
+                };
                 let unbatched = Unbatched {
                     send,
                     seq,

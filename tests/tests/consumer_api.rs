@@ -1,0 +1,431 @@
+//! The consumer API against the real broker, each body once per runtime (tokio, smol, blocking):
+//! `receive_timeout`, batch receive by policy, listeners, acknowledgement by topic and message
+//! id (and the id's text form), pause / resume, tombstones; the `FusedStream` in `select!` on
+//! the async runtimes.
+
+use std::collections::BTreeSet;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use pulsar_async::{
+    BatchReceivePolicy, ClientOptions, ConsumerOptions, InitialPosition, Message, MessageId,
+    OutgoingMessage, ProducerOptions, SubscriptionType, TopicMessageId,
+};
+use pulsar_tests::facade::{Env, Rt, TClient, TConsumer, RECEIVE};
+use pulsar_tests::support::{self, unique_topic, Admin};
+use serde_json::Value;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn client(env: &Env) -> Result<TClient, pulsar_async::Error> {
+    let mut o = ClientOptions::new(&support::broker().service_url);
+    o.core.operation_timeout = Duration::from_secs(30);
+    env.client(o)
+}
+
+fn admin() -> Admin {
+    support::admin().expect("admin client")
+}
+
+fn options(sub: &str) -> ConsumerOptions {
+    let mut o = ConsumerOptions::new(sub);
+    o.initial_position = InitialPosition::Earliest;
+    o
+}
+
+fn unbatched() -> ProducerOptions {
+    let mut o = ProducerOptions::default();
+    o.batching.enabled = false;
+    o
+}
+
+fn text(m: &Message) -> String {
+    String::from_utf8_lossy(&m.payload).into_owned()
+}
+
+/// Polls `check` every 50 ms until it holds or `d` passes.
+fn eventually(d: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + d;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The broker's view of the subscription's consumers: their available permits.
+fn available_permits(admin: &Admin, topic: &str, sub: &str) -> Vec<i64> {
+    admin
+        .topic_stats(topic)
+        .ok()
+        .and_then(|s| {
+            s.get("subscriptions")?
+                .get(sub)?
+                .get("consumers")?
+                .as_array()
+                .map(|cs| {
+                    cs.iter()
+                        .filter_map(|c| c.get("availablePermits").and_then(Value::as_i64))
+                        .collect()
+                })
+        })
+        .unwrap_or_default()
+}
+
+macro_rules! per_runtime {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn tokio() -> super::TestResult {
+                    super::$name(super::Env::new(super::Rt::Tokio))
+                }
+                #[test]
+                fn smol() -> super::TestResult {
+                    super::$name(super::Env::new(super::Rt::Smol))
+                }
+                #[test]
+                fn blocking() -> super::TestResult {
+                    super::$name(super::Env::new(super::Rt::Blocking))
+                }
+            }
+        )*
+    };
+}
+
+per_runtime!(
+    receive_timeout_and_batch_policy,
+    listener_hands_over_every_message,
+    ack_by_topic_message_id,
+    pause_and_resume_lose_nothing,
+    tombstones_are_none,
+);
+
+/// `receive_timeout` gives `None` after about the timeout on an empty topic and the message when
+/// one comes; batch receive completes by message count, by bytes (never above the limit), and
+/// by timeout (with what is queued, then nothing).
+fn receive_timeout_and_batch_policy(env: Env) -> TestResult {
+    let client = client(&env)?;
+    let topic = unique_topic("capi-batch");
+    let consumer = client.consumer(&topic, options("s"))?;
+    let producer = client.producer_with(&topic, unbatched(), true)?;
+
+    let start = Instant::now();
+    assert!(consumer
+        .receive_within(Duration::from_millis(300))?
+        .is_none());
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(290) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    producer.send(OutgoingMessage::new("first"))?;
+    let m = consumer
+        .receive_within(RECEIVE)?
+        .ok_or("no message within the timeout")?;
+    assert_eq!(text(&m), "first");
+    consumer.ack(&m)?;
+
+    // 10 messages of 100 bytes
+    for i in 0..10u8 {
+        producer.send(OutgoingMessage::new(vec![b'0' + i; 100]))?;
+    }
+    let by_count = BatchReceivePolicy::new(Some(4), None, RECEIVE);
+    let start = Instant::now();
+    let batch = consumer.batch_receive_with(by_count)?;
+    assert_eq!(
+        batch.len(),
+        4,
+        "{:?}",
+        batch.iter().map(text).collect::<Vec<_>>()
+    );
+    assert!(start.elapsed() < RECEIVE / 2, "{:?}", start.elapsed());
+    // wait until the other 6 are queued, then 250 bytes: two messages (a third would exceed)
+    std::thread::sleep(Duration::from_millis(300));
+    let by_bytes = BatchReceivePolicy::new(None, Some(250), RECEIVE);
+    let batch2 = consumer.batch_receive_with(by_bytes)?;
+    assert_eq!(batch2.len(), 2);
+    // the last 4 by the timeout (more messages asked for than there are)
+    let by_time = BatchReceivePolicy::new(Some(100), None, Duration::from_millis(400));
+    let start = Instant::now();
+    let batch3 = consumer.batch_receive_with(by_time)?;
+    assert!(
+        start.elapsed() >= Duration::from_millis(390),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(batch3.len(), 4);
+    let all: Vec<u8> = batch
+        .iter()
+        .chain(&batch2)
+        .chain(&batch3)
+        .map(|m| m.payload[0])
+        .collect();
+    assert_eq!(all, (0..10u8).map(|i| b'0' + i).collect::<Vec<_>>());
+    for m in batch.iter().chain(&batch2).chain(&batch3) {
+        consumer.ack(m)?;
+    }
+    // nothing left: an empty batch after the timeout
+    let empty = consumer.batch_receive_with(by_time)?;
+    assert!(empty.is_empty());
+
+    // the builder's policy (Java's default: 100 ms) with a zero-size queue is refused, as in Java
+    let mut zq = options("zq");
+    zq.receiver_queue_size = 0;
+    let zero = client.consumer(&topic, zq)?;
+    assert!(matches!(
+        zero.batch_receive(),
+        Err(pulsar_async::Error::Unsupported(_))
+    ));
+    zero.close()?;
+    consumer.close()?;
+    client.close()?;
+    Ok(())
+}
+
+/// A listener gets every message in order and acknowledges it; stopping gives the consumer back,
+/// and the backlog is empty.
+fn listener_hands_over_every_message(env: Env) -> TestResult {
+    let client = client(&env)?;
+    let topic = unique_topic("capi-listener");
+    let consumer = client.consumer(&topic, options("s"))?;
+    let producer = client.producer(&topic)?;
+    let (tx, rx) = mpsc::channel();
+    let listener = consumer.listen(move |c, m| {
+        c.ack(&m).expect("ack in the listener");
+        let _ = tx.send(text(&m));
+    })?;
+    for i in 0..50 {
+        producer.send_async(OutgoingMessage::new(format!("m{i}")))?;
+    }
+    producer.flush()?;
+    let mut got = Vec::new();
+    while got.len() < 50 {
+        got.push(rx.recv_timeout(RECEIVE)?);
+    }
+    assert_eq!(got, (0..50).map(|i| format!("m{i}")).collect::<Vec<_>>());
+    let consumer = listener.stop()?;
+    // the listener is gone: a new message stays for the consumer
+    producer.send(OutgoingMessage::new("after"))?;
+    let m = consumer
+        .receive_within(RECEIVE)?
+        .ok_or("no message after the listener stopped")?;
+    assert_eq!(text(&m), "after");
+    consumer.ack(&m)?;
+    assert!(rx.try_recv().is_err());
+    consumer.close()?;
+    let admin = admin();
+    assert!(eventually(Duration::from_secs(10), || admin
+        .subscription_backlog(&topic, "s")
+        .is_ok_and(|b| b == 0)));
+    client.close()?;
+    Ok(())
+}
+
+/// On a consumer of two topics (one of them partitioned), messages are acknowledged by their
+/// `TopicMessageId`, rebuilt from the text forms of the topic and the id: a new consumer of the
+/// subscription gets nothing again.
+fn ack_by_topic_message_id(env: Env) -> TestResult {
+    let client = client(&env)?;
+    let admin = admin();
+    let partitioned = unique_topic("capi-tmid-p");
+    admin.create_partitioned(&partitioned, 3)?;
+    let plain = unique_topic("capi-tmid");
+    let topics = vec![partitioned.clone(), plain.clone()];
+    let mut o = options("s");
+    o.subscription_type = SubscriptionType::Shared;
+    let consumer = client.consumer_topics(&topics, o.clone())?;
+    // batched (the default): ids with batch indexes and sizes
+    let p1 = client.producer(&partitioned)?;
+    let p2 = client.producer(&plain)?;
+    for i in 0..12 {
+        p1.send_async(OutgoingMessage::new(format!("p{i}")).with_key(format!("k{i}")))?;
+        p2.send_async(OutgoingMessage::new(format!("t{i}")))?;
+    }
+    p1.flush()?;
+    p2.flush()?;
+    let mut seen = BTreeSet::new();
+    let mut ids = Vec::new();
+    while seen.len() < 24 {
+        let m = consumer
+            .receive_within(RECEIVE)?
+            .ok_or("missing messages")?;
+        seen.insert(text(&m));
+        // through the text form and back
+        let tmid = m.topic_message_id();
+        let id: MessageId = tmid.id.to_string().parse()?;
+        assert_eq!(id, m.id, "{}", m.id);
+        ids.push(TopicMessageId::new(tmid.topic.to_string(), id));
+    }
+    // the text of a topic message id names both
+    let shown = ids[0].to_string();
+    assert!(
+        shown.contains('@') && shown.ends_with(&ids[0].id.to_string()),
+        "{shown}"
+    );
+    for id in &ids {
+        consumer.ack_topic_id(id)?;
+    }
+    // a topic the consumer does not read is refused
+    let stranger = TopicMessageId::new(unique_topic("capi-other"), ids[0].id);
+    assert!(consumer.ack_topic_id(&stranger).is_err());
+    consumer.close()?;
+    let again = client.consumer_topics(&topics, o)?;
+    assert!(
+        again.receive_within(Duration::from_secs(2))?.is_none(),
+        "acknowledged messages came again"
+    );
+    again.close()?;
+    client.close()?;
+    Ok(())
+}
+
+/// A consumer that starts paused gets nothing and the broker sees no permits; resumed, it gets
+/// everything. Paused again after some messages, it only gets what the broker had permits for,
+/// and after the resume the rest: every message once, in order.
+fn pause_and_resume_lose_nothing(env: Env) -> TestResult {
+    let client = client(&env)?;
+    let admin = admin();
+    let topic = unique_topic("capi-pause");
+    let mut o = options("s");
+    o.receiver_queue_size = 10;
+    o.start_paused = true;
+    let mut consumer = client.consumer(&topic, o)?;
+    assert!(consumer.is_paused());
+    let producer = client.producer_with(&topic, unbatched(), true)?;
+    for i in 0..60 {
+        producer.send_async(OutgoingMessage::new(format!("m{i}")))?;
+    }
+    producer.flush()?;
+    assert!(consumer.receive_within(Duration::from_secs(1))?.is_none());
+    assert_eq!(available_permits(&admin, &topic, "s"), vec![0]);
+
+    consumer.resume()?;
+    assert!(!consumer.is_paused());
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        let m = consumer.receive()?;
+        consumer.ack(&m)?;
+        got.push(text(&m));
+    }
+    consumer.pause()?;
+    // at most a queue's worth (10 permits, half refilled) arrives; then nothing
+    let mut while_paused = 0;
+    while let Some(m) = consumer.receive_within(Duration::from_secs(1))? {
+        consumer.ack(&m)?;
+        got.push(text(&m));
+        while_paused += 1;
+        assert!(while_paused <= 20, "messages keep coming while paused");
+    }
+    assert!(got.len() < 60, "everything came while paused");
+    assert!(eventually(Duration::from_secs(5), || available_permits(
+        &admin, &topic, "s"
+    ) == vec![0]));
+    consumer.resume()?;
+    while got.len() < 60 {
+        let m = consumer.receive()?;
+        consumer.ack(&m)?;
+        got.push(text(&m));
+    }
+    assert_eq!(got, (0..60).map(|i| format!("m{i}")).collect::<Vec<_>>());
+    assert!(consumer
+        .receive_within(Duration::from_millis(500))?
+        .is_none());
+    consumer.close()?;
+    client.close()?;
+    Ok(())
+}
+
+/// A tombstone (null value) arrives with `value()` `None` and `null_value` set, batched or not,
+/// beside an empty value that is not a tombstone.
+fn tombstones_are_none(env: Env) -> TestResult {
+    let client = client(&env)?;
+    let topic = unique_topic("capi-tombstone");
+    let consumer = client.consumer(&topic, options("s"))?;
+    for batched in [false, true] {
+        let mut o = ProducerOptions::default();
+        o.batching.enabled = batched;
+        let producer = client.producer_with(&topic, o, true)?;
+        producer.send_async(OutgoingMessage::new("v1").with_key("a"))?;
+        producer.send_async(OutgoingMessage::tombstone("a"))?;
+        producer.send_async(OutgoingMessage::new("").with_key("b"))?;
+        producer.flush()?;
+        producer.close()?;
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            let m = consumer
+                .receive_within(RECEIVE)?
+                .ok_or("no message within the timeout")?;
+            consumer.ack(&m)?;
+            got.push((m.key.clone(), m.null_value, m.value().map(|v| v.to_vec())));
+        }
+        assert_eq!(
+            got,
+            vec![
+                (Some("a".into()), false, Some(b"v1".to_vec())),
+                (Some("a".into()), true, None),
+                (Some("b".into()), false, Some(Vec::new())),
+            ],
+            "batched: {batched}"
+        );
+    }
+    consumer.close()?;
+    client.close()?;
+    Ok(())
+}
+
+/// The async consumers are `FusedStream`s: `select!` over a consumer and a timer, the consumer
+/// ending once closed.
+#[test]
+fn fused_stream_in_select() -> TestResult {
+    use futures::{select, FutureExt, StreamExt};
+    for rt in [Rt::Tokio, Rt::Smol] {
+        let env = Env::new(rt);
+        let client = client(&env)?;
+        let topic = unique_topic("capi-select");
+        let TConsumer::Async(_, mut consumer) = client.consumer(&topic, options("s"))? else {
+            unreachable!("an async runtime");
+        };
+        let producer = client.producer(&topic)?;
+        for i in 0..3 {
+            producer.send(OutgoingMessage::new(format!("m{i}")))?;
+        }
+        let got = env.block_on(async {
+            let mut got = Vec::new();
+            loop {
+                let mut tick = futures_timer(&env, Duration::from_millis(700)).fuse();
+                select! {
+                    m = consumer.select_next_some() => {
+                        let m = m?;
+                        consumer.ack(&m)?;
+                        got.push(text(&m));
+                    }
+                    _ = tick => break,
+                }
+            }
+            Ok::<_, pulsar_async::Error>(got)
+        })?;
+        assert_eq!(got, ["m0", "m1", "m2"]);
+        assert!(!futures::stream::FusedStream::is_terminated(&consumer));
+        client.close()?;
+        // closed with its client: the stream ends and stays ended
+        let next = env.block_on(consumer.next());
+        assert!(next.is_none(), "{next:?}");
+        assert!(futures::stream::FusedStream::is_terminated(&consumer));
+    }
+    Ok(())
+}
+
+/// A timer future of the test's runtime.
+fn futures_timer(env: &Env, d: Duration) -> futures::future::BoxFuture<'static, ()> {
+    match env.rt {
+        Rt::Tokio => Box::pin(tokio::time::sleep(d)),
+        _ => Box::pin(async move {
+            smol::Timer::after(d).await;
+        }),
+    }
+}
