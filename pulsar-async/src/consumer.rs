@@ -756,6 +756,11 @@ impl Reader {
         self.inner.topic()
     }
 
+    /// The client's runtime (see [`Consumer::runtime`]).
+    pub(crate) fn runtime(&self) -> Result<std::sync::Arc<dyn Runtime>, Error> {
+        self.inner.runtime()
+    }
+
     /// The next message, waiting for one.
     pub async fn receive(&self) -> Result<Message, Error> {
         self.inner.receive().await

@@ -79,6 +79,7 @@ mod producer;
 mod runtime;
 mod sends;
 mod state;
+pub mod table_view;
 pub mod tls;
 mod transaction;
 mod typed;
@@ -94,6 +95,7 @@ pub use options::{
 pub use producer::{IntoMessage, Producer, ProducerBuilder, Receipt};
 pub use runtime::{AsyncIo, AsyncTimer, BoxFuture, BoxIo, Runtime};
 pub use state::ClientEvent;
+pub use table_view::{Follower, TableView, TableViewBuilder};
 pub use tls::{ClientCertificate, TlsError, TlsOptions, TrustRoots};
 pub use transaction::{Transaction, TransactionBuilder, DEFAULT_TRANSACTION_TIMEOUT};
 #[cfg(feature = "json")]
@@ -131,8 +133,9 @@ pub mod api {
         DeadLetterPolicy, Error, Event, EventStream, InitialPosition, IntoMessage, Listener,
         Message, MessageId, OutgoingMessage, ParseMessageIdError, Producer, ProducerBuilder,
         ProducerOptions, Reader, ReaderBuilder, ReaderOptions, Receipt, Result, SeekTo, SendError,
-        SubscriptionType, TlsOptions, TopicMessageId, Transaction, TransactionBuilder, TxnError,
-        TxnId, TxnState, TypedConsumer, TypedConsumerBuilder, TypedMessage, TypedProducer,
-        TypedProducerBuilder, TypedReader, TypedReaderBuilder, DEFAULT_TRANSACTION_TIMEOUT,
+        SubscriptionType, TableView, TableViewBuilder, TlsOptions, TopicMessageId, Transaction,
+        TransactionBuilder, TxnError, TxnId, TxnState, TypedConsumer, TypedConsumerBuilder,
+        TypedMessage, TypedProducer, TypedProducerBuilder, TypedReader, TypedReaderBuilder,
+        DEFAULT_TRANSACTION_TIMEOUT,
     };
 }

@@ -56,6 +56,7 @@ mod driver;
 mod failover;
 mod listener;
 mod producer;
+mod table_view;
 mod transaction;
 mod typed;
 mod wait;
@@ -80,6 +81,7 @@ pub use pulsar_async::{
     Result, SeekTo, SendError, SubscriptionType, TlsOptions, TopicMessageId, TxnError, TxnId,
     TxnState, TypedMessage,
 };
+pub use table_view::{TableView, TableViewBuilder};
 pub use transaction::{Transaction, TransactionBuilder};
 pub use typed::{
     AutoProducer, TypedConsumer, TypedConsumerBuilder, TypedProducer, TypedProducerBuilder,
@@ -174,6 +176,12 @@ impl Client {
     /// A reader of `topic`, from the earliest message unless told otherwise.
     pub fn reader(&self, topic: impl Into<String>) -> ReaderBuilder {
         ReaderBuilder::new(self.handle.reader(topic))
+    }
+
+    /// A [`TableView`] of `topic`: the latest value of every key, read from the compacted topic
+    /// and kept current by a thread.
+    pub fn table_view(&self, topic: impl Into<String>) -> TableViewBuilder {
+        TableViewBuilder::new(self.handle.table_view(topic))
     }
 
     /// The client-wide events (connections, reconnections, topic moves, close) from now on.

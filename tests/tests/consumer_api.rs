@@ -3,7 +3,7 @@
 //! id (and the id's text form), pause / resume, tombstones; the `FusedStream` in `select!` on
 //! the async runtimes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -103,6 +103,7 @@ per_runtime!(
     ack_by_topic_message_id,
     pause_and_resume_lose_nothing,
     tombstones_are_none,
+    table_view_of_a_compacted_topic,
 );
 
 /// `receive_timeout` gives `None` after about the timeout on an empty topic and the message when
@@ -428,4 +429,124 @@ fn futures_timer(env: &Env, d: Duration) -> futures::future::BoxFuture<'static, 
             smol::Timer::after(d).await;
         }),
     }
+}
+
+/// A table view of any runtime (only what the test uses).
+enum TTable {
+    Async(Env, pulsar_async::TableView),
+    Blocking(pulsar_blocking::TableView),
+}
+
+impl TTable {
+    fn create(client: &TClient, topic: &str) -> Result<TTable, pulsar_async::Error> {
+        match client {
+            TClient::Async(env, c) => env
+                .block_on(c.table_view(topic).create())
+                .map(|t| TTable::Async(env.clone(), t)),
+            TClient::Blocking(c) => c.table_view(topic).create().map(TTable::Blocking),
+        }
+    }
+
+    fn entries(&self) -> BTreeMap<String, String> {
+        let entries = match self {
+            TTable::Async(_, t) => t.entries(),
+            TTable::Blocking(t) => t.entries(),
+        };
+        entries
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+            .collect()
+    }
+
+    fn listen(&self, f: impl FnMut(&str, Option<&bytes::Bytes>) + Send + 'static) {
+        match self {
+            TTable::Async(_, t) => t.listen(f),
+            TTable::Blocking(t) => t.listen(f),
+        }
+    }
+
+    fn refresh(&self) -> Result<(), pulsar_async::Error> {
+        match self {
+            TTable::Async(env, t) => env.block_on(t.refresh()),
+            TTable::Blocking(t) => t.refresh(),
+        }
+    }
+}
+
+/// Ten keys on a topic of two partitions; five updated, two deleted by tombstones and one by an
+/// empty value. Compacted through the admin REST API, the topic holds only the latest live
+/// values (a compacted reader sees exactly those), and a table view holds the same map; later
+/// updates and a deletion reach it and its listener, and `refresh` waits for them.
+fn table_view_of_a_compacted_topic(env: Env) -> TestResult {
+    let client = client(&env)?;
+    let admin = admin();
+    let topic = unique_topic("capi-table");
+    admin.create_partitioned(&topic, 2)?;
+    let producer = client.producer_with(&topic, unbatched(), true)?;
+    let mut expected = BTreeMap::new();
+    for i in 0..10 {
+        producer.send(OutgoingMessage::new(format!("v0-{i}")).with_key(format!("k{i}")))?;
+        expected.insert(format!("k{i}"), format!("v0-{i}"));
+    }
+    for i in 0..5 {
+        producer.send(OutgoingMessage::new(format!("v1-{i}")).with_key(format!("k{i}")))?;
+        expected.insert(format!("k{i}"), format!("v1-{i}"));
+    }
+    producer.send(OutgoingMessage::tombstone("k5"))?;
+    producer.send(OutgoingMessage::tombstone("k6"))?;
+    producer.send(OutgoingMessage::new("").with_key("k7"))?;
+    for k in ["k5", "k6", "k7"] {
+        expected.remove(k);
+    }
+    for p in 0..2 {
+        admin.compact(&format!("{topic}-partition-{p}"), Duration::from_secs(60))?;
+    }
+    // the compacted topic: only the latest live value of each key
+    let mut reader_options = pulsar_async::ReaderOptions::new(MessageId::EARLIEST);
+    reader_options.read_compacted = true;
+    let mut reader = client.reader(&topic, reader_options)?;
+    let mut compacted = BTreeMap::new();
+    while reader.has_message_available()? {
+        let m = reader.receive()?;
+        let key = m.key.clone().ok_or("a message without its key")?;
+        assert!(
+            compacted.insert(key, text(&m)).is_none(),
+            "a key twice in the compacted topic"
+        );
+    }
+    assert_eq!(compacted, expected, "the compacted topic");
+
+    let table = TTable::create(&client, &topic)?;
+    assert_eq!(table.entries(), expected, "the table view");
+    let (tx, rx) = mpsc::channel();
+    table.listen(move |k, v| {
+        let _ = tx.send((
+            k.to_owned(),
+            v.map(|v| String::from_utf8_lossy(v).into_owned()),
+        ));
+    });
+    producer.send(OutgoingMessage::new("v2-8").with_key("k8"))?;
+    producer.send(OutgoingMessage::tombstone("k9"))?;
+    producer.send(OutgoingMessage::new("no key"))?;
+    producer.send(OutgoingMessage::new("v0-5").with_key("k5"))?;
+    table.refresh()?;
+    expected.insert("k8".into(), "v2-8".into());
+    expected.remove("k9");
+    expected.insert("k5".into(), "v0-5".into());
+    assert_eq!(table.entries(), expected, "after the updates");
+    let mut updates: Vec<(String, Option<String>)> = (0..3)
+        .map(|_| rx.recv_timeout(RECEIVE))
+        .collect::<Result<_, _>>()?;
+    updates.sort();
+    assert_eq!(
+        updates,
+        vec![
+            ("k5".into(), Some("v0-5".into())),
+            ("k8".into(), Some("v2-8".into())),
+            ("k9".into(), None),
+        ]
+    );
+    drop(table);
+    client.close()?;
+    Ok(())
 }

@@ -423,7 +423,7 @@ impl Part {
                     ),
                     (None, None) => None,
                 };
-                let metadata = pb::MessageMetadata {
+                let mut metadata = pb::MessageMetadata {
                     producer_name: String::new(),
                     sequence_id: seq,
                     publish_time,
@@ -448,6 +448,12 @@ impl Part {
                 } else {
                     std::mem::take(&mut msg.payload)
                 };
+                // The broker's compaction sizes a message by `uncompressed_size` when it is set,
+                // and deletes the key of an empty one: the Java client always sets it, and an
+                // empty value (a tombstone) needs it to delete its key.
+                if payload.is_empty() {
+                    metadata.uncompressed_size = Some(0);
+                }
                 let unbatched = Unbatched {
                     send,
                     seq,
