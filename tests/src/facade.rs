@@ -419,6 +419,19 @@ impl TConsumer {
         }
     }
 
+    /// Publishes `m` again to the retry-letter topic after `delay`, with `properties`.
+    pub fn reconsume_later(
+        &self,
+        m: &Message,
+        delay: Duration,
+        properties: Vec<(String, String)>,
+    ) -> Result<(), Error> {
+        match self {
+            TConsumer::Async(env, c) => env.block_on(c.reconsume_later(m, delay, properties)),
+            TConsumer::Blocking(c) => c.reconsume_later(m, delay, properties),
+        }
+    }
+
     /// Acknowledges by topic and id.
     pub fn ack_topic_id(&self, id: &TopicMessageId) -> Result<(), Error> {
         match self {

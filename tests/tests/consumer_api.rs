@@ -240,8 +240,10 @@ fn ack_by_topic_message_id(env: Env) -> TestResult {
     let mut o = options("s");
     o.subscription_type = SubscriptionType::Shared;
     let consumer = client.consumer_topics(&topics, o.clone())?;
-    // batched (the default): ids with batch indexes and sizes
-    let p1 = client.producer(&partitioned)?;
+    // batched: ids with batch indexes and sizes
+    let mut batched = ProducerOptions::default();
+    batched.batching.enabled = true;
+    let p1 = client.producer_with(&partitioned, batched, true)?;
     let p2 = client.producer(&plain)?;
     for i in 0..12 {
         p1.send_async(OutgoingMessage::new(format!("p{i}")).with_key(format!("k{i}")))?;

@@ -137,6 +137,10 @@ pub struct DeadLetterPolicy {
     pub dead_letter_topic: Option<String>,
     /// Retry-letter topic; default `<topic>-<subscription>-RETRY`.
     pub retry_letter_topic: Option<String>,
+    /// A subscription created with the dead-letter topic, so that the broker keeps the messages
+    /// dead-lettered before anyone subscribes to it (PIP-124; `None`: none, and without a
+    /// subscription a topic keeps nothing unless its retention says so).
+    pub initial_subscription_name: Option<String>,
 }
 
 impl DeadLetterPolicy {
@@ -146,6 +150,24 @@ impl DeadLetterPolicy {
             max_redeliver_count,
             ..Default::default()
         }
+    }
+
+    /// Sets the dead-letter topic (builder style).
+    pub fn with_dead_letter_topic(mut self, topic: impl Into<String>) -> Self {
+        self.dead_letter_topic = Some(topic.into());
+        self
+    }
+
+    /// Sets the retry-letter topic (builder style).
+    pub fn with_retry_letter_topic(mut self, topic: impl Into<String>) -> Self {
+        self.retry_letter_topic = Some(topic.into());
+        self
+    }
+
+    /// Sets the subscription created with the dead-letter topic (builder style; PIP-124).
+    pub fn with_initial_subscription_name(mut self, name: impl Into<String>) -> Self {
+        self.initial_subscription_name = Some(name.into());
+        self
     }
 }
 

@@ -782,6 +782,7 @@ impl Part {
                 .is_exclusive()
                 .then(|| self.cfg.access_mode.to_protocol()),
             topic_epoch: self.topic_epoch,
+            initial_subscription_name: self.cfg.initial_subscription.clone(),
             ..Default::default()
         });
         self.epoch += 1;
