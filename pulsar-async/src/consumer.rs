@@ -132,6 +132,10 @@ impl ConsumerBuilder {
         self
     }
 
+    pub(crate) fn options_ref(&self) -> &ConsumerOptions {
+        &self.options
+    }
+
     /// Subscribes and waits until the broker registered the consumer (on every topic or
     /// partition).
     pub async fn subscribe(self) -> Result<Consumer, Error> {
@@ -713,6 +717,10 @@ impl ReaderBuilder {
     pub fn configure(mut self, f: impl FnOnce(&mut ReaderOptions)) -> Self {
         f(&mut self.options);
         self
+    }
+
+    pub(crate) fn options_ref(&self) -> &ReaderOptions {
+        &self.options
     }
 
     /// Creates the reader and waits until the broker registered it.

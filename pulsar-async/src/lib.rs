@@ -78,6 +78,7 @@ mod options;
 mod producer;
 mod runtime;
 mod sends;
+mod setters;
 mod state;
 pub mod table_view;
 pub mod tls;
@@ -109,14 +110,23 @@ pub use typed::{
 /// [`schema::primitive`], ...), [`schema::SchemaError`].
 pub use pulsar_schema as schema;
 
-/// The core crate, re-exported: options, messages, events, errors and stats types.
+/// The core crate, re-exported: options, messages, events, errors and stats types. (Inlined, so
+/// that its pages are part of this crate's documentation and of the adapters'.)
+#[doc(inline)]
 pub use pulsar_core as core;
 pub use pulsar_core::compression::CompressionType;
+/// Partitioned topics: how keys are hashed to partitions.
+pub use pulsar_core::routing::HashingScheme;
 pub use pulsar_core::{
     AccessMode, BatchReceivePolicy, BatchingOptions, ClientStats, ConsumerOptions,
     DeadLetterPolicy, Event, InitialPosition, Message, MessageId, OutgoingMessage,
     ParseMessageIdError, ProducerOptions, ReaderOptions, SeekTo, SendError, SubscriptionType,
     TopicMessageId, TxnError, TxnId, TxnState,
+};
+pub use pulsar_core::{
+    BrokerEntryMetadata, ClientConfig, ConsumerId, ConsumerStats, KeySharedMode, KeySharedPolicy,
+    ProducerId, ProducerStats, ProxyProtocol, RedeliveryBackoff, RoutingMode, SchemaInfo,
+    SchemaType, TopicsMode,
 };
 
 /// The application-facing API that every async runtime adapter re-exports, in one list:
@@ -137,5 +147,10 @@ pub mod api {
         TransactionBuilder, TxnError, TxnId, TxnState, TypedConsumer, TypedConsumerBuilder,
         TypedMessage, TypedProducer, TypedProducerBuilder, TypedReader, TypedReaderBuilder,
         DEFAULT_TRANSACTION_TIMEOUT,
+    };
+    pub use crate::{
+        BrokerEntryMetadata, ClientConfig, ConsumerId, ConsumerStats, Follower, HashingScheme,
+        KeySharedMode, KeySharedPolicy, ProducerId, ProducerStats, ProxyProtocol,
+        RedeliveryBackoff, RoutingMode, SchemaInfo, SchemaType, TopicsMode,
     };
 }

@@ -56,6 +56,7 @@ mod driver;
 mod failover;
 mod listener;
 mod producer;
+mod setters;
 mod table_view;
 mod transaction;
 mod typed;
@@ -65,9 +66,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
 use futures::StreamExt;
-use pulsar_async::core::{
-    ClientStats, LookupResult, SchemaInfo, SchemaVersion, TopicsMode, VersionedSchema,
-};
+use pulsar_async::core::{ClientStats, LookupResult, SchemaVersion, VersionedSchema};
 use pulsar_async::engine::Engine;
 use pulsar_async::{ClientHandle, ClientOptions, EventStream, Launch};
 
@@ -80,6 +79,11 @@ pub use pulsar_async::{
     Message, MessageId, OutgoingMessage, ParseMessageIdError, ProducerOptions, ReaderOptions,
     Result, SeekTo, SendError, SubscriptionType, TlsOptions, TopicMessageId, TxnError, TxnId,
     TxnState, TypedMessage,
+};
+pub use pulsar_async::{
+    BrokerEntryMetadata, ClientConfig, ConsumerId, ConsumerStats, HashingScheme, KeySharedMode,
+    KeySharedPolicy, ProducerId, ProducerStats, ProxyProtocol, RedeliveryBackoff, RoutingMode,
+    SchemaInfo, SchemaType, TopicsMode,
 };
 pub use table_view::{TableView, TableViewBuilder};
 pub use transaction::{Transaction, TransactionBuilder};
