@@ -774,6 +774,11 @@ impl Reader {
         self.inner.receive().await
     }
 
+    /// The next message, waiting at most `timeout` (`Ok(None)` if none came).
+    pub async fn receive_timeout(&self, timeout: Duration) -> Result<Option<Message>, Error> {
+        self.inner.receive_timeout(timeout).await
+    }
+
     /// The next message if one is queued.
     pub fn try_receive(&self) -> Result<Option<Message>, Error> {
         self.inner.try_receive()
