@@ -176,6 +176,12 @@ impl ClientHandle {
         ReaderBuilder::new(self.clone(), topic.into())
     }
 
+    /// A [`TableView`](crate::TableView) of `topic`: the latest value of every key, read from
+    /// the compacted topic and kept current.
+    pub fn table_view(&self, topic: impl Into<String>) -> crate::TableViewBuilder {
+        crate::TableViewBuilder::new(self.clone(), topic.into())
+    }
+
     /// The client-wide event stream: connections opened and closed (with the reason), producers
     /// and consumers reconnecting and reconnected, topics moved, the client closed. Each call
     /// returns an independent subscriber that sees events from now on.

@@ -7,14 +7,16 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::future::poll_fn;
+use futures::stream::FusedStream;
 use futures::Stream;
 use pulsar_core::{
-    ConsumerId, ConsumerOptions, ConsumerStats, InitialPosition, Message, MessageId, ReaderOptions,
-    Resource, SeekTo, SubscriptionType, TopicMessageId,
+    BatchReceivePolicy, ConsumerId, ConsumerOptions, ConsumerStats, InitialPosition, Message,
+    MessageId, ReaderOptions, Resource, SeekTo, SubscriptionType, TopicMessageId,
 };
 
 use crate::client::ClientHandle;
 use crate::error::Error;
+use crate::runtime::{AsyncTimer, Runtime, TimeSource};
 use crate::state::RequestResult;
 use crate::transaction::Transaction;
 
@@ -106,6 +108,18 @@ impl ConsumerBuilder {
         self
     }
 
+    /// Subscribe paused: no message comes until [`Consumer::resume`] (Java's `startPaused`).
+    pub fn start_paused(mut self, paused: bool) -> Self {
+        self.options.start_paused = paused;
+        self
+    }
+
+    /// The limits of [`Consumer::batch_receive`] (Java's `batchReceivePolicy`).
+    pub fn batch_receive_policy(mut self, policy: BatchReceivePolicy) -> Self {
+        self.options.batch_receive = policy;
+        self
+    }
+
     /// Replaces all core options (including the subscription name).
     pub fn options(mut self, options: ConsumerOptions) -> Self {
         self.options = options;
@@ -116,6 +130,10 @@ impl ConsumerBuilder {
     pub fn configure(mut self, f: impl FnOnce(&mut ConsumerOptions)) -> Self {
         f(&mut self.options);
         self
+    }
+
+    pub(crate) fn options_ref(&self) -> &ConsumerOptions {
+        &self.options
     }
 
     /// Subscribes and waits until the broker registered the consumer (on every topic or
@@ -130,7 +148,11 @@ impl ConsumerBuilder {
             return Err(Error::Missing("subscription"));
         }
         let subscription = options.subscription.clone();
-        let ack_receipts = options.ack_receipts;
+        let settings = Settings {
+            ack_receipts: options.ack_receipts,
+            queue_size: options.receiver_queue_size,
+            batch_receive: options.batch_receive,
+        };
         let name = match &target {
             Target::Topic(t) | Target::Pattern(t) => t.clone(),
             Target::Topics(ts) => ts.join(","),
@@ -145,8 +167,16 @@ impl ConsumerBuilder {
                 Target::Pattern(p) => core.subscribe_pattern(now, p, options),
             })
         })?;
-        Consumer::start(client, id, name, subscription, ack_receipts).await
+        Consumer::start(client, id, name, subscription, settings).await
     }
+}
+
+/// What a [`Consumer`] keeps of its options.
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    ack_receipts: bool,
+    queue_size: u32,
+    batch_receive: BatchReceivePolicy,
 }
 
 /// A consumer: a [`Stream`] of messages (ending when the consumer or its client is closed), plus
@@ -164,7 +194,7 @@ pub struct Consumer {
     id: ConsumerId,
     topic: String,
     subscription: String,
-    ack_receipts: bool,
+    settings: Settings,
     /// The stream ended (closed, failed, or the driver stopped).
     finished: bool,
 }
@@ -176,7 +206,7 @@ impl Consumer {
         id: ConsumerId,
         topic: String,
         subscription: String,
-        ack_receipts: bool,
+        settings: Settings,
     ) -> Result<Consumer, Error> {
         // From here on, dropping (cancelling) closes it.
         let consumer = Consumer {
@@ -184,7 +214,7 @@ impl Consumer {
             id,
             topic,
             subscription,
-            ack_receipts,
+            settings,
             finished: false,
         };
         poll_fn(|cx| {
@@ -261,6 +291,160 @@ impl Consumer {
         Ok(batch)
     }
 
+    /// The next message, waiting at most `timeout`: `Ok(None)` if none came by then. A message
+    /// that is queued when the time is up is still returned.
+    pub async fn receive_timeout(&self, timeout: Duration) -> Result<Option<Message>, Error> {
+        let id = self.id;
+        let mut timer = self.timer_after(timeout)?;
+        poll_fn(move |cx| {
+            if let Poll::Ready(r) = self.client.shared().with(|st| st.poll_next_message(id, cx)) {
+                return Poll::Ready(r.map(Some));
+            }
+            timer.as_mut().poll(cx).map(|()| Ok(None))
+        })
+        .await
+    }
+
+    /// The policy of [`batch_receive`](Self::batch_receive).
+    pub fn batch_receive_policy(&self) -> BatchReceivePolicy {
+        self.settings.batch_receive
+    }
+
+    /// A batch of messages by the consumer's [`BatchReceivePolicy`] (set with
+    /// [`ConsumerBuilder::batch_receive_policy`]; Java's `batchReceive`).
+    pub async fn batch_receive(&self) -> Result<Vec<Message>, Error> {
+        self.batch_receive_with(self.settings.batch_receive).await
+    }
+
+    /// A batch of messages by `policy`: as soon as the receiver queue holds `max_messages`
+    /// messages or `max_bytes` bytes, or when `timeout` has passed (then what is queued, possibly
+    /// nothing). Nothing is taken from the queue before the batch is complete, so cancelling the
+    /// future loses nothing. Fails once the consumer is closed and its queue empty, and on a
+    /// consumer with a zero-size receiver queue (as in Java).
+    pub async fn batch_receive_with(
+        &self,
+        policy: BatchReceivePolicy,
+    ) -> Result<Vec<Message>, Error> {
+        let mut timer = self.timer_after(policy.timeout)?;
+        let ready = self.batch_ready(policy);
+        let mut ready = std::pin::pin!(ready);
+        poll_fn(|cx| match ready.as_mut().poll(cx) {
+            Poll::Ready(r) => Poll::Ready(r),
+            Poll::Pending => timer.as_mut().poll(cx).map(Ok),
+        })
+        .await?;
+        self.try_receive_batch(policy.message_limit(), policy.byte_limit())
+    }
+
+    /// Waits until the receiver queue holds a full batch by `policy` (its limits; the timeout is
+    /// the caller's), or the consumer ended (closed with messages still queued: `Ok`; with
+    /// none: the error a receive gives). Takes nothing: follow with
+    /// [`try_receive_batch`](Self::try_receive_batch).
+    pub fn batch_ready(
+        &self,
+        policy: BatchReceivePolicy,
+    ) -> impl Future<Output = Result<(), Error>> + Send + '_ {
+        let id = self.id;
+        let zero_queue = self.settings.queue_size == 0;
+        poll_fn(move |cx| {
+            if zero_queue {
+                return Poll::Ready(Err(Error::Unsupported(
+                    "batch receive with a zero-size receiver queue",
+                )));
+            }
+            self.client
+                .shared()
+                .with(|st| st.poll_batch_ready(id, &policy, cx))
+        })
+    }
+
+    /// Takes up to `max_messages` queued messages, stopping before `max_bytes` of payload (the
+    /// first message is taken whatever its size), without waiting: empty when none is queued.
+    /// Fails once the consumer is closed and its queue empty.
+    pub fn try_receive_batch(
+        &self,
+        max_messages: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Message>, Error> {
+        match self
+            .client
+            .shared()
+            .with(|st| st.poll_receive_batch(self.id, max_messages, max_bytes, None))
+        {
+            Poll::Ready(Ok(batch)) if batch.is_empty() => {
+                Err(Error::Client(pulsar_core::Error::Closed))
+            }
+            Poll::Ready(r) => r,
+            Poll::Pending => Ok(Vec::new()),
+        }
+    }
+
+    /// Stops asking the broker for messages (no FLOW permits go out) until
+    /// [`resume`](Self::resume), on every topic and partition of the consumer. The messages
+    /// already queued, or on their way, can still be received; nothing is lost (Java's
+    /// `pause`).
+    pub fn pause(&self) -> Result<(), Error> {
+        let id = self.id;
+        self.command(|core, now| core.pause_consumer(now, id))
+    }
+
+    /// Resumes a paused consumer: the permits held back go to the broker at once.
+    pub fn resume(&self) -> Result<(), Error> {
+        let id = self.id;
+        self.command(|core, now| core.resume_consumer(now, id))
+    }
+
+    /// Whether the consumer is paused.
+    pub fn is_paused(&self) -> bool {
+        let id = self.id;
+        self.client
+            .shared()
+            .with(|st| st.core.is_consumer_paused(id).unwrap_or(false))
+    }
+
+    /// Acknowledges a message by topic and id (its
+    /// [`Message::topic_message_id`], or one of [`last_message_ids`](Self::last_message_ids)):
+    /// what a consumer of several topics or partitions needs when the message is not at hand.
+    pub fn ack_topic_id(&self, id: &TopicMessageId) -> Result<(), Error> {
+        let consumer = self.id;
+        self.command(|core, now| core.ack_topic_id(now, consumer, id, false).map(drop))
+    }
+
+    /// Acknowledges every message of `id`'s topic (partition) up to and including it
+    /// (Exclusive and Failover).
+    pub fn ack_cumulative_topic_id(&self, id: &TopicMessageId) -> Result<(), Error> {
+        let consumer = self.id;
+        self.command(|core, now| core.ack_topic_id(now, consumer, id, true).map(drop))
+    }
+
+    /// Negatively acknowledges a message by topic and id.
+    pub fn nack_topic_id(&self, id: &TopicMessageId) -> Result<(), Error> {
+        let consumer = self.id;
+        self.command(|core, now| core.negative_ack_topic_id(now, consumer, id))
+    }
+
+    /// The runtime of the client, for timers and listeners (none on a thread-driven client).
+    pub(crate) fn runtime(&self) -> Result<std::sync::Arc<dyn Runtime>, Error> {
+        match self.client.shared().with(|st| st.time_source().clone()) {
+            TimeSource::Runtime(rt) => Ok(rt),
+            TimeSource::System => Err(Error::Unsupported(
+                "timed waits and listeners of an async consumer on a thread-driven client \
+                 (pulsar-blocking has its own)",
+            )),
+        }
+    }
+
+    /// A timer that fires `timeout` from now on the client's runtime.
+    fn timer_after(&self, timeout: Duration) -> Result<Pin<Box<dyn AsyncTimer>>, Error> {
+        let rt = self.runtime()?;
+        let now = rt.now();
+        // (a timeout too long to represent never fires)
+        let deadline = now
+            .checked_add(timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
+        Ok(rt.timer(deadline))
+    }
+
     /// Acknowledges a message (only that message, also inside a batch).
     pub fn ack(&self, message: &Message) -> Result<(), Error> {
         self.command(|core, now| core.ack_message(now, message).map(drop))
@@ -275,7 +459,7 @@ impl Consumer {
     /// Acknowledges a message and waits for the broker's confirmation. Needs the `ack_receipts`
     /// consumer option.
     pub async fn ack_with_receipt(&self, message: &Message) -> Result<(), Error> {
-        if !self.ack_receipts {
+        if !self.settings.ack_receipts {
             return Err(Error::Missing("ack_receipts consumer option"));
         }
         self.done(|core, now| core.ack_message(now, message)).await
@@ -465,6 +649,14 @@ impl Stream for Consumer {
     }
 }
 
+/// Ends (`is_terminated`) once the stream gave `None` or its last error: polling it again is
+/// harmless, so it can be used in `select!`.
+impl FusedStream for Consumer {
+    fn is_terminated(&self) -> bool {
+        self.finished
+    }
+}
+
 impl Drop for Consumer {
     fn drop(&mut self) {
         let id = self.id;
@@ -527,6 +719,10 @@ impl ReaderBuilder {
         self
     }
 
+    pub(crate) fn options_ref(&self) -> &ReaderOptions {
+        &self.options
+    }
+
     /// Creates the reader and waits until the broker registered it.
     pub async fn create(self) -> Result<Reader, Error> {
         let ReaderBuilder {
@@ -535,10 +731,15 @@ impl ReaderBuilder {
             options,
         } = self;
         let subscription = options.subscription_name.clone().unwrap_or_default();
+        let settings = Settings {
+            ack_receipts: false,
+            queue_size: options.receiver_queue_size,
+            batch_receive: BatchReceivePolicy::default(),
+        };
         let id = client
             .shared()
             .with(|st| st.subscribe(|core, now| core.create_reader(now, &topic, options)))?;
-        Consumer::start(client, id, topic, subscription, false)
+        Consumer::start(client, id, topic, subscription, settings)
             .await
             .map(|inner| Reader { inner })
     }
@@ -563,9 +764,19 @@ impl Reader {
         self.inner.topic()
     }
 
+    /// The client's runtime (see [`Consumer::runtime`]).
+    pub(crate) fn runtime(&self) -> Result<std::sync::Arc<dyn Runtime>, Error> {
+        self.inner.runtime()
+    }
+
     /// The next message, waiting for one.
     pub async fn receive(&self) -> Result<Message, Error> {
         self.inner.receive().await
+    }
+
+    /// The next message, waiting at most `timeout` (`Ok(None)` if none came).
+    pub async fn receive_timeout(&self, timeout: Duration) -> Result<Option<Message>, Error> {
+        self.inner.receive_timeout(timeout).await
     }
 
     /// The next message if one is queued.
@@ -604,5 +815,11 @@ impl Stream for Reader {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         Pin::new(&mut self.inner).poll_next(cx)
+    }
+}
+
+impl FusedStream for Reader {
+    fn is_terminated(&self) -> bool {
+        self.inner.is_terminated()
     }
 }

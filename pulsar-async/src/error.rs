@@ -33,6 +33,10 @@ pub enum Error {
     /// failure, ...).
     #[error("cannot start the client: {0}")]
     Runtime(String),
+    /// The operation is not available here (a timed wait or a listener on a consumer whose client
+    /// has no async runtime, a batch receive with a zero-size receiver queue, ...).
+    #[error("not available: {0}")]
+    Unsupported(&'static str),
     /// A builder was used without a setting it needs.
     #[error("missing setting: {0}")]
     Missing(&'static str),

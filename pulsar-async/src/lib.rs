@@ -73,11 +73,14 @@ pub mod engine;
 mod error;
 pub mod failover;
 mod idmap;
+mod listener;
 mod options;
 mod producer;
 mod runtime;
 mod sends;
+mod setters;
 mod state;
+pub mod table_view;
 pub mod tls;
 mod transaction;
 mod typed;
@@ -85,6 +88,7 @@ mod typed;
 pub use client::{start, Client, ClientHandle, EventStream};
 pub use consumer::{Consumer, ConsumerBuilder, Reader, ReaderBuilder};
 pub use error::{Error, Result};
+pub use listener::Listener;
 pub use options::{
     ClientBuilder, ClientOptions, Launch, DEFAULT_EVENT_BUFFER, DEFAULT_MAX_WRITE_BUFFER,
     DEFAULT_WRITE_TIMEOUT,
@@ -92,6 +96,7 @@ pub use options::{
 pub use producer::{IntoMessage, Producer, ProducerBuilder, Receipt};
 pub use runtime::{AsyncIo, AsyncTimer, BoxFuture, BoxIo, Runtime};
 pub use state::ClientEvent;
+pub use table_view::{Follower, TableView, TableViewBuilder};
 pub use tls::{ClientCertificate, TlsError, TlsOptions, TrustRoots};
 pub use transaction::{Transaction, TransactionBuilder, DEFAULT_TRANSACTION_TIMEOUT};
 #[cfg(feature = "json")]
@@ -105,13 +110,23 @@ pub use typed::{
 /// [`schema::primitive`], ...), [`schema::SchemaError`].
 pub use pulsar_schema as schema;
 
-/// The core crate, re-exported: options, messages, events, errors and stats types.
+/// The core crate, re-exported: options, messages, events, errors and stats types. (Inlined, so
+/// that its pages are part of this crate's documentation and of the adapters'.)
+#[doc(inline)]
 pub use pulsar_core as core;
 pub use pulsar_core::compression::CompressionType;
+/// Partitioned topics: how keys are hashed to partitions.
+pub use pulsar_core::routing::HashingScheme;
 pub use pulsar_core::{
-    AccessMode, BatchingOptions, ClientStats, ConsumerOptions, DeadLetterPolicy, Event,
-    InitialPosition, Message, MessageId, OutgoingMessage, ProducerOptions, ReaderOptions, SeekTo,
-    SendError, SubscriptionType, TopicMessageId, TxnError, TxnId, TxnState,
+    AccessMode, BatchReceivePolicy, BatchingOptions, ClientStats, ConsumerOptions,
+    DeadLetterPolicy, Event, InitialPosition, Message, MessageId, OutgoingMessage,
+    ParseMessageIdError, ProducerOptions, ReaderOptions, SeekTo, SendError, SubscriptionType,
+    TopicMessageId, TxnError, TxnId, TxnState,
+};
+pub use pulsar_core::{
+    BrokerEntryMetadata, ClientConfig, ConsumerId, ConsumerStats, KeySharedMode, KeySharedPolicy,
+    ProducerId, ProducerStats, ProxyProtocol, RedeliveryBackoff, RoutingMode, SchemaInfo,
+    SchemaType, TopicsMode,
 };
 
 /// The application-facing API that every async runtime adapter re-exports, in one list:
@@ -123,13 +138,19 @@ pub mod api {
     #[cfg(feature = "json")]
     pub use crate::AutoProducer;
     pub use crate::{
-        core, tls, AccessMode, BatchingOptions, ClientBuilder, ClientEvent, ClientHandle,
-        ClientStats, CompressionType, Consumer, ConsumerBuilder, ConsumerOptions, DeadLetterPolicy,
-        Error, Event, EventStream, InitialPosition, IntoMessage, Message, MessageId,
-        OutgoingMessage, Producer, ProducerBuilder, ProducerOptions, Reader, ReaderBuilder,
-        ReaderOptions, Receipt, Result, SeekTo, SendError, SubscriptionType, TlsOptions,
-        TopicMessageId, Transaction, TransactionBuilder, TxnError, TxnId, TxnState, TypedConsumer,
-        TypedConsumerBuilder, TypedMessage, TypedProducer, TypedProducerBuilder, TypedReader,
-        TypedReaderBuilder, DEFAULT_TRANSACTION_TIMEOUT,
+        core, tls, AccessMode, BatchReceivePolicy, BatchingOptions, ClientBuilder, ClientEvent,
+        ClientHandle, ClientStats, CompressionType, Consumer, ConsumerBuilder, ConsumerOptions,
+        DeadLetterPolicy, Error, Event, EventStream, InitialPosition, IntoMessage, Listener,
+        Message, MessageId, OutgoingMessage, ParseMessageIdError, Producer, ProducerBuilder,
+        ProducerOptions, Reader, ReaderBuilder, ReaderOptions, Receipt, Result, SeekTo, SendError,
+        SubscriptionType, TableView, TableViewBuilder, TlsOptions, TopicMessageId, Transaction,
+        TransactionBuilder, TxnError, TxnId, TxnState, TypedConsumer, TypedConsumerBuilder,
+        TypedMessage, TypedProducer, TypedProducerBuilder, TypedReader, TypedReaderBuilder,
+        DEFAULT_TRANSACTION_TIMEOUT,
+    };
+    pub use crate::{
+        BrokerEntryMetadata, ClientConfig, ConsumerId, ConsumerStats, Follower, HashingScheme,
+        KeySharedMode, KeySharedPolicy, ProducerId, ProducerStats, ProxyProtocol,
+        RedeliveryBackoff, RoutingMode, SchemaInfo, SchemaType, TopicsMode,
     };
 }

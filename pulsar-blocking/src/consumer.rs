@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use pulsar_async::core::ConsumerStats;
 use pulsar_async::{
-    ConsumerOptions, Error, InitialPosition, Message, MessageId, ReaderOptions, SeekTo,
-    SubscriptionType, TopicMessageId,
+    BatchReceivePolicy, ConsumerOptions, Error, InitialPosition, Message, MessageId, ReaderOptions,
+    SeekTo, SubscriptionType, TopicMessageId,
 };
 
 use crate::transaction::Transaction;
@@ -82,6 +82,16 @@ impl ConsumerBuilder {
         self.map(|b| b.options(options))
     }
 
+    /// Subscribe paused: no message comes until [`Consumer::resume`] (Java's `startPaused`).
+    pub fn start_paused(self, paused: bool) -> Self {
+        self.map(|b| b.start_paused(paused))
+    }
+
+    /// The limits of [`Consumer::batch_receive`].
+    pub fn batch_receive_policy(self, policy: BatchReceivePolicy) -> Self {
+        self.map(|b| b.batch_receive_policy(policy))
+    }
+
     /// Changes any core option.
     pub fn configure(self, f: impl FnOnce(&mut ConsumerOptions)) -> Self {
         self.map(|b| b.configure(f))
@@ -97,7 +107,7 @@ impl ConsumerBuilder {
 /// is closed. Dropping it closes it on the broker.
 #[derive(Debug)]
 pub struct Consumer {
-    inner: pulsar_async::Consumer,
+    pub(crate) inner: pulsar_async::Consumer,
 }
 
 impl Consumer {
@@ -136,6 +146,55 @@ impl Consumer {
     ) -> Result<Vec<Message>, Error> {
         wait_for(self.inner.receive_batch(max_messages, max_bytes), timeout)
             .unwrap_or(Ok(Vec::new()))
+    }
+
+    /// A batch of messages by the consumer's [`BatchReceivePolicy`] (set with
+    /// [`ConsumerBuilder::batch_receive_policy`]; Java's `batchReceive`).
+    pub fn batch_receive(&self) -> Result<Vec<Message>, Error> {
+        self.batch_receive_with(self.inner.batch_receive_policy())
+    }
+
+    /// A batch of messages by `policy`: as soon as the receiver queue holds `max_messages`
+    /// messages or `max_bytes` bytes, or when `timeout` has passed (then what is queued, possibly
+    /// nothing). Fails once the consumer is closed and its queue empty, and on a consumer with a
+    /// zero-size receiver queue (as in Java).
+    pub fn batch_receive_with(&self, policy: BatchReceivePolicy) -> Result<Vec<Message>, Error> {
+        if let Some(r) = wait_for(self.inner.batch_ready(policy), policy.timeout) {
+            r?;
+        }
+        self.inner
+            .try_receive_batch(policy.message_limit(), policy.byte_limit())
+    }
+
+    /// Stops asking the broker for messages until [`resume`](Self::resume); queued messages can
+    /// still be received, nothing is lost.
+    pub fn pause(&self) -> Result<(), Error> {
+        self.inner.pause()
+    }
+
+    /// Resumes a paused consumer.
+    pub fn resume(&self) -> Result<(), Error> {
+        self.inner.resume()
+    }
+
+    /// Whether the consumer is paused.
+    pub fn is_paused(&self) -> bool {
+        self.inner.is_paused()
+    }
+
+    /// Acknowledges a message by topic and id (multi-topic and partitioned consumers).
+    pub fn ack_topic_id(&self, id: &TopicMessageId) -> Result<(), Error> {
+        self.inner.ack_topic_id(id)
+    }
+
+    /// Acknowledges every message of `id`'s topic up to and including it (Exclusive, Failover).
+    pub fn ack_cumulative_topic_id(&self, id: &TopicMessageId) -> Result<(), Error> {
+        self.inner.ack_cumulative_topic_id(id)
+    }
+
+    /// Negatively acknowledges a message by topic and id.
+    pub fn nack_topic_id(&self, id: &TopicMessageId) -> Result<(), Error> {
+        self.inner.nack_topic_id(id)
     }
 
     /// Acknowledges a message.

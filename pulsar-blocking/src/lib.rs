@@ -54,7 +54,10 @@ struct ReadmeExamples;
 mod consumer;
 mod driver;
 mod failover;
+mod listener;
 mod producer;
+mod setters;
+mod table_view;
 mod transaction;
 mod typed;
 mod wait;
@@ -63,20 +66,26 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
 use futures::StreamExt;
-use pulsar_async::core::{
-    ClientStats, LookupResult, SchemaInfo, SchemaVersion, TopicsMode, VersionedSchema,
-};
+use pulsar_async::core::{ClientStats, LookupResult, SchemaVersion, VersionedSchema};
 use pulsar_async::engine::Engine;
 use pulsar_async::{ClientHandle, ClientOptions, EventStream, Launch};
 
 pub use consumer::{Consumer, ConsumerBuilder, Reader, ReaderBuilder};
+pub use listener::Listener;
 pub use producer::{Producer, ProducerBuilder, Receipt};
 pub use pulsar_async::{
-    core, schema, tls, AccessMode, BatchingOptions, ClientBuilder, ClientEvent, CompressionType,
-    ConsumerOptions, DeadLetterPolicy, Error, Event, InitialPosition, IntoMessage, Message,
-    MessageId, OutgoingMessage, ProducerOptions, ReaderOptions, Result, SeekTo, SendError,
-    SubscriptionType, TlsOptions, TopicMessageId, TxnError, TxnId, TxnState, TypedMessage,
+    core, schema, tls, AccessMode, BatchReceivePolicy, BatchingOptions, ClientBuilder, ClientEvent,
+    CompressionType, ConsumerOptions, DeadLetterPolicy, Error, Event, InitialPosition, IntoMessage,
+    Message, MessageId, OutgoingMessage, ParseMessageIdError, ProducerOptions, ReaderOptions,
+    Result, SeekTo, SendError, SubscriptionType, TlsOptions, TopicMessageId, TxnError, TxnId,
+    TxnState, TypedMessage,
 };
+pub use pulsar_async::{
+    BrokerEntryMetadata, ClientConfig, ConsumerId, ConsumerStats, HashingScheme, KeySharedMode,
+    KeySharedPolicy, ProducerId, ProducerStats, ProxyProtocol, RedeliveryBackoff, RoutingMode,
+    SchemaInfo, SchemaType, TopicsMode,
+};
+pub use table_view::{TableView, TableViewBuilder};
 pub use transaction::{Transaction, TransactionBuilder};
 pub use typed::{
     AutoProducer, TypedConsumer, TypedConsumerBuilder, TypedProducer, TypedProducerBuilder,
@@ -171,6 +180,12 @@ impl Client {
     /// A reader of `topic`, from the earliest message unless told otherwise.
     pub fn reader(&self, topic: impl Into<String>) -> ReaderBuilder {
         ReaderBuilder::new(self.handle.reader(topic))
+    }
+
+    /// A [`TableView`] of `topic`: the latest value of every key, read from the compacted topic
+    /// and kept current by a thread.
+    pub fn table_view(&self, topic: impl Into<String>) -> TableViewBuilder {
+        TableViewBuilder::new(self.handle.table_view(topic))
     }
 
     /// The client-wide events (connections, reconnections, topic moves, close) from now on.

@@ -302,7 +302,7 @@ pub struct Consume {
 pub struct Read {
     /// Topic name.
     pub topic: String,
-    /// Where to start: latest, earliest, or a message id ledger:entry[:partition[:batch]].
+    /// Where to start: latest, earliest, or a message id ledger:entry[:partition[:batch[:size]]].
     #[arg(short = 'm', long = "start-message-id", default_value = "latest")]
     pub start_message_id: String,
     /// Include the message given by -m.
@@ -591,7 +591,7 @@ pub struct PerfRead {
     /// Topics.
     #[command(flatten)]
     pub topics: PerfTopics,
-    /// Where to start: earliest, latest or a message id ledger:entry[:partition[:batch]].
+    /// Where to start: earliest, latest or a message id ledger:entry[:partition[:batch[:size]]].
     #[arg(short = 'm', long = "start-message-id", default_value = "earliest")]
     pub start_message_id: String,
     /// Simulate a slow reader: at most this many messages per second in total (0: no limit).

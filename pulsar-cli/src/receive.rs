@@ -93,8 +93,9 @@ impl Start {
 }
 
 /// The position of `read -m` and `perf read -m`: `earliest`, `latest` (any case), or a message id
-/// `ledger:entry[:partition[:batch]]` as the CLI prints it (partition and batch default to -1); a
-/// usage error otherwise.
+/// `ledger:entry[:partition[:batch[:batch_size]]]` as the CLI prints it (partition and batch
+/// default to -1; the batch size of a batched message's id is accepted and not needed); a usage
+/// error otherwise.
 pub fn parse_start(s: &str) -> Result<Start, CliError> {
     match s.trim().to_ascii_lowercase().as_str() {
         "earliest" => return Ok(Start::Earliest),
@@ -103,11 +104,12 @@ pub fn parse_start(s: &str) -> Result<Start, CliError> {
     }
     let bad = || {
         CliError::Usage(format!(
-            "start message id {s:?}: expected latest, earliest or ledger:entry[:partition[:batch]]"
+            "start message id {s:?}: expected latest, earliest or \
+             ledger:entry[:partition[:batch[:batch_size]]]"
         ))
     };
     let parts: Vec<&str> = s.trim().split(':').collect();
-    if !(2..=4).contains(&parts.len()) {
+    if !(2..=5).contains(&parts.len()) {
         return Err(bad());
     }
     let number = |i: usize| -> Result<i64, CliError> {
@@ -116,8 +118,13 @@ pub fn parse_start(s: &str) -> Result<Start, CliError> {
             .map_or(Ok(-1), |p| p.parse::<i64>().map_err(|_| bad()))
     };
     let (ledger, entry) = (number(0)?, number(1)?);
-    let (partition, batch) = (number(2)?, number(3)?);
-    if ledger < 0 || entry < 0 || partition > i64::from(i32::MAX) || batch > i64::from(i32::MAX) {
+    let (partition, batch, batch_size) = (number(2)?, number(3)?, number(4)?);
+    if ledger < 0
+        || entry < 0
+        || partition > i64::from(i32::MAX)
+        || batch > i64::from(i32::MAX)
+        || batch_size > i64::from(i32::MAX)
+    {
         return Err(bad());
     }
     Ok(Start::At(
@@ -219,12 +226,17 @@ mod tests {
         assert_eq!(parse_start("12:34").unwrap(), Start::At(12, 34, -1, -1));
         assert_eq!(parse_start("12:34:-1:5").unwrap(), Start::At(12, 34, -1, 5));
         assert_eq!(parse_start("12:34:2").unwrap(), Start::At(12, 34, 2, -1));
+        // a batched message's id as printed (with the batch size)
+        assert_eq!(
+            parse_start("12:34:-1:5:10").unwrap(),
+            Start::At(12, 34, -1, 5)
+        );
         let id = Start::At(12, 34, 2, 5).message_id();
         assert_eq!(
             (id.ledger_id, id.entry_id, id.partition, id.batch_index),
             (12, 34, 2, 5)
         );
-        for bad in ["", "12", "a:b", "-1:2", "1:2:3:4:5"] {
+        for bad in ["", "12", "a:b", "-1:2", "1:2:3:4:5:6", "1:2:3:4:x"] {
             assert!(parse_start(bad).is_err(), "{bad}");
         }
     }

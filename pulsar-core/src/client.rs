@@ -11,7 +11,7 @@ use crate::error::{ConfigError, Error, SendError, UsageError};
 use crate::event::{Event, TopicsMode};
 use crate::handle::{ConnectionId, ConsumerId, ProducerId, RequestId, SendId, TxnId, TxnState};
 use crate::io::{IoRequest, Transmit};
-use crate::message::MessageId;
+use crate::message::{MessageId, TopicMessageId};
 use crate::outputs::Dispatch;
 use crate::producer::{OutgoingMessage, ProducerOptions, Producers, Refused};
 use crate::request::{OpKind, Owner};
@@ -441,6 +441,84 @@ impl Client {
             .ack(&mut self.shared, now, consumer, message, false, None);
         self.pump(now);
         r
+    }
+
+    /// Acknowledges one message by topic and id: on a consumer of several topics or partitions,
+    /// the topic says which one (a [`Message`]'s [`topic_message_id`](Message::topic_message_id),
+    /// or one of [`get_last_message_ids`](Self::get_last_message_ids)'s answers).
+    pub fn ack_topic_id(
+        &mut self,
+        now: Instant,
+        consumer: ConsumerId,
+        id: &TopicMessageId,
+        cumulative: bool,
+    ) -> Result<RequestId, Error> {
+        let r = self
+            .consumers
+            .sub_of_topic(consumer, &id.topic)
+            .and_then(|sub| {
+                self.consumers.ack(
+                    &mut self.shared,
+                    now,
+                    consumer,
+                    &id.id,
+                    cumulative,
+                    Some(sub),
+                )
+            });
+        self.pump(now);
+        r
+    }
+
+    /// Negatively acknowledges one message by topic and id (see [`ack_topic_id`](Self::ack_topic_id)).
+    pub fn negative_ack_topic_id(
+        &mut self,
+        now: Instant,
+        consumer: ConsumerId,
+        id: &TopicMessageId,
+    ) -> Result<(), Error> {
+        let r = self
+            .consumers
+            .sub_of_topic(consumer, &id.topic)
+            .and_then(|sub| {
+                self.consumers
+                    .negative_ack(now, consumer, &id.id, Some(sub), 0)
+            });
+        self.pump(now);
+        r
+    }
+
+    /// The number of messages in a consumer's receiver queue and their payload bytes (`None` for
+    /// an unknown consumer).
+    pub fn receiver_queue(&self, consumer: ConsumerId) -> Option<(usize, usize)> {
+        self.consumers.queued(consumer)
+    }
+
+    /// The next message queued for `consumer` emits [`Event::MessagesAvailable`] even if the
+    /// queue was not empty (once): for an application waiting for a batch to fill.
+    pub fn watch_receiver_queue(&mut self, consumer: ConsumerId) {
+        self.consumers.watch_growth(consumer);
+    }
+
+    /// Pauses a consumer: no FLOW permits go to the broker (on any of its topics or partitions,
+    /// also those added later) until [`resume_consumer`](Self::resume_consumer). Messages already
+    /// queued or on their way can still be received; nothing is dropped.
+    pub fn pause_consumer(&mut self, now: Instant, consumer: ConsumerId) -> Result<(), Error> {
+        let r = self.consumers.set_paused(&mut self.shared, consumer, true);
+        self.pump(now);
+        r
+    }
+
+    /// Resumes a paused consumer: the permits held back go to the broker.
+    pub fn resume_consumer(&mut self, now: Instant, consumer: ConsumerId) -> Result<(), Error> {
+        let r = self.consumers.set_paused(&mut self.shared, consumer, false);
+        self.pump(now);
+        r
+    }
+
+    /// Whether the consumer is paused (`None` for an unknown consumer).
+    pub fn is_consumer_paused(&self, consumer: ConsumerId) -> Option<bool> {
+        self.consumers.is_paused(consumer)
     }
 
     /// Acknowledges a received message.

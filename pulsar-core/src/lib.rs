@@ -145,9 +145,9 @@ pub use auth::{AuthError, AuthProvider, BasicAuth, TokenAuth};
 pub use client::Client;
 pub use config::{ClientConfig, ProxyProtocol};
 pub use consumer::{
-    BrokerEntryMetadata, ConsumerOptions, DeadLetterPolicy, InitialPosition, KeySharedMode,
-    KeySharedPolicy, Message, ReaderOptions, ReceiveError, RedeliveryBackoff, SeekTo,
-    SubscriptionType, TopicMessageId,
+    BatchReceivePolicy, BrokerEntryMetadata, ConsumerOptions, DeadLetterPolicy, InitialPosition,
+    KeySharedMode, KeySharedPolicy, Message, ReaderOptions, ReceiveError, RedeliveryBackoff,
+    SeekTo, SubscriptionType, TopicMessageId,
 };
 pub use error::{
     ConfigError, Error, ProtocolError, SendError, ServerErrorCode, TxnError, UsageError,
@@ -156,7 +156,7 @@ pub use event::{Event, LookupResult, Resource, TopicsMode};
 pub use failover::{ClusterFailover, ClusterFailoverConfig};
 pub use handle::{ConnectionId, ConsumerId, ProducerId, RequestId, SendId, TxnId, TxnState};
 pub use io::{IoRequest, Transmit};
-pub use message::MessageId;
+pub use message::{MessageId, ParseMessageIdError};
 pub use producer::{
     AccessMode, BatchingOptions, OutgoingMessage, ProducerOptions, Refused, RoutingMode,
 };

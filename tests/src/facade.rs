@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use pulsar_async::core::TopicsMode;
 use pulsar_async::{
-    ClientEvent, ClientOptions, ClientStats, ConsumerOptions, Error, Event, Launch, Message,
-    MessageId, OutgoingMessage, ProducerOptions, ReaderOptions, SeekTo,
+    BatchReceivePolicy, ClientEvent, ClientOptions, ClientStats, ConsumerOptions, Error, Event,
+    Launch, Message, MessageId, OutgoingMessage, ProducerOptions, ReaderOptions, SeekTo,
+    TopicMessageId,
 };
 
 /// How long [`TConsumer::receive`] and [`TReader::receive`] wait for a message.
@@ -370,6 +371,91 @@ impl TConsumer {
         }
     }
 
+    /// The adapter's own `receive_timeout` (the async adapters' timer, not the facade's).
+    pub fn receive_within(&self, d: Duration) -> Result<Option<Message>, Error> {
+        match self {
+            TConsumer::Async(env, c) => env.block_on(c.receive_timeout(d)),
+            TConsumer::Blocking(c) => c.receive_timeout(d),
+        }
+    }
+
+    /// A batch by `policy`.
+    pub fn batch_receive_with(&self, policy: BatchReceivePolicy) -> Result<Vec<Message>, Error> {
+        match self {
+            TConsumer::Async(env, c) => env.block_on(c.batch_receive_with(policy)),
+            TConsumer::Blocking(c) => c.batch_receive_with(policy),
+        }
+    }
+
+    /// A batch by the consumer's own policy.
+    pub fn batch_receive(&self) -> Result<Vec<Message>, Error> {
+        match self {
+            TConsumer::Async(env, c) => env.block_on(c.batch_receive()),
+            TConsumer::Blocking(c) => c.batch_receive(),
+        }
+    }
+
+    /// Pauses the consumer.
+    pub fn pause(&self) -> Result<(), Error> {
+        match self {
+            TConsumer::Async(_, c) => c.pause(),
+            TConsumer::Blocking(c) => c.pause(),
+        }
+    }
+
+    /// Resumes the consumer.
+    pub fn resume(&self) -> Result<(), Error> {
+        match self {
+            TConsumer::Async(_, c) => c.resume(),
+            TConsumer::Blocking(c) => c.resume(),
+        }
+    }
+
+    /// Whether it is paused.
+    pub fn is_paused(&self) -> bool {
+        match self {
+            TConsumer::Async(_, c) => c.is_paused(),
+            TConsumer::Blocking(c) => c.is_paused(),
+        }
+    }
+
+    /// Publishes `m` again to the retry-letter topic after `delay`, with `properties`.
+    pub fn reconsume_later(
+        &self,
+        m: &Message,
+        delay: Duration,
+        properties: Vec<(String, String)>,
+    ) -> Result<(), Error> {
+        match self {
+            TConsumer::Async(env, c) => env.block_on(c.reconsume_later(m, delay, properties)),
+            TConsumer::Blocking(c) => c.reconsume_later(m, delay, properties),
+        }
+    }
+
+    /// Acknowledges by topic and id.
+    pub fn ack_topic_id(&self, id: &TopicMessageId) -> Result<(), Error> {
+        match self {
+            TConsumer::Async(_, c) => c.ack_topic_id(id),
+            TConsumer::Blocking(c) => c.ack_topic_id(id),
+        }
+    }
+
+    /// Hands every message to `f` (the consumer's listener), until [`TListener::stop`].
+    pub fn listen(
+        self,
+        f: impl FnMut(ListenerAck<'_>, Message) + Send + 'static,
+    ) -> Result<TListener, Error> {
+        let mut f = f;
+        match self {
+            TConsumer::Async(env, c) => c
+                .listen(move |c, m| f(ListenerAck::Async(c), m))
+                .map(|l| TListener::Async(env, l)),
+            TConsumer::Blocking(c) => c
+                .listen(move |c, m| f(ListenerAck::Blocking(c), m))
+                .map(TListener::Blocking),
+        }
+    }
+
     /// Negatively acknowledges `m`.
     pub fn nack(&self, m: &Message) -> Result<(), Error> {
         match self {
@@ -391,6 +477,46 @@ impl TConsumer {
         match self {
             TConsumer::Async(env, c) => env.block_on(c.close()),
             TConsumer::Blocking(c) => c.close(),
+        }
+    }
+}
+
+/// The consumer a listener callback gets, of any runtime.
+#[derive(Debug)]
+pub enum ListenerAck<'a> {
+    /// tokio or smol.
+    Async(&'a pulsar_async::Consumer),
+    /// The blocking adapter.
+    Blocking(&'a pulsar_blocking::Consumer),
+}
+
+impl ListenerAck<'_> {
+    /// Acknowledges `m`.
+    pub fn ack(&self, m: &Message) -> Result<(), Error> {
+        match self {
+            ListenerAck::Async(c) => c.ack(m),
+            ListenerAck::Blocking(c) => c.ack(m),
+        }
+    }
+}
+
+/// A listener of any runtime.
+#[derive(Debug)]
+pub enum TListener {
+    /// tokio or smol.
+    Async(Env, pulsar_async::Listener),
+    /// The blocking adapter.
+    Blocking(pulsar_blocking::Listener),
+}
+
+impl TListener {
+    /// Stops it and gives the consumer back.
+    pub fn stop(self) -> Result<TConsumer, Error> {
+        match self {
+            TListener::Async(env, l) => env
+                .block_on(l.stop())
+                .map(|c| TConsumer::Async(env.clone(), c)),
+            TListener::Blocking(l) => l.stop().map(TConsumer::Blocking),
         }
     }
 }

@@ -170,6 +170,33 @@ impl State {
         }
     }
 
+    /// `Ready` once the receiver queue holds a full batch by `policy`, or the consumer ended
+    /// (`Ok` while messages are still queued); otherwise waits for the queue to grow.
+    pub(crate) fn poll_batch_ready(
+        &mut self,
+        id: ConsumerId,
+        policy: &pulsar_core::BatchReceivePolicy,
+        cx: &Context<'_>,
+    ) -> Poll<Result<(), Error>> {
+        if self.client_closing() {
+            return Poll::Ready(Err(pulsar_core::Error::ClientClosed.into()));
+        }
+        let (messages, bytes) = self.core.receiver_queue(id).unwrap_or((0, 0));
+        if policy.is_full(messages, bytes) {
+            return Poll::Ready(Ok(()));
+        }
+        match self.poll_receive_status(id, Some(cx)) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
+            Poll::Ready(Err(_)) if messages > 0 => Poll::Ready(Ok(())),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                // the next message queued wakes the waiters even though the queue is not empty
+                self.core.watch_receiver_queue(id);
+                Poll::Pending
+            }
+        }
+    }
+
     pub(crate) fn close_consumer(&mut self, id: ConsumerId) {
         let Some(c) = self.consumers.get_mut(&id) else {
             return;

@@ -49,6 +49,21 @@ impl Consumers {
         }
     }
 
+    /// The wire consumer of a multi-topic (or partitioned) consumer that reads `topic`.
+    pub(crate) fn sub_of_topic(&self, gid: ConsumerId, topic: &str) -> Result<ConsumerId, Error> {
+        let g = self.usable_group(gid)?;
+        // (a short name such as `my-topic-partition-1` names the same topic as its full name)
+        let full = crate::topic::TopicName::parse(topic);
+        let full = full.as_ref().map_or(topic, |t| t.as_str());
+        g.subs
+            .iter()
+            .copied()
+            .find(|s| self.subs.get(s).is_some_and(|s| &*s.topic_name == full))
+            .ok_or(Error::InvalidState(
+                "the message id names a topic this consumer does not read",
+            ))
+    }
+
     pub(super) fn usable_group(&self, gid: ConsumerId) -> Result<&Group, Error> {
         let g = self.groups.get(&gid).ok_or(Error::UnknownConsumer(gid))?;
         if g.phase == Phase::Closing {

@@ -237,7 +237,11 @@ impl Consumers {
                 .unwrap_or_else(|| format!("{base}-{}-RETRY", s.opts.subscription)),
         };
         let gid = s.group;
-        let p = producers.create(sh, now, &topic, ProducerOptions::default())?;
+        let mut options = ProducerOptions::default();
+        if letter == Letter::Dead {
+            options.initial_subscription = policy.initial_subscription_name;
+        }
+        let p = producers.create(sh, now, &topic, options)?;
         self.dlq.producers.insert(p, (sub, letter));
         self.dlq.by_sub.insert((sub, letter), p);
         self.dlq.owners.insert(sub, gid);
@@ -495,6 +499,7 @@ fn letter_message(m: &Message, extra: Vec<(String, String)>) -> OutgoingMessage 
     out.key = m.key.clone();
     out.properties = props.into_iter().collect();
     out.event_time = m.event_time;
+    out.null_value = m.null_value;
     out
 }
 

@@ -146,6 +146,11 @@ pub(super) struct Group {
     pub(super) create_deadline: Deadline,
     /// Unsubscribing: the application request.
     pub(super) unsubscribing: Option<RequestId>,
+    /// Paused by the application (wire consumers created later start paused too).
+    pub(super) paused: bool,
+    /// The application waits for the queue to grow: the next message queued emits
+    /// `MessagesAvailable` even if the queue was not empty (one-shot).
+    pub(super) watch_growth: bool,
 }
 
 impl Group {

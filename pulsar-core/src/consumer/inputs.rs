@@ -109,7 +109,7 @@ impl Consumers {
         let Some(g) = self.groups.get_mut_untimed(&gid) else {
             return;
         };
-        let was_empty = g.queue.is_empty();
+        let was_len = g.queue.len();
         let frame = Frame {
             conn,
             message,
@@ -117,7 +117,8 @@ impl Consumers {
             checksum_ok,
         };
         let out = s.intake(sh, now, frame, &mut self.codec, &mut g.queue);
-        if was_empty && !g.queue.is_empty() {
+        if g.queue.len() > was_len && (was_len == 0 || g.watch_growth) {
+            g.watch_growth = false;
             sh.out
                 .events
                 .push_back(Event::MessagesAvailable { consumer: gid });

@@ -77,6 +77,18 @@ impl Message {
         }
     }
 
+    /// Its topic (partition) and id: acknowledge by this on a consumer of several topics or
+    /// partitions when the message itself is no longer at hand.
+    pub fn topic_message_id(&self) -> TopicMessageId {
+        TopicMessageId::new(self.topic.clone(), self.id)
+    }
+
+    /// The value, `None` for a tombstone (a message sent with a null value, which compaction
+    /// turns into the deletion of its key).
+    pub fn value(&self) -> Option<&Bytes> {
+        (!self.null_value).then_some(&self.payload)
+    }
+
     /// The value of a property.
     pub fn property(&self, key: &str) -> Option<&str> {
         self.properties

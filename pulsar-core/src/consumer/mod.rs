@@ -54,8 +54,8 @@ use pulsar_proto::pb;
 pub use message::{BrokerEntryMetadata, Message, ReceiveError, TopicMessageId};
 pub(crate) use options::ConsumerRequest;
 pub use options::{
-    ConsumerOptions, DeadLetterPolicy, InitialPosition, KeySharedMode, KeySharedPolicy,
-    ReaderOptions, RedeliveryBackoff, SeekTo, SubscriptionType,
+    BatchReceivePolicy, ConsumerOptions, DeadLetterPolicy, InitialPosition, KeySharedMode,
+    KeySharedPolicy, ReaderOptions, RedeliveryBackoff, SeekTo, SubscriptionType,
 };
 
 use crate::compression::CodecContext;

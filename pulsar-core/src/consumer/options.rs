@@ -137,6 +137,10 @@ pub struct DeadLetterPolicy {
     pub dead_letter_topic: Option<String>,
     /// Retry-letter topic; default `<topic>-<subscription>-RETRY`.
     pub retry_letter_topic: Option<String>,
+    /// A subscription created with the dead-letter topic, so that the broker keeps the messages
+    /// dead-lettered before anyone subscribes to it (PIP-124; `None`: none, and without a
+    /// subscription a topic keeps nothing unless its retention says so).
+    pub initial_subscription_name: Option<String>,
 }
 
 impl DeadLetterPolicy {
@@ -145,6 +149,82 @@ impl DeadLetterPolicy {
         DeadLetterPolicy {
             max_redeliver_count,
             ..Default::default()
+        }
+    }
+
+    /// Sets the dead-letter topic (builder style).
+    pub fn with_dead_letter_topic(mut self, topic: impl Into<String>) -> Self {
+        self.dead_letter_topic = Some(topic.into());
+        self
+    }
+
+    /// Sets the retry-letter topic (builder style).
+    pub fn with_retry_letter_topic(mut self, topic: impl Into<String>) -> Self {
+        self.retry_letter_topic = Some(topic.into());
+        self
+    }
+
+    /// Sets the subscription created with the dead-letter topic (builder style; PIP-124).
+    pub fn with_initial_subscription_name(mut self, name: impl Into<String>) -> Self {
+        self.initial_subscription_name = Some(name.into());
+        self
+    }
+}
+
+/// When a batch receive completes, as Java's `BatchReceivePolicy`: as soon as `max_messages`
+/// messages or `max_bytes` bytes of payload are queued, or when `timeout` has passed since the
+/// call (with what is queued then, possibly nothing). A batch never exceeds either limit, except
+/// that its first message is taken whatever its size.
+///
+/// The default is Java's: no message limit, 10 MiB, 100 ms. A message limit above the receiver
+/// queue size (per topic or partition) can only be met by the timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BatchReceivePolicy {
+    /// Most messages in a batch (`None`: no limit but the bytes).
+    pub max_messages: Option<usize>,
+    /// Most payload bytes in a batch (`None`: no limit but the messages).
+    pub max_bytes: Option<usize>,
+    /// Longest wait for the batch to fill.
+    pub timeout: Duration,
+}
+
+impl BatchReceivePolicy {
+    /// A policy with these limits.
+    pub fn new(
+        max_messages: Option<usize>,
+        max_bytes: Option<usize>,
+        timeout: Duration,
+    ) -> BatchReceivePolicy {
+        BatchReceivePolicy {
+            max_messages,
+            max_bytes,
+            timeout,
+        }
+    }
+
+    /// The message limit to take with ([`usize::MAX`] when none).
+    pub fn message_limit(&self) -> usize {
+        self.max_messages.unwrap_or(usize::MAX).max(1)
+    }
+
+    /// The byte limit to take with ([`usize::MAX`] when none).
+    pub fn byte_limit(&self) -> usize {
+        self.max_bytes.unwrap_or(usize::MAX)
+    }
+
+    /// Whether `messages` queued messages of `bytes` payload bytes make a full batch.
+    pub fn is_full(&self, messages: usize, bytes: usize) -> bool {
+        messages > 0 && (messages >= self.message_limit() || bytes >= self.byte_limit())
+    }
+}
+
+impl Default for BatchReceivePolicy {
+    fn default() -> Self {
+        BatchReceivePolicy {
+            max_messages: None,
+            max_bytes: Some(10 * 1024 * 1024),
+            timeout: Duration::from_millis(100),
         }
     }
 }
@@ -233,6 +313,11 @@ pub struct ConsumerOptions {
     /// ([`Error::IncompatibleSchema`](crate::Error::IncompatibleSchema)); with
     /// [`SchemaInfo::auto_consume`] the consumer takes whatever the messages were written with.
     pub schema: Option<SchemaInfo>,
+    /// The limits of the runtimes' `batch_receive` (the core itself does not wait for batches).
+    pub batch_receive: BatchReceivePolicy,
+    /// Subscribe paused (Java's `startPaused`): no FLOW permits until
+    /// [`Client::resume_consumer`](crate::Client::resume_consumer).
+    pub start_paused: bool,
 }
 
 impl ConsumerOptions {
@@ -273,6 +358,8 @@ impl ConsumerOptions {
             pattern_topics_mode: TopicsMode::Persistent,
             partitions_update_interval: Some(Duration::from_secs(60)),
             schema: None,
+            batch_receive: BatchReceivePolicy::default(),
+            start_paused: false,
         }
     }
 

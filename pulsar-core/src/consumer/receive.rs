@@ -4,6 +4,7 @@
 use super::group::Phase;
 use super::Consumers;
 use super::Message;
+use crate::error::Error;
 use crate::handle::ConsumerId;
 use crate::shared::Shared;
 use std::time::Instant;
@@ -69,5 +70,48 @@ impl Consumers {
             }
         }
         out
+    }
+
+    /// The number of messages in a consumer's receiver queue and their payload bytes.
+    pub(crate) fn queued(&self, id: ConsumerId) -> Option<(usize, usize)> {
+        let g = self.groups.get(&id)?;
+        let bytes = g.queue.iter().map(|m| m.payload.len()).sum();
+        Some((g.queue.len(), bytes))
+    }
+
+    /// The next message queued for `id` emits `MessagesAvailable` even if the queue is not empty.
+    pub(crate) fn watch_growth(&mut self, id: ConsumerId) {
+        if let Some(g) = self.groups.get_mut_untimed(&id) {
+            g.watch_growth = true;
+        }
+    }
+
+    /// Pauses (no more FLOW permits) or resumes a consumer on all its topics and partitions.
+    pub(crate) fn set_paused(
+        &mut self,
+        sh: &mut Shared,
+        id: ConsumerId,
+        paused: bool,
+    ) -> Result<(), Error> {
+        let g = self
+            .groups
+            .get_mut_untimed(&id)
+            .ok_or(Error::UnknownConsumer(id))?;
+        if g.phase == Phase::Closing {
+            return Err(Error::Closed);
+        }
+        g.paused = paused;
+        let subs: Vec<ConsumerId> = g.subs.iter().copied().collect();
+        for sid in subs {
+            if let Some(s) = self.subs.get_mut(&sid) {
+                s.set_paused(sh, paused);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the application paused a consumer.
+    pub(crate) fn is_paused(&self, id: ConsumerId) -> Option<bool> {
+        self.groups.get(&id).map(|g| g.paused)
     }
 }

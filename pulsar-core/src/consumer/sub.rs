@@ -92,6 +92,8 @@ pub(super) struct Sub {
     pub(super) broker_permits: i64,
     /// Zero-size queue: the application is waiting for a message.
     pub(super) zq_waiting: bool,
+    /// Paused by the application: no FLOW goes out (the permits are kept for the resume).
+    pub(super) paused: bool,
     /// Messages of this consumer in the group's queue.
     pub(super) queued: usize,
     /// Registration counter (incremented on each successful SUBSCRIBE).
@@ -159,6 +161,7 @@ impl Sub {
             permits: 0,
             broker_permits: 0,
             zq_waiting: false,
+            paused: false,
             queued: 0,
             gen: 0,
             epoch: 0,
@@ -291,7 +294,10 @@ impl Sub {
         } else {
             Vec::new()
         };
-        if self.queue_size > 0 {
+        if self.paused {
+            // what the registration would have granted waits for the resume
+            self.permits = self.queue_size;
+        } else if self.queue_size > 0 {
             send_flow(sh, conn, self.id, self.queue_size);
             self.broker_permits = i64::from(self.queue_size);
         } else if self.zq_waiting {
@@ -402,7 +408,7 @@ impl Sub {
             return;
         }
         self.permits += n;
-        if self.permits >= (self.queue_size / 2).max(1) {
+        if !self.paused && self.permits >= (self.queue_size / 2).max(1) {
             if let Some(conn) = self.link.ready_conn() {
                 send_flow(sh, conn, self.id, self.permits);
                 self.broker_permits += i64::from(self.permits);
@@ -417,6 +423,9 @@ impl Sub {
             return;
         }
         self.zq_waiting = true;
+        if self.paused {
+            return;
+        }
         let Some(conn) = self.link.ready_conn() else {
             return;
         };
@@ -424,6 +433,32 @@ impl Sub {
             let n = (1 - self.broker_permits).min(i64::from(u32::MAX)) as u32;
             send_flow(sh, conn, self.id, n);
             self.broker_permits = 1;
+        }
+    }
+
+    /// Stops granting permits (`pause`) or grants those held back (`resume`): what the
+    /// registration or the application's receives earned while paused goes out in one FLOW.
+    pub(super) fn set_paused(&mut self, sh: &mut Shared, paused: bool) {
+        if self.paused == paused {
+            return;
+        }
+        self.paused = paused;
+        if paused {
+            return;
+        }
+        if self.queue_size == 0 {
+            if self.zq_waiting {
+                self.zq_waiting = false;
+                self.request_one(sh);
+            }
+            return;
+        }
+        if self.permits > 0 {
+            if let Some(conn) = self.link.ready_conn() {
+                send_flow(sh, conn, self.id, self.permits);
+                self.broker_permits += i64::from(self.permits);
+                self.permits = 0;
+            }
         }
     }
 

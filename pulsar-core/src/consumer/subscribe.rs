@@ -141,6 +141,7 @@ impl Consumers {
         }
         let id = sh.env.ids.consumer();
         let backoff = || Backoff::new(sh.env.config.backoff_initial, sh.env.config.backoff_max);
+        let paused = options.start_paused;
         let mut g = Group {
             id,
             opts: Arc::new(options),
@@ -154,6 +155,8 @@ impl Consumers {
             reader_start,
             create_deadline: Deadline::new(now, sh.env.config.operation_timeout),
             unsubscribing: None,
+            paused,
+            watch_growth: false,
         };
         for t in &topics {
             g.topics.insert(
@@ -323,6 +326,7 @@ impl Consumers {
             && g.subs.is_empty();
         let create_topic = g.opts.create_topic_if_missing && !t.discovered;
         let opts = g.opts.clone();
+        let paused = g.paused;
         let reader_start = g.reader_start;
         let missing: Vec<(i32, TopicName, u32)> = wanted
             .into_iter()
@@ -347,6 +351,7 @@ impl Consumers {
                 sh,
                 now,
             );
+            sub.paused = paused;
             if let Some(limit) = self.creation_limit(gid) {
                 sub.link.end_creation_by(limit);
             }

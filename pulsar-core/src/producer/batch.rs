@@ -267,6 +267,7 @@ fn encode(
         && msg.key.is_none()
         && msg.ordering_key.is_none()
         && msg.event_time.is_none()
+        && !msg.null_value
     {
         encode_plain(seq, &msg.payload, buf);
         return;
@@ -283,8 +284,15 @@ fn encode(
     m.ordering_key = msg.ordering_key.take();
     m.event_time = msg.event_time;
     m.sequence_id = Some(seq);
-    m.payload_size = i32::try_from(msg.payload.len()).unwrap_or(i32::MAX);
-    encode_entry(m, &msg.payload, buf);
+    m.null_value = msg.null_value.then_some(true);
+    let payload = if msg.null_value {
+        &[][..]
+    } else {
+        &msg.payload[..]
+    };
+    m.payload_size = i32::try_from(payload.len()).unwrap_or(i32::MAX);
+    encode_entry(m, payload, buf);
+    m.null_value = None;
     m.properties.clear();
     m.partition_key = None;
     m.ordering_key = None;

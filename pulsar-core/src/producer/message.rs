@@ -43,6 +43,9 @@ pub struct OutgoingMessage {
     pub replication_clusters: Vec<String>,
     /// Do not replicate this message to other clusters.
     pub disable_replication: bool,
+    /// A null value (a tombstone): the payload is ignored and sent empty, and compaction deletes
+    /// the message's key. Set by [`OutgoingMessage::tombstone`].
+    pub null_value: bool,
     /// The transaction the message is sent in (set by
     /// [`Client::send_in_transaction`](crate::Client::send_in_transaction), never by hand: the
     /// message's partition must join the transaction first).
@@ -54,6 +57,16 @@ impl OutgoingMessage {
     pub fn new(payload: impl Into<Bytes>) -> OutgoingMessage {
         OutgoingMessage {
             payload: payload.into(),
+            ..Default::default()
+        }
+    }
+
+    /// A message with a null value for `key` (a tombstone): consumers receive it with
+    /// [`Message::value`](crate::Message::value) `None`, and compaction deletes the key.
+    pub fn tombstone(key: impl Into<String>) -> OutgoingMessage {
+        OutgoingMessage {
+            key: Some(key.into()),
+            null_value: true,
             ..Default::default()
         }
     }

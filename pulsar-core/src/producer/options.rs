@@ -189,6 +189,9 @@ pub struct ProducerOptions {
     pub partitions_check_interval: Duration,
     /// Properties attached to the producer.
     pub properties: Vec<(String, String)>,
+    /// A subscription the broker creates with the topic, so that what is published before any
+    /// consumer subscribes is kept (PIP-124; set by the dead-letter producer).
+    pub(crate) initial_subscription: Option<String>,
 }
 
 impl Default for ProducerOptions {
@@ -209,6 +212,7 @@ impl Default for ProducerOptions {
             lazy_partitions: false,
             partitions_check_interval: DEFAULT_PARTITIONS_CHECK_INTERVAL,
             properties: Vec::new(),
+            initial_subscription: None,
         }
     }
 }
@@ -292,6 +296,7 @@ pub(crate) struct PartSettings {
     pub(crate) chunk_max_size: Option<usize>,
     pub(crate) schema: Option<SchemaInfo>,
     pub(crate) properties: Vec<(String, String)>,
+    pub(crate) initial_subscription: Option<String>,
 }
 
 impl PartSettings {
@@ -313,6 +318,7 @@ impl PartSettings {
             chunk_max_size: o.chunk_max_size,
             schema: o.schema.clone(),
             properties: o.properties.clone(),
+            initial_subscription: o.initial_subscription.clone(),
         }
     }
 }

@@ -423,7 +423,7 @@ impl Part {
                     ),
                     (None, None) => None,
                 };
-                let metadata = pb::MessageMetadata {
+                let mut metadata = pb::MessageMetadata {
                     producer_name: String::new(),
                     sequence_id: seq,
                     publish_time,
@@ -436,13 +436,24 @@ impl Part {
                     partition_key_b64_encoded: msg.key_is_base64.then_some(true),
                     ordering_key: msg.ordering_key.take(),
                     event_time: msg.event_time,
+                    null_value: msg.null_value.then_some(true),
                     deliver_at_time: deliver_at.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
                     schema_version: self.schema_version.clone(),
                     txnid_most_bits: msg.txn.map(|t| t.most_bits),
                     txnid_least_bits: msg.txn.map(|t| t.least_bits),
                     ..Default::default()
                 };
-                let payload = std::mem::take(&mut msg.payload);
+                let payload = if msg.null_value {
+                    Bytes::new()
+                } else {
+                    std::mem::take(&mut msg.payload)
+                };
+                // The broker's compaction sizes a message by `uncompressed_size` when it is set,
+                // and deletes the key of an empty one: the Java client always sets it, and an
+                // empty value (a tombstone) needs it to delete its key.
+                if payload.is_empty() {
+                    metadata.uncompressed_size = Some(0);
+                }
                 let unbatched = Unbatched {
                     send,
                     seq,
@@ -771,6 +782,7 @@ impl Part {
                 .is_exclusive()
                 .then(|| self.cfg.access_mode.to_protocol()),
             topic_epoch: self.topic_epoch,
+            initial_subscription_name: self.cfg.initial_subscription.clone(),
             ..Default::default()
         });
         self.epoch += 1;

@@ -162,6 +162,34 @@ impl Admin {
         self.call("DELETE", &path, None).map(drop)
     }
 
+    /// Compacts a non-partitioned topic (or one partition) and waits until the compaction
+    /// finished (`PUT .../compaction`, then `GET .../compaction` until `SUCCESS`); a failed
+    /// compaction is an error.
+    pub fn compact(&self, topic: &str, timeout: Duration) -> Result<(), SupportError> {
+        let path = format!("/admin/v2/{}/compaction", topic_admin_path(topic)?);
+        self.call("PUT", &path, None)?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let status = self.get_json(&path)?;
+            match status.get("status").and_then(Value::as_str) {
+                Some("SUCCESS") => return Ok(()),
+                Some("ERROR") => {
+                    return Err(SupportError::Json {
+                        context: format!("compaction of {topic}"),
+                        reason: format!("failed: {status}"),
+                    })
+                }
+                _ if Instant::now() >= deadline => {
+                    return Err(SupportError::Json {
+                        context: format!("compaction of {topic}"),
+                        reason: format!("not finished after {timeout:?}: {status}"),
+                    })
+                }
+                _ => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
     /// Polls `check` every 100 ms until it returns `Ok(true)` or `timeout` passes; returns whether
     /// it did. Errors count as "not yet".
     pub fn wait_until(

@@ -146,6 +146,21 @@ pub fn txn_broker() -> Result<BrokerInfo, SupportError> {
     }
 }
 
+/// The broker for batch-index acknowledgement tests: `PULSAR_TEST_BATCH_ACK_URL` (and
+/// `PULSAR_TEST_BATCH_ACK_ADMIN_URL`, default `http://127.0.0.1:8080`) when set, a broker started
+/// with `scripts/pulsar-broker start --batch-index-ack` otherwise, shared by the tests of this
+/// process.
+pub fn batch_ack_broker() -> Result<BrokerInfo, SupportError> {
+    match std::env::var("PULSAR_TEST_BATCH_ACK_URL") {
+        Ok(url) if !url.is_empty() => {
+            let web = std::env::var("PULSAR_TEST_BATCH_ACK_ADMIN_URL")
+                .unwrap_or_else(|_| DEFAULT_WEB_URL.to_owned());
+            Ok(BrokerInfo::plain(&url, &web))
+        }
+        _ => shared_broker(BrokerOptions::new().batch_index_ack()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

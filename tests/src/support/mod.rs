@@ -20,7 +20,7 @@ mod sockets;
 mod topic;
 
 pub use admin::{topic_admin_path, Admin, HttpResponse};
-pub use broker::{broker, shared_broker, try_broker, txn_broker};
+pub use broker::{batch_ack_broker, broker, shared_broker, try_broker, txn_broker};
 pub use cluster::{
     cluster, cluster_script_path, try_cluster, Cluster, ClusterBroker, ClusterCredentials,
 };

@@ -43,6 +43,9 @@ pub struct BrokerOptions {
     pub auth_refresh_seconds: Option<u32>,
     /// Transactions: the coordinator enabled (`--txn`).
     pub txn: bool,
+    /// Batch-index acknowledgement (`--batch-index-ack`:
+    /// `acknowledgmentAtBatchIndexLevelEnabled=true`).
+    pub batch_index_ack: bool,
 }
 
 impl BrokerOptions {
@@ -82,6 +85,12 @@ impl BrokerOptions {
         self
     }
 
+    /// With batch-index acknowledgement on the broker.
+    pub fn batch_index_ack(mut self) -> Self {
+        self.batch_index_ack = true;
+        self
+    }
+
     /// With the given `authenticationRefreshCheckSeconds`.
     pub fn auth_refresh_seconds(mut self, seconds: u32) -> Self {
         self.auth_refresh_seconds = Some(seconds);
@@ -103,6 +112,9 @@ impl BrokerOptions {
         }
         if self.txn {
             args.push("--txn".to_owned());
+        }
+        if self.batch_index_ack {
+            args.push("--batch-index-ack".to_owned());
         }
         if let Some(seconds) = self.auth_refresh_seconds {
             args.push("--auth-refresh-seconds".to_owned());
