@@ -350,10 +350,11 @@ impl Cluster {
             }
             self.prune_acked(topic, sub);
         } else if let Some(s) = self.loaded.get_mut(topic).and_then(|t| t.subs.get_mut(sub)) {
-            // released: the entries are the subscription's to dispatch again
+            // released: an entry still out with its consumer comes back when the client asks
+            // (it does after an abort) or the consumer leaves; one dropped from the dispatch
+            // state while held (its consumer left meanwhile) is dispatched again
             for (index, _) in mine {
-                if index < s.read_pos {
-                    s.pending.remove(&index);
+                if index < s.read_pos && !s.pending.contains_key(&index) {
                     s.redeliver.insert(index);
                 }
             }
@@ -478,27 +479,6 @@ impl Cluster {
                 txn: key,
                 ack_set,
             });
-        }
-        // held entries leave the dispatch state: they come back only if the transaction aborts
-        if let Some(s) = self.loaded.get_mut(topic).and_then(|t| t.subs.get_mut(sub)) {
-            let held: Vec<usize> = self
-                .store
-                .topics
-                .get(topic)
-                .and_then(|l| l.pending_acks.get(sub))
-                .map(|p| {
-                    s.pending
-                        .keys()
-                        .chain(s.redeliver.iter())
-                        .copied()
-                        .filter(|i| p.holds(*i))
-                        .collect()
-                })
-                .unwrap_or_default();
-            for i in held {
-                s.pending.remove(&i);
-                s.redeliver.remove(&i);
-            }
         }
         Ok(())
     }

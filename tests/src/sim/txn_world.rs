@@ -85,6 +85,7 @@ enum Ev {
     Net(NetEv),
     ClientTimer { client: usize, generation: u64 },
     Setup,
+    Create(Role),
     SrcNext,
     PipePoll,
     PipeOpen,
@@ -104,6 +105,15 @@ impl SimEvent for Ev {
     fn settle_check() -> Ev {
         Ev::Check
     }
+}
+
+/// A producer or consumer of the workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Source,
+    PipeOut,
+    PipeIn,
+    Verify,
 }
 
 /// Who a transaction belongs to.
@@ -343,6 +353,7 @@ impl TxnWorld {
             Ev::Net(ev) => self.handle_net(ev),
             Ev::ClientTimer { client, generation } => self.on_timer(client, generation),
             Ev::Setup => self.setup(),
+            Ev::Create(role) => self.create(role),
             Ev::SrcNext => self.src_next(),
             Ev::PipePoll => self.pipe_poll(),
             Ev::PipeOpen => self.pipe_open(),
@@ -439,42 +450,83 @@ impl TxnWorld {
     // ---- set-up -----------------------------------------------------------------------------------
 
     fn setup(&mut self) {
-        let at = self.at();
-        let (s, p, v) = (self.src_client, self.pipe_client, self.verify_client);
-        match self.clients[s]
-            .core
-            .create_producer(at, IN, ProducerOptions::with_name("src"))
-        {
-            Ok(h) => self.src_producer = Some(h),
-            Err(e) => self.violation(format!("create_producer(src): {e}")),
+        for role in [Role::Source, Role::PipeOut, Role::PipeIn, Role::Verify] {
+            self.create(role);
         }
-        self.drain(s);
-        match self
-            .clients[p]
-            .core
-            .create_producer(at, OUT, ProducerOptions::with_name("pipe-out"))
-        {
-            Ok(h) => self.pipe_producer = Some(h),
-            Err(e) => self.violation(format!("create_producer(pipe-out): {e}")),
-        }
-        let opts = ConsumerOptions::new("pipe")
-            .with_type(self.pipe_kind)
-            .with_initial_position(InitialPosition::Earliest);
-        match self.clients[p].core.subscribe(at, IN, opts) {
-            Ok(h) => self.pipe_consumer = Some(h),
-            Err(e) => self.violation(format!("subscribe(pipe): {e}")),
-        }
-        self.drain(p);
-        let opts = ConsumerOptions::new("verify")
-            .with_type(SubscriptionType::Exclusive)
-            .with_initial_position(InitialPosition::Earliest);
-        match self.clients[v].core.subscribe(at, OUT, opts) {
-            Ok(h) => self.verify_consumer = Some(h),
-            Err(e) => self.violation(format!("subscribe(verify): {e}")),
-        }
-        self.drain(v);
         self.fab.sched.after(Duration::from_millis(200), Ev::PipePoll);
         self.fab.sched.after(Duration::from_millis(200), Ev::VerifyPoll);
+    }
+
+    /// Creates (again) the producer or consumer of `role`.
+    fn create(&mut self, role: Role) {
+        if self.closing {
+            return;
+        }
+        let at = self.at();
+        let ci = match role {
+            Role::Source => self.src_client,
+            Role::PipeOut | Role::PipeIn => self.pipe_client,
+            Role::Verify => self.verify_client,
+        };
+        let core = &mut self.clients[ci].core;
+        let created = match role {
+            Role::Source => core
+                .create_producer(at, IN, ProducerOptions::with_name("src"))
+                .map(|h| self.src_producer = Some(h)),
+            Role::PipeOut => core
+                .create_producer(at, OUT, ProducerOptions::with_name("pipe-out"))
+                .map(|h| self.pipe_producer = Some(h)),
+            Role::PipeIn => {
+                let opts = ConsumerOptions::new("pipe")
+                    .with_type(self.pipe_kind)
+                    .with_initial_position(InitialPosition::Earliest);
+                core.subscribe(at, IN, opts)
+                    .map(|h| self.pipe_consumer = Some(h))
+            }
+            Role::Verify => {
+                let opts = ConsumerOptions::new("verify")
+                    .with_type(SubscriptionType::Exclusive)
+                    .with_initial_position(InitialPosition::Earliest);
+                core.subscribe(at, OUT, opts)
+                    .map(|h| self.verify_consumer = Some(h))
+            }
+        };
+        if let Err(e) = created {
+            self.violation(format!("creating {role:?} refused: {e}"));
+        }
+        self.drain(ci);
+    }
+
+    /// The role of a producer or consumer that failed or closed on client `ci`.
+    fn role_of(&self, ci: usize, producer: Option<ProducerId>, consumer: Option<ConsumerId>) -> Option<Role> {
+        if producer.is_some() && ci == self.src_client && producer == self.src_producer {
+            Some(Role::Source)
+        } else if producer.is_some() && ci == self.pipe_client && producer == self.pipe_producer {
+            Some(Role::PipeOut)
+        } else if consumer.is_some() && ci == self.pipe_client && consumer == self.pipe_consumer {
+            Some(Role::PipeIn)
+        } else if consumer.is_some() && ci == self.verify_client && consumer == self.verify_consumer
+        {
+            Some(Role::Verify)
+        } else {
+            None
+        }
+    }
+
+    /// A producer or consumer is gone: created again a second later.
+    fn gone(&mut self, role: Role) {
+        match role {
+            Role::Source => {
+                self.src_producer = None;
+                self.src_ready = false;
+            }
+            Role::PipeOut => self.pipe_producer = None,
+            Role::PipeIn => self.pipe_consumer = None,
+            Role::Verify => self.verify_consumer = None,
+        }
+        self.fab
+            .sched
+            .after(Duration::from_secs(1), Ev::Create(role));
     }
 
     // ---- events -----------------------------------------------------------------------------------
@@ -489,11 +541,15 @@ impl TxnWorld {
                     self.fab.sched.after(Duration::ZERO, Ev::SrcNext);
                 }
             }
-            Event::ProducerFailed { producer, error } => {
-                self.violation(format!("client {ci}: producer {producer} failed: {error}"));
+            Event::ProducerFailed { producer, .. } | Event::ProducerClosed { producer, .. } => {
+                if let Some(role) = self.role_of(ci, Some(producer), None) {
+                    self.gone(role);
+                }
             }
-            Event::ConsumerFailed { consumer, error } => {
-                self.violation(format!("client {ci}: consumer {consumer} failed: {error}"));
+            Event::ConsumerFailed { consumer, .. } | Event::ConsumerClosed { consumer, .. } => {
+                if let Some(role) = self.role_of(ci, None, Some(consumer)) {
+                    self.gone(role);
+                }
             }
             Event::TransactionOpened { request, result } => self.opened(ci, request, result),
             Event::TransactionEnded {
@@ -554,8 +610,22 @@ impl TxnWorld {
             self.end(txn, false);
         } else {
             self.log(format!("app abandons transaction {}", txn_label(txn)));
-            if let Some(t) = self.txns.get_mut(&txn) {
+            let owner = self.txns.get_mut(&txn).map(|t| {
                 t.abandoned = true;
+                t.owner
+            });
+            if owner == Some(Owner::Pipeline) {
+                // the application crashed: it comes back with a new consumer
+                if let Some(h) = self.pipe_consumer.take() {
+                    let (ci, at) = (self.pipe_client, self.at());
+                    if let Err(e) = self.clients[ci].core.close_consumer(at, h) {
+                        self.log(format!("app: close_consumer refused: {e}"));
+                    }
+                    self.drain(ci);
+                    self.fab
+                        .sched
+                        .after(Duration::from_millis(500), Ev::Create(Role::PipeIn));
+                }
             }
             self.after_end(txn);
         }
