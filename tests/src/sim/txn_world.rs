@@ -521,7 +521,13 @@ impl TxnWorld {
                 self.src_ready = false;
             }
             Role::PipeOut => self.pipe_producer = None,
-            Role::PipeIn => self.pipe_consumer = None,
+            Role::PipeIn => {
+                // its messages come again to the next consumer
+                self.pipe_consumer = None;
+                if self.pipe_opening.is_none() && self.pipe_txn.is_none() {
+                    self.pipe_batch.clear();
+                }
+            }
             Role::Verify => self.verify_consumer = None,
         }
         self.fab
@@ -714,6 +720,15 @@ impl TxnWorld {
             }
             Err(e) => {
                 self.log(format!("app: ending {} failed: {e}", txn_label(txn)));
+                let pipeline = self.txns.get(&txn).map(|t| t.owner) == Some(Owner::Pipeline);
+                if let (true, Some(h)) = (pipeline, self.pipe_consumer) {
+                    // as an application does when a transaction failed: its inputs again
+                    let (ci, at) = (self.pipe_client, self.at());
+                    if let Err(e) = self.clients[ci].core.redeliver_unacknowledged(at, h) {
+                        self.log(format!("app: redeliver refused: {e}"));
+                    }
+                    self.drain(ci);
+                }
                 if status == Some(TxnStatus::Committed) && !commit {
                     self.violation(format!(
                         "transaction {} failed to abort but the coordinator committed it",
@@ -884,6 +899,8 @@ impl TxnWorld {
         };
         self.pipe_txn = Some(txn);
         let batch = self.pipe_batch.clone();
+        // a send or acknowledgement refused at once: the transaction must not commit
+        let mut refused = false;
         for msg in &batch {
             let at = self.at();
             let text = String::from_utf8_lossy(&msg.payload).into_owned();
@@ -894,6 +911,7 @@ impl TxnWorld {
                     .send_in_transaction(at, p, txn, OutgoingMessage::new(out))
             {
                 self.log(format!("app: pipeline send refused: {}", e.error));
+                refused = true;
             }
             match self.clients[ci]
                 .core
@@ -905,10 +923,17 @@ impl TxnWorld {
                         t.inputs.push(input);
                     }
                 }
-                Err(e) => self.log(format!("app: pipeline ack refused: {e}")),
+                Err(e) => {
+                    self.log(format!("app: pipeline ack refused: {e}"));
+                    refused = true;
+                }
             }
         }
         self.drain(ci);
+        if refused {
+            self.end(txn, false);
+            return;
+        }
         let healed = self.fab.healed;
         self.decide(txn, healed);
     }
