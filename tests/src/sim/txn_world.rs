@@ -171,8 +171,8 @@ struct TxnWorld {
     verify_consumer: Option<ConsumerId>,
     txn_timeout: (Duration, Duration),
     txns: BTreeMap<TxnId, AppTxn>,
-    /// Ends in flight: request → (transaction, commit).
-    ending: BTreeMap<RequestId, (TxnId, bool)>,
+    /// Ends in flight: (client, request) → (transaction, commit).
+    ending: BTreeMap<(usize, RequestId), (TxnId, bool)>,
     /// What the verifier received: message (topic, id) → payload.
     verified: BTreeMap<String, String>,
     settled: bool,
@@ -562,7 +562,7 @@ impl TxnWorld {
                 request,
                 txn,
                 result,
-            } => self.ended(request, txn, result),
+            } => self.ended(ci, request, txn, result),
             _ => {}
         }
     }
@@ -676,7 +676,7 @@ impl TxnWorld {
                     if commit { "commits" } else { "aborts" },
                     txn_label(txn)
                 ));
-                self.ending.insert(request, (txn, commit));
+                self.ending.insert((ci, request), (txn, commit));
             }
             Err(e) => {
                 self.log(format!("app: ending {} refused: {e}", txn_label(txn)));
@@ -686,8 +686,14 @@ impl TxnWorld {
         self.drain(ci);
     }
 
-    fn ended(&mut self, request: RequestId, txn: TxnId, result: Result<(), pulsar_core::Error>) {
-        let Some((_, commit)) = self.ending.remove(&request) else {
+    fn ended(
+        &mut self,
+        ci: usize,
+        request: RequestId,
+        txn: TxnId,
+        result: Result<(), pulsar_core::Error>,
+    ) {
+        let Some((_, commit)) = self.ending.remove(&(ci, request)) else {
             return;
         };
         let status = self.status(txn);
@@ -721,7 +727,12 @@ impl TxnWorld {
             Err(e) => {
                 self.log(format!("app: ending {} failed: {e}", txn_label(txn)));
                 let pipeline = self.txns.get(&txn).map(|t| t.owner) == Some(Owner::Pipeline);
-                if let (true, Some(h)) = (pipeline, self.pipe_consumer) {
+                // a commit turned into an abort: the client already asked for the inputs again
+                let aborted = matches!(
+                    e,
+                    pulsar_core::Error::Transaction(pulsar_core::TxnError::OperationFailed(_))
+                );
+                if let (true, false, Some(h)) = (pipeline, aborted, self.pipe_consumer) {
                     // as an application does when a transaction failed: its inputs again
                     let (ci, at) = (self.pipe_client, self.at());
                     if let Err(e) = self.clients[ci].core.redeliver_unacknowledged(at, h) {
