@@ -405,25 +405,10 @@ impl Cluster {
             return;
         }
         let mut payload = payload;
-        if let Some(key) = super::txn::txn_of(c.txnid_most_bits, c.txnid_least_bits) {
-            if let Some(why) = self.txn_send_refusal(key) {
-                self.note(format!("{conn} refuse SEND p{} seq {seq}: {why}", c.producer_id));
-                self.write(
-                    conn,
-                    pb::CommandSendError {
-                        producer_id: c.producer_id,
-                        sequence_id: seq,
-                        error: pb::ServerError::NotAllowedError as i32,
-                        message: why,
-                    }
-                    .into(),
-                );
-                record.outcome = SendOutcome::Failed;
-                self.record_send(record);
-                return;
-            }
-            payload.metadata.txnid_most_bits = Some(key.0);
-            payload.metadata.txnid_least_bits = Some(key.1);
+        if !self.txn_send_check(conn, c, &mut payload) {
+            record.outcome = SendOutcome::Failed;
+            self.record_send(record);
+            return;
         }
         let max = usize::try_from(self.config.max_message_size).unwrap_or(usize::MAX);
         if c.is_chunk != Some(true) && payload.data.len().saturating_add(4096) > max {
@@ -743,10 +728,9 @@ impl Cluster {
                     t.ledger_id,
                     entry_id,
                 ));
-                if let Some(key) = super::txn::txn_of(
-                    w.metadata.txnid_most_bits,
-                    w.metadata.txnid_least_bits,
-                ) {
+                if let Some(key) =
+                    super::txn::txn_of(w.metadata.txnid_most_bits, w.metadata.txnid_least_bits)
+                {
                     txn_entries.push((key, log.entries.len()));
                 }
                 log.entries.push(Entry {

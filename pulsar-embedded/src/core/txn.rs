@@ -361,8 +361,41 @@ impl Cluster {
         }
     }
 
-    /// Checks a SEND of transaction `key`: refused unless it is open.
-    pub(crate) fn txn_send_refusal(&self, key: TxnKey) -> Option<String> {
+    /// Checks a SEND's transaction: refused (SEND_ERROR NotAllowed, `false`) unless it is open;
+    /// the message's metadata carries the transaction id.
+    pub(crate) fn txn_send_check(
+        &mut self,
+        conn: ConnId,
+        c: &pb::CommandSend,
+        payload: &mut pulsar_proto::Payload,
+    ) -> bool {
+        let Some(key) = txn_of(c.txnid_most_bits, c.txnid_least_bits) else {
+            return true;
+        };
+        if let Some(why) = self.txn_send_refusal(key) {
+            self.note(format!(
+                "{conn} refuse SEND p{} seq {}: {why}",
+                c.producer_id, c.sequence_id
+            ));
+            self.write(
+                conn,
+                pb::CommandSendError {
+                    producer_id: c.producer_id,
+                    sequence_id: c.sequence_id,
+                    error: pb::ServerError::NotAllowedError as i32,
+                    message: why,
+                }
+                .into(),
+            );
+            return false;
+        }
+        payload.metadata.txnid_most_bits = Some(key.0);
+        payload.metadata.txnid_least_bits = Some(key.1);
+        true
+    }
+
+    /// Why a SEND of transaction `key` is refused: unless it is open.
+    fn txn_send_refusal(&self, key: TxnKey) -> Option<String> {
         match self.store.txns.get(&key).map(|t| t.status) {
             Some(TxnStatus::Open) => None,
             Some(s) => Some(format!("transaction ({}, {}) is {s:?}", key.0, key.1)),
@@ -449,7 +482,11 @@ impl Cluster {
             };
             if let Some((other, _)) = pending.cumulative {
                 if other != key {
-                    return Err(conflict(key, id, "is in another transaction's cumulative ack"));
+                    return Err(conflict(
+                        key,
+                        id,
+                        "is in another transaction's cumulative ack",
+                    ));
                 }
             }
             let held = pending
@@ -457,7 +494,11 @@ impl Cluster {
                 .range(..=index)
                 .any(|(_, acks)| acks.iter().any(|a| a.txn != key));
             if held {
-                return Err(conflict(key, id, "covers messages pending in another transaction"));
+                return Err(conflict(
+                    key,
+                    id,
+                    "covers messages pending in another transaction",
+                ));
             }
             let to = pending.cumulative.map_or(index, |(_, i)| i.max(index));
             pending.cumulative = Some((key, to));
@@ -465,7 +506,9 @@ impl Cluster {
         }
         for (index, size, ack_set, id) in &positions {
             let bits = acked_bits(ack_set, *size);
-            let taken = pending.cumulative.is_some_and(|(t, i)| t != key && *index <= i)
+            let taken = pending
+                .cumulative
+                .is_some_and(|(t, i)| t != key && *index <= i)
                 || pending.individual.get(index).is_some_and(|acks| {
                     acks.iter()
                         .any(|a| a.txn != key && overlap(&acked_bits(&a.ack_set, *size), &bits))
@@ -475,10 +518,11 @@ impl Cluster {
             }
         }
         for (index, _, ack_set, _) in positions {
-            pending.individual.entry(index).or_default().push(PendingAck {
-                txn: key,
-                ack_set,
-            });
+            pending
+                .individual
+                .entry(index)
+                .or_default()
+                .push(PendingAck { txn: key, ack_set });
         }
         Ok(())
     }

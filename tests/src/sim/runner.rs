@@ -4,9 +4,9 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use crate::sim::{async_world, txn_world};
 use crate::sim::params::Params;
 use crate::sim::world::{RunResult, RunStats, World};
+use crate::sim::{async_world, txn_world};
 
 /// Which client a simulation runs: the core driven directly (`tests/tests/simulation.rs`) or the
 /// async client on a simulated runtime (`tests/tests/simulation_async.rs`).

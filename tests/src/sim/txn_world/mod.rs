@@ -18,13 +18,13 @@
 //! reached `txn-out` exactly once (in the log's committed entries, and at the verifier), and no
 //! message of an aborted one did; every transaction ended at the coordinator.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use pulsar_core::{
     Client, ClientConfig, ConnectionId, ConsumerId, ConsumerOptions, Event, InitialPosition,
-    IoRequest, Message, OutgoingMessage, ProducerId, ProducerOptions, RequestId,
-    SubscriptionType, TxnId,
+    IoRequest, Message, OutgoingMessage, ProducerId, ProducerOptions, RequestId, SubscriptionType,
+    TxnId,
 };
 
 use crate::sim::broker::{ConnId, ModelCluster};
@@ -34,6 +34,8 @@ use crate::sim::params::{Params, TopicSpec};
 use crate::sim::rng::SimRng;
 use crate::sim::world::RunResult;
 use pulsar_embedded::core::{TxnStatus, TC_ASSIGN_TOPIC};
+
+mod checks;
 
 /// The pipeline's input topic.
 pub const IN: &str = "persistent://public/default/txn-in";
@@ -57,7 +59,13 @@ impl Params {
         p.consumers.clear();
         p.max_message_size = 5 * 1024 * 1024;
         p.transaction_coordinators = r.range(1, 2) as u32;
-        let mut parts = || if r.chance(0.4) { r.range(2, 3) as u32 } else { 0 };
+        let mut parts = || {
+            if r.chance(0.4) {
+                r.range(2, 3) as u32
+            } else {
+                0
+            }
+        };
         p.topics = vec![
             TopicSpec {
                 name: IN.into(),
@@ -435,7 +443,10 @@ impl TxnWorld {
         match io {
             IoRequest::Connect { conn, address } => {
                 let id = self.fab.connect(ci, Some(conn), &address.host);
-                self.log(format!("client {ci} connect {conn} to {} as {id}", address.host));
+                self.log(format!(
+                    "client {ci} connect {conn} to {} as {id}",
+                    address.host
+                ));
             }
             IoRequest::Close { conn } => {
                 if let Some(id) = self.fab.net.find(ci, conn) {
@@ -453,8 +464,12 @@ impl TxnWorld {
         for role in [Role::Source, Role::PipeOut, Role::PipeIn, Role::Verify] {
             self.create(role);
         }
-        self.fab.sched.after(Duration::from_millis(200), Ev::PipePoll);
-        self.fab.sched.after(Duration::from_millis(200), Ev::VerifyPoll);
+        self.fab
+            .sched
+            .after(Duration::from_millis(200), Ev::PipePoll);
+        self.fab
+            .sched
+            .after(Duration::from_millis(200), Ev::VerifyPoll);
     }
 
     /// Creates (again) the producer or consumer of `role`.
@@ -498,7 +513,12 @@ impl TxnWorld {
     }
 
     /// The role of a producer or consumer that failed or closed on client `ci`.
-    fn role_of(&self, ci: usize, producer: Option<ProducerId>, consumer: Option<ConsumerId>) -> Option<Role> {
+    fn role_of(
+        &self,
+        ci: usize,
+        producer: Option<ProducerId>,
+        consumer: Option<ConsumerId>,
+    ) -> Option<Role> {
         if producer.is_some() && ci == self.src_client && producer == self.src_producer {
             Some(Role::Source)
         } else if producer.is_some() && ci == self.pipe_client && producer == self.pipe_producer {
@@ -540,12 +560,13 @@ impl TxnWorld {
     fn on_event(&mut self, ci: usize, ev: Event) {
         self.log(format!("client {ci} event {ev:?}"));
         match ev {
-            Event::ProducerReady { producer, .. } => {
-                if ci == self.src_client && Some(producer) == self.src_producer && !self.src_ready
-                {
-                    self.src_ready = true;
-                    self.fab.sched.after(Duration::ZERO, Ev::SrcNext);
-                }
+            Event::ProducerReady { producer, .. }
+                if ci == self.src_client
+                    && Some(producer) == self.src_producer
+                    && !self.src_ready =>
+            {
+                self.src_ready = true;
+                self.fab.sched.after(Duration::ZERO, Ev::SrcNext);
             }
             Event::ProducerFailed { producer, .. } | Event::ProducerClosed { producer, .. } => {
                 if let Some(role) = self.role_of(ci, Some(producer), None) {
@@ -796,14 +817,14 @@ impl TxnWorld {
                     .duration(Duration::from_millis(10), Duration::from_millis(800));
                 self.fab.sched.after(d, Ev::SrcNext);
             }
-            Some(Owner::Pipeline) => {
-                if self.pipe_txn == Some(txn) {
-                    self.pipe_txn = None;
-                    self.pipe_batch.clear();
-                    self.fab.sched.after(Duration::from_millis(50), Ev::PipePoll);
-                }
+            Some(Owner::Pipeline) if self.pipe_txn == Some(txn) => {
+                self.pipe_txn = None;
+                self.pipe_batch.clear();
+                self.fab
+                    .sched
+                    .after(Duration::from_millis(50), Ev::PipePoll);
             }
-            None => {}
+            _ => {}
         }
     }
 
@@ -864,9 +885,10 @@ impl TxnWorld {
         if self.closing {
             return;
         }
-        self.fab.sched.after(Duration::from_millis(200), Ev::PipePoll);
-        if self.pipe_opening.is_some() || self.pipe_txn.is_some() || !self.pipe_batch.is_empty()
-        {
+        self.fab
+            .sched
+            .after(Duration::from_millis(200), Ev::PipePoll);
+        if self.pipe_opening.is_some() || self.pipe_txn.is_some() || !self.pipe_batch.is_empty() {
             return;
         }
         let Some(h) = self.pipe_consumer else {
@@ -929,7 +951,12 @@ impl TxnWorld {
                 .ack_message_in_transaction(at, msg, false, txn)
             {
                 Ok(_) => {
-                    let input = (msg.topic.to_string(), msg.id.ledger_id, msg.id.entry_id, text);
+                    let input = (
+                        msg.topic.to_string(),
+                        msg.id.ledger_id,
+                        msg.id.entry_id,
+                        text,
+                    );
                     if let Some(t) = self.txns.get_mut(&txn) {
                         t.inputs.push(input);
                     }
@@ -955,7 +982,9 @@ impl TxnWorld {
         if self.closing {
             return;
         }
-        self.fab.sched.after(Duration::from_millis(150), Ev::VerifyPoll);
+        self.fab
+            .sched
+            .after(Duration::from_millis(150), Ev::VerifyPoll);
         let Some(h) = self.verify_consumer else {
             return;
         };
@@ -991,214 +1020,6 @@ impl TxnWorld {
         }
         self.drain(ci);
     }
-
-    // ---- the model's view -------------------------------------------------------------------------
-
-    fn status(&self, t: TxnId) -> Option<TxnStatus> {
-        self.fab
-            .cluster
-            .store()
-            .txns
-            .get(&(t.most_bits, t.least_bits))
-            .map(|r| r.status)
-    }
-
-    fn acked_in_cursor(&self, topic: &str, ledger: u64, entry: u64) -> bool {
-        let Some(log) = self.fab.cluster.store().log(topic) else {
-            return false;
-        };
-        let (Some(cursor), Some(index)) = (log.cursors.get("pipe"), log.index_of(ledger, entry))
-        else {
-            return false;
-        };
-        cursor.is_acked(index)
-    }
-
-    /// Whether a committed pipeline transaction other than `txn` acknowledged the message.
-    fn acked_elsewhere(&self, txn: TxnId, topic: &str, ledger: u64, entry: u64) -> bool {
-        self.txns.iter().any(|(k, t)| {
-            *k != txn
-                && t.inputs
-                    .iter()
-                    .any(|(tp, l, e, _)| tp == topic && *l == ledger && *e == entry)
-                && self.status(*k) == Some(TxnStatus::Committed)
-        })
-    }
-
-    /// Source payloads of committed transactions, and of the others.
-    fn source_payloads(&self) -> (BTreeSet<String>, BTreeSet<String>) {
-        let mut committed = BTreeSet::new();
-        let mut other = BTreeSet::new();
-        for (k, t) in &self.txns {
-            if t.owner != Owner::Source {
-                continue;
-            }
-            let set = if self.status(*k) == Some(TxnStatus::Committed) {
-                &mut committed
-            } else {
-                &mut other
-            };
-            set.extend(t.payloads.iter().cloned());
-        }
-        (committed, other)
-    }
-
-    /// Output payloads visible in the logs of `txn-out` (entries of committed transactions),
-    /// with how many times each input appears.
-    fn visible_outputs(&self) -> BTreeMap<String, u32> {
-        let store = self.fab.cluster.store();
-        let mut counts = BTreeMap::new();
-        for (topic, log) in &store.topics {
-            if !topic.starts_with(OUT) {
-                continue;
-            }
-            for e in &log.entries {
-                let Some(key) = e.metadata.txnid_most_bits.zip(e.metadata.txnid_least_bits) else {
-                    continue;
-                };
-                let committed = store
-                    .txns
-                    .get(&key)
-                    .is_some_and(|r| r.status == TxnStatus::Committed);
-                if !committed {
-                    continue;
-                }
-                let text = String::from_utf8_lossy(&e.payload).into_owned();
-                if let Some((_, src)) = output_parts(&text) {
-                    *counts.entry(src.to_owned()).or_insert(0) += 1;
-                }
-            }
-        }
-        counts
-    }
-
-    // ---- settling and the end ---------------------------------------------------------------------
-
-    fn unsettled(&self) -> Vec<String> {
-        let mut missing = Vec::new();
-        if self.src_opening.is_some() || !self.ending.is_empty() {
-            missing.push("a transaction is still being opened or ended".into());
-        }
-        let open = self
-            .fab
-            .cluster
-            .store()
-            .txns
-            .values()
-            .filter(|r| r.status == TxnStatus::Open)
-            .count();
-        if open > 0 {
-            missing.push(format!("{open} transactions still open at the coordinators"));
-        }
-        let (committed, _) = self.source_payloads();
-        let seen: BTreeSet<&str> = self
-            .verified
-            .values()
-            .filter_map(|v| output_parts(v).map(|(_, s)| s))
-            .collect();
-        let absent = committed.iter().filter(|p| !seen.contains(p.as_str())).count();
-        if absent > 0 {
-            missing.push(format!(
-                "{absent} committed source messages not yet at the verifier"
-            ));
-        }
-        for t in &self.fab.p.topics {
-            if !t.name.starts_with(IN) {
-                continue;
-            }
-            if let Some(b) = self.fab.cluster.backlog(&t.name, "pipe") {
-                if b > 0 {
-                    missing.push(format!("backlog {b} on {} for the pipeline", t.name));
-                }
-            }
-        }
-        missing
-    }
-
-    fn check(&mut self) {
-        if self.settled {
-            return;
-        }
-        let missing = self.unsettled();
-        let now = self.now();
-        if missing.is_empty() || now >= self.fab.p.chaos + self.fab.p.settle_bound {
-            if !missing.is_empty() {
-                for m in missing {
-                    self.violation(format!(
-                        "not settled {:?} after healing: {m}",
-                        self.fab.p.settle_bound
-                    ));
-                }
-            } else {
-                self.log("settled: every transaction ended, the pipeline caught up");
-            }
-            self.settled = true;
-            self.closing = true;
-            let at = self.at();
-            for ci in 0..self.clients.len() {
-                self.clients[ci].core.close(at);
-                self.drain(ci);
-            }
-            let bound = self.fab.p.client.operation_timeout + Duration::from_secs(5);
-            self.fab.sched.after(bound, Ev::CloseClients);
-            return;
-        }
-        self.fab.sched.after(Duration::from_secs(1), Ev::Check);
-    }
-
-    fn finish(mut self) -> RunResult {
-        if !self.fab.fatal {
-            let (committed, other) = self.source_payloads();
-            let visible = self.visible_outputs();
-            for p in &committed {
-                let n = visible.get(p).copied().unwrap_or(0);
-                if n != 1 {
-                    self.violation(format!(
-                        "committed input {p} is in the output's committed entries {n} times"
-                    ));
-                }
-            }
-            for p in &other {
-                if visible.contains_key(p) {
-                    self.violation(format!("input {p} of an aborted transaction is in the output"));
-                }
-            }
-            let mut at_verifier: BTreeMap<&str, u32> = BTreeMap::new();
-            for v in self.verified.values() {
-                if let Some((_, src)) = output_parts(v) {
-                    *at_verifier.entry(src).or_insert(0) += 1;
-                }
-            }
-            let dup: Vec<String> = at_verifier
-                .iter()
-                .filter(|(_, n)| **n > 1)
-                .map(|(p, n)| format!("{p} x{n}"))
-                .collect();
-            if !dup.is_empty() {
-                self.violation(format!("inputs delivered more than once downstream: {dup:?}"));
-            }
-            self.fab.stats.acked = committed.len() as u64;
-            self.fab.stats.failed = other.len() as u64;
-            self.fab.stats.received = self.verified.len() as u64;
-        }
-        let text = format!(
-            "end: {} violations, {} transactions, stats {:?}",
-            self.fab.violations.len(),
-            self.txns.len(),
-            self.fab.stats
-        );
-        self.log(text);
-        let (trace_hash, trace_lines, tail) = self.fab.trace_summary();
-        RunResult {
-            trace_hash,
-            trace_lines,
-            violations: self.fab.violations,
-            tail,
-            steps: self.steps,
-            sim_time: self.fab.sched.now(),
-            stats: self.fab.stats,
-        }
-    }
 }
 
 impl ClientEnds for TxnWorld {
@@ -1217,7 +1038,9 @@ impl ClientEnds for TxnWorld {
         let r = match what {
             ToClient::Data(d) => c.handle_bytes(at, core, &d),
             ToClient::Connected => c.handle_connected(at, core),
-            ToClient::Closed { connected: true, .. } => c.handle_closed(at, core),
+            ToClient::Closed {
+                connected: true, ..
+            } => c.handle_closed(at, core),
             ToClient::Closed { .. } => c.handle_connect_failed(at, core, "connection reset".into()),
             ToClient::Refused => c.handle_connect_failed(at, core, "connection refused".into()),
         };
