@@ -205,6 +205,20 @@ fn goals() -> Vec<Goal> {
             value: Box::new(vs(Phase::Latency, ClientKind::Java, Some(10_000.0), p99)),
         },
         Goal {
+            text: "Transactional producer throughput ≥ the Java client's (100 msg/txn)",
+            target: 1.0,
+            upper: false,
+            fmt: ratio,
+            value: Box::new(vs(Phase::TxnProduce, ClientKind::Java, None, msg_per_s)),
+        },
+        Goal {
+            text: "Transactional producer CPU per message ≤ 1/3 of the Java client's",
+            target: 1.0 / 3.0,
+            upper: true,
+            fmt: ratio,
+            value: Box::new(vs(Phase::TxnProduce, ClientKind::Java, None, cpu)),
+        },
+        Goal {
             text: "Idle producer ≤ 2 KiB (worse of batching on / off)",
             target: 2048.0,
             upper: true,

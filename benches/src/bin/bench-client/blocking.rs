@@ -57,24 +57,38 @@ fn on_receipt(r: Result<pulsar_blocking::MessageId, pulsar_blocking::Error>) {
     };
 }
 
-/// Transactional production as fast as possible (see the async version): the commits run on a
-/// helper thread, at most [`TXN_IN_FLIGHT`] queued.
+/// Threads committing in the blocking transactional runs (a blocking commit holds its thread).
+const COMMITTERS: usize = 8;
+
+/// Transactional production as fast as possible (see the async version): the commits run on
+/// [`COMMITTERS`] helper threads, at most [`TXN_IN_FLIGHT`] queued.
 fn produce_txn(client: &Client, spec: &Spec) -> Result<ClientResult, BenchError> {
     let p = producer(client, spec, spec.batching)?;
     let payload = Bytes::from(vec![0u8; spec.payload_size]);
     let per_txn = spec.txn_messages;
     let monitor = spawn_monitor(&COUNTERS, secs(spec.warmup_s), secs(spec.measure_s));
     let (tx, rx) = std::sync::mpsc::sync_channel::<pulsar_blocking::Transaction>(TXN_IN_FLIGHT);
-    let committer = std::thread::spawn(move || {
-        for txn in rx {
-            let counter = if txn.commit().is_ok() {
-                &COUNTERS.done
-            } else {
-                &COUNTERS.failed
-            };
-            counter.fetch_add(per_txn, Ordering::Relaxed);
-        }
-    });
+    let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+    let committers: Vec<_> = (0..COMMITTERS)
+        .map(|_| {
+            let rx = rx.clone();
+            std::thread::spawn(move || loop {
+                let next = match rx.lock() {
+                    Ok(r) => r.recv(),
+                    Err(_) => return,
+                };
+                let Ok(txn) = next else {
+                    return;
+                };
+                let counter = if txn.commit().is_ok() {
+                    &COUNTERS.done
+                } else {
+                    &COUNTERS.failed
+                };
+                counter.fetch_add(per_txn, Ordering::Relaxed);
+            })
+        })
+        .collect();
     let mut sent = 0u64;
     while !COUNTERS.stopped() {
         let txn = client
@@ -95,7 +109,9 @@ fn produce_txn(client: &Client, spec: &Spec) -> Result<ClientResult, BenchError>
         }
     }
     drop(tx);
-    let _ = committer.join();
+    for c in committers {
+        let _ = c.join();
+    }
     let window = monitor
         .join()
         .map_err(|_| BenchError::Run("monitor thread panicked".into()))?;
