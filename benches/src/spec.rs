@@ -86,7 +86,19 @@ pub struct Spec {
     pub count: usize,
     /// Consume: give up after this many seconds.
     pub time_limit_s: f64,
+    /// Produce: messages per transaction (0: no transactions). Each transaction is committed
+    /// once its messages are sent, without waiting (as `pulsar-perf produce --txn-enable`), at
+    /// most [`TXN_IN_FLIGHT`] commits in flight; a message counts when its transaction
+    /// committed.
+    #[serde(default)]
+    pub txn_messages: u64,
 }
+
+/// Commits in flight at most in transactional produce runs.
+pub const TXN_IN_FLIGHT: usize = 64;
+
+/// Transaction timeout of the transactional produce runs.
+pub const TXN_TIMEOUT_S: u64 = 60;
 
 impl Spec {
     /// A spec with the common settings and nothing to do yet.
@@ -106,6 +118,7 @@ impl Spec {
             ack: AckMode::Individual,
             count: 0,
             time_limit_s: 60.0,
+            txn_messages: 0,
         }
     }
 

@@ -148,6 +148,14 @@ impl Builder {
         self
     }
 
+    /// Transactions with `coordinators` transaction coordinators (0: off, the default):
+    /// NEW_TXN, ADD_PARTITION_TO_TXN, ADD_SUBSCRIPTION_TO_TXN, END_TXN, transactional sends
+    /// (delivered once committed) and acknowledgements (applied once committed), timeouts.
+    pub fn transactions(mut self, coordinators: u32) -> Self {
+        self.config.transaction_coordinators = coordinators;
+        self
+    }
+
     /// Declares `topic` partitioned with `partitions` partitions at start.
     pub fn partitioned_topic(mut self, topic: impl Into<String>, partitions: u32) -> Self {
         self.partitioned.push((topic.into(), partitions));

@@ -566,6 +566,70 @@ fn in_process_round_trip() -> TestResult {
 
 /// Start-up time of a broker with a TCP listener (printed; the bound is generous for a loaded
 /// machine).
+/// Transactions (issue 17) on the embedded broker: messages of a transaction are delivered
+/// once it commits and never if it aborts; an acknowledgement in a transaction is applied only
+/// when it commits, and one in another transaction of a message already pending conflicts.
+#[test]
+fn transactions() -> TestResult {
+    broker_runtime().block_on(async {
+        let broker = EmbeddedBroker::builder().transactions(2).start().await?;
+        let client = pulsar_embedded::InProcessClient::builder(broker.in_process_url()).build()?;
+        let consumer = client
+            .consumer("txn")
+            .subscription("s")
+            .initial_position(InitialPosition::Earliest)
+            .subscribe()
+            .await?;
+        let producer = client.producer("txn").create().await?;
+        let quiet = Duration::from_millis(200);
+        // aborted: never delivered
+        let t = client.new_transaction().build().await?;
+        producer.send_with_txn(&t, "aborted").await?;
+        t.abort().await?;
+        // committed: delivered once the commit is done, not before
+        let t = client.new_transaction().build().await?;
+        for i in 0..3 {
+            producer.send_with_txn(&t, format!("c{i}")).await?;
+        }
+        assert!(tokio::time::timeout(quiet, consumer.receive())
+            .await
+            .is_err());
+        t.commit().await?;
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(consumer.receive().await?);
+        }
+        let texts: Vec<String> = got.iter().map(text).collect();
+        assert_eq!(texts, ["c0", "c1", "c2"]);
+        // an acknowledgement in a transaction that aborts is not applied: redelivered
+        let a = client.new_transaction().build().await?;
+        consumer.ack_with_txn(&a, &got[0]).await?;
+        // the same message in another transaction: a conflict
+        let b = client.new_transaction().build().await?;
+        let conflict = consumer.ack_with_txn(&b, &got[0]).await;
+        assert!(conflict.is_err(), "{conflict:?}");
+        let _ = b.abort().await;
+        a.abort().await?;
+        let again = consumer.receive().await?;
+        assert_eq!(text(&again), "c0");
+        // committed acknowledgements are applied
+        let t = client.new_transaction().build().await?;
+        consumer.ack_with_txn(&t, &again).await?;
+        consumer.ack_with_txn(&t, &got[1]).await?;
+        consumer.ack_with_txn(&t, &got[2]).await?;
+        t.commit().await?;
+        let stats = broker.stats();
+        let backlog: u64 = stats
+            .iter()
+            .flat_map(|t| t.subscriptions.iter().map(|s| s.backlog))
+            .sum();
+        assert_eq!(backlog, 0, "{stats:?}");
+        client.close().await?;
+        broker.shutdown().await;
+        Ok(())
+    })
+}
+
 #[test]
 fn starts_in_milliseconds() -> TestResult {
     let rt = broker_runtime();

@@ -46,11 +46,13 @@ pub enum Phase {
     IdleProducersUnbatched,
     /// Resident memory per idle consumer.
     IdleConsumers,
+    /// Transactional producer throughput and CPU per message (100 messages per transaction).
+    TxnProduce,
 }
 
 impl Phase {
     /// Every phase, in running order.
-    pub const ALL: [Phase; 10] = [
+    pub const ALL: [Phase; 11] = [
         Phase::Produce,
         Phase::Consume,
         Phase::ConsumeCumulative,
@@ -61,6 +63,7 @@ impl Phase {
         Phase::IdleProducers,
         Phase::IdleProducersUnbatched,
         Phase::IdleConsumers,
+        Phase::TxnProduce,
     ];
 
     /// Short name (command line, CSV).
@@ -76,6 +79,7 @@ impl Phase {
             Phase::IdleProducers => "idle-producers",
             Phase::IdleProducersUnbatched => "idle-producers-unbatched",
             Phase::IdleConsumers => "idle-consumers",
+            Phase::TxnProduce => "txn-produce",
         }
     }
 
@@ -89,6 +93,8 @@ impl Phase {
         use ClientKind::*;
         match self {
             Phase::PayloadSize | Phase::Producers => &[SansioTokio, PulsarRs, Java],
+            // pulsar-rs and the Python client have no transactions
+            Phase::TxnProduce => &[SansioTokio, SansioSmol, SansioBlocking, Java],
             Phase::IdleProducers | Phase::IdleProducersUnbatched | Phase::IdleConsumers => {
                 &[SansioTokio, SansioSmol, SansioBlocking, PulsarRs, Python]
             }

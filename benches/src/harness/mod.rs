@@ -21,6 +21,9 @@ pub const LARGE_PAYLOAD: usize = 64 * 1024;
 /// Offered payload bytes per second of the large-payload runs (32 MB/s).
 pub const LARGE_PAYLOAD_BYTE_RATE: f64 = 32e6;
 
+/// Messages per transaction of the transactional produce phase.
+pub const TXN_MESSAGES: u64 = 100;
+
 /// `param` of the latency runs at half of each client's own maximum throughput.
 pub const HALF_OF_MAX: f64 = -1.0;
 
@@ -248,6 +251,19 @@ impl Harness {
                         let topic = self.fresh_topic(phase, c.id())?;
                         let spec = self.spec(Mode::Produce, &topic);
                         self.run_one(phase, c, "", 0.0, round, &spec, self.timeout(120.0));
+                        let _ = self.admin.delete_topic(&topic);
+                    }
+                }
+            }
+            Phase::TxnProduce => {
+                for round in 0..self.config.runs {
+                    for c in rotated(&clients, round) {
+                        let topic = self.fresh_topic(phase, c.id())?;
+                        let mut spec = self.spec(Mode::Produce, &topic);
+                        spec.txn_messages = TXN_MESSAGES;
+                        let variant = format!("{TXN_MESSAGES} msg/txn");
+                        let timeout = self.timeout(120.0);
+                        self.run_one(phase, c, &variant, 0.0, round, &spec, timeout);
                         let _ = self.admin.delete_topic(&topic);
                     }
                 }

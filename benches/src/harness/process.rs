@@ -246,6 +246,9 @@ impl Launcher {
                 "64M",
             ]);
             cmd.args(["-n", &spec.producers.max(1).to_string()]);
+            if spec.txn_messages > 0 {
+                cmd.args(["--txn-enable", "-nmt", &spec.txn_messages.to_string()]);
+            }
             if spec.batching {
                 cmd.args(["-b", &format!("{}", BATCH_DELAY_US as f64 / 1000.0)]);
                 cmd.args(["-bm", &BATCH_MAX_MESSAGES.to_string()]);

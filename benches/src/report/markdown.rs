@@ -205,6 +205,20 @@ fn goals() -> Vec<Goal> {
             value: Box::new(vs(Phase::Latency, ClientKind::Java, Some(10_000.0), p99)),
         },
         Goal {
+            text: "Transactional producer throughput ≥ the Java client's (100 msg/txn)",
+            target: 1.0,
+            upper: false,
+            fmt: ratio,
+            value: Box::new(vs(Phase::TxnProduce, ClientKind::Java, None, msg_per_s)),
+        },
+        Goal {
+            text: "Transactional producer CPU per message ≤ 1/3 of the Java client's",
+            target: 1.0 / 3.0,
+            upper: true,
+            fmt: ratio,
+            value: Box::new(vs(Phase::TxnProduce, ClientKind::Java, None, cpu)),
+        },
+        Goal {
             text: "Idle producer ≤ 2 KiB (worse of batching on / off)",
             target: 2048.0,
             upper: true,
@@ -437,6 +451,49 @@ fn section_produce(out: &mut String, r: &Results, charts: &Charts) {
         "producer",
         "producer throughput and CPU per message",
     );
+}
+
+fn section_txn_produce(out: &mut String, r: &Results) {
+    let phase = Phase::TxnProduce;
+    let _ = writeln!(
+        out,
+        "## Transactional producer throughput ({} B, batching, {} messages per transaction)\n",
+        r.config.payload_size,
+        crate::harness::TXN_MESSAGES
+    );
+    let _ = writeln!(
+        out,
+        "Each transaction is committed as soon as its messages are sent, without waiting for the \
+         commit (at most {} commits in flight here; `pulsar-perf produce --txn-enable -nmt {}` \
+         does the same). This project counts a message when its transaction committed, \
+         pulsar-perf when its send was acknowledged. Goal (issue 17): throughput at least \
+         Java's, CPU per message at most 1/3 of Java's.\n",
+        crate::spec::TXN_IN_FLIGHT,
+        crate::harness::TXN_MESSAGES
+    );
+    let _ = writeln!(
+        out,
+        "| client | msg/s | MB/s | CPU per msg | peak RSS | msg/s ÷ java | CPU ÷ java | runs |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+    let java_rate = r.median_of(phase, ClientKind::Java, None, msg_per_s);
+    let java_cpu = r.median_of(phase, ClientKind::Java, None, cpu);
+    for c in configured(r, phase) {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            c.id(),
+            cell(r, phase, c, None, msg_per_s, int),
+            cell(r, phase, c, None, mb_per_s, |v| format!("{v:.1}")),
+            cell(r, phase, c, None, cpu, cpu_us),
+            cell(r, phase, c, None, rss_bytes, bytes),
+            ratio_cell(r.median_of(phase, c, None, msg_per_s), java_rate),
+            ratio_cell(r.median_of(phase, c, None, cpu), java_cpu),
+            runs(r, phase, c, None),
+        );
+    }
+    let _ = writeln!(out);
+    footnotes(out, r, phase, None);
 }
 
 fn section_consume(out: &mut String, r: &Results, charts: &Charts) {
@@ -909,6 +966,9 @@ pub fn render(
     }
     if ran(r, Phase::IdleProducers) || ran(r, Phase::IdleConsumers) {
         section_idle(&mut out, r);
+    }
+    if ran(r, Phase::TxnProduce) {
+        section_txn_produce(&mut out, r);
     }
     section_criterion(&mut out, criterion);
     section_method(&mut out, r);

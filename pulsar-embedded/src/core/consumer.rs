@@ -244,7 +244,8 @@ impl Cluster {
             if s.consumers.is_empty() {
                 return;
             }
-            let log_len = self.store.topics.get(topic).map_or(0, |l| l.entries.len());
+            // the end of the log, or the first message of a transaction still open
+            let log_len = self.max_read(topic);
             // the next candidate: a redelivery not set aside, else the read position
             let from_redeliver = s.redeliver.iter().find(|i| !deferred.contains(i)).copied();
             let (index, redelivered) = match from_redeliver {
@@ -255,6 +256,15 @@ impl Cluster {
             if self.is_acked(topic, sub, s, index)
                 || (!redelivered && s.pending.contains_key(&index))
             {
+                self.consume_candidate(topic, sub, index, redelivered);
+                continue;
+            }
+            let (aborted, held) = self.txn_skips(topic, sub, index);
+            if aborted || held {
+                if aborted {
+                    // as the real dispatcher: messages of aborted transactions are acknowledged
+                    self.with_cursor(topic, sub, |cursor, _| cursor.ack(index));
+                }
                 self.consume_candidate(topic, sub, index, redelivered);
                 continue;
             }
@@ -479,6 +489,37 @@ impl Cluster {
             .and_then(|t| t.subs.get(&sub))
             .map_or(EXCLUSIVE, |s| s.sub_type);
         let cumulative = c.ack_type == pb::command_ack::AckType::Cumulative as i32;
+        if let Some(key) = super::txn::txn_of(c.txnid_most_bits, c.txnid_least_bits) {
+            let result = if cumulative && (sub_type == SHARED || sub_type == KEY_SHARED) {
+                Err((
+                    pb::ServerError::NotAllowedError,
+                    "cumulative acknowledgement on a shared subscription".to_owned(),
+                ))
+            } else {
+                self.txn_ack(&topic, &sub, key, c, cumulative)
+            };
+            if let Err((_, why)) = &result {
+                self.note(format!("{conn} transactional ACK refused: {why}"));
+            }
+            let (error, message) = match result {
+                Ok(()) => (None, None),
+                Err((e, m)) => (Some(e as i32), Some(m)),
+            };
+            self.write(
+                conn,
+                pb::CommandAckResponse {
+                    consumer_id: c.consumer_id,
+                    txnid_most_bits: Some(key.0),
+                    txnid_least_bits: Some(key.1),
+                    error,
+                    message,
+                    request_id: c.request_id,
+                }
+                .into(),
+            );
+            self.dispatch(&topic, &sub);
+            return;
+        }
         if !(cumulative && (sub_type == SHARED || sub_type == KEY_SHARED)) {
             for id in &c.message_id {
                 self.with_cursor(&topic, &sub, |cursor, entries| {
@@ -522,7 +563,7 @@ impl Cluster {
     }
 
     /// Drops acknowledged entries from the dispatch state.
-    fn prune_acked(&mut self, topic: &str, sub: &str) {
+    pub(crate) fn prune_acked(&mut self, topic: &str, sub: &str) {
         let Some(s) = self.loaded.get(topic).and_then(|t| t.subs.get(sub)) else {
             return;
         };

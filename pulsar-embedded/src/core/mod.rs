@@ -12,7 +12,9 @@
 //! `last_sequence_id` and optional deduplication, a persisted log per topic written with latency,
 //! subscriptions of every type with flow permits, individual / cumulative / batch-index acks,
 //! redelivery, seek, broker-initiated CLOSE_PRODUCER / CLOSE_CONSUMER / TOPIC_MIGRATED, injected
-//! retriable errors, and crash-restarts that keep the store and lose everything else.
+//! retriable errors, crash-restarts that keep the store and lose everything else, and (with
+//! [`ClusterConfig::transaction_coordinators`]) transactions: coordinators, transaction buffers,
+//! pending acknowledgements and timeouts.
 
 mod conn;
 mod consumer;
@@ -26,6 +28,7 @@ mod security;
 mod stats;
 pub mod store;
 mod topic;
+mod txn;
 
 #[cfg(test)]
 mod tests;
@@ -44,7 +47,10 @@ use self::topic::LoadedTopic;
 pub use self::describe::describe;
 pub use self::security::{RoleRules, ANONYMOUS};
 pub use self::stats::{ClientInfo, ConsumerStats, ProducerStats, SubscriptionStats, TopicStats};
-pub use self::store::{Cursor, Entry, Store, TopicLog};
+pub use self::store::{
+    Cursor, Entry, PendingAck, PendingAcks, Store, TopicLog, TxnKey, TxnRecord, TxnStatus,
+};
+pub use self::txn::TC_ASSIGN_TOPIC;
 
 /// A connection as the cluster knows it (chosen by the simulator, unique over a run).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -153,6 +159,9 @@ pub struct ClusterConfig {
     pub unix_time_at_zero_ms: Option<u64>,
     /// The `server_version` announced in CONNECTED.
     pub server_version: String,
+    /// Transaction coordinators (partitions of [`TC_ASSIGN_TOPIC`]); 0: transactions are off
+    /// (TC_CLIENT_CONNECT is answered NotAllowed).
+    pub transaction_coordinators: u32,
 }
 
 impl ClusterConfig {
@@ -173,6 +182,7 @@ impl ClusterConfig {
             history: true,
             unix_time_at_zero_ms: None,
             server_version: format!("pulsar-embedded {}", env!("CARGO_PKG_VERSION")),
+            transaction_coordinators: 0,
         }
     }
 }
@@ -277,10 +287,15 @@ pub struct Cluster {
 impl Cluster {
     /// A cluster with every broker up and an empty store.
     pub fn new(config: ClusterConfig) -> Cluster {
-        let store = Store {
+        let mut store = Store {
             dedup: config.dedup,
             ..Store::default()
         };
+        if config.transaction_coordinators > 0 {
+            store
+                .partitions
+                .insert(TC_ASSIGN_TOPIC.to_owned(), config.transaction_coordinators);
+        }
         Cluster {
             rng: Rng::new(config.seed),
             up: vec![true; config.brokers.max(1)],
@@ -534,6 +549,7 @@ impl Cluster {
         self.release_delayed();
         self.probe_checks();
         self.keep_alive_checks();
+        self.expire_txns();
     }
 
     /// When [`tick`](Self::tick) has something to do next.
@@ -552,6 +568,7 @@ impl Cluster {
             .chain(checks)
             .chain(probes)
             .chain(self.next_delayed())
+            .chain(self.next_txn_timeout())
             .min()
     }
 
@@ -764,6 +781,31 @@ impl Cluster {
             Type::GetLastMessageId => {
                 if let Some(c) = cmd.get_last_message_id {
                     self.handle_get_last_message_id(conn, &c);
+                }
+            }
+            Type::TcClientConnectRequest => {
+                if let Some(c) = cmd.tc_client_connect_request {
+                    self.handle_tc_connect(conn, &c);
+                }
+            }
+            Type::NewTxn => {
+                if let Some(c) = cmd.new_txn {
+                    self.handle_new_txn(conn, &c);
+                }
+            }
+            Type::AddPartitionToTxn => {
+                if let Some(c) = cmd.add_partition_to_txn {
+                    self.handle_add_partition(conn, &c);
+                }
+            }
+            Type::AddSubscriptionToTxn => {
+                if let Some(c) = cmd.add_subscription_to_txn {
+                    self.handle_add_subscription(conn, &c);
+                }
+            }
+            Type::EndTxn => {
+                if let Some(c) = cmd.end_txn {
+                    self.handle_end_txn(conn, &c);
                 }
             }
             other => self.note(format!("{conn} ignores {other:?}")),

@@ -404,6 +404,12 @@ impl Cluster {
         if !self.loaded.contains_key(&topic) {
             return;
         }
+        let mut payload = payload;
+        if !self.txn_send_check(conn, c, &mut payload) {
+            record.outcome = SendOutcome::Failed;
+            self.record_send(record);
+            return;
+        }
         let max = usize::try_from(self.config.max_message_size).unwrap_or(usize::MAX);
         if c.is_chunk != Some(true) && payload.data.len().saturating_add(4096) > max {
             // headers and payload: the frame without the command
@@ -694,6 +700,7 @@ impl Cluster {
     fn persist(&mut self, topic: &str, all: bool) {
         let now = self.now;
         let mut receipts = Vec::new();
+        let mut txn_entries = Vec::new();
         {
             let Some(t) = self.loaded.get_mut(topic) else {
                 return;
@@ -721,6 +728,11 @@ impl Cluster {
                     t.ledger_id,
                     entry_id,
                 ));
+                if let Some(key) =
+                    super::txn::txn_of(w.metadata.txnid_most_bits, w.metadata.txnid_least_bits)
+                {
+                    txn_entries.push((key, log.entries.len()));
+                }
                 log.entries.push(Entry {
                     ledger_id: t.ledger_id,
                     entry_id,
@@ -734,6 +746,9 @@ impl Cluster {
                     registration: w.registration,
                 });
             }
+        }
+        for (key, index) in txn_entries {
+            self.txn_persisted(topic, key, index);
         }
         for (conn, pid, registration, seq, highest, ledger_id, entry_id) in receipts {
             let live = self

@@ -129,6 +129,77 @@ pub struct TopicLog {
     pub persisted_seq: BTreeMap<String, u64>,
     /// Durable subscriptions.
     pub cursors: BTreeMap<String, Cursor>,
+    /// The transaction buffer: transactions with messages in this log that have not ended, each
+    /// with the log index of its first message. Nothing at or after the lowest of them is
+    /// dispatched (Apache Pulsar's `maxReadPosition`).
+    pub ongoing_txns: BTreeMap<TxnKey, usize>,
+    /// Aborted transactions with messages in this log: their messages are never dispatched
+    /// (subscriptions acknowledge them as they pass).
+    pub aborted_txns: BTreeSet<TxnKey>,
+    /// Transactional acknowledgements not committed yet, by subscription.
+    pub pending_acks: BTreeMap<String, PendingAcks>,
+}
+
+/// A transaction id: (most significant bits, least significant bits).
+pub type TxnKey = (u64, u64);
+
+/// One transactional acknowledgement of an entry, waiting for its transaction to end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingAck {
+    /// The transaction.
+    pub txn: TxnKey,
+    /// The ack set as sent (bits of batch indexes still unacknowledged; empty: the whole entry).
+    pub ack_set: Vec<i64>,
+}
+
+/// The pending acknowledgements of one subscription (Apache Pulsar's pending ack handle).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PendingAcks {
+    /// Individual acknowledgements by log index.
+    pub individual: BTreeMap<usize, Vec<PendingAck>>,
+    /// The cumulative acknowledgement of one transaction: (transaction, log index).
+    pub cumulative: Option<(TxnKey, usize)>,
+}
+
+impl PendingAcks {
+    /// Whether the entry at `index` is held by a pending acknowledgement (as a whole, or up to a
+    /// pending cumulative one).
+    pub fn holds(&self, index: usize) -> bool {
+        self.cumulative.is_some_and(|(_, i)| index <= i)
+            || self
+                .individual
+                .get(&index)
+                .is_some_and(|v| v.iter().any(|a| a.ack_set.is_empty()))
+    }
+
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.individual.is_empty() && self.cumulative.is_none()
+    }
+}
+
+/// Where a transaction stands at its coordinator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnStatus {
+    /// Open: it takes messages and acknowledgements.
+    Open,
+    /// Committed.
+    Committed,
+    /// Aborted (by the client, or at its timeout).
+    Aborted,
+}
+
+/// A transaction as its coordinator keeps it (the coordinator's log survives crashes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnRecord {
+    /// Its state.
+    pub status: TxnStatus,
+    /// When the coordinator aborts it if still open.
+    pub timeout_at: Duration,
+    /// Topic partitions added (ADD_PARTITION_TO_TXN).
+    pub partitions: BTreeSet<String>,
+    /// (topic, subscription) pairs added (ADD_SUBSCRIPTION_TO_TXN).
+    pub subscriptions: BTreeSet<(String, String)>,
 }
 
 impl TopicLog {
@@ -162,6 +233,10 @@ pub struct Store {
     pub dedup: bool,
     /// The schema registry: each topic's versions (protocol type, data), version `n` at `n`.
     pub schemas: BTreeMap<String, Vec<(i32, Vec<u8>)>>,
+    /// Transactions of every coordinator, by id (ended ones are kept: a repeated END_TXN is
+    /// answered from them).
+    pub txns: BTreeMap<TxnKey, TxnRecord>,
+    pub(crate) next_txn: BTreeMap<u64, u64>,
     pub(crate) next_ledger: u64,
     pub(crate) next_name: u64,
 }

@@ -7,7 +7,8 @@
 //! end ([`check`]). [`runner`] runs seeds, reports failures and checks determinism.
 //! [`async_world`] runs the async client (`pulsar-async`) on a simulated runtime against the same
 //! cluster, network and checks: both run on a [`fabric`] (network, cluster, faults) and keep the
-//! same [`records`].
+//! same [`records`]. [`txn_world`] runs a transactional consume-transform-produce pipeline on the
+//! core against the cluster's transaction coordinators.
 pub mod app;
 pub mod async_world;
 pub mod broker;
@@ -20,4 +21,5 @@ pub mod rng;
 pub mod runner;
 pub mod sched;
 pub mod trace;
+pub mod txn_world;
 pub mod world;

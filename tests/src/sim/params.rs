@@ -229,6 +229,9 @@ pub struct Params {
     pub settle_bound: Duration,
     /// The brokers' `maxMessageSize` (small when some producer chunks).
     pub max_message_size: i32,
+    /// Transaction coordinators of the cluster (0: transactions off; only the transaction
+    /// simulation turns them on, see [`Params::for_transactions`]).
+    pub transaction_coordinators: u32,
 }
 
 fn ms(v: u64) -> Duration {
@@ -525,6 +528,7 @@ impl Params {
             client,
             settle_bound,
             max_message_size,
+            transaction_coordinators: 0,
         }
     }
 
@@ -539,7 +543,7 @@ impl fmt::Display for Params {
         writeln!(
             f,
             "seed {} intensity {} brokers {} clients {} dedup {} auth {} chaos {:?} settle bound {:?} \
-             max message size {}",
+             max message size {} transaction coordinators {}",
             self.seed,
             self.intensity,
             self.brokers,
@@ -548,7 +552,8 @@ impl fmt::Display for Params {
             self.auth,
             self.chaos,
             self.settle_bound,
-            self.max_message_size
+            self.max_message_size,
+            self.transaction_coordinators
         )?;
         writeln!(f, "client {:?}", self.client)?;
         writeln!(f, "net {:?}", self.net)?;

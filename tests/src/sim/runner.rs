@@ -4,9 +4,9 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use crate::sim::async_world;
 use crate::sim::params::Params;
 use crate::sim::world::{RunResult, RunStats, World};
+use crate::sim::{async_world, txn_world};
 
 /// Which client a simulation runs: the core driven directly (`tests/tests/simulation.rs`) or the
 /// async client on a simulated runtime (`tests/tests/simulation_async.rs`).
@@ -16,6 +16,9 @@ pub enum Sim {
     Core,
     /// `pulsar-async` (driver, waiters, futures) on the simulated runtime.
     Async,
+    /// Transactions: a consume-transform-produce pipeline on the core
+    /// (`tests/tests/simulation_txn.rs`).
+    Txn,
 }
 
 impl Sim {
@@ -24,6 +27,7 @@ impl Sim {
         match self {
             Sim::Core => "simulation",
             Sim::Async => "simulation_async",
+            Sim::Txn => "simulation_txn",
         }
     }
 
@@ -31,6 +35,7 @@ impl Sim {
         match self {
             Sim::Core => World::new(params, echo).run(),
             Sim::Async => async_world::run(params, echo),
+            Sim::Txn => txn_world::run(params, echo),
         }
     }
 }
@@ -124,7 +129,10 @@ pub fn run_seed(seed: u64, echo: bool) -> Outcome {
 
 /// Runs one seed of `sim` (`echo` prints every trace line as it happens).
 pub fn run_seed_in(sim: Sim, seed: u64, echo: bool) -> Outcome {
-    let params = Params::from_seed(seed);
+    let params = match sim {
+        Sim::Txn => Params::for_transactions(seed),
+        Sim::Core | Sim::Async => Params::from_seed(seed),
+    };
     if echo {
         println!("{params}");
     }

@@ -10,9 +10,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::channel::oneshot;
 use futures::future::join_all;
+use futures::stream::{FuturesUnordered, StreamExt};
+use futures::FutureExt;
 use pulsar_benches::latency::{payload_time, stamped_payload, Schedule};
 use pulsar_benches::procfs;
-use pulsar_benches::spec::{AckMode, ClientResult, IdleResult, Mode, Spec, CUMULATIVE_EVERY};
+use pulsar_benches::spec::{
+    AckMode, ClientResult, IdleResult, Mode, Spec, CUMULATIVE_EVERY, TXN_IN_FLIGHT, TXN_TIMEOUT_S,
+};
 use pulsar_benches::window::{spawn_monitor, DrainWindow, Snapshot};
 use pulsar_benches::BenchError;
 use pulsar_tokio::{ClientHandle, Consumer, Message, Producer, SubscriptionType};
@@ -26,6 +30,7 @@ pub async fn run(
     sleep_until: SleepUntil,
 ) -> Result<ClientResult, BenchError> {
     match spec.mode {
+        Mode::Produce if spec.txn_messages > 0 => produce_txn(client, spec).await,
         Mode::Produce if spec.rate > 0.0 => produce_paced(client, spec, false, sleep_until).await,
         Mode::Produce => produce_max(client, spec).await,
         Mode::Prefill => prefill(client, spec).await,
@@ -139,6 +144,76 @@ async fn produce_max(client: &ClientHandle, spec: &Spec) -> Result<ClientResult,
     );
     r.total_messages = sent;
     r.failed = COUNTERS.failed.load(Ordering::Relaxed);
+    Ok(r)
+}
+
+/// Transactional production as fast as possible: `txn_messages` messages per transaction, each
+/// transaction committed without waiting for it (at most [`TXN_IN_FLIGHT`] commits in flight);
+/// messages count when their transaction committed.
+async fn produce_txn(client: &ClientHandle, spec: &Spec) -> Result<ClientResult, BenchError> {
+    let p = producer(client, spec, spec.batching).await?;
+    let payload = Bytes::from(vec![0u8; spec.payload_size]);
+    let per_txn = spec.txn_messages;
+    let monitor = spawn_monitor(&COUNTERS, secs(spec.warmup_s), secs(spec.measure_s));
+    let mut commits = FuturesUnordered::new();
+    let count = |r: Result<(), pulsar_tokio::Error>| {
+        let counter = if r.is_ok() {
+            &COUNTERS.done
+        } else {
+            &COUNTERS.failed
+        };
+        counter.fetch_add(per_txn, Ordering::Relaxed);
+    };
+    let mut sent = 0u64;
+    while !COUNTERS.stopped() {
+        let txn = client
+            .new_transaction()
+            .timeout(Duration::from_secs(TXN_TIMEOUT_S))
+            .build()
+            .await
+            .map_err(BenchError::client)?;
+        for _ in 0..per_txn {
+            // the commit waits for every receipt of the transaction
+            drop(
+                p.send_async_with_txn(&txn, payload.clone())
+                    .await
+                    .map_err(BenchError::client)?,
+            );
+            sent += 1;
+            if sent.is_multiple_of(YIELD_EVERY) {
+                yield_now().await;
+            }
+        }
+        commits.push(async move { txn.commit().await });
+        // start the new commit and collect the finished ones, without waiting
+        while let Some(Some(r)) = commits.next().now_or_never() {
+            count(r);
+        }
+        while commits.len() >= TXN_IN_FLIGHT {
+            if let Some(r) = commits.next().await {
+                count(r);
+            }
+        }
+    }
+    while let Some(r) = commits.next().await {
+        count(r);
+    }
+    let window = monitor
+        .join()
+        .map_err(|_| BenchError::Run("monitor thread panicked".into()))?;
+    p.close().await.map_err(BenchError::client)?;
+    let mut r = ClientResult::default();
+    r.set_window(
+        window.messages,
+        window.seconds,
+        window.cpu_s,
+        spec.payload_size,
+    );
+    r.total_messages = sent;
+    r.failed = COUNTERS.failed.load(Ordering::Relaxed);
+    r.notes.push(format!(
+        "{per_txn} messages per transaction, counted when committed"
+    ));
     Ok(r)
 }
 

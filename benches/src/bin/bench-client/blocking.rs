@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use pulsar_benches::latency::{payload_time, stamped_payload, Schedule};
 use pulsar_benches::procfs;
-use pulsar_benches::spec::{AckMode, ClientResult, Mode, Spec, CUMULATIVE_EVERY};
+use pulsar_benches::spec::{
+    AckMode, ClientResult, Mode, Spec, CUMULATIVE_EVERY, TXN_IN_FLIGHT, TXN_TIMEOUT_S,
+};
 use pulsar_benches::window::{spawn_monitor, DrainWindow, Snapshot, WindowFigures};
 use pulsar_benches::BenchError;
 use pulsar_blocking::{Client, Consumer, Message, Producer, SubscriptionType};
@@ -17,6 +19,7 @@ use crate::{consumer_options, e2e_latency, producer_options, publish_latency, se
 /// Runs `spec` on a started client.
 pub fn run(client: &Client, spec: &Spec) -> Result<ClientResult, BenchError> {
     match spec.mode {
+        Mode::Produce if spec.txn_messages > 0 => produce_txn(client, spec),
         Mode::Produce if spec.rate > 0.0 => produce_paced(client, spec, false),
         Mode::Produce => produce_max(client, spec),
         Mode::Prefill => prefill(client, spec),
@@ -52,6 +55,80 @@ fn on_receipt(r: Result<pulsar_blocking::MessageId, pulsar_blocking::Error>) {
         Ok(_) => COUNTERS.done.fetch_add(1, Ordering::Relaxed),
         Err(_) => COUNTERS.failed.fetch_add(1, Ordering::Relaxed),
     };
+}
+
+/// Threads committing in the blocking transactional runs (a blocking commit holds its thread).
+const COMMITTERS: usize = 8;
+
+/// Transactional production as fast as possible (see the async version): the commits run on
+/// [`COMMITTERS`] helper threads, at most [`TXN_IN_FLIGHT`] queued.
+fn produce_txn(client: &Client, spec: &Spec) -> Result<ClientResult, BenchError> {
+    let p = producer(client, spec, spec.batching)?;
+    let payload = Bytes::from(vec![0u8; spec.payload_size]);
+    let per_txn = spec.txn_messages;
+    let monitor = spawn_monitor(&COUNTERS, secs(spec.warmup_s), secs(spec.measure_s));
+    let (tx, rx) = std::sync::mpsc::sync_channel::<pulsar_blocking::Transaction>(TXN_IN_FLIGHT);
+    let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+    let committers: Vec<_> = (0..COMMITTERS)
+        .map(|_| {
+            let rx = rx.clone();
+            std::thread::spawn(move || loop {
+                let next = match rx.lock() {
+                    Ok(r) => r.recv(),
+                    Err(_) => return,
+                };
+                let Ok(txn) = next else {
+                    return;
+                };
+                let counter = if txn.commit().is_ok() {
+                    &COUNTERS.done
+                } else {
+                    &COUNTERS.failed
+                };
+                counter.fetch_add(per_txn, Ordering::Relaxed);
+            })
+        })
+        .collect();
+    let mut sent = 0u64;
+    while !COUNTERS.stopped() {
+        let txn = client
+            .new_transaction()
+            .timeout(Duration::from_secs(TXN_TIMEOUT_S))
+            .build()
+            .map_err(BenchError::client)?;
+        for _ in 0..per_txn {
+            // the commit waits for every receipt of the transaction
+            drop(
+                p.send_async_with_txn(&txn, payload.clone())
+                    .map_err(BenchError::client)?,
+            );
+            sent += 1;
+        }
+        if tx.send(txn).is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    for c in committers {
+        let _ = c.join();
+    }
+    let window = monitor
+        .join()
+        .map_err(|_| BenchError::Run("monitor thread panicked".into()))?;
+    p.close().map_err(BenchError::client)?;
+    let mut r = ClientResult::default();
+    r.set_window(
+        window.messages,
+        window.seconds,
+        window.cpu_s,
+        spec.payload_size,
+    );
+    r.total_messages = sent;
+    r.failed = COUNTERS.failed.load(Ordering::Relaxed);
+    r.notes.push(format!(
+        "{per_txn} messages per transaction, counted when committed"
+    ));
+    Ok(r)
 }
 
 fn produce_max(client: &Client, spec: &Spec) -> Result<ClientResult, BenchError> {

@@ -240,6 +240,7 @@ impl<E: SimEvent> Fabric<E> {
         cc.faults = p.broker_faults.clone();
         cc.trace_frames = true;
         cc.max_message_size = p.max_message_size;
+        cc.transaction_coordinators = p.transaction_coordinators;
         let mut cluster = ModelCluster::new(cc);
         for t in &p.topics {
             if t.partitions > 0 {
