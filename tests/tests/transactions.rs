@@ -245,8 +245,13 @@ fn a_transaction_survives_a_broker_restart() -> TestResult {
     let client = env.client(options_for(&broker.info().service_url))?;
     let topic = unique_topic("txn-restart");
     let mut consumer = client.consumer(&topic, sub("s"))?;
-    let producer = client.producer(&topic)?;
-    let txn = client.new_transaction(Duration::from_secs(120))?;
+    // The test is about surviving the restart, not its speed: after it, the topic reloads and
+    // replays its transaction buffer before the producer is back, which took more than the
+    // default 30 s send timeout once on a CI machine with a load average of 21.
+    let options =
+        pulsar_async::ProducerOptions::default().with_send_timeout(Duration::from_secs(120));
+    let producer = client.producer_with(&topic, options, true)?;
+    let txn = client.new_transaction(Duration::from_secs(300))?;
     for i in 0..3 {
         producer.send_with_txn(&txn, msg(format!("before{i}")))?;
     }
