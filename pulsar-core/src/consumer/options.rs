@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::crypto::ConsumerCrypto;
 use crate::event::TopicsMode;
 use crate::message::MessageId;
 use crate::schema::SchemaInfo;
@@ -233,6 +234,9 @@ pub struct ConsumerOptions {
     /// ([`Error::IncompatibleSchema`](crate::Error::IncompatibleSchema)); with
     /// [`SchemaInfo::auto_consume`] the consumer takes whatever the messages were written with.
     pub schema: Option<SchemaInfo>,
+    /// End-to-end decryption: the decryptor and what to do with a message that cannot be
+    /// decrypted (default: no decryptor, [`CryptoFailureAction::Fail`](crate::CryptoFailureAction::Fail)).
+    pub crypto: ConsumerCrypto,
 }
 
 impl ConsumerOptions {
@@ -273,6 +277,7 @@ impl ConsumerOptions {
             pattern_topics_mode: TopicsMode::Persistent,
             partitions_update_interval: Some(Duration::from_secs(60)),
             schema: None,
+            crypto: ConsumerCrypto::default(),
         }
     }
 
@@ -351,6 +356,8 @@ pub struct ReaderOptions {
     pub read_compacted: bool,
     /// Schema declared on `SUBSCRIBE` (see [`ConsumerOptions::schema`]).
     pub schema: Option<SchemaInfo>,
+    /// End-to-end decryption (see [`ConsumerOptions::crypto`]).
+    pub crypto: ConsumerCrypto,
 }
 
 impl ReaderOptions {
@@ -364,6 +371,7 @@ impl ReaderOptions {
             subscription_name: None,
             read_compacted: false,
             schema: None,
+            crypto: ConsumerCrypto::default(),
         }
     }
 
@@ -381,6 +389,7 @@ impl ReaderOptions {
         o.consumer_name = self.reader_name;
         o.read_compacted = self.read_compacted;
         o.schema = self.schema;
+        o.crypto = self.crypto;
         o.start_message_id = Some(self.start_message_id);
         o.start_message_id_inclusive = self.start_message_id_inclusive;
         o.initial_position = if self.start_message_id == MessageId::EARLIEST {

@@ -4,7 +4,9 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::compression::CompressionType;
+use crate::crypto::MessageEncryptor;
 use crate::routing::{HashingScheme, MessageRouter};
+use std::sync::Arc;
 
 use crate::schema::SchemaInfo;
 
@@ -189,6 +191,9 @@ pub struct ProducerOptions {
     pub partitions_check_interval: Duration,
     /// Properties attached to the producer.
     pub properties: Vec<(String, String)>,
+    /// End-to-end encryption: encrypts every entry's payload after compression (a batch as one
+    /// payload, a chunked message before it is split); `None`: no encryption.
+    pub encryption: Option<Arc<dyn MessageEncryptor>>,
 }
 
 impl Default for ProducerOptions {
@@ -209,6 +214,7 @@ impl Default for ProducerOptions {
             lazy_partitions: false,
             partitions_check_interval: DEFAULT_PARTITIONS_CHECK_INTERVAL,
             properties: Vec::new(),
+            encryption: None,
         }
     }
 }
@@ -292,6 +298,7 @@ pub(crate) struct PartSettings {
     pub(crate) chunk_max_size: Option<usize>,
     pub(crate) schema: Option<SchemaInfo>,
     pub(crate) properties: Vec<(String, String)>,
+    pub(crate) encryption: Option<Arc<dyn MessageEncryptor>>,
 }
 
 impl PartSettings {
@@ -313,6 +320,7 @@ impl PartSettings {
             chunk_max_size: o.chunk_max_size,
             schema: o.schema.clone(),
             properties: o.properties.clone(),
+            encryption: o.encryption.clone(),
         }
     }
 }

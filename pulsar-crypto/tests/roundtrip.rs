@@ -1,0 +1,226 @@
+//! Encryption and decryption without a broker: round trips with PKCS#1 and PKCS#8 keys, the
+//! metadata the encryptor writes, rotation, the data-key cache, and the typed errors of a wrong
+//! key, a corrupted ciphertext, a truncated `encryption_param` and malformed metadata.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use pulsar_core::proto::pb;
+use pulsar_crypto::{
+    CryptoError, Decryptor, Encryptor, MessageDecryptor, MessageEncryptor, PemKeyReader,
+    RandomSource,
+};
+
+type R = Result<(), Box<dyn std::error::Error>>;
+
+fn key(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/keys")
+        .join(name)
+}
+
+fn reader(k: &str) -> Arc<PemKeyReader> {
+    Arc::new(PemKeyReader::files(
+        Some(key(&format!("{k}.public.pem"))),
+        Some(key(&format!("{k}.private.pem"))),
+    ))
+}
+
+fn seal(enc: &Encryptor, now: Instant, payload: &[u8]) -> (pb::MessageMetadata, Vec<u8>) {
+    let mut metadata = pb::MessageMetadata::default();
+    let out = enc.encrypt(now, &mut metadata, payload).expect("encrypts");
+    (metadata, out)
+}
+
+#[test]
+fn round_trips_with_pkcs1_and_pkcs8_keys_and_several_key_names() -> R {
+    let now = Instant::now();
+    for k in ["rsa-a", "rsa-b"] {
+        let enc = Encryptor::new([k], reader(k));
+        let dec = Decryptor::new(reader(k));
+        for payload in [&b""[..], b"hello", &[7u8; 65536]] {
+            let (metadata, sealed) = seal(&enc, now, payload);
+            assert_eq!(sealed.len(), payload.len() + 16, "ciphertext + 128-bit tag");
+            assert_eq!(metadata.encryption_keys.len(), 1);
+            assert_eq!(metadata.encryption_keys[0].key, k);
+            assert_eq!(
+                metadata.encryption_keys[0].value.len(),
+                256,
+                "RSA-2048 OAEP"
+            );
+            assert_eq!(metadata.encryption_param.as_ref().map(Bytes::len), Some(12));
+            assert_eq!(dec.decrypt(now, &metadata, &sealed)?, payload);
+        }
+    }
+    // two key names: either private key decrypts
+    let both = Arc::new(PemKeyReader::files(Some(key("rsa-a.public.pem")), None));
+    let enc = Encryptor::new(["x", "y"], both);
+    let (metadata, sealed) = seal(&enc, now, b"two");
+    let names: Vec<_> = metadata
+        .encryption_keys
+        .iter()
+        .map(|k| k.key.as_str())
+        .collect();
+    assert_eq!(names, ["x", "y"]);
+    assert_eq!(
+        Decryptor::new(reader("rsa-a")).decrypt(now, &metadata, &sealed)?,
+        b"two"
+    );
+    Ok(())
+}
+
+#[test]
+fn one_data_key_until_the_rotation_and_one_unwrap_per_data_key() -> R {
+    let t0 = Instant::now();
+    let enc = Encryptor::new(["rsa-a"], reader("rsa-a")).with_rotation(Duration::from_secs(10));
+    let dec = Decryptor::new(reader("rsa-a"));
+    let (m1, s1) = seal(&enc, t0, b"1");
+    let (m2, s2) = seal(&enc, t0 + Duration::from_secs(9), b"2");
+    assert_eq!(m1.encryption_keys, m2.encryption_keys, "same data key");
+    assert_ne!(
+        m1.encryption_param, m2.encryption_param,
+        "a fresh IV per entry"
+    );
+    let (m3, s3) = seal(&enc, t0 + Duration::from_secs(10), b"3");
+    assert_ne!(
+        m1.encryption_keys[0].value, m3.encryption_keys[0].value,
+        "rotated"
+    );
+    for (m, s, p) in [(&m1, &s1, b"1"), (&m2, &s2, b"2"), (&m3, &s3, b"3")] {
+        assert_eq!(dec.decrypt(t0, m, s)?, p);
+    }
+    assert_eq!(dec.cached_keys(), 2);
+    Ok(())
+}
+
+#[test]
+fn wrong_key_corruption_and_truncation_are_typed_errors() {
+    let now = Instant::now();
+    let enc = Encryptor::new(["rsa-a"], reader("rsa-a"));
+    let (metadata, sealed) = seal(&enc, now, b"secret payload");
+
+    let wrong = Decryptor::new(reader("rsa-b"));
+    assert_eq!(
+        wrong.decrypt(now, &metadata, &sealed),
+        Err(CryptoError::NoDataKey {
+            keys: "rsa-a".into()
+        })
+    );
+
+    let dec = Decryptor::new(reader("rsa-a"));
+    let mut corrupt = sealed.clone();
+    corrupt[3] ^= 1;
+    assert_eq!(
+        dec.decrypt(now, &metadata, &corrupt),
+        Err(CryptoError::Authentication)
+    );
+    // the same once the data key is cached
+    assert!(dec.decrypt(now, &metadata, &sealed).is_ok());
+    assert_eq!(
+        dec.decrypt(now, &metadata, &corrupt),
+        Err(CryptoError::Authentication)
+    );
+    assert_eq!(
+        dec.decrypt(now, &metadata, &sealed[..10]),
+        Err(CryptoError::Truncated(10))
+    );
+
+    let mut short = metadata.clone();
+    short.encryption_param = Some(Bytes::from_static(&[1, 2, 3]));
+    assert_eq!(
+        dec.decrypt(now, &short, &sealed),
+        Err(CryptoError::BadParam(3))
+    );
+    let mut none = metadata.clone();
+    none.encryption_param = None;
+    assert_eq!(
+        dec.decrypt(now, &none, &sealed),
+        Err(CryptoError::BadParam(0))
+    );
+
+    // a wrapped key that is garbage, or of the wrong length
+    let fresh = Decryptor::new(reader("rsa-a"));
+    for value in [
+        Bytes::new(),
+        Bytes::from(vec![0u8; 256]),
+        Bytes::from(vec![1u8; 7]),
+    ] {
+        let mut bad = metadata.clone();
+        bad.encryption_keys[0].value = value;
+        assert!(matches!(
+            fresh.decrypt(now, &bad, &sealed),
+            Err(CryptoError::NoDataKey { .. })
+        ));
+    }
+    // no private key configured
+    let public_only = Decryptor::new(Arc::new(PemKeyReader::files(
+        Some(key("rsa-a.public.pem")),
+        None,
+    )));
+    assert!(matches!(
+        public_only.decrypt(now, &metadata, &sealed),
+        Err(CryptoError::KeyUnavailable { .. })
+    ));
+    // a public key where a private key is expected
+    let swapped = Decryptor::new(Arc::new(PemKeyReader::files(
+        None,
+        Some(key("rsa-a.public.pem")),
+    )));
+    assert!(matches!(
+        swapped.decrypt(now, &metadata, &sealed),
+        Err(CryptoError::InvalidKey { .. })
+    ));
+}
+
+#[test]
+fn producer_side_errors_are_typed() {
+    let now = Instant::now();
+    let mut metadata = pb::MessageMetadata::default();
+    let none = Encryptor::new(Vec::<String>::new(), reader("rsa-a"));
+    assert_eq!(
+        none.encrypt(now, &mut metadata, b"x"),
+        Err(CryptoError::NoKeyNames)
+    );
+    let missing = Encryptor::new(["k"], Arc::new(PemKeyReader::files(None, None)));
+    assert!(matches!(
+        missing.encrypt(now, &mut metadata, b"x"),
+        Err(CryptoError::KeyUnavailable { .. })
+    ));
+    let private = Arc::new(PemKeyReader::files(Some(key("rsa-a.private.pem")), None));
+    assert!(matches!(
+        Encryptor::new(["k"], private).encrypt(now, &mut metadata, b"x"),
+        Err(CryptoError::InvalidKey { .. })
+    ));
+    assert!(metadata.encryption_keys.is_empty());
+}
+
+/// A counter as the random source: the IVs and data keys are the application's to choose.
+#[derive(Debug, Default)]
+struct Counter(AtomicU8);
+
+impl RandomSource for Counter {
+    fn fill(&self, dest: &mut [u8]) -> Result<(), CryptoError> {
+        for b in dest {
+            *b = self.0.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn the_random_source_can_be_supplied() -> R {
+    let now = Instant::now();
+    let enc = Encryptor::new(["rsa-a"], reader("rsa-a")).with_random(Arc::new(Counter::default()));
+    let (metadata, sealed) = seal(&enc, now, b"p");
+    // 32 bytes of data key first, then the IV
+    let iv: Vec<u8> = (32..44).collect();
+    assert_eq!(metadata.encryption_param.as_deref(), Some(&iv[..]));
+    assert_eq!(
+        Decryptor::new(reader("rsa-a")).decrypt(now, &metadata, &sealed)?,
+        b"p"
+    );
+    Ok(())
+}
