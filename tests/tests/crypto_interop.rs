@@ -87,9 +87,10 @@ fn subscribe(
 }
 
 fn decrypting(k: &str) -> pulsar_core::ConsumerCrypto {
-    let mut crypto = pulsar_core::ConsumerCrypto::default();
-    crypto.decryptor = Some(Arc::new(Decryptor::new(reader(k))));
-    crypto
+    pulsar_core::ConsumerCrypto {
+        decryptor: Some(Arc::new(Decryptor::new(reader(k)))),
+        ..Default::default()
+    }
 }
 
 /// Receives `n` payloads (acknowledged) as text.
@@ -370,8 +371,10 @@ fn failure_actions_fail_discard_and_consume() -> R {
     drop(consumer);
 
     // DISCARD: acknowledged and dropped
-    let mut crypto = pulsar_core::ConsumerCrypto::default();
-    crypto.failure_action = CryptoFailureAction::Discard;
+    let crypto = pulsar_core::ConsumerCrypto {
+        failure_action: CryptoFailureAction::Discard,
+        ..Default::default()
+    };
     let consumer = subscribe(&c, &topic, "discard", crypto)?;
     assert!(consumer.receive_timeout(Duration::from_secs(2))?.is_none());
     let emptied = admin.wait_until(TIMEOUT, |a| {
@@ -381,8 +384,10 @@ fn failure_actions_fail_discard_and_consume() -> R {
     drop(consumer);
 
     // CONSUME: delivered still encrypted, a batch as one message, with the context
-    let mut crypto = pulsar_core::ConsumerCrypto::default();
-    crypto.failure_action = CryptoFailureAction::Consume;
+    let crypto = pulsar_core::ConsumerCrypto {
+        failure_action: CryptoFailureAction::Consume,
+        ..Default::default()
+    };
     let consumer = subscribe(&c, &topic, "consume", crypto)?;
     let decryptor = Decryptor::new(reader("rsa-a"));
     for i in 0..entries {
@@ -456,8 +461,10 @@ fn data_keys_rotate_and_a_batch_costs_one_wrap_and_one_unwrap() -> R {
         public_reads: AtomicUsize::new(0),
     });
     let decryptor = Arc::new(Decryptor::new(counting.clone()));
-    let mut crypto = pulsar_core::ConsumerCrypto::default();
-    crypto.decryptor = Some(decryptor.clone());
+    let crypto = pulsar_core::ConsumerCrypto {
+        decryptor: Some(decryptor.clone()),
+        ..Default::default()
+    };
     let consumer = subscribe(&c, &topic, "s", crypto)?;
     let rotation = Duration::from_millis(1500);
     let enc = Arc::new(Encryptor::new(["rsa-b"], counting.clone()).with_rotation(rotation));
