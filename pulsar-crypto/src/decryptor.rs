@@ -1,4 +1,4 @@
-//! The consumer side: unwraps a message's data key with a private key, keeps the unwrapped keys
+//! The consumer side: unwraps a message's data key with a private key (RSA or EC), keeps the unwrapped keys
 //! (so a batch, and every later entry under the same data key, costs no unwrap), and opens the
 //! AES-256-GCM payload.
 
@@ -14,7 +14,8 @@ use pulsar_core::proto::pb;
 use pulsar_core::{CryptoError, MessageDecryptor};
 use zeroize::Zeroizing;
 
-use crate::keys::{rsa_private, CryptoKeyReader};
+use crate::ecies;
+use crate::keys::{private_key, CryptoKeyReader, UnwrapKey};
 use crate::{DATA_KEY_LEN, IV_LEN, TAG_LEN};
 
 /// How long an unwrapped data key stays cached after its last use (the Java client's 4 hours).
@@ -74,22 +75,29 @@ impl Decryptor {
                 reason: e.0,
             }
         })?;
-        let private = rsa_private(&info).map_err(|reason| CryptoError::InvalidKey {
+        let private = private_key(&info).map_err(|reason| CryptoError::InvalidKey {
             name: k.key.clone(),
             reason,
         })?;
-        let mut out = Zeroizing::new(vec![0u8; private.min_output_size()]);
-        let raw = private
-            .decrypt(&OAEP_SHA1_MGF1SHA1, &k.value, &mut out, None)
-            .map_err(|_| CryptoError::NoDataKey {
-                keys: k.key.clone(),
-            })?;
+        let no_key = || CryptoError::NoDataKey {
+            keys: k.key.clone(),
+        };
+        let raw = match private {
+            UnwrapKey::Rsa(private) => {
+                let mut out = Zeroizing::new(vec![0u8; private.min_output_size()]);
+                let n = private
+                    .decrypt(&OAEP_SHA1_MGF1SHA1, &k.value, &mut out, None)
+                    .map_err(|_| no_key())?
+                    .len();
+                out.truncate(n);
+                out
+            }
+            UnwrapKey::Ec(private) => ecies::unwrap(&private, &k.value).ok_or_else(no_key)?,
+        };
         if raw.len() != DATA_KEY_LEN {
-            return Err(CryptoError::NoDataKey {
-                keys: k.key.clone(),
-            });
+            return Err(no_key());
         }
-        let key = UnboundKey::new(&AES_256_GCM, raw)
+        let key = UnboundKey::new(&AES_256_GCM, &raw)
             .map_err(|_| CryptoError::Cipher("AES-256-GCM key rejected".into()))?;
         Ok(LessSafeKey::new(key))
     }

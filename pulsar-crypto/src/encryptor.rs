@@ -1,4 +1,5 @@
-//! The producer side: one random AES-256 data key, wrapped with each key name's RSA public key,
+//! The producer side: one random AES-256 data key, wrapped with each key name's public key (RSA
+//! or EC),
 //! regenerated (and wrapped again) every [`DATA_KEY_ROTATION`]; a random 12-byte IV per entry.
 
 use std::collections::BTreeSet;
@@ -13,7 +14,8 @@ use pulsar_core::proto::pb;
 use pulsar_core::{CryptoError, MessageEncryptor};
 use zeroize::Zeroizing;
 
-use crate::keys::{rsa_public, CryptoKeyReader};
+use crate::ecies;
+use crate::keys::{public_key, CryptoKeyReader, WrapKey};
 use crate::{DATA_KEY_LEN, IV_LEN, TAG_LEN};
 
 /// How often a producer draws a new data key (the Java client's 4 hours).
@@ -112,13 +114,19 @@ impl Encryptor {
                 name: name.clone(),
                 reason,
             };
-            let public = rsa_public(&info).map_err(invalid)?;
-            let mut out = vec![0u8; public.ciphertext_size()];
-            let n = public
-                .encrypt(&OAEP_SHA1_MGF1SHA1, &raw[..], &mut out, None)
-                .map_err(|_| invalid("RSA-OAEP wrapping failed".into()))?
-                .len();
-            out.truncate(n);
+            let out = match public_key(&info).map_err(invalid)? {
+                WrapKey::Rsa(public) => {
+                    let mut out = vec![0u8; public.ciphertext_size()];
+                    let n = public
+                        .encrypt(&OAEP_SHA1_MGF1SHA1, &raw[..], &mut out, None)
+                        .map_err(|_| invalid("RSA-OAEP wrapping failed".into()))?
+                        .len();
+                    out.truncate(n);
+                    out
+                }
+                WrapKey::Ec(public) => ecies::wrap(&public, &raw)
+                    .map_err(|()| invalid("ECIES wrapping failed".into()))?,
+            };
             wrapped.push(pb::EncryptionKeys {
                 key: name.clone(),
                 value: Bytes::from(out),

@@ -1,5 +1,5 @@
 //! Key readers: the [`CryptoKeyReader`] trait (Java's `CryptoKeyReader`), the PEM reader
-//! [`PemKeyReader`], and the parsing of PEM keys into `aws-lc-rs` RSA keys.
+//! [`PemKeyReader`], and the parsing of PEM keys into `aws-lc-rs` RSA and EC keys.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -8,6 +8,8 @@ use aws_lc_rs::rsa::{OaepPrivateDecryptingKey, OaepPublicEncryptingKey};
 use aws_lc_rs::rsa::{PrivateDecryptingKey, PublicEncryptingKey};
 use base64::Engine as _;
 use zeroize::Zeroizing;
+
+use crate::ecies::{self, EcPublic};
 
 /// A key as a key reader supplies it: PEM text (or DER bytes) and its metadata. The bytes are
 /// zeroized on drop and never printed.
@@ -226,32 +228,62 @@ fn pkcs1_to_spki(pkcs1: &[u8]) -> Vec<u8> {
     out
 }
 
-/// An RSA public key for OAEP (SHA-1, MGF1-SHA-1) from PEM or DER.
-pub(crate) fn rsa_public(info: &EncryptionKeyInfo) -> Result<OaepPublicEncryptingKey, String> {
+/// A public key a data key is wrapped with.
+pub(crate) enum WrapKey {
+    /// RSA-OAEP with SHA-1 and MGF1-SHA-1.
+    Rsa(OaepPublicEncryptingKey),
+    /// ECIES as BouncyCastle does it (see `ecies.rs`).
+    Ec(EcPublic),
+}
+
+/// A private key a data key is unwrapped with. It lives in AWS-LC, which clears it when freed.
+pub(crate) enum UnwrapKey {
+    /// RSA-OAEP with SHA-1 and MGF1-SHA-1.
+    Rsa(OaepPrivateDecryptingKey),
+    /// ECIES as BouncyCastle does it.
+    Ec(aws_lc_rs::agreement::PrivateKey),
+}
+
+/// An RSA or EC public key from PEM (`PUBLIC KEY`, `RSA PUBLIC KEY`) or DER.
+pub(crate) fn public_key(info: &EncryptionKeyInfo) -> Result<WrapKey, String> {
     let (label, der) = pem_der(info.key(), &["PUBLIC KEY", "RSA PUBLIC KEY"])?;
     let spki = if label == Some("RSA PUBLIC KEY") {
         pkcs1_to_spki(&der)
     } else {
         der.to_vec()
     };
-    let key =
-        PublicEncryptingKey::from_der(&spki).map_err(|e| format!("not an RSA public key: {e}"))?;
-    OaepPublicEncryptingKey::new(key).map_err(|_| "unusable RSA public key".to_string())
+    if let Ok(key) = PublicEncryptingKey::from_der(&spki) {
+        return OaepPublicEncryptingKey::new(key)
+            .map(WrapKey::Rsa)
+            .map_err(|_| "unusable RSA public key".to_string());
+    }
+    ecies::ec_public(&spki)
+        .map(WrapKey::Ec)
+        .ok_or_else(|| "not an RSA or EC (P-256, P-384, P-521) public key".to_string())
 }
 
-/// An RSA private key for OAEP (SHA-1, MGF1-SHA-1) from PEM or DER (PKCS#8 or PKCS#1). The key
-/// lives in AWS-LC, which clears it when it is freed.
-pub(crate) fn rsa_private(info: &EncryptionKeyInfo) -> Result<OaepPrivateDecryptingKey, String> {
-    let (label, der) = pem_der(info.key(), &["PRIVATE KEY", "RSA PRIVATE KEY"])?;
+/// An RSA or EC private key from PEM (`PRIVATE KEY`, `RSA PRIVATE KEY`, `EC PRIVATE KEY`) or
+/// DER (PKCS#8, PKCS#1, SEC 1).
+pub(crate) fn private_key(info: &EncryptionKeyInfo) -> Result<UnwrapKey, String> {
+    let (label, der) = pem_der(
+        info.key(),
+        &["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"],
+    )?;
     let pkcs8 = if label == Some("RSA PRIVATE KEY") {
         pkcs1_to_pkcs8(&der)
     } else {
         der
     };
-    let key = PrivateDecryptingKey::from_pkcs8(&pkcs8)
-        .or_else(|_| PrivateDecryptingKey::from_pkcs8(&pkcs1_to_pkcs8(&pkcs8)))
-        .map_err(|e| format!("not an RSA private key: {e}"))?;
-    OaepPrivateDecryptingKey::new(key).map_err(|_| "unusable RSA private key".to_string())
+    let rsa = PrivateDecryptingKey::from_pkcs8(&pkcs8)
+        .or_else(|_| PrivateDecryptingKey::from_pkcs8(&pkcs1_to_pkcs8(&pkcs8)));
+    if let Ok(key) = rsa {
+        return OaepPrivateDecryptingKey::new(key)
+            .map(UnwrapKey::Rsa)
+            .map_err(|_| "unusable RSA private key".to_string());
+    }
+    ecies::ec_private(&pkcs8)
+        .map(UnwrapKey::Ec)
+        .ok_or_else(|| "not an RSA or EC (P-256, P-384, P-521) private key".to_string())
 }
 
 #[cfg(test)]
@@ -276,8 +308,8 @@ mod tests {
             b"",
         ] {
             let info = EncryptionKeyInfo::new(text.to_vec());
-            assert!(rsa_public(&info).is_err());
-            assert!(rsa_private(&info).is_err());
+            assert!(public_key(&info).is_err());
+            assert!(private_key(&info).is_err());
         }
     }
 

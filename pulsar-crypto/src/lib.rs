@@ -1,23 +1,26 @@
 //! End-to-end message encryption for the Pulsar client, compatible with the Java and C++
 //! clients (`MessageCryptoBc`, `MessageCrypto.cc`).
 //!
-//! - Every entry's payload (a message, or a whole batch, after compression; a chunked message
-//!   before it is split) is encrypted with AES-256-GCM under a random data key: a random 12-byte
-//!   IV in `encryption_param`, the 16-byte tag appended to the ciphertext.
+//! - Every entry's payload (a message, or a whole batch, after compression; each chunk of a
+//!   chunked message on its own, as Java does) is encrypted with AES-256-GCM under a random data
+//!   key: a random 12-byte IV in `encryption_param`, the 16-byte tag appended to the ciphertext.
 //! - The data key is wrapped for each key name with its RSA public key, RSA-OAEP with SHA-1 and
 //!   MGF1-SHA-1 (Java's `RSA/NONE/OAEPWithSHA1AndMGF1Padding`, C++'s `RSA_PKCS1_OAEP_PADDING`),
-//!   and written in `encryption_keys` with the key's metadata. A producer draws a new data key
-//!   every 4 hours ([`DATA_KEY_ROTATION`]).
+//!   and written in `encryption_keys` with the key's metadata. For an EC key (P-256, P-384,
+//!   P-521) it is wrapped as Java's BouncyCastle `ECIES` cipher wraps it (ECDH with an ephemeral
+//!   key, KDF2-SHA-1, XOR, HMAC-SHA-1). A producer draws a new data key every 4 hours
+//!   ([`DATA_KEY_ROTATION`]).
 //! - A consumer unwraps a data key once and keeps it ([`DATA_KEY_CACHE_EXPIRY`] after its last
 //!   use), so a batch, and every entry under the same data key, costs no RSA operation.
 //!
 //! Keys come from a [`CryptoKeyReader`]: [`PemKeyReader`] reads PEM files (`PUBLIC KEY` or
-//! `RSA PUBLIC KEY`; `PRIVATE KEY` or `RSA PRIVATE KEY`), or implement the trait. Key bytes are
-//! zeroized when dropped and never printed. EC keys (Java's ECIES) are not supported: a key
-//! that is not RSA is an [`InvalidKey`](pulsar_core::CryptoError::InvalidKey) error.
+//! `RSA PUBLIC KEY`; `PRIVATE KEY`, `RSA PRIVATE KEY` or `EC PRIVATE KEY`), or implement the
+//! trait. Key bytes are zeroized on drop and never printed; a key that is neither RSA nor EC on
+//! a supported curve is an [`InvalidKey`](pulsar_core::CryptoError::InvalidKey) error.
 //!
-//! The primitives are AWS-LC's (`aws-lc-rs`, the provider rustls uses here too). Randomness
-//! comes from a [`RandomSource`] ([`OsRandom`] by default); `pulsar-core` itself draws none.
+//! The primitives are AWS-LC's (`aws-lc-rs`, the provider rustls uses here too). Data keys and
+//! IVs come from a [`RandomSource`] ([`OsRandom`] by default; RSA-OAEP padding and ECIES
+//! ephemeral keys from AWS-LC's own generator); `pulsar-core` itself draws none.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -34,6 +37,7 @@
 //! ```
 
 mod decryptor;
+mod ecies;
 mod encryptor;
 mod keys;
 

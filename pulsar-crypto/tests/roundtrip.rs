@@ -38,7 +38,7 @@ fn seal(enc: &Encryptor, now: Instant, payload: &[u8]) -> (pb::MessageMetadata, 
 #[test]
 fn round_trips_with_pkcs1_and_pkcs8_keys_and_several_key_names() -> R {
     let now = Instant::now();
-    for k in ["rsa-a", "rsa-b"] {
+    for k in ["rsa-a", "rsa-b", "ec-p256", "ec-p384"] {
         let enc = Encryptor::new([k], reader(k));
         let dec = Decryptor::new(reader(k));
         for payload in [&b""[..], b"hello", &[7u8; 65536]] {
@@ -46,11 +46,13 @@ fn round_trips_with_pkcs1_and_pkcs8_keys_and_several_key_names() -> R {
             assert_eq!(sealed.len(), payload.len() + 16, "ciphertext + 128-bit tag");
             assert_eq!(metadata.encryption_keys.len(), 1);
             assert_eq!(metadata.encryption_keys[0].key, k);
-            assert_eq!(
-                metadata.encryption_keys[0].value.len(),
-                256,
-                "RSA-2048 OAEP"
-            );
+            // RSA-2048 OAEP; ECIES: the ephemeral point, the XORed key, the HMAC-SHA-1 tag
+            let wrapped = match k {
+                "ec-p256" => 65 + 32 + 20,
+                "ec-p384" => 97 + 32 + 20,
+                _ => 256,
+            };
+            assert_eq!(metadata.encryption_keys[0].value.len(), wrapped, "{k}");
             assert_eq!(metadata.encryption_param.as_ref().map(Bytes::len), Some(12));
             assert_eq!(dec.decrypt(now, &metadata, &sealed)?, payload);
         }
@@ -102,12 +104,28 @@ fn wrong_key_corruption_and_truncation_are_typed_errors() {
     let enc = Encryptor::new(["rsa-a"], reader("rsa-a"));
     let (metadata, sealed) = seal(&enc, now, b"secret payload");
 
-    let wrong = Decryptor::new(reader("rsa-b"));
+    for other in ["rsa-b", "ec-p256"] {
+        let wrong = Decryptor::new(reader(other));
+        assert_eq!(
+            wrong.decrypt(now, &metadata, &sealed),
+            Err(CryptoError::NoDataKey {
+                keys: "rsa-a".into()
+            })
+        );
+    }
+    // an EC-wrapped key: the wrong EC key, and a flipped tag
+    let ec = Encryptor::new(["ec"], reader("ec-p256"));
+    let (mut ec_metadata, ec_sealed) = seal(&ec, now, b"ec");
+    assert!(Decryptor::new(reader("ec-p384"))
+        .decrypt(now, &ec_metadata, &ec_sealed)
+        .is_err());
+    let mut value = ec_metadata.encryption_keys[0].value.to_vec();
+    let last = value.len() - 1;
+    value[last] ^= 1;
+    ec_metadata.encryption_keys[0].value = Bytes::from(value);
     assert_eq!(
-        wrong.decrypt(now, &metadata, &sealed),
-        Err(CryptoError::NoDataKey {
-            keys: "rsa-a".into()
-        })
+        Decryptor::new(reader("ec-p256")).decrypt(now, &ec_metadata, &ec_sealed),
+        Err(CryptoError::NoDataKey { keys: "ec".into() })
     );
 
     let dec = Decryptor::new(reader("rsa-a"));

@@ -1,10 +1,11 @@
 //! End-to-end encryption on the real broker: this client with `pulsar-crypto` against itself,
 //! the official Python client (C++ core) and the Java client (tests/java/CryptoInterop.java),
 //! both ways, batched and unbatched, compressed and not, chunked (Java: each chunk encrypted on
-//! its own); the consumer's crypto
-//! failure actions; the data key's rotation; one unwrap per data key.
+//! its own), EC keys (Java); the consumer's crypto failure actions; the data key's rotation; one
+//! wrap and one unwrap per data key.
 //!
-//! Keys: tests/keys/rsa-a (PKCS#1 private key, as Pulsar's own test keys) and rsa-b (PKCS#8).
+//! Keys: tests/keys/rsa-a (PKCS#1 private key, as Pulsar's own test keys), rsa-b (PKCS#8),
+//! ec-p256 (SEC 1) and ec-p384 (PKCS#8), made with openssl for these tests only.
 
 use std::path::PathBuf;
 use std::process::Output;
@@ -494,5 +495,43 @@ fn data_keys_rotate_and_a_batch_costs_one_wrap_and_one_unwrap() -> R {
     assert_eq!(counting.public_reads.load(Ordering::SeqCst), 2);
     assert_eq!(decryptor.cached_keys(), 2);
     p.close()?;
+    Ok(())
+}
+
+/// EC keys (P-256), the data key wrapped with BouncyCastle's ECIES, both ways with Java.
+#[test]
+fn ec_keys_cross_with_java() -> R {
+    let c = client()?;
+    let url = broker().service_url.clone();
+    let public = key("ec-p256.public.pem").display().to_string();
+    let private = key("ec-p256.private.pem").display().to_string();
+    // Java → Rust
+    let topic = unique_topic("crypto-jec");
+    let consumer = subscribe(&c, &topic, "rust", decrypting("ec-p256"))?;
+    let args = [
+        "produce",
+        &url,
+        &topic,
+        "ec",
+        &public,
+        &COUNT.to_string(),
+        "batch",
+        "LZ4",
+    ];
+    run_java(&args.map(String::from))?;
+    assert_eq!(rust_consume(&consumer, COUNT)?, payloads("java"));
+    // Rust → Java
+    let topic = unique_topic("crypto-rec");
+    let enc = Arc::new(Encryptor::new(["ec"], reader("ec-p256")));
+    let p = c
+        .producer(&topic)
+        .configure(|o| o.encryption = Some(enc))
+        .create()?;
+    for m in payloads("rust") {
+        p.send(m.into_bytes())?;
+    }
+    p.close()?;
+    let args = ["consume", &url, &topic, &private, &COUNT.to_string()];
+    assert_eq!(run_java(&args.map(String::from))?, payloads("rust"));
     Ok(())
 }
