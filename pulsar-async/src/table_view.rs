@@ -212,7 +212,7 @@ impl Future for Follower {
 
 /// What the follower does next.
 enum Step {
-    Message(Message),
+    Message(Box<Message>),
     Refresh(Refresh),
     End(Option<Error>),
 }
@@ -231,7 +231,7 @@ async fn follow(
                 Poll::Pending => {}
             }
             match Pin::new(&mut reader).poll_next(cx) {
-                Poll::Ready(Some(Ok(m))) => Poll::Ready(Step::Message(m)),
+                Poll::Ready(Some(Ok(m))) => Poll::Ready(Step::Message(Box::new(m))),
                 Poll::Ready(Some(Err(e))) => Poll::Ready(Step::End(Some(e))),
                 Poll::Ready(None) => Poll::Ready(Step::End(None)),
                 Poll::Pending => Poll::Pending,

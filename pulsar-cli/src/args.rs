@@ -228,6 +228,14 @@ pub struct Produce {
     /// Event time set on each message (Unix milliseconds).
     #[arg(long = "event-time")]
     pub event_time: Option<u64>,
+    /// Encrypt end to end for this key name (also -ekn; repeat for several), with the public key
+    /// of --encryption-key-value-file.
+    #[arg(long = "encryption-key-name", value_name = "NAME")]
+    pub encryption_key_names: Vec<String>,
+    /// The PEM public key the data key is wrapped with (also -ekv): a path, file:///path, or
+    /// data:application/x-pem-file;base64,<PEM in base64>.
+    #[arg(long = "encryption-key-value-file", value_name = "URI")]
+    pub encryption_key_value_file: Option<String>,
 }
 
 /// Subscription types, with the Java enum's names.
@@ -334,6 +342,15 @@ pub struct ReceiveArgs {
     /// Give up (exit code 1) when no message arrived for this many seconds.
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<f64>,
+    /// The PEM private key that decrypts encrypted messages (also -ekv): a path,
+    /// file:///path, or data:application/x-pem-file;base64,<PEM in base64>. Without it an
+    /// encrypted message is not delivered (an error, as the Java client's FAIL action).
+    #[arg(
+        long = "encryption-key-value-file",
+        alias = "encryption-key-value",
+        value_name = "URI"
+    )]
+    pub encryption_key_value_file: Option<String>,
     /// Schema of the consumer (also -st): bytes (payloads as they are) or auto_consume (each
     /// message decoded with the schema of its version and printed as JSON).
     #[arg(long = "schema-type", value_enum, ignore_case = true, default_value_t = SchemaTypeArg::Bytes)]

@@ -11,6 +11,7 @@
 mod args;
 mod auth;
 mod connect;
+mod crypto;
 mod decode;
 mod error;
 mod java_flags;

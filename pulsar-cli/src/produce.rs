@@ -8,6 +8,7 @@ use pulsar_blocking::core::producer::BatchingOptions;
 use pulsar_blocking::{Client, OutgoingMessage, Receipt};
 
 use crate::args::{Format, Produce};
+use crate::crypto;
 use crate::error::CliError;
 use crate::output::Printer;
 use crate::progress::{Pacer, Progress};
@@ -33,7 +34,12 @@ pub fn run(client: &Client, args: &Produce, format: Format) -> Result<(), CliErr
     let properties = properties(&args.properties)?;
     let mut builder = client.producer(args.topic.clone());
     let (batching, chunking) = (!args.disable_batching, args.chunking);
+    let encryption = crypto::encryptor(
+        &args.encryption_key_names,
+        args.encryption_key_value_file.as_deref(),
+    )?;
     builder = builder.configure(move |o| {
+        o.encryption = encryption;
         if batching && !chunking {
             o.batching = BatchingOptions::enabled();
         }

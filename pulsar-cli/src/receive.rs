@@ -52,6 +52,8 @@ pub fn consume(client: &Client, args: &Consume, format: Format) -> Result<(), Cl
     if auto {
         builder = builder.configure(|o| o.schema = Some(SchemaInfo::auto_consume()));
     }
+    let crypto = crate::crypto::decryption(args.receive.encryption_key_value_file.as_deref())?;
+    builder = builder.configure(|o| o.crypto = crypto);
     let consumer = builder.subscribe()?;
     let decoder = auto.then(|| AutoDecoder::new(client));
     let count = receive_loop(
@@ -152,6 +154,8 @@ pub fn read(client: &Client, args: &Read, format: Format) -> Result<(), CliError
     if auto {
         builder = builder.configure(|o| o.schema = Some(SchemaInfo::auto_consume()));
     }
+    let crypto = crate::crypto::decryption(args.receive.encryption_key_value_file.as_deref())?;
+    builder = builder.configure(|o| o.crypto = crypto);
     let reader = builder.create()?;
     let decoder = auto.then(|| AutoDecoder::new(client));
     let count = receive_loop(

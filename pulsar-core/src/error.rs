@@ -426,6 +426,9 @@ pub enum SendError {
         /// The limit.
         limit: usize,
     },
+    /// The payload could not be encrypted (the producer's encryptor failed).
+    #[error("cannot encrypt: {0}")]
+    Encryption(crate::crypto::CryptoError),
     /// The payload could not be compressed.
     #[error(transparent)]
     Compression(#[from] crate::compression::CompressionError),
@@ -659,6 +662,15 @@ pub enum ReceiveError {
         uuid: String,
         /// Why.
         reason: &'static str,
+    },
+    /// An encrypted message could not be decrypted (what happened to it is the consumer's
+    /// [`CryptoFailureAction`](crate::CryptoFailureAction)).
+    #[error("cannot decrypt message {id}: {error}")]
+    Crypto {
+        /// The message (entry).
+        id: MessageId,
+        /// Why.
+        error: crate::crypto::CryptoError,
     },
 }
 

@@ -116,6 +116,7 @@ pub mod config;
 mod connection;
 mod connections;
 pub mod consumer;
+pub mod crypto;
 mod deadline;
 mod deadline_map;
 mod env;
@@ -148,6 +149,10 @@ pub use consumer::{
     BatchReceivePolicy, BrokerEntryMetadata, ConsumerOptions, DeadLetterPolicy, InitialPosition,
     KeySharedMode, KeySharedPolicy, Message, ReaderOptions, ReceiveError, RedeliveryBackoff,
     SeekTo, SubscriptionType, TopicMessageId,
+};
+pub use crypto::{
+    ConsumerCrypto, CryptoError, CryptoFailureAction, EncryptionContext, EncryptionKey,
+    MessageDecryptor, MessageEncryptor,
 };
 pub use error::{
     ConfigError, Error, ProtocolError, SendError, ServerErrorCode, TxnError, UsageError,

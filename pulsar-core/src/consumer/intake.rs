@@ -2,7 +2,8 @@
 //!
 //! In order: stale frames (old consumer epoch, pre-seek) are dropped; a corrupt frame is reported
 //! to the broker (ACK with a validation error) and to the application (a typed error) and its
-//! permits are returned; chunks are reassembled; the payload is decompressed (no copy without
+//! permits are returned; an encrypted payload (each chunk of a chunked message) is decrypted, or
+//! handled by the crypto failure action; chunks are reassembled; the payload is decompressed (no copy without
 //! compression); a batch is split into messages whose payloads are slices of the (decompressed)
 //! batch; messages before a reader's start, compacted out, or already acknowledged are skipped
 //! (their permits returned); messages redelivered too often are set aside for the dead-letter
@@ -21,6 +22,7 @@ use super::chunks::{ChunkStep, Dropped};
 use super::message::{BrokerEntryMetadata, Message, ReceiveError};
 use super::sub::Sub;
 use crate::compression::{CodecContext, CompressionType};
+use crate::crypto::{CryptoError, CryptoFailureAction, EncryptionContext};
 use crate::event::Event;
 use crate::handle::ConnectionId;
 use crate::message::MessageId;
@@ -75,13 +77,15 @@ struct EntryFields {
     candidate: bool,
     /// Its messages are not delivered but dead-lettered (redelivered more than the maximum).
     too_many: bool,
+    /// How it was encrypted, when it was.
+    encryption: Option<Arc<EncryptionContext>>,
 }
 
 impl Sub {
     /// Takes one MESSAGE frame, through the stages in the order of the module documentation:
     /// [`is_stale`](Self::is_stale), [`checked_payload`](Self::checked_payload),
-    /// [`reassemble`](Self::reassemble) (or the duplicate check of an unbatched entry),
-    /// [`decompress`](Self::decompress), then [`take_single`](Self::take_single) or
+    /// [`decrypt`](Self::decrypt), [`reassemble`](Self::reassemble) (or the duplicate check of
+    /// an unbatched entry), [`decompress`](Self::decompress), then [`take_single`](Self::take_single) or
     /// [`take_batch`](Self::take_batch), and [`set_aside`](Self::set_aside) for the dead-letter
     /// topic. A stage that ends the frame returns `None` (or `false`), its permits returned.
     pub(super) fn intake(
@@ -139,23 +143,39 @@ impl Sub {
         let is_batch = metadata.num_messages_in_batch.is_some();
         let chunked = !is_batch && metadata.num_chunks_from_msg.unwrap_or(0) > 1;
         let limit = sh.conns.max_message_size(conn).saturating_mul(8);
-        let (data, limit) = if chunked {
-            match self.reassemble(sh, now, &ctx, &metadata, data, &mut out) {
-                Some(whole) => (whole, self.opts.max_chunked_message_size),
+        // each chunk is encrypted on its own (as the Java client does): decrypted, then joined
+        let (data, limit, undecrypted) = if chunked {
+            let Some((chunk, undecrypted)) = self.decrypt(sh, now, &ctx, &metadata, data) else {
+                return out;
+            };
+            match self.reassemble(sh, now, &ctx, &metadata, chunk, &mut out) {
+                Some(whole) => (whole, self.opts.max_chunked_message_size, undecrypted),
                 None => return out,
             }
         } else if !is_batch && self.acks.is_duplicate(entry) {
             self.return_permits(sh, 1);
             return out;
         } else {
-            (data, limit)
+            let Some((data, undecrypted)) = self.decrypt(sh, now, &ctx, &metadata, data) else {
+                return out;
+            };
+            (data, limit, undecrypted)
         };
-        let Some(data) = self.decompress(sh, codec, &ctx, &metadata, data, limit) else {
-            return out;
+        // an undecrypted payload stays compressed: it goes to the application as it came
+        let data = if undecrypted {
+            data
+        } else {
+            match self.decompress(sh, codec, &ctx, &metadata, data, limit) {
+                Some(data) => data,
+                None => return out,
+            }
         };
-        let fields = self.entry_fields(&ctx, &metadata, broker_entry_metadata);
+        let mut fields = self.entry_fields(&ctx, &metadata, broker_entry_metadata);
+        fields.encryption = EncryptionContext::of(&metadata, undecrypted).map(Arc::new);
         let mut set_aside: Vec<Message> = Vec::new();
-        if !is_batch {
+        if !is_batch || undecrypted {
+            // an undecrypted batch is one message: the permits of the others come back
+            self.return_permits(sh, ctx.permits.saturating_sub(1));
             self.take_single(sh, &ctx, &fields, metadata, data, queue, &mut set_aside);
         } else if !self.take_batch(
             sh,
@@ -207,7 +227,7 @@ impl Sub {
         }
     }
 
-    /// Stage 3, for a chunk: hands it to the assembler and returns the whole message's payload
+    /// Stage 4, for a chunk: hands it to the assembler and returns the whole message's payload
     /// once its last chunk came; `None` while it is incomplete, or when the chunk was a
     /// duplicate or its message was dropped (its permit returned).
     fn reassemble(
@@ -256,7 +276,49 @@ impl Sub {
         None
     }
 
-    /// Stage 4: the decompressed payload (the same bytes without compression, no copy); an
+    /// Stage 3, for an encrypted entry (or chunk): the decrypted payload (`false`), or under
+    /// [`CryptoFailureAction::Consume`] the payload as it came (`true`) when it cannot be
+    /// decrypted. Under `Fail` the entry is neither delivered nor acknowledged, under `Discard`
+    /// it is acknowledged with a `DecryptionError`; both report the error (`None`).
+    fn decrypt(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        ctx: &FrameContext,
+        metadata: &pb::MessageMetadata,
+        data: Bytes,
+    ) -> Option<(Bytes, bool)> {
+        if metadata.encryption_keys.is_empty() {
+            return Some((data, false));
+        }
+        let result = match &self.opts.crypto.decryptor {
+            Some(d) => d.decrypt(now, metadata, &data),
+            None => Err(CryptoError::NoDecryptor),
+        };
+        let error = match result {
+            Ok(plain) => return Some((Bytes::from(plain), false)),
+            Err(error) => error,
+        };
+        match self.opts.crypto.failure_action {
+            CryptoFailureAction::Consume => return Some((data, true)),
+            CryptoFailureAction::Discard => {
+                let (conn, entry) = (ctx.conn, ctx.entry);
+                self.discard(
+                    sh,
+                    conn,
+                    entry,
+                    ValidationError::DecryptionError,
+                    ctx.permits,
+                );
+            }
+            CryptoFailureAction::Fail => self.return_permits(sh, ctx.permits),
+        }
+        let id = ctx.base;
+        self.report(&mut sh.out, ReceiveError::Crypto { id, error });
+        None
+    }
+
+    /// Stage 5: the decompressed payload (the same bytes without compression, no copy); an
     /// entry that does not decompress within `limit` bytes is discarded and reported (`None`).
     fn decompress(
         &mut self,
@@ -313,10 +375,11 @@ impl Sub {
             }),
             candidate: dlq_max.is_some_and(|max| ctx.redelivery_count >= max),
             too_many: dlq_max.is_some_and(|max| ctx.redelivery_count > max),
+            encryption: None,
         }
     }
 
-    /// Stage 5, for an unbatched entry: its message, unless it comes before a reader's start or
+    /// Stage 6, for an unbatched entry: its message, unless it comes before a reader's start or
     /// was seen already (its permit returned).
     #[allow(clippy::too_many_arguments)]
     fn take_single(
@@ -363,6 +426,7 @@ impl Sub {
             schema_version,
             broker_entry_metadata: fields.broker_entry,
             null_value: null_value.unwrap_or(false),
+            encryption: fields.encryption.clone(),
             sub: self.id,
         };
         if fields.candidate {
@@ -378,7 +442,7 @@ impl Sub {
         }
     }
 
-    /// Stage 5, for a batch: splits it into messages whose payloads are slices of the batch,
+    /// Stage 6, for a batch: splits it into messages whose payloads are slices of the batch,
     /// skipping those the broker left out of its ack set, before a reader's start, seen
     /// already, compacted out or acknowledged (their permits returned). A batch that does not
     /// decode whole is discarded and reported, nothing of it queued (`false`).
@@ -490,11 +554,12 @@ impl Sub {
             schema_version: metadata.schema_version.clone(),
             broker_entry_metadata: fields.broker_entry,
             null_value: em.null_value.unwrap_or(false),
+            encryption: fields.encryption.clone(),
             sub: self.id,
         }
     }
 
-    /// Stage 6: keeps the messages set aside for the dead-letter topic by entry, and hands the
+    /// Stage 7: keeps the messages set aside for the dead-letter topic by entry, and hands the
     /// entry to the dead-letter producer at once when its messages were not delivered.
     fn set_aside(
         &mut self,

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::crypto::EncryptionContext;
 pub use crate::error::ReceiveError;
 use crate::handle::ConsumerId;
 use crate::message::MessageId;
@@ -57,6 +58,9 @@ pub struct Message {
     pub broker_entry_metadata: Option<BrokerEntryMetadata>,
     /// The producer sent a null value (tombstone for compaction).
     pub null_value: bool,
+    /// How it was encrypted, when it was (see [`EncryptionContext::undecrypted`] for a payload
+    /// delivered still encrypted).
+    pub encryption: Option<Arc<EncryptionContext>>,
     /// The wire consumer (topic or partition) that received it.
     pub(crate) sub: ConsumerId,
 }
@@ -87,6 +91,12 @@ impl Message {
     /// turns into the deletion of its key).
     pub fn value(&self) -> Option<&Bytes> {
         (!self.null_value).then_some(&self.payload)
+    }
+
+    /// Whether the payload is still encrypted (delivered under
+    /// [`CryptoFailureAction::Consume`](crate::CryptoFailureAction::Consume)).
+    pub fn is_encrypted(&self) -> bool {
+        self.encryption.as_ref().is_some_and(|c| c.undecrypted)
     }
 
     /// The value of a property.

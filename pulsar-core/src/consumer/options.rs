@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::crypto::ConsumerCrypto;
 use crate::event::TopicsMode;
 use crate::message::MessageId;
 use crate::schema::SchemaInfo;
@@ -318,6 +319,9 @@ pub struct ConsumerOptions {
     /// Subscribe paused (Java's `startPaused`): no FLOW permits until
     /// [`Client::resume_consumer`](crate::Client::resume_consumer).
     pub start_paused: bool,
+    /// End-to-end decryption: the decryptor and what to do with a message that cannot be
+    /// decrypted (default: no decryptor, [`CryptoFailureAction::Fail`](crate::CryptoFailureAction::Fail)).
+    pub crypto: ConsumerCrypto,
 }
 
 impl ConsumerOptions {
@@ -360,6 +364,7 @@ impl ConsumerOptions {
             schema: None,
             batch_receive: BatchReceivePolicy::default(),
             start_paused: false,
+            crypto: ConsumerCrypto::default(),
         }
     }
 
@@ -438,6 +443,8 @@ pub struct ReaderOptions {
     pub read_compacted: bool,
     /// Schema declared on `SUBSCRIBE` (see [`ConsumerOptions::schema`]).
     pub schema: Option<SchemaInfo>,
+    /// End-to-end decryption (see [`ConsumerOptions::crypto`]).
+    pub crypto: ConsumerCrypto,
 }
 
 impl ReaderOptions {
@@ -451,6 +458,7 @@ impl ReaderOptions {
             subscription_name: None,
             read_compacted: false,
             schema: None,
+            crypto: ConsumerCrypto::default(),
         }
     }
 
@@ -468,6 +476,7 @@ impl ReaderOptions {
         o.consumer_name = self.reader_name;
         o.read_compacted = self.read_compacted;
         o.schema = self.schema;
+        o.crypto = self.crypto;
         o.start_message_id = Some(self.start_message_id);
         o.start_message_id_inclusive = self.start_message_id_inclusive;
         o.initial_position = if self.start_message_id == MessageId::EARLIEST {

@@ -4,7 +4,9 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::compression::CompressionType;
+use crate::crypto::MessageEncryptor;
 use crate::routing::{HashingScheme, MessageRouter};
+use std::sync::Arc;
 
 use crate::schema::SchemaInfo;
 
@@ -192,6 +194,9 @@ pub struct ProducerOptions {
     /// A subscription the broker creates with the topic, so that what is published before any
     /// consumer subscribes is kept (PIP-124; set by the dead-letter producer).
     pub(crate) initial_subscription: Option<String>,
+    /// End-to-end encryption: encrypts every entry's payload after compression (a batch as one
+    /// payload, each chunk of a chunked message on its own, as Java does); `None`: no encryption.
+    pub encryption: Option<Arc<dyn MessageEncryptor>>,
 }
 
 impl Default for ProducerOptions {
@@ -213,6 +218,7 @@ impl Default for ProducerOptions {
             partitions_check_interval: DEFAULT_PARTITIONS_CHECK_INTERVAL,
             properties: Vec::new(),
             initial_subscription: None,
+            encryption: None,
         }
     }
 }
@@ -297,6 +303,7 @@ pub(crate) struct PartSettings {
     pub(crate) schema: Option<SchemaInfo>,
     pub(crate) properties: Vec<(String, String)>,
     pub(crate) initial_subscription: Option<String>,
+    pub(crate) encryption: Option<Arc<dyn MessageEncryptor>>,
 }
 
 impl PartSettings {
@@ -319,6 +326,7 @@ impl PartSettings {
             schema: o.schema.clone(),
             properties: o.properties.clone(),
             initial_subscription: o.initial_subscription.clone(),
+            encryption: o.encryption.clone(),
         }
     }
 }

@@ -511,14 +511,16 @@ impl Part {
             txnid_least_bits: c.txn.map(|t| t.least_bits),
             ..Default::default()
         };
-        let payload = match self.compress(&mut metadata, c.payload) {
+        let sealed = self
+            .compress(&mut metadata, c.payload)
+            .and_then(|p| self.encrypt(now, &mut metadata, p));
+        let payload = match sealed {
             Ok(p) => p,
             Err(e) => {
                 for send in c.sends {
                     self.complete(&mut sh.out, send, Err(e.clone()));
                 }
                 self.freed_bytes += c.bytes;
-                let _ = now;
                 return;
             }
         };

@@ -1,5 +1,6 @@
-//! Encoding an unbatched message into the ops of the pending queue: compression, then one entry or
-//! its chunks (each at most the broker's maximum frame, metadata included).
+//! Encoding an unbatched message into the ops of the pending queue: compression, encryption, then
+//! one entry or its chunks (each at most the broker's maximum frame, metadata included; each
+//! chunk encrypted on its own).
 
 use super::Part;
 use super::CHUNK_HEADROOM;
@@ -38,6 +39,10 @@ impl Part {
         mut msg: Unbatched,
     ) -> Result<(), SendError> {
         msg.payload = self.compress(&mut msg.metadata, std::mem::take(&mut msg.payload))?;
+        // encrypted whole; a message that must be chunked is encrypted chunk by chunk instead
+        let plain = (self.cfg.chunking && self.cfg.encryption.is_some())
+            .then(|| (msg.metadata.clone(), msg.payload.clone()));
+        msg.payload = self.encrypt(msg.at, &mut msg.metadata, std::mem::take(&mut msg.payload))?;
         let max = self.max_message_size(sh);
         // producer_name is swapped in when writing: count it now (tag + length + bytes).
         let name = self.name.as_deref().map_or(0, str::len);
@@ -53,7 +58,14 @@ impl Part {
             .unwrap_or(max)
             .min(max.saturating_sub(CHUNK_HEADROOM));
         if self.cfg.chunking && frame > limit {
-            return self.chunk_ops(sh, msg, limit, name_len);
+            let mut extra = 0;
+            if let Some((metadata, payload)) = plain {
+                // what encryption adds to each chunk: the keys and IV, and the tag
+                extra = (msg.metadata.encoded_len() + msg.payload.len())
+                    .saturating_sub(metadata.encoded_len() + payload.len());
+                (msg.metadata, msg.payload) = (metadata, payload);
+            }
+            return self.chunk_ops(sh, msg, limit, name_len + extra);
         }
         if frame > max {
             return Err(SendError::MessageTooBig { size: frame, max });
@@ -77,13 +89,14 @@ impl Part {
     }
 
     /// Splits a (compressed) message into chunks of at most `limit` bytes of frame (metadata +
-    /// payload); `name_len` is what the producer's name adds to the metadata.
+    /// payload), each encrypted on its own when the producer encrypts (as the Java client does);
+    /// `extra` is what the producer's name (and the encryption) adds to each frame.
     fn chunk_ops(
         &mut self,
         sh: &mut Shared,
         msg: Unbatched,
         limit: usize,
-        name_len: usize,
+        extra: usize,
     ) -> Result<(), SendError> {
         let Unbatched {
             send,
@@ -103,7 +116,7 @@ impl Part {
         // Upper bound of the chunk fields' size.
         metadata.num_chunks_from_msg = Some(i32::MAX);
         metadata.chunk_id = Some(i32::MAX);
-        let overhead = metadata.encoded_len() + name_len;
+        let overhead = metadata.encoded_len() + extra;
         let chunk = limit.saturating_sub(overhead);
         if chunk == 0 || i32::try_from(total).is_err() {
             return Err(SendError::MessageTooBig {
@@ -114,29 +127,48 @@ impl Part {
         let count = total.div_ceil(chunk).max(1);
         let count_i32 = i32::try_from(count).unwrap_or(i32::MAX);
         metadata.num_chunks_from_msg = Some(count_i32);
+        let mut ops = Vec::with_capacity(count);
         for i in 0..count {
             let start = i * chunk;
             let end = (start + chunk).min(total);
             let last = i + 1 == count;
             let mut m = metadata.clone();
             m.chunk_id = Some(i32::try_from(i).unwrap_or(i32::MAX));
-            self.push_op(
-                sh,
-                Op {
-                    seq,
-                    highest: seq,
-                    batch_size: None,
-                    is_chunk: true,
-                    metadata: m,
-                    payload: payload.slice(start..end),
-                    sends: if last { Sends::One(send) } else { Sends::None },
-                    bytes: if last { size } else { 0 },
-                    created: at,
-                    written: false,
-                },
-            );
+            let payload = self.encrypt(at, &mut m, payload.slice(start..end))?;
+            ops.push(Op {
+                seq,
+                highest: seq,
+                batch_size: None,
+                is_chunk: true,
+                metadata: m,
+                payload,
+                sends: if last { Sends::One(send) } else { Sends::None },
+                bytes: if last { size } else { 0 },
+                created: at,
+                written: false,
+            });
+        }
+        for op in ops {
+            self.push_op(sh, op);
         }
         Ok(())
+    }
+
+    /// Encrypts a (compressed) payload when the producer has an encryptor, which records the
+    /// wrapped data keys and the IV in the metadata.
+    pub(super) fn encrypt(
+        &mut self,
+        now: Instant,
+        metadata: &mut pb::MessageMetadata,
+        payload: Bytes,
+    ) -> Result<Bytes, SendError> {
+        let Some(encryptor) = self.cfg.encryption.as_ref() else {
+            return Ok(payload);
+        };
+        encryptor
+            .encrypt(now, metadata, &payload)
+            .map(Bytes::from)
+            .map_err(SendError::Encryption)
     }
 
     /// Compresses a payload, recording the codec and original size in the metadata.
