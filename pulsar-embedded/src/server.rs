@@ -128,6 +128,15 @@ impl Builder {
         self
     }
 
+    /// Validates JSON Web Tokens (`token` authentication; HS256 with a secret, RS256 with a
+    /// public key): the role is the token's `sub` claim, an expired token is refused, and a
+    /// connection whose token expires is asked for a fresh one (or closed). Tokens given with
+    /// [`token`](Self::token) are still accepted as they are.
+    pub fn jwt(mut self, jwt: crate::core::JwtConfig) -> Self {
+        self.config.jwt = Some(jwt);
+        self
+    }
+
     /// Authorization rules by role: where each may connect from, what it may produce to and
     /// consume from (the role of connections without credentials is
     /// [`ANONYMOUS`](crate::core::ANONYMOUS)). Without rules everything is allowed.

@@ -15,6 +15,7 @@
 //!   "deduplication": false,
 //!   "auth_token": null,
 //!   "tokens": { "secret-of-alice": "alice" },
+//!   "jwt": { "secret_key_file": "secret.key", "role_claim": "sub", "audience": null },
 //!   "rules": { "alice": { "networks": ["127.0.0.0/8"], "produce": ["*"], "consume": ["*"] } },
 //!   "max_message_size": 5242880,
 //!   "keep_alive_secs": 30,
@@ -23,13 +24,17 @@
 //! }
 //! ```
 //!
+//! `jwt` validates JSON Web Tokens as Apache Pulsar's token provider: `secret_key_file` holds the
+//! raw HS256 secret (Apache's `tokenSecretKey`), or `secret_key_base64` the same in base64;
+//! `public_key_file` an RSA public key, PEM or DER (Apache's `tokenPublicKey`), for RS256 tokens.
+//!
 //! It prints `ready <service URL>` once listening (in a few milliseconds), the topic statistics
 //! every `stats_interval_secs` when non-zero, and stops on Ctrl-C.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use pulsar_embedded::core::RoleRules;
+use pulsar_embedded::core::{JwtConfig, RoleRules};
 use pulsar_embedded::{EmbeddedBroker, TlsConfig};
 use serde::Deserialize;
 
@@ -46,6 +51,7 @@ struct Config {
     #[serde(default)]
     tokens: BTreeMap<String, String>,
     rules: Option<BTreeMap<String, Rules>>,
+    jwt: Option<Jwt>,
     max_message_size: Option<i32>,
     keep_alive_secs: Option<u64>,
     #[serde(default)]
@@ -60,6 +66,52 @@ struct Tls {
     bind: String,
     cert_chain_file: String,
     key_file: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Jwt {
+    secret_key_file: Option<String>,
+    secret_key_base64: Option<String>,
+    public_key_file: Option<String>,
+    role_claim: Option<String>,
+    audience: Option<String>,
+}
+
+impl Jwt {
+    fn config(self) -> Result<JwtConfig, String> {
+        use base64::Engine as _;
+        let read = |path: &str| std::fs::read(path).map_err(|e| format!("{path}: {e}"));
+        let mut config = match (
+            self.secret_key_file,
+            self.secret_key_base64,
+            self.public_key_file,
+        ) {
+            (Some(f), None, None) => JwtConfig::secret(read(&f)?),
+            (None, Some(b), None) => JwtConfig::secret(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b.trim())
+                    .map_err(|e| format!("jwt.secret_key_base64: {e}"))?,
+            ),
+            (None, None, Some(f)) => {
+                JwtConfig::rsa_public_key(read(&f)?).map_err(|e| format!("{f}: {e}"))?
+            }
+            _ => {
+                return Err(
+                    "jwt: give exactly one of secret_key_file, secret_key_base64, \
+                            public_key_file"
+                        .to_owned(),
+                )
+            }
+        };
+        if let Some(c) = self.role_claim {
+            config = config.role_claim(c);
+        }
+        if let Some(a) = self.audience {
+            config = config.audience(a);
+        }
+        Ok(config)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -156,6 +208,9 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some(a) = config.admin_bind {
         b = b.bind_admin(a);
+    }
+    if let Some(j) = config.jwt {
+        b = b.jwt(j.config()?);
     }
     for (token, role) in config.tokens {
         b = b.token(token, role);

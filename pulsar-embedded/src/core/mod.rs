@@ -14,6 +14,7 @@
 //! redelivery, seek, broker-initiated CLOSE_PRODUCER / CLOSE_CONSUMER / TOPIC_MIGRATED, injected
 //! retriable errors, and crash-restarts that keep the store and lose everything else.
 
+mod auth;
 mod conn;
 mod consumer;
 mod delayed;
@@ -41,6 +42,7 @@ use self::conn::{Conn, ConnState};
 use self::rng::Rng;
 use self::topic::LoadedTopic;
 
+pub use self::auth::{JwtConfig, JwtKey, TokenError};
 pub use self::describe::describe;
 pub use self::security::{RoleRules, ANONYMOUS};
 pub use self::stats::{ClientInfo, ConsumerStats, ProducerStats, SubscriptionStats, TopicStats};
@@ -130,6 +132,9 @@ pub struct ClusterConfig {
     /// More tokens, each with its role (token → role); any of them (or `auth_token`) is accepted
     /// once this or `auth_token` is set.
     pub tokens: BTreeMap<String, String>,
+    /// JWT validation (HS256 or RS256 tokens, the role in `sub`): authentication is on when set,
+    /// and a token that is not one of `tokens` / `auth_token` must verify.
+    pub jwt: Option<JwtConfig>,
     /// Keep-alive interval (PING, then close when unanswered by the next check); zero disables.
     pub keep_alive: Duration,
     /// Storage write latency range.
@@ -164,6 +169,7 @@ impl ClusterConfig {
             dedup: false,
             auth_token: None,
             tokens: BTreeMap::new(),
+            jwt: None,
             keep_alive: Duration::from_secs(30),
             persist_latency: (Duration::from_millis(1), Duration::from_millis(5)),
             max_message_size: 5 * 1024 * 1024,
