@@ -43,6 +43,8 @@
 #[cfg(feature = "admin")]
 mod admin;
 pub mod core;
+#[cfg(feature = "server")]
+mod disk;
 #[cfg(feature = "in-process")]
 mod in_process;
 #[cfg(feature = "server")]
@@ -50,6 +52,8 @@ mod server;
 #[cfg(feature = "server")]
 mod tls;
 
+#[cfg(feature = "server")]
+pub use disk::{FsyncPolicy, Recovery, StorageConfig, StorageError, Truncation};
 #[cfg(feature = "in-process")]
 pub use in_process::{InProcess, InProcessClient};
 #[cfg(feature = "server")]

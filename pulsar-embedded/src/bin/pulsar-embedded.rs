@@ -20,7 +20,10 @@
 //!   "max_message_size": 5242880,
 //!   "keep_alive_secs": 30,
 //!   "partitioned_topics": { "persistent://public/default/orders": 4 },
-//!   "stats_interval_secs": 0
+//!   "stats_interval_secs": 0,
+//!   "storage": { "dir": "data", "fsync": "always", "segment_bytes": 67108864 },
+//!   "retention": { "size_bytes": 1073741824, "time_secs": 3600 },
+//!   "backlog_quota": { "limit_bytes": 104857600, "policy": "producer_request_hold" }
 //! }
 //! ```
 //!
@@ -28,14 +31,20 @@
 //! raw HS256 secret (Apache's `tokenSecretKey`), or `secret_key_base64` the same in base64;
 //! `public_key_file` an RSA public key, PEM or DER (Apache's `tokenPublicKey`), for RS256 tokens.
 //!
+//! `storage` keeps the topics in an append-only log on disk (`fsync`: `always`, `never`, or
+//! `{ "interval_ms": 100 }`); without it everything is in memory. `retention` drops acknowledged
+//! messages beyond a size or an age; `backlog_quota` (`limit_bytes`, `limit_time_secs`) limits the
+//! slowest subscription's backlog with `policy` `producer_request_hold`, `producer_exception` or
+//! `consumer_backlog_eviction`.
+//!
 //! It prints `ready <service URL>` once listening (in a few milliseconds), the topic statistics
 //! every `stats_interval_secs` when non-zero, and stops on Ctrl-C.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use pulsar_embedded::core::{JwtConfig, RoleRules};
-use pulsar_embedded::{EmbeddedBroker, TlsConfig};
+use pulsar_embedded::core::{BacklogPolicy, BacklogQuota, JwtConfig, Retention, RoleRules};
+use pulsar_embedded::{EmbeddedBroker, FsyncPolicy, StorageConfig, TlsConfig};
 use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize)]
@@ -58,6 +67,53 @@ struct Config {
     partitioned_topics: BTreeMap<String, u32>,
     #[serde(default)]
     stats_interval_secs: u64,
+    storage: Option<Storage>,
+    retention: Option<RetentionConfig>,
+    backlog_quota: Option<Quota>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Storage {
+    dir: String,
+    #[serde(default)]
+    fsync: Fsync,
+    segment_bytes: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Fsync {
+    #[default]
+    Always,
+    Never,
+    #[serde(untagged)]
+    Interval {
+        interval_ms: u64,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetentionConfig {
+    size_bytes: Option<u64>,
+    time_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Quota {
+    limit_bytes: Option<u64>,
+    limit_time_secs: Option<u64>,
+    policy: QuotaPolicy,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum QuotaPolicy {
+    ProducerRequestHold,
+    ProducerException,
+    ConsumerBacklogEviction,
 }
 
 #[derive(Debug, Deserialize)]
@@ -232,10 +288,58 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(k) = config.keep_alive_secs {
         b = b.keep_alive(Duration::from_secs(k));
     }
+    if let Some(s) = config.storage {
+        let fsync = match s.fsync {
+            Fsync::Always => FsyncPolicy::Always,
+            Fsync::Never => FsyncPolicy::Never,
+            Fsync::Interval { interval_ms } => {
+                FsyncPolicy::Interval(Duration::from_millis(interval_ms))
+            }
+        };
+        let mut sc = StorageConfig::new(s.dir, fsync);
+        if let Some(n) = s.segment_bytes {
+            sc = sc.segment_bytes(n);
+        }
+        b = b.storage(sc);
+    }
+    if let Some(r) = config.retention {
+        b = b.retention(Retention::new(
+            r.size_bytes,
+            r.time_secs.map(Duration::from_secs),
+        ));
+    }
+    if let Some(q) = config.backlog_quota {
+        let policy = match q.policy {
+            QuotaPolicy::ProducerRequestHold => BacklogPolicy::ProducerRequestHold,
+            QuotaPolicy::ProducerException => BacklogPolicy::ProducerException,
+            QuotaPolicy::ConsumerBacklogEviction => BacklogPolicy::ConsumerBacklogEviction,
+        };
+        let mut quota = match q.limit_bytes {
+            Some(l) => BacklogQuota::bytes(l, policy),
+            None => BacklogQuota::time(Duration::from_secs(u64::MAX / 4), policy),
+        };
+        quota.limit_time = q.limit_time_secs.map(Duration::from_secs);
+        b = b.backlog_quota(quota);
+    }
     for (topic, n) in config.partitioned_topics {
         b = b.partitioned_topic(topic, n);
     }
     let broker = b.start().await?;
+    if let Some(r) = broker.recovery() {
+        println!(
+            "recovered {} topics, {} entries in {:?}",
+            r.topics, r.entries, r.elapsed
+        );
+        for t in r.truncations {
+            println!(
+                "truncated {} at {} ({} bytes): {}",
+                t.segment.display(),
+                t.offset,
+                t.dropped_bytes,
+                t.reason
+            );
+        }
+    }
     println!(
         "ready {} {} {} ({:?})",
         broker.service_url(),

@@ -21,6 +21,7 @@ mod delayed;
 mod describe;
 mod lookup;
 mod producer;
+mod retention;
 mod rng;
 mod schema;
 mod security;
@@ -44,6 +45,8 @@ use self::topic::LoadedTopic;
 
 pub use self::auth::{JwtConfig, JwtKey, TokenError};
 pub use self::describe::describe;
+pub(crate) use self::producer::non_last_chunk as is_non_last_chunk;
+pub use self::retention::{BacklogPolicy, BacklogQuota, Retention};
 pub use self::security::{RoleRules, ANONYMOUS};
 pub use self::stats::{ClientInfo, ConsumerStats, ProducerStats, SubscriptionStats, TopicStats};
 pub use self::store::{Cursor, Entry, Store, TopicLog};
@@ -158,6 +161,12 @@ pub struct ClusterConfig {
     pub unix_time_at_zero_ms: Option<u64>,
     /// The `server_version` announced in CONNECTED.
     pub server_version: String,
+    /// Retention of acknowledged entries (default: everything is kept).
+    pub retention: Retention,
+    /// Backlog quota of every topic (default: none).
+    pub backlog_quota: Option<BacklogQuota>,
+    /// How often retention and the backlog quota are checked (when either is set).
+    pub storage_check_interval: Duration,
 }
 
 impl ClusterConfig {
@@ -179,6 +188,9 @@ impl ClusterConfig {
             history: true,
             unix_time_at_zero_ms: None,
             server_version: format!("pulsar-embedded {}", env!("CARGO_PKG_VERSION")),
+            retention: Retention::unlimited(),
+            backlog_quota: None,
+            storage_check_interval: Duration::from_secs(1),
         }
     }
 }
@@ -278,6 +290,8 @@ pub struct Cluster {
     rules: Option<BTreeMap<String, security::RoleRules>>,
     /// Latest first-time (redelivery count 0) dispatch of each entry, per subscription.
     first_dispatch: BTreeMap<(String, String, u64, u64), Duration>,
+    /// When retention and backlog quotas are next checked.
+    next_storage_check: Duration,
 }
 
 impl Cluster {
@@ -302,8 +316,37 @@ impl Cluster {
             faults_on: true,
             first_dispatch: BTreeMap::new(),
             rules: None,
+            next_storage_check: Duration::ZERO,
             config,
         }
+    }
+
+    /// A cluster over a store recovered from elsewhere (the server's on-disk log): its topics,
+    /// cursors and partitioned topics are there, nothing is loaded. Ledger ids continue after the
+    /// store's highest.
+    pub fn with_store(config: ClusterConfig, mut store: Store) -> Cluster {
+        let highest = store
+            .topics
+            .values()
+            .filter_map(|l| l.entries.last().map(|e| e.ledger_id))
+            .max()
+            .unwrap_or(0);
+        store.next_ledger = store.next_ledger.max(highest);
+        store.dedup = config.dedup;
+        let mut c = Cluster::new(config);
+        c.store = store;
+        c
+    }
+
+    /// Replaces the injected faults' probabilities (for users' own fault tests:
+    /// `persist_error: 1.0` fails every write until set back).
+    pub fn set_faults(&mut self, faults: Faults) {
+        self.config.faults = faults;
+    }
+
+    /// Replaces the storage write latency range (delays every receipt by that much).
+    pub fn set_persist_latency(&mut self, min: Duration, max: Duration) {
+        self.config.persist_latency = (min, max.max(min));
     }
 
     // ---- addresses ------------------------------------------------------------------------------
@@ -538,6 +581,7 @@ impl Cluster {
         self.now = now;
         self.persist_ready();
         self.release_delayed();
+        self.storage_checks();
         self.probe_checks();
         self.keep_alive_checks();
     }
@@ -558,6 +602,7 @@ impl Cluster {
             .chain(checks)
             .chain(probes)
             .chain(self.next_delayed())
+            .chain(self.next_storage_check())
             .min()
     }
 

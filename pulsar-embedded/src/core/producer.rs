@@ -47,6 +47,18 @@ impl Cluster {
             );
             return;
         }
+        if let Some(e) = self.quota_refusal(&topic) {
+            self.note(format!(
+                "{conn} refuses PRODUCER {topic}: backlog quota exceeded"
+            ));
+            self.reply_error(
+                conn,
+                request_id,
+                e,
+                "Cannot create producer on topic with backlog quota exceeded",
+            );
+            return;
+        }
         if self.fault(|f| f.producer_error) {
             let e = self.retriable_error();
             self.note(format!("{conn} inject {e:?} on PRODUCER {topic}"));
@@ -275,7 +287,7 @@ impl Cluster {
     }
 
     /// CLOSE_PRODUCER from the broker: the client reconnects (or gives up when fenced).
-    fn close_producer_from_broker(&mut self, conn: ConnId, pid: u64) {
+    pub(crate) fn close_producer_from_broker(&mut self, conn: ConnId, pid: u64) {
         let removed = self
             .conns
             .get_mut(&conn)

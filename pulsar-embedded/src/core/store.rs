@@ -129,6 +129,9 @@ pub struct TopicLog {
     pub persisted_seq: BTreeMap<String, u64>,
     /// Durable subscriptions.
     pub cursors: BTreeMap<String, Cursor>,
+    /// Entries `[0, trimmed)` were dropped by retention or backlog eviction: stubs with their
+    /// positions, never dispatched again.
+    pub trimmed: usize,
 }
 
 impl TopicLog {
