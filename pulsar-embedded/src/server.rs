@@ -158,6 +158,14 @@ impl Builder {
         self
     }
 
+    /// How long each write takes before its receipt (default zero; Apache Pulsar's BookKeeper
+    /// journal takes a millisecond or more). Tests whose timing assumes a broker that is not
+    /// instantaneous can ask for it.
+    pub fn persist_latency(mut self, latency: Duration) -> Self {
+        self.config.persist_latency = (latency, latency);
+        self
+    }
+
     /// Keep-alive interval (zero disables).
     pub fn keep_alive(mut self, interval: Duration) -> Self {
         self.config.keep_alive = interval;

@@ -18,6 +18,7 @@
 //!   "jwt": { "secret_key_file": "secret.key", "role_claim": "sub", "audience": null },
 //!   "rules": { "alice": { "networks": ["127.0.0.0/8"], "produce": ["*"], "consume": ["*"] } },
 //!   "max_message_size": 5242880,
+//!   "persist_latency_ms": 0,
 //!   "keep_alive_secs": 30,
 //!   "partitioned_topics": { "persistent://public/default/orders": 4 },
 //!   "stats_interval_secs": 0,
@@ -62,6 +63,7 @@ struct Config {
     rules: Option<BTreeMap<String, Rules>>,
     jwt: Option<Jwt>,
     max_message_size: Option<i32>,
+    persist_latency_ms: Option<u64>,
     keep_alive_secs: Option<u64>,
     #[serde(default)]
     partitioned_topics: BTreeMap<String, u32>,
@@ -284,6 +286,9 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some(m) = config.max_message_size {
         b = b.max_message_size(m);
+    }
+    if let Some(l) = config.persist_latency_ms {
+        b = b.persist_latency(Duration::from_millis(l));
     }
     if let Some(k) = config.keep_alive_secs {
         b = b.keep_alive(Duration::from_secs(k));
