@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use pulsar_async::core::ServerErrorCode;
 use pulsar_async::{
-    ClientOptions, ConsumerOptions, Error, InitialPosition, OutgoingMessage, SubscriptionType,
+    ClientOptions, ConsumerOptions, Error, InitialPosition, Launch, OutgoingMessage,
+    SubscriptionType,
 };
 use pulsar_embedded::core::{BacklogPolicy, BacklogQuota, ClusterConfig, Retention};
 use pulsar_embedded::{BrokerHandle, Builder, EmbeddedBroker, FsyncPolicy, StorageConfig};
@@ -297,5 +298,54 @@ fn backlog_quota_policies() -> TestResult {
         c.close()?;
         broker_runtime().block_on(broker.shutdown());
     }
+    Ok(())
+}
+
+/// With deduplication, a producer's last sequence id survives a restart over the same directory
+/// (a producer coming back under its name continues after it), and a producer with a generated
+/// name after the restart does not inherit a recovered producer's sequence.
+#[test]
+fn deduplication_state_survives_a_restart() -> TestResult {
+    let dir = scratch("dedup")?;
+    let storage = || StorageConfig::new(&dir, FsyncPolicy::Always);
+    let launch = |broker: &BrokerHandle| {
+        let mut o = ClientOptions::new(broker.service_url());
+        o.core.operation_timeout = Duration::from_secs(10);
+        pulsar_blocking::Blocking::launch(o)
+    };
+    let broker = start(
+        EmbeddedBroker::builder()
+            .deduplication(true)
+            .storage(storage()),
+    );
+    let c = launch(&broker)?;
+    let named = c.producer("dedup").name("dp").create()?;
+    let anonymous = c.producer("dedup").create()?;
+    for i in 0..5 {
+        named.send(format!("n{i}"))?;
+        anonymous.send(format!("a{i}"))?;
+    }
+    c.close()?;
+    broker_runtime().block_on(broker.shutdown());
+
+    let broker = start(
+        EmbeddedBroker::builder()
+            .deduplication(true)
+            .storage(storage()),
+    );
+    let c = launch(&broker)?;
+    let named = c.producer("dedup").name("dp").create()?;
+    assert_eq!(named.last_sequence_id(), 4);
+    let fresh = c.producer("dedup").create()?;
+    assert_eq!(
+        fresh.last_sequence_id(),
+        -1,
+        "generated name {}",
+        fresh.name()
+    );
+    fresh.send("f0")?;
+    c.close()?;
+    broker_runtime().block_on(broker.shutdown());
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

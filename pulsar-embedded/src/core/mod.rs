@@ -332,6 +332,15 @@ impl Cluster {
             .max()
             .unwrap_or(0);
         store.next_ledger = store.next_ledger.max(highest);
+        // generated producer names must not repeat a recovered one (deduplication keys on names)
+        let named = store
+            .topics
+            .values()
+            .flat_map(|l| l.persisted_seq.keys())
+            .filter_map(|n| n.strip_prefix("sim-")?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0);
+        store.next_name = store.next_name.max(named);
         store.dedup = config.dedup;
         let mut c = Cluster::new(config);
         c.store = store;
