@@ -45,6 +45,7 @@ use self::topic::LoadedTopic;
 
 pub use self::auth::{JwtConfig, JwtKey, TokenError};
 pub use self::describe::describe;
+#[cfg(feature = "server")]
 pub(crate) use self::producer::non_last_chunk as is_non_last_chunk;
 pub use self::retention::{BacklogPolicy, BacklogQuota, Retention};
 pub use self::security::{RoleRules, ANONYMOUS};
