@@ -193,7 +193,9 @@ impl Cluster {
                 request_id,
                 producer_name: name,
                 last_sequence_id: Some(last),
-                schema_version,
+                // always set, empty without a schema, as Apache Pulsar does: the Java client
+                // reads it unconditionally (IllegalStateException otherwise)
+                schema_version: Some(schema_version.unwrap_or_default()),
                 topic_epoch: None,
                 producer_ready: Some(true),
             }
@@ -250,7 +252,7 @@ impl Cluster {
                     request_id: c.request_id,
                     producer_name: name.to_owned(),
                     last_sequence_id: Some(-1),
-                    schema_version: None,
+                    schema_version: Some(bytes::Bytes::new()),
                     topic_epoch: None,
                     producer_ready: Some(false),
                 }
