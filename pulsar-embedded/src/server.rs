@@ -76,6 +76,7 @@ impl Default for Builder {
         config.persist_latency = (Duration::ZERO, Duration::ZERO);
         config.notes = false;
         config.history = false;
+        config.empty_schema_version = true;
         Builder {
             binds: Vec::new(),
             admin: None,

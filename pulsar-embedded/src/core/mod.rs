@@ -168,6 +168,9 @@ pub struct ClusterConfig {
     pub backlog_quota: Option<BacklogQuota>,
     /// How often retention and the backlog quota are checked (when either is set).
     pub storage_check_interval: Duration,
+    /// PRODUCER_SUCCESS carries an empty `schema_version` for a producer without a schema, as
+    /// Apache Pulsar's does (the Java client needs it); off: none (the simulation's model).
+    pub empty_schema_version: bool,
 }
 
 impl ClusterConfig {
@@ -192,6 +195,7 @@ impl ClusterConfig {
             retention: Retention::unlimited(),
             backlog_quota: None,
             storage_check_interval: Duration::from_secs(1),
+            empty_schema_version: false,
         }
     }
 }

@@ -193,9 +193,10 @@ impl Cluster {
                 request_id,
                 producer_name: name,
                 last_sequence_id: Some(last),
-                // always set, empty without a schema, as Apache Pulsar does: the Java client
-                // reads it unconditionally (IllegalStateException otherwise)
-                schema_version: Some(schema_version.unwrap_or_default()),
+                // with `empty_schema_version`, empty without a schema, as Apache Pulsar does: the
+                // Java client reads it unconditionally (IllegalStateException otherwise)
+                schema_version: schema_version
+                    .or_else(|| self.config.empty_schema_version.then(bytes::Bytes::new)),
                 topic_epoch: None,
                 producer_ready: Some(true),
             }
@@ -252,7 +253,7 @@ impl Cluster {
                     request_id: c.request_id,
                     producer_name: name.to_owned(),
                     last_sequence_id: Some(-1),
-                    schema_version: Some(bytes::Bytes::new()),
+                    schema_version: self.config.empty_schema_version.then(bytes::Bytes::new),
                     topic_epoch: None,
                     producer_ready: Some(false),
                 }
