@@ -31,7 +31,9 @@
 //!
 //! # What it implements
 //!
-//! Persistent and non-persistent topics (in memory), partitioned topics (created through
+//! Persistent and non-persistent topics (in memory, or in an append-only log on disk with
+//! [`Builder::storage`]; retention and backlog quotas with [`Builder::retention`] and
+//! [`Builder::backlog_quota`]), JWT authentication ([`Builder::jwt`]), partitioned topics (created through
 //! [`BrokerHandle::create_partitioned_topic`]), producers with sequence ids, deduplication and
 //! access modes, every subscription type with flow permits, individual, cumulative and batch-index
 //! acknowledgements, redelivery (negative acks, ack timeouts), seek, last message id, readers,
@@ -43,6 +45,8 @@
 #[cfg(feature = "admin")]
 mod admin;
 pub mod core;
+#[cfg(feature = "server")]
+mod disk;
 #[cfg(feature = "in-process")]
 mod in_process;
 #[cfg(feature = "server")]
@@ -50,6 +54,8 @@ mod server;
 #[cfg(feature = "server")]
 mod tls;
 
+#[cfg(feature = "server")]
+pub use disk::{FsyncPolicy, Recovery, StorageConfig, StorageError, Truncation};
 #[cfg(feature = "in-process")]
 pub use in_process::{InProcess, InProcessClient};
 #[cfg(feature = "server")]

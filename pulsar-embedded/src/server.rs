@@ -15,8 +15,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::core::{
-    ClientInfo, Cluster, ClusterConfig, ConnId, Listener, Output, RoleRules, TopicStats,
+    BacklogQuota, ClientInfo, Cluster, ClusterConfig, ConnId, Faults, Listener, Output, Retention,
+    RoleRules, TopicStats,
 };
+use crate::disk::{Disk, Recovery, StorageConfig, StorageError};
 use crate::tls::TlsConfig;
 
 /// Why the broker could not start.
@@ -34,6 +36,9 @@ pub enum Error {
     /// The TLS configuration is unusable.
     #[error("TLS configuration: {0}")]
     Tls(String),
+    /// The on-disk log cannot be opened.
+    #[error("on-disk log: {0}")]
+    Storage(#[from] StorageError),
     /// No tokio runtime in the current context.
     #[error("pulsar-embedded needs a tokio runtime: {0}")]
     Runtime(String),
@@ -62,6 +67,7 @@ pub struct Builder {
     config: ClusterConfig,
     partitioned: Vec<(String, u32)>,
     rules: Option<BTreeMap<String, RoleRules>>,
+    storage: Option<StorageConfig>,
 }
 
 impl Default for Builder {
@@ -70,6 +76,7 @@ impl Default for Builder {
         config.persist_latency = (Duration::ZERO, Duration::ZERO);
         config.notes = false;
         config.history = false;
+        config.empty_schema_version = true;
         Builder {
             binds: Vec::new(),
             admin: None,
@@ -78,6 +85,7 @@ impl Default for Builder {
             config,
             partitioned: Vec::new(),
             rules: None,
+            storage: None,
         }
     }
 }
@@ -128,6 +136,15 @@ impl Builder {
         self
     }
 
+    /// Validates JSON Web Tokens (`token` authentication; HS256 with a secret, RS256 with a
+    /// public key): the role is the token's `sub` claim, an expired token is refused, and a
+    /// connection whose token expires is asked for a fresh one (or closed). Tokens given with
+    /// [`token`](Self::token) are still accepted as they are.
+    pub fn jwt(mut self, jwt: crate::core::JwtConfig) -> Self {
+        self.config.jwt = Some(jwt);
+        self
+    }
+
     /// Authorization rules by role: where each may connect from, what it may produce to and
     /// consume from (the role of connections without credentials is
     /// [`ANONYMOUS`](crate::core::ANONYMOUS)). Without rules everything is allowed.
@@ -142,6 +159,14 @@ impl Builder {
         self
     }
 
+    /// How long each write takes before its receipt (default zero; Apache Pulsar's BookKeeper
+    /// journal takes a millisecond or more). Tests whose timing assumes a broker that is not
+    /// instantaneous can ask for it.
+    pub fn persist_latency(mut self, latency: Duration) -> Self {
+        self.config.persist_latency = (latency, latency);
+        self
+    }
+
     /// Keep-alive interval (zero disables).
     pub fn keep_alive(mut self, interval: Duration) -> Self {
         self.config.keep_alive = interval;
@@ -153,6 +178,27 @@ impl Builder {
     /// (delivered once committed) and acknowledgements (applied once committed), timeouts.
     pub fn transactions(mut self, coordinators: u32) -> Self {
         self.config.transaction_coordinators = coordinators;
+        self
+    }
+
+    /// Keeps the topics in an append-only log on disk (default: in memory only): topics,
+    /// cursors, deduplication state, partitioned topics and schemas survive a restart over the
+    /// same directory. A receipt is sent once its entry is written (and fsynced with
+    /// [`FsyncPolicy::Always`](crate::FsyncPolicy::Always)). See [`StorageConfig`].
+    pub fn storage(mut self, storage: StorageConfig) -> Self {
+        self.storage = Some(storage);
+        self
+    }
+
+    /// Retention of acknowledged messages (default: everything is kept).
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.config.retention = retention;
+        self
+    }
+
+    /// A backlog quota on every topic (default: none).
+    pub fn backlog_quota(mut self, quota: BacklogQuota) -> Self {
+        self.config.backlog_quota = Some(quota);
         self
     }
 
@@ -178,8 +224,18 @@ impl Builder {
         let unix_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        config.unix_time_at_zero_ms.get_or_insert(unix_ms);
-        let mut cluster = Cluster::new(config);
+        let zero = *config.unix_time_at_zero_ms.get_or_insert(unix_ms);
+        let (mut cluster, disk, recovery) = match self.storage.clone() {
+            Some(s) => {
+                let (disk, store, recovery) = Disk::open(s, zero)?;
+                (
+                    Cluster::with_store(config, store),
+                    Some(disk),
+                    Some(recovery),
+                )
+            }
+            None => (Cluster::new(config), None, None),
+        };
         cluster.set_rules(self.rules.clone());
         for (topic, n) in &self.partitioned {
             cluster.create_partitioned_topic(topic, *n);
@@ -249,7 +305,10 @@ impl Builder {
                 cluster,
                 writers: HashMap::new(),
                 next_conn: 0,
+                disk,
+                storage_error: None,
             }),
+            recovery,
             wake: Notify::new(),
             base: Instant::now(),
             stop: CancellationToken::new(),
@@ -261,6 +320,9 @@ impl Builder {
             tokio::spawn(accept_loop(inner.clone(), l, tls));
         }
         tokio::spawn(timer_loop(inner.clone()));
+        if self.storage.is_some() {
+            tokio::spawn(disk_loop(inner.clone()));
+        }
         #[cfg(feature = "admin")]
         if let Some(l) = admin {
             tokio::spawn(crate::admin::admin_loop(inner.clone(), l));
@@ -292,9 +354,40 @@ struct State {
     cluster: Cluster,
     writers: HashMap<ConnId, mpsc::UnboundedSender<Out>>,
     next_conn: u64,
+    disk: Option<Disk>,
+    /// The last failure of the on-disk log.
+    storage_error: Option<String>,
 }
 
 impl State {
+    /// Writes what the last step persisted to the on-disk log, before its receipts go out. On
+    /// failure the broker restarts (its connections dropped, their receipts with them): clients
+    /// reconnect and resend, and the next write catches up.
+    fn write_disk(&mut self, now: Duration, maintain: bool) {
+        let Some(disk) = self.disk.as_mut() else {
+            return;
+        };
+        let store = self.cluster.store();
+        let mut r = disk.write_entries(store);
+        if r.is_ok() && maintain {
+            r = disk.maintain(store, false);
+        }
+        if let Err(e) = r {
+            self.storage_error = Some(e.to_string());
+            self.restart(now);
+        }
+    }
+
+    /// Crashes and restarts the broker: connections and unpersisted writes are lost.
+    fn restart(&mut self, now: Duration) {
+        for conn in self.cluster.crash(now, 0) {
+            if let Some(w) = self.writers.remove(&conn) {
+                let _ = w.send(Out::Close);
+            }
+        }
+        self.cluster.restart(now, 0);
+    }
+
     /// Hands the cluster's output to the connections' writer tasks.
     fn pump(&mut self) {
         while let Some(o) = self.cluster.poll_transmit() {
@@ -327,6 +420,7 @@ pub(crate) struct Inner {
     service_url: Option<String>,
     service_url_tls: Option<String>,
     in_process_name: String,
+    recovery: Option<Recovery>,
 }
 
 impl Inner {
@@ -359,6 +453,7 @@ impl Inner {
             let mut st = self.lock();
             let r = f(&mut st.cluster, now);
             st.cluster.tick(now);
+            st.write_disk(now, false);
             st.pump();
             r
         };
@@ -470,6 +565,20 @@ async fn timer_loop(inner: Arc<Inner>) {
             () = tokio::time::sleep_until(deadline) => {}
         }
         inner.with(|_, _| ());
+    }
+}
+
+/// Periodic work of the on-disk log: fsync per the interval policy, cursors, retention.
+async fn disk_loop(inner: Arc<Inner>) {
+    loop {
+        tokio::select! {
+            () = inner.stop.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+        let now = inner.now();
+        let mut st = inner.lock();
+        st.write_disk(now, true);
+        st.pump();
     }
 }
 
@@ -593,6 +702,48 @@ impl BrokerHandle {
         self.inner.with(|c, _| c.set_faults_enabled(on));
     }
 
+    /// What opening the on-disk log found (`None` without one): entries recovered, damaged
+    /// tails truncated.
+    pub fn recovery(&self) -> Option<Recovery> {
+        self.inner.recovery.clone()
+    }
+
+    /// The last failure of the on-disk log (the broker restarted after it), if any.
+    pub fn storage_error(&self) -> Option<String> {
+        self.inner.lock().storage_error.clone()
+    }
+
+    /// Crashes and restarts the broker in place (a fault for tests): every connection is dropped
+    /// and writes not yet persisted are lost (their SENDs unanswered); clients reconnect.
+    pub fn restart(&self) {
+        let now = self.inner.now();
+        let mut st = self.inner.lock();
+        st.restart(now);
+        st.pump();
+    }
+
+    /// Replaces the injected faults (see [`Faults`]): e.g. `persist_error: 1.0` fails every
+    /// write with PersistenceError until set back. They apply while enabled
+    /// ([`set_faults_enabled`](Self::set_faults_enabled), on by default).
+    pub fn set_faults(&self, faults: Faults) {
+        self.inner.with(|c, _| c.set_faults(faults));
+    }
+
+    /// Makes every write fail (`true`) with PersistenceError, or succeed again (`false`).
+    pub fn fail_persistence(&self, fail: bool) {
+        self.inner.with(|c, _| {
+            let mut f = c.config().faults.clone();
+            f.persist_error = if fail { 1.0 } else { 0.0 };
+            c.set_faults(f);
+            c.set_faults_enabled(true);
+        });
+    }
+
+    /// Delays every write (and so its receipt) by `delay` (zero: back to immediate).
+    pub fn delay_persistence(&self, delay: Duration) {
+        self.inner.with(|c, _| c.set_persist_latency(delay, delay));
+    }
+
     /// Runs `f` on the sans-IO broker (for inspection, or knobs this handle does not wrap).
     pub fn with_cluster<R>(&self, f: impl FnOnce(&mut Cluster, Duration) -> R) -> R {
         self.inner.with(f)
@@ -601,6 +752,19 @@ impl BrokerHandle {
     /// Stops the listeners and closes every connection.
     pub async fn shutdown(&self) {
         self.inner.stop.cancel();
+        {
+            let mut st = self.inner.lock();
+            let State { disk, cluster, .. } = &mut *st;
+            if let Some(d) = disk.as_mut() {
+                let r = d
+                    .write_entries(cluster.store())
+                    .and_then(|()| d.maintain(cluster.store(), true))
+                    .and_then(|()| d.sync_all());
+                if let Err(e) = r {
+                    st.storage_error = Some(e.to_string());
+                }
+            }
+        }
         #[cfg(feature = "in-process")]
         crate::in_process::unregister(self);
         let writers: Vec<_> = self.inner.lock().writers.drain().collect();

@@ -15,13 +15,28 @@
 //!   "deduplication": false,
 //!   "auth_token": null,
 //!   "tokens": { "secret-of-alice": "alice" },
+//!   "jwt": { "secret_key_file": "secret.key", "role_claim": "sub", "audience": null },
 //!   "rules": { "alice": { "networks": ["127.0.0.0/8"], "produce": ["*"], "consume": ["*"] } },
 //!   "max_message_size": 5242880,
+//!   "persist_latency_ms": 0,
 //!   "keep_alive_secs": 30,
 //!   "partitioned_topics": { "persistent://public/default/orders": 4 },
-//!   "stats_interval_secs": 0
+//!   "stats_interval_secs": 0,
+//!   "storage": { "dir": "data", "fsync": "always", "segment_bytes": 67108864 },
+//!   "retention": { "size_bytes": 1073741824, "time_secs": 3600 },
+//!   "backlog_quota": { "limit_bytes": 104857600, "policy": "producer_request_hold" }
 //! }
 //! ```
+//!
+//! `jwt` validates JSON Web Tokens as Apache Pulsar's token provider: `secret_key_file` holds the
+//! raw HS256 secret (Apache's `tokenSecretKey`), or `secret_key_base64` the same in base64;
+//! `public_key_file` an RSA public key, PEM or DER (Apache's `tokenPublicKey`), for RS256 tokens.
+//!
+//! `storage` keeps the topics in an append-only log on disk (`fsync`: `always`, `never`, or
+//! `{ "interval_ms": 100 }`); without it everything is in memory. `retention` drops acknowledged
+//! messages beyond a size or an age; `backlog_quota` (`limit_bytes`, `limit_time_secs`) limits the
+//! slowest subscription's backlog with `policy` `producer_request_hold`, `producer_exception` or
+//! `consumer_backlog_eviction`.
 //!
 //! It prints `ready <service URL>` once listening (in a few milliseconds), the topic statistics
 //! every `stats_interval_secs` when non-zero, and stops on Ctrl-C.
@@ -29,8 +44,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use pulsar_embedded::core::RoleRules;
-use pulsar_embedded::{EmbeddedBroker, TlsConfig};
+use pulsar_embedded::core::{BacklogPolicy, BacklogQuota, JwtConfig, Retention, RoleRules};
+use pulsar_embedded::{EmbeddedBroker, FsyncPolicy, StorageConfig, TlsConfig};
 use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize)]
@@ -46,12 +61,61 @@ struct Config {
     #[serde(default)]
     tokens: BTreeMap<String, String>,
     rules: Option<BTreeMap<String, Rules>>,
+    jwt: Option<Jwt>,
     max_message_size: Option<i32>,
+    persist_latency_ms: Option<u64>,
     keep_alive_secs: Option<u64>,
     #[serde(default)]
     partitioned_topics: BTreeMap<String, u32>,
     #[serde(default)]
     stats_interval_secs: u64,
+    storage: Option<Storage>,
+    retention: Option<RetentionConfig>,
+    backlog_quota: Option<Quota>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Storage {
+    dir: String,
+    #[serde(default)]
+    fsync: Fsync,
+    segment_bytes: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Fsync {
+    #[default]
+    Always,
+    Never,
+    #[serde(untagged)]
+    Interval {
+        interval_ms: u64,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetentionConfig {
+    size_bytes: Option<u64>,
+    time_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Quota {
+    limit_bytes: Option<u64>,
+    limit_time_secs: Option<u64>,
+    policy: QuotaPolicy,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum QuotaPolicy {
+    ProducerRequestHold,
+    ProducerException,
+    ConsumerBacklogEviction,
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,6 +124,52 @@ struct Tls {
     bind: String,
     cert_chain_file: String,
     key_file: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Jwt {
+    secret_key_file: Option<String>,
+    secret_key_base64: Option<String>,
+    public_key_file: Option<String>,
+    role_claim: Option<String>,
+    audience: Option<String>,
+}
+
+impl Jwt {
+    fn config(self) -> Result<JwtConfig, String> {
+        use base64::Engine as _;
+        let read = |path: &str| std::fs::read(path).map_err(|e| format!("{path}: {e}"));
+        let mut config = match (
+            self.secret_key_file,
+            self.secret_key_base64,
+            self.public_key_file,
+        ) {
+            (Some(f), None, None) => JwtConfig::secret(read(&f)?),
+            (None, Some(b), None) => JwtConfig::secret(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b.trim())
+                    .map_err(|e| format!("jwt.secret_key_base64: {e}"))?,
+            ),
+            (None, None, Some(f)) => {
+                JwtConfig::rsa_public_key(read(&f)?).map_err(|e| format!("{f}: {e}"))?
+            }
+            _ => {
+                return Err(
+                    "jwt: give exactly one of secret_key_file, secret_key_base64, \
+                            public_key_file"
+                        .to_owned(),
+                )
+            }
+        };
+        if let Some(c) = self.role_claim {
+            config = config.role_claim(c);
+        }
+        if let Some(a) = self.audience {
+            config = config.audience(a);
+        }
+        Ok(config)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,6 +267,9 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(a) = config.admin_bind {
         b = b.bind_admin(a);
     }
+    if let Some(j) = config.jwt {
+        b = b.jwt(j.config()?);
+    }
     for (token, role) in config.tokens {
         b = b.token(token, role);
     }
@@ -174,13 +287,64 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(m) = config.max_message_size {
         b = b.max_message_size(m);
     }
+    if let Some(l) = config.persist_latency_ms {
+        b = b.persist_latency(Duration::from_millis(l));
+    }
     if let Some(k) = config.keep_alive_secs {
         b = b.keep_alive(Duration::from_secs(k));
+    }
+    if let Some(s) = config.storage {
+        let fsync = match s.fsync {
+            Fsync::Always => FsyncPolicy::Always,
+            Fsync::Never => FsyncPolicy::Never,
+            Fsync::Interval { interval_ms } => {
+                FsyncPolicy::Interval(Duration::from_millis(interval_ms))
+            }
+        };
+        let mut sc = StorageConfig::new(s.dir, fsync);
+        if let Some(n) = s.segment_bytes {
+            sc = sc.segment_bytes(n);
+        }
+        b = b.storage(sc);
+    }
+    if let Some(r) = config.retention {
+        b = b.retention(Retention::new(
+            r.size_bytes,
+            r.time_secs.map(Duration::from_secs),
+        ));
+    }
+    if let Some(q) = config.backlog_quota {
+        let policy = match q.policy {
+            QuotaPolicy::ProducerRequestHold => BacklogPolicy::ProducerRequestHold,
+            QuotaPolicy::ProducerException => BacklogPolicy::ProducerException,
+            QuotaPolicy::ConsumerBacklogEviction => BacklogPolicy::ConsumerBacklogEviction,
+        };
+        let mut quota = match q.limit_bytes {
+            Some(l) => BacklogQuota::bytes(l, policy),
+            None => BacklogQuota::time(Duration::from_secs(u64::MAX / 4), policy),
+        };
+        quota.limit_time = q.limit_time_secs.map(Duration::from_secs);
+        b = b.backlog_quota(quota);
     }
     for (topic, n) in config.partitioned_topics {
         b = b.partitioned_topic(topic, n);
     }
     let broker = b.start().await?;
+    if let Some(r) = broker.recovery() {
+        println!(
+            "recovered {} topics, {} entries in {:?}",
+            r.topics, r.entries, r.elapsed
+        );
+        for t in r.truncations {
+            println!(
+                "truncated {} at {} ({} bytes): {}",
+                t.segment.display(),
+                t.offset,
+                t.dropped_bytes,
+                t.reason
+            );
+        }
+    }
     println!(
         "ready {} {} {} ({:?})",
         broker.service_url(),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use pulsar_proto::{pb, FrameDecoder, PROTOCOL_VERSION};
 
-use super::{Cluster, ConnId, Listener};
+use super::{Cluster, ConnId, Listener, TokenError};
 
 /// Where a connection is in its handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +67,8 @@ pub(crate) struct Conn {
     pub(crate) role: Option<String>,
     /// The rights the role had when the connection authenticated (`None`: everything).
     pub(crate) rights: Option<super::RoleRules>,
+    /// When the credentials expire (Unix ms): the broker then asks for fresh ones.
+    pub(crate) auth_expires_ms: Option<u64>,
 }
 
 impl Conn {
@@ -91,26 +93,50 @@ impl Conn {
             client_version: String::new(),
             role: None,
             rights: None,
+            auth_expires_ms: None,
         }
     }
 }
 
 impl Cluster {
-    /// The role the credentials of CONNECT prove (`Ok(None)` without authentication).
-    fn authenticate(&self, c: &pb::CommandConnect) -> Result<Option<String>, ()> {
+    /// Whether clients must authenticate.
+    fn auth_required(&self) -> bool {
         let cfg = &self.config;
-        if cfg.auth_token.is_none() && cfg.tokens.is_empty() {
-            return Ok(None);
+        cfg.auth_token.is_some() || !cfg.tokens.is_empty() || cfg.jwt.is_some()
+    }
+
+    /// The role a token proves, and when it expires (Unix ms): configured opaque tokens first,
+    /// then JWT validation.
+    fn role_of_token(&self, data: &[u8]) -> Result<(String, Option<u64>), TokenError> {
+        let cfg = &self.config;
+        if cfg.auth_token.as_deref().map(str::as_bytes) == Some(data) {
+            return Ok(("token".to_owned(), None));
+        }
+        let token = std::str::from_utf8(data).map_err(|_| TokenError::NotUtf8)?;
+        if let Some(role) = cfg.tokens.get(token) {
+            return Ok((role.clone(), None));
+        }
+        let Some(jwt) = &cfg.jwt else {
+            return Err(TokenError::Unknown);
+        };
+        let (role, exp) = jwt.check(token, self.unix_now_ms())?;
+        Ok((role, exp.map(|s| s.saturating_mul(1000))))
+    }
+
+    /// The role the credentials of CONNECT prove (`Ok(None)` without authentication), and when
+    /// they expire.
+    fn authenticate(
+        &self,
+        c: &pb::CommandConnect,
+    ) -> Result<(Option<String>, Option<u64>), TokenError> {
+        if !self.auth_required() {
+            return Ok((None, None));
         }
         if c.auth_method_name.as_deref() != Some("token") {
-            return Err(());
+            return Err(TokenError::Method(c.auth_method_name.clone()));
         }
         let data = c.auth_data.as_deref().unwrap_or_default();
-        if cfg.auth_token.as_deref().map(str::as_bytes) == Some(data) {
-            return Ok(Some("token".to_owned()));
-        }
-        let token = std::str::from_utf8(data).map_err(|_| ())?;
-        cfg.tokens.get(token).cloned().map(Some).ok_or(())
+        self.role_of_token(data).map(|(r, e)| (Some(r), e))
     }
 
     fn refuse_connect(&mut self, conn: ConnId, error: pb::ServerError, message: &str) {
@@ -127,13 +153,14 @@ impl Cluster {
     }
 
     pub(crate) fn handle_connect(&mut self, conn: ConnId, c: &pb::CommandConnect) {
-        let Ok(role) = self.authenticate(c) else {
-            self.refuse_connect(
-                conn,
-                pb::ServerError::AuthenticationError,
-                "bad credentials",
-            );
-            return;
+        let (role, expires) = match self.authenticate(c) {
+            Ok(r) => r,
+            Err(e) => {
+                self.note(format!("{conn} authentication refused: {e}"));
+                let message = format!("Unable to authenticate: {e}");
+                self.refuse_connect(conn, pb::ServerError::AuthenticationError, &message);
+                return;
+            }
         };
         let rights = self.rights_of(role.as_deref().unwrap_or(super::ANONYMOUS));
         let peer = self
@@ -152,6 +179,7 @@ impl Cluster {
         if let Some(cn) = self.conns.get_mut(&conn) {
             cn.role = role;
             cn.rights = rights;
+            cn.auth_expires_ms = expires;
         }
         let refresh = c
             .feature_flags
@@ -213,24 +241,35 @@ impl Cluster {
     }
 
     pub(crate) fn handle_auth_response(&mut self, conn: ConnId, r: &pb::CommandAuthResponse) {
-        let Some(token) = self.config.auth_token.clone() else {
+        if !self.auth_required() {
             return;
-        };
-        let ok = r
+        }
+        let data = r
             .response
             .as_ref()
             .and_then(|d| d.auth_data.as_deref())
-            .is_some_and(|d| d == token.as_bytes());
-        if !ok {
-            self.close_conn(conn, "bad auth response");
-            return;
-        }
+            .unwrap_or_default();
+        let checked = self.role_of_token(data);
         let Some(cn) = self.conns.get_mut(&conn) else {
             return;
         };
-        match cn.state {
-            ConnState::AwaitAuth => self.finish_handshake(conn),
-            _ => cn.auth_refresh_pending = false,
+        match checked {
+            // the refreshed credentials must prove the same role (as Apache Pulsar requires)
+            Ok((role, expires)) if cn.role.is_none() || cn.role.as_deref() == Some(&role) => {
+                cn.auth_expires_ms = expires;
+                match cn.state {
+                    ConnState::AwaitAuth => self.finish_handshake(conn),
+                    _ => cn.auth_refresh_pending = false,
+                }
+            }
+            Ok((role, _)) => {
+                let why = format!("refreshed credentials are for role {role}");
+                self.close_conn(conn, &why);
+            }
+            Err(e) => {
+                let why = format!("bad auth response: {e}");
+                self.close_conn(conn, &why);
+            }
         }
     }
 
@@ -262,6 +301,7 @@ impl Cluster {
             return;
         }
         let now = self.now;
+        let now_ms = self.unix_now_ms();
         let due: Vec<ConnId> = self
             .conns
             .iter()
@@ -287,8 +327,16 @@ impl Cluster {
             }
             c.ping_outstanding = true;
             let refresh = c.supports_auth_refresh && self.config.auth_token.is_some();
+            let expired = c
+                .auth_expires_ms
+                .zip(now_ms)
+                .is_some_and(|(exp, now)| now > exp);
+            if expired && !c.supports_auth_refresh {
+                self.close_conn(conn, "credentials expired");
+                continue;
+            }
             self.write(conn, pb::CommandPing {}.into());
-            if refresh && self.fault(|f| f.auth_refresh) {
+            if expired || (refresh && self.fault(|f| f.auth_refresh)) {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.auth_refresh_pending = true;
                 }

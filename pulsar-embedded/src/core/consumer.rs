@@ -77,12 +77,14 @@ impl Cluster {
         let durable = c.durable.unwrap_or(true) && !non_persistent;
         let sub_name = c.subscription.clone();
         let log_len = self.store.topics.get(&topic).map_or(0, |l| l.entries.len());
+        // entries dropped by retention are never read again
+        let trimmed = self.store.topics.get(&topic).map_or(0, |l| l.trimmed);
         if durable {
             let earliest = c.initial_position == Some(1);
             let log = self.store.topics.entry(topic.clone()).or_default();
             log.cursors
                 .entry(sub_name.clone())
-                .or_insert_with(|| Cursor::at(if earliest { 0 } else { log_len }));
+                .or_insert_with(|| Cursor::at(if earliest { trimmed } else { log_len }));
         }
         let start = if durable {
             self.store
@@ -95,7 +97,7 @@ impl Cluster {
         } else {
             let log = self.store.topics.get(&topic);
             let earliest = c.initial_position == Some(1);
-            reader_start(log, c.start_message_id.as_ref(), earliest, log_len)
+            reader_start(log, c.start_message_id.as_ref(), earliest, log_len).max(trimmed)
         };
         let Some(lt) = self.loaded.get_mut(&topic) else {
             return;
@@ -209,6 +211,14 @@ impl Cluster {
     }
 
     fn is_acked(&self, topic: &str, sub: &str, s: &SubState, index: usize) -> bool {
+        if self
+            .store
+            .topics
+            .get(topic)
+            .is_some_and(|l| index < l.trimmed)
+        {
+            return true;
+        }
         if s.durable {
             self.store
                 .topics
@@ -651,6 +661,7 @@ impl Cluster {
                 }),
                 (None, None) => len,
             }
+            .max(log.map_or(0, |l| l.trimmed))
         };
         self.with_cursor(&topic, &sub, |cursor, _| *cursor = Cursor::at(index));
         let consumers = self

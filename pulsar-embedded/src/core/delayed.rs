@@ -13,7 +13,7 @@ use super::Cluster;
 
 impl Cluster {
     /// The wall clock now, in Unix milliseconds (`None` when delayed delivery is off).
-    fn unix_now_ms(&self) -> Option<u64> {
+    pub(crate) fn unix_now_ms(&self) -> Option<u64> {
         let base = self.config.unix_time_at_zero_ms?;
         Some(base.saturating_add(u64::try_from(self.now.as_millis()).unwrap_or(u64::MAX)))
     }

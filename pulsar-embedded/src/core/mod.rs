@@ -16,12 +16,14 @@
 //! [`ClusterConfig::transaction_coordinators`]) transactions: coordinators, transaction buffers,
 //! pending acknowledgements and timeouts.
 
+mod auth;
 mod conn;
 mod consumer;
 mod delayed;
 mod describe;
 mod lookup;
 mod producer;
+mod retention;
 mod rng;
 mod schema;
 mod security;
@@ -44,7 +46,11 @@ use self::conn::{Conn, ConnState};
 use self::rng::Rng;
 use self::topic::LoadedTopic;
 
+pub use self::auth::{JwtConfig, JwtKey, TokenError};
 pub use self::describe::describe;
+#[cfg(feature = "server")]
+pub(crate) use self::producer::non_last_chunk as is_non_last_chunk;
+pub use self::retention::{BacklogPolicy, BacklogQuota, Retention};
 pub use self::security::{RoleRules, ANONYMOUS};
 pub use self::stats::{ClientInfo, ConsumerStats, ProducerStats, SubscriptionStats, TopicStats};
 pub use self::store::{
@@ -136,6 +142,9 @@ pub struct ClusterConfig {
     /// More tokens, each with its role (token → role); any of them (or `auth_token`) is accepted
     /// once this or `auth_token` is set.
     pub tokens: BTreeMap<String, String>,
+    /// JWT validation (HS256 or RS256 tokens, the role in `sub`): authentication is on when set,
+    /// and a token that is not one of `tokens` / `auth_token` must verify.
+    pub jwt: Option<JwtConfig>,
     /// Keep-alive interval (PING, then close when unanswered by the next check); zero disables.
     pub keep_alive: Duration,
     /// Storage write latency range.
@@ -162,6 +171,15 @@ pub struct ClusterConfig {
     /// Transaction coordinators (partitions of [`TC_ASSIGN_TOPIC`]); 0: transactions are off
     /// (TC_CLIENT_CONNECT is answered NotAllowed).
     pub transaction_coordinators: u32,
+    /// Retention of acknowledged entries (default: everything is kept).
+    pub retention: Retention,
+    /// Backlog quota of every topic (default: none).
+    pub backlog_quota: Option<BacklogQuota>,
+    /// How often retention and the backlog quota are checked (when either is set).
+    pub storage_check_interval: Duration,
+    /// PRODUCER_SUCCESS carries an empty `schema_version` for a producer without a schema, as
+    /// Apache Pulsar's does (the Java client needs it); off: none (the simulation's model).
+    pub empty_schema_version: bool,
 }
 
 impl ClusterConfig {
@@ -173,6 +191,7 @@ impl ClusterConfig {
             dedup: false,
             auth_token: None,
             tokens: BTreeMap::new(),
+            jwt: None,
             keep_alive: Duration::from_secs(30),
             persist_latency: (Duration::from_millis(1), Duration::from_millis(5)),
             max_message_size: 5 * 1024 * 1024,
@@ -183,6 +202,10 @@ impl ClusterConfig {
             unix_time_at_zero_ms: None,
             server_version: format!("pulsar-embedded {}", env!("CARGO_PKG_VERSION")),
             transaction_coordinators: 0,
+            retention: Retention::unlimited(),
+            backlog_quota: None,
+            storage_check_interval: Duration::from_secs(1),
+            empty_schema_version: false,
         }
     }
 }
@@ -282,6 +305,8 @@ pub struct Cluster {
     rules: Option<BTreeMap<String, security::RoleRules>>,
     /// Latest first-time (redelivery count 0) dispatch of each entry, per subscription.
     first_dispatch: BTreeMap<(String, String, u64, u64), Duration>,
+    /// When retention and backlog quotas are next checked.
+    next_storage_check: Duration,
 }
 
 impl Cluster {
@@ -311,8 +336,46 @@ impl Cluster {
             faults_on: true,
             first_dispatch: BTreeMap::new(),
             rules: None,
+            next_storage_check: Duration::ZERO,
             config,
         }
+    }
+
+    /// A cluster over a store recovered from elsewhere (the server's on-disk log): its topics,
+    /// cursors and partitioned topics are there, nothing is loaded. Ledger ids continue after the
+    /// store's highest.
+    pub fn with_store(config: ClusterConfig, mut store: Store) -> Cluster {
+        let highest = store
+            .topics
+            .values()
+            .filter_map(|l| l.entries.last().map(|e| e.ledger_id))
+            .max()
+            .unwrap_or(0);
+        store.next_ledger = store.next_ledger.max(highest);
+        // generated producer names must not repeat a recovered one (deduplication keys on names)
+        let named = store
+            .topics
+            .values()
+            .flat_map(|l| l.persisted_seq.keys())
+            .filter_map(|n| n.strip_prefix("sim-")?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0);
+        store.next_name = store.next_name.max(named);
+        store.dedup = config.dedup;
+        let mut c = Cluster::new(config);
+        c.store = store;
+        c
+    }
+
+    /// Replaces the injected faults' probabilities (for users' own fault tests:
+    /// `persist_error: 1.0` fails every write until set back).
+    pub fn set_faults(&mut self, faults: Faults) {
+        self.config.faults = faults;
+    }
+
+    /// Replaces the storage write latency range (delays every receipt by that much).
+    pub fn set_persist_latency(&mut self, min: Duration, max: Duration) {
+        self.config.persist_latency = (min, max.max(min));
     }
 
     // ---- addresses ------------------------------------------------------------------------------
@@ -547,6 +610,7 @@ impl Cluster {
         self.now = now;
         self.persist_ready();
         self.release_delayed();
+        self.storage_checks();
         self.probe_checks();
         self.keep_alive_checks();
         self.expire_txns();
@@ -569,6 +633,7 @@ impl Cluster {
             .chain(probes)
             .chain(self.next_delayed())
             .chain(self.next_txn_timeout())
+            .chain(self.next_storage_check())
             .min()
     }
 

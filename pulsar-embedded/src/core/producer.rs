@@ -47,6 +47,18 @@ impl Cluster {
             );
             return;
         }
+        if let Some(e) = self.quota_refusal(&topic) {
+            self.note(format!(
+                "{conn} refuses PRODUCER {topic}: backlog quota exceeded"
+            ));
+            self.reply_error(
+                conn,
+                request_id,
+                e,
+                "Cannot create producer on topic with backlog quota exceeded",
+            );
+            return;
+        }
         if self.fault(|f| f.producer_error) {
             let e = self.retriable_error();
             self.note(format!("{conn} inject {e:?} on PRODUCER {topic}"));
@@ -181,7 +193,10 @@ impl Cluster {
                 request_id,
                 producer_name: name,
                 last_sequence_id: Some(last),
-                schema_version,
+                // with `empty_schema_version`, empty without a schema, as Apache Pulsar does: the
+                // Java client reads it unconditionally (IllegalStateException otherwise)
+                schema_version: schema_version
+                    .or_else(|| self.config.empty_schema_version.then(bytes::Bytes::new)),
                 topic_epoch: None,
                 producer_ready: Some(true),
             }
@@ -238,7 +253,7 @@ impl Cluster {
                     request_id: c.request_id,
                     producer_name: name.to_owned(),
                     last_sequence_id: Some(-1),
-                    schema_version: None,
+                    schema_version: self.config.empty_schema_version.then(bytes::Bytes::new),
                     topic_epoch: None,
                     producer_ready: Some(false),
                 }
@@ -275,7 +290,7 @@ impl Cluster {
     }
 
     /// CLOSE_PRODUCER from the broker: the client reconnects (or gives up when fenced).
-    fn close_producer_from_broker(&mut self, conn: ConnId, pid: u64) {
+    pub(crate) fn close_producer_from_broker(&mut self, conn: ConnId, pid: u64) {
         let removed = self
             .conns
             .get_mut(&conn)

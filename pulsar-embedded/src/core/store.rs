@@ -138,6 +138,9 @@ pub struct TopicLog {
     pub aborted_txns: BTreeSet<TxnKey>,
     /// Transactional acknowledgements not committed yet, by subscription.
     pub pending_acks: BTreeMap<String, PendingAcks>,
+    /// Entries `[0, trimmed)` were dropped by retention or backlog eviction: stubs with their
+    /// positions, never dispatched again.
+    pub trimmed: usize,
 }
 
 /// A transaction id: (most significant bits, least significant bits).
