@@ -134,6 +134,7 @@ impl Consumers {
         let (dead, rest): (Vec<Entry>, Vec<Entry>) = entries
             .into_iter()
             .partition(|e| s.dlq_candidates.contains_key(e));
+        s.dead_lettered += dead.len() as u64;
         for e in dead {
             self.dlq.push_dead(sid, e);
         }
