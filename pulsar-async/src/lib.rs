@@ -73,6 +73,8 @@ pub mod engine;
 mod error;
 pub mod failover;
 mod idmap;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod options;
 mod producer;
 mod runtime;
@@ -119,6 +121,8 @@ pub use pulsar_core::{
 /// `Client` type (the shared [`Client`] on their runtime), so the adapters cannot
 /// drift apart, and their documentation shows each item inline.
 pub mod api {
+    #[cfg(feature = "metrics")]
+    pub use crate::metrics;
     pub use crate::schema;
     #[cfg(feature = "json")]
     pub use crate::AutoProducer;

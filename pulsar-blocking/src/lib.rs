@@ -71,6 +71,8 @@ use pulsar_async::{ClientHandle, ClientOptions, EventStream, Launch};
 
 pub use consumer::{Consumer, ConsumerBuilder, Reader, ReaderBuilder};
 pub use producer::{Producer, ProducerBuilder, Receipt};
+#[cfg(feature = "metrics")]
+pub use pulsar_async::metrics;
 pub use pulsar_async::{
     core, schema, tls, AccessMode, BatchingOptions, ClientBuilder, ClientEvent, CompressionType,
     ConsumerOptions, DeadLetterPolicy, Error, Event, InitialPosition, IntoMessage, Message,

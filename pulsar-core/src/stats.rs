@@ -302,6 +302,9 @@ pub struct ConsumerStats {
     /// messages its batch held, and a cumulative acknowledgement counts once (not the messages
     /// it covers).
     pub acks_sent: u64,
+    /// Acknowledgements by the application: one per call, a cumulative one included (Java:
+    /// `pulsar.client.consumer.message.ack`). Transactional acknowledgements are not counted.
+    pub acks: u64,
     /// Negative acknowledgements by the application (Java: `pulsar.client.consumer.message.nack`).
     pub negative_acks: u64,
     /// Messages set aside for the dead-letter topic after too many redeliveries (Java:
@@ -324,7 +327,7 @@ impl ConsumerStats {
         ConsumerRates {
             received_msgs_rate: rate(self.messages_received, earlier.messages_received),
             received_bytes_rate: rate(self.bytes_received, earlier.bytes_received),
-            acks_rate: rate(self.acks_sent, earlier.acks_sent),
+            acks_rate: rate(self.acks, earlier.acks),
             negative_acks_rate: rate(self.negative_acks, earlier.negative_acks),
         }
     }
@@ -338,7 +341,7 @@ pub struct ConsumerRates {
     pub received_msgs_rate: f64,
     /// Payload bytes received per second (Java: `getRateBytesReceived`).
     pub received_bytes_rate: f64,
-    /// Acknowledged message ids per second.
+    /// Acknowledgements by the application per second.
     pub acks_rate: f64,
     /// Negative acknowledgements per second.
     pub negative_acks_rate: f64,

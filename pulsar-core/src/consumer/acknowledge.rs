@@ -77,10 +77,10 @@ impl Consumers {
         let receipts = g.opts.ack_receipts;
         let request = sh.env.ids.request();
         let receipt = receipts.then_some(request);
-        let Some(outcomes) = self
-            .subs
-            .modify(&sid, |s| s.ack(sh, now, id, cumulative, receipt))
-        else {
+        let Some(outcomes) = self.subs.modify(&sid, |s| {
+            s.app_acks += 1;
+            s.ack(sh, now, id, cumulative, receipt)
+        }) else {
             return Err(Error::UnknownConsumer(gid));
         };
         if !outcomes.is_empty() {

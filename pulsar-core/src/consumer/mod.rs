@@ -115,6 +115,7 @@ impl Consumers {
                     bytes_received: subs.iter().map(|s| s.bytes_received).sum(),
                     queued_bytes: g.queue.iter().map(|m| m.payload.len()).sum(),
                     acks_sent: subs.iter().map(|s| s.acks_sent).sum(),
+                    acks: subs.iter().map(|s| s.app_acks).sum(),
                     negative_acks: subs.iter().map(|s| s.negative_acks).sum(),
                     dead_lettered: subs.iter().map(|s| s.dead_lettered).sum(),
                     ack_timeouts: subs.iter().map(|s| s.ack_timeouts).sum(),

@@ -131,6 +131,8 @@ pub(super) struct Sub {
     pub(super) messages_received: u64,
     pub(super) bytes_received: u64,
     pub(super) acks_sent: u64,
+    /// Acknowledgement calls of the application (statistics).
+    pub(super) app_acks: u64,
     /// Negative acknowledgements of the application (statistics).
     pub(super) negative_acks: u64,
     /// Messages set aside for the dead-letter topic (statistics).
@@ -195,6 +197,7 @@ impl Sub {
             messages_received: 0,
             bytes_received: 0,
             acks_sent: 0,
+            app_acks: 0,
             negative_acks: 0,
             dead_lettered: 0,
             ack_timeouts: 0,
