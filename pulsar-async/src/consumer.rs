@@ -15,8 +15,10 @@ use pulsar_core::{
 
 use crate::client::ClientHandle;
 use crate::error::Error;
+use crate::interceptor::{Chain, ConsumerInterceptor};
 use crate::state::RequestResult;
 use crate::transaction::Transaction;
+use std::sync::Arc;
 
 /// What a consumer subscribes to.
 #[derive(Debug, Clone)]
@@ -34,6 +36,7 @@ pub struct ConsumerBuilder {
     client: ClientHandle,
     target: Target,
     options: ConsumerOptions,
+    interceptors: Option<Chain<dyn ConsumerInterceptor>>,
 }
 
 impl ConsumerBuilder {
@@ -54,7 +57,16 @@ impl ConsumerBuilder {
             client,
             target,
             options: ConsumerOptions::new(""),
+            interceptors: None,
         }
+    }
+
+    /// Adds an interceptor: it sees every message before the application gets it (and may
+    /// change it), every acknowledgement and negative acknowledgement. Interceptors run in the
+    /// order they were added.
+    pub fn interceptor(mut self, interceptor: Arc<dyn ConsumerInterceptor>) -> Self {
+        self.interceptors = Some(Chain::append(self.interceptors.take(), interceptor));
+        self
     }
 
     /// Subscription name (required).
@@ -125,6 +137,7 @@ impl ConsumerBuilder {
             client,
             target,
             options,
+            interceptors,
         } = self;
         if options.subscription.is_empty() {
             return Err(Error::Missing("subscription"));
@@ -145,7 +158,9 @@ impl ConsumerBuilder {
                 Target::Pattern(p) => core.subscribe_pattern(now, p, options),
             })
         })?;
-        Consumer::start(client, id, name, subscription, ack_receipts).await
+        let mut consumer = Consumer::start(client, id, name, subscription, ack_receipts).await?;
+        consumer.interceptors = interceptors;
+        Ok(consumer)
     }
 }
 
@@ -167,6 +182,7 @@ pub struct Consumer {
     ack_receipts: bool,
     /// The stream ended (closed, failed, or the driver stopped).
     finished: bool,
+    interceptors: Option<Chain<dyn ConsumerInterceptor>>,
 }
 
 impl Consumer {
@@ -186,6 +202,7 @@ impl Consumer {
             subscription,
             ack_receipts,
             finished: false,
+            interceptors: None,
         };
         poll_fn(|cx| {
             consumer
@@ -225,7 +242,13 @@ impl Consumer {
     /// hundred bytes, and every layer of futures moves it once more.)
     pub fn receive(&self) -> impl Future<Output = Result<Message, Error>> + Send + '_ {
         let id = self.id;
-        poll_fn(move |cx| self.client.shared().with(|st| st.poll_next_message(id, cx)))
+        poll_fn(move |cx| {
+            let polled = self.client.shared().with(|st| st.poll_next_message(id, cx));
+            match (&self.interceptors, polled) {
+                (Some(chain), Poll::Ready(Ok(m))) => Poll::Ready(Ok(chain.before_consume(m))),
+                (_, polled) => polled,
+            }
+        })
     }
 
     /// The next message if one is queued, without waiting.
@@ -235,7 +258,7 @@ impl Consumer {
             .shared()
             .with(|st| st.poll_receive(self.id, None))
         {
-            Poll::Ready(Ok(Some(m))) => Ok(Some(m)),
+            Poll::Ready(Ok(Some(m))) => Ok(Some(self.intercept(m))),
             Poll::Ready(Ok(None)) => Err(Error::Client(pulsar_core::Error::Closed)),
             Poll::Ready(Err(e)) => Err(e),
             Poll::Pending => Ok(None),
@@ -258,18 +281,23 @@ impl Consumer {
         if batch.is_empty() {
             return Err(Error::Client(pulsar_core::Error::Closed));
         }
-        Ok(batch)
+        Ok(match &self.interceptors {
+            None => batch,
+            Some(chain) => batch.into_iter().map(|m| chain.before_consume(m)).collect(),
+        })
     }
 
     /// Acknowledges a message (only that message, also inside a batch).
     pub fn ack(&self, message: &Message) -> Result<(), Error> {
-        self.command(|core, now| core.ack_message(now, message).map(drop))
+        let r = self.command(|core, now| core.ack_message(now, message).map(drop));
+        self.acknowledged(&message.id, r)
     }
 
     /// Acknowledges a message by id (single-topic consumers; prefer [`ack`](Self::ack)).
     pub fn ack_id(&self, id: &MessageId) -> Result<(), Error> {
         let consumer = self.id;
-        self.command(|core, now| core.ack(now, consumer, id).map(drop))
+        let r = self.command(|core, now| core.ack(now, consumer, id).map(drop));
+        self.acknowledged(id, r)
     }
 
     /// Acknowledges a message and waits for the broker's confirmation. Needs the `ack_receipts`
@@ -278,12 +306,14 @@ impl Consumer {
         if !self.ack_receipts {
             return Err(Error::Missing("ack_receipts consumer option"));
         }
-        self.done(|core, now| core.ack_message(now, message)).await
+        let r = self.done(|core, now| core.ack_message(now, message)).await;
+        self.acknowledged(&message.id, r)
     }
 
     /// Acknowledges every message up to and including this one (Exclusive and Failover).
     pub fn ack_cumulative(&self, message: &Message) -> Result<(), Error> {
-        self.command(|core, now| core.ack_cumulative_message(now, message).map(drop))
+        let r = self.command(|core, now| core.ack_cumulative_message(now, message).map(drop));
+        self.acknowledged(&message.id, r)
     }
 
     /// Acknowledges a message in transaction `txn` and waits for the broker's answer: the
@@ -310,13 +340,42 @@ impl Consumer {
 
     /// Negatively acknowledges a message: it is redelivered after the negative-ack delay.
     pub fn nack(&self, message: &Message) -> Result<(), Error> {
-        self.command(|core, now| core.negative_ack_message(now, message))
+        let r = self.command(|core, now| core.negative_ack_message(now, message));
+        self.negatively_acknowledged(&message.id, r)
     }
 
     /// Negatively acknowledges a message by id.
     pub fn nack_id(&self, id: &MessageId) -> Result<(), Error> {
         let consumer = self.id;
-        self.command(|core, now| core.negative_ack(now, consumer, id))
+        let r = self.command(|core, now| core.negative_ack(now, consumer, id));
+        self.negatively_acknowledged(id, r)
+    }
+
+    /// `message` through the interceptors, if any.
+    #[inline]
+    fn intercept(&self, message: Message) -> Message {
+        match &self.interceptors {
+            None => message,
+            Some(chain) => chain.before_consume(message),
+        }
+    }
+
+    /// Tells the interceptors (if any) of an acknowledgement's outcome.
+    #[inline]
+    fn acknowledged(&self, id: &MessageId, r: Result<(), Error>) -> Result<(), Error> {
+        if let Some(chain) = &self.interceptors {
+            chain.on_acknowledge(id, &r);
+        }
+        r
+    }
+
+    /// Tells the interceptors (if any) of a negative acknowledgement that was accepted.
+    #[inline]
+    fn negatively_acknowledged(&self, id: &MessageId, r: Result<(), Error>) -> Result<(), Error> {
+        if let (Some(chain), Ok(())) = (&self.interceptors, &r) {
+            chain.on_negative_acks_send(std::slice::from_ref(id));
+        }
+        r
     }
 
     /// Asks the broker to redeliver every message received and not acknowledged.
@@ -449,7 +508,7 @@ impl Stream for Consumer {
             .shared()
             .with(|st| st.poll_receive(id, Some(cx)))
         {
-            Poll::Ready(Ok(Some(m))) => Poll::Ready(Some(Ok(m))),
+            Poll::Ready(Ok(Some(m))) => Poll::Ready(Some(Ok(self.intercept(m)))),
             // Closed with its client: the stream ends, as when the consumer is closed.
             Poll::Ready(Ok(None))
             | Poll::Ready(Err(Error::Client(pulsar_core::Error::ClientClosed))) => {

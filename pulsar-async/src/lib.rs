@@ -73,6 +73,7 @@ pub mod engine;
 mod error;
 pub mod failover;
 mod idmap;
+pub mod interceptor;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 mod options;
@@ -87,6 +88,7 @@ mod typed;
 pub use client::{start, Client, ClientHandle, EventStream};
 pub use consumer::{Consumer, ConsumerBuilder, Reader, ReaderBuilder};
 pub use error::{Error, Result};
+pub use interceptor::{ConsumerInterceptor, ProducerInterceptor};
 pub use options::{
     ClientBuilder, ClientOptions, Launch, DEFAULT_EVENT_BUFFER, DEFAULT_MAX_WRITE_BUFFER,
     DEFAULT_WRITE_TIMEOUT,
@@ -128,12 +130,12 @@ pub mod api {
     pub use crate::AutoProducer;
     pub use crate::{
         core, tls, AccessMode, BatchingOptions, ClientBuilder, ClientEvent, ClientHandle,
-        ClientStats, CompressionType, Consumer, ConsumerBuilder, ConsumerOptions, DeadLetterPolicy,
-        Error, Event, EventStream, InitialPosition, IntoMessage, Message, MessageId,
-        OutgoingMessage, Producer, ProducerBuilder, ProducerOptions, Reader, ReaderBuilder,
-        ReaderOptions, Receipt, Result, SeekTo, SendError, SubscriptionType, TlsOptions,
-        TopicMessageId, Transaction, TransactionBuilder, TxnError, TxnId, TxnState, TypedConsumer,
-        TypedConsumerBuilder, TypedMessage, TypedProducer, TypedProducerBuilder, TypedReader,
-        TypedReaderBuilder, DEFAULT_TRANSACTION_TIMEOUT,
+        ClientStats, CompressionType, Consumer, ConsumerBuilder, ConsumerInterceptor,
+        ConsumerOptions, DeadLetterPolicy, Error, Event, EventStream, InitialPosition, IntoMessage,
+        Message, MessageId, OutgoingMessage, Producer, ProducerBuilder, ProducerInterceptor,
+        ProducerOptions, Reader, ReaderBuilder, ReaderOptions, Receipt, Result, SeekTo, SendError,
+        SubscriptionType, TlsOptions, TopicMessageId, Transaction, TransactionBuilder, TxnError,
+        TxnId, TxnState, TypedConsumer, TypedConsumerBuilder, TypedMessage, TypedProducer,
+        TypedProducerBuilder, TypedReader, TypedReaderBuilder, DEFAULT_TRANSACTION_TIMEOUT,
     };
 }

@@ -48,6 +48,12 @@ pub const LATENCY_BUCKETS_SECONDS: [f64; 16] = [
     60.0,
 ];
 
+/// A metric's attributes, as (key, value) pairs.
+type Attributes = Vec<(String, String)>;
+
+/// Gauge values by (name, attributes), summed over the producers or consumers they cover.
+type Gauges = BTreeMap<(&'static str, Attributes), f64>;
+
 /// What a [`MetricsPublisher`] attaches to the metrics.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
@@ -70,7 +76,7 @@ pub struct MetricsPublisher {
     producers: BTreeMap<(ProducerId, String), ProducerStats>,
     consumers: BTreeMap<ConsumerId, ConsumerStats>,
     /// Gauge series set last time (set to 0 when they disappear).
-    gauges: BTreeSet<(&'static str, Vec<(String, String)>)>,
+    gauges: BTreeSet<(&'static str, Attributes)>,
 }
 
 impl MetricsPublisher {
@@ -88,7 +94,7 @@ impl MetricsPublisher {
     /// fresh `client.stats()` of the same client each time.
     pub fn publish(&mut self, stats: &ClientStats) {
         self.publish_client(stats);
-        let mut gauges = BTreeMap::new();
+        let mut gauges = Gauges::new();
         self.publish_producers(stats, &mut gauges);
         self.publish_consumers(stats, &mut gauges);
         gauges.insert(
@@ -151,11 +157,7 @@ impl MetricsPublisher {
         self.lookups = stats.lookups.clone();
     }
 
-    fn publish_producers(
-        &mut self,
-        stats: &ClientStats,
-        gauges: &mut BTreeMap<(&'static str, Vec<(String, String)>), f64>,
-    ) {
+    fn publish_producers(&mut self, stats: &ClientStats, gauges: &mut Gauges) {
         let mut seen = BTreeMap::new();
         for s in &stats.producers {
             let attrs = self.topic_attributes(&s.topic, None);
@@ -208,11 +210,7 @@ impl MetricsPublisher {
         }
     }
 
-    fn publish_consumers(
-        &mut self,
-        stats: &ClientStats,
-        gauges: &mut BTreeMap<(&'static str, Vec<(String, String)>), f64>,
-    ) {
+    fn publish_consumers(&mut self, stats: &ClientStats, gauges: &mut Gauges) {
         let mut seen = BTreeMap::new();
         for s in &stats.consumers {
             let attrs = self.topic_attributes(&s.topic, Some(&s.subscription));

@@ -75,9 +75,10 @@ pub use producer::{Producer, ProducerBuilder, Receipt};
 pub use pulsar_async::metrics;
 pub use pulsar_async::{
     core, schema, tls, AccessMode, BatchingOptions, ClientBuilder, ClientEvent, CompressionType,
-    ConsumerOptions, DeadLetterPolicy, Error, Event, InitialPosition, IntoMessage, Message,
-    MessageId, OutgoingMessage, ProducerOptions, ReaderOptions, Result, SeekTo, SendError,
-    SubscriptionType, TlsOptions, TopicMessageId, TxnError, TxnId, TxnState, TypedMessage,
+    ConsumerInterceptor, ConsumerOptions, DeadLetterPolicy, Error, Event, InitialPosition,
+    IntoMessage, Message, MessageId, OutgoingMessage, ProducerInterceptor, ProducerOptions,
+    ReaderOptions, Result, SeekTo, SendError, SubscriptionType, TlsOptions, TopicMessageId,
+    TxnError, TxnId, TxnState, TypedMessage,
 };
 pub use transaction::{Transaction, TransactionBuilder};
 pub use typed::{
