@@ -183,6 +183,9 @@ pub struct Consumer {
     /// The stream ended (closed, failed, or the driver stopped).
     finished: bool,
     interceptors: Option<Chain<dyn ConsumerInterceptor>>,
+    /// The consumer's lifecycle span (`pulsar_consumer`, with its id, topic and subscription):
+    /// its subscription, close and drop are logged inside it; nothing per message.
+    span: tracing::Span,
 }
 
 impl Consumer {
@@ -194,6 +197,12 @@ impl Consumer {
         subscription: String,
         ack_receipts: bool,
     ) -> Result<Consumer, Error> {
+        let span = tracing::info_span!(
+            "pulsar_consumer",
+            consumer = id.get(),
+            %topic,
+            %subscription
+        );
         // From here on, dropping (cancelling) closes it.
         let consumer = Consumer {
             client,
@@ -203,6 +212,7 @@ impl Consumer {
             ack_receipts,
             finished: false,
             interceptors: None,
+            span,
         };
         poll_fn(|cx| {
             consumer
@@ -211,7 +221,7 @@ impl Consumer {
                 .with(|st| st.poll_consumer_ready(id, cx))
         })
         .await?;
-        tracing::debug!(consumer = id.get(), topic = %consumer.topic, "consumer ready");
+        consumer.span.in_scope(|| tracing::debug!("consumer ready"));
         Ok(consumer)
     }
 
@@ -527,6 +537,8 @@ impl Stream for Consumer {
 impl Drop for Consumer {
     fn drop(&mut self) {
         let id = self.id;
+        let _span = self.span.enter();
+        tracing::debug!(closed = self.finished, "consumer dropped");
         self.client.shared().with(|st| st.consumer_dropped(id));
     }
 }

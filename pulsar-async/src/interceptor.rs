@@ -49,8 +49,9 @@ pub trait ConsumerInterceptor: Send + Sync + 'static {
         let _ = ids;
     }
 
-    /// Called when the acknowledgement timeout passed for these messages and their redelivery
-    /// is asked (the messages of a batch are named by their entry: batch index -1).
+    /// Meant for the messages whose acknowledgement timeout passed when their redelivery is
+    /// asked. **Not called yet**: the core does not report its ack-timeout redeliveries to the
+    /// runtimes (their count is `ConsumerStats::ack_timeouts`).
     fn on_ack_timeout_send(&self, ids: &[MessageId]) {
         let _ = ids;
     }

@@ -194,6 +194,7 @@ impl ProducerBuilder {
             }
             Ok::<_, Error>(id)
         })?;
+        let span = tracing::info_span!("pulsar_producer", producer = id.get(), topic = %topic);
         // From here on, dropping (cancelling) closes it.
         let mut producer = Producer {
             client,
@@ -204,6 +205,7 @@ impl ProducerBuilder {
             block_if_queue_full,
             closed: false,
             interceptors,
+            span,
         };
         let (name, last) = poll_fn(|cx| {
             producer
@@ -212,7 +214,9 @@ impl ProducerBuilder {
                 .with(|st| st.poll_producer_ready(id, cx))
         })
         .await?;
-        tracing::debug!(producer = id.get(), topic = %producer.topic, %name, "producer ready");
+        producer
+            .span
+            .in_scope(|| tracing::debug!(%name, "producer ready"));
         producer.name = name;
         producer.last_sequence_id = last;
         Ok(producer)
@@ -246,6 +250,9 @@ pub struct Producer {
     block_if_queue_full: bool,
     closed: bool,
     interceptors: Option<Chain<dyn ProducerInterceptor>>,
+    /// The producer's lifecycle span (`pulsar_producer`, with its id and topic): its creation,
+    /// close and drop are logged inside it; nothing per message.
+    span: tracing::Span,
 }
 
 impl Producer {
@@ -444,6 +451,7 @@ impl Drop for Producer {
     fn drop(&mut self) {
         let id = self.id;
         let closed = self.closed;
+        let _span = self.span.enter();
         self.client.shared().with(|st| {
             if !closed {
                 let unacknowledged = st.unacknowledged_messages_of(id);
