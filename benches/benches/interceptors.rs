@@ -15,7 +15,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use pulsar_async::{
     Client, ConsumerInterceptor, InitialPosition, ProducerInterceptor, SubscriptionType,
 };
-use pulsar_embedded::{EmbeddedBroker, InProcess, InProcessClient};
+use pulsar_embedded::{BrokerHandle, EmbeddedBroker, InProcess, InProcessClient};
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 
 #[global_allocator]
@@ -30,7 +30,7 @@ impl ConsumerInterceptor for Noop {}
 
 struct Setup {
     rt: tokio::runtime::Runtime,
-    _broker: EmbeddedBroker,
+    _broker: BrokerHandle,
     _client: Client<InProcess>,
     producer: pulsar_async::Producer,
     consumer: pulsar_async::Consumer,
