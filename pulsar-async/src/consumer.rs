@@ -16,9 +16,11 @@ use pulsar_core::{
 
 use crate::client::ClientHandle;
 use crate::error::Error;
+use crate::interceptor::{Chain, ConsumerInterceptor};
 use crate::runtime::{AsyncTimer, Runtime, TimeSource};
 use crate::state::RequestResult;
 use crate::transaction::Transaction;
+use std::sync::Arc;
 
 /// What a consumer subscribes to.
 #[derive(Debug, Clone)]
@@ -36,6 +38,7 @@ pub struct ConsumerBuilder {
     client: ClientHandle,
     target: Target,
     options: ConsumerOptions,
+    interceptors: Option<Chain<dyn ConsumerInterceptor>>,
 }
 
 impl ConsumerBuilder {
@@ -56,7 +59,16 @@ impl ConsumerBuilder {
             client,
             target,
             options: ConsumerOptions::new(""),
+            interceptors: None,
         }
+    }
+
+    /// Adds an interceptor: it sees every message before the application gets it (and may
+    /// change it), every acknowledgement and negative acknowledgement. Interceptors run in the
+    /// order they were added.
+    pub fn interceptor(mut self, interceptor: Arc<dyn ConsumerInterceptor>) -> Self {
+        self.interceptors = Some(Chain::append(self.interceptors.take(), interceptor));
+        self
     }
 
     /// Subscription name (required).
@@ -143,6 +155,7 @@ impl ConsumerBuilder {
             client,
             target,
             options,
+            interceptors,
         } = self;
         if options.subscription.is_empty() {
             return Err(Error::Missing("subscription"));
@@ -167,7 +180,9 @@ impl ConsumerBuilder {
                 Target::Pattern(p) => core.subscribe_pattern(now, p, options),
             })
         })?;
-        Consumer::start(client, id, name, subscription, settings).await
+        let mut consumer = Consumer::start(client, id, name, subscription, settings).await?;
+        consumer.interceptors = interceptors;
+        Ok(consumer)
     }
 }
 
@@ -197,6 +212,10 @@ pub struct Consumer {
     settings: Settings,
     /// The stream ended (closed, failed, or the driver stopped).
     finished: bool,
+    interceptors: Option<Chain<dyn ConsumerInterceptor>>,
+    /// The consumer's lifecycle span (`pulsar_consumer`, with its id, topic and subscription):
+    /// its subscription, close and drop are logged inside it; nothing per message.
+    span: tracing::Span,
 }
 
 impl Consumer {
@@ -208,6 +227,12 @@ impl Consumer {
         subscription: String,
         settings: Settings,
     ) -> Result<Consumer, Error> {
+        let span = tracing::info_span!(
+            "pulsar_consumer",
+            consumer = id.get(),
+            %topic,
+            %subscription
+        );
         // From here on, dropping (cancelling) closes it.
         let consumer = Consumer {
             client,
@@ -216,6 +241,8 @@ impl Consumer {
             subscription,
             settings,
             finished: false,
+            interceptors: None,
+            span,
         };
         poll_fn(|cx| {
             consumer
@@ -224,7 +251,7 @@ impl Consumer {
                 .with(|st| st.poll_consumer_ready(id, cx))
         })
         .await?;
-        tracing::debug!(consumer = id.get(), topic = %consumer.topic, "consumer ready");
+        consumer.span.in_scope(|| tracing::debug!("consumer ready"));
         Ok(consumer)
     }
 
@@ -255,7 +282,13 @@ impl Consumer {
     /// hundred bytes, and every layer of futures moves it once more.)
     pub fn receive(&self) -> impl Future<Output = Result<Message, Error>> + Send + '_ {
         let id = self.id;
-        poll_fn(move |cx| self.client.shared().with(|st| st.poll_next_message(id, cx)))
+        poll_fn(move |cx| {
+            let polled = self.client.shared().with(|st| st.poll_next_message(id, cx));
+            match (&self.interceptors, polled) {
+                (Some(chain), Poll::Ready(Ok(m))) => Poll::Ready(Ok(chain.before_consume(m))),
+                (_, polled) => polled,
+            }
+        })
     }
 
     /// The next message if one is queued, without waiting.
@@ -265,7 +298,7 @@ impl Consumer {
             .shared()
             .with(|st| st.poll_receive(self.id, None))
         {
-            Poll::Ready(Ok(Some(m))) => Ok(Some(m)),
+            Poll::Ready(Ok(Some(m))) => Ok(Some(self.intercept(m))),
             Poll::Ready(Ok(None)) => Err(Error::Client(pulsar_core::Error::Closed)),
             Poll::Ready(Err(e)) => Err(e),
             Poll::Pending => Ok(None),
@@ -288,7 +321,10 @@ impl Consumer {
         if batch.is_empty() {
             return Err(Error::Client(pulsar_core::Error::Closed));
         }
-        Ok(batch)
+        Ok(match &self.interceptors {
+            None => batch,
+            Some(chain) => batch.into_iter().map(|m| chain.before_consume(m)).collect(),
+        })
     }
 
     /// The next message, waiting at most `timeout`: `Ok(None)` if none came by then. A message
@@ -298,7 +334,7 @@ impl Consumer {
         let mut timer = self.timer_after(timeout)?;
         poll_fn(move |cx| {
             if let Poll::Ready(r) = self.client.shared().with(|st| st.poll_next_message(id, cx)) {
-                return Poll::Ready(r.map(Some));
+                return Poll::Ready(r.map(|m| Some(self.intercept(m))));
             }
             timer.as_mut().poll(cx).map(|()| Ok(None))
         })
@@ -374,7 +410,11 @@ impl Consumer {
             Poll::Ready(Ok(batch)) if batch.is_empty() => {
                 Err(Error::Client(pulsar_core::Error::Closed))
             }
-            Poll::Ready(r) => r,
+            Poll::Ready(Ok(batch)) => Ok(match &self.interceptors {
+                None => batch,
+                Some(chain) => batch.into_iter().map(|m| chain.before_consume(m)).collect(),
+            }),
+            Poll::Ready(Err(e)) => Err(e),
             Poll::Pending => Ok(Vec::new()),
         }
     }
@@ -407,20 +447,23 @@ impl Consumer {
     /// what a consumer of several topics or partitions needs when the message is not at hand.
     pub fn ack_topic_id(&self, id: &TopicMessageId) -> Result<(), Error> {
         let consumer = self.id;
-        self.command(|core, now| core.ack_topic_id(now, consumer, id, false).map(drop))
+        let r = self.command(|core, now| core.ack_topic_id(now, consumer, id, false).map(drop));
+        self.acknowledged(&id.id, r)
     }
 
     /// Acknowledges every message of `id`'s topic (partition) up to and including it
     /// (Exclusive and Failover).
     pub fn ack_cumulative_topic_id(&self, id: &TopicMessageId) -> Result<(), Error> {
         let consumer = self.id;
-        self.command(|core, now| core.ack_topic_id(now, consumer, id, true).map(drop))
+        let r = self.command(|core, now| core.ack_topic_id(now, consumer, id, true).map(drop));
+        self.acknowledged(&id.id, r)
     }
 
     /// Negatively acknowledges a message by topic and id.
     pub fn nack_topic_id(&self, id: &TopicMessageId) -> Result<(), Error> {
         let consumer = self.id;
-        self.command(|core, now| core.negative_ack_topic_id(now, consumer, id))
+        let r = self.command(|core, now| core.negative_ack_topic_id(now, consumer, id));
+        self.negatively_acknowledged(&id.id, r)
     }
 
     /// The runtime of the client, for timers and listeners (none on a thread-driven client).
@@ -447,13 +490,15 @@ impl Consumer {
 
     /// Acknowledges a message (only that message, also inside a batch).
     pub fn ack(&self, message: &Message) -> Result<(), Error> {
-        self.command(|core, now| core.ack_message(now, message).map(drop))
+        let r = self.command(|core, now| core.ack_message(now, message).map(drop));
+        self.acknowledged(&message.id, r)
     }
 
     /// Acknowledges a message by id (single-topic consumers; prefer [`ack`](Self::ack)).
     pub fn ack_id(&self, id: &MessageId) -> Result<(), Error> {
         let consumer = self.id;
-        self.command(|core, now| core.ack(now, consumer, id).map(drop))
+        let r = self.command(|core, now| core.ack(now, consumer, id).map(drop));
+        self.acknowledged(id, r)
     }
 
     /// Acknowledges a message and waits for the broker's confirmation. Needs the `ack_receipts`
@@ -462,12 +507,14 @@ impl Consumer {
         if !self.settings.ack_receipts {
             return Err(Error::Missing("ack_receipts consumer option"));
         }
-        self.done(|core, now| core.ack_message(now, message)).await
+        let r = self.done(|core, now| core.ack_message(now, message)).await;
+        self.acknowledged(&message.id, r)
     }
 
     /// Acknowledges every message up to and including this one (Exclusive and Failover).
     pub fn ack_cumulative(&self, message: &Message) -> Result<(), Error> {
-        self.command(|core, now| core.ack_cumulative_message(now, message).map(drop))
+        let r = self.command(|core, now| core.ack_cumulative_message(now, message).map(drop));
+        self.acknowledged(&message.id, r)
     }
 
     /// Acknowledges a message in transaction `txn` and waits for the broker's answer: the
@@ -494,13 +541,42 @@ impl Consumer {
 
     /// Negatively acknowledges a message: it is redelivered after the negative-ack delay.
     pub fn nack(&self, message: &Message) -> Result<(), Error> {
-        self.command(|core, now| core.negative_ack_message(now, message))
+        let r = self.command(|core, now| core.negative_ack_message(now, message));
+        self.negatively_acknowledged(&message.id, r)
     }
 
     /// Negatively acknowledges a message by id.
     pub fn nack_id(&self, id: &MessageId) -> Result<(), Error> {
         let consumer = self.id;
-        self.command(|core, now| core.negative_ack(now, consumer, id))
+        let r = self.command(|core, now| core.negative_ack(now, consumer, id));
+        self.negatively_acknowledged(id, r)
+    }
+
+    /// `message` through the interceptors, if any.
+    #[inline]
+    fn intercept(&self, message: Message) -> Message {
+        match &self.interceptors {
+            None => message,
+            Some(chain) => chain.before_consume(message),
+        }
+    }
+
+    /// Tells the interceptors (if any) of an acknowledgement's outcome.
+    #[inline]
+    fn acknowledged(&self, id: &MessageId, r: Result<(), Error>) -> Result<(), Error> {
+        if let Some(chain) = &self.interceptors {
+            chain.on_acknowledge(id, &r);
+        }
+        r
+    }
+
+    /// Tells the interceptors (if any) of a negative acknowledgement that was accepted.
+    #[inline]
+    fn negatively_acknowledged(&self, id: &MessageId, r: Result<(), Error>) -> Result<(), Error> {
+        if let (Some(chain), Ok(())) = (&self.interceptors, &r) {
+            chain.on_negative_acks_send(std::slice::from_ref(id));
+        }
+        r
     }
 
     /// Asks the broker to redeliver every message received and not acknowledged.
@@ -633,7 +709,7 @@ impl Stream for Consumer {
             .shared()
             .with(|st| st.poll_receive(id, Some(cx)))
         {
-            Poll::Ready(Ok(Some(m))) => Poll::Ready(Some(Ok(m))),
+            Poll::Ready(Ok(Some(m))) => Poll::Ready(Some(Ok(self.intercept(m)))),
             // Closed with its client: the stream ends, as when the consumer is closed.
             Poll::Ready(Ok(None))
             | Poll::Ready(Err(Error::Client(pulsar_core::Error::ClientClosed))) => {
@@ -660,6 +736,8 @@ impl FusedStream for Consumer {
 impl Drop for Consumer {
     fn drop(&mut self) {
         let id = self.id;
+        let _span = self.span.enter();
+        tracing::debug!(closed = self.finished, "consumer dropped");
         self.client.shared().with(|st| st.consumer_dropped(id));
     }
 }

@@ -73,7 +73,10 @@ pub mod engine;
 mod error;
 pub mod failover;
 mod idmap;
+pub mod interceptor;
 mod listener;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod options;
 mod producer;
 mod runtime;
@@ -88,6 +91,7 @@ mod typed;
 pub use client::{start, Client, ClientHandle, EventStream};
 pub use consumer::{Consumer, ConsumerBuilder, Reader, ReaderBuilder};
 pub use error::{Error, Result};
+pub use interceptor::{ConsumerInterceptor, ProducerInterceptor};
 pub use listener::Listener;
 pub use options::{
     ClientBuilder, ClientOptions, Launch, DEFAULT_EVENT_BUFFER, DEFAULT_MAX_WRITE_BUFFER,
@@ -134,19 +138,21 @@ pub use pulsar_core::{
 /// `Client` type (the shared [`Client`] on their runtime), so the adapters cannot
 /// drift apart, and their documentation shows each item inline.
 pub mod api {
+    #[cfg(feature = "metrics")]
+    pub use crate::metrics;
     pub use crate::schema;
     #[cfg(feature = "json")]
     pub use crate::AutoProducer;
     pub use crate::{
         core, tls, AccessMode, BatchReceivePolicy, BatchingOptions, ClientBuilder, ClientEvent,
-        ClientHandle, ClientStats, CompressionType, Consumer, ConsumerBuilder, ConsumerOptions,
-        DeadLetterPolicy, Error, Event, EventStream, InitialPosition, IntoMessage, Listener,
-        Message, MessageId, OutgoingMessage, ParseMessageIdError, Producer, ProducerBuilder,
-        ProducerOptions, Reader, ReaderBuilder, ReaderOptions, Receipt, Result, SeekTo, SendError,
-        SubscriptionType, TableView, TableViewBuilder, TlsOptions, TopicMessageId, Transaction,
-        TransactionBuilder, TxnError, TxnId, TxnState, TypedConsumer, TypedConsumerBuilder,
-        TypedMessage, TypedProducer, TypedProducerBuilder, TypedReader, TypedReaderBuilder,
-        DEFAULT_TRANSACTION_TIMEOUT,
+        ClientHandle, ClientStats, CompressionType, Consumer, ConsumerBuilder, ConsumerInterceptor,
+        ConsumerOptions, DeadLetterPolicy, Error, Event, EventStream, InitialPosition, IntoMessage,
+        Listener, Message, MessageId, OutgoingMessage, ParseMessageIdError, Producer,
+        ProducerBuilder, ProducerInterceptor, ProducerOptions, Reader, ReaderBuilder,
+        ReaderOptions, Receipt, Result, SeekTo, SendError, SubscriptionType, TableView,
+        TableViewBuilder, TlsOptions, TopicMessageId, Transaction, TransactionBuilder, TxnError,
+        TxnId, TxnState, TypedConsumer, TypedConsumerBuilder, TypedMessage, TypedProducer,
+        TypedProducerBuilder, TypedReader, TypedReaderBuilder, DEFAULT_TRANSACTION_TIMEOUT,
     };
     pub use crate::{
         BrokerEntryMetadata, ClientConfig, ConsumerId, ConsumerStats, Follower, HashingScheme,

@@ -17,8 +17,10 @@ use pulsar_core::{
 
 use crate::client::ClientHandle;
 use crate::error::Error;
+use crate::interceptor::{Chain, ProducerInterceptor};
 use crate::state::RequestResult;
 use crate::transaction::Transaction;
+use std::sync::Arc;
 
 /// Anything that can be sent: an [`OutgoingMessage`] (key, properties, event time, ...) or a bare
 /// payload (`Vec<u8>`, `Bytes`, `String`, `&'static str`, `&'static [u8]`).
@@ -76,6 +78,7 @@ pub struct ProducerBuilder {
     topic: String,
     options: ProducerOptions,
     block_if_queue_full: bool,
+    interceptors: Option<Chain<dyn ProducerInterceptor>>,
 }
 
 impl ProducerBuilder {
@@ -85,7 +88,15 @@ impl ProducerBuilder {
             topic,
             options: ProducerOptions::default(),
             block_if_queue_full: true,
+            interceptors: None,
         }
+    }
+
+    /// Adds an interceptor: it sees every message before it is sent (and may change it), and
+    /// the outcome of every send. Interceptors run in the order they were added.
+    pub fn interceptor(mut self, interceptor: Arc<dyn ProducerInterceptor>) -> Self {
+        self.interceptors = Some(Chain::append(self.interceptors.take(), interceptor));
+        self
     }
 
     /// The topic and the client (for the builders layered on this one).
@@ -174,10 +185,16 @@ impl ProducerBuilder {
             topic,
             options,
             block_if_queue_full,
+            interceptors,
         } = self;
-        let id = client
-            .shared()
-            .with(|st| st.create_producer(&topic, options))?;
+        let id = client.shared().with(|st| {
+            let id = st.create_producer(&topic, options)?;
+            if let Some(chain) = &interceptors {
+                st.set_producer_interceptors(id, chain.clone(), &topic);
+            }
+            Ok::<_, Error>(id)
+        })?;
+        let span = tracing::info_span!("pulsar_producer", producer = id.get(), topic = %topic);
         // From here on, dropping (cancelling) closes it.
         let mut producer = Producer {
             client,
@@ -187,6 +204,8 @@ impl ProducerBuilder {
             last_sequence_id: -1,
             block_if_queue_full,
             closed: false,
+            interceptors,
+            span,
         };
         let (name, last) = poll_fn(|cx| {
             producer
@@ -195,7 +214,9 @@ impl ProducerBuilder {
                 .with(|st| st.poll_producer_ready(id, cx))
         })
         .await?;
-        tracing::debug!(producer = id.get(), topic = %producer.topic, %name, "producer ready");
+        producer
+            .span
+            .in_scope(|| tracing::debug!(%name, "producer ready"));
         producer.name = name;
         producer.last_sequence_id = last;
         Ok(producer)
@@ -228,6 +249,10 @@ pub struct Producer {
     last_sequence_id: i64,
     block_if_queue_full: bool,
     closed: bool,
+    interceptors: Option<Chain<dyn ProducerInterceptor>>,
+    /// The producer's lifecycle span (`pulsar_producer`, with its id and topic): its creation,
+    /// close and drop are logged inside it; nothing per message.
+    span: tracing::Span,
 }
 
 impl Producer {
@@ -303,7 +328,7 @@ impl Producer {
 
     /// Queues a message without ever waiting: a full queue fails with `SendError::QueueFull`.
     pub fn try_send(&self, message: impl IntoMessage) -> Result<Receipt, Error> {
-        let mut message = Some(message.into_message());
+        let mut message = Some(self.intercept(message.into_message()));
         let mut callback = None;
         match self
             .client
@@ -354,7 +379,7 @@ impl Producer {
         poll_fn(move |cx| {
             let mut message = match waiting.take() {
                 Some(boxed) => Some(*boxed),
-                None => given.take().map(IntoMessage::into_message),
+                None => given.take().map(|m| self.intercept(m.into_message())),
             };
             let polled = self.client.shared().with(|st| {
                 st.poll_enqueue_in(
@@ -371,6 +396,15 @@ impl Producer {
             }
             polled
         })
+    }
+
+    /// `message` through the interceptors, if any.
+    #[inline]
+    fn intercept(&self, message: OutgoingMessage) -> OutgoingMessage {
+        match &self.interceptors {
+            None => message,
+            Some(chain) => chain.before_send(&self.topic, message),
+        }
     }
 
     /// Sends whatever is batched now and waits until every message sent so far has its receipt
@@ -417,6 +451,7 @@ impl Drop for Producer {
     fn drop(&mut self) {
         let id = self.id;
         let closed = self.closed;
+        let _span = self.span.enter();
         self.client.shared().with(|st| {
             if !closed {
                 let unacknowledged = st.unacknowledged_messages_of(id);

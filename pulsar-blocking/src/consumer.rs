@@ -1,11 +1,12 @@
 //! Blocking consumers and readers.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use pulsar_async::core::ConsumerStats;
 use pulsar_async::{
-    BatchReceivePolicy, ConsumerOptions, Error, InitialPosition, Message, MessageId, ReaderOptions,
-    SeekTo, SubscriptionType, TopicMessageId,
+    BatchReceivePolicy, ConsumerInterceptor, ConsumerOptions, Error, InitialPosition, Message,
+    MessageId, ReaderOptions, SeekTo, SubscriptionType, TopicMessageId,
 };
 
 use crate::transaction::Transaction;
@@ -35,6 +36,12 @@ impl ConsumerBuilder {
         ConsumerBuilder {
             inner: f(self.inner),
         }
+    }
+
+    /// Adds an interceptor: it sees every message before the application gets it (and may
+    /// change it), every acknowledgement and negative acknowledgement, in the order added.
+    pub fn interceptor(self, interceptor: Arc<dyn ConsumerInterceptor>) -> Self {
+        self.map(|b| b.interceptor(interceptor))
     }
 
     /// Subscription name (required).

@@ -73,12 +73,14 @@ use pulsar_async::{ClientHandle, ClientOptions, EventStream, Launch};
 pub use consumer::{Consumer, ConsumerBuilder, Reader, ReaderBuilder};
 pub use listener::Listener;
 pub use producer::{Producer, ProducerBuilder, Receipt};
+#[cfg(feature = "metrics")]
+pub use pulsar_async::metrics;
 pub use pulsar_async::{
     core, schema, tls, AccessMode, BatchReceivePolicy, BatchingOptions, ClientBuilder, ClientEvent,
-    CompressionType, ConsumerOptions, DeadLetterPolicy, Error, Event, InitialPosition, IntoMessage,
-    Message, MessageId, OutgoingMessage, ParseMessageIdError, ProducerOptions, ReaderOptions,
-    Result, SeekTo, SendError, SubscriptionType, TlsOptions, TopicMessageId, TxnError, TxnId,
-    TxnState, TypedMessage,
+    CompressionType, ConsumerInterceptor, ConsumerOptions, DeadLetterPolicy, Error, Event,
+    InitialPosition, IntoMessage, Message, MessageId, OutgoingMessage, ParseMessageIdError,
+    ProducerInterceptor, ProducerOptions, ReaderOptions, Result, SeekTo, SendError,
+    SubscriptionType, TlsOptions, TopicMessageId, TxnError, TxnId, TxnState, TypedMessage,
 };
 pub use pulsar_async::{
     BrokerEntryMetadata, ClientConfig, ConsumerId, ConsumerStats, HashingScheme, KeySharedMode,

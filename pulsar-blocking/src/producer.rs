@@ -1,10 +1,12 @@
 //! Blocking producers.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use pulsar_async::core::{ProducerStats, SendId};
 use pulsar_async::{
-    AccessMode, BatchingOptions, CompressionType, Error, IntoMessage, MessageId, ProducerOptions,
+    AccessMode, BatchingOptions, CompressionType, Error, IntoMessage, MessageId,
+    ProducerInterceptor, ProducerOptions,
 };
 
 use crate::transaction::Transaction;
@@ -109,6 +111,14 @@ impl ProducerBuilder {
     pub fn block_if_queue_full(self, block: bool) -> Self {
         ProducerBuilder {
             inner: self.inner.block_if_queue_full(block),
+        }
+    }
+
+    /// Adds an interceptor: it sees every message before it is sent (and may change it), and
+    /// the outcome of every send, in the order added.
+    pub fn interceptor(self, interceptor: Arc<dyn ProducerInterceptor>) -> Self {
+        ProducerBuilder {
+            inner: self.inner.interceptor(interceptor),
         }
     }
 

@@ -854,6 +854,9 @@ impl Client {
             producers: self.producers.stats(),
             consumers: self.consumers.stats(),
             counters: self.shared.env.counters,
+            lookups: self.shared.lookups.stats.clone(),
+            memory_used: self.producers.memory_used(),
+            memory_limit: self.shared.env.config.memory_limit,
         }
     }
 

@@ -125,6 +125,7 @@ pub mod event;
 pub mod failover;
 mod handle;
 pub mod io;
+pub mod latency;
 mod link;
 mod lookup;
 pub mod message;
@@ -161,6 +162,7 @@ pub use event::{Event, LookupResult, Resource, TopicsMode};
 pub use failover::{ClusterFailover, ClusterFailoverConfig};
 pub use handle::{ConnectionId, ConsumerId, ProducerId, RequestId, SendId, TxnId, TxnState};
 pub use io::{IoRequest, Transmit};
+pub use latency::{LatencyHistogram, LatencyPercentiles};
 pub use message::{MessageId, ParseMessageIdError};
 pub use producer::{
     AccessMode, BatchingOptions, OutgoingMessage, ProducerOptions, Refused, RoutingMode,
@@ -168,8 +170,8 @@ pub use producer::{
 pub use schema::{SchemaInfo, SchemaType, SchemaVersion, VersionedSchema};
 pub use service_url::{BrokerAddress, ServiceUrl, UrlError};
 pub use stats::{
-    ClientCounters, ClientStats, ConnectionState, ConnectionStats, ConsumerStats, ProducerStats,
-    ResourceState,
+    ClientCounters, ClientStats, ConnectionState, ConnectionStats, ConsumerRates, ConsumerStats,
+    LookupKind, LookupStats, ProducerRates, ProducerStats, ResourceState,
 };
 pub use topic::{TopicDomain, TopicError, TopicName};
 

@@ -19,6 +19,7 @@ use crate::pool::pick_broker_url;
 use crate::pool::PoolKey;
 use crate::request::{OpKind, OpResult, Owner, RequestKind};
 use crate::schema::{SchemaInfo, SchemaVersion, VersionedSchema};
+use crate::stats::{LookupKind, LookupStats};
 
 /// The operations in progress.
 #[derive(Debug, Default)]
@@ -27,6 +28,8 @@ pub(crate) struct Lookups {
     ops: BTreeMap<u64, Op>,
     /// (deadline, operation id), in order.
     deadlines: BTreeSet<(Instant, u64)>,
+    /// Durations of the operations that ended.
+    pub(crate) stats: LookupStats,
 }
 
 /// An operation in progress.
@@ -42,13 +45,17 @@ struct Op {
     hosts_tried: usize,
     /// The operation fails at this deadline, whatever it is waiting for (a connection, an answer).
     deadline: Deadline,
+    /// When it started (its duration in [`LookupStats`]).
+    started: Instant,
 }
 
 impl Lookups {
     /// Registers operation `id` (not sent yet: see [`issue`](Self::issue)). It goes to `target`
     /// first, which is the service URL when `on_service`, and fails at `deadline`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn insert(
         &mut self,
+        now: Instant,
         id: u64,
         owner: Owner,
         kind: OpKind,
@@ -66,6 +73,7 @@ impl Lookups {
                 on_service,
                 hosts_tried: 1,
                 deadline,
+                started: now,
             },
         );
     }
@@ -80,7 +88,7 @@ impl Lookups {
         id: u64,
     ) {
         if env.shut {
-            self.finish(out, id, Err(Error::ClientClosed));
+            self.finish(now, out, id, Err(Error::ClientClosed));
             return;
         }
         let Some(op) = self.ops.get(&id) else { return };
@@ -183,7 +191,7 @@ impl Lookups {
             op.target = PoolKey::direct(conns.pool.service_host());
             self.issue(now, env, conns, out, id);
         } else {
-            self.finish(out, id, Err(error));
+            self.finish(now, out, id, Err(error));
         }
     }
 
@@ -205,11 +213,11 @@ impl Lookups {
                     Some(op) => op.deadline.error(),
                     None => Error::Timeout,
                 };
-                self.finish(out, id, Err(error));
+                self.finish(now, out, id, Err(error));
                 return;
             }
             Err(e) => {
-                self.finish(out, id, Err(e));
+                self.finish(now, out, id, Err(e));
                 return;
             }
         };
@@ -236,7 +244,7 @@ impl Lookups {
                         n => Ok(n),
                     },
                 };
-                self.finish(out, id, result.map(OpResultValue::Partitions));
+                self.finish(now, out, id, result.map(OpResultValue::Partitions));
             }
             OpKind::TopicsOfNamespace { .. } => {
                 let result = match command.get_topics_of_namespace_response {
@@ -246,15 +254,15 @@ impl Lookups {
                     )))),
                     Some(r) => Ok(r.topics),
                 };
-                self.finish(out, id, result.map(OpResultValue::Topics));
+                self.finish(now, out, id, result.map(OpResultValue::Topics));
             }
             OpKind::GetSchema { .. } => {
                 let result = schema_answer(&command).map(OpResultValue::Schema);
-                self.finish(out, id, result);
+                self.finish(now, out, id, result);
             }
             OpKind::GetOrCreateSchema { .. } => {
                 let result = schema_created_answer(&command).map(OpResultValue::SchemaVersion);
-                self.finish(out, id, result);
+                self.finish(now, out, id, result);
             }
         }
     }
@@ -271,6 +279,7 @@ impl Lookups {
         use pb::command_lookup_topic_response::LookupType;
         let Some(r) = command.lookup_topic_response.as_deref() else {
             self.finish(
+                now,
                 out,
                 id,
                 Err(Error::Protocol(ProtocolError::UnexpectedCommand(format!(
@@ -283,7 +292,7 @@ impl Lookups {
         let response = r.response.and_then(|v| LookupType::try_from(v).ok());
         if response == Some(LookupType::Failed) || response.is_none() {
             let error = Error::server(r.error.unwrap_or(0), r.message.clone().unwrap_or_default());
-            self.finish(out, id, Err(error));
+            self.finish(now, out, id, Err(error));
             return;
         }
         let broker = match pick_broker_url(
@@ -293,11 +302,12 @@ impl Lookups {
         ) {
             Some(Ok(b)) => b,
             Some(Err(e)) => {
-                self.finish(out, id, Err(e));
+                self.finish(now, out, id, Err(e));
                 return;
             }
             None => {
                 self.finish(
+                    now,
                     out,
                     id,
                     Err(Error::Protocol(ProtocolError::MissingField(
@@ -333,7 +343,7 @@ impl Lookups {
         if response == Some(LookupType::Redirect) {
             *redirects += 1;
             if *redirects > max {
-                self.finish(out, id, Err(Error::TooManyRedirects(max)));
+                self.finish(now, out, id, Err(Error::TooManyRedirects(max)));
                 return;
             }
             *auth = authoritative;
@@ -349,13 +359,14 @@ impl Lookups {
                 connect_to: physical,
                 redirects: *redirects,
             };
-            self.finish(out, id, Ok(OpResultValue::Lookup(result)));
+            self.finish(now, out, id, Ok(OpResultValue::Lookup(result)));
         }
     }
 
     /// Ends an operation and delivers its result.
     pub(crate) fn finish(
         &mut self,
+        now: Instant,
         out: &mut Outputs,
         id: u64,
         result: Result<OpResultValue, Error>,
@@ -364,6 +375,16 @@ impl Lookups {
             return;
         };
         self.deadlines.remove(&(op.deadline.at(), id));
+        if !matches!(result, Err(Error::ClientClosed)) {
+            let kind = match op.kind {
+                OpKind::Lookup { .. } => LookupKind::Topic,
+                OpKind::PartitionedMetadata { .. } => LookupKind::Metadata,
+                OpKind::TopicsOfNamespace { .. } => LookupKind::ListTopics,
+                OpKind::GetSchema { .. } | OpKind::GetOrCreateSchema { .. } => LookupKind::Schema,
+            };
+            let took = now.saturating_duration_since(op.started);
+            self.stats.record(kind, result.is_ok(), took);
+        }
         let result = match op.kind {
             OpKind::Lookup { .. } => OpResult::Lookup(result.and_then(|v| match v {
                 OpResultValue::Lookup(l) => Ok(l),
@@ -428,7 +449,7 @@ impl Lookups {
                 Some(op) => op.deadline.error(),
                 None => continue,
             };
-            self.finish(out, id, Err(error));
+            self.finish(now, out, id, Err(error));
         }
     }
 
@@ -438,10 +459,10 @@ impl Lookups {
     }
 
     /// Ends every operation with `error` (client shutdown).
-    pub(crate) fn finish_all(&mut self, out: &mut Outputs, error: &Error) {
+    pub(crate) fn finish_all(&mut self, now: Instant, out: &mut Outputs, error: &Error) {
         let ops: Vec<u64> = self.ops.keys().copied().collect();
         for op in ops {
-            self.finish(out, op, Err(error.clone()));
+            self.finish(now, out, op, Err(error.clone()));
         }
     }
 

@@ -99,7 +99,7 @@ impl Shared {
             None => (self.conns.service_key(), true),
         };
         self.lookups
-            .insert(id, owner, kind, target, on_service, deadline);
+            .insert(now, id, owner, kind, target, on_service, deadline);
         let (env, conns, out) = (&mut self.env, &mut self.conns, &mut self.out);
         self.lookups.issue(now, env, conns, out, id);
         id
@@ -712,7 +712,8 @@ impl Shared {
     /// Closes every connection (client shutdown). Operations still running fail.
     pub(crate) fn shutdown(&mut self, now: Instant) {
         self.env.shut = true;
-        self.lookups.finish_all(&mut self.out, &Error::ClientClosed);
+        self.lookups
+            .finish_all(now, &mut self.out, &Error::ClientClosed);
         for id in self.conns.ids() {
             self.close_connection(now, id, Error::ClientClosed);
         }

@@ -1,8 +1,9 @@
 //! Introspection: connections, producers and consumers with their state and counters.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::handle::{ConnectionId, ConsumerId, ProducerId};
+use crate::latency::{LatencyHistogram, LatencyPercentiles};
 use crate::service_url::BrokerAddress;
 
 /// A snapshot of the whole client, from [`Client::stats`](crate::Client::stats).
@@ -17,6 +18,81 @@ pub struct ClientStats {
     pub consumers: Vec<ConsumerStats>,
     /// Client-wide counters.
     pub counters: ClientCounters,
+    /// Lookup durations by kind and outcome.
+    pub lookups: LookupStats,
+    /// Payload bytes held by producers, as the client-wide memory limit counts them (Java:
+    /// `pulsar.client.memory.buffer.usage`).
+    pub memory_used: usize,
+    /// The client-wide memory limit in bytes (0: none).
+    pub memory_limit: usize,
+}
+
+/// The kind of a lookup operation (Java's `pulsar.lookup.type` attribute).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum LookupKind {
+    /// LOOKUP of a topic's broker (`topic`).
+    Topic,
+    /// PARTITIONED_METADATA (`metadata`).
+    Metadata,
+    /// GET_SCHEMA / GET_OR_CREATE_SCHEMA (`schema`).
+    Schema,
+    /// GET_TOPICS_OF_NAMESPACE (`list-topics`).
+    ListTopics,
+}
+
+impl LookupKind {
+    /// Every kind, in order.
+    pub const ALL: [LookupKind; 4] = [
+        LookupKind::Topic,
+        LookupKind::Metadata,
+        LookupKind::Schema,
+        LookupKind::ListTopics,
+    ];
+
+    /// The Java client's name for it (`pulsar.lookup.type`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LookupKind::Topic => "topic",
+            LookupKind::Metadata => "metadata",
+            LookupKind::Schema => "schema",
+            LookupKind::ListTopics => "list-topics",
+        }
+    }
+}
+
+/// Durations of the lookup operations that ended, from their start to their answer or failure
+/// (redirects and retries on other hosts included), by kind and outcome. Operations ended by the
+/// client's shutdown are not counted.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct LookupStats {
+    /// Successful operations, indexed as [`LookupKind::ALL`].
+    pub succeeded: [LatencyHistogram; 4],
+    /// Failed operations, indexed as [`LookupKind::ALL`].
+    pub failed: [LatencyHistogram; 4],
+}
+
+impl LookupStats {
+    /// Counts one operation of `kind` that took `d`.
+    pub(crate) fn record(&mut self, kind: LookupKind, ok: bool, d: Duration) {
+        let set = if ok {
+            &mut self.succeeded
+        } else {
+            &mut self.failed
+        };
+        let i = LookupKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+        if let Some(h) = set.get_mut(i) {
+            h.record_n(d, 1);
+        }
+    }
+
+    /// The durations of `kind`'s operations with that outcome.
+    pub fn of(&self, kind: LookupKind, ok: bool) -> &LatencyHistogram {
+        let set = if ok { &self.succeeded } else { &self.failed };
+        let i = LookupKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+        &set[i.min(3)]
+    }
 }
 
 /// Client-wide counters since the client was created.
@@ -132,8 +208,12 @@ pub struct ProducerStats {
     pub state: ResourceState,
     /// Its connection, if any.
     pub connection: Option<ConnectionId>,
-    /// Messages waiting for a receipt.
+    /// Messages held by the producer: waiting for room, batched, or waiting for a receipt
+    /// (Java: `pulsar.client.producer.message.pending.count`).
     pub pending_messages: usize,
+    /// Payload bytes of those messages, uncompressed, as the memory limit counts them (Java:
+    /// `pulsar.client.producer.message.pending.size`).
+    pub pending_bytes: usize,
     /// Messages written to a connection (every message of a batch counts; a chunked message
     /// counts once, with its last chunk). Java: `numMsgsSent`.
     pub messages_sent: u64,
@@ -152,6 +232,45 @@ pub struct ProducerStats {
     pub messages_failed: u64,
     /// Re-registrations.
     pub reconnects: u64,
+    /// Send latency of the confirmed messages: from the application's send call (its message
+    /// accepted by the core) to the broker's receipt. The messages of a batch all count with the
+    /// latency of its oldest one (Java's `pulsar.client.producer.message.send.duration`, which
+    /// includes batching time).
+    pub send_latency: LatencyHistogram,
+}
+
+impl ProducerStats {
+    /// Rates and latency percentiles over the interval since `earlier`, a snapshot of the same
+    /// producer taken `elapsed` before this one (Java's `ProducerStats` per stats interval:
+    /// `getSendMsgsRate`, `getSendBytesRate`, `getSendLatencyMillis50pct`, ...).
+    pub fn rates_since(&self, earlier: &ProducerStats, elapsed: Duration) -> ProducerRates {
+        let secs = elapsed.as_secs_f64();
+        let rate = |now: u64, then: u64| per_second(now.saturating_sub(then), secs);
+        ProducerRates {
+            send_msgs_rate: rate(self.messages_sent, earlier.messages_sent),
+            send_bytes_rate: rate(self.bytes_sent, earlier.bytes_sent),
+            acked_msgs_rate: rate(self.messages_acked, earlier.messages_acked),
+            failed_msgs_rate: rate(self.messages_failed, earlier.messages_failed),
+            send_latency: self.send_latency.since(&earlier.send_latency).percentiles(),
+        }
+    }
+}
+
+/// A producer's rates over an interval, from [`ProducerStats::rates_since`].
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[non_exhaustive]
+pub struct ProducerRates {
+    /// Messages written per second (Java: `getSendMsgsRate`).
+    pub send_msgs_rate: f64,
+    /// Payload bytes written per second (Java: `getSendBytesRate`).
+    pub send_bytes_rate: f64,
+    /// Messages confirmed per second.
+    pub acked_msgs_rate: f64,
+    /// Messages failed per second.
+    pub failed_msgs_rate: f64,
+    /// The send latency of the messages confirmed in the interval (Java:
+    /// `getSendLatencyMillis50pct` ... `getSendLatencyMillisMax`).
+    pub send_latency: LatencyPercentiles,
 }
 
 /// One consumer.
@@ -168,8 +287,10 @@ pub struct ConsumerStats {
     pub state: ResourceState,
     /// Its connection, if any.
     pub connection: Option<ConnectionId>,
-    /// Messages in the receiver queue.
+    /// Messages in the receiver queue (Java: `pulsar.client.consumer.receive_queue.count`).
     pub queued_messages: usize,
+    /// Payload bytes of those messages (Java: `pulsar.client.consumer.receive_queue.size`).
+    pub queued_bytes: usize,
     /// Messages put in the receiver queue (every message of a batch counts; a chunked message
     /// once complete; messages filtered out, such as duplicates, do not). Java:
     /// `numMsgsReceived`.
@@ -181,6 +302,56 @@ pub struct ConsumerStats {
     /// messages its batch held, and a cumulative acknowledgement counts once (not the messages
     /// it covers).
     pub acks_sent: u64,
+    /// Acknowledgements by the application: one per call, a cumulative one included (Java:
+    /// `pulsar.client.consumer.message.ack`). Transactional acknowledgements are not counted.
+    pub acks: u64,
+    /// Negative acknowledgements by the application (Java: `pulsar.client.consumer.message.nack`).
+    pub negative_acks: u64,
+    /// Messages set aside for the dead-letter topic after too many redeliveries (Java:
+    /// `pulsar.client.consumer.message.dlq`).
+    pub dead_lettered: u64,
+    /// Messages asked again because the acknowledgement timeout passed (Java:
+    /// `pulsar.client.consumer.message.ack.timeout`).
+    pub ack_timeouts: u64,
     /// Re-subscriptions.
     pub reconnects: u64,
+}
+
+impl ConsumerStats {
+    /// Rates over the interval since `earlier`, a snapshot of the same consumer taken `elapsed`
+    /// before this one (Java's `ConsumerStats` per stats interval: `getRateMsgsReceived`,
+    /// `getRateBytesReceived`, ...).
+    pub fn rates_since(&self, earlier: &ConsumerStats, elapsed: Duration) -> ConsumerRates {
+        let secs = elapsed.as_secs_f64();
+        let rate = |now: u64, then: u64| per_second(now.saturating_sub(then), secs);
+        ConsumerRates {
+            received_msgs_rate: rate(self.messages_received, earlier.messages_received),
+            received_bytes_rate: rate(self.bytes_received, earlier.bytes_received),
+            acks_rate: rate(self.acks, earlier.acks),
+            negative_acks_rate: rate(self.negative_acks, earlier.negative_acks),
+        }
+    }
+}
+
+/// A consumer's rates over an interval, from [`ConsumerStats::rates_since`].
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[non_exhaustive]
+pub struct ConsumerRates {
+    /// Messages received per second (Java: `getRateMsgsReceived`).
+    pub received_msgs_rate: f64,
+    /// Payload bytes received per second (Java: `getRateBytesReceived`).
+    pub received_bytes_rate: f64,
+    /// Acknowledgements by the application per second.
+    pub acks_rate: f64,
+    /// Negative acknowledgements per second.
+    pub negative_acks_rate: f64,
+}
+
+/// `n` per second over `secs` (0 for an empty interval).
+fn per_second(n: u64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        n as f64 / secs
+    } else {
+        0.0
+    }
 }

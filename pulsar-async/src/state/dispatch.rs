@@ -8,6 +8,7 @@ use super::requests::RequestResult;
 use super::slots::{wake_all, Status};
 use super::{Deferred, State};
 use crate::error::Error;
+use crate::interceptor::{Chain, ProducerInterceptor};
 use crate::sends::Completion;
 
 impl State {
@@ -168,6 +169,9 @@ impl State {
         result: Result<MessageId, SendError>,
     ) {
         if let Some(p) = self.producers.get_mut(&producer) {
+            if let Some(chain) = &p.interceptors {
+                self.deferred.push(intercepted(chain, &result));
+            }
             match p.sends.complete(send.get(), result) {
                 Completion::Wake(waker) => {
                     if let Some(w) = waker {
@@ -198,6 +202,10 @@ impl State {
         // The core completes pending sends when a producer goes away; fail any it did not.
         for send in p.sends.uncompleted() {
             if let Some(p) = self.producers.get_mut(&id) {
+                if let Some(chain) = &p.interceptors {
+                    self.deferred
+                        .push(intercepted(chain, &Err(SendError::ProducerClosed)));
+                }
                 match p.sends.complete(send, Err(SendError::ProducerClosed)) {
                     Completion::Wake(Some(w)) => w.wake(),
                     Completion::Call(callback, result) => self.deferred.push(Deferred {
@@ -253,5 +261,17 @@ impl State {
                 w.wake();
             }
         }
+    }
+}
+
+/// The interceptors' `on_send_acknowledgement` for one completed send, to run outside the lock.
+fn intercepted(
+    chain: &(Chain<dyn ProducerInterceptor>, String),
+    result: &Result<MessageId, SendError>,
+) -> Deferred {
+    let (chain, topic) = (chain.0.clone(), chain.1.clone());
+    Deferred {
+        callback: Box::new(move |r| chain.on_send_acknowledgement(&topic, &r)),
+        result: result.clone().map_err(Error::Send),
     }
 }

@@ -11,6 +11,7 @@ use super::slots::{
 };
 use super::{DriverWake, State, MAX_SENDS_AHEAD};
 use crate::error::Error;
+use crate::interceptor::{Chain, ProducerInterceptor};
 use crate::sends::{SendCallback, SendSlot, SendTable};
 
 impl State {
@@ -34,10 +35,23 @@ impl State {
                 quiet,
                 close_requested: false,
                 handle_alive: true,
+                interceptors: None,
             }),
         );
         self.after_app();
         Ok(id)
+    }
+
+    /// Tells `chain` of every send of producer `id` that completes from now on.
+    pub(crate) fn set_producer_interceptors(
+        &mut self,
+        id: ProducerId,
+        chain: Chain<dyn ProducerInterceptor>,
+        topic: &str,
+    ) {
+        if let Some(p) = self.producers.get_mut(&id) {
+            p.interceptors = Some(Box::new((chain, topic.to_owned())));
+        }
     }
 
     /// Ready with the producer's name and the broker's last sequence id once registered (handed

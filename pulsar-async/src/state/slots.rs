@@ -6,6 +6,7 @@ use std::time::Duration;
 use pulsar_core::{ProducerOptions, SendError};
 
 use crate::error::Error;
+use crate::interceptor::{Chain, ProducerInterceptor};
 use crate::sends::SendTable;
 
 /// The life of a producer or consumer, as the application sees it (errors boxed: rare, and
@@ -50,6 +51,8 @@ pub(super) struct ProducerSlot {
     pub(super) quiet: Duration,
     pub(super) close_requested: bool,
     pub(super) handle_alive: bool,
+    /// The producer's interceptors and topic (told of every completed send), if any.
+    pub(super) interceptors: Option<Box<(Chain<dyn ProducerInterceptor>, String)>>,
 }
 
 impl ProducerSlot {

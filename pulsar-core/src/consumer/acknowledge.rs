@@ -92,10 +92,10 @@ impl Consumers {
         let receipts = g.opts.ack_receipts;
         let request = sh.env.ids.request();
         let receipt = receipts.then_some(request);
-        let Some(outcomes) = self
-            .subs
-            .modify(&sid, |s| s.ack(sh, now, id, cumulative, receipt))
-        else {
+        let Some(outcomes) = self.subs.modify(&sid, |s| {
+            s.app_acks += 1;
+            s.ack(sh, now, id, cumulative, receipt)
+        }) else {
             return Err(Error::UnknownConsumer(gid));
         };
         if !outcomes.is_empty() {
@@ -149,6 +149,7 @@ impl Consumers {
         let (dead, rest): (Vec<Entry>, Vec<Entry>) = entries
             .into_iter()
             .partition(|e| s.dlq_candidates.contains_key(e));
+        s.dead_lettered += dead.len() as u64;
         for e in dead {
             self.dlq.push_dead(sid, e);
         }

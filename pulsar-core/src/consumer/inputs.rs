@@ -123,6 +123,7 @@ impl Consumers {
                 .events
                 .push_back(Event::MessagesAvailable { consumer: gid });
         }
+        s.dead_lettered += out.dead_letter.len() as u64;
         for e in out.dead_letter {
             self.dlq.push_dead(id, e);
         }

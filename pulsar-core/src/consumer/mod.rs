@@ -113,7 +113,12 @@ impl Consumers {
                     queued_messages: g.queue.len(),
                     messages_received: subs.iter().map(|s| s.messages_received).sum(),
                     bytes_received: subs.iter().map(|s| s.bytes_received).sum(),
+                    queued_bytes: g.queue.iter().map(|m| m.payload.len()).sum(),
                     acks_sent: subs.iter().map(|s| s.acks_sent).sum(),
+                    acks: subs.iter().map(|s| s.app_acks).sum(),
+                    negative_acks: subs.iter().map(|s| s.negative_acks).sum(),
+                    dead_lettered: subs.iter().map(|s| s.dead_lettered).sum(),
+                    ack_timeouts: subs.iter().map(|s| s.ack_timeouts).sum(),
                     reconnects: subs.iter().map(|s| s.link.reconnects).sum(),
                 }
             })

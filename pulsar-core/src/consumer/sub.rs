@@ -133,6 +133,14 @@ pub(super) struct Sub {
     pub(super) messages_received: u64,
     pub(super) bytes_received: u64,
     pub(super) acks_sent: u64,
+    /// Acknowledgement calls of the application (statistics).
+    pub(super) app_acks: u64,
+    /// Negative acknowledgements of the application (statistics).
+    pub(super) negative_acks: u64,
+    /// Messages set aside for the dead-letter topic (statistics).
+    pub(super) dead_lettered: u64,
+    /// Messages asked again because their acknowledgement timed out (statistics).
+    pub(super) ack_timeouts: u64,
 }
 
 impl Sub {
@@ -192,6 +200,10 @@ impl Sub {
             messages_received: 0,
             bytes_received: 0,
             acks_sent: 0,
+            app_acks: 0,
+            negative_acks: 0,
+            dead_lettered: 0,
+            ack_timeouts: 0,
             opts,
         }
     }
@@ -601,6 +613,7 @@ impl Sub {
     /// Negatively acknowledges `id`: its entry is redelivered after the delay.
     pub(super) fn nack(&mut self, now: Instant, id: &MessageId, redelivery_count: u32) {
         let entry = entry_of(id);
+        self.negative_acks += 1;
         self.unacked.remove(entry);
         self.nacks.add(
             now,

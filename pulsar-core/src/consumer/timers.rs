@@ -45,7 +45,9 @@ impl Consumers {
             outcomes = s.flush_acks(sh, now);
         }
         let mut redeliver = s.nacks.take_due(now);
-        redeliver.extend(s.unacked.take_expired(now));
+        let timed_out = s.unacked.take_expired(now);
+        s.ack_timeouts += timed_out.len() as u64;
+        redeliver.extend(timed_out);
         let mut out = intake::IntakeOut::default();
         let expired = s.chunks.as_mut().map(|c| c.expire(now)).unwrap_or_default();
         for d in expired {

@@ -113,6 +113,11 @@ impl Batcher {
         self.count
     }
 
+    /// Payload bytes of the messages in the open batches.
+    pub(super) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// Whether `msg` would open a new batch (then it needs a publish time).
     #[inline]
     pub(super) fn opens_batch_for(&self, msg: &OutgoingMessage) -> bool {

@@ -54,6 +54,7 @@ use crate::env::Env;
 use crate::error::{Error, SendError};
 use crate::event::Event;
 use crate::handle::{ConnectionId, ProducerId, RequestId, SendId};
+use crate::latency::LatencyHistogram;
 use crate::outputs::Outputs;
 use crate::request::{OpKind, OpResult, Owner};
 use crate::routing::{HashingScheme, MessageRouter, RoundRobinRouter, SinglePartitionRouter};
@@ -189,6 +190,11 @@ impl Producers {
         self.apps.is_empty() && self.parts.is_empty()
     }
 
+    /// Payload bytes held, as the client-wide memory limit counts them.
+    pub(crate) fn memory_used(&self) -> usize {
+        self.memory.used
+    }
+
     pub(crate) fn stats(&self) -> Vec<ProducerStats> {
         self.parts.values().map(Part::stats).collect()
     }
@@ -209,6 +215,7 @@ impl Producers {
             state: ResourceState::LookingUp,
             connection: None,
             pending_messages: app.unrouted.len(),
+            pending_bytes: app.unrouted.iter().map(|q| q.size).sum(),
             messages_sent: 0,
             batches_sent: 0,
             bytes_sent: 0,
@@ -216,12 +223,15 @@ impl Producers {
             receipts_received: 0,
             messages_failed: 0,
             reconnects: 0,
+            send_latency: LatencyHistogram::new(),
         };
         let (mut any_part, mut unready) = (false, None);
         for part in self.parts.values().filter(|p| p.app == id) {
             let s = part.stats();
             total.name = total.name.or(s.name);
             total.pending_messages += s.pending_messages;
+            total.pending_bytes += s.pending_bytes;
+            total.send_latency.merge(&s.send_latency);
             total.messages_sent += s.messages_sent;
             total.batches_sent += s.batches_sent;
             total.bytes_sent += s.bytes_sent;

@@ -27,6 +27,7 @@ use crate::compression::CodecContext;
 use crate::error::{Error, ProtocolError, SendError, ServerErrorCode};
 use crate::event::{Event, Resource};
 use crate::handle::{ConnectionId, ProducerId, SendId};
+use crate::latency::LatencyHistogram;
 use crate::link::{Link, Phase, Step};
 use crate::message::MessageId;
 use crate::outputs::Outputs;
@@ -189,6 +190,8 @@ struct SendCounters {
     messages_acked: u64,
     receipts_received: u64,
     messages_failed: u64,
+    /// Send latency of the confirmed messages; built on the first receipt.
+    latency: Option<LatencyHistogram>,
 }
 
 impl SendCounters {
@@ -248,6 +251,7 @@ impl Part {
             state: self.link.state(),
             connection: self.link.conn(),
             pending_messages: self.queued_messages(),
+            pending_bytes: self.queued_bytes(),
             messages_sent: self.counters.messages_sent,
             batches_sent: self.counters.batches_sent,
             bytes_sent: self.counters.bytes_sent,
@@ -255,6 +259,7 @@ impl Part {
             receipts_received: self.counters.receipts_received,
             messages_failed: self.counters.messages_failed,
             reconnects: self.link.reconnects,
+            send_latency: self.counters.latency.clone().unwrap_or_default(),
         }
     }
 
@@ -263,6 +268,13 @@ impl Part {
         self.waiting.len()
             + self.batcher.as_deref().map_or(0, Batcher::len)
             + self.pending.iter().map(|o| o.sends.len()).sum::<usize>()
+    }
+
+    /// Payload bytes held (waiting, batched or pending), as the memory limit counts them.
+    fn queued_bytes(&self) -> usize {
+        self.waiting.iter().map(|q| q.size).sum::<usize>()
+            + self.batcher.as_deref().map_or(0, Batcher::bytes)
+            + self.pending.iter().map(|o| o.bytes).sum::<usize>()
     }
 
     /// Messages and bytes completed since the last call.

@@ -11,6 +11,7 @@ use crate::error::SendError;
 use crate::error::ServerErrorCode;
 use crate::event::Event;
 use crate::handle::ConnectionId;
+use crate::latency::LatencyHistogram;
 use crate::message::MessageId;
 use crate::pool::pick_broker_url;
 use crate::producer::pending::Sends;
@@ -172,6 +173,13 @@ impl Part {
         };
         self.counters.receipts_received += 1;
         self.counters.messages_acked += op.sends.len() as u64;
+        self.counters
+            .latency
+            .get_or_insert_with(LatencyHistogram::new)
+            .record_n(
+                now.saturating_duration_since(op.created),
+                op.sends.len() as u64,
+            );
         self.freed_bytes += op.bytes;
         let mut id = r
             .message_id
