@@ -48,13 +48,6 @@ pub trait ConsumerInterceptor: Send + Sync + 'static {
     fn on_negative_acks_send(&self, ids: &[MessageId]) {
         let _ = ids;
     }
-
-    /// Meant for the messages whose acknowledgement timeout passed when their redelivery is
-    /// asked. **Not called yet**: the core does not report its ack-timeout redeliveries to the
-    /// runtimes (their count is `ConsumerStats::ack_timeouts`).
-    fn on_ack_timeout_send(&self, ids: &[MessageId]) {
-        let _ = ids;
-    }
 }
 
 /// Interceptors in the order they were added (shared by a handle and the client's state).
