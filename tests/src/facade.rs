@@ -615,3 +615,28 @@ impl TEvents {
         (false, seen)
     }
 }
+
+/// For each named test body `fn name(env: Env) -> Result<(), Box<dyn Error>>` of the calling
+/// module, a module `name` with one `#[test]` per runtime: `name::tokio`, `name::smol` and
+/// `name::blocking`.
+#[macro_export]
+macro_rules! per_runtime {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn tokio() -> ::std::result::Result<(), ::std::boxed::Box<dyn ::std::error::Error>> {
+                    super::$name($crate::facade::Env::new($crate::facade::Rt::Tokio))
+                }
+                #[test]
+                fn smol() -> ::std::result::Result<(), ::std::boxed::Box<dyn ::std::error::Error>> {
+                    super::$name($crate::facade::Env::new($crate::facade::Rt::Smol))
+                }
+                #[test]
+                fn blocking() -> ::std::result::Result<(), ::std::boxed::Box<dyn ::std::error::Error>> {
+                    super::$name($crate::facade::Env::new($crate::facade::Rt::Blocking))
+                }
+            }
+        )*
+    };
+}

@@ -12,6 +12,7 @@ use pulsar_async::{
     OutgoingMessage, ProducerOptions, SubscriptionType, TopicMessageId,
 };
 use pulsar_tests::facade::{Env, Rt, TClient, TConsumer, RECEIVE};
+use pulsar_tests::per_runtime;
 use pulsar_tests::support::{self, unique_topic, Admin};
 use serde_json::Value;
 
@@ -74,27 +75,6 @@ fn available_permits(admin: &Admin, topic: &str, sub: &str) -> Vec<i64> {
                 })
         })
         .unwrap_or_default()
-}
-
-macro_rules! per_runtime {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[test]
-                fn tokio() -> super::TestResult {
-                    super::$name(super::Env::new(super::Rt::Tokio))
-                }
-                #[test]
-                fn smol() -> super::TestResult {
-                    super::$name(super::Env::new(super::Rt::Smol))
-                }
-                #[test]
-                fn blocking() -> super::TestResult {
-                    super::$name(super::Env::new(super::Rt::Blocking))
-                }
-            }
-        )*
-    };
 }
 
 per_runtime!(

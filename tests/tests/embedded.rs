@@ -13,6 +13,7 @@ use pulsar_async::{
 };
 use pulsar_embedded::{BrokerHandle, EmbeddedBroker};
 use pulsar_tests::facade::{Env, Rt, TConsumer, RECEIVE};
+use pulsar_tests::per_runtime;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -96,27 +97,6 @@ fn drain2(c1: &mut TConsumer, c2: &mut TConsumer, n: usize) -> Result<[Vec<Messa
         }
     }
     Ok(got)
-}
-
-macro_rules! per_runtime {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[test]
-                fn tokio() -> super::TestResult {
-                    super::$name(super::Env::new(super::Rt::Tokio))
-                }
-                #[test]
-                fn smol() -> super::TestResult {
-                    super::$name(super::Env::new(super::Rt::Smol))
-                }
-                #[test]
-                fn blocking() -> super::TestResult {
-                    super::$name(super::Env::new(super::Rt::Blocking))
-                }
-            }
-        )*
-    };
 }
 
 per_runtime!(

@@ -12,7 +12,8 @@ use pulsar_async::{
     ClientOptions, ConsumerOptions, DeadLetterPolicy, InitialPosition, Message, OutgoingMessage,
     ProducerOptions, SubscriptionType,
 };
-use pulsar_tests::facade::{Env, Rt, TClient, RECEIVE};
+use pulsar_tests::facade::{Env, TClient, RECEIVE};
+use pulsar_tests::per_runtime;
 use pulsar_tests::support::{self, unique_topic, Admin, BrokerInfo};
 use serde_json::Value;
 
@@ -33,27 +34,6 @@ fn shared(sub: &str) -> ConsumerOptions {
 
 fn text(m: &Message) -> String {
     String::from_utf8_lossy(&m.payload).into_owned()
-}
-
-macro_rules! per_runtime {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[test]
-                fn tokio() -> super::TestResult {
-                    super::$name(super::Env::new(super::Rt::Tokio))
-                }
-                #[test]
-                fn smol() -> super::TestResult {
-                    super::$name(super::Env::new(super::Rt::Smol))
-                }
-                #[test]
-                fn blocking() -> super::TestResult {
-                    super::$name(super::Env::new(super::Rt::Blocking))
-                }
-            }
-        )*
-    };
 }
 
 per_runtime!(

@@ -16,6 +16,7 @@ use pulsar_async::{
     SubscriptionType,
 };
 use pulsar_tests::facade::{Env, Rt, TConsumer, TReceipt, RECEIVE};
+use pulsar_tests::per_runtime;
 use pulsar_tests::support::{self, unique_topic, Admin, BrokerOptions, BrokerProcess};
 use serde_json::Value;
 
@@ -97,27 +98,6 @@ fn sub_consumers(admin: &Admin, topic: &str, sub: &str) -> usize {
                 .map(Vec::len)
         })
         .unwrap_or(usize::MAX)
-}
-
-macro_rules! per_runtime {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[test]
-                fn tokio() -> super::TestResult {
-                    super::$name(super::Env::new(super::Rt::Tokio))
-                }
-                #[test]
-                fn smol() -> super::TestResult {
-                    super::$name(super::Env::new(super::Rt::Smol))
-                }
-                #[test]
-                fn blocking() -> super::TestResult {
-                    super::$name(super::Env::new(super::Rt::Blocking))
-                }
-            }
-        )*
-    };
 }
 
 per_runtime!(

@@ -133,26 +133,4 @@ fn consumer_options(sub: &str, t: SubscriptionType) -> ConsumerOptions {
     o
 }
 
-/// Runs a test body once per runtime: `mod name { fn tokio, fn smol, fn blocking }`.
-macro_rules! per_runtime {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                use pulsar_tests::facade::{Env, Rt};
-                #[test]
-                fn tokio() -> crate::TestResult {
-                    super::$name(Env::new(Rt::Tokio))
-                }
-                #[test]
-                fn smol() -> crate::TestResult {
-                    super::$name(Env::new(Rt::Smol))
-                }
-                #[test]
-                fn blocking() -> crate::TestResult {
-                    super::$name(Env::new(Rt::Blocking))
-                }
-            }
-        )*
-    };
-}
-pub(crate) use per_runtime;
+pub(crate) use pulsar_tests::per_runtime;
