@@ -92,6 +92,13 @@ pub struct Spec {
     /// committed.
     #[serde(default)]
     pub txn_messages: u64,
+    /// Produce: encrypt end to end for this key name, with the RSA or EC public key in
+    /// `encryption_key_file` (PEM), as `pulsar-perf produce -k NAME -v FILE` does.
+    #[serde(default)]
+    pub encryption_key_name: Option<String>,
+    /// Produce: the public key (PEM file) of `encryption_key_name`.
+    #[serde(default)]
+    pub encryption_key_file: Option<String>,
 }
 
 /// Commits in flight at most in transactional produce runs.
@@ -119,6 +126,8 @@ impl Spec {
             count: 0,
             time_limit_s: 60.0,
             txn_messages: 0,
+            encryption_key_name: None,
+            encryption_key_file: None,
         }
     }
 

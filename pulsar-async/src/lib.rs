@@ -68,6 +68,7 @@ struct ReadmeExamples;
 
 mod client;
 mod consumer;
+mod crypto_setters;
 mod driver;
 pub mod engine;
 mod error;
@@ -114,6 +115,11 @@ pub use typed::{
 /// [`schema::primitive`], ...), [`schema::SchemaError`].
 pub use pulsar_schema as schema;
 
+/// The end-to-end encryption crate, re-exported: [`crypto::PemKeyReader`],
+/// [`crypto::CryptoKeyReader`], [`crypto::Encryptor`], [`crypto::Decryptor`] (for the builders'
+/// `encryption_keys`, `crypto_key_reader`, `encryptor` and `decryptor`).
+pub use pulsar_crypto as crypto;
+
 /// The core crate, re-exported: options, messages, events, errors and stats types. (Inlined, so
 /// that its pages are part of this crate's documentation and of the adapters'.)
 #[doc(inline)]
@@ -138,6 +144,7 @@ pub use pulsar_core::{
 /// `Client` type (the shared [`Client`] on their runtime), so the adapters cannot
 /// drift apart, and their documentation shows each item inline.
 pub mod api {
+    pub use crate::crypto;
     #[cfg(feature = "metrics")]
     pub use crate::metrics;
     pub use crate::schema;

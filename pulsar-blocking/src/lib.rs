@@ -52,6 +52,7 @@
 struct ReadmeExamples;
 
 mod consumer;
+mod crypto_setters;
 mod driver;
 mod failover;
 mod listener;
@@ -73,6 +74,7 @@ use pulsar_async::{ClientHandle, ClientOptions, EventStream, Launch};
 pub use consumer::{Consumer, ConsumerBuilder, Reader, ReaderBuilder};
 pub use listener::Listener;
 pub use producer::{Producer, ProducerBuilder, Receipt};
+pub use pulsar_async::crypto;
 #[cfg(feature = "metrics")]
 pub use pulsar_async::metrics;
 pub use pulsar_async::{

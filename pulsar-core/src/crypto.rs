@@ -106,6 +106,18 @@ pub enum CryptoFailureAction {
     Consume,
 }
 
+/// What a producer does with a message it cannot encrypt (Java's
+/// `ProducerCryptoFailureAction`), for instance when its key reader cannot supply a public key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ProducerCryptoFailureAction {
+    /// Fail the send with [`SendError::Encryption`](crate::SendError::Encryption) (the default).
+    #[default]
+    Fail,
+    /// Send the message unencrypted (without `encryption_keys` and `encryption_param`).
+    Send,
+}
+
 /// A consumer's decryption settings: the decryptor (if any) and the failure action.
 #[derive(Clone, Default)]
 pub struct ConsumerCrypto {

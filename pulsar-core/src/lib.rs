@@ -153,7 +153,7 @@ pub use consumer::{
 };
 pub use crypto::{
     ConsumerCrypto, CryptoError, CryptoFailureAction, EncryptionContext, EncryptionKey,
-    MessageDecryptor, MessageEncryptor,
+    MessageDecryptor, MessageEncryptor, ProducerCryptoFailureAction,
 };
 pub use error::{
     ConfigError, Error, ProtocolError, SendError, ServerErrorCode, TxnError, UsageError,

@@ -3,7 +3,8 @@
 //!
 //! - Every entry's payload (a message, or a whole batch, after compression; each chunk of a
 //!   chunked message on its own, as Java does) is encrypted with AES-256-GCM under a random data
-//!   key: a random 12-byte IV in `encryption_param`, the 16-byte tag appended to the ciphertext.
+//!   key: a 12-byte IV in `encryption_param` (random for a data key's first entry, then counted
+//!   up, so that no IV repeats under a key), the 16-byte tag appended to the ciphertext.
 //! - The data key is wrapped for each key name with its RSA public key, RSA-OAEP with SHA-1 and
 //!   MGF1-SHA-1 (Java's `RSA/NONE/OAEPWithSHA1AndMGF1Padding`, C++'s `RSA_PKCS1_OAEP_PADDING`),
 //!   and written in `encryption_keys` with the key's metadata. For an EC key (P-256, P-384,
@@ -19,7 +20,7 @@
 //! a supported curve is an [`InvalidKey`](pulsar_core::CryptoError::InvalidKey) error.
 //!
 //! The primitives are AWS-LC's (`aws-lc-rs`, the provider rustls uses here too). Data keys and
-//! IVs come from a [`RandomSource`] ([`OsRandom`] by default; RSA-OAEP padding and ECIES
+//! their first IVs come from a [`RandomSource`] ([`OsRandom`] by default; RSA-OAEP padding and ECIES
 //! ephemeral keys from AWS-LC's own generator); `pulsar-core` itself draws none.
 //!
 //! ```no_run

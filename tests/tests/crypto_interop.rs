@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use pulsar_blocking::{Client, ClientEvent, CompressionType, Consumer, InitialPosition};
 use pulsar_core::{
-    BatchingOptions, CryptoError, CryptoFailureAction, Event, MessageDecryptor, ReceiveError,
+    BatchingOptions, CryptoError, CryptoFailureAction, Event, MessageDecryptor,
+    ProducerCryptoFailureAction, ReceiveError,
 };
 use pulsar_crypto::{
     CryptoKeyReader, Decryptor, EncryptionKeyInfo, Encryptor, KeyReadError, PemKeyReader,
@@ -533,5 +534,157 @@ fn ec_keys_cross_with_java() -> R {
     p.close()?;
     let args = ["consume", &url, &topic, &private, &COUNT.to_string()];
     assert_eq!(run_java(&args.map(String::from))?, payloads("rust"));
+    Ok(())
+}
+
+/// A key reader with no keys at all: every encryption fails for want of a public key.
+fn no_keys() -> Arc<PemKeyReader> {
+    Arc::new(PemKeyReader::files(None, None))
+}
+
+#[test]
+fn producer_crypto_failure_action_fail_and_send() -> R {
+    let c = client()?;
+    let topic = unique_topic("crypto-send");
+    let consumer = c
+        .consumer(&topic)
+        .subscription("plain")
+        .initial_position(InitialPosition::Earliest)
+        .subscribe()?;
+    // FAIL, the default: the send fails with the typed error, nothing is published
+    let p = c
+        .producer(&topic)
+        .encryption_keys(["rsa-a"], no_keys())
+        .create()?;
+    match p.send("never".as_bytes().to_vec()) {
+        Err(pulsar_blocking::Error::Send(pulsar_core::SendError::Encryption(
+            CryptoError::KeyUnavailable { name, .. },
+        ))) => assert_eq!(name, "rsa-a"),
+        other => panic!("expected a key error, got {other:?}"),
+    }
+    p.close()?;
+    // SEND: the messages go unencrypted, batched or not
+    for batch in [false, true] {
+        let p = c
+            .producer(&topic)
+            .encryption_keys(["rsa-a"], no_keys())
+            .crypto_failure_action(ProducerCryptoFailureAction::Send)
+            .configure(|o| {
+                if batch {
+                    o.batching = BatchingOptions::enabled().with_limits(
+                        2,
+                        1 << 20,
+                        Duration::from_millis(200),
+                    );
+                }
+            })
+            .create()?;
+        let receipts = [p.send_async(b"a".to_vec())?, p.send_async(b"b".to_vec())?];
+        for r in receipts {
+            r.wait()?;
+        }
+        p.close()?;
+    }
+    // a consumer without any key reader gets them in clear, not marked encrypted
+    for _ in 0..4 {
+        let m = consumer.receive_timeout(TIMEOUT)?.ok_or("no message")?;
+        assert!(!m.is_encrypted());
+        assert!(m.encryption.is_none(), "sent without encryption");
+        assert!(m.payload == b"a"[..] || m.payload == b"b"[..]);
+        consumer.ack(&m)?;
+    }
+    assert!(consumer.receive_timeout(Duration::from_secs(1))?.is_none());
+    Ok(())
+}
+
+/// The builders' encryption setters on tokio and smol (pulsar-async's builders) and blocking:
+/// a producer with `encryption_keys`, a consumer and a reader with `crypto_key_reader`, and a
+/// consumer without a key under `crypto_failure_action(Consume)` that sees the ciphertext.
+#[test]
+fn builder_setters_encrypt_and_decrypt_on_every_runtime() -> R {
+    use pulsar_tests::facade::{Env, Rt, TClient};
+    for rt in [Rt::Tokio, Rt::Smol] {
+        let env = Env::new(rt);
+        let TClient::Async(env, c) =
+            env.client(pulsar_async::ClientOptions::new(&broker().service_url))?
+        else {
+            unreachable!("an async runtime")
+        };
+        let topic = unique_topic("crypto-setters");
+        let text = format!("{rt:?}");
+        env.block_on(async {
+            let consumer = c
+                .consumer(&topic)
+                .subscription("dec")
+                .crypto_key_reader(reader("rsa-a"))
+                .subscribe()
+                .await?;
+            let raw = c
+                .consumer(&topic)
+                .subscription("raw")
+                .crypto_failure_action(CryptoFailureAction::Consume)
+                .subscribe()
+                .await?;
+            let p = c
+                .producer(&topic)
+                .encryption_keys(["rsa-a"], reader("rsa-a"))
+                .crypto_failure_action(ProducerCryptoFailureAction::Fail)
+                .create()
+                .await?;
+            p.send(text.clone().into_bytes()).await?;
+            let m = consumer
+                .receive_timeout(TIMEOUT)
+                .await?
+                .ok_or("no message")?;
+            assert_eq!(m.payload, text.as_bytes());
+            assert!(m.encryption.is_some() && !m.is_encrypted());
+            let m = raw.receive_timeout(TIMEOUT).await?.ok_or("no message")?;
+            assert!(m.is_encrypted(), "{rt:?}: the broker holds ciphertext");
+            assert_ne!(m.payload, text.as_bytes());
+            let r = c
+                .reader(&topic)
+                .start_message_id(pulsar_core::MessageId::EARLIEST)
+                .crypto_key_reader(reader("rsa-a"))
+                .crypto_failure_action(CryptoFailureAction::Fail)
+                .create()
+                .await?;
+            let m = r.receive_timeout(TIMEOUT).await?.ok_or("no message")?;
+            assert_eq!(m.payload, text.as_bytes());
+            p.close().await?;
+            Ok::<(), Box<dyn std::error::Error>>(())
+        })?;
+    }
+    // blocking
+    let c = client()?;
+    let topic = unique_topic("crypto-setters");
+    let consumer = c
+        .consumer(&topic)
+        .subscription("dec")
+        .crypto_key_reader(reader("rsa-a"))
+        .subscribe()?;
+    let raw = c
+        .consumer(&topic)
+        .subscription("raw")
+        .crypto_failure_action(CryptoFailureAction::Consume)
+        .subscribe()?;
+    let p = c
+        .producer(&topic)
+        .encryption_keys(["rsa-a"], reader("rsa-a"))
+        .crypto_failure_action(ProducerCryptoFailureAction::Fail)
+        .create()?;
+    p.send(b"blocking".to_vec())?;
+    let m = consumer.receive_timeout(TIMEOUT)?.ok_or("no message")?;
+    assert_eq!(m.payload, &b"blocking"[..]);
+    let m = raw.receive_timeout(TIMEOUT)?.ok_or("no message")?;
+    assert!(m.is_encrypted());
+    let r = c
+        .reader(&topic)
+        .start_message_id(pulsar_core::MessageId::EARLIEST)
+        .crypto_key_reader(reader("rsa-a"))
+        .crypto_failure_action(CryptoFailureAction::Fail)
+        .create()?;
+    let m = r.receive_timeout(TIMEOUT)?.ok_or("no message")?;
+    assert_eq!(m.payload, &b"blocking"[..]);
+    p.close()?;
     Ok(())
 }

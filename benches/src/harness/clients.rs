@@ -48,11 +48,13 @@ pub enum Phase {
     IdleConsumers,
     /// Transactional producer throughput and CPU per message (100 messages per transaction).
     TxnProduce,
+    /// Producer throughput and CPU per message with end-to-end encryption (RSA key, batching).
+    EncryptProduce,
 }
 
 impl Phase {
     /// Every phase, in running order.
-    pub const ALL: [Phase; 11] = [
+    pub const ALL: [Phase; 12] = [
         Phase::Produce,
         Phase::Consume,
         Phase::ConsumeCumulative,
@@ -64,6 +66,7 @@ impl Phase {
         Phase::IdleProducersUnbatched,
         Phase::IdleConsumers,
         Phase::TxnProduce,
+        Phase::EncryptProduce,
     ];
 
     /// Short name (command line, CSV).
@@ -80,6 +83,7 @@ impl Phase {
             Phase::IdleProducersUnbatched => "idle-producers-unbatched",
             Phase::IdleConsumers => "idle-consumers",
             Phase::TxnProduce => "txn-produce",
+            Phase::EncryptProduce => "encrypt-produce",
         }
     }
 
@@ -95,6 +99,8 @@ impl Phase {
             Phase::PayloadSize | Phase::Producers => &[SansioTokio, PulsarRs, Java],
             // pulsar-rs and the Python client have no transactions
             Phase::TxnProduce => &[SansioTokio, SansioSmol, SansioBlocking, Java],
+            // pulsar-rs has no end-to-end encryption; the Python client is not a throughput peer
+            Phase::EncryptProduce => &[SansioTokio, SansioSmol, SansioBlocking, Java],
             Phase::IdleProducers | Phase::IdleProducersUnbatched | Phase::IdleConsumers => {
                 &[SansioTokio, SansioSmol, SansioBlocking, PulsarRs, Python]
             }

@@ -24,6 +24,15 @@ pub const LARGE_PAYLOAD_BYTE_RATE: f64 = 32e6;
 /// Messages per transaction of the transactional produce phase.
 pub const TXN_MESSAGES: u64 = 100;
 
+/// The key name of the encrypted produce phase.
+pub const ENCRYPTION_KEY_NAME: &str = "rsa-a";
+
+/// The RSA-2048 public key of the encrypted produce phase: the tests' fixed key
+/// (tests/keys/rsa-a.public.pem), which pulsar-perf and this client read alike.
+pub fn encryption_key_file() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/keys/rsa-a.public.pem")
+}
+
 /// `param` of the latency runs at half of each client's own maximum throughput.
 pub const HALF_OF_MAX: f64 = -1.0;
 
@@ -264,6 +273,23 @@ impl Harness {
                         let variant = format!("{TXN_MESSAGES} msg/txn");
                         let timeout = self.timeout(120.0);
                         self.run_one(phase, c, &variant, 0.0, round, &spec, timeout);
+                        let _ = self.admin.delete_topic(&topic);
+                    }
+                }
+            }
+            Phase::EncryptProduce => {
+                let file = encryption_key_file();
+                if !file.is_file() {
+                    return Err(BenchError::Run(format!("no key file {}", file.display())));
+                }
+                for round in 0..self.config.runs {
+                    for c in rotated(&clients, round) {
+                        let topic = self.fresh_topic(phase, c.id())?;
+                        let mut spec = self.spec(Mode::Produce, &topic);
+                        spec.encryption_key_name = Some(ENCRYPTION_KEY_NAME.into());
+                        spec.encryption_key_file = Some(file.display().to_string());
+                        let timeout = self.timeout(120.0);
+                        self.run_one(phase, c, "RSA-2048", 0.0, round, &spec, timeout);
                         let _ = self.admin.delete_topic(&topic);
                     }
                 }

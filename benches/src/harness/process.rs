@@ -249,6 +249,11 @@ impl Launcher {
             if spec.txn_messages > 0 {
                 cmd.args(["--txn-enable", "-nmt", &spec.txn_messages.to_string()]);
             }
+            if let (Some(name), Some(file)) = (&spec.encryption_key_name, &spec.encryption_key_file)
+            {
+                cmd.args(["--encryption-key-name", name]);
+                cmd.args(["--encryption-key-value-file", file]);
+            }
             if spec.batching {
                 cmd.args(["-b", &format!("{}", BATCH_DELAY_US as f64 / 1000.0)]);
                 cmd.args(["-bm", &BATCH_MAX_MESSAGES.to_string()]);

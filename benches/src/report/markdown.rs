@@ -496,6 +496,47 @@ fn section_txn_produce(out: &mut String, r: &Results) {
     footnotes(out, r, phase, None);
 }
 
+fn section_encrypt_produce(out: &mut String, r: &Results) {
+    let phase = Phase::EncryptProduce;
+    let _ = writeln!(
+        out,
+        "## Producer throughput with end-to-end encryption ({} B, batching, RSA-2048)\n",
+        r.config.payload_size
+    );
+    let _ = writeln!(
+        out,
+        "Every batch encrypted with AES-256-GCM under a data key wrapped for the key `{}` \
+         (tests/keys/rsa-a.public.pem): this project with `pulsar-crypto`, Java with \
+         `pulsar-perf produce --encryption-key-name {} --encryption-key-value-file ...`. Goal \
+         (issue 18): throughput at least Java's.\n",
+        crate::harness::ENCRYPTION_KEY_NAME,
+        crate::harness::ENCRYPTION_KEY_NAME
+    );
+    let _ = writeln!(
+        out,
+        "| client | msg/s | MB/s | CPU per msg | peak RSS | msg/s ÷ java | CPU ÷ java | runs |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+    let java_rate = r.median_of(phase, ClientKind::Java, None, msg_per_s);
+    let java_cpu = r.median_of(phase, ClientKind::Java, None, cpu);
+    for c in configured(r, phase) {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            c.id(),
+            cell(r, phase, c, None, msg_per_s, int),
+            cell(r, phase, c, None, mb_per_s, |v| format!("{v:.1}")),
+            cell(r, phase, c, None, cpu, cpu_us),
+            cell(r, phase, c, None, rss_bytes, bytes),
+            ratio_cell(r.median_of(phase, c, None, msg_per_s), java_rate),
+            ratio_cell(r.median_of(phase, c, None, cpu), java_cpu),
+            runs(r, phase, c, None),
+        );
+    }
+    let _ = writeln!(out);
+    footnotes(out, r, phase, None);
+}
+
 fn section_consume(out: &mut String, r: &Results, charts: &Charts) {
     for (phase, title) in [
         (Phase::Consume, "individual acknowledgements"),
@@ -969,6 +1010,9 @@ pub fn render(
     }
     if ran(r, Phase::TxnProduce) {
         section_txn_produce(&mut out, r);
+    }
+    if ran(r, Phase::EncryptProduce) {
+        section_encrypt_produce(&mut out, r);
     }
     section_criterion(&mut out, criterion);
     section_method(&mut out, r);

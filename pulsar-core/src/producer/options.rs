@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::compression::CompressionType;
-use crate::crypto::MessageEncryptor;
+use crate::crypto::{MessageEncryptor, ProducerCryptoFailureAction};
 use crate::routing::{HashingScheme, MessageRouter};
 use std::sync::Arc;
 
@@ -197,6 +197,9 @@ pub struct ProducerOptions {
     /// End-to-end encryption: encrypts every entry's payload after compression (a batch as one
     /// payload, each chunk of a chunked message on its own, as Java does); `None`: no encryption.
     pub encryption: Option<Arc<dyn MessageEncryptor>>,
+    /// With `encryption`: what to do with a message that cannot be encrypted (fail the send,
+    /// the default, or send it unencrypted).
+    pub crypto_failure_action: ProducerCryptoFailureAction,
 }
 
 impl Default for ProducerOptions {
@@ -219,6 +222,7 @@ impl Default for ProducerOptions {
             properties: Vec::new(),
             initial_subscription: None,
             encryption: None,
+            crypto_failure_action: ProducerCryptoFailureAction::Fail,
         }
     }
 }
@@ -304,6 +308,7 @@ pub(crate) struct PartSettings {
     pub(crate) properties: Vec<(String, String)>,
     pub(crate) initial_subscription: Option<String>,
     pub(crate) encryption: Option<Arc<dyn MessageEncryptor>>,
+    pub(crate) crypto_failure_action: ProducerCryptoFailureAction,
 }
 
 impl PartSettings {
@@ -327,6 +332,7 @@ impl PartSettings {
             properties: o.properties.clone(),
             initial_subscription: o.initial_subscription.clone(),
             encryption: o.encryption.clone(),
+            crypto_failure_action: o.crypto_failure_action,
         }
     }
 }

@@ -10,6 +10,7 @@
 mod asynch;
 mod blocking;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use pulsar_benches::latency::Recorder;
@@ -21,6 +22,7 @@ use pulsar_benches::spec::{
 use pulsar_benches::window::Counters;
 use pulsar_benches::BenchError;
 use pulsar_blocking::core::producer::BatchingOptions;
+use pulsar_blocking::crypto::{Encryptor, PemKeyReader};
 use pulsar_blocking::{ConsumerOptions, ProducerOptions};
 
 /// Acknowledged sends, failures and the stop flag of the running workload.
@@ -50,6 +52,10 @@ pub(crate) fn producer_options(spec: &Spec, options: &mut ProducerOptions) {
     } else {
         BatchingOptions::default()
     };
+    if let (Some(name), Some(file)) = (&spec.encryption_key_name, &spec.encryption_key_file) {
+        let reader = PemKeyReader::files(Some(file.into()), None);
+        options.encryption = Some(Arc::new(Encryptor::new([name.as_str()], Arc::new(reader))));
+    }
 }
 
 /// The consumer settings every client uses.

@@ -5,6 +5,7 @@
 use super::Part;
 use super::CHUNK_HEADROOM;
 use crate::compression::CompressionType;
+use crate::crypto::ProducerCryptoFailureAction;
 use crate::error::SendError;
 use crate::handle::SendId;
 use crate::producer::pending::Op;
@@ -155,7 +156,8 @@ impl Part {
     }
 
     /// Encrypts a (compressed) payload when the producer has an encryptor, which records the
-    /// wrapped data keys and the IV in the metadata.
+    /// wrapped data keys and the IV in the metadata. When it cannot, the send fails, or under
+    /// [`ProducerCryptoFailureAction::Send`] the payload goes unencrypted.
     pub(super) fn encrypt(
         &mut self,
         now: Instant,
@@ -165,10 +167,17 @@ impl Part {
         let Some(encryptor) = self.cfg.encryption.as_ref() else {
             return Ok(payload);
         };
-        encryptor
-            .encrypt(now, metadata, &payload)
-            .map(Bytes::from)
-            .map_err(SendError::Encryption)
+        match encryptor.encrypt(now, metadata, &payload) {
+            Ok(sealed) => Ok(Bytes::from(sealed)),
+            Err(_) if self.cfg.crypto_failure_action == ProducerCryptoFailureAction::Send => {
+                // nothing of a failed encryption stays in the metadata
+                metadata.encryption_keys.clear();
+                metadata.encryption_param = None;
+                metadata.encryption_algo = None;
+                Ok(payload)
+            }
+            Err(e) => Err(SendError::Encryption(e)),
+        }
     }
 
     /// Compresses a payload, recording the codec and original size in the metadata.
