@@ -54,6 +54,15 @@ pub(crate) struct Deferred {
 }
 
 impl Deferred {
+    /// A call with no result (an interceptor's hook), to run outside the lock like a send's
+    /// callback.
+    pub(crate) fn task(f: impl FnOnce() + Send + 'static) -> Deferred {
+        Deferred {
+            callback: Box::new(move |_| f()),
+            result: Ok(MessageId::EARLIEST),
+        }
+    }
+
     /// Runs the callback.
     pub(crate) fn run(self) {
         (self.callback)(self.result);
