@@ -149,10 +149,9 @@ impl State {
                 wake_all(&mut self.close_waiters);
                 wake_all(&mut self.room);
             }
-            Event::ConnectionClosed {
-                address, reason, ..
-            } => {
-                tracing::debug!(%address, %reason, "connection closed");
+            Event::ConnectionOpened { conn, .. } => self.connection_spans.opened(*conn),
+            Event::ConnectionClosed { conn, reason, .. } => {
+                self.connection_spans.closed(*conn, reason);
             }
             Event::ProducerReconnecting {
                 producer, reason, ..
