@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use pulsar_async::{
     BatchReceivePolicy, ClientOptions, ConsumerOptions, InitialPosition, Message, MessageId,
-    OutgoingMessage, ProducerOptions, SubscriptionType, TopicMessageId,
+    OutgoingMessage, ProducerOptions, ReaderOptions, SubscriptionType, TopicMessageId,
 };
 use pulsar_tests::facade::{Env, Rt, TClient, TConsumer, RECEIVE};
 use pulsar_tests::per_runtime;
@@ -80,6 +80,7 @@ fn available_permits(admin: &Admin, topic: &str, sub: &str) -> Vec<i64> {
 per_runtime!(
     receive_timeout_and_batch_policy,
     listener_hands_over_every_message,
+    reader_listener_hands_over_every_message,
     ack_by_topic_message_id,
     pause_and_resume_lose_nothing,
     tombstones_are_none,
@@ -164,6 +165,35 @@ fn receive_timeout_and_batch_policy(env: Env) -> TestResult {
     ));
     zero.close()?;
     consumer.close()?;
+    client.close()?;
+    Ok(())
+}
+
+/// A reader's listener gets every message from the start in order; stopping gives the reader
+/// back, which reads on from where the listener stopped.
+fn reader_listener_hands_over_every_message(env: Env) -> TestResult {
+    let client = client(&env)?;
+    let topic = unique_topic("capi-reader-listener");
+    let producer = client.producer(&topic)?;
+    for i in 0..30 {
+        producer.send_async(OutgoingMessage::new(format!("m{i}")))?;
+    }
+    producer.flush()?;
+    let reader = client.reader(&topic, ReaderOptions::new(MessageId::EARLIEST))?;
+    let (tx, rx) = mpsc::channel();
+    let listener = reader.listen(move |m| {
+        let _ = tx.send(text(&m));
+    })?;
+    let mut got = Vec::new();
+    while got.len() < 30 {
+        got.push(rx.recv_timeout(RECEIVE)?);
+    }
+    assert_eq!(got, (0..30).map(|i| format!("m{i}")).collect::<Vec<_>>());
+    let mut reader = listener.stop()?;
+    // the listener is gone: the next message is the reader's
+    producer.send(OutgoingMessage::new("after"))?;
+    assert_eq!(text(&reader.receive()?), "after");
+    assert!(rx.try_recv().is_err());
     client.close()?;
     Ok(())
 }
