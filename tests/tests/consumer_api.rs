@@ -85,6 +85,7 @@ per_runtime!(
     pause_and_resume_lose_nothing,
     tombstones_are_none,
     table_view_of_a_compacted_topic,
+    typed_table_view,
 );
 
 /// `receive_timeout` gives `None` after about the timeout on an empty topic and the message when
@@ -559,6 +560,62 @@ fn table_view_of_a_compacted_topic(env: Env) -> TestResult {
         ]
     );
     drop(table);
+    client.close()?;
+    Ok(())
+}
+
+/// A table view with a schema (INT64) holds the decoded values: the latest of each key, a
+/// tombstone deletes, a payload that does not decode leaves its key as it was and is counted;
+/// later updates reach the listener decoded.
+fn typed_table_view(env: Env) -> TestResult {
+    use pulsar_async::schema::{primitive, Schema};
+    let client = client(&env)?;
+    let topic = unique_topic("capi-typed-table");
+    let producer = client.producer_with(&topic, unbatched(), true)?;
+    let int = primitive::<i64>();
+    let send = |key: &str, v: i64| -> Result<(), Box<dyn std::error::Error>> {
+        let payload = int.encode(&v)?;
+        producer.send(OutgoingMessage::new(payload).with_key(key))?;
+        Ok(())
+    };
+    send("a", 1)?;
+    send("b", 2)?;
+    send("a", 3)?;
+    send("c", 4)?;
+    producer.send(OutgoingMessage::tombstone("c"))?;
+    // three bytes are no INT64: "b" keeps 2
+    producer.send(OutgoingMessage::new("bad").with_key("b"))?;
+    let mut expected = BTreeMap::from([("a".to_owned(), 3i64), ("b".to_owned(), 2)]);
+    let (tx, rx) = mpsc::channel();
+    let check = |entries: BTreeMap<String, i64>, failures: u64| {
+        assert_eq!(entries, expected, "the typed table view");
+        assert_eq!(failures, 1, "one value did not decode");
+    };
+    match &client {
+        TClient::Async(env, c) => {
+            let view = env.block_on(c.table_view(&topic).schema(primitive::<i64>()).create())?;
+            check(view.entries(), view.decode_failures());
+            view.listen(move |k, v| {
+                let _ = tx.send((k.to_owned(), v.copied()));
+            });
+            send("d", -5)?;
+            env.block_on(view.refresh())?;
+            expected.insert("d".into(), -5);
+            assert_eq!(view.entries(), expected);
+        }
+        TClient::Blocking(c) => {
+            let view = c.table_view(&topic).schema(primitive::<i64>()).create()?;
+            check(view.entries(), view.decode_failures());
+            view.listen(move |k, v| {
+                let _ = tx.send((k.to_owned(), v.copied()));
+            });
+            send("d", -5)?;
+            view.refresh()?;
+            expected.insert("d".into(), -5);
+            assert_eq!(view.entries(), expected);
+        }
+    }
+    assert_eq!(rx.recv_timeout(RECEIVE)?, ("d".to_owned(), Some(-5)));
     client.close()?;
     Ok(())
 }
