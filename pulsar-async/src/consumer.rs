@@ -154,9 +154,11 @@ impl ConsumerBuilder {
         let ConsumerBuilder {
             client,
             target,
-            options,
+            mut options,
             interceptors,
         } = self;
+        // The core reports ack-timeout redeliveries only to consumers that have someone to tell.
+        options.report_ack_timeouts = interceptors.is_some() && options.ack_timeout.is_some();
         if options.subscription.is_empty() {
             return Err(Error::Missing("subscription"));
         }
@@ -178,6 +180,11 @@ impl ConsumerBuilder {
                     core.subscribe_topics(now, &refs, options)
                 }
                 Target::Pattern(p) => core.subscribe_pattern(now, p, options),
+            })
+            .inspect(|&id| {
+                if let Some(chain) = &interceptors {
+                    st.set_consumer_interceptors(id, chain.clone());
+                }
             })
         })?;
         let mut consumer = Consumer::start(client, id, name, subscription, settings).await?;

@@ -48,6 +48,15 @@ pub trait ConsumerInterceptor: Send + Sync + 'static {
     fn on_negative_acks_send(&self, ids: &[MessageId]) {
         let _ = ids;
     }
+
+    /// Called when the ack timeout fired: `ids` were handed to the application and not
+    /// acknowledged within `ack_timeout`, and the consumer is asking the broker to redeliver
+    /// them. One id per entry (a batch once, with batch index `-1`, as Java's tracker keeps
+    /// them); `topic` is the topic (partition) they came from. Runs outside the client's lock,
+    /// usually on the I/O driver.
+    fn on_ack_timeout_send(&self, topic: &str, ids: &[MessageId]) {
+        let _ = (topic, ids);
+    }
 }
 
 /// Interceptors in the order they were added (shared by a handle and the client's state).
@@ -115,6 +124,13 @@ impl Chain<dyn ConsumerInterceptor> {
     pub(crate) fn on_negative_acks_send(&self, ids: &[MessageId]) {
         for i in self.0.iter() {
             i.on_negative_acks_send(ids);
+        }
+    }
+
+    /// Every interceptor's `on_ack_timeout_send`.
+    pub(crate) fn on_ack_timeout_send(&self, topic: &str, ids: &[MessageId]) {
+        for i in self.0.iter() {
+            i.on_ack_timeout_send(topic, ids);
         }
     }
 }

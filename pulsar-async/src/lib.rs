@@ -101,7 +101,7 @@ pub use options::{
 pub use producer::{IntoMessage, Producer, ProducerBuilder, Receipt};
 pub use runtime::{AsyncIo, AsyncTimer, BoxFuture, BoxIo, Runtime};
 pub use state::ClientEvent;
-pub use table_view::{Follower, TableView, TableViewBuilder};
+pub use table_view::{Follower, TableView, TableViewBuilder, TypedTableViewBuilder};
 pub use tls::{ClientCertificate, TlsError, TlsOptions, TrustRoots};
 pub use transaction::{Transaction, TransactionBuilder, DEFAULT_TRANSACTION_TIMEOUT};
 #[cfg(feature = "json")]

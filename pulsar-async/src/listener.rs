@@ -1,5 +1,5 @@
-//! Message listeners: a consumer driven by a task that hands each message to a callback (Java's
-//! `MessageListener`).
+//! Message listeners: a consumer (or a reader) driven by a task that hands each message to a
+//! callback (Java's `MessageListener` and `ReaderListener`).
 
 use std::pin::Pin;
 use std::task::Poll;
@@ -9,7 +9,7 @@ use futures::future::poll_fn;
 use futures::{Future, Stream};
 use pulsar_core::Message;
 
-use crate::consumer::Consumer;
+use crate::consumer::{Consumer, Reader};
 use crate::error::Error;
 
 impl Consumer {
@@ -24,30 +24,59 @@ impl Consumer {
         F: FnMut(&Consumer, Message) + Send + 'static,
     {
         let runtime = self.runtime()?;
-        let (stop, stopped) = oneshot::channel();
-        let (done_tx, done) = oneshot::channel();
-        runtime
-            .spawn(Box::pin(async move {
-                let end = run(self, stopped, listener).await;
-                // (nobody waits when the Listener was dropped: the consumer is dropped, closing)
-                let _ = done_tx.send(end);
-            }))
-            .map_err(Error::Runtime)?;
-        Ok(Listener {
-            stop: Some(stop),
-            done,
-        })
+        spawn(runtime.as_ref(), self, listener)
     }
 }
 
+impl Reader {
+    /// Hands every message to `listener`, in order, from a task on the client's runtime, until
+    /// [`Listener::stop`] (which gives the reader back) or the reader ends (Java's
+    /// `ReaderListener`). The callback runs on the runtime, so it should not block for long.
+    ///
+    /// Fails with [`Error::Unsupported`] on a client without an async runtime.
+    pub fn listen<F>(self, listener: F) -> Result<Listener<Reader>, Error>
+    where
+        F: FnMut(&Reader, Message) + Send + 'static,
+    {
+        let runtime = self.runtime()?;
+        spawn(runtime.as_ref(), self, listener)
+    }
+}
+
+/// Starts the listener task of `handle` on `runtime`.
+fn spawn<T, F>(
+    runtime: &dyn crate::runtime::Runtime,
+    handle: T,
+    listener: F,
+) -> Result<Listener<T>, Error>
+where
+    T: Stream<Item = Result<Message, Error>> + Unpin + Send + 'static,
+    F: FnMut(&T, Message) + Send + 'static,
+{
+    let (stop, stopped) = oneshot::channel();
+    let (done_tx, done) = oneshot::channel();
+    runtime
+        .spawn(Box::pin(async move {
+            let end = run(handle, stopped, listener).await;
+            // (nobody waits when the Listener was dropped: the handle is dropped, closing)
+            let _ = done_tx.send(end);
+        }))
+        .map_err(Error::Runtime)?;
+    Ok(Listener {
+        stop: Some(stop),
+        done,
+    })
+}
+
 /// The listener task's loop: the next message or the stop signal, whichever comes first.
-async fn run<F>(
-    mut consumer: Consumer,
+async fn run<T, F>(
+    mut handle: T,
     mut stopped: oneshot::Receiver<()>,
     mut listener: F,
-) -> (Consumer, Result<(), Error>)
+) -> (T, Result<(), Error>)
 where
-    F: FnMut(&Consumer, Message),
+    T: Stream<Item = Result<Message, Error>> + Unpin,
+    F: FnMut(&T, Message),
 {
     loop {
         let next = poll_fn(|cx| {
@@ -55,34 +84,31 @@ where
             if Pin::new(&mut stopped).poll(cx).is_ready() {
                 return Poll::Ready(None);
             }
-            match Pin::new(&mut consumer).poll_next(cx) {
-                Poll::Ready(Some(r)) => Poll::Ready(Some(r)),
-                Poll::Ready(None) => Poll::Ready(None),
-                Poll::Pending => Poll::Pending,
-            }
+            Pin::new(&mut handle).poll_next(cx)
         })
         .await;
         match next {
-            Some(Ok(message)) => listener(&consumer, message),
-            Some(Err(e)) => return (consumer, Err(e)),
-            None => return (consumer, Ok(())),
+            Some(Ok(message)) => listener(&handle, message),
+            Some(Err(e)) => return (handle, Err(e)),
+            None => return (handle, Ok(())),
         }
     }
 }
 
-/// A consumer handing its messages to a callback (see [`Consumer::listen`]). Dropping it stops
-/// the listener and closes the consumer.
+/// A consumer (or, as `Listener<Reader>`, a reader) handing its messages to a callback (see
+/// [`Consumer::listen`], [`Reader::listen`]). Dropping it stops the listener and closes the
+/// consumer or reader.
 #[derive(Debug)]
-pub struct Listener {
+pub struct Listener<T = Consumer> {
     stop: Option<oneshot::Sender<()>>,
-    done: oneshot::Receiver<(Consumer, Result<(), Error>)>,
+    done: oneshot::Receiver<(T, Result<(), Error>)>,
 }
 
-impl Listener {
-    /// Stops the listener after the callback in progress, if any, and gives the consumer back
-    /// (to close or unsubscribe it, or to receive from it). Fails with the error that ended the
+impl<T> Listener<T> {
+    /// Stops the listener after the callback in progress, if any, and gives the consumer (or
+    /// reader) back (to close or unsubscribe it, or to receive from it). Fails with the error that ended the
     /// listener, if the consumer failed (it is then closed).
-    pub async fn stop(mut self) -> Result<Consumer, Error> {
+    pub async fn stop(mut self) -> Result<T, Error> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -96,7 +122,7 @@ impl Listener {
 
     /// Waits until the listener ends by itself (the consumer closed, or failed: its error), and
     /// gives the consumer back.
-    pub async fn join(mut self) -> Result<Consumer, Error> {
+    pub async fn join(mut self) -> Result<T, Error> {
         match (&mut self.done).await {
             Ok((consumer, Ok(()))) => Ok(consumer),
             Ok((_, Err(e))) => Err(e),

@@ -10,7 +10,8 @@
 //!
 //! | name | kind | unit | attributes |
 //! | --- | --- | --- | --- |
-//! | `pulsar.client.connection.opened` / `.closed` / `.failed` | counter | connections | |
+//! | `pulsar.client.connection.opened` / `.closed` | counter | connections | |
+//! | `pulsar.client.connection.failed` | counter | connections | `pulsar.failure.type` (`tcp-failed`, `handshake`) |
 //! | `pulsar.client.lookup.duration` | histogram | s | `pulsar.lookup.transport-type`, `pulsar.lookup.type`, `pulsar.response.status` |
 //! | `pulsar.client.producer.opened` / `.closed` | counter | sessions | topic attributes |
 //! | `pulsar.client.producer.message.send.duration` | histogram | s | topic attributes, `pulsar.response.status` |
@@ -37,7 +38,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use metrics::{Label, Unit};
-use pulsar_core::stats::{ConsumerStats, LookupKind, ProducerStats};
+use pulsar_core::stats::{LookupKind, ProducerStats, TopicConsumerStats};
 use pulsar_core::topic::TopicName;
 use pulsar_core::{ClientStats, ConsumerId, LatencyHistogram, ProducerId};
 
@@ -74,7 +75,8 @@ pub struct MetricsPublisher {
     counters: pulsar_core::ClientCounters,
     lookups: pulsar_core::stats::LookupStats,
     producers: BTreeMap<(ProducerId, String), ProducerStats>,
-    consumers: BTreeMap<ConsumerId, ConsumerStats>,
+    /// Each consumer's topics (partitions), with the subscription, as last published.
+    consumers: BTreeMap<(ConsumerId, String), (String, TopicConsumerStats)>,
     /// Gauge series set last time (set to 0 when they disappear).
     gauges: BTreeSet<(&'static str, Attributes)>,
 }
@@ -131,13 +133,20 @@ impl MetricsPublisher {
                 c.connections_closed,
                 p.connections_closed,
             ),
-            (
-                "pulsar.client.connection.failed",
-                c.connect_failures,
-                p.connect_failures,
-            ),
         ] {
             metrics::counter!(name, extra.clone()).increment(now.saturating_sub(then));
+        }
+        let tcp = |c: &pulsar_core::ClientCounters| {
+            c.connect_failures.saturating_sub(c.handshake_failures)
+        };
+        for (kind, now, then) in [
+            ("tcp-failed", tcp(c), tcp(p)),
+            ("handshake", c.handshake_failures, p.handshake_failures),
+        ] {
+            let mut labels = extra.clone();
+            labels.push(Label::new("pulsar.failure.type", kind));
+            metrics::counter!("pulsar.client.connection.failed", labels)
+                .increment(now.saturating_sub(then));
         }
         self.counters = *c;
         for kind in LookupKind::ALL {
@@ -210,61 +219,68 @@ impl MetricsPublisher {
         }
     }
 
+    /// Per topic (partition) of each consumer, as Java's metrics are per `ConsumerImpl`: a
+    /// multi-topic or partitioned consumer gets each topic's tenant and namespace (and with
+    /// [`MetricsOptions::topic_attributes`] its topic and partition).
     fn publish_consumers(&mut self, stats: &ClientStats, gauges: &mut Gauges) {
         let mut seen = BTreeMap::new();
-        for s in &stats.consumers {
-            let attrs = self.topic_attributes(&s.topic, Some(&s.subscription));
-            let labels = to_labels(&attrs);
-            let empty;
-            let prev = match self.consumers.get(&s.id) {
-                Some(p) => p,
-                None => {
-                    metrics::counter!("pulsar.client.consumer.opened", labels.clone()).increment(1);
-                    empty = empty_consumer(s);
-                    &empty
+        for c in &stats.consumers {
+            for s in &c.topics {
+                let attrs = self.topic_attributes(&s.topic, Some(&c.subscription));
+                let labels = to_labels(&attrs);
+                let key = (c.id, s.topic.clone());
+                let empty;
+                let prev = match self.consumers.get(&key) {
+                    Some((_, p)) => p,
+                    None => {
+                        metrics::counter!("pulsar.client.consumer.opened", labels.clone())
+                            .increment(1);
+                        empty = TopicConsumerStats::default();
+                        &empty
+                    }
+                };
+                for (name, now, then) in [
+                    (
+                        "pulsar.client.consumer.message.received.count",
+                        s.messages_received,
+                        prev.messages_received,
+                    ),
+                    (
+                        "pulsar.client.consumer.message.received.size",
+                        s.bytes_received,
+                        prev.bytes_received,
+                    ),
+                    ("pulsar.client.consumer.message.ack", s.acks, prev.acks),
+                    (
+                        "pulsar.client.consumer.message.nack",
+                        s.negative_acks,
+                        prev.negative_acks,
+                    ),
+                    (
+                        "pulsar.client.consumer.message.dlq",
+                        s.dead_lettered,
+                        prev.dead_lettered,
+                    ),
+                    (
+                        "pulsar.client.consumer.message.ack.timeout",
+                        s.ack_timeouts,
+                        prev.ack_timeouts,
+                    ),
+                ] {
+                    metrics::counter!(name, labels.clone()).increment(now.saturating_sub(then));
                 }
-            };
-            for (name, now, then) in [
-                (
-                    "pulsar.client.consumer.message.received.count",
-                    s.messages_received,
-                    prev.messages_received,
-                ),
-                (
-                    "pulsar.client.consumer.message.received.size",
-                    s.bytes_received,
-                    prev.bytes_received,
-                ),
-                ("pulsar.client.consumer.message.ack", s.acks, prev.acks),
-                (
-                    "pulsar.client.consumer.message.nack",
-                    s.negative_acks,
-                    prev.negative_acks,
-                ),
-                (
-                    "pulsar.client.consumer.message.dlq",
-                    s.dead_lettered,
-                    prev.dead_lettered,
-                ),
-                (
-                    "pulsar.client.consumer.message.ack.timeout",
-                    s.ack_timeouts,
-                    prev.ack_timeouts,
-                ),
-            ] {
-                metrics::counter!(name, labels.clone()).increment(now.saturating_sub(then));
+                *gauges
+                    .entry(("pulsar.client.consumer.receive_queue.count", attrs.clone()))
+                    .or_default() += s.queued_messages as f64;
+                *gauges
+                    .entry(("pulsar.client.consumer.receive_queue.size", attrs))
+                    .or_default() += s.queued_bytes as f64;
+                seen.insert(key, (c.subscription.clone(), s.clone()));
             }
-            *gauges
-                .entry(("pulsar.client.consumer.receive_queue.count", attrs.clone()))
-                .or_default() += s.queued_messages as f64;
-            *gauges
-                .entry(("pulsar.client.consumer.receive_queue.size", attrs))
-                .or_default() += s.queued_bytes as f64;
-            seen.insert(s.id, s.clone());
         }
-        for (_, gone) in std::mem::replace(&mut self.consumers, seen.clone()) {
-            if !seen.contains_key(&gone.id) {
-                let attrs = self.topic_attributes(&gone.topic, Some(&gone.subscription));
+        for (key, (sub, _)) in std::mem::replace(&mut self.consumers, seen) {
+            if !self.consumers.contains_key(&key) {
+                let attrs = self.topic_attributes(&key.1, Some(&sub));
                 metrics::counter!("pulsar.client.consumer.closed", to_labels(&attrs)).increment(1);
             }
         }
@@ -335,19 +351,6 @@ fn empty_producer(s: &ProducerStats) -> ProducerStats {
     e.receipts_received = 0;
     e.messages_failed = 0;
     e.send_latency = LatencyHistogram::new();
-    e
-}
-
-/// A consumer's stats with every counter at zero.
-fn empty_consumer(s: &ConsumerStats) -> ConsumerStats {
-    let mut e = s.clone();
-    e.messages_received = 0;
-    e.bytes_received = 0;
-    e.acks_sent = 0;
-    e.acks = 0;
-    e.negative_acks = 0;
-    e.dead_lettered = 0;
-    e.ack_timeouts = 0;
     e
 }
 

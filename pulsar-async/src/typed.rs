@@ -274,14 +274,14 @@ impl<S: Schema> TypedReader<S> {
 }
 
 /// Decodes messages with a schema, with the decoders of other schema versions fetched and kept.
-struct Decoding<S: Schema> {
+pub(crate) struct Decoding<S: Schema> {
     client: ClientHandle,
     schema: Arc<S>,
     decoders: Mutex<DecoderCache<S::Value>>,
 }
 
 impl<S: Schema> Decoding<S> {
-    fn new(client: ClientHandle, schema: Arc<S>) -> Self {
+    pub(crate) fn new(client: ClientHandle, schema: Arc<S>) -> Self {
         Decoding {
             client,
             schema,
@@ -296,7 +296,7 @@ impl<S: Schema> Decoding<S> {
     }
 
     /// Decodes one message, fetching the schema of its version first when needed.
-    async fn decode(&self, message: &Message) -> Result<S::Value, SchemaError> {
+    pub(crate) async fn decode(&self, message: &Message) -> Result<S::Value, SchemaError> {
         // only key-value schemas (and AUTO_CONSUME, which may meet one) read the key
         let key = match self.schema.info().kind {
             SchemaType::KeyValue | SchemaType::AutoConsume => message.key_bytes(),

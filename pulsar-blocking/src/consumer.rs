@@ -370,7 +370,7 @@ impl ReaderBuilder {
 /// A reader whose receives block; also an [`Iterator`]. Dropping it closes it.
 #[derive(Debug)]
 pub struct Reader {
-    inner: pulsar_async::Reader,
+    pub(crate) inner: pulsar_async::Reader,
 }
 
 impl Reader {

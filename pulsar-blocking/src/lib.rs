@@ -89,7 +89,7 @@ pub use pulsar_async::{
     KeySharedPolicy, ProducerId, ProducerStats, ProxyProtocol, RedeliveryBackoff, RoutingMode,
     SchemaInfo, SchemaType, TopicsMode,
 };
-pub use table_view::{TableView, TableViewBuilder};
+pub use table_view::{TableView, TableViewBuilder, TypedTableViewBuilder};
 pub use transaction::{Transaction, TransactionBuilder};
 pub use typed::{
     AutoProducer, TypedConsumer, TypedConsumerBuilder, TypedProducer, TypedProducerBuilder,

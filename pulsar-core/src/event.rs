@@ -236,6 +236,19 @@ pub enum Event {
         /// The broker's answer.
         result: Result<(), Error>,
     },
+    /// With [`ConsumerOptions::report_ack_timeouts`](crate::ConsumerOptions::report_ack_timeouts):
+    /// messages of one topic (partition) were handed to the application and not acknowledged
+    /// within `ack_timeout`, and the consumer is asking the broker to redeliver them (Java's
+    /// `onAckTimeoutSend`). Reported once per expiry, before the redelivery request goes out.
+    AckTimeoutRedelivery {
+        /// The consumer.
+        consumer: ConsumerId,
+        /// The topic (partition).
+        topic: Arc<str>,
+        /// The ids, one per entry (batch index `-1`, as Java's tracker keeps them), in the order
+        /// their timers expired.
+        ids: Vec<MessageId>,
+    },
     /// Answer to [`Client::new_transaction`](crate::Client::new_transaction): the new
     /// transaction's id, or why none was opened.
     TransactionOpened {

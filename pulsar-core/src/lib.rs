@@ -171,7 +171,7 @@ pub use schema::{SchemaInfo, SchemaType, SchemaVersion, VersionedSchema};
 pub use service_url::{BrokerAddress, ServiceUrl, UrlError};
 pub use stats::{
     ClientCounters, ClientStats, ConnectionState, ConnectionStats, ConsumerRates, ConsumerStats,
-    LookupKind, LookupStats, ProducerRates, ProducerStats, ResourceState,
+    LookupKind, LookupStats, ProducerRates, ProducerStats, ResourceState, TopicConsumerStats,
 };
 pub use topic::{TopicDomain, TopicError, TopicName};
 

@@ -182,6 +182,7 @@ impl Shared {
                 Ok(d) => (Some(a.method_name().to_string()), Some(d)),
                 Err(e) => {
                     self.env.counters.connect_failures += 1;
+                    self.env.counters.handshake_failures += 1;
                     self.close_connection(now, conn, Error::Auth(e));
                     return Ok(());
                 }
@@ -241,6 +242,7 @@ impl Shared {
         }
         if c.state == ConnectionState::Handshaking {
             self.env.counters.connect_failures += 1;
+            self.env.counters.handshake_failures += 1;
             self.conns.service_host_failed(conn);
         }
         self.lose(now, conn, Error::ConnectionClosed);
@@ -312,6 +314,7 @@ impl Shared {
         let reason = match self.conns.connection(conn) {
             Some(c) if c.state == ConnectionState::Handshaking => {
                 self.env.counters.connect_failures += 1;
+                self.env.counters.handshake_failures += 1;
                 let address = c.socket.clone();
                 self.conns.service_host_failed(conn);
                 Error::NotPulsar { address, cause: e }
@@ -508,6 +511,7 @@ impl Shared {
             Type::Error => {
                 let e = command.error.unwrap_or_default();
                 self.env.counters.connect_failures += 1;
+                self.env.counters.handshake_failures += 1;
                 self.close_connection(now, conn, Error::server(e.error, e.message));
                 Ok(())
             }
@@ -672,6 +676,7 @@ impl Shared {
                 let reason = if c.state == ConnectionState::Connecting {
                     c.connect_failed("connect timed out".into())
                 } else {
+                    self.env.counters.handshake_failures += 1;
                     Error::HandshakeTimeout(c.socket.clone())
                 };
                 self.env.counters.connect_failures += 1;

@@ -103,6 +103,10 @@ pub struct ClientCounters {
     pub connections_opened: u64,
     /// Connections that failed to open or to finish the handshake.
     pub connect_failures: u64,
+    /// Of `connect_failures`, those that failed after the socket was connected: during the
+    /// handshake (refused, closed, timed out, not speaking the protocol, authentication). The
+    /// rest failed to connect (Java's `pulsar.failure.type` `tcp-failed` and `handshake`).
+    pub handshake_failures: u64,
     /// Connections closed for any reason.
     pub connections_closed: u64,
     /// Connections closed because of bad input from the broker.
@@ -315,6 +319,35 @@ pub struct ConsumerStats {
     pub ack_timeouts: u64,
     /// Re-subscriptions.
     pub reconnects: u64,
+    /// The same figures for each topic (partition) the consumer reads, one entry per wire
+    /// consumer (one for a single non-partitioned topic): what Java's metrics label with
+    /// `pulsar.topic` and `pulsar.partition`, and how a multi-topic consumer gets its tenant
+    /// and namespace.
+    pub topics: Vec<TopicConsumerStats>,
+}
+
+/// The statistics of one topic (partition) of a consumer (see [`ConsumerStats::topics`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct TopicConsumerStats {
+    /// The topic or partition (full name).
+    pub topic: String,
+    /// Messages of this topic in the consumer's receiver queue.
+    pub queued_messages: usize,
+    /// Payload bytes of those messages.
+    pub queued_bytes: usize,
+    /// As [`ConsumerStats::messages_received`], for this topic.
+    pub messages_received: u64,
+    /// As [`ConsumerStats::bytes_received`], for this topic.
+    pub bytes_received: u64,
+    /// As [`ConsumerStats::acks`], for this topic.
+    pub acks: u64,
+    /// As [`ConsumerStats::negative_acks`], for this topic.
+    pub negative_acks: u64,
+    /// As [`ConsumerStats::dead_lettered`], for this topic.
+    pub dead_lettered: u64,
+    /// As [`ConsumerStats::ack_timeouts`], for this topic.
+    pub ack_timeouts: u64,
 }
 
 impl ConsumerStats {

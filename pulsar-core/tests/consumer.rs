@@ -404,6 +404,46 @@ fn ack_timeout_redelivers_unacknowledged_messages() {
 }
 
 #[test]
+fn ack_timeout_redeliveries_are_reported_only_when_asked() {
+    let ack_timeouts = |report: bool| {
+        let mut sim = Sim::new();
+        let mut o = opts()
+            .with_type(SubscriptionType::Shared)
+            .with_ack_timeout(Duration::from_secs(10))
+            .with_ack_group_time(Duration::ZERO);
+        o.report_ack_timeouts = report;
+        let c = sim.subscribed(o);
+        let conn = sim.conn_ids()[0];
+        sim.inject(conn, msg(c.get(), 1, 0, b"a", meta(1)));
+        sim.inject(conn, batch(c.get(), 2, &["b", "c"]));
+        sim.inject(conn, msg(c.get(), 3, 0, b"d", meta(3)));
+        let got = sim.drain(c);
+        sim.client.ack(sim.now, c, &got[3].id).unwrap();
+        sim.take_events();
+        sim.run_for(Duration::from_secs(20));
+        assert_eq!(redelivers(&sim), vec![(vec![1, 2], None)]);
+        let reported: Vec<_> = sim
+            .take_events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::AckTimeoutRedelivery {
+                    consumer,
+                    topic,
+                    ids,
+                } => Some((consumer, topic, ids)),
+                _ => None,
+            })
+            .collect();
+        (c, reported)
+    };
+    let (c, reported) = ack_timeouts(true);
+    // one id per entry (the batch once, without a batch index), acknowledged ones left out
+    let ids = vec![MessageId::new(9, 1, -1), MessageId::new(9, 2, -1)];
+    assert_eq!(reported, vec![(c, T.into(), ids)]);
+    assert!(ack_timeouts(false).1.is_empty());
+}
+
+#[test]
 fn messages_redelivered_too_often_go_to_the_dead_letter_topic() {
     let mut sim = Sim::new();
     let c = sim.subscribed(

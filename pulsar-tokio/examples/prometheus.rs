@@ -8,10 +8,18 @@
 //! again, then every one acknowledged. Then it prints `serving http://ADDRESS/metrics` and serves
 //! until killed (`--port 0` picks a free port).
 //!
+//! `--partitioned TOPIC2` also sends `N` messages to TOPIC2 (an existing partitioned topic) and
+//! receives and acknowledges them with one consumer (one series per partition with
+//! `--topic-attributes`, which adds `pulsar.topic` and `pulsar.partition`). Each
+//! `--failing-url URL` is a second client that tries to create a producer there and fails (a
+//! closed port: `pulsar.failure.type` `tcp-failed`; a port that does not speak the protocol:
+//! `handshake`); its metrics are published with the main client's.
+//!
 //! ```text
 //! cargo run -p pulsar-tokio --features metrics --example prometheus -- \
 //!     pulsar://127.0.0.1:6650 persistent://public/default/metrics-demo \
-//!     [--messages N] [--size S] [--nacks K] [--port P]
+//!     [--messages N] [--size S] [--nacks K] [--port P] [--partitioned TOPIC2] \
+//!     [--topic-attributes] [--failing-url URL]...
 //! curl http://127.0.0.1:9464/metrics
 //! ```
 //!
@@ -35,6 +43,9 @@ struct Args {
     size: usize,
     nacks: usize,
     port: u16,
+    partitioned: Option<String>,
+    topic_attributes: bool,
+    failing_urls: Vec<String>,
 }
 
 fn args() -> Result<Args, String> {
@@ -47,6 +58,9 @@ fn args() -> Result<Args, String> {
         size: 64,
         nacks: 0,
         port: 9464,
+        partitioned: None,
+        topic_attributes: false,
+        failing_urls: Vec::new(),
     };
     while let Some(arg) = it.next() {
         let mut number = |name: &str| -> Result<usize, String> {
@@ -58,6 +72,13 @@ fn args() -> Result<Args, String> {
             "--messages" => a.messages = number("--messages")?,
             "--size" => a.size = number("--size")?,
             "--nacks" => a.nacks = number("--nacks")?,
+            "--partitioned" => {
+                a.partitioned = Some(it.next().ok_or("--partitioned needs a topic")?)
+            }
+            "--topic-attributes" => a.topic_attributes = true,
+            "--failing-url" => a
+                .failing_urls
+                .push(it.next().ok_or("--failing-url needs a URL")?),
             "--port" => {
                 a.port = u16::try_from(number("--port")?).map_err(|_| "--port: 0 to 65535")?
             }
@@ -83,26 +104,87 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Kept open while serving: a closed producer or consumer leaves the statistics, so what it
     // did after the last scrape would not be published.
     let (_producer, _consumer) = traffic(&client, &args).await?;
+    let _partitioned = match &args.partitioned {
+        Some(topic) => Some(partitioned_traffic(&client, topic, args.messages).await?),
+        None => None,
+    };
+    let mut clients = vec![client];
+    for url in &args.failing_urls {
+        clients.push(failing_client(url, &args.topic).await?);
+    }
     let listener = TcpListener::bind(("127.0.0.1", args.port)).await?;
     println!("serving http://{}/metrics", listener.local_addr()?);
-    let publisher = Arc::new(Mutex::new(MetricsPublisher::new(MetricsOptions::default())));
+    let mut options = MetricsOptions::default();
+    options.topic_attributes = args.topic_attributes;
+    // One publisher per client: each turns its own client's totals into increments.
+    let publishers: Arc<Vec<(Client, Mutex<MetricsPublisher>)>> = Arc::new(
+        clients
+            .into_iter()
+            .map(|c| (c, Mutex::new(MetricsPublisher::new(options.clone()))))
+            .collect(),
+    );
     loop {
         let (socket, _) = listener.accept().await?;
-        let (client, handle, publisher) = (client.clone(), handle.clone(), publisher.clone());
+        let (handle, publishers) = (handle.clone(), publishers.clone());
         tokio::spawn(async move {
-            if let Err(e) = scrape(socket, &client, &handle, &publisher).await {
+            if let Err(e) = scrape(socket, &handle, &publishers).await {
                 eprintln!("scrape: {e}");
             }
         });
     }
 }
 
+/// A client that tries to create a producer at `url` and fails (kept for its metrics).
+async fn failing_client(url: &str, topic: &str) -> Result<Client, Box<dyn std::error::Error>> {
+    let client = Client::builder(url)
+        .operation_timeout(Duration::from_secs(2))
+        .connection_timeout(Duration::from_secs(1))
+        .build()?;
+    match client.producer(topic).create().await {
+        Ok(_) => Err(format!("a producer was created through {url}").into()),
+        Err(_) => Ok(client),
+    }
+}
+
+/// Sends `messages` messages (no batching) to the partitioned `topic` and receives and
+/// acknowledges them all with one consumer.
+async fn partitioned_traffic(
+    client: &Client,
+    topic: &str,
+    messages: usize,
+) -> Result<(Producer, Consumer), Error> {
+    let consumer = client
+        .consumer(topic)
+        .subscription("metrics-example")
+        .initial_position(InitialPosition::Earliest)
+        .subscribe()
+        .await?;
+    let producer = client
+        .producer(topic)
+        .batching(no_batching())
+        .create()
+        .await?;
+    for i in 0..messages {
+        producer.send(format!("p{i}")).await?;
+    }
+    for _ in 0..messages {
+        let msg = consumer.receive().await?;
+        consumer.ack(&msg)?;
+    }
+    Ok((producer, consumer))
+}
+
+fn no_batching() -> BatchingOptions {
+    let mut b = BatchingOptions::enabled();
+    b.enabled = false;
+    b
+}
+
 /// Answers one HTTP request (whatever its path) with the metrics, published just before.
 async fn scrape(
     mut socket: TcpStream,
-    client: &Client,
     handle: &PrometheusHandle,
-    publisher: &Mutex<MetricsPublisher>,
+    publishers: &[(Client, Mutex<MetricsPublisher>)],
 ) -> std::io::Result<()> {
     let mut request = Vec::new();
     let mut buf = [0u8; 1024];
@@ -113,10 +195,12 @@ async fn scrape(
         }
         request.extend_from_slice(&buf[..n]);
     }
-    publisher
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .publish(&client.stats());
+    for (client, publisher) in publishers {
+        publisher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .publish(&client.stats());
+    }
     let body = handle.render();
     let head = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\
@@ -139,11 +223,7 @@ async fn traffic(client: &Client, a: &Args) -> Result<(Producer, Consumer), Erro
         .await?;
     let producer = client
         .producer(&a.topic)
-        .batching({
-            let mut b = BatchingOptions::enabled();
-            b.enabled = false;
-            b
-        })
+        .batching(no_batching())
         .create()
         .await?;
     for i in 0..a.messages {

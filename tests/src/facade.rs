@@ -559,6 +559,38 @@ impl TReader {
             TReader::Blocking(r) => r.seek(to),
         }
     }
+
+    /// Hands every message to `f` (the reader's listener), until [`TReaderListener::stop`].
+    pub fn listen(self, f: impl FnMut(Message) + Send + 'static) -> Result<TReaderListener, Error> {
+        let mut f = f;
+        match self {
+            TReader::Async(env, r) => r
+                .listen(move |_, m| f(m))
+                .map(|l| TReaderListener::Async(env, l)),
+            TReader::Blocking(r) => r.listen(move |_, m| f(m)).map(TReaderListener::Blocking),
+        }
+    }
+}
+
+/// A reader's listener of any runtime.
+#[derive(Debug)]
+pub enum TReaderListener {
+    /// tokio or smol.
+    Async(Env, pulsar_async::Listener<pulsar_async::Reader>),
+    /// The blocking adapter.
+    Blocking(pulsar_blocking::Listener<pulsar_blocking::Reader>),
+}
+
+impl TReaderListener {
+    /// Stops it and gives the reader back.
+    pub fn stop(self) -> Result<TReader, Error> {
+        match self {
+            TReaderListener::Async(env, l) => env
+                .block_on(l.stop())
+                .map(|r| TReader::Async(env.clone(), r)),
+            TReaderListener::Blocking(l) => l.stop().map(TReader::Blocking),
+        }
+    }
 }
 
 /// A client event stream of any runtime.

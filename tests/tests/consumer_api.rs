@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use pulsar_async::{
     BatchReceivePolicy, ClientOptions, ConsumerOptions, InitialPosition, Message, MessageId,
-    OutgoingMessage, ProducerOptions, SubscriptionType, TopicMessageId,
+    OutgoingMessage, ProducerOptions, ReaderOptions, SubscriptionType, TopicMessageId,
 };
 use pulsar_tests::facade::{Env, Rt, TClient, TConsumer, RECEIVE};
 use pulsar_tests::per_runtime;
@@ -80,10 +80,12 @@ fn available_permits(admin: &Admin, topic: &str, sub: &str) -> Vec<i64> {
 per_runtime!(
     receive_timeout_and_batch_policy,
     listener_hands_over_every_message,
+    reader_listener_hands_over_every_message,
     ack_by_topic_message_id,
     pause_and_resume_lose_nothing,
     tombstones_are_none,
     table_view_of_a_compacted_topic,
+    typed_table_view,
 );
 
 /// `receive_timeout` gives `None` after about the timeout on an empty topic and the message when
@@ -164,6 +166,35 @@ fn receive_timeout_and_batch_policy(env: Env) -> TestResult {
     ));
     zero.close()?;
     consumer.close()?;
+    client.close()?;
+    Ok(())
+}
+
+/// A reader's listener gets every message from the start in order; stopping gives the reader
+/// back, which reads on from where the listener stopped.
+fn reader_listener_hands_over_every_message(env: Env) -> TestResult {
+    let client = client(&env)?;
+    let topic = unique_topic("capi-reader-listener");
+    let producer = client.producer(&topic)?;
+    for i in 0..30 {
+        producer.send_async(OutgoingMessage::new(format!("m{i}")))?;
+    }
+    producer.flush()?;
+    let reader = client.reader(&topic, ReaderOptions::new(MessageId::EARLIEST))?;
+    let (tx, rx) = mpsc::channel();
+    let listener = reader.listen(move |m| {
+        let _ = tx.send(text(&m));
+    })?;
+    let mut got = Vec::new();
+    while got.len() < 30 {
+        got.push(rx.recv_timeout(RECEIVE)?);
+    }
+    assert_eq!(got, (0..30).map(|i| format!("m{i}")).collect::<Vec<_>>());
+    let mut reader = listener.stop()?;
+    // the listener is gone: the next message is the reader's
+    producer.send(OutgoingMessage::new("after"))?;
+    assert_eq!(text(&reader.receive()?), "after");
+    assert!(rx.try_recv().is_err());
     client.close()?;
     Ok(())
 }
@@ -529,6 +560,62 @@ fn table_view_of_a_compacted_topic(env: Env) -> TestResult {
         ]
     );
     drop(table);
+    client.close()?;
+    Ok(())
+}
+
+/// A table view with a schema (INT64) holds the decoded values: the latest of each key, a
+/// tombstone deletes, a payload that does not decode leaves its key as it was and is counted;
+/// later updates reach the listener decoded.
+fn typed_table_view(env: Env) -> TestResult {
+    use pulsar_async::schema::{primitive, Schema};
+    let client = client(&env)?;
+    let topic = unique_topic("capi-typed-table");
+    let producer = client.producer_with(&topic, unbatched(), true)?;
+    let int = primitive::<i64>();
+    let send = |key: &str, v: i64| -> Result<(), Box<dyn std::error::Error>> {
+        let payload = int.encode(&v)?;
+        producer.send(OutgoingMessage::new(payload).with_key(key))?;
+        Ok(())
+    };
+    send("a", 1)?;
+    send("b", 2)?;
+    send("a", 3)?;
+    send("c", 4)?;
+    producer.send(OutgoingMessage::tombstone("c"))?;
+    // three bytes are no INT64: "b" keeps 2
+    producer.send(OutgoingMessage::new("bad").with_key("b"))?;
+    let mut expected = BTreeMap::from([("a".to_owned(), 3i64), ("b".to_owned(), 2)]);
+    let (tx, rx) = mpsc::channel();
+    let check = |entries: BTreeMap<String, i64>, failures: u64| {
+        assert_eq!(entries, expected, "the typed table view");
+        assert_eq!(failures, 1, "one value did not decode");
+    };
+    match &client {
+        TClient::Async(env, c) => {
+            let view = env.block_on(c.table_view(&topic).schema(primitive::<i64>()).create())?;
+            check(view.entries(), view.decode_failures());
+            view.listen(move |k, v| {
+                let _ = tx.send((k.to_owned(), v.copied()));
+            });
+            send("d", -5)?;
+            env.block_on(view.refresh())?;
+            expected.insert("d".into(), -5);
+            assert_eq!(view.entries(), expected);
+        }
+        TClient::Blocking(c) => {
+            let view = c.table_view(&topic).schema(primitive::<i64>()).create()?;
+            check(view.entries(), view.decode_failures());
+            view.listen(move |k, v| {
+                let _ = tx.send((k.to_owned(), v.copied()));
+            });
+            send("d", -5)?;
+            view.refresh()?;
+            expected.insert("d".into(), -5);
+            assert_eq!(view.entries(), expected);
+        }
+    }
+    assert_eq!(rx.recv_timeout(RECEIVE)?, ("d".to_owned(), Some(-5)));
     client.close()?;
     Ok(())
 }

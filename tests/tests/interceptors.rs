@@ -1,7 +1,7 @@
 //! Producer and consumer interceptors on the real broker, on tokio, smol and the blocking
 //! adapter: what `before_send` adds reaches the consumer, `before_consume` sees every delivery,
-//! and the acknowledgement hooks are told of every send, acknowledgement and negative
-//! acknowledgement.
+//! and the acknowledgement hooks are told of every send, acknowledgement, negative
+//! acknowledgement and ack-timeout redelivery.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -24,6 +24,7 @@ struct Counting {
     before_consume: AtomicUsize,
     acks: AtomicUsize,
     nacks: AtomicUsize,
+    ack_timeouts: Mutex<Vec<(String, MessageId)>>,
 }
 
 impl ProducerInterceptor for Counting {
@@ -61,6 +62,14 @@ impl ConsumerInterceptor for Counting {
     fn on_negative_acks_send(&self, ids: &[MessageId]) {
         self.nacks.fetch_add(ids.len(), Ordering::SeqCst);
     }
+
+    fn on_ack_timeout_send(&self, topic: &str, ids: &[MessageId]) {
+        let mut seen = self
+            .ack_timeouts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        seen.extend(ids.iter().map(|id| (topic.to_owned(), *id)));
+    }
 }
 
 fn run(rt: Rt) -> TestResult {
@@ -74,9 +83,12 @@ fn run(rt: Rt) -> TestResult {
     // Shared: the broker counts the redeliveries of a negatively acknowledged message
     options.subscription_type = SubscriptionType::Shared;
     options.negative_ack_delay = Duration::from_millis(100);
+    // m1 is left unacknowledged once: the ack timeout asks for it again
+    options.ack_timeout = Some(Duration::from_secs(1));
     let (p, c): (Arc<dyn ProducerInterceptor>, Arc<dyn ConsumerInterceptor>) =
         (seen.clone(), seen.clone());
     let mut received = Vec::new();
+    let mut timed_out = Vec::new();
     match &client {
         TClient::Async(env, h) => env.block_on(async {
             let consumer = h
@@ -103,6 +115,8 @@ fn run(rt: Rt) -> TestResult {
                 };
                 if m.redelivery_count == 0 && m.payload.as_ref() == b"m0" {
                     consumer.nack(&m)?;
+                } else if m.redelivery_count == 0 && m.payload.as_ref() == b"m1" {
+                    timed_out.push(m.id);
                 } else {
                     consumer.ack(&m)?;
                     received.push(m);
@@ -130,6 +144,8 @@ fn run(rt: Rt) -> TestResult {
                 };
                 if m.redelivery_count == 0 && m.payload.as_ref() == b"m0" {
                     consumer.nack(&m)?;
+                } else if m.redelivery_count == 0 && m.payload.as_ref() == b"m1" {
+                    timed_out.push(m.id);
                 } else {
                     consumer.ack(&m)?;
                     received.push(m);
@@ -164,9 +180,30 @@ fn run(rt: Rt) -> TestResult {
         "{rt:?}: one send acknowledgement per message, with its id"
     );
     assert_eq!(seen.send_failures.load(Ordering::SeqCst), 0, "{rt:?}");
-    assert_eq!(seen.before_consume.load(Ordering::SeqCst), N + 1, "{rt:?}");
+    assert_eq!(seen.before_consume.load(Ordering::SeqCst), N + 2, "{rt:?}");
     assert_eq!(seen.acks.load(Ordering::SeqCst), N, "{rt:?}");
     assert_eq!(seen.nacks.load(Ordering::SeqCst), 1, "{rt:?}");
+    // the message left unacknowledged, reported once by its entry (no batch index)
+    let reported = seen
+        .ack_timeouts
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    assert_eq!(timed_out.len(), 1, "{rt:?}: m1 left unacknowledged once");
+    let entry = |id: &MessageId| (id.ledger_id, id.entry_id, id.partition);
+    let expected: Vec<_> = timed_out
+        .iter()
+        .map(|id| (topic.clone(), entry(id)))
+        .collect();
+    let got: Vec<_> = reported
+        .iter()
+        .map(|(t, id)| (t.clone(), entry(id)))
+        .collect();
+    assert_eq!(got, expected, "{rt:?}: ack-timeout redeliveries");
+    assert!(
+        reported.iter().all(|(_, id)| id.batch_index == -1),
+        "{reported:?}"
+    );
     Ok(())
 }
 

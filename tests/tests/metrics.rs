@@ -1,7 +1,8 @@
 //! The Prometheus example of pulsar-tokio (`examples/prometheus.rs`, built here as the
 //! `prometheus-example` binary) against the real broker: it sends, receives, negatively
 //! acknowledges and acknowledges a known traffic, then serves its metrics; the test scrapes them
-//! over HTTP and checks the values against that traffic.
+//! over HTTP and checks the values against that traffic: per topic and partition (a partitioned
+//! topic read by one consumer), and the failed connections of two more clients by failure type.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -26,6 +27,12 @@ impl Drop for Running {
 fn the_prometheus_example_serves_the_traffic_it_made() -> TestResult {
     let broker = support::broker();
     let topic = unique_topic("metrics-example");
+    let partitioned = unique_topic("metrics-example-partitioned");
+    let admin = support::admin()?;
+    admin.create_partitioned(&partitioned, 2)?;
+    // the web port does not speak the binary protocol: the handshake fails; port 1 is closed
+    let web = admin.web_url().trim_start_matches("http://").to_owned();
+    let (handshake_url, tcp_url) = (format!("pulsar://{web}"), "pulsar://127.0.0.1:1");
     let (messages, size, nacks) = (50u64, 100u64, 5u64);
     let mut child = Running(
         Command::new(env!("CARGO_BIN_EXE_prometheus-example"))
@@ -34,6 +41,8 @@ fn the_prometheus_example_serves_the_traffic_it_made() -> TestResult {
             .args(["--size", &size.to_string()])
             .args(["--nacks", &nacks.to_string()])
             .args(["--port", "0"])
+            .args(["--partitioned", &partitioned, "--topic-attributes"])
+            .args(["--failing-url", &handshake_url, "--failing-url", tcp_url])
             .stdout(Stdio::piped())
             .spawn()?,
     );
@@ -51,10 +60,12 @@ fn the_prometheus_example_serves_the_traffic_it_made() -> TestResult {
     let ns = [
         ("pulsar_tenant", "public"),
         ("pulsar_namespace", "public/default"),
+        ("pulsar_topic", topic.as_str()),
     ];
     let sub = [
         ("pulsar_tenant", "public"),
         ("pulsar_namespace", "public/default"),
+        ("pulsar_topic", topic.as_str()),
         ("pulsar_subscription", "metrics-example"),
     ];
     let ok = [("pulsar_response_status", "success")];
@@ -78,7 +89,7 @@ fn the_prometheus_example_serves_the_traffic_it_made() -> TestResult {
     expect("pulsar_client_producer_message_send_failed", &ns, 0.0)?;
     expect(
         "pulsar_client_producer_message_send_duration_count",
-        &[ns[0], ns[1], ok[0]],
+        &[ns[0], ns[1], ns[2], ok[0]],
         n,
     )?;
     expect("pulsar_client_producer_message_pending_count", &ns, 0.0)?;
@@ -97,16 +108,50 @@ fn the_prometheus_example_serves_the_traffic_it_made() -> TestResult {
     expect("pulsar_client_consumer_message_ack_timeout", &sub, 0.0)?;
     expect("pulsar_client_consumer_receive_queue_count", &sub, 0.0)?;
     expect("pulsar_client_consumer_receive_queue_size", &sub, 0.0)?;
-    // client
-    expect("pulsar_client_connection_opened", &[], 1.0)?;
-    expect("pulsar_client_connection_failed", &[], 0.0)?;
+    // the partitioned topic: one series per partition, with the partition's tenant and namespace
+    let mut per_partition = Vec::new();
+    for p in ["0", "1"] {
+        let labels = [
+            ("pulsar_tenant", "public"),
+            ("pulsar_namespace", "public/default"),
+            ("pulsar_topic", partitioned.as_str()),
+            ("pulsar_partition", p),
+            ("pulsar_subscription", "metrics-example"),
+        ];
+        let count = "pulsar_client_consumer_message_received_count";
+        let got =
+            value(&text, count, &labels).ok_or_else(|| format!("{count}{labels:?}:\n{text}"))?;
+        expect("pulsar_client_consumer_message_ack", &labels, got)?;
+        expect("pulsar_client_consumer_opened", &labels, 1.0)?;
+        per_partition.push(got);
+    }
+    assert!(per_partition.iter().all(|&n| n > 0.0), "{per_partition:?}");
+    assert_eq!(per_partition.iter().sum::<f64>(), n, "{per_partition:?}");
+    // client: every connection attempt is counted as opened; the failing clients' attempts fail
+    // by type (at least once each: they retry until their operation timeout)
+    let failed = |kind: &'static str| {
+        let labels = [("pulsar_failure_type", kind)];
+        value(&text, "pulsar_client_connection_failed", &labels)
+            .ok_or_else(|| format!("connection failed {kind}:\n{text}"))
+    };
+    let (tcp, handshake) = (failed("tcp-failed")?, failed("handshake")?);
+    assert!(
+        tcp >= 1.0 && handshake >= 1.0,
+        "tcp {tcp}, handshake {handshake}"
+    );
+    expect(
+        "pulsar_client_connection_opened",
+        &[],
+        1.0 + tcp + handshake,
+    )?;
     expect("pulsar_client_memory_buffer_usage", &[], 0.0)?;
     expect(
         "pulsar_client_memory_buffer_limit",
         &[],
         64.0 * 1024.0 * 1024.0,
     )?;
-    // the producer's and the consumer's topic lookups, and the partition count of each
+    // the producers' and the consumers' topic lookups (each partition of the partitioned topic
+    // once for each), and the partition count of each topic
     let lookup = |kind: &'static str| {
         [
             ("pulsar_lookup_transport_type", "binary"),
@@ -114,14 +159,14 @@ fn the_prometheus_example_serves_the_traffic_it_made() -> TestResult {
             ("pulsar_response_status", "success"),
         ]
     };
-    expect("pulsar_client_lookup_duration_count", &lookup("topic"), 2.0)?;
+    expect("pulsar_client_lookup_duration_count", &lookup("topic"), 6.0)?;
     expect(
         "pulsar_client_lookup_duration_count",
         &lookup("metadata"),
-        2.0,
+        4.0,
     )?;
     // every send took more than 0 s and less than the 30 s operation timeout
-    let le = |bound: &'static str| [ns[0], ns[1], ok[0], ("le", bound)];
+    let le = |bound: &'static str| [ns[0], ns[1], ns[2], ok[0], ("le", bound)];
     expect(
         "pulsar_client_producer_message_send_duration_bucket",
         &le("30"),

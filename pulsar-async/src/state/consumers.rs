@@ -8,6 +8,7 @@ use pulsar_core::{ConsumerId, Message};
 use super::slots::{add_waker, closed_error, wake_all, ConsumerSlot, Status};
 use super::State;
 use crate::error::Error;
+use crate::interceptor::{Chain, ConsumerInterceptor};
 
 impl State {
     // ---- consumers --------------------------------------------------------------------------------
@@ -27,10 +28,23 @@ impl State {
                 waiters: Vec::new(),
                 close_requested: false,
                 handle_alive: true,
+                interceptors: None,
             },
         );
         self.after_app();
         Ok(id)
+    }
+
+    /// Tells `chain` of the ack-timeout redeliveries of consumer `id` (reported by the core
+    /// when the consumer was created with `report_ack_timeouts`).
+    pub(crate) fn set_consumer_interceptors(
+        &mut self,
+        id: ConsumerId,
+        chain: Chain<dyn ConsumerInterceptor>,
+    ) {
+        if let Some(c) = self.consumers.get_mut(&id) {
+            c.interceptors = Some(Box::new(chain));
+        }
     }
 
     pub(crate) fn poll_consumer_ready(

@@ -1,5 +1,7 @@
 //! Dispatching the core's events to the application's waiters.
 
+use std::sync::Arc;
+
 use pulsar_core::{
     ConsumerId, Event, MessageId, ProducerId, RequestId, Resource, SendError, SendId,
 };
@@ -137,15 +139,19 @@ impl State {
             } => {
                 self.request_done(*request, RequestResult::HasMessage(result.clone()));
             }
+            Event::AckTimeoutRedelivery {
+                consumer,
+                topic,
+                ids,
+            } => self.ack_timeout_redelivery(*consumer, topic, ids),
             Event::ClientClosed => {
                 self.closed = true;
                 wake_all(&mut self.close_waiters);
                 wake_all(&mut self.room);
             }
-            Event::ConnectionClosed {
-                address, reason, ..
-            } => {
-                tracing::debug!(%address, %reason, "connection closed");
+            Event::ConnectionOpened { conn, .. } => self.connection_spans.opened(*conn),
+            Event::ConnectionClosed { conn, reason, .. } => {
+                self.connection_spans.closed(*conn, reason);
             }
             Event::ProducerReconnecting {
                 producer, reason, ..
@@ -160,6 +166,24 @@ impl State {
             _ => {}
         }
         self.broadcast(event);
+    }
+
+    /// Tells the consumer's interceptors (if any) of an ack-timeout redelivery, outside the lock.
+    fn ack_timeout_redelivery(
+        &mut self,
+        consumer: ConsumerId,
+        topic: &Arc<str>,
+        ids: &[MessageId],
+    ) {
+        let Some(c) = self.consumers.get(&consumer) else {
+            return;
+        };
+        if let Some(chain) = c.interceptors.as_deref() {
+            let (chain, topic, ids) = (chain.clone(), topic.clone(), ids.to_vec());
+            self.deferred.push(Deferred::task(move || {
+                chain.on_ack_timeout_send(&topic, &ids)
+            }));
+        }
     }
 
     pub(super) fn send_completed(

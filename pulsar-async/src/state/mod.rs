@@ -34,6 +34,7 @@ mod events;
 mod producers;
 mod requests;
 mod slots;
+mod spans;
 
 use clock::Clock;
 pub use events::ClientEvent;
@@ -41,6 +42,7 @@ use events::Subscriber;
 pub(crate) use requests::RequestResult;
 use requests::RequestSlot;
 use slots::*;
+use spans::ConnectionSpans;
 
 /// Sends an async application may queue while its driver task, woken, has not run yet; beyond
 /// it a send waits for the driver (so that an application that never yields, on a
@@ -54,6 +56,15 @@ pub(crate) struct Deferred {
 }
 
 impl Deferred {
+    /// A call with no result (an interceptor's hook), to run outside the lock like a send's
+    /// callback.
+    pub(crate) fn task(f: impl FnOnce() + Send + 'static) -> Deferred {
+        Deferred {
+            callback: Box::new(move |_| f()),
+            result: Ok(MessageId::EARLIEST),
+        }
+    }
+
     /// Runs the callback.
     pub(crate) fn run(self) {
         (self.callback)(self.result);
@@ -111,6 +122,8 @@ pub(crate) struct State {
     event_buffer: usize,
     /// Callbacks to run once the lock is released.
     deferred: Vec<Deferred>,
+    /// The lifecycle span of every connection, from the connect request to its close.
+    connection_spans: ConnectionSpans,
     /// A thread driver's client: how long dropping the last handle waits for the close (see
     /// [`drop_wait`](Self::drop_wait)). `None` for async drivers: their drop never blocks.
     wait_on_drop: Option<Duration>,
@@ -200,6 +213,7 @@ impl State {
             next_subscriber: 0,
             event_buffer,
             deferred: Vec::new(),
+            connection_spans: ConnectionSpans::default(),
             wait_on_drop: None,
             driver_thread: None,
         }
@@ -213,6 +227,9 @@ impl State {
         loop {
             let mut any = false;
             while let Some(io) = self.core.poll_io() {
+                if let IoRequest::Connect { conn, address } = &io {
+                    self.connection_spans.connecting(*conn, address);
+                }
                 self.io.push_back(io);
                 any = true;
             }

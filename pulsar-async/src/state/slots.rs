@@ -6,7 +6,7 @@ use std::time::Duration;
 use pulsar_core::{ProducerOptions, SendError};
 
 use crate::error::Error;
-use crate::interceptor::{Chain, ProducerInterceptor};
+use crate::interceptor::{Chain, ConsumerInterceptor, ProducerInterceptor};
 use crate::sends::SendTable;
 
 /// The life of a producer or consumer, as the application sees it (errors boxed: rare, and
@@ -69,6 +69,9 @@ pub(super) struct ConsumerSlot {
     pub(super) waiters: Vec<Waker>,
     pub(super) close_requested: bool,
     pub(super) handle_alive: bool,
+    /// The consumer's interceptors (told of its ack-timeout redeliveries), if any; boxed, as
+    /// most consumers have none.
+    pub(super) interceptors: Option<Box<Chain<dyn ConsumerInterceptor>>>,
 }
 
 pub(super) fn add_waker(list: &mut Vec<Waker>, cx: &Context<'_>) {

@@ -6,7 +6,7 @@ use super::clock::SENDS_PER_CLOCK_READ;
 use super::*;
 use crate::runtime::{AsyncTimer, BoxFuture, BoxIo, Runtime};
 
-fn state(event_buffer: usize, wakes: Arc<AtomicUsize>) -> State {
+pub(super) fn state(event_buffer: usize, wakes: Arc<AtomicUsize>) -> State {
     let core = pulsar_core::Client::new(ClientConfig::new("pulsar://127.0.0.1:1"), Instant::now())
         .unwrap();
     State::new(

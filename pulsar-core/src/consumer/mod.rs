@@ -47,6 +47,7 @@ mod timers;
 mod txn;
 mod vecmap;
 
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 use pulsar_proto::pb;
@@ -66,7 +67,7 @@ use crate::handle::{ConnectionId, ConsumerId};
 use crate::outputs::Outputs;
 use crate::request::RequestKind;
 use crate::shared::Shared;
-use crate::stats::{ConsumerStats, ResourceState};
+use crate::stats::{ConsumerStats, ResourceState, TopicConsumerStats};
 use crate::time;
 use group::{Group, Phase};
 use seek::seek_target;
@@ -120,6 +121,7 @@ impl Consumers {
                     dead_lettered: subs.iter().map(|s| s.dead_lettered).sum(),
                     ack_timeouts: subs.iter().map(|s| s.ack_timeouts).sum(),
                     reconnects: subs.iter().map(|s| s.link.reconnects).sum(),
+                    topics: topic_stats(&subs, &g.queue),
                 }
             })
             .collect()
@@ -193,6 +195,27 @@ fn send_close(
         RequestKind::Consumer(sid, purpose),
     );
     request_id
+}
+
+/// Per-topic statistics of a group's wire consumers, with their share of the receiver queue.
+fn topic_stats(subs: &[&Sub], queue: &VecDeque<Message>) -> Vec<TopicConsumerStats> {
+    let mut bytes: BTreeMap<ConsumerId, usize> = BTreeMap::new();
+    for m in queue {
+        *bytes.entry(m.sub).or_default() += m.payload.len();
+    }
+    subs.iter()
+        .map(|s| TopicConsumerStats {
+            topic: s.topic_name.to_string(),
+            queued_messages: s.queued,
+            queued_bytes: bytes.get(&s.id).copied().unwrap_or(0),
+            messages_received: s.messages_received,
+            bytes_received: s.bytes_received,
+            acks: s.app_acks,
+            negative_acks: s.negative_acks,
+            dead_lettered: s.dead_lettered,
+            ack_timeouts: s.ack_timeouts,
+        })
+        .collect()
 }
 
 fn remap_events(out: &mut Outputs, from: usize, sid: ConsumerId, gid: ConsumerId) {

@@ -288,6 +288,11 @@ pub struct ConsumerOptions {
     pub negative_ack_backoff: Option<RedeliveryBackoff>,
     /// Redeliver messages received but not acknowledged within this time (`None`: never).
     pub ack_timeout: Option<Duration>,
+    /// Report each ack-timeout redelivery as an
+    /// [`Event::AckTimeoutRedelivery`](crate::Event::AckTimeoutRedelivery) naming the message ids
+    /// asked again (what Java's `ConsumerInterceptor::onAckTimeoutSend` sees). Off by default: the
+    /// runtimes turn it on only for a consumer with interceptors, so others pay nothing.
+    pub report_ack_timeouts: bool,
     /// Dead-letter / retry-letter topics.
     pub dead_letter: Option<DeadLetterPolicy>,
     /// Also subscribe to the retry-letter topic (Java's `enableRetry`); without a dead-letter
@@ -352,6 +357,7 @@ impl ConsumerOptions {
             negative_ack_delay: Duration::from_secs(60),
             negative_ack_backoff: None,
             ack_timeout: None,
+            report_ack_timeouts: false,
             dead_letter: None,
             retry_enabled: false,
             max_pending_chunked_messages: 10,

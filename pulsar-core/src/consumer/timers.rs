@@ -5,7 +5,9 @@ use super::group::Phase;
 use super::intake;
 use super::remap_events;
 use super::Consumers;
+use crate::event::Event;
 use crate::handle::ConsumerId;
+use crate::message::MessageId;
 use crate::shared::Shared;
 use crate::topic::TopicName;
 use std::time::Instant;
@@ -47,6 +49,17 @@ impl Consumers {
         let mut redeliver = s.nacks.take_due(now);
         let timed_out = s.unacked.take_expired(now);
         s.ack_timeouts += timed_out.len() as u64;
+        if s.opts.report_ack_timeouts && !timed_out.is_empty() {
+            let partition = s.partition;
+            sh.out.events.push_back(Event::AckTimeoutRedelivery {
+                consumer: gid,
+                topic: s.topic_name.clone(),
+                ids: timed_out
+                    .iter()
+                    .map(|&(ledger, entry)| MessageId::new(ledger, entry, partition))
+                    .collect(),
+            });
+        }
         redeliver.extend(timed_out);
         let mut out = intake::IntakeOut::default();
         let expired = s.chunks.as_mut().map(|c| c.expire(now)).unwrap_or_default();
