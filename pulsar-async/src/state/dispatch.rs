@@ -25,15 +25,7 @@ impl State {
                 self.send_completed(producer, send, result);
                 return;
             }
-            Event::SendsCompleted {
-                producer,
-                batch,
-                sends,
-                ..
-            } => {
-                self.sends_completed(producer, batch, &sends);
-                return;
-            }
+            e @ Event::SendsCompleted { .. } => return self.sends_completed(e),
             Event::MessagesAvailable { consumer, .. } => {
                 if let Some(c) = self.consumers.get_mut(&consumer) {
                     wake_all(&mut c.waiters);
@@ -191,12 +183,16 @@ impl State {
     /// Every send of a batch stored as `batch` completed (the core's range receipt): each
     /// send's waiter completes as for [`send_completed`](Self::send_completed), with its own id
     /// in the batch, after one look-up of the producer.
-    pub(super) fn sends_completed(
-        &mut self,
-        producer: ProducerId,
-        batch: MessageId,
-        sends: &[SendId],
-    ) {
+    pub(super) fn sends_completed(&mut self, event: Event) {
+        let Event::SendsCompleted {
+            producer,
+            batch,
+            sends,
+            ..
+        } = event
+        else {
+            return;
+        };
         if let Some(p) = self.producers.get_mut(&producer) {
             let n = sends.len();
             for (i, send) in sends.iter().enumerate() {
