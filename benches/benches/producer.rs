@@ -10,7 +10,8 @@
 //! connection (messages round robin, batches closed by their 1 ms timer).
 //!
 //! `PRODUCER_BENCH_PROFILE=N` runs N rounds of the batched variant only (for `perf`/`callgrind`);
-//! `PRODUCER_BENCH_PROFILE_PRODUCERS=P` spreads them over P producers.
+//! `PRODUCER_BENCH_PROFILE_PRODUCERS=P` spreads them over P producers;
+//! `PRODUCER_BENCH_BATCH_RECEIPTS=1` asks for one event per batch receipt (as the runtimes do).
 
 mod common;
 
@@ -191,9 +192,13 @@ impl Setup {
         }
         self.exchange();
         while let Some(e) = self.client.poll_event() {
-            if let Event::SendCompleted { result, .. } = e {
-                debug_assert!(result.is_ok());
-                self.completed += 1;
+            match e {
+                Event::SendCompleted { result, .. } => {
+                    debug_assert!(result.is_ok());
+                    self.completed += 1;
+                }
+                Event::SendsCompleted { sends, .. } => self.completed += sends.len(),
+                _ => {}
             }
         }
     }
@@ -342,6 +347,10 @@ fn bench(c: &mut Criterion) {
         } else {
             Setup::new(batched(CompressionType::None))
         };
+        // `PRODUCER_BENCH_BATCH_RECEIPTS=1`: one event per batch receipt (as the runtimes ask).
+        if std::env::var_os("PRODUCER_BENCH_BATCH_RECEIPTS").is_some() {
+            s.client.set_batch_receipts(true);
+        }
         let per_round = if producers > 1 { 10 * producers } else { BATCH };
         for _ in 0..n {
             s.round(per_round);

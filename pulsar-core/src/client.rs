@@ -131,6 +131,14 @@ impl Client {
         self.check_closing(now);
     }
 
+    /// With `true`, the receipt of a batch without a transaction completes all of its messages
+    /// with one [`Event::SendsCompleted`] instead of one [`Event::SendCompleted`] each (one event
+    /// to read per batch instead of per message). Off by default; failures are always reported
+    /// per message.
+    pub fn set_batch_receipts(&mut self, on: bool) {
+        self.shared.env.batch_receipts = on;
+    }
+
     /// Resynchronizes the wall clock used for publish times (Unix milliseconds at `now`).
     pub fn sync_wall_clock(&mut self, now: Instant, unix_ms: u64) {
         self.shared.env.set_unix_millis(now, unix_ms);

@@ -22,6 +22,9 @@ pub(crate) struct Env {
     pub(crate) counters: ClientCounters,
     /// No new connection may be opened and no operation started (the client is closed).
     pub(crate) shut: bool,
+    /// Batches without a transaction complete with one [`Event::SendsCompleted`](crate::Event::SendsCompleted)
+    /// (see [`Client::set_batch_receipts`](crate::Client::set_batch_receipts)).
+    pub(crate) batch_receipts: bool,
     /// Wall clock reference: (instant, unix milliseconds at that instant).
     clock: (Instant, u64),
 }
@@ -36,6 +39,7 @@ impl Env {
             ids: IdGen::new(),
             counters: ClientCounters::default(),
             shut: false,
+            batch_receipts: false,
         }
     }
 

@@ -164,6 +164,19 @@ pub enum Event {
         /// The message id the broker assigned, or why the send failed.
         result: Result<MessageId, SendError>,
     },
+    /// Every message of a batch was stored: one event for the batch's receipt instead of one
+    /// [`Event::SendCompleted`] per message. Reported only by a client that asked for it with
+    /// [`Client::set_batch_receipts`](crate::Client::set_batch_receipts), for batches without a
+    /// transaction; failures are always reported per message.
+    SendsCompleted {
+        /// The producer.
+        producer: ProducerId,
+        /// The id of the batch's entry; message `i` of `sends` has the id
+        /// [`batch.in_batch(i, sends.len())`](MessageId::in_batch).
+        batch: MessageId,
+        /// The sends of the batch, in batch order.
+        sends: Vec<SendId>,
+    },
     /// Answer to [`Client::flush`](crate::Client::flush): every message sent before it is
     /// completed (acknowledged or failed).
     FlushCompleted {

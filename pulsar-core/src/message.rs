@@ -33,6 +33,17 @@ impl MessageId {
         }
     }
 
+    /// The id of message `index` of a batch of `size` messages stored under this id (see
+    /// [`Event::SendsCompleted`](crate::Event::SendsCompleted)).
+    #[inline]
+    pub fn in_batch(self, index: usize, size: usize) -> MessageId {
+        MessageId {
+            batch_index: i32::try_from(index).unwrap_or(i32::MAX),
+            batch_size: i32::try_from(size).unwrap_or(i32::MAX),
+            ..self
+        }
+    }
+
     /// The earliest position (`-1:-1`).
     pub const EARLIEST: MessageId = MessageId {
         ledger_id: u64::MAX,

@@ -7,7 +7,7 @@ use pulsar_core::{
 };
 
 use super::requests::RequestResult;
-use super::slots::{wake_all, Status};
+use super::slots::{wake_all, ProducerSlot, Status};
 use super::{Deferred, State};
 use crate::error::Error;
 use crate::interceptor::{Chain, ProducerInterceptor};
@@ -27,6 +27,7 @@ impl State {
                 self.send_completed(producer, send, result);
                 return;
             }
+            e @ Event::SendsCompleted { .. } => return self.sends_completed(e),
             Event::MessagesAvailable { consumer, .. } => {
                 if let Some(c) = self.consumers.get_mut(&consumer) {
                     wake_all(&mut c.waiters);
@@ -193,20 +194,33 @@ impl State {
         result: Result<MessageId, SendError>,
     ) {
         if let Some(p) = self.producers.get_mut(&producer) {
-            if let Some(chain) = &p.interceptors {
-                self.deferred.push(intercepted(chain, &result));
+            complete_send(p, &mut self.deferred, send, result);
+            if p.is_finished() {
+                self.producers.remove(&producer);
             }
-            match p.sends.complete(send.get(), result) {
-                Completion::Wake(waker) => {
-                    if let Some(w) = waker {
-                        w.wake();
-                    }
-                }
-                Completion::Call(callback, result) => self.deferred.push(Deferred {
-                    callback,
-                    result: result.map_err(Error::Send),
-                }),
-                Completion::Nobody => {}
+        }
+        if !self.room.is_empty() {
+            wake_all(&mut self.room);
+        }
+    }
+
+    /// Every send of a batch stored as `batch` completed (the core's range receipt): each
+    /// send's waiter completes as for [`send_completed`](Self::send_completed), with its own id
+    /// in the batch, after one look-up of the producer.
+    pub(super) fn sends_completed(&mut self, event: Event) {
+        let Event::SendsCompleted {
+            producer,
+            batch,
+            sends,
+            ..
+        } = event
+        else {
+            return;
+        };
+        if let Some(p) = self.producers.get_mut(&producer) {
+            let n = sends.len();
+            for (i, send) in sends.iter().enumerate() {
+                complete_send(p, &mut self.deferred, *send, Ok(batch.in_batch(i, n)));
             }
             if p.is_finished() {
                 self.producers.remove(&producer);
@@ -285,6 +299,32 @@ impl State {
                 w.wake();
             }
         }
+    }
+}
+
+/// Completes the waiter of `send` of producer `p` with `result`: wakes its receipt future, or
+/// queues its callback (and the interceptors') in `deferred`.
+#[inline]
+fn complete_send(
+    p: &mut ProducerSlot,
+    deferred: &mut Vec<Deferred>,
+    send: SendId,
+    result: Result<MessageId, SendError>,
+) {
+    if let Some(chain) = &p.interceptors {
+        deferred.push(intercepted(chain, &result));
+    }
+    match p.sends.complete(send.get(), result) {
+        Completion::Wake(waker) => {
+            if let Some(w) = waker {
+                w.wake();
+            }
+        }
+        Completion::Call(callback, result) => deferred.push(Deferred {
+            callback,
+            result: result.map_err(Error::Send),
+        }),
+        Completion::Nobody => {}
     }
 }
 

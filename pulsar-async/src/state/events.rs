@@ -13,7 +13,8 @@ use super::State;
 pub enum ClientEvent {
     /// An event of the core: connections opened and closed, producers and consumers
     /// reconnecting, reconnected, failed or closed, topics moved, the client closed, ...
-    /// (everything except the per-message `SendCompleted` and `MessagesAvailable`).
+    /// (everything except the per-message `SendCompleted`, the per-batch `SendsCompleted` and
+    /// `MessagesAvailable`).
     Core(Event),
     /// The subscriber was too slow: this many events were dropped before the next one.
     Lagged {

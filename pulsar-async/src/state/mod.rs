@@ -189,6 +189,9 @@ impl State {
         wake: DriverWake,
         client_quiet: Duration,
     ) -> State {
+        let mut core = core;
+        // One event per batch receipt (dispatched per send in `sends_completed`).
+        core.set_batch_receipts(true);
         State {
             core,
             io: VecDeque::new(),

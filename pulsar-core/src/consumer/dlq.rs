@@ -380,7 +380,8 @@ impl Consumers {
                     | Event::ProducerReconnected { producer }
                     | Event::ProducerFailed { producer, .. }
                     | Event::ProducerClosed { producer, .. }
-                    | Event::SendCompleted { producer, .. } => Some(*producer),
+                    | Event::SendCompleted { producer, .. }
+                    | Event::SendsCompleted { producer, .. } => Some(*producer),
                     Event::TopicMoved {
                         resource: crate::event::Resource::Producer(p),
                         ..
@@ -405,6 +406,13 @@ impl Consumers {
                         continue;
                     };
                     self.send_done(sh, now, job, result.is_ok());
+                }
+                Event::SendsCompleted { sends, .. } => {
+                    for send in sends {
+                        if let Some(job) = self.dlq.sends.remove(&send) {
+                            self.send_done(sh, now, job, true);
+                        }
+                    }
                 }
                 Event::ProducerFailed { producer, .. } | Event::ProducerClosed { producer, .. } => {
                     if let Some(key) = self.dlq.producers.remove(&producer) {

@@ -183,6 +183,10 @@ pub(crate) struct Producers {
     apps: DeadlineMap<ProducerId, App>,
     parts: DeadlineMap<ProducerId, Part>,
     memory: Memory,
+    /// The longest batch slack of any producer created (see `part::batch_slack`): a timer at
+    /// `now` looks at the producers due by `now` plus this, so that the batches of many
+    /// producers that end together are sent in one pass.
+    batch_slack: Duration,
 }
 
 impl Producers {
@@ -265,9 +269,18 @@ impl Producers {
     // ---- inputs from the connections -----------------------------------------------------------
 
     pub(crate) fn handle_timeout(&mut self, sh: &mut Shared, now: Instant) {
-        for id in self.parts.due(now) {
+        // When a producer's deadline has come, the batches ending within their slack go too;
+        // producers due only within the slack by another deadline than a batch's find nothing
+        // to do (each of their other checks compares with `now`).
+        let fired = self.parts.next_timeout().is_some_and(|t| t <= now);
+        let horizon = if fired {
+            time::after(now, self.batch_slack)
+        } else {
+            now
+        };
+        for id in self.parts.due(horizon) {
             let outcome = match self.parts.get_mut(&id) {
-                Some(mut part) => part.handle_timeout(sh, now),
+                Some(mut part) => part.handle_timeout(sh, now, fired),
                 None => continue,
             };
             self.after_part(sh, now, id, outcome);
@@ -419,6 +432,9 @@ impl Producers {
         partition: i32,
         topic: String,
     ) {
+        if let Some(b) = &settings.batching {
+            self.batch_slack = self.batch_slack.max(part::batch_slack(b.max_delay));
+        }
         let mut part = Part::new(sh, now, id, app, partition, topic, settings);
         // A partition registered while the application waits for creation shares its deadline.
         if let Some(a) = self.apps.get(&app).filter(|a| !a.ready) {
@@ -426,7 +442,7 @@ impl Producers {
         }
         self.parts.insert(id, part);
         // The link starts at once (its first deadline is `now`).
-        self.on_part(sh, now, id, |part, sh| part.handle_timeout(sh, now));
+        self.on_part(sh, now, id, |part, sh| part.handle_timeout(sh, now, false));
     }
 
     /// The partition producer for a message, created if needed.

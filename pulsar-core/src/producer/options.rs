@@ -62,7 +62,9 @@ pub struct BatchingOptions {
     /// A batch is sent before it would exceed this many payload bytes (default 128 KiB). A message
     /// larger than this is sent on its own.
     pub max_bytes: usize,
-    /// A batch is sent at the latest this long after its first message (default 1 ms).
+    /// A batch is sent at the latest this long after its first message (default 1 ms). When a
+    /// batch timer of the client fires, the batches whose delay ends within an eighth of it go
+    /// in the same pass (so the batches of many producers on one connection leave together).
     pub max_delay: Duration,
     /// Key-based batching: one batch per key (ordering key, else partition key), so that every
     /// entry carries a single key (for `Key_Shared` consumers). The limits apply to the sum.

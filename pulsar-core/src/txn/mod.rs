@@ -171,6 +171,13 @@ impl Transactions {
                         done.push((txn, result.is_ok()));
                     }
                 }
+                Event::SendsCompleted { sends, .. } => {
+                    for send in sends {
+                        if let Some(txn) = self.sends.remove(send) {
+                            done.push((txn, true));
+                        }
+                    }
+                }
                 Event::AckCompleted {
                     request, result, ..
                 } => {

@@ -192,6 +192,16 @@ impl Part {
         match op.sends {
             Sends::None => {}
             Sends::One(send) => self.complete(&mut sh.out, send, Ok(id)),
+            Sends::Many(sends)
+                if sh.env.batch_receipts && op.metadata.txnid_most_bits.is_none() =>
+            {
+                self.freed_messages += sends.len();
+                sh.out.events.push_back(Event::SendsCompleted {
+                    producer: self.app,
+                    batch: id,
+                    sends,
+                });
+            }
             Sends::Many(sends) => {
                 let size = i32::try_from(sends.len()).unwrap_or(i32::MAX);
                 sh.out.events.reserve(sends.len());
