@@ -19,7 +19,7 @@ use bytes::Bytes;
 use futures::io::{AsyncRead, AsyncWrite};
 use pulsar_core::{BrokerAddress, ConnectionId, IoRequest};
 
-use crate::runtime::{AsyncTimer, BoxFuture, BoxIo, Runtime};
+use crate::runtime::{BoxFuture, BoxIo, Runtime};
 use crate::state::{Deferred, Shared, State};
 use crate::tls::{self, TlsContext};
 
@@ -44,6 +44,10 @@ struct Conn {
     needs_flush: bool,
     /// When the socket last accepted bytes (or when bytes started waiting).
     last_progress: Instant,
+    /// A read or a write returned `Pending` during this poll of the driver: its waker is
+    /// registered, so the later rounds of the poll skip the system call that would fail again.
+    read_blocked: bool,
+    write_blocked: bool,
 }
 
 impl Conn {
@@ -55,6 +59,8 @@ impl Conn {
             unwritten: 0,
             needs_flush: false,
             last_progress: now,
+            read_blocked: false,
+            write_blocked: false,
         }
     }
 
@@ -95,14 +101,17 @@ impl Conn {
                     }
                 }
                 Poll::Ready(Err(e)) => return Err(format!("write failed: {e}")),
-                Poll::Pending => return Ok(progress),
+                Poll::Pending => {
+                    self.write_blocked = true;
+                    return Ok(progress);
+                }
             }
         }
         if self.needs_flush {
             match Pin::new(&mut self.io).poll_flush(cx) {
                 Poll::Ready(Ok(())) => self.needs_flush = false,
                 Poll::Ready(Err(e)) => return Err(format!("flush failed: {e}")),
-                Poll::Pending => {}
+                Poll::Pending => self.write_blocked = true,
             }
         }
         Ok(progress)
@@ -128,7 +137,6 @@ pub(crate) struct Driver {
     connecting: BTreeMap<ConnectionId, BoxFuture<Result<BoxIo, String>>>,
     conns: BTreeMap<ConnectionId, Conn>,
     closing: BTreeMap<ConnectionId, Closing>,
-    timer: Option<Pin<Box<dyn AsyncTimer>>>,
     buf: Box<[u8]>,
     /// Send callbacks to run after the lock is released (kept for its capacity).
     callbacks: Vec<Deferred>,
@@ -159,7 +167,6 @@ impl Driver {
             connecting: BTreeMap::new(),
             conns: BTreeMap::new(),
             closing: BTreeMap::new(),
-            timer: None,
             buf: vec![0u8; READ_BUFFER].into_boxed_slice(),
             callbacks: Vec::new(),
         }
@@ -212,6 +219,9 @@ impl Driver {
         let mut progress = false;
         let mut dead = Vec::new();
         for (id, conn) in self.conns.iter_mut() {
+            if conn.read_blocked {
+                continue;
+            }
             for _ in 0..READS_PER_ROUND {
                 match Pin::new(&mut conn.io).poll_read(cx, &mut self.buf) {
                     Poll::Ready(Ok(0)) => {
@@ -231,7 +241,10 @@ impl Driver {
                         dead.push((*id, format!("read failed: {e}")));
                         break;
                     }
-                    Poll::Pending => break,
+                    Poll::Pending => {
+                        conn.read_blocked = true;
+                        break;
+                    }
                 }
             }
         }
@@ -347,7 +360,7 @@ impl Driver {
         let mut dead = Vec::new();
         let now = st.now();
         for (id, conn) in self.conns.iter_mut() {
-            if conn.idle() {
+            if conn.idle() || conn.write_blocked {
                 continue;
             }
             match conn.poll_write_all(cx, st, now) {
@@ -445,6 +458,10 @@ impl Future for Driver {
         let shared = this.shared.clone();
         let mut st = shared.lock();
         st.set_driver_waker(cx.waker());
+        for conn in this.conns.values_mut() {
+            conn.read_blocked = false;
+            conn.write_blocked = false;
+        }
         let mut result = Poll::Pending;
         let mut rounds = 0;
         loop {
@@ -468,13 +485,17 @@ impl Future for Driver {
             match deadline {
                 None => break,
                 Some(d) => {
-                    let timer = match this.timer.as_mut() {
-                        Some(t) => {
-                            t.as_mut().reset(d);
-                            t
-                        }
-                        None => this.timer.insert(this.runtime.timer(d)),
+                    // Moved only when the deadline changed: resetting a timer is not free
+                    // (async-io re-registers it with its reactor and notifies the reactor's
+                    // thread).
+                    let (timer, at) = match st.timer.as_mut() {
+                        Some(t) => t,
+                        None => st.timer.insert((this.runtime.timer(d), d)),
                     };
+                    if *at != d {
+                        timer.as_mut().reset(d);
+                        *at = d;
+                    }
                     if timer.as_mut().poll(cx).is_pending() {
                         break;
                     }
