@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
+use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -27,6 +28,8 @@ use crate::tls::{self, TlsContext};
 const ROUNDS_PER_POLL: usize = 16;
 /// Reads per connection per round.
 const READS_PER_ROUND: usize = 8;
+/// Chunks written by one vectored write at most.
+const MAX_SLICES: usize = 64;
 /// Read buffer size.
 const READ_BUFFER: usize = 64 * 1024;
 /// How long a closed connection may take to write its last bytes.
@@ -65,6 +68,9 @@ impl Conn {
     }
 
     fn push(&mut self, data: Bytes, now: Instant) {
+        if data.is_empty() {
+            return;
+        }
         if self.queue.is_empty() {
             self.last_progress = now;
         }
@@ -80,25 +86,30 @@ impl Conn {
         now: Instant,
     ) -> Result<bool, String> {
         let mut progress = false;
-        while let Some(front) = self.queue.front() {
-            let Some(rest) = front.get(self.offset..) else {
-                self.queue.pop_front();
-                self.offset = 0;
-                continue;
+        while !self.queue.is_empty() {
+            // Every queued chunk (up to MAX_SLICES) in one vectored write: a large payload is a
+            // chunk of its own (see `pulsar_core::Transmit`), written where it is.
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let mut count = 0;
+            for (slot, (i, chunk)) in slices.iter_mut().zip(self.queue.iter().enumerate()) {
+                let from = if i == 0 { self.offset } else { 0 };
+                *slot = IoSlice::new(chunk.get(from..).unwrap_or_default());
+                count += 1;
+            }
+            let slices = slices.get(..count).unwrap_or_default();
+            let result = match slices {
+                [one] => Pin::new(&mut self.io).poll_write(cx, one),
+                _ => Pin::new(&mut self.io).poll_write_vectored(cx, slices),
             };
-            match Pin::new(&mut self.io).poll_write(cx, rest) {
+            match result {
                 Poll::Ready(Ok(0)) => return Err("socket accepts no more bytes".into()),
                 Poll::Ready(Ok(n)) => {
                     progress = true;
                     self.needs_flush = true;
                     self.last_progress = now;
-                    self.offset += n;
                     self.unwritten = self.unwritten.saturating_sub(n);
                     st.wrote(n);
-                    if self.offset >= front.len() {
-                        self.queue.pop_front();
-                        self.offset = 0;
-                    }
+                    self.advance(n);
                 }
                 Poll::Ready(Err(e)) => return Err(format!("write failed: {e}")),
                 Poll::Pending => {
@@ -115,6 +126,20 @@ impl Conn {
             }
         }
         Ok(progress)
+    }
+
+    /// Drops `n` written bytes from the front of the queue.
+    fn advance(&mut self, mut n: usize) {
+        while let Some(front) = self.queue.front() {
+            let rest = front.len().saturating_sub(self.offset);
+            if n < rest {
+                self.offset += n;
+                return;
+            }
+            n -= rest;
+            self.queue.pop_front();
+            self.offset = 0;
+        }
     }
 
     fn idle(&self) -> bool {
