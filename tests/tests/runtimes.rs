@@ -706,8 +706,10 @@ fn large_payloads_arrive_intact(env: Env) -> TestResult {
     let client = env.client(options())?;
     for batching in [false, true] {
         let topic = unique_topic(&format!("rt-large-{:?}-{batching}", env.rt));
-        let mut consumer =
-            client.consumer(&topic, consumer_options("large", SubscriptionType::Exclusive))?;
+        let mut consumer = client.consumer(
+            &topic,
+            consumer_options("large", SubscriptionType::Exclusive),
+        )?;
         let mut po = ProducerOptions::default();
         if batching {
             po.batching = BatchingOptions::enabled();
@@ -777,7 +779,10 @@ fn tls_verified_and_mutual(env: Env) -> TestResult {
         let m = consumer.receive()?;
         assert_eq!(m.payload.len(), size);
         assert!(
-            m.payload.iter().enumerate().all(|(b, v)| *v == (b * 7 + i) as u8),
+            m.payload
+                .iter()
+                .enumerate()
+                .all(|(b, v)| *v == (b * 7 + i) as u8),
             "payload {i} ({size} B) arrived intact"
         );
     }
