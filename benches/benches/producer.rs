@@ -80,6 +80,9 @@ struct Setup {
     entry: u64,
     /// Receipts to deliver (reused).
     replies: BytesMut,
+    /// Bytes of the last frame still to come in later transmits (a large payload comes as a
+    /// transmit of its own, after the one holding the frame's head).
+    skip: usize,
     completed: usize,
 }
 
@@ -103,6 +106,7 @@ impl Setup {
             payload: Bytes::from(vec![7u8; SIZE]),
             entry: 0,
             replies: BytesMut::with_capacity(64 * 1024),
+            skip: 0,
             completed: 0,
         };
         s.add_producers(make, count);
@@ -143,11 +147,16 @@ impl Setup {
     fn exchange(&mut self) {
         while let Some(t) = self.client.poll_transmit() {
             let mut data = t.data;
+            let skipped = self.skip.min(data.len());
+            data.advance(skipped);
+            self.skip -= skipped;
             while data.len() >= 8 {
                 let total = u32::from_be_bytes(data[..4].try_into().expect("4 bytes")) as usize;
                 let cmd_len = u32::from_be_bytes(data[4..8].try_into().expect("4 bytes")) as usize;
                 let cmd = pb::BaseCommand::decode(&data[8..8 + cmd_len]).expect("command");
-                data.advance(4 + total);
+                let frame = (4 + total).min(data.len());
+                self.skip = 4 + total - frame;
+                data.advance(frame);
                 if let Some(a) = answer(&cmd, &mut self.entry) {
                     encode_command(&a, &mut self.replies);
                 }

@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
+use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -19,7 +20,7 @@ use bytes::Bytes;
 use futures::io::{AsyncRead, AsyncWrite};
 use pulsar_core::{BrokerAddress, ConnectionId, IoRequest};
 
-use crate::runtime::{AsyncTimer, BoxFuture, BoxIo, Runtime};
+use crate::runtime::{BoxFuture, BoxIo, Runtime};
 use crate::state::{Deferred, Shared, State};
 use crate::tls::{self, TlsContext};
 
@@ -27,6 +28,8 @@ use crate::tls::{self, TlsContext};
 const ROUNDS_PER_POLL: usize = 16;
 /// Reads per connection per round.
 const READS_PER_ROUND: usize = 8;
+/// Chunks written by one vectored write at most.
+const MAX_SLICES: usize = 64;
 /// Read buffer size.
 const READ_BUFFER: usize = 64 * 1024;
 /// How long a closed connection may take to write its last bytes.
@@ -44,6 +47,10 @@ struct Conn {
     needs_flush: bool,
     /// When the socket last accepted bytes (or when bytes started waiting).
     last_progress: Instant,
+    /// A read or a write returned `Pending` during this poll of the driver: its waker is
+    /// registered, so the later rounds of the poll skip the system call that would fail again.
+    read_blocked: bool,
+    write_blocked: bool,
 }
 
 impl Conn {
@@ -55,10 +62,15 @@ impl Conn {
             unwritten: 0,
             needs_flush: false,
             last_progress: now,
+            read_blocked: false,
+            write_blocked: false,
         }
     }
 
     fn push(&mut self, data: Bytes, now: Instant) {
+        if data.is_empty() {
+            return;
+        }
         if self.queue.is_empty() {
             self.last_progress = now;
         }
@@ -74,38 +86,60 @@ impl Conn {
         now: Instant,
     ) -> Result<bool, String> {
         let mut progress = false;
-        while let Some(front) = self.queue.front() {
-            let Some(rest) = front.get(self.offset..) else {
-                self.queue.pop_front();
-                self.offset = 0;
-                continue;
+        while !self.queue.is_empty() {
+            // Every queued chunk (up to MAX_SLICES) in one vectored write: a large payload is a
+            // chunk of its own (see `pulsar_core::Transmit`), written where it is.
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let mut count = 0;
+            for (slot, (i, chunk)) in slices.iter_mut().zip(self.queue.iter().enumerate()) {
+                let from = if i == 0 { self.offset } else { 0 };
+                *slot = IoSlice::new(chunk.get(from..).unwrap_or_default());
+                count += 1;
+            }
+            let slices = slices.get(..count).unwrap_or_default();
+            let result = match slices {
+                [one] => Pin::new(&mut self.io).poll_write(cx, one),
+                _ => Pin::new(&mut self.io).poll_write_vectored(cx, slices),
             };
-            match Pin::new(&mut self.io).poll_write(cx, rest) {
+            match result {
                 Poll::Ready(Ok(0)) => return Err("socket accepts no more bytes".into()),
                 Poll::Ready(Ok(n)) => {
                     progress = true;
                     self.needs_flush = true;
                     self.last_progress = now;
-                    self.offset += n;
                     self.unwritten = self.unwritten.saturating_sub(n);
                     st.wrote(n);
-                    if self.offset >= front.len() {
-                        self.queue.pop_front();
-                        self.offset = 0;
-                    }
+                    self.advance(n);
                 }
                 Poll::Ready(Err(e)) => return Err(format!("write failed: {e}")),
-                Poll::Pending => return Ok(progress),
+                Poll::Pending => {
+                    self.write_blocked = true;
+                    return Ok(progress);
+                }
             }
         }
         if self.needs_flush {
             match Pin::new(&mut self.io).poll_flush(cx) {
                 Poll::Ready(Ok(())) => self.needs_flush = false,
                 Poll::Ready(Err(e)) => return Err(format!("flush failed: {e}")),
-                Poll::Pending => {}
+                Poll::Pending => self.write_blocked = true,
             }
         }
         Ok(progress)
+    }
+
+    /// Drops `n` written bytes from the front of the queue.
+    fn advance(&mut self, mut n: usize) {
+        while let Some(front) = self.queue.front() {
+            let rest = front.len().saturating_sub(self.offset);
+            if n < rest {
+                self.offset += n;
+                return;
+            }
+            n -= rest;
+            self.queue.pop_front();
+            self.offset = 0;
+        }
     }
 
     fn idle(&self) -> bool {
@@ -128,7 +162,6 @@ pub(crate) struct Driver {
     connecting: BTreeMap<ConnectionId, BoxFuture<Result<BoxIo, String>>>,
     conns: BTreeMap<ConnectionId, Conn>,
     closing: BTreeMap<ConnectionId, Closing>,
-    timer: Option<Pin<Box<dyn AsyncTimer>>>,
     buf: Box<[u8]>,
     /// Send callbacks to run after the lock is released (kept for its capacity).
     callbacks: Vec<Deferred>,
@@ -159,7 +192,6 @@ impl Driver {
             connecting: BTreeMap::new(),
             conns: BTreeMap::new(),
             closing: BTreeMap::new(),
-            timer: None,
             buf: vec![0u8; READ_BUFFER].into_boxed_slice(),
             callbacks: Vec::new(),
         }
@@ -212,6 +244,9 @@ impl Driver {
         let mut progress = false;
         let mut dead = Vec::new();
         for (id, conn) in self.conns.iter_mut() {
+            if conn.read_blocked {
+                continue;
+            }
             for _ in 0..READS_PER_ROUND {
                 match Pin::new(&mut conn.io).poll_read(cx, &mut self.buf) {
                     Poll::Ready(Ok(0)) => {
@@ -231,7 +266,10 @@ impl Driver {
                         dead.push((*id, format!("read failed: {e}")));
                         break;
                     }
-                    Poll::Pending => break,
+                    Poll::Pending => {
+                        conn.read_blocked = true;
+                        break;
+                    }
                 }
             }
         }
@@ -347,7 +385,7 @@ impl Driver {
         let mut dead = Vec::new();
         let now = st.now();
         for (id, conn) in self.conns.iter_mut() {
-            if conn.idle() {
+            if conn.idle() || conn.write_blocked {
                 continue;
             }
             match conn.poll_write_all(cx, st, now) {
@@ -445,6 +483,10 @@ impl Future for Driver {
         let shared = this.shared.clone();
         let mut st = shared.lock();
         st.set_driver_waker(cx.waker());
+        for conn in this.conns.values_mut() {
+            conn.read_blocked = false;
+            conn.write_blocked = false;
+        }
         let mut result = Poll::Pending;
         let mut rounds = 0;
         loop {
@@ -468,13 +510,17 @@ impl Future for Driver {
             match deadline {
                 None => break,
                 Some(d) => {
-                    let timer = match this.timer.as_mut() {
-                        Some(t) => {
-                            t.as_mut().reset(d);
-                            t
-                        }
-                        None => this.timer.insert(this.runtime.timer(d)),
+                    // Moved only when the deadline changed: resetting a timer is not free
+                    // (async-io re-registers it with its reactor and notifies the reactor's
+                    // thread).
+                    let (timer, at) = match st.timer.as_mut() {
+                        Some(t) => t,
+                        None => st.timer.insert((this.runtime.timer(d), d)),
                     };
+                    if *at != d {
+                        timer.as_mut().reset(d);
+                        *at = d;
+                    }
                     if timer.as_mut().poll(cx).is_pending() {
                         break;
                     }

@@ -9,14 +9,14 @@
 //!   (TCP flow control).
 
 use std::collections::BTreeMap;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use pulsar_async::core::{BrokerAddress, ConnectionId, IoRequest};
+use pulsar_async::core::{BrokerAddress, ConnectionId, IoRequest, Transmit};
 use pulsar_async::engine::{Engine, Outputs};
 use pulsar_async::tls::{self, TlsContext};
 use rustls::ClientConnection;
@@ -26,6 +26,8 @@ pub(crate) const CHANNEL_BOUND: usize = 256;
 /// Inputs handled per wake-up before the outputs are drained again.
 const BATCH: usize = 64;
 const READ_BUFFER: usize = 64 * 1024;
+/// Transmits written by one vectored write at most.
+const MAX_SLICES: usize = 64;
 
 /// What the other threads tell the driver.
 pub(crate) enum Input {
@@ -62,6 +64,40 @@ impl Writer {
         match self {
             Writer::Plain(s) | Writer::Tls { socket: s, .. } => s,
         }
+    }
+
+    /// Writes the transmits in order: with one vectored write at a time on a plain socket, one
+    /// after the other through TLS (whose records copy the bytes anyway).
+    fn write_all_of(&mut self, transmits: &[Transmit]) -> io::Result<()> {
+        let Writer::Plain(socket) = self else {
+            for t in transmits {
+                self.write_all(&t.data)?;
+            }
+            return Ok(());
+        };
+        for batch in transmits.chunks(MAX_SLICES) {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            for (slot, t) in slices.iter_mut().zip(batch) {
+                *slot = IoSlice::new(&t.data);
+            }
+            let mut slices = slices.get_mut(..batch.len()).unwrap_or_default();
+            IoSlice::advance_slices(&mut slices, 0); // (drops leading empty slices)
+                                                     // (`Write::write_all_vectored` is not stable yet.)
+            while !slices.is_empty() {
+                match socket.write_vectored(slices) {
+                    Ok(0) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::WriteZero,
+                            "socket accepts no more bytes",
+                        ))
+                    }
+                    Ok(n) => IoSlice::advance_slices(&mut slices, n),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Writes all of `data` (encrypting it for TLS), blocking at most the socket's write timeout
@@ -111,20 +147,28 @@ pub(crate) fn run(engine: Engine, rx: Receiver<Input>, tx: SyncSender<Input>) {
     loop {
         engine.take_outputs(&mut out);
         let mut more = false;
-        // Bytes first: they were queued before any close request of the same drain.
-        for t in out.transmits.drain(..) {
-            let len = t.data.len();
-            if let Some(w) = conns.get_mut(&t.conn) {
-                if let Err(e) = w.write_all(&t.data) {
-                    tracing::info!(conn = t.conn.get(), error = %e, "write failed");
+        // Bytes first: they were queued before any close request of the same drain. The
+        // consecutive transmits of a connection go out together (one vectored write on a plain
+        // socket: a large payload is a transmit of its own, written where it is).
+        let mut rest = out.transmits.as_slice();
+        while let Some(first) = rest.first() {
+            let conn = first.conn;
+            let run = rest.iter().take_while(|t| t.conn == conn).count();
+            let (group, later) = rest.split_at(run);
+            rest = later;
+            let len: usize = group.iter().map(|t| t.data.len()).sum();
+            if let Some(w) = conns.get_mut(&conn) {
+                if let Err(e) = w.write_all_of(group) {
+                    tracing::info!(conn = conn.get(), error = %e, "write failed");
                     w.shutdown();
-                    conns.remove(&t.conn);
-                    engine.handle_closed(t.conn);
+                    conns.remove(&conn);
+                    engine.handle_closed(conn);
                     more = true;
                 }
             }
             engine.wrote(len);
         }
+        out.transmits.clear();
         for io in out.io.drain(..) {
             match io {
                 IoRequest::Connect { conn, address } => {

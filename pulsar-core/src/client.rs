@@ -152,7 +152,8 @@ impl Client {
         self.shared.out.poll_io()
     }
 
-    /// The next bytes to write: everything queued for one connection. Drain after every call.
+    /// The next bytes to write on one connection (see [`Transmit`] for how a connection's bytes
+    /// are split). Drain after every call.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.shared.poll_transmit()

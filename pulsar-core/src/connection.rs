@@ -17,6 +17,7 @@ use crate::request::RequestKind;
 use crate::service_url::BrokerAddress;
 use crate::stats::{ConnectionState, ConnectionStats};
 use crate::time;
+use crate::write_buf::WriteBuf;
 
 /// A request in flight on a connection.
 #[derive(Debug)]
@@ -37,7 +38,7 @@ pub(crate) struct Connection {
     pub(crate) state: ConnectionState,
     read_buf: BytesMut,
     decoder: FrameDecoder,
-    pub(crate) write_buf: BytesMut,
+    pub(crate) write_buf: WriteBuf,
     /// Requests in flight, by wire request id.
     pub(crate) pending: BTreeMap<u64, PendingRequest>,
     /// Producers registered (or registering, or waiting for this connection to be ready).
@@ -78,7 +79,7 @@ impl Connection {
             state: ConnectionState::Connecting,
             read_buf: BytesMut::new(),
             decoder: FrameDecoder::new(DEFAULT_MAX_MESSAGE_SIZE),
-            write_buf: BytesMut::new(),
+            write_buf: WriteBuf::default(),
             pending: BTreeMap::new(),
             producers: BTreeSet::new(),
             consumers: BTreeSet::new(),
@@ -147,7 +148,7 @@ impl Connection {
 
     /// Appends a simple command to the write buffer.
     pub(crate) fn write_command(&mut self, command: &pb::BaseCommand) {
-        encode_command(command, &mut self.write_buf);
+        encode_command(command, self.write_buf.buf());
         self.frames_out += 1;
     }
 

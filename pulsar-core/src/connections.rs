@@ -8,7 +8,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
 use pulsar_proto::pb;
 
 use crate::config::ClientConfig;
@@ -24,6 +23,7 @@ use crate::request::RequestKind;
 use crate::service_url::{BrokerAddress, ServiceUrl};
 use crate::stats::{ClientCounters, ConnectionState};
 use crate::time;
+use crate::write_buf::WriteBuf;
 
 /// Every connection of a client and the pool that picks them.
 #[derive(Debug)]
@@ -187,7 +187,7 @@ impl Connections {
         &mut self,
         conn: ConnectionId,
         frames: u64,
-    ) -> Option<&mut BytesMut> {
+    ) -> Option<&mut WriteBuf> {
         match self.by_id.get_mut(&conn) {
             Some(c) if c.state != ConnectionState::Connecting => {
                 c.frames_out += frames;
@@ -407,15 +407,17 @@ impl Connections {
 
     /// Everything queued for the next connection with bytes to write.
     pub(crate) fn poll_transmit(&mut self, counters: &mut ClientCounters) -> Option<Transmit> {
-        while let Some(conn) = self.dirty.pop_first() {
-            let Some(c) = self.by_id.get_mut(&conn) else {
+        // A connection stays dirty until its last chunk is out: a large payload comes as a
+        // chunk of its own (see `WriteBuf`).
+        while let Some(&conn) = self.dirty.first() {
+            let Some(data) = self.by_id.get_mut(&conn).and_then(|c| {
+                let data = c.write_buf.take()?;
+                c.bytes_out += data.len() as u64;
+                Some(data)
+            }) else {
+                self.dirty.remove(&conn);
                 continue;
             };
-            if c.write_buf.is_empty() {
-                continue;
-            }
-            let data: Bytes = c.write_buf.split().freeze();
-            c.bytes_out += data.len() as u64;
             counters.bytes_out += data.len() as u64;
             return Some(Transmit { conn, data });
         }

@@ -29,7 +29,11 @@ pub enum IoRequest {
 
 /// Bytes to write on a connection, from [`Client::poll_transmit`](crate::Client::poll_transmit).
 ///
-/// One `Transmit` carries everything queued for that connection since the last one, in order.
+/// The transmits of a connection are to be written in the order they come. Small frames are
+/// gathered into one `Transmit`; the payload of a `SEND` frame of 8 KiB or more comes as a
+/// `Transmit` of its own, right after the one that ends with the frame's head, holding the
+/// producer's `Bytes` rather than a copy: write consecutive transmits with one vectored write
+/// (`writev`) to send it without copying it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
     /// The connection to write on.

@@ -142,6 +142,7 @@ pub mod stats;
 mod time;
 pub mod topic;
 mod txn;
+mod write_buf;
 
 pub use auth::{AuthError, AuthProvider, BasicAuth, TokenAuth};
 pub use client::Client;

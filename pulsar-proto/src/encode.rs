@@ -46,6 +46,7 @@ pub fn encode_payload_command(
         None,
         metadata,
         payload,
+        PayloadBytes::Copied,
     );
 }
 
@@ -67,6 +68,7 @@ pub fn encode_payload_command_with_broker_entry_metadata(
         Some(broker_entry_metadata),
         metadata,
         payload,
+        PayloadBytes::Copied,
     );
 }
 
@@ -78,6 +80,30 @@ pub fn encode_send(
     metadata: &pb::MessageMetadata,
     payload: &[u8],
     out: &mut BytesMut,
+) {
+    write_send(send, metadata, payload, out, PayloadBytes::Copied);
+}
+
+/// Appends everything of a `SEND` frame but its payload: the bytes of
+/// [`encode_send`]`(send, metadata, payload, out)` without the final `payload.len()` (the frame's
+/// size and its checksum still cover the payload). Write `payload` right after them: large
+/// payloads then go out by reference (a vectored write) instead of being copied into `out`.
+pub fn encode_send_head(
+    send: &pb::CommandSend,
+    metadata: &pb::MessageMetadata,
+    payload: &[u8],
+    out: &mut BytesMut,
+) {
+    write_send(send, metadata, payload, out, PayloadBytes::Left);
+}
+
+#[inline(always)]
+fn write_send(
+    send: &pb::CommandSend,
+    metadata: &pb::MessageMetadata,
+    payload: &[u8],
+    out: &mut BytesMut,
+    payload_bytes: PayloadBytes,
 ) {
     // prost writes fields in number order: `type` (1), then `send` (6).
     let mut counter = Counter(0);
@@ -96,7 +122,15 @@ pub fn encode_send(
         None,
         metadata,
         payload,
+        payload_bytes,
     );
+}
+
+/// Whether [`write_payload_frame`] appends the payload or leaves it to the caller.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PayloadBytes {
+    Copied,
+    Left,
 }
 
 /// Writes a whole payload frame; `write_command` must write exactly `command_len` bytes.
@@ -104,7 +138,9 @@ pub fn encode_send(
 /// The headers (everything before the payload) are written into a zero-filled slice of `out`
 /// (with [`SLACK`] scratch bytes, cut off afterwards) rather than through `BytesMut`'s
 /// `BufMut`, which checks capacity on every byte; the payload is then copied once and the
-/// checksum computed in one pass over metadata and payload.
+/// checksum computed in one pass over metadata and payload. With [`PayloadBytes::Left`] the
+/// payload is not appended: the checksum is computed over the metadata and then over the
+/// caller's payload where it is.
 #[inline(always)]
 fn write_payload_frame(
     out: &mut BytesMut,
@@ -113,6 +149,7 @@ fn write_payload_frame(
     broker_entry_metadata: Option<&pb::BrokerEntryMetadata>,
     metadata: &pb::MessageMetadata,
     payload: &[u8],
+    payload_bytes: PayloadBytes,
 ) {
     let entry_len = broker_entry_metadata.map(Message::encoded_len);
     let entry_section = entry_len.map_or(0, |len| 2 + 4 + len);
@@ -120,7 +157,11 @@ fn write_payload_frame(
     let metadata_len = fast_metadata_len.unwrap_or_else(|| metadata.encoded_len());
     let header_len = 8 + command_len + entry_section + 2 + 4 + 4 + metadata_len;
     let total = header_len - 4 + payload.len();
-    out.reserve(header_len + SLACK.max(payload.len()));
+    let appended = match payload_bytes {
+        PayloadBytes::Copied => payload.len(),
+        PayloadBytes::Left => 0,
+    };
+    out.reserve(header_len + SLACK.max(appended));
 
     let start = out.len();
     out.resize(start + header_len + SLACK, 0);
@@ -150,9 +191,14 @@ fn write_payload_frame(
         );
     }
     out.truncate(start + header_len);
-    out.extend_from_slice(payload);
+    if payload_bytes == PayloadBytes::Copied {
+        out.extend_from_slice(payload);
+    }
     if let Some(covered) = out.get(checksum_at + 4..) {
-        let checksum = crc32c::crc32c(covered);
+        let mut checksum = crc32c::crc32c(covered);
+        if payload_bytes == PayloadBytes::Left {
+            checksum = crc32c::crc32c_append(checksum, payload);
+        }
         if let Some(slot) = out.get_mut(checksum_at..checksum_at + 4) {
             slot.copy_from_slice(&checksum.to_be_bytes());
         }

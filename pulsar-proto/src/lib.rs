@@ -59,7 +59,7 @@ pub mod pb;
 pub use decode::{Frame, FrameDecoder, Payload};
 pub use encode::{
     encode_command, encode_payload_command, encode_payload_command_with_broker_entry_metadata,
-    encode_send,
+    encode_send, encode_send_head,
 };
 pub use error::{DecodeError, FrameSection};
 

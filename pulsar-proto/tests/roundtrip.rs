@@ -108,6 +108,24 @@ proptest! {
     }
 
     #[test]
+    fn the_head_of_a_send_frame_followed_by_its_payload_is_the_whole_frame(
+        seed in entropy(),
+        payload in proptest::collection::vec(any::<u8>(), 0..512),
+    ) {
+        let mut e = Entropy::new(&seed);
+        let (send, _) = build_typed::<pb::CommandSend>("CommandSend", &mut e);
+        let (metadata, _) = build_typed::<pb::MessageMetadata>("MessageMetadata", &mut e);
+
+        let mut whole = BytesMut::from(&b"prefix"[..]);
+        pulsar_proto::encode_send(&send, &metadata, &payload, &mut whole);
+        let mut head = BytesMut::from(&b"prefix"[..]);
+        pulsar_proto::encode_send_head(&send, &metadata, &payload, &mut head);
+        prop_assert_eq!(head.len() + payload.len(), whole.len());
+        head.extend_from_slice(&payload);
+        prop_assert_eq!(&head, &whole);
+    }
+
+    #[test]
     fn batches_round_trip(
         seed in entropy(),
         payloads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), 0..40),

@@ -67,7 +67,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use pulsar_async::{AsyncTimer, BoxFuture, BoxIo, ClientOptions, Launch, Runtime};
-use tokio_util::compat::TokioAsyncReadCompatExt;
+use tokio::io::{AsyncRead as _, AsyncWrite as _, ReadBuf};
 
 pub use pulsar_async::api::*;
 
@@ -109,7 +109,7 @@ impl Runtime for Tokio {
         Box::pin(async move {
             let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
             stream.set_nodelay(true)?;
-            Ok(Box::new(stream.compat()) as BoxIo)
+            Ok(Box::new(Tcp(stream)) as BoxIo)
         })
     }
 
@@ -140,5 +140,52 @@ impl AsyncTimer for Timer {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         std::future::Future::poll(self.0.as_mut(), cx)
+    }
+}
+
+/// tokio's `TcpStream` as a `futures` byte stream. Unlike `tokio_util::compat`, it passes
+/// vectored writes through (`writev`): the driver writes a large payload and the frame head
+/// before it in one system call, without copying the payload.
+#[derive(Debug)]
+struct Tcp(tokio::net::TcpStream);
+
+impl futures::io::AsyncRead for Tcp {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut buf = ReadBuf::new(buf);
+        match Pin::new(&mut self.0).poll_read(cx, &mut buf) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(buf.filled().len())),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl futures::io::AsyncWrite for Tcp {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }

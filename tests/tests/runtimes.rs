@@ -116,6 +116,7 @@ per_runtime!(
     tls_verified_and_mutual,
     tls_wrong_ca_fails_clearly,
     tls_required_refuses_plain_urls,
+    large_payloads_arrive_intact,
 );
 
 // -------------------------------------------------------------------------------------- tests
@@ -698,6 +699,46 @@ fn negative_ack_redelivers(env: Env) -> TestResult {
 
 // ---------------------------------------------------------------------------------------- TLS
 
+/// Payloads large enough to leave the core by reference (a transmit of their own, written with
+/// vectored writes), many in flight so that writes end part-way through a payload, batched and
+/// not, mixed with small ones: every byte arrives, in order.
+fn large_payloads_arrive_intact(env: Env) -> TestResult {
+    let client = env.client(options())?;
+    for batching in [false, true] {
+        let topic = unique_topic(&format!("rt-large-{:?}-{batching}", env.rt));
+        let mut consumer = client.consumer(
+            &topic,
+            consumer_options("large", SubscriptionType::Exclusive),
+        )?;
+        let mut po = ProducerOptions::default();
+        if batching {
+            po.batching = BatchingOptions::enabled();
+        }
+        let producer = client.producer_with(&topic, po, true)?;
+        let sizes: Vec<usize> = (0..40)
+            .map(|i| [10, 8 * 1024, 70_000, 300_000][i % 4] + i)
+            .collect();
+        let payload = |i: usize, size: usize| -> Vec<u8> {
+            (0..size).map(|b| (b * 31 + i * 7) as u8).collect()
+        };
+        let receipts = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| producer.send_async(OutgoingMessage::new(payload(i, size))))
+            .collect::<Result<Vec<_>, _>>()?;
+        for r in receipts {
+            r.wait()?;
+        }
+        for (i, &size) in sizes.iter().enumerate() {
+            let m = consumer.receive()?;
+            assert_eq!(m.payload.len(), size, "message {i}");
+            assert!(m.payload[..] == payload(i, size)[..], "message {i} intact");
+        }
+    }
+    client.close()?;
+    Ok(())
+}
+
 fn mtls_broker() -> support::BrokerInfo {
     support::shared_broker(BrokerOptions::new().mtls()).expect("mTLS broker")
 }
@@ -726,6 +767,24 @@ fn tls_verified_and_mutual(env: Env) -> TestResult {
     }
     for i in 0..5 {
         assert_eq!(text(&consumer.receive()?), format!("tls{i}"));
+    }
+    // Payloads large enough to leave the core by reference (written with vectored writes
+    // through the TLS session), around the 8 KiB threshold and far above it.
+    let sizes = [8 * 1024 - 1, 8 * 1024, 100_000, 1 << 20];
+    for (i, size) in sizes.into_iter().enumerate() {
+        let payload: Vec<u8> = (0..size).map(|b| (b * 7 + i) as u8).collect();
+        producer.send(OutgoingMessage::new(payload))?;
+    }
+    for (i, size) in sizes.into_iter().enumerate() {
+        let m = consumer.receive()?;
+        assert_eq!(m.payload.len(), size);
+        assert!(
+            m.payload
+                .iter()
+                .enumerate()
+                .all(|(b, v)| *v == (b * 7 + i) as u8),
+            "payload {i} ({size} B) arrived intact"
+        );
     }
     assert!(client.stats().connections.iter().all(|c| c.address.tls));
     client.close()?;

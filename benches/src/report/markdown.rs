@@ -370,7 +370,9 @@ fn section_method(out: &mut String, r: &Results) {
          producer, one subscription per consumer run; rate and CPU over the middle 80 % of the \
          backlog (or until a {} s limit). Cumulative runs acknowledge every 1000th message.\n\
          - Latency at a fixed rate: message *i* is scheduled at start + *i*/rate and sent from a \
-         thread of its own; latency is receipt time − scheduled time (no coordinated omission), \
+         thread of its own, which sleeps until the whole millisecond of the schedule at or after \
+         the next message's time (on every runtime: tokio's timer granularity) and then sends \
+         every message due; latency is receipt time − scheduled time (no coordinated omission), \
          recorded in an HdrHistogram after the warm-up. End to end: the scheduled time travels \
          in the payload to a consumer in the same process.\n\
          - Java: `pulsar-perf` (through `scripts/pulsar-broker perf-produce/perf-consume`, \

@@ -23,7 +23,7 @@ use pulsar_core::{ConsumerId, IoRequest, MessageId, ProducerId, RequestId, Resou
 
 use crate::error::Error;
 use crate::idmap::IdMap;
-use crate::runtime::TimeSource;
+use crate::runtime::{AsyncTimer, TimeSource};
 pub(crate) use crate::sends::SendCallback;
 use crate::sends::SendSlot;
 
@@ -88,6 +88,10 @@ pub(crate) struct State {
     pub(crate) transmits: VecDeque<Transmit>,
     /// The deadline the driver's timer is armed for.
     pub(crate) armed: Option<Instant>,
+    /// The async driver's timer, kept here so that an application call can move it earlier
+    /// without waking the driver task (see [`wake_if_deadline_earlier`](Self::wake_if_deadline_earlier)),
+    /// and the deadline it is set to. `None` for a thread driver, which waits on its own.
+    pub(crate) timer: Option<(std::pin::Pin<Box<dyn AsyncTimer>>, Instant)>,
     /// Bytes taken from the core and not yet written by the driver.
     pub(crate) unwritten: usize,
     max_unwritten: usize,
@@ -197,6 +201,7 @@ impl State {
             io: VecDeque::new(),
             transmits: VecDeque::new(),
             armed: None,
+            timer: None,
             unwritten: 0,
             max_unwritten,
             wake,
@@ -295,14 +300,28 @@ impl State {
     }
 
     /// Wakes the sleeping driver when the core's deadline is earlier than its timer.
+    ///
+    /// An async driver asleep on its timer is not woken: its timer is moved to the earlier
+    /// deadline instead (the timer keeps the driver's waker and wakes it then). A send that
+    /// opens a batch thus costs a timer update, not a run of the driver on its thread.
     fn wake_if_deadline_earlier(&mut self) {
         let earlier = match (self.core.poll_timeout(), self.armed) {
-            (Some(d), Some(a)) => d < a,
-            (Some(_), None) => true,
-            (None, _) => false,
+            (Some(d), Some(a)) if d < a => Some(d),
+            (Some(d), None) => Some(d),
+            _ => None,
         };
-        if earlier {
-            self.wake_driver();
+        let Some(deadline) = earlier else {
+            return;
+        };
+        match (&mut self.timer, self.armed) {
+            // `armed` is set only while the driver sleeps with its timer polled (registered) at
+            // that deadline, or when it woke itself to run again.
+            (Some((timer, at)), Some(_)) => {
+                timer.as_mut().reset(deadline);
+                *at = deadline;
+                self.armed = Some(deadline);
+            }
+            _ => self.wake_driver(),
         }
     }
 

@@ -559,3 +559,64 @@ fn a_stopped_driver_fails_waiters_instead_of_hanging() {
     ));
     assert!(st.poll_closed(&cx).is_ready());
 }
+
+/// A timer that records where it is set.
+#[derive(Debug)]
+struct RecordingTimer(Arc<Mutex<Vec<Instant>>>);
+
+impl AsyncTimer for RecordingTimer {
+    fn reset(self: std::pin::Pin<&mut Self>, deadline: Instant) {
+        self.0.lock().unwrap().push(deadline);
+    }
+
+    fn poll(self: std::pin::Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+        Poll::Pending
+    }
+}
+
+#[test]
+fn a_send_that_starts_a_batch_moves_a_sleeping_async_drivers_timer_instead_of_waking_it() {
+    let wakes = Arc::new(AtomicUsize::new(0));
+    let mut st = state(8, wakes.clone());
+    let mut options = ProducerOptions::default();
+    options.batching = pulsar_core::BatchingOptions::enabled().with_limits(
+        1000,
+        1 << 20,
+        Duration::from_millis(50),
+    );
+    let producer = st.create_producer("t", options).unwrap();
+    let send = |st: &mut State| {
+        let mut message = Some(OutgoingMessage::new("x"));
+        assert!(st
+            .poll_enqueue(producer, &mut message, &mut None, false, None)
+            .is_ready());
+    };
+    // The driver sleeps on its timer, an hour ahead.
+    let resets = Arc::new(Mutex::new(Vec::new()));
+    let far = Instant::now() + Duration::from_secs(3600);
+    st.timer = Some((Box::pin(RecordingTimer(resets.clone())), far));
+    st.driver_running();
+    st.io.clear();
+    st.armed = Some(far);
+    let before = wakes.load(Ordering::Relaxed);
+    send(&mut st);
+    assert_eq!(wakes.load(Ordering::Relaxed), before, "not woken");
+    let deadline = st.core.poll_timeout().expect("the batch's deadline");
+    assert!(deadline < far);
+    assert_eq!(*resets.lock().unwrap(), vec![deadline], "the timer moved");
+    assert_eq!(st.armed, Some(deadline));
+    assert_eq!(st.timer.as_ref().map(|t| t.1), Some(deadline));
+    // A second send of the same batch changes nothing.
+    send(&mut st);
+    assert_eq!(resets.lock().unwrap().len(), 1);
+    assert_eq!(wakes.load(Ordering::Relaxed), before);
+    // A driver that is not asleep on its timer (no deadline armed) is woken instead.
+    st.armed = None;
+    st.timer = Some((Box::pin(RecordingTimer(resets.clone())), far));
+    st.core.handle_timeout(deadline + Duration::from_millis(1));
+    st.drain();
+    st.transmits.clear();
+    send(&mut st);
+    assert_eq!(wakes.load(Ordering::Relaxed), before + 1, "woken");
+    assert_eq!(resets.lock().unwrap().len(), 1);
+}

@@ -3,10 +3,11 @@
 
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
-use pulsar_proto::{encode_send, pb};
+use bytes::Bytes;
+use pulsar_proto::pb;
 
 use crate::handle::SendId;
+use crate::write_buf::WriteBuf;
 
 /// The application messages an entry completes.
 #[derive(Debug)]
@@ -64,8 +65,8 @@ pub(super) struct Op {
 }
 
 impl Op {
-    /// Appends the SEND frame for this entry.
-    pub(super) fn encode(&mut self, producer_id: u64, name: &mut String, out: &mut BytesMut) {
+    /// Appends the SEND frame for this entry (a large payload by reference, see [`WriteBuf`]).
+    pub(super) fn encode(&mut self, producer_id: u64, name: &mut String, out: &mut WriteBuf) {
         let send = pb::CommandSend {
             producer_id,
             sequence_id: self.seq,
@@ -77,7 +78,7 @@ impl Op {
             ..Default::default()
         };
         std::mem::swap(&mut self.metadata.producer_name, name);
-        encode_send(&send, &self.metadata, &self.payload, out);
+        out.put_send(&send, &self.metadata, &self.payload);
         std::mem::swap(&mut self.metadata.producer_name, name);
     }
 }

@@ -274,7 +274,7 @@ async fn produce_paced(
         let mut cpu_start: Option<f64> = None;
         while let Some(at) = schedule.at(i) {
             if at > Instant::now() {
-                sleep_until(at).await;
+                sleep_until(schedule.wake_at(at)).await;
             }
             let payload = if e2e {
                 Bytes::from(stamped_payload(size, at, i))

@@ -208,7 +208,9 @@ fn produce_paced(client: &Client, spec: &Spec, e2e: bool) -> Result<ClientResult
     let mut last_send = Instant::now();
     let mut cpu_start: Option<f64> = None;
     while let Some(at) = schedule.at(i) {
-        Schedule::wait_until(at);
+        if at > Instant::now() {
+            Schedule::wait_until(schedule.wake_at(at));
+        }
         let payload = if e2e {
             Bytes::from(stamped_payload(spec.payload_size, at, i))
         } else {

@@ -3,8 +3,10 @@
 //! `bench-client --runtime tokio|smol|blocking --spec '<json Spec>'` prints `RESULT {json}`.
 //! The harness (`pulsar-bench`) starts one such process per run, so that CPU time and peak
 //! memory are this client's alone. Fixed-rate sends are paced by the runtime's own timer on the
-//! async runtimes (as an application on them would) and by `thread::sleep` on the blocking one. tokio runs a current-thread runtime (the driver and the
-//! application share one thread); smol runs the application in `block_on` and the driver on its
+//! async runtimes (as an application on them would) and by `thread::sleep` on the blocking one,
+//! waking on whole milliseconds of the schedule (`Schedule::wake_at`: tokio's timer granularity,
+//! so that a finer timer does not charge smol and blocking for a wake-up per message). tokio
+//! runs a current-thread runtime (the driver and the application share one thread); smol runs the application in `block_on` and the driver on its
 //! global executor; blocking runs the driver thread of `pulsar-blocking`.
 
 mod asynch;
