@@ -22,6 +22,8 @@ pub(crate) struct Env {
     pub(crate) counters: ClientCounters,
     /// No new connection may be opened and no operation started (the client is closed).
     pub(crate) shut: bool,
+    /// The topic names in use, one shared copy each.
+    pub(crate) topics: crate::topic::TopicNames,
     /// Wall clock reference: (instant, unix milliseconds at that instant).
     clock: (Instant, u64),
 }
@@ -36,6 +38,7 @@ impl Env {
             ids: IdGen::new(),
             counters: ClientCounters::default(),
             shut: false,
+            topics: Default::default(),
         }
     }
 
