@@ -17,7 +17,8 @@ pub(crate) struct Deadline {
     at: Instant,
     /// The configured operation timeout (reported in the error).
     timeout: Duration,
-    last_error: Option<Error>,
+    /// Boxed: rare, and every idle producer and consumer carries a deadline.
+    last_error: Option<Box<Error>>,
 }
 
 impl Deadline {
@@ -61,8 +62,8 @@ impl Deadline {
         self.last_error = match error {
             Error::Timeout => None,
             // An attempt that itself timed out under this deadline: keep its cause.
-            Error::TimedOut { last_error, .. } => last_error.as_deref().cloned(),
-            e => Some(e.clone()),
+            Error::TimedOut { last_error, .. } => last_error.clone(),
+            e => Some(Box::new(e.clone())),
         };
     }
 
@@ -76,7 +77,7 @@ impl Deadline {
     pub(crate) fn error(&self) -> Error {
         Error::TimedOut {
             after: self.timeout,
-            last_error: self.last_error.clone().map(Box::new),
+            last_error: self.last_error.clone(),
         }
     }
 

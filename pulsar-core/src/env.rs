@@ -25,6 +25,8 @@ pub(crate) struct Env {
     /// Batches without a transaction complete with one [`Event::SendsCompleted`](crate::Event::SendsCompleted)
     /// (see [`Client::set_batch_receipts`](crate::Client::set_batch_receipts)).
     pub(crate) batch_receipts: bool,
+    /// The topic names in use, one shared copy each.
+    pub(crate) topics: crate::topic::TopicNames,
     /// Wall clock reference: (instant, unix milliseconds at that instant).
     clock: (Instant, u64),
 }
@@ -40,6 +42,7 @@ impl Env {
             counters: ClientCounters::default(),
             shut: false,
             batch_receipts: false,
+            topics: Default::default(),
         }
     }
 

@@ -4,6 +4,7 @@
 //! The producer and consumer modules own a `Link` each and act on the [`Step`]s it returns
 //! (`Register`: send PRODUCER / SUBSCRIBE on that connection; `Failed`: give up).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::backoff::Backoff;
@@ -55,7 +56,8 @@ pub(crate) enum Step {
 #[derive(Debug)]
 pub(crate) struct Link {
     pub(crate) resource: Resource,
-    pub(crate) topic: String,
+    /// The full topic name (the client's shared copy).
+    pub(crate) topic: Arc<str>,
     pub(crate) phase: Phase,
     backoff: Backoff,
     /// Set once the first registration succeeded.
@@ -73,7 +75,7 @@ pub(crate) struct Link {
 }
 
 impl Link {
-    pub(crate) fn new(resource: Resource, topic: String, sh: &Shared, now: Instant) -> Link {
+    pub(crate) fn new(resource: Resource, topic: Arc<str>, sh: &Shared, now: Instant) -> Link {
         Link {
             resource,
             topic,
@@ -204,7 +206,7 @@ impl Link {
             now,
             self.owner(),
             OpKind::Lookup {
-                topic: self.topic.clone(),
+                topic: self.topic.to_string(),
                 authoritative: false,
                 redirects: 0,
             },

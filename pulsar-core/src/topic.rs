@@ -4,8 +4,11 @@
 //! full names keep their domain (`persistent` or `non-persistent`); a local name ending in
 //! `-partition-N` names partition `N` of a partitioned topic.
 
+use std::cmp::Ordering;
+use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// Suffix that names one partition of a partitioned topic.
 pub const PARTITION_SUFFIX: &str = "-partition-";
@@ -55,14 +58,39 @@ impl TopicDomain {
 }
 
 /// A validated, fully qualified topic name.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+///
+/// One shared allocation: the full name, with the offsets of its parts (a clone is a reference
+/// count; every producer and consumer on a topic can share the client's one copy, see
+/// [`TopicNames`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TopicName {
     domain: TopicDomain,
-    tenant: String,
-    namespace: String,
-    local: String,
+    /// `domain://tenant/namespace/local`.
+    full: Arc<str>,
+    /// Where the namespace starts in `full`.
+    namespace_at: u32,
+    /// Where the local name starts in `full`.
+    local_at: u32,
     partition: Option<u32>,
-    full: String,
+}
+
+impl Ord for TopicName {
+    /// By domain, tenant, namespace, local name and partition, in that order.
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.domain
+            .cmp(&other.domain)
+            .then_with(|| self.tenant().cmp(other.tenant()))
+            .then_with(|| self.namespace().cmp(other.namespace()))
+            .then_with(|| self.local_name().cmp(other.local_name()))
+            .then_with(|| self.partition.cmp(&other.partition))
+            .then_with(|| self.full.cmp(&other.full))
+    }
+}
+
+impl PartialOrd for TopicName {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 fn valid_segment(s: &str) -> bool {
@@ -137,15 +165,40 @@ impl TopicName {
             .and_then(|i| local.get(i + PARTITION_SUFFIX.len()..))
             .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|n| n.parse::<u32>().ok());
+        Ok(TopicName::build(
+            domain, tenant, &namespace, local, partition,
+        ))
+    }
+
+    /// The name of these parts (already validated).
+    fn build(
+        domain: TopicDomain,
+        tenant: &str,
+        namespace: &str,
+        local: &str,
+        partition: Option<u32>,
+    ) -> TopicName {
         let full = format!("{}://{}/{}/{}", domain.as_str(), tenant, namespace, local);
-        Ok(TopicName {
+        let offset = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let namespace_at = domain.as_str().len() + 3 + tenant.len() + 1;
+        let local_at = namespace_at + namespace.len() + 1;
+        TopicName {
             domain,
-            tenant: tenant.to_string(),
-            namespace,
-            local: local.to_string(),
+            full: Arc::from(full),
+            namespace_at: offset(namespace_at),
+            local_at: offset(local_at),
             partition,
-            full,
-        })
+        }
+    }
+
+    /// The full name, shared (a reference count, no copy).
+    pub(crate) fn shared(&self) -> Arc<str> {
+        self.full.clone()
+    }
+
+    /// A part of the full name (empty if the offsets were out of range, which `build` rules out).
+    fn slice(&self, from: usize, to: usize) -> &str {
+        self.full.get(from..to).unwrap_or_default()
     }
 
     /// The fully qualified name, e.g. `persistent://public/default/my-topic`.
@@ -158,19 +211,23 @@ impl TopicName {
     }
     /// The tenant (`public` by default).
     pub fn tenant(&self) -> &str {
-        &self.tenant
+        let from = self.domain.as_str().len() + 3;
+        self.slice(from, (self.namespace_at as usize).saturating_sub(1))
     }
     /// The namespace inside the tenant (`default` by default).
     pub fn namespace(&self) -> &str {
-        &self.namespace
+        self.slice(
+            self.namespace_at as usize,
+            (self.local_at as usize).saturating_sub(1),
+        )
     }
     /// `tenant/namespace`.
     pub fn namespace_name(&self) -> String {
-        format!("{}/{}", self.tenant, self.namespace)
+        format!("{}/{}", self.tenant(), self.namespace())
     }
     /// The local name, e.g. `my-topic-partition-2`.
     pub fn local_name(&self) -> &str {
-        &self.local
+        self.slice(self.local_at as usize, self.full.len())
     }
     /// The partition index when the name is `...-partition-N`.
     pub fn partition(&self) -> Option<u32> {
@@ -188,20 +245,14 @@ impl TopicName {
     /// The name of partition `index` of this (partitioned) topic.
     pub fn partition_name(&self, index: u32) -> TopicName {
         let base = self.base_topic();
-        let local = format!("{}{}{}", base.local, PARTITION_SUFFIX, index);
-        let full = format!(
-            "{}://{}/{}/{}",
-            base.domain.as_str(),
-            base.tenant,
-            base.namespace,
-            local
-        );
-        TopicName {
-            local,
-            partition: Some(index),
-            full,
-            ..base
-        }
+        let local = format!("{}{}{}", base.local_name(), PARTITION_SUFFIX, index);
+        TopicName::build(
+            base.domain,
+            base.tenant(),
+            base.namespace(),
+            &local,
+            Some(index),
+        )
     }
 
     /// The partitioned topic this partition belongs to (itself when it is not a partition).
@@ -209,26 +260,10 @@ impl TopicName {
         match self.partition {
             None => self.clone(),
             Some(_) => {
-                let cut = self
-                    .local
-                    .rfind(PARTITION_SUFFIX)
-                    .unwrap_or(self.local.len());
-                let local = self.local.get(..cut).unwrap_or(&self.local).to_string();
-                let full = format!(
-                    "{}://{}/{}/{}",
-                    self.domain.as_str(),
-                    self.tenant,
-                    self.namespace,
-                    local
-                );
-                TopicName {
-                    domain: self.domain,
-                    tenant: self.tenant.clone(),
-                    namespace: self.namespace.clone(),
-                    local,
-                    partition: None,
-                    full,
-                }
+                let local = self.local_name();
+                let cut = local.rfind(PARTITION_SUFFIX).unwrap_or(local.len());
+                let local = local.get(..cut).unwrap_or(local);
+                TopicName::build(self.domain, self.tenant(), self.namespace(), local, None)
             }
         }
     }
@@ -273,9 +308,67 @@ pub fn parse_namespace(namespace: &str) -> Result<String, TopicError> {
     Ok(ns.to_string())
 }
 
+/// The topic names a client holds, one shared copy each: every producer, partition and consumer
+/// on a topic refers to the same allocation. Names nobody else holds any more are dropped when the
+/// set has doubled since the last sweep (amortized constant time per name).
+#[derive(Debug, Default)]
+pub(crate) struct TopicNames {
+    names: BTreeSet<Arc<str>>,
+    /// The set's size that triggers the next sweep.
+    sweep_at: usize,
+}
+
+impl TopicNames {
+    /// The shared copy of `name`.
+    pub(crate) fn intern(&mut self, name: &str) -> Arc<str> {
+        if let Some(n) = self.names.get(name) {
+            return n.clone();
+        }
+        if self.names.len() >= self.sweep_at {
+            self.names.retain(|n| Arc::strong_count(n) > 1);
+            self.sweep_at = (2 * self.names.len()).max(64);
+        }
+        let n: Arc<str> = Arc::from(name);
+        self.names.insert(n.clone());
+        n
+    }
+
+    /// `name` with its full name replaced by the shared copy.
+    pub(crate) fn intern_name(&mut self, mut name: TopicName) -> TopicName {
+        name.full = self.intern(&name.full);
+        name
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interned_names_share_one_copy_and_unused_ones_go() {
+        let mut names = TopicNames::default();
+        let a = names.intern_name(TopicName::parse("my-topic").unwrap());
+        let b =
+            names.intern_name(TopicName::parse("persistent://public/default/my-topic").unwrap());
+        assert!(Arc::ptr_eq(&a.shared(), &b.shared()));
+        assert_eq!(a, b);
+        assert_eq!(b.local_name(), "my-topic");
+        drop((a, b));
+        // Enough other names to trigger sweeps: the unused one is dropped, the held ones stay.
+        let held: Vec<Arc<str>> = (0..200).map(|i| names.intern(&format!("t{i}"))).collect();
+        assert!(!names.names.contains("persistent://public/default/my-topic"));
+        assert!(held.iter().all(|h| names.names.contains(&**h)));
+        assert!(names.names.len() <= 200);
+    }
+
+    #[test]
+    fn order_is_by_parts() {
+        // Tenant "a" before "a-x", although '-' sorts before '/' in the full names.
+        let a = TopicName::parse("a/ns/t").unwrap();
+        let b = TopicName::parse("a-x/ns/t").unwrap();
+        assert!(a < b);
+        assert!(a.as_str() > b.as_str());
+    }
 
     #[test]
     fn short_names_are_normalized() {

@@ -48,6 +48,7 @@ mod txn;
 mod vecmap;
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::Instant;
 
 use pulsar_proto::pb;
@@ -81,6 +82,8 @@ pub(crate) struct Consumers {
     subs: Table<Sub>,
     codec: CodecContext,
     dlq: dlq::DeadLetters,
+    /// The options of the last group created: the next one created with equal options shares them.
+    last_options: Option<Arc<ConsumerOptions>>,
 }
 
 impl Consumers {
@@ -236,5 +239,18 @@ fn remap_events(out: &mut Outputs, from: usize, sid: ConsumerId, gid: ConsumerId
             } if *c == sid => *c = gid,
             _ => {}
         }
+    }
+}
+
+/// Sizes of what every idle consumer holds (issue 21: at most 2 KiB of client memory per idle
+/// consumer). A field added to these structs should be boxed if rarely used.
+#[cfg(test)]
+mod layout {
+    use std::mem::size_of;
+
+    #[test]
+    fn idle_consumer_structs_stay_small() {
+        assert!(size_of::<super::sub::Sub>() <= 800);
+        assert!(size_of::<super::group::Group>() <= 256);
     }
 }

@@ -156,12 +156,12 @@ impl Sub {
         sh: &Shared,
         now: Instant,
     ) -> Sub {
-        let link = Link::new(Resource::Consumer(id), topic.to_string(), sh, now);
+        let link = Link::new(Resource::Consumer(id), topic.shared(), sh, now);
         let partition = topic.partition().map_or(-1, |p| p as i32);
         Sub {
             id,
             group,
-            topic_name: Arc::from(topic.as_str()),
+            topic_name: topic.shared(),
             persistent: topic.is_persistent(),
             partition,
             queue_size,

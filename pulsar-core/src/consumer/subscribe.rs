@@ -142,9 +142,18 @@ impl Consumers {
         let id = sh.env.ids.consumer();
         let backoff = || Backoff::new(sh.env.config.backoff_initial, sh.env.config.backoff_max);
         let paused = options.start_paused;
+        // Consumers created with the same options share one copy of them.
+        let opts = match &self.last_options {
+            Some(o) if **o == options => o.clone(),
+            _ => {
+                let o = Arc::new(options);
+                self.last_options = Some(o.clone());
+                o
+            }
+        };
         let mut g = Group {
             id,
-            opts: Arc::new(options),
+            opts,
             label,
             topics: VecMap::new(),
             subs: VecSet::new(),
@@ -340,6 +349,7 @@ impl Consumers {
                 None => opts.start_message_id,
             };
             let id = if reuse_id { gid } else { sh.env.ids.consumer() };
+            let topic = sh.env.topics.intern_name(topic);
             let mut sub = Sub::new(
                 id,
                 gid,

@@ -40,7 +40,7 @@ impl Consumers {
         let s = self.subs.get(&sid).ok_or(Error::UnknownConsumer(gid))?;
         Ok(AckTarget {
             sub: sid,
-            topic: s.link.topic.clone(),
+            topic: s.link.topic.to_string(),
             subscription: s.opts.subscription.clone(),
         })
     }

@@ -26,7 +26,6 @@ use crate::shared::Shared;
 use crate::time;
 use crate::topic::TopicName;
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::Instant;
 
 impl Producers {
@@ -37,7 +36,7 @@ impl Producers {
         topic: &str,
         mut options: ProducerOptions,
     ) -> Result<ProducerId, Error> {
-        let topic = TopicName::parse(topic)?;
+        let topic = sh.env.topics.intern_name(TopicName::parse(topic)?);
         if !options.compression.is_available() {
             return Err(Error::InvalidState(
                 "the compression codec is not compiled into this build",
@@ -48,7 +47,7 @@ impl Producers {
         let lazy = options.lazy_partitions && !options.access_mode.is_exclusive();
         let mut app = App {
             id,
-            settings: Arc::new(PartSettings::from_options(&options)),
+            settings: self.shared_settings(PartSettings::from_options(&options)),
             max_pending: options.max_pending(),
             hashing: options.hashing_scheme,
             routing: Some(routing),
@@ -64,7 +63,7 @@ impl Producers {
         };
         if app.topic.is_partition() {
             // A partition named explicitly is a non-partitioned topic for the producer.
-            let (settings, topic) = (app.settings.clone(), app.topic.to_string());
+            let (settings, topic) = (app.settings.clone(), app.topic.shared());
             let partition = app.topic.partition().map_or(-1, |n| n as i32);
             self.apps.insert(id, app);
             self.add_part(sh, now, id, settings, id, partition, topic);

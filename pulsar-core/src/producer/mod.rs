@@ -187,11 +187,26 @@ pub(crate) struct Producers {
     /// `now` looks at the producers due by `now` plus this, so that the batches of many
     /// producers that end together are sent in one pass.
     batch_slack: Duration,
+    /// The settings of the last producer created: the next one created with equal settings
+    /// shares them.
+    last_settings: Option<Arc<PartSettings>>,
 }
 
 impl Producers {
     pub(crate) fn is_empty(&self) -> bool {
         self.apps.is_empty() && self.parts.is_empty()
+    }
+
+    /// `settings`, or the equal settings of the last producer created (one copy for both).
+    fn shared_settings(&mut self, settings: PartSettings) -> Arc<PartSettings> {
+        match &self.last_settings {
+            Some(s) if **s == settings => s.clone(),
+            _ => {
+                let s = Arc::new(settings);
+                self.last_settings = Some(s.clone());
+                s
+            }
+        }
     }
 
     /// Payload bytes held, as the client-wide memory limit counts them.
@@ -430,7 +445,7 @@ impl Producers {
         settings: Arc<PartSettings>,
         id: ProducerId,
         partition: i32,
-        topic: String,
+        topic: Arc<str>,
     ) {
         if let Some(b) = &settings.batching {
             self.batch_slack = self.batch_slack.max(part::batch_slack(b.max_delay));
@@ -482,7 +497,10 @@ impl Producers {
             return None;
         };
         *p.slots.get_mut(index as usize)? = Some(part_id);
-        let topic = app.topic.partition_name(index).to_string();
+        let topic = sh
+            .env
+            .topics
+            .intern(app.topic.partition_name(index).as_str());
         let partition = i32::try_from(index).unwrap_or(i32::MAX);
         let settings = app.settings.clone();
         drop(app);
@@ -527,7 +545,7 @@ impl Producers {
         match result {
             Ok(0) => {
                 app.topology = Topology::Single;
-                let (settings, topic) = (app.settings.clone(), app.topic.to_string());
+                let (settings, topic) = (app.settings.clone(), app.topic.shared());
                 drop(guard);
                 self.add_part(sh, now, id, settings, id, -1, topic);
             }
@@ -1002,4 +1020,20 @@ fn app_timeout(app: &App) -> Option<Instant> {
         _ => None,
     };
     unrouted.into_iter().chain(own).min()
+}
+
+/// Sizes of what every idle producer holds (issue 21: at most 1 KiB of client memory per idle
+/// producer). A field added to these structs should be boxed if rarely used.
+#[cfg(test)]
+mod layout {
+    use std::mem::size_of;
+
+    #[test]
+    fn idle_producer_structs_stay_small() {
+        assert!(size_of::<super::part::Part>() <= 512);
+        assert!(size_of::<super::App>() <= 200);
+        assert!(size_of::<crate::link::Link>() <= 184);
+        assert!(size_of::<crate::deadline::Deadline>() <= 40);
+        assert!(size_of::<crate::topic::TopicName>() <= 40);
+    }
 }

@@ -313,6 +313,30 @@ pub(crate) struct PartSettings {
     pub(crate) crypto_failure_action: ProducerCryptoFailureAction,
 }
 
+impl PartialEq for PartSettings {
+    /// Equal settings (the same encryptor instance, if any): producers created with equal settings
+    /// share one copy.
+    fn eq(&self, o: &PartSettings) -> bool {
+        let same_encryptor = match (&self.encryption, &o.encryption) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        same_encryptor
+            && self.name == o.name
+            && self.access_mode == o.access_mode
+            && self.initial_sequence_id == o.initial_sequence_id
+            && self.send_timeout == o.send_timeout
+            && self.batching == o.batching
+            && self.compression == o.compression
+            && self.chunking == o.chunking
+            && self.chunk_max_size == o.chunk_max_size
+            && self.schema == o.schema
+            && self.properties == o.properties
+            && self.initial_subscription == o.initial_subscription
+    }
+}
+
 impl PartSettings {
     pub(crate) fn from_options(o: &ProducerOptions) -> PartSettings {
         let batching = o.batching.enabled.then(|| {

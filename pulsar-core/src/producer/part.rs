@@ -224,7 +224,7 @@ impl Part {
         id: ProducerId,
         app: ProducerId,
         partition: i32,
-        topic: String,
+        topic: Arc<str>,
         cfg: Arc<PartSettings>,
     ) -> Part {
         let link = Link::new(Resource::Producer(id), topic, sh, now);
@@ -256,7 +256,7 @@ impl Part {
     pub(super) fn stats(&self) -> ProducerStats {
         ProducerStats {
             id: self.app,
-            topic: self.link.topic.clone(),
+            topic: self.link.topic.to_string(),
             name: self.name.clone(),
             state: self.link.state(),
             connection: self.link.conn(),
@@ -798,7 +798,7 @@ impl Part {
     fn register(&mut self, sh: &mut Shared, now: Instant, conn: ConnectionId) -> Outcome {
         let request_id = sh.env.next_request_id();
         let cmd = pb::BaseCommand::from(pb::CommandProducer {
-            topic: self.link.topic.clone(),
+            topic: self.link.topic.to_string(),
             producer_id: self.id.get(),
             request_id,
             producer_name: self.name.clone(),

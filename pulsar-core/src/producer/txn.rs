@@ -44,7 +44,7 @@ impl Producers {
         let topic = self
             .parts
             .get(&part)
-            .map(|p| p.link.topic.clone())
+            .map(|p| p.link.topic.to_string())
             .ok_or(SendError::ProducerClosed)?;
         Ok((part, topic))
     }

@@ -4,6 +4,7 @@
 //! pool) and registered with TC_CLIENT_CONNECT. A coordinator that fails (not found, not ready,
 //! moved, connection lost) is looked up and registered again after a backoff.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use pulsar_proto::pb;
@@ -210,7 +211,12 @@ impl Coordinators {
         let Some(c) = self.get_mut(id) else {
             return;
         };
-        let mut link = Link::new(Resource::Coordinator(id), c.topic.clone(), sh, now);
+        let mut link = Link::new(
+            Resource::Coordinator(id),
+            Arc::from(c.topic.as_str()),
+            sh,
+            now,
+        );
         let step = link.handle_timeout(sh, now);
         c.link = Some(link);
         self.step(sh, now, id, step);
