@@ -60,8 +60,7 @@ impl TopicDomain {
 /// A validated, fully qualified topic name.
 ///
 /// One shared allocation: the full name, with the offsets of its parts (a clone is a reference
-/// count; every producer and consumer on a topic can share the client's one copy, see
-/// [`TopicNames`]).
+/// count; every producer and consumer on a topic shares the client's one copy of the name).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TopicName {
     domain: TopicDomain,
