@@ -31,9 +31,19 @@ const PRODUCER_BOUND: f64 = 1280.0;
 /// Allocator overhead counted per live block.
 const BLOCK_OVERHEAD: f64 = 16.0;
 
+/// The allocator's counts are process-wide: the tests of this binary take turns, or one test's
+/// allocations (the harness runs tests on parallel threads) would be counted in another's region.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Waits for this binary's other tests to finish (a test that failed leaves the lock usable).
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The broker child: prints its port, then serves until its standard input closes.
 #[test]
 fn broker_child() {
+    let _turn = one_at_a_time();
     if std::env::var_os(BROKER_ENV).is_none() {
         return;
     }
@@ -196,6 +206,7 @@ fn producers(batching: bool, what: &str) -> Held {
 
 #[test]
 fn idle_producer_batching() {
+    let _turn = one_at_a_time();
     let held = producers(true, "producer-batching");
     assert!(
         held.with_overhead() <= PRODUCER_BOUND,
@@ -206,6 +217,7 @@ fn idle_producer_batching() {
 
 #[test]
 fn idle_producer_unbatched() {
+    let _turn = one_at_a_time();
     let held = producers(false, "producer-unbatched");
     assert!(
         held.with_overhead() <= PRODUCER_BOUND,
@@ -216,6 +228,7 @@ fn idle_producer_unbatched() {
 
 #[test]
 fn idle_consumer() {
+    let _turn = one_at_a_time();
     let broker = Broker::start();
     let n = count();
     let rt = runtime();
