@@ -473,29 +473,7 @@ fn section_txn_produce(out: &mut String, r: &Results) {
         crate::spec::TXN_IN_FLIGHT,
         crate::harness::TXN_MESSAGES
     );
-    let _ = writeln!(
-        out,
-        "| client | msg/s | MB/s | CPU per msg | peak RSS | msg/s ÷ java | CPU ÷ java | runs |"
-    );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
-    let java_rate = r.median_of(phase, ClientKind::Java, None, msg_per_s);
-    let java_cpu = r.median_of(phase, ClientKind::Java, None, cpu);
-    for c in configured(r, phase) {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
-            c.id(),
-            cell(r, phase, c, None, msg_per_s, int),
-            cell(r, phase, c, None, mb_per_s, |v| format!("{v:.1}")),
-            cell(r, phase, c, None, cpu, cpu_us),
-            cell(r, phase, c, None, rss_bytes, bytes),
-            ratio_cell(r.median_of(phase, c, None, msg_per_s), java_rate),
-            ratio_cell(r.median_of(phase, c, None, cpu), java_cpu),
-            runs(r, phase, c, None),
-        );
-    }
-    let _ = writeln!(out);
-    footnotes(out, r, phase, None);
+    throughput_against_java(out, r, phase);
 }
 
 fn section_encrypt_produce(out: &mut String, r: &Results) {
@@ -514,6 +492,12 @@ fn section_encrypt_produce(out: &mut String, r: &Results) {
         crate::harness::ENCRYPTION_KEY_NAME,
         crate::harness::ENCRYPTION_KEY_NAME
     );
+    throughput_against_java(out, r, phase);
+}
+
+/// A phase's throughput table with every client's ratios to Java's (rate and CPU per message),
+/// and the phase's footnotes.
+fn throughput_against_java(out: &mut String, r: &Results, phase: Phase) {
     let _ = writeln!(
         out,
         "| client | msg/s | MB/s | CPU per msg | peak RSS | msg/s ÷ java | CPU ÷ java | runs |"
