@@ -82,6 +82,7 @@ mod options;
 mod producer;
 mod runtime;
 mod sends;
+mod setter_macros;
 mod setters;
 mod state;
 pub mod table_view;

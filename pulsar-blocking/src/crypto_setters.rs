@@ -1,79 +1,19 @@
-//! Builder setters for end-to-end encryption (`pulsar-crypto`, re-exported as [`crate::crypto`];
-//! the same as `pulsar-async`'s): the producer's key names, key reader and failure action, the
-//! consumer's and reader's key reader and failure action. Kept apart from `setters.rs`.
-
-use std::sync::Arc;
-
-use pulsar_async::core::{
-    CryptoFailureAction, MessageDecryptor, MessageEncryptor, ProducerCryptoFailureAction,
-};
-use pulsar_async::crypto::{CryptoKeyReader, Decryptor, Encryptor};
+//! Builder setters for end-to-end encryption (`pulsar-crypto`, re-exported as [`crate::crypto`]):
+//! the producer's key names, key reader and failure action, the consumer's and reader's key
+//! reader and failure action. Kept apart from `setters.rs`; the text is `pulsar-async`'s (its
+//! `setter_macros.rs`), so the two APIs cannot drift apart.
 
 use crate::consumer::{ConsumerBuilder, ReaderBuilder};
 use crate::producer::ProducerBuilder;
 
 impl ProducerBuilder {
-    /// End-to-end encryption: encrypt every message for the key names `names`, each one's
-    /// public key from `reader` (Java's `addEncryptionKey` and `cryptoKeyReader`), with
-    /// [`Encryptor`]'s defaults (OS random source, 4-hour data key rotation).
-    pub fn encryption_keys<I, S>(self, names: I, reader: Arc<dyn CryptoKeyReader>) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        let encryptor = Arc::new(Encryptor::new(names, reader));
-        self.configure(|o| o.encryption = Some(encryptor))
-    }
-
-    /// End-to-end encryption with an encryptor of the application's (or an [`Encryptor`] with
-    /// its own rotation or random source).
-    pub fn encryptor(self, encryptor: Arc<dyn MessageEncryptor>) -> Self {
-        self.configure(|o| o.encryption = Some(encryptor))
-    }
-
-    /// What to do with a message that cannot be encrypted: fail the send (the default) or
-    /// send it unencrypted (Java's `cryptoFailureAction`).
-    pub fn crypto_failure_action(self, action: ProducerCryptoFailureAction) -> Self {
-        self.configure(|o| o.crypto_failure_action = action)
-    }
+    pulsar_async::__producer_crypto_setters!();
 }
 
 impl ConsumerBuilder {
-    /// End-to-end encryption: decrypt messages with the private keys of `reader` (Java's
-    /// `cryptoKeyReader`).
-    pub fn crypto_key_reader(self, reader: Arc<dyn CryptoKeyReader>) -> Self {
-        let decryptor = Arc::new(Decryptor::new(reader));
-        self.configure(|o| o.crypto.decryptor = Some(decryptor))
-    }
-
-    /// End-to-end encryption with a decryptor of the application's.
-    pub fn decryptor(self, decryptor: Arc<dyn MessageDecryptor>) -> Self {
-        self.configure(|o| o.crypto.decryptor = Some(decryptor))
-    }
-
-    /// What to do with a message that cannot be decrypted ([`CryptoFailureAction`]; Java's
-    /// `cryptoFailureAction`).
-    pub fn crypto_failure_action(self, action: CryptoFailureAction) -> Self {
-        self.configure(|o| o.crypto.failure_action = action)
-    }
+    pulsar_async::__decrypt_setters!();
 }
 
 impl ReaderBuilder {
-    /// End-to-end encryption: decrypt messages with the private keys of `reader` (Java's
-    /// `cryptoKeyReader`).
-    pub fn crypto_key_reader(self, reader: Arc<dyn CryptoKeyReader>) -> Self {
-        let decryptor = Arc::new(Decryptor::new(reader));
-        self.configure(|o| o.crypto.decryptor = Some(decryptor))
-    }
-
-    /// End-to-end encryption with a decryptor of the application's.
-    pub fn decryptor(self, decryptor: Arc<dyn MessageDecryptor>) -> Self {
-        self.configure(|o| o.crypto.decryptor = Some(decryptor))
-    }
-
-    /// What to do with a message that cannot be decrypted ([`CryptoFailureAction`]; Java's
-    /// `cryptoFailureAction`).
-    pub fn crypto_failure_action(self, action: CryptoFailureAction) -> Self {
-        self.configure(|o| o.crypto.failure_action = action)
-    }
+    pulsar_async::__decrypt_setters!();
 }
