@@ -91,6 +91,45 @@ impl<E> Scheduler<E> {
     }
 }
 
+/// The one pending timer of a simulated client core, as a runtime adapter keeps it: the deadline
+/// it is armed for and the arming's number. A re-armed timer leaves its earlier event in the
+/// scheduler; that event fires with an old number and is ignored.
+#[derive(Debug, Default)]
+pub struct CoreTimer {
+    at: Option<Duration>,
+    generation: u64,
+}
+
+impl CoreTimer {
+    /// Follows the core's `poll_timeout` (`deadline`, as time since the run's start): the new
+    /// arming's time and number when an event must be scheduled (the deadline changed), else
+    /// nothing. No deadline disarms the timer.
+    pub fn arm(&mut self, deadline: Option<Duration>) -> Option<(Duration, u64)> {
+        match deadline {
+            Some(t) if self.at != Some(t) => {
+                self.generation += 1;
+                self.at = Some(t);
+                Some((t, self.generation))
+            }
+            Some(_) => None,
+            None => {
+                self.at = None;
+                None
+            }
+        }
+    }
+
+    /// Whether a timer event of arming `generation` is the current one; if so the timer is
+    /// disarmed (the caller hands the time to the core).
+    pub fn fire(&mut self, generation: u64) -> bool {
+        if self.generation != generation {
+            return false;
+        }
+        self.at = None;
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +146,27 @@ mod tests {
         assert_eq!(s.now(), Duration::from_millis(5));
         s.at(Duration::ZERO, "past");
         assert_eq!(s.pop(), Some((Duration::from_millis(5), "past")));
+    }
+
+    #[test]
+    fn core_timer_schedules_only_changed_deadlines_and_ignores_stale_events() {
+        let mut t = CoreTimer::default();
+        let (ms1, ms2) = (Duration::from_millis(1), Duration::from_millis(2));
+        assert_eq!(t.arm(Some(ms1)), Some((ms1, 1)));
+        assert_eq!(t.arm(Some(ms1)), None);
+        assert_eq!(t.arm(Some(ms2)), Some((ms2, 2)));
+        assert!(!t.fire(1));
+        assert!(t.fire(2));
+        assert_eq!(
+            t.arm(Some(ms2)),
+            Some((ms2, 3)),
+            "a fired timer is armed anew"
+        );
+        assert_eq!(t.arm(None), None);
+        assert_eq!(
+            t.arm(Some(ms2)),
+            Some((ms2, 4)),
+            "a disarmed timer is armed anew"
+        );
     }
 }

@@ -19,6 +19,7 @@ use crate::sim::net::Dir;
 use crate::sim::params::{ConsumerSchema, Params, SubKind};
 use crate::sim::records::{queue_limit_violations, received_violations, Records};
 use crate::sim::rng::SimRng;
+use crate::sim::sched::CoreTimer;
 
 /// Most events one run may process.
 const MAX_STEPS: u64 = 3_000_000;
@@ -108,8 +109,7 @@ impl SimEvent for Ev {
 #[derive(Debug)]
 struct Slot {
     core: Client,
-    timer: Option<Duration>,
-    generation: u64,
+    timer: CoreTimer,
     closed: bool,
 }
 
@@ -150,8 +150,7 @@ impl World {
             };
             clients.push(Slot {
                 core,
-                timer: None,
-                generation: 0,
+                timer: CoreTimer::default(),
                 closed: false,
             });
         }
@@ -348,30 +347,21 @@ impl World {
             .core
             .poll_timeout()
             .map(|t| t.saturating_duration_since(self.base));
-        let slot = &mut self.clients[ci];
-        match deadline {
-            Some(t) if slot.timer != Some(t) => {
-                slot.generation += 1;
-                slot.timer = Some(t);
-                let generation = slot.generation;
-                self.fab.sched.at(
-                    t,
-                    Ev::ClientTimer {
-                        client: ci,
-                        generation,
-                    },
-                );
-            }
-            Some(_) => {}
-            None => slot.timer = None,
+        if let Some((t, generation)) = self.clients[ci].timer.arm(deadline) {
+            self.fab.sched.at(
+                t,
+                Ev::ClientTimer {
+                    client: ci,
+                    generation,
+                },
+            );
         }
     }
 
     fn on_client_timer(&mut self, ci: usize, generation: u64) {
-        if self.clients[ci].generation != generation {
+        if !self.clients[ci].timer.fire(generation) {
             return;
         }
-        self.clients[ci].timer = None;
         let now = self.now();
         let at = self.inst(now);
         self.clients[ci].core.handle_timeout(at);

@@ -32,6 +32,7 @@ use crate::sim::fabric::{configure_client, ClientEnds, Fabric, NetEv, SimEvent, 
 use crate::sim::net::Dir;
 use crate::sim::params::{Params, TopicSpec};
 use crate::sim::rng::SimRng;
+use crate::sim::sched::CoreTimer;
 use crate::sim::world::RunResult;
 use pulsar_embedded::core::{TxnStatus, TC_ASSIGN_TOPIC};
 
@@ -149,8 +150,7 @@ struct AppTxn {
 #[derive(Debug)]
 struct Slot {
     core: Client,
-    timer: Option<Duration>,
-    generation: u64,
+    timer: CoreTimer,
 }
 
 /// A run of the transaction simulation.
@@ -244,8 +244,7 @@ impl TxnWorld {
             };
             clients.push(Slot {
                 core,
-                timer: None,
-                generation: 0,
+                timer: CoreTimer::default(),
             });
         }
         let mut w = root.fork();
@@ -410,30 +409,21 @@ impl TxnWorld {
             .core
             .poll_timeout()
             .map(|t| t.saturating_duration_since(self.base));
-        let slot = &mut self.clients[ci];
-        match deadline {
-            Some(t) if slot.timer != Some(t) => {
-                slot.generation += 1;
-                slot.timer = Some(t);
-                let generation = slot.generation;
-                self.fab.sched.at(
-                    t,
-                    Ev::ClientTimer {
-                        client: ci,
-                        generation,
-                    },
-                );
-            }
-            Some(_) => {}
-            None => slot.timer = None,
+        if let Some((t, generation)) = self.clients[ci].timer.arm(deadline) {
+            self.fab.sched.at(
+                t,
+                Ev::ClientTimer {
+                    client: ci,
+                    generation,
+                },
+            );
         }
     }
 
     fn on_timer(&mut self, ci: usize, generation: u64) {
-        if self.clients[ci].generation != generation {
+        if !self.clients[ci].timer.fire(generation) {
             return;
         }
-        self.clients[ci].timer = None;
         let at = self.at();
         self.clients[ci].core.handle_timeout(at);
         self.drain(ci);
