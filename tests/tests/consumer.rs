@@ -8,177 +8,26 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use pulsar_core::{
-    BatchingOptions, Client, ClientConfig, ConsumerId, ConsumerOptions, DeadLetterPolicy, Event,
-    InitialPosition, Message, MessageId, OutgoingMessage, ProducerId, ProducerOptions,
-    ReaderOptions, SeekTo, SubscriptionType,
+    BatchingOptions, ConsumerId, ConsumerOptions, DeadLetterPolicy, Event, InitialPosition,
+    MessageId, OutgoingMessage, ProducerOptions, ReaderOptions, SeekTo, SubscriptionType,
 };
-use pulsar_tests::support::{broker, create_partitioned, unique_topic, unix_ms, StdSockets};
+use pulsar_tests::support::{broker, create_partitioned, texts, unique_topic, unix_ms, CoreDriver};
 
 type R<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
-struct Driver {
-    client: Client,
-    io: StdSockets,
-    events: Vec<Event>,
+/// The shared core driver, on the shared test broker.
+fn driver() -> R<CoreDriver> {
+    CoreDriver::new(&broker().service_url, 11)
 }
 
-impl Driver {
-    fn new() -> R<Driver> {
-        let mut config = ClientConfig::new(broker().service_url.clone());
-        config.unix_time_ms = unix_ms();
-        config.seed = 11;
-        Ok(Driver {
-            client: Client::new(config, Instant::now())?,
-            io: StdSockets::new(),
-            events: Vec::new(),
-        })
-    }
-
-    fn turn(&mut self) -> R<bool> {
-        let events = &mut self.events;
-        Ok(self.io.turn(&mut self.client, |e| events.push(e))?)
-    }
-
-    fn idle(&mut self) -> R {
-        if !self.turn()? {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        Ok(())
-    }
-
-    /// Runs until an event matching `pred` arrives or has arrived.
-    fn wait(&mut self, limit: Duration, pred: impl Fn(&Event) -> bool) -> R<Event> {
-        let end = Instant::now() + limit;
-        loop {
-            if let Some(e) = self.events.iter().find(|e| pred(e)) {
-                return Ok(e.clone());
-            }
-            if Instant::now() > end {
-                return Err(
-                    format!("no matching event within {limit:?}: {:#?}", self.events).into(),
-                );
-            }
-            self.idle()?;
-        }
-    }
-
-    fn subscribe(&mut self, topic: &str, opts: ConsumerOptions) -> R<ConsumerId> {
-        let c = self.client.subscribe(Instant::now(), topic, opts)?;
-        self.ready(c)
-    }
-
-    fn ready(&mut self, c: ConsumerId) -> R<ConsumerId> {
-        let e = self.wait(Duration::from_secs(30), |e| {
-            matches!(e, Event::ConsumerReady { consumer } | Event::ConsumerFailed { consumer, .. } if *consumer == c)
-        })?;
-        match e {
-            Event::ConsumerReady { .. } => Ok(c),
-            other => Err(format!("{other:?}").into()),
-        }
-    }
-
-    /// A reader of `topic` starting inclusively at the latest message, once it is ready.
-    fn inclusive_latest_reader(&mut self, topic: &str) -> R<ConsumerId> {
-        let r = self.client.create_reader(
-            Instant::now(),
-            topic,
-            ReaderOptions::new(MessageId::LATEST).inclusive(),
-        )?;
-        self.ready(r)
-    }
-
-    fn producer(&mut self, topic: &str, opts: ProducerOptions) -> R<ProducerId> {
-        let p = self.client.create_producer(Instant::now(), topic, opts)?;
-        let e = self.wait(Duration::from_secs(30), |e| {
-            matches!(e, Event::ProducerReady { producer, .. } | Event::ProducerFailed { producer, .. } if *producer == p)
-        })?;
-        match e {
-            Event::ProducerReady { .. } => Ok(p),
-            other => Err(format!("{other:?}").into()),
-        }
-    }
-
-    /// Sends and waits for every receipt; returns the message ids.
-    fn send_all(&mut self, p: ProducerId, msgs: Vec<OutgoingMessage>) -> R<Vec<MessageId>> {
-        let sends: Vec<_> = msgs
-            .into_iter()
-            .map(|m| self.client.send(Instant::now(), p, m))
-            .collect::<Result<_, _>>()?;
-        self.client.flush(Instant::now(), p)?;
-        let mut ids = Vec::new();
-        for s in sends {
-            let e = self.wait(
-                Duration::from_secs(30),
-                |e| matches!(e, Event::SendCompleted { send, .. } if *send == s),
-            )?;
-            match e {
-                Event::SendCompleted { result: Ok(id), .. } => ids.push(id),
-                other => return Err(format!("{other:?}").into()),
-            }
-        }
-        Ok(ids)
-    }
-
-    fn send_payloads(&mut self, p: ProducerId, payloads: &[&str]) -> R<Vec<MessageId>> {
-        let msgs = payloads
-            .iter()
-            .map(|s| OutgoingMessage::new(s.as_bytes().to_vec()))
-            .collect();
-        self.send_all(p, msgs)
-    }
-
-    /// Receives `n` messages (fails after `limit`).
-    fn take(&mut self, c: ConsumerId, n: usize, limit: Duration) -> R<Vec<Message>> {
-        let end = Instant::now() + limit;
-        let mut got = Vec::new();
-        while got.len() < n {
-            while got.len() < n {
-                match self.client.receive(Instant::now(), c) {
-                    Some(m) => got.push(m),
-                    None => break,
-                }
-            }
-            if got.len() >= n {
-                break;
-            }
-            if Instant::now() > end {
-                let tail: Vec<&Event> = self.events.iter().rev().take(12).collect();
-                return Err(format!(
-                    "received {} of {n} messages: {:?}; last events (newest first): {tail:?}",
-                    got.len(),
-                    texts(&got)
-                )
-                .into());
-            }
-            self.idle()?;
-        }
-        Ok(got)
-    }
-
-    /// Whatever arrives during `d`.
-    fn during(&mut self, c: ConsumerId, d: Duration) -> R<Vec<Message>> {
-        let end = Instant::now() + d;
-        let mut got = Vec::new();
-        while Instant::now() < end {
-            while let Some(m) = self.client.receive(Instant::now(), c) {
-                got.push(m);
-            }
-            self.idle()?;
-        }
-        Ok(got)
-    }
-
-    fn close(mut self) -> R {
-        self.client.close(Instant::now());
-        self.wait(Duration::from_secs(30), |e| *e == Event::ClientClosed)?;
-        Ok(())
-    }
-}
-
-fn texts(ms: &[Message]) -> Vec<String> {
-    ms.iter()
-        .map(|m| String::from_utf8_lossy(&m.payload).into_owned())
-        .collect()
+/// A reader of `topic` starting inclusively at the latest message, once it is ready.
+fn inclusive_latest_reader(d: &mut CoreDriver, topic: &str) -> R<ConsumerId> {
+    let r = d.client.create_reader(
+        Instant::now(),
+        topic,
+        ReaderOptions::new(MessageId::LATEST).inclusive(),
+    )?;
+    d.ready(r)
 }
 
 fn earliest(sub: &str) -> ConsumerOptions {
@@ -194,7 +43,7 @@ fn batching() -> ProducerOptions {
 #[test]
 fn exclusive_and_failover_and_shared_subscriptions() -> R {
     let topic = unique_topic("cons-types");
-    let mut d = Driver::new()?;
+    let mut d = driver()?;
     // Exclusive: a second consumer is refused
     let _a = d.subscribe(&topic, earliest("excl"))?;
     let b = d
@@ -274,7 +123,7 @@ fn exclusive_and_failover_and_shared_subscriptions() -> R {
 #[test]
 fn key_shared_keeps_each_key_on_one_consumer_in_order() -> R {
     let topic = unique_topic("cons-keyshared");
-    let mut d = Driver::new()?;
+    let mut d = driver()?;
     let opts = || earliest("ks").with_type(SubscriptionType::KeyShared);
     let k1 = d.subscribe(&topic, opts())?;
     let k2 = d.subscribe(&topic, opts())?;
@@ -319,7 +168,7 @@ fn key_shared_keeps_each_key_on_one_consumer_in_order() -> R {
 #[test]
 fn acks_individual_and_cumulative_survive_a_resubscription() -> R {
     let topic = unique_topic("cons-acks");
-    let mut d = Driver::new()?;
+    let mut d = driver()?;
     let c = d.subscribe(&topic, earliest("s"))?;
     let p = d.producer(&topic, ProducerOptions::default())?;
     let payloads: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
@@ -347,7 +196,7 @@ fn acking_part_of_a_batch_keeps_its_neighbours() -> R {
     // The broker here has acknowledgmentAtBatchIndexLevelEnabled=false (the default): the batch is
     // tracked locally and acknowledged as a whole once every message of it is.
     let topic = unique_topic("cons-batch-acks");
-    let mut d = Driver::new()?;
+    let mut d = driver()?;
     let c = d.subscribe(&topic, earliest("s"))?;
     let p = d.producer(&topic, batching())?;
     let payloads: Vec<String> = (0..6).map(|i| format!("b{i}")).collect();
@@ -382,7 +231,7 @@ fn acking_part_of_a_batch_keeps_its_neighbours() -> R {
 #[test]
 fn negative_acks_and_ack_timeout_redeliver_with_counts() -> R {
     let topic = unique_topic("cons-nack");
-    let mut d = Driver::new()?;
+    let mut d = driver()?;
     let c = d.subscribe(
         &topic,
         earliest("s")
@@ -417,7 +266,7 @@ fn negative_acks_and_ack_timeout_redeliver_with_counts() -> R {
 fn messages_failing_too_often_land_in_the_dead_letter_topic() -> R {
     let topic = unique_topic("cons-dlq");
     let dlq = format!("{topic}-s-DLQ");
-    let mut d = Driver::new()?;
+    let mut d = driver()?;
     let dl = d.subscribe(&dlq, earliest("dlq-reader"))?;
     let c = d.subscribe(
         &topic,
@@ -471,7 +320,7 @@ fn messages_failing_too_often_land_in_the_dead_letter_topic() -> R {
 #[test]
 fn readers_start_where_asked_and_seek_by_id_and_time() -> R {
     let topic = unique_topic("cons-reader");
-    let mut d = Driver::new()?;
+    let mut d = driver()?;
     let p = d.producer(&topic, ProducerOptions::default())?;
     let before = unix_ms();
     let ids = d.send_payloads(p, &["r0", "r1", "r2", "r3", "r4"])?;
@@ -482,7 +331,7 @@ fn readers_start_where_asked_and_seek_by_id_and_time() -> R {
     let ids2 = d.send_payloads(p, &["r5", "r6"])?;
     assert!(middle > before);
 
-    let read = |d: &mut Driver, opts: ReaderOptions, n: usize| -> R<Vec<String>> {
+    let read = |d: &mut CoreDriver, opts: ReaderOptions, n: usize| -> R<Vec<String>> {
         let r = d.client.create_reader(Instant::now(), &topic, opts)?;
         d.ready(r)?;
         let got = if n == 0 {
@@ -523,7 +372,7 @@ fn readers_start_where_asked_and_seek_by_id_and_time() -> R {
     };
     let last = result?;
     assert_eq!(last[0].id.entry_id, ids2[1].entry_id);
-    let has = |d: &mut Driver| -> R<bool> {
+    let has = |d: &mut CoreDriver| -> R<bool> {
         let q = d.client.has_message_available(Instant::now(), r)?;
         match d.wait(
             Duration::from_secs(30),
@@ -538,7 +387,7 @@ fn readers_start_where_asked_and_seek_by_id_and_time() -> R {
     assert!(!has(&mut d)?);
 
     // seek by message id (delivery resumes after it) and by publish time
-    let seek = |d: &mut Driver, to: SeekTo| -> R {
+    let seek = |d: &mut CoreDriver, to: SeekTo| -> R {
         let q = d.client.seek(Instant::now(), r, to)?;
         match d.wait(
             Duration::from_secs(30),
@@ -585,7 +434,7 @@ fn readers_start_where_asked_and_seek_by_id_and_time() -> R {
 
     // inclusive at the latest message: the last message, then what follows (Java's readNext
     // misses the last one, apache/pulsar#10483; Go's reader seeks to it, as this one does)
-    let r = d.inclusive_latest_reader(&topic)?;
+    let r = inclusive_latest_reader(&mut d, &topic)?;
     assert_eq!(texts(&d.take(r, 1, Duration::from_secs(30))?), vec!["r6"]);
     d.send_payloads(p, &["r7"])?;
     assert_eq!(texts(&d.take(r, 1, Duration::from_secs(30))?), vec!["r7"]);
@@ -596,7 +445,7 @@ fn readers_start_where_asked_and_seek_by_id_and_time() -> R {
 #[test]
 fn inclusive_reader_at_latest_reads_the_last_message_of_a_batch() -> R {
     let topic = unique_topic("cons-reader-head");
-    let mut d = Driver::new()?;
+    let mut d = driver()?;
     let batching = BatchingOptions::enabled().with_limits(1000, 1 << 20, Duration::from_millis(50));
     let p = d.producer(&topic, ProducerOptions::default().with_batching(batching))?;
     let ids = d.send_payloads(p, &["b0", "b1", "b2"])?;
@@ -604,7 +453,7 @@ fn inclusive_reader_at_latest_reads_the_last_message_of_a_batch() -> R {
         ids.iter().all(|id| id.entry_id == ids[0].entry_id),
         "one batch: {ids:?}"
     );
-    let r = d.inclusive_latest_reader(&topic)?;
+    let r = inclusive_latest_reader(&mut d, &topic)?;
     assert_eq!(texts(&d.take(r, 1, Duration::from_secs(30))?), vec!["b2"]);
     assert!(d.during(r, Duration::from_secs(1))?.is_empty());
     d.close()
@@ -614,7 +463,7 @@ fn inclusive_reader_at_latest_reads_the_last_message_of_a_batch() -> R {
 fn partitioned_topics_are_consumed_as_one() -> R {
     let topic = unique_topic("cons-part");
     create_partitioned(&topic, 3)?;
-    let mut d = Driver::new()?;
+    let mut d = driver()?;
     let c = d.subscribe(&topic, earliest("s").with_ack_group_time(Duration::ZERO))?;
     let p = d.producer(&topic, ProducerOptions::default())?;
     let msgs = (0..30)
@@ -650,7 +499,7 @@ fn pattern_subscriptions_follow_the_namespace() -> R {
     let local = prefix.rsplit('/').next().ok_or("name")?.to_string();
     let t1 = format!("{prefix}-a");
     let t2 = format!("{prefix}-b");
-    let mut d = Driver::new()?;
+    let mut d = driver()?;
     let p1 = d.producer(&t1, ProducerOptions::default())?;
     d.send_payloads(p1, &["a0"])?;
     let mut opts = earliest("s");

@@ -6,158 +6,17 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use pulsar_core::{
-    Client, ClientConfig, ConsumerId, ConsumerOptions, Event, InitialPosition, Message, MessageId,
-    OutgoingMessage, ProducerId, ProducerOptions,
-};
-use pulsar_tests::support::{unique_topic, unix_ms, BrokerOptions, BrokerProcess, StdSockets};
+use pulsar_core::{ConsumerOptions, Event, InitialPosition, ProducerOptions};
+use pulsar_tests::support::{unique_topic, BrokerOptions, BrokerProcess, CoreDriver};
 
 type R<T = ()> = Result<T, Box<dyn std::error::Error>>;
-
-struct Driver {
-    client: Client,
-    io: StdSockets,
-    events: Vec<Event>,
-}
-
-impl Driver {
-    fn new(url: &str) -> R<Driver> {
-        let mut config = ClientConfig::new(url);
-        config.unix_time_ms = unix_ms();
-        config.seed = 11;
-        Ok(Driver {
-            client: Client::new(config, Instant::now())?,
-            io: StdSockets::new(),
-            events: Vec::new(),
-        })
-    }
-
-    fn turn(&mut self) -> R<bool> {
-        let events = &mut self.events;
-        Ok(self.io.turn(&mut self.client, |e| events.push(e))?)
-    }
-
-    fn idle(&mut self) -> R {
-        if !self.turn()? {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        Ok(())
-    }
-
-    /// Runs until an event matching `pred` arrives or has arrived.
-    fn wait(&mut self, limit: Duration, pred: impl Fn(&Event) -> bool) -> R<Event> {
-        let end = Instant::now() + limit;
-        loop {
-            if let Some(e) = self.events.iter().find(|e| pred(e)) {
-                return Ok(e.clone());
-            }
-            if Instant::now() > end {
-                return Err(
-                    format!("no matching event within {limit:?}: {:#?}", self.events).into(),
-                );
-            }
-            self.idle()?;
-        }
-    }
-
-    fn subscribe(&mut self, topic: &str, opts: ConsumerOptions) -> R<ConsumerId> {
-        let c = self.client.subscribe(Instant::now(), topic, opts)?;
-        self.ready(c)
-    }
-
-    fn ready(&mut self, c: ConsumerId) -> R<ConsumerId> {
-        let e = self.wait(Duration::from_secs(30), |e| {
-            matches!(e, Event::ConsumerReady { consumer } | Event::ConsumerFailed { consumer, .. } if *consumer == c)
-        })?;
-        match e {
-            Event::ConsumerReady { .. } => Ok(c),
-            other => Err(format!("{other:?}").into()),
-        }
-    }
-
-    fn producer(&mut self, topic: &str, opts: ProducerOptions) -> R<ProducerId> {
-        let p = self.client.create_producer(Instant::now(), topic, opts)?;
-        let e = self.wait(Duration::from_secs(30), |e| {
-            matches!(e, Event::ProducerReady { producer, .. } | Event::ProducerFailed { producer, .. } if *producer == p)
-        })?;
-        match e {
-            Event::ProducerReady { .. } => Ok(p),
-            other => Err(format!("{other:?}").into()),
-        }
-    }
-
-    /// Sends and waits for every receipt; returns the message ids.
-    fn send_all(&mut self, p: ProducerId, msgs: Vec<OutgoingMessage>) -> R<Vec<MessageId>> {
-        let sends: Vec<_> = msgs
-            .into_iter()
-            .map(|m| self.client.send(Instant::now(), p, m))
-            .collect::<Result<_, _>>()?;
-        self.client.flush(Instant::now(), p)?;
-        let mut ids = Vec::new();
-        for s in sends {
-            let e = self.wait(
-                Duration::from_secs(30),
-                |e| matches!(e, Event::SendCompleted { send, .. } if *send == s),
-            )?;
-            match e {
-                Event::SendCompleted { result: Ok(id), .. } => ids.push(id),
-                other => return Err(format!("{other:?}").into()),
-            }
-        }
-        Ok(ids)
-    }
-
-    fn send_payloads(&mut self, p: ProducerId, payloads: &[&str]) -> R<Vec<MessageId>> {
-        let msgs = payloads
-            .iter()
-            .map(|s| OutgoingMessage::new(s.as_bytes().to_vec()))
-            .collect();
-        self.send_all(p, msgs)
-    }
-
-    /// Receives `n` messages (fails after `limit`).
-    fn take(&mut self, c: ConsumerId, n: usize, limit: Duration) -> R<Vec<Message>> {
-        let end = Instant::now() + limit;
-        let mut got = Vec::new();
-        while got.len() < n {
-            while got.len() < n {
-                match self.client.receive(Instant::now(), c) {
-                    Some(m) => got.push(m),
-                    None => break,
-                }
-            }
-            if got.len() >= n {
-                break;
-            }
-            if Instant::now() > end {
-                return Err(
-                    format!("received {} of {n} messages: {:?}", got.len(), texts(&got)).into(),
-                );
-            }
-            self.idle()?;
-        }
-        Ok(got)
-    }
-
-    fn close(mut self) -> R {
-        self.client.close(Instant::now());
-        self.wait(Duration::from_secs(30), |e| *e == Event::ClientClosed)?;
-        Ok(())
-    }
-}
-
-fn texts(ms: &[Message]) -> Vec<String> {
-    ms.iter()
-        .map(|m| String::from_utf8_lossy(&m.payload).into_owned())
-        .collect()
-}
 
 #[test]
 fn broker_restart_mid_consumption_loses_nothing() -> R {
     let mut own = BrokerProcess::start(BrokerOptions::new())?;
     let url = own.info().service_url.clone();
     let topic = unique_topic("cons-restart");
-    let mut d = Driver::new(&url)?;
+    let mut d = CoreDriver::new(&url, 11)?;
     let c = d.subscribe(
         &topic,
         ConsumerOptions::new("s")

@@ -10,6 +10,7 @@
 mod admin;
 mod broker;
 mod cluster;
+mod core_driver;
 mod error;
 mod http;
 mod info;
@@ -24,6 +25,7 @@ pub use broker::{batch_ack_broker, broker, shared_broker, try_broker, txn_broker
 pub use cluster::{
     cluster, cluster_script_path, try_cluster, Cluster, ClusterBroker, ClusterCredentials,
 };
+pub use core_driver::{texts, CoreDriver, DriverResult};
 pub use error::SupportError;
 pub use info::{AuthInfo, BrokerInfo, TlsFiles};
 pub use java::JavaProgram;
