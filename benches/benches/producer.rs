@@ -10,7 +10,8 @@
 //! connection (messages round robin, batches closed by their 1 ms timer).
 //!
 //! `PRODUCER_BENCH_PROFILE=N` runs N rounds of the batched variant only (for `perf`/`callgrind`);
-//! `PRODUCER_BENCH_PROFILE_PRODUCERS=P` spreads them over P producers;
+//! `PRODUCER_BENCH_PROFILE_PRODUCERS=P` spreads them over P producers, with
+//! `PRODUCER_BENCH_PROFILE_PER_PRODUCER=M` messages each per round (default 10);
 //! `PRODUCER_BENCH_BATCH_RECEIPTS=1` asks for one event per batch receipt (as the runtimes do).
 
 mod common;
@@ -360,7 +361,17 @@ fn bench(c: &mut Criterion) {
         if std::env::var_os("PRODUCER_BENCH_BATCH_RECEIPTS").is_some() {
             s.client.set_batch_receipts(true);
         }
-        let per_round = if producers > 1 { 10 * producers } else { BATCH };
+        // `PRODUCER_BENCH_PROFILE_PER_PRODUCER=M`: M messages per producer and round (default
+        // 10; 1 is the one-message batches of 1,000 producers at full speed).
+        let per_producer = std::env::var("PRODUCER_BENCH_PROFILE_PER_PRODUCER")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(10);
+        let per_round = if producers > 1 {
+            per_producer * producers
+        } else {
+            BATCH
+        };
         for _ in 0..n {
             s.round(per_round);
         }

@@ -26,7 +26,7 @@ static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
 const BROKER_ENV: &str = "IDLE_MEMORY_BROKER";
 
 /// What an idle producer may hold today (bytes with the allocator overhead); the goal is 1,024.
-const PRODUCER_BOUND: f64 = 1280.0;
+const PRODUCER_BOUND: f64 = 1200.0;
 
 /// Allocator overhead counted per live block.
 const BLOCK_OVERHEAD: f64 = 16.0;

@@ -294,11 +294,7 @@ impl Producers {
             now
         };
         for id in self.parts.due(horizon) {
-            let outcome = match self.parts.get_mut(&id) {
-                Some(mut part) => part.handle_timeout(sh, now, fired),
-                None => continue,
-            };
-            self.after_part(sh, now, id, outcome);
+            self.on_part(sh, now, id, |part, sh| part.handle_timeout(sh, now, fired));
         }
         let due = self.apps.due(now);
         for id in due {
@@ -430,9 +426,13 @@ impl Producers {
         id: ProducerId,
         f: impl FnOnce(&mut Part, &mut Shared) -> Outcome,
     ) {
-        let outcome = self.parts.get_mut(&id).map(|mut part| f(&mut part, sh));
-        if let Some(outcome) = outcome {
-            self.after_part(sh, now, id, outcome);
+        // One look-up: the outcome, the application producer and what was freed together.
+        let done = self.parts.get_mut(&id).map(|mut part| {
+            let outcome = f(&mut part, sh);
+            (part.app, part.take_freed(), outcome)
+        });
+        if let Some((app, freed, outcome)) = done {
+            self.part_done(sh, now, id, app, freed, outcome);
         }
     }
 
@@ -798,13 +798,44 @@ impl Producers {
 
     /// Applies what a wire producer reported.
     fn after_part(&mut self, sh: &mut Shared, now: Instant, part_id: ProducerId, outcome: Outcome) {
-        let Some((app_id, (m, b))) = self
+        // What was freed changes no deadline: no refiling.
+        let Some((app_id, freed)) = self
             .parts
-            .get_mut(&part_id)
-            .map(|mut part| (part.app, part.take_freed()))
+            .get_mut_untracked(&part_id)
+            .map(|part| (part.app, part.take_freed()))
         else {
             return;
         };
+        self.part_done(sh, now, part_id, app_id, freed, outcome);
+    }
+
+    /// Applies what wire producer `part_id` of `app_id` reported, with the messages and bytes
+    /// it completed.
+    fn part_done(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        part_id: ProducerId,
+        app_id: ProducerId,
+        (m, b): (usize, usize),
+        outcome: Outcome,
+    ) {
+        if outcome == Outcome::None {
+            // The common case (a receipt, a batch sent): one look-up of the application
+            // producer, whose deadline does not depend on its count of pending messages; the rest
+            // of `settle` only matters with a flush waiting or while closing.
+            let quiet = self.apps.get_mut_untracked(&app_id).is_some_and(|app| {
+                app.pending = app.pending.saturating_sub(m);
+                app.flushes.is_empty() && !app.closing
+            });
+            if quiet {
+                self.memory.used = self.memory.used.saturating_sub(b);
+                self.notify_room(&sh.env, &mut sh.out);
+                return;
+            }
+            self.memory.used = self.memory.used.saturating_sub(b);
+            return self.settle(sh, now, app_id);
+        }
         self.free(app_id, m, b);
         match outcome {
             Outcome::None => {}
@@ -858,7 +889,7 @@ impl Producers {
             .map(|p| p.last_sequence_id)
             .max()
             .unwrap_or(-1);
-        let schema_version = first.schema_version.clone();
+        let schema_version = first.schema_version.as_deref().cloned();
         if let Some(mut app) = self.apps.get_mut(&id) {
             app.ready = true;
         }

@@ -169,7 +169,9 @@ pub(super) struct Part {
     epoch: u64,
     /// Topic epoch from the broker (exclusive access modes), sent back on re-registration.
     topic_epoch: Option<u64>,
-    pub(super) schema_version: Option<Bytes>,
+    /// The schema version the broker gave (boxed: most producers have none, and every idle
+    /// producer carries the field).
+    pub(super) schema_version: Option<Box<Bytes>>,
     /// The broker's `last_sequence_id` at the first registration.
     pub(super) last_sequence_id: i64,
     /// First registration done: messages get sequence ids and go to the pending queue.
@@ -185,8 +187,9 @@ pub(super) struct Part {
     /// Messages and payload bytes completed since the owner last asked.
     freed_messages: usize,
     freed_bytes: usize,
-    /// What the statistics report (see [`ProducerStats`]).
-    counters: SendCounters,
+    /// What the statistics report (see [`ProducerStats`]); built on the first write (an idle
+    /// producer holds none).
+    counters: Option<Box<SendCounters>>,
     /// The broker's maximum message size on the connection of the last registration.
     max_size: usize,
 }
@@ -247,13 +250,15 @@ impl Part {
             closing: Closing::Open,
             freed_messages: 0,
             freed_bytes: 0,
-            counters: SendCounters::default(),
+            counters: None,
             max_size: pulsar_proto::DEFAULT_MAX_MESSAGE_SIZE,
             cfg,
         }
     }
 
     pub(super) fn stats(&self) -> ProducerStats {
+        let none = SendCounters::default();
+        let counters = self.counters.as_deref().unwrap_or(&none);
         ProducerStats {
             id: self.app,
             topic: self.link.topic.to_string(),
@@ -262,14 +267,14 @@ impl Part {
             connection: self.link.conn(),
             pending_messages: self.queued_messages(),
             pending_bytes: self.queued_bytes(),
-            messages_sent: self.counters.messages_sent,
-            batches_sent: self.counters.batches_sent,
-            bytes_sent: self.counters.bytes_sent,
-            messages_acked: self.counters.messages_acked,
-            receipts_received: self.counters.receipts_received,
-            messages_failed: self.counters.messages_failed,
+            messages_sent: counters.messages_sent,
+            batches_sent: counters.batches_sent,
+            bytes_sent: counters.bytes_sent,
+            messages_acked: counters.messages_acked,
+            receipts_received: counters.receipts_received,
+            messages_failed: counters.messages_failed,
             reconnects: self.link.reconnects,
-            send_latency: self.counters.latency.clone().unwrap_or_default(),
+            send_latency: counters.latency.clone().unwrap_or_default(),
         }
     }
 
@@ -445,7 +450,7 @@ impl Part {
                     ),
                     (None, None) => None,
                 };
-                let mut metadata = pb::MessageMetadata {
+                let mut metadata = Box::new(pb::MessageMetadata {
                     producer_name: String::new(),
                     sequence_id: seq,
                     publish_time,
@@ -460,11 +465,11 @@ impl Part {
                     event_time: msg.event_time,
                     null_value: msg.null_value.then_some(true),
                     deliver_at_time: deliver_at.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
-                    schema_version: self.schema_version.clone(),
+                    schema_version: self.schema_version.as_deref().cloned(),
                     txnid_most_bits: msg.txn.map(|t| t.most_bits),
                     txnid_least_bits: msg.txn.map(|t| t.least_bits),
                     ..Default::default()
-                };
+                });
                 let payload = if msg.null_value {
                     Bytes::new()
                 } else {
@@ -519,20 +524,20 @@ impl Part {
             Some(k) => (k.key, k.key_is_base64, k.ordering_key),
             None => (None, false, None),
         };
-        let mut metadata = pb::MessageMetadata {
+        let mut metadata = Box::new(pb::MessageMetadata {
             producer_name: String::new(),
             sequence_id: c.first_seq,
             publish_time: c.publish_time,
             num_messages_in_batch: Some(i32::try_from(count).unwrap_or(i32::MAX)),
             highest_sequence_id: (c.highest_seq > c.first_seq).then_some(c.highest_seq),
-            schema_version: self.schema_version.clone(),
+            schema_version: self.schema_version.as_deref().cloned(),
             partition_key: key,
             partition_key_b64_encoded: key_b64.then_some(true),
             ordering_key,
             txnid_most_bits: c.txn.map(|t| t.most_bits),
             txnid_least_bits: c.txn.map(|t| t.least_bits),
             ..Default::default()
-        };
+        });
         let sealed = self
             .compress(&mut metadata, c.payload)
             .and_then(|p| self.encrypt(now, &mut metadata, p));
@@ -571,7 +576,7 @@ impl Part {
             {
                 let name = self.name.get_or_insert_with(String::new);
                 op.encode(self.id.get(), name, buf);
-                self.counters.written(op);
+                self.counters.get_or_insert_with(Box::default).written(op);
             }
         }
     }
@@ -586,7 +591,7 @@ impl Part {
             let name = self.name.get_or_insert_with(String::new);
             for op in &mut self.pending {
                 op.encode(self.id.get(), name, buf);
-                self.counters.written(op);
+                self.counters.get_or_insert_with(Box::default).written(op);
             }
         }
     }
@@ -594,7 +599,9 @@ impl Part {
     fn complete(&mut self, out: &mut Outputs, send: SendId, result: Result<MessageId, SendError>) {
         self.freed_messages += 1;
         if result.is_err() {
-            self.counters.messages_failed += 1;
+            self.counters
+                .get_or_insert_with(Box::default)
+                .messages_failed += 1;
         }
         out.events.push_back(Event::SendCompleted {
             producer: self.app,
@@ -853,7 +860,7 @@ impl Part {
         if success.topic_epoch.is_some() {
             self.topic_epoch = success.topic_epoch;
         }
-        self.schema_version = success.schema_version;
+        self.schema_version = success.schema_version.map(Box::new);
         if first {
             let last = success.last_sequence_id.unwrap_or(-1);
             self.last_sequence_id = last;

@@ -23,7 +23,7 @@ pub(super) struct Unbatched {
     pub(super) send: SendId,
     /// Its sequence id (the first chunk's and every other chunk's too).
     pub(super) seq: u64,
-    pub(super) metadata: pb::MessageMetadata,
+    pub(super) metadata: Box<pb::MessageMetadata>,
     /// The payload, not compressed yet.
     pub(super) payload: Bytes,
     /// Uncompressed payload bytes held for the application (memory accounting).

@@ -171,9 +171,10 @@ impl Part {
         let Some(op) = self.pending.pop_front() else {
             return;
         };
-        self.counters.receipts_received += 1;
-        self.counters.messages_acked += op.sends.len() as u64;
-        self.counters
+        let counters = self.counters.get_or_insert_with(Box::default);
+        counters.receipts_received += 1;
+        counters.messages_acked += op.sends.len() as u64;
+        counters
             .latency
             .get_or_insert_with(LatencyHistogram::new)
             .record_n(
