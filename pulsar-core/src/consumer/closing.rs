@@ -29,13 +29,13 @@ impl Consumers {
             return Ok(());
         }
         g.phase = Phase::Closing;
-        for t in g.topics.values_mut() {
+        g.topics.for_each_mut(|_, t| {
             if let Some(op) = t.op.take() {
                 sh.lookups.cancel(op);
             }
             t.retry_at = None;
             t.next_check = None;
-        }
+        });
         self.stop_discovery(sh, now, gid);
         let subs: Vec<ConsumerId> = self
             .groups
@@ -83,9 +83,9 @@ impl Consumers {
         if let Some(g) = self.groups.get_mut(&gid) {
             g.subs.remove(&sid);
             g.take_sub_messages(sid);
-            for t in g.topics.values_mut() {
-                t.subs.retain(|_, id| *id != sid);
-            }
+            // no deadline, resolution or operation depends on `subs`
+            g.topics
+                .for_each_subs(|subs| subs.retain(|_, id| *id != sid));
         }
         self.dlq.forget_sub(sid);
         // outcomes of a removed sub only concern group requests

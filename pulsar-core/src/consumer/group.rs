@@ -9,6 +9,7 @@ use std::time::Instant;
 use super::message::{Message, TopicMessageId};
 use super::options::ConsumerOptions;
 use super::pattern::TopicPattern;
+use super::topics::Topics;
 use super::vecmap::{VecMap, VecSet};
 use crate::backoff::Backoff;
 use crate::deadline::Deadline;
@@ -131,8 +132,8 @@ pub(super) struct Group {
     pub(super) id: ConsumerId,
     pub(super) opts: Arc<ConsumerOptions>,
     /// What the application asked for (stats).
-    pub(super) label: String,
-    pub(super) topics: VecMap<String, TopicEntry>,
+    pub(super) label: Box<str>,
+    pub(super) topics: Topics,
     pub(super) subs: VecSet<ConsumerId>,
     pub(super) queue: VecDeque<Message>,
     pub(super) phase: Phase,
@@ -172,23 +173,18 @@ impl Group {
     }
 
     pub(super) fn all_resolved(&self) -> bool {
-        self.topics.values().all(|t| t.partitions.is_some())
-            && self.discovery.as_ref().is_none_or(|d| d.listed)
+        self.topics.all_resolved() && self.discovery.as_ref().is_none_or(|d| d.listed)
     }
 }
 
 impl crate::deadline_map::NextTimeout for Group {
     fn next_timeout(&self) -> Option<Instant> {
-        let topics = self
-            .topics
-            .values()
-            .flat_map(|t| [t.retry_at, t.next_check])
-            .flatten();
+        let topics = self.topics.next_timeout();
         let discovery = self
             .discovery
             .as_ref()
             .filter(|d| d.op.is_none())
             .map(|d| d.next_poll);
-        topics.chain(discovery).min()
+        topics.into_iter().chain(discovery).min()
     }
 }

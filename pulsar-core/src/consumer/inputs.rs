@@ -27,11 +27,7 @@ impl Consumers {
         result: OpResult,
     ) {
         if let Some(g) = self.groups.get(&id) {
-            let name = g
-                .topics
-                .iter()
-                .find(|(_, t)| t.op == Some(op))
-                .map(|(n, _)| n.clone());
+            let name = g.topics.by_op(op).cloned();
             if let Some(name) = name {
                 self.metadata_done(sh, now, id, &name, result);
                 return;

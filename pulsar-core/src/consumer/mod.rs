@@ -44,6 +44,7 @@ mod sub;
 mod subscribe;
 mod table;
 mod timers;
+mod topics;
 mod txn;
 mod vecmap;
 
@@ -110,7 +111,7 @@ impl Consumers {
                 };
                 ConsumerStats {
                     id: g.id,
-                    topic: g.label.clone(),
+                    topic: g.label.to_string(),
                     subscription: g.opts.subscription.clone(),
                     state,
                     connection: subs.iter().find_map(|s| s.link.conn()),

@@ -241,23 +241,32 @@ impl Consumers {
             Phase::Ready => {
                 // A topic found by a pattern is retried as long as it matches; anything else
                 // ends the consumer (as Java's consumer fails).
-                let entry = topic.as_deref().and_then(|t| {
+                let name = topic.as_deref().and_then(|t| {
                     g.topics
-                        .iter_mut()
+                        .iter()
                         .find(|(name, e)| {
                             e.discovered && (t == name.as_str() || t.starts_with(name.as_str()))
                         })
-                        .map(|(_, e)| e)
+                        .map(|(name, _)| name.clone())
                 });
-                match entry {
-                    Some(e) => {
-                        e.retry_at = Some(time::after(now, e.backoff.next_delay(&mut sh.env.rng)));
-                        sh.out.events.push_back(Event::ConsumerReconnecting {
-                            consumer: gid,
-                            reason: error,
-                        });
-                    }
-                    None => self.end_group(sh, Some(now), gid, Some(error), false),
+                let retried = match &name {
+                    Some(name) => match g.topics.get_mut(name) {
+                        Some(mut e) => {
+                            e.retry_at =
+                                Some(time::after(now, e.backoff.next_delay(&mut sh.env.rng)));
+                            true
+                        }
+                        None => false,
+                    },
+                    None => false,
+                };
+                if retried {
+                    sh.out.events.push_back(Event::ConsumerReconnecting {
+                        consumer: gid,
+                        reason: error,
+                    });
+                } else {
+                    self.end_group(sh, Some(now), gid, Some(error), false);
                 }
             }
         }

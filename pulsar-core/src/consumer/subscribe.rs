@@ -9,6 +9,7 @@ use super::group::Watch;
 use super::pattern::TopicPattern;
 use super::retry_or_fail;
 use super::sub::Sub;
+use super::topics::Topics;
 use super::vecmap::VecMap;
 use super::vecmap::VecSet;
 use super::ConsumerOptions;
@@ -154,8 +155,8 @@ impl Consumers {
         let mut g = Group {
             id,
             opts,
-            label,
-            topics: VecMap::new(),
+            label: label.into_boxed_str(),
+            topics: Topics::new(),
             subs: VecSet::new(),
             queue: Default::default(),
             phase: Phase::Starting,
@@ -211,12 +212,10 @@ impl Consumers {
         topic: &TopicName,
     ) {
         if topic.is_partition() {
-            if let Some(t) = self
-                .groups
-                .get_mut(&gid)
-                .and_then(|g| g.topics.get_mut(topic.as_str()))
-            {
-                t.partitions = Some(0);
+            if let Some(g) = self.groups.get_mut(&gid) {
+                if let Some(mut t) = g.topics.get_mut(topic.as_str()) {
+                    t.partitions = Some(0);
+                }
             }
             self.ensure_subs(sh, now, gid, topic.as_str());
             return;
@@ -231,12 +230,10 @@ impl Consumers {
             None,
             limit,
         );
-        if let Some(t) = self
-            .groups
-            .get_mut(&gid)
-            .and_then(|g| g.topics.get_mut(topic.as_str()))
-        {
-            t.op = Some(op);
+        if let Some(g) = self.groups.get_mut(&gid) {
+            if let Some(mut t) = g.topics.get_mut(topic.as_str()) {
+                t.op = Some(op);
+            }
         }
     }
 
@@ -253,7 +250,7 @@ impl Consumers {
         };
         let starting = g.phase == Phase::Starting;
         let interval = g.opts.partitions_update_interval;
-        let Some(t) = g.topics.get_mut(name) else {
+        let Some(mut t) = g.topics.get_mut(name) else {
             return;
         };
         t.op = None;
@@ -266,14 +263,16 @@ impl Consumers {
                 if n > 0 {
                     t.next_check = interval.map(|i| time::after(now, i));
                 }
+                drop(t);
                 self.ensure_subs(sh, now, gid, name);
                 self.check_ready(&mut sh.out, gid);
             }
             OpResult::PartitionedMetadata(Err(e)) => {
                 let delay = t.backoff.next_delay(&mut sh.env.rng);
+                drop(t);
                 match retry_or_fail(starting, &mut g.create_deadline, now, delay, e) {
                     Ok(at) => {
-                        if let Some(t) = g.topics.get_mut(name) {
+                        if let Some(mut t) = g.topics.get_mut(name) {
                             t.retry_at = Some(at);
                         }
                     }
@@ -368,7 +367,7 @@ impl Consumers {
             self.subs.insert(id, sub);
             if let Some(g) = self.groups.get_mut(&gid) {
                 g.subs.insert(id);
-                if let Some(t) = g.topics.get_mut(name) {
+                if let Some(mut t) = g.topics.get_mut(name) {
                     t.subs.insert(p, id);
                 }
             }
@@ -384,7 +383,9 @@ impl Consumers {
         if g.phase != Phase::Starting || !g.all_resolved() {
             return;
         }
-        if g.subs.iter().all(|s| {
+        // newest first: wire consumers become ready roughly in creation order, so a group still
+        // starting usually stops at the first one looked at (not a scan of thousands per event)
+        if g.subs.iter().rev().all(|s| {
             self.subs
                 .get(s)
                 .is_some_and(|s| s.link.ever_ready && !s.head_pending)

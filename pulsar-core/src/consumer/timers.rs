@@ -95,7 +95,10 @@ impl Consumers {
         }
         let mut resolve = Vec::new();
         let mut ensure = Vec::new();
-        for (name, t) in g.topics.iter_mut() {
+        for name in g.topics.due(now) {
+            let Some(mut t) = g.topics.get_mut(&name) else {
+                continue;
+            };
             if t.retry_at.is_some_and(|r| r <= now) {
                 t.retry_at = None;
                 if t.partitions.is_none() || (t.partitions == Some(0) && !t.discovered) {

@@ -112,7 +112,7 @@ impl<K: Ord, V> VecMap<K, V> {
         self.items.iter_mut().map(|(k, v)| (&*k, v))
     }
 
-    pub(super) fn keys(&self) -> impl Iterator<Item = &K> {
+    pub(super) fn keys(&self) -> impl DoubleEndedIterator<Item = &K> {
         self.items.iter().map(|(k, _)| k)
     }
 
@@ -174,7 +174,7 @@ impl<K: Ord> VecSet<K> {
         self.map.is_empty()
     }
 
-    pub(super) fn iter(&self) -> impl Iterator<Item = &K> {
+    pub(super) fn iter(&self) -> impl DoubleEndedIterator<Item = &K> {
         self.map.keys()
     }
 }
