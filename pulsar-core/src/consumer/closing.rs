@@ -1,6 +1,7 @@
 //! Closing: wire consumers and groups closed by the application, given up, or dropped with the
 //! client.
 
+use super::group::Group;
 use super::group::GroupOp;
 use super::group::Phase;
 use super::group::Watch;
@@ -83,9 +84,7 @@ impl Consumers {
         if let Some(g) = self.groups.get_mut(&gid) {
             g.subs.remove(&sid);
             g.take_sub_messages(sid);
-            // no deadline, resolution or operation depends on `subs`
-            g.topics
-                .for_each_subs(|subs| subs.retain(|_, id| *id != sid));
+            forget_topic_sub(g, &s.topic_name, sid);
         }
         self.dlq.forget_sub(sid);
         // outcomes of a removed sub only concern group requests
@@ -193,5 +192,48 @@ impl Consumers {
             // the client shuts every connection down next: nothing to clean up on the broker
             self.end_group(sh, None, id, Some(error.clone()), false);
         }
+    }
+}
+
+/// Removes wire consumer `sid` (on `topic`) from its topic's entry: the entry of `topic` itself
+/// (a partition named directly, or found by a pattern) or of the partitioned topic it belongs
+/// to, without a walk over every topic, so closing a pattern consumer over n topics is not
+/// O(n²). Walks them all only when neither entry holds it (its topic was dropped first). No
+/// deadline, resolution or operation depends on a topic's wire consumers.
+fn forget_topic_sub(g: &mut Group, topic: &str, sid: ConsumerId) {
+    let mut found = false;
+    for name in std::iter::once(topic).chain(partitioned_base(topic)) {
+        if let Some(subs) = g.topics.subs_mut(name) {
+            let before = subs.len();
+            subs.retain(|_, id| *id != sid);
+            found |= subs.len() != before;
+        }
+    }
+    if !found {
+        g.topics
+            .for_each_subs(|subs| subs.retain(|_, id| *id != sid));
+    }
+}
+
+/// The partitioned topic that `topic` is a partition of (`<name>-partition-<n>`), if it is one.
+fn partitioned_base(topic: &str) -> Option<&str> {
+    let (base, index) = topic.rsplit_once("-partition-")?;
+    (!index.is_empty() && index.bytes().all(|b| b.is_ascii_digit())).then_some(base)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::partitioned_base;
+
+    #[test]
+    fn partitioned_base_strips_only_a_numbered_partition_suffix() {
+        let t = "persistent://public/default/orders";
+        assert_eq!(
+            partitioned_base("persistent://public/default/orders-partition-12"),
+            Some(t)
+        );
+        assert_eq!(partitioned_base(t), None);
+        assert_eq!(partitioned_base("persistent://p/d/a-partition-"), None);
+        assert_eq!(partitioned_base("persistent://p/d/a-partition-x1"), None);
     }
 }

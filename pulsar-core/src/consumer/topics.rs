@@ -187,6 +187,11 @@ impl Topics {
         }
     }
 
+    /// One topic's wire consumers (which nothing in the index depends on).
+    pub(super) fn subs_mut(&mut self, name: &str) -> Option<&mut VecMap<i32, ConsumerId>> {
+        self.map.get_mut(name).map(|t| &mut t.subs)
+    }
+
     /// Whether every topic's partition count is known.
     pub(super) fn all_resolved(&self) -> bool {
         self.index.as_ref().is_none_or(|ix| ix.unresolved == 0)
