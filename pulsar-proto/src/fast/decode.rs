@@ -171,7 +171,23 @@ fn key_value(r: &mut Reader<'_>) -> Option<pb::KeyValue> {
     Some(kv)
 }
 
-/// `MessageMetadata`, every field but `encryption_keys`.
+/// One `EncryptionKeys` (an encrypted entry's wrapped data key), as prost merges it: the
+/// required `key` and `value` default to empty when absent, the last occurrence wins.
+fn encryption_keys(r: &mut Reader<'_>) -> Option<pb::EncryptionKeys> {
+    let mut keys = pb::EncryptionKeys::default();
+    let mut r = r.message()?;
+    while !r.is_empty() {
+        match split_key(r.varint()?) {
+            (1, LEN) => keys.key = r.string()?,
+            (2, LEN) => keys.value = r.owned_bytes()?,
+            (3, LEN) => keys.metadata.push(key_value(&mut r)?),
+            _ => return None,
+        }
+    }
+    Some(keys)
+}
+
+/// `MessageMetadata`, every field.
 pub(crate) fn merge_message_metadata(
     msg: &mut pb::MessageMetadata,
     mut r: Reader<'_>,
@@ -193,6 +209,7 @@ pub(crate) fn merge_message_metadata(
             (9, VARINT) => msg.uncompressed_size = Some(r.varint()? as u32),
             (11, VARINT) => msg.num_messages_in_batch = Some(r.varint()? as i32),
             (12, VARINT) => msg.event_time = Some(r.varint()?),
+            (13, LEN) => msg.encryption_keys.push(encryption_keys(&mut r)?),
             (14, LEN) => msg.encryption_algo = Some(r.string()?),
             (15, LEN) => msg.encryption_param = Some(r.owned_bytes()?),
             (16, LEN) => msg.schema_version = Some(r.owned_bytes()?),

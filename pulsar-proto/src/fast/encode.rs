@@ -145,13 +145,21 @@ fn key_value_len(m: &pb::KeyValue) -> usize {
     len_of(m, key_value)
 }
 
-/// `MessageMetadata`'s fields; `false` (and nothing written) when it has encryption keys,
-/// which only prost encodes.
+/// `EncryptionKeys`' fields (an encrypted entry's wrapped data key).
+#[inline(always)]
+fn encryption_keys<S: Sink>(s: &mut S, m: &pb::EncryptionKeys) {
+    s.bytes(l(1), m.key.as_bytes());
+    s.bytes(l(2), &m.value);
+    for kv in &m.metadata {
+        s.nested(l(3), key_value_len(kv));
+        key_value(s, kv);
+    }
+}
+
+/// `MessageMetadata`'s fields (all of them, `encryption_keys` included: an encrypted entry
+/// is encoded by hand too); always `true`.
 #[inline(always)]
 pub(crate) fn message_metadata<S: Sink>(s: &mut S, m: &pb::MessageMetadata) -> bool {
-    if !m.encryption_keys.is_empty() {
-        return false;
-    }
     s.bytes(l(1), m.producer_name.as_bytes());
     s.varint(v(2), m.sequence_id);
     s.varint(v(3), m.publish_time);
@@ -168,6 +176,10 @@ pub(crate) fn message_metadata<S: Sink>(s: &mut S, m: &pb::MessageMetadata) -> b
     opt_varint(s, v(9), m.uncompressed_size.map(u64::from));
     opt_i32(s, v(11), m.num_messages_in_batch);
     opt_varint(s, v(12), m.event_time);
+    for k in &m.encryption_keys {
+        s.nested(l(13), len_of(k, encryption_keys));
+        encryption_keys(s, k);
+    }
     opt_bytes(s, l(14), m.encryption_algo.as_deref().map(str::as_bytes));
     opt_bytes(s, l(15), m.encryption_param.as_deref());
     opt_bytes(s, l(16), m.schema_version.as_deref());
@@ -205,7 +217,7 @@ pub(crate) fn single_message_metadata<S: Sink>(s: &mut S, m: &pb::SingleMessageM
     opt_bool(s, v(10), m.null_partition_key);
 }
 
-/// Encoded length of a `MessageMetadata`, `None` when only prost can encode it.
+/// Encoded length of a `MessageMetadata` (always `Some`: every field is encoded by hand).
 #[inline(always)]
 pub(crate) fn message_metadata_len(m: &pb::MessageMetadata) -> Option<usize> {
     let mut counter = Counter(0);

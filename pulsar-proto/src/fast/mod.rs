@@ -1,12 +1,12 @@
 //! Hand-written protobuf codecs for the messages on the hot path, with prost as the fallback.
 //!
 //! Decoding: `BaseCommand` carrying `SEND`, `SEND_RECEIPT`, `MESSAGE`, `ACK`, `FLOW`, `PING` or
-//! `PONG`, `MessageMetadata` (all fields but `encryption_keys`) and `SingleMessageMetadata` are
-//! parsed by hand. Anything else — other commands, unknown fields, packed repeated fields,
+//! `PONG`, `MessageMetadata` (encryption keys included) and `SingleMessageMetadata` are parsed
+//! by hand. Anything else — other commands, unknown fields, packed repeated fields,
 //! malformed input — is handed to prost, which decodes the whole message from scratch. The
 //! result, value or error, is therefore always prost's.
 //!
-//! Encoding: `CommandSend`, `MessageMetadata` (without encryption keys) and
+//! Encoding: `CommandSend`, `MessageMetadata` (encryption keys included) and
 //! `SingleMessageMetadata` are written by hand, byte-identical to prost's encoding.
 //!
 //! The frame codec ([`crate::FrameDecoder`], [`crate::encode_send`], [`crate::batch`]) uses
@@ -226,8 +226,7 @@ pub fn message_metadata_len(metadata: &pb::MessageMetadata) -> usize {
     encode::message_metadata_len(metadata).unwrap_or_else(|| metadata.encoded_len())
 }
 
-/// Appends a `MessageMetadata`, byte-identical to `prost::Message::encode_raw`; by hand unless
-/// it carries encryption keys.
+/// Appends a `MessageMetadata`, byte-identical to `prost::Message::encode_raw` (by hand).
 pub fn encode_message_metadata(metadata: &pb::MessageMetadata, out: &mut BytesMut) {
     match encode::message_metadata_len(metadata) {
         Some(len) => append(out, len, |w| {
