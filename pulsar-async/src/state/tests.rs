@@ -21,6 +21,25 @@ pub(super) fn state(event_buffer: usize, wakes: Arc<AtomicUsize>) -> State {
     )
 }
 
+/// A producer on topic `t` batching up to 50 ms (so a send opens a batch and its deadline).
+fn batching_producer(st: &mut State) -> ProducerId {
+    let mut options = ProducerOptions::default();
+    options.batching = pulsar_core::BatchingOptions::enabled().with_limits(
+        1000,
+        1 << 20,
+        Duration::from_millis(50),
+    );
+    st.create_producer("t", options).unwrap()
+}
+
+/// Queues one message on `producer`, which must have room.
+fn send_one(st: &mut State, producer: ProducerId) {
+    let mut message = Some(OutgoingMessage::new("x"));
+    assert!(st
+        .poll_enqueue(producer, &mut message, &mut None, false, None)
+        .is_ready());
+}
+
 #[test]
 fn a_slow_subscriber_sees_how_many_events_it_missed() {
     let mut st = state(2, Arc::default());
@@ -73,19 +92,8 @@ fn the_driver_is_woken_only_for_new_work() {
 fn a_send_that_starts_a_batch_wakes_a_driver_armed_later() {
     let wakes = Arc::new(AtomicUsize::new(0));
     let mut st = state(8, wakes.clone());
-    let mut options = ProducerOptions::default();
-    options.batching = pulsar_core::BatchingOptions::enabled().with_limits(
-        1000,
-        1 << 20,
-        Duration::from_millis(50),
-    );
-    let producer = st.create_producer("t", options).unwrap();
-    let send = |st: &mut State| {
-        let mut message = Some(OutgoingMessage::new("x"));
-        assert!(st
-            .poll_enqueue(producer, &mut message, &mut None, false, None)
-            .is_ready());
-    };
+    let producer = batching_producer(&mut st);
+    let send = |st: &mut State| send_one(st, producer);
     // The driver ran and armed its timer an hour ahead.
     st.driver_running();
     st.io.clear();
@@ -578,19 +586,8 @@ impl AsyncTimer for RecordingTimer {
 fn a_send_that_starts_a_batch_moves_a_sleeping_async_drivers_timer_instead_of_waking_it() {
     let wakes = Arc::new(AtomicUsize::new(0));
     let mut st = state(8, wakes.clone());
-    let mut options = ProducerOptions::default();
-    options.batching = pulsar_core::BatchingOptions::enabled().with_limits(
-        1000,
-        1 << 20,
-        Duration::from_millis(50),
-    );
-    let producer = st.create_producer("t", options).unwrap();
-    let send = |st: &mut State| {
-        let mut message = Some(OutgoingMessage::new("x"));
-        assert!(st
-            .poll_enqueue(producer, &mut message, &mut None, false, None)
-            .is_ready());
-    };
+    let producer = batching_producer(&mut st);
+    let send = |st: &mut State| send_one(st, producer);
     // The driver sleeps on its timer, an hour ahead.
     let resets = Arc::new(Mutex::new(Vec::new()));
     let far = Instant::now() + Duration::from_secs(3600);
